@@ -1,0 +1,1 @@
+"""Concept-based interpretation: the FAU-KL association between filters and action units."""

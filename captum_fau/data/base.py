@@ -1,0 +1,168 @@
+"""The in-memory face dataset every loader returns.
+
+A :class:`FaceSet` holds aligned face crops as uint8 arrays plus whatever
+labels the source has: emotion classes, action-unit intensities, subject and
+sequence ids, fold assignments. It is a ``torch.utils.data.Dataset`` whose
+items are dicts, so one object feeds training (``"image"``, ``"emotion"``),
+top-N scans (``"image"``) and FAU-KL (``"image"``, ``"aus"``, ``"subject"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from captum_fau.data.transforms import model_input
+from captum_fau.errors import DatasetError, LabelError
+
+#: CK+ emotion codes 0..7, the library's canonical 8-class order.
+CKPLUS_CLASSES: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
+
+@dataclass
+class FaceSet(Dataset):
+    """Aligned grayscale faces with optional labels.
+
+    Args:
+        images (np.ndarray): ``[N, H, W]`` uint8 face crops.
+        class_names (sequence of str): Emotion class names in label order.
+        emotions (np.ndarray, optional): ``[N]`` int64 class indices; -1 marks unlabelled images.
+        aus (np.ndarray, optional): ``[N, J]`` float32 AU intensities (0 = absent, 1..5 = A..E;
+            sources that only say "present" use 1).
+        au_ids (sequence of str, optional): The ``J`` AU identifiers (``"AU12"``, ``"R12"``),
+            normalised by :func:`captum_fau.concept.au_catalogue.parse_au`.
+        subjects (np.ndarray, optional): ``[N]`` subject ids (str or int), for subject-independent folds.
+        sequences (np.ndarray, optional): ``[N]`` sequence ids; frames of one sequence share labels.
+        folds (np.ndarray, optional): ``[N]`` int fold index, or ``[N, K]`` split codes (TFD: 0 unused,
+            1 train, 2 valid, 3 test per column).
+        names (np.ndarray, optional): ``[N]`` source file names or ids, for reports.
+        name (str): What the set is, e.g. ``"synthfacs"`` or ``"ckplus"``.
+        meta (dict): Anything else worth keeping (preprocessing parameters, skipped files).
+        local_mean (int): Box size of the local mean subtraction applied by
+            :meth:`__getitem__` and :meth:`tensors` (0 disables it). Default: 5
+
+    Each item is a dict with ``"image"`` (float32 ``[1, H, W]``, preprocessed
+    as the zero-bias CNN expects: ``x / 255 * 2`` minus the local mean),
+    ``"index"``, and, where available, ``"emotion"``, ``"aus"``, ``"subject"``.
+
+    Examples::
+
+        >>> import numpy as np
+        >>> fs = FaceSet(images=np.zeros((4, 96, 96), np.uint8), class_names=("a", "b"),
+        ...              emotions=np.array([0, 1, 0, 1]))
+        >>> fs[1]["image"].shape, int(fs[1]["emotion"])
+        (torch.Size([1, 96, 96]), 1)
+    """
+
+    images: np.ndarray
+    class_names: tuple[str, ...] = CKPLUS_CLASSES
+    emotions: np.ndarray | None = None
+    aus: np.ndarray | None = None
+    au_ids: tuple[str, ...] = ()
+    subjects: np.ndarray | None = None
+    sequences: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    names: np.ndarray | None = None
+    name: str = "faces"
+    meta: dict[str, Any] = field(default_factory=dict)
+    local_mean: int = 5
+
+    def __post_init__(self) -> None:
+        self.images = np.asarray(self.images)
+        if self.images.ndim != 3 or self.images.dtype != np.uint8:
+            raise DatasetError(
+                f"FaceSet.images must be a uint8 array [N, H, W], got {self.images.dtype} {self.images.shape}."
+            )
+        n = len(self.images)
+        self.class_names = tuple(self.class_names)
+        self.au_ids = tuple(self.au_ids)
+        for attr in ("emotions", "aus", "subjects", "sequences", "folds", "names"):
+            value = getattr(self, attr)
+            if value is None:
+                continue
+            value = np.asarray(value)
+            if len(value) != n:
+                raise LabelError(f"FaceSet.{attr} has {len(value)} entries but there are {n} images.")
+            setattr(self, attr, value)
+        if self.emotions is not None:
+            self.emotions = self.emotions.astype(np.int64)
+            bad = (self.emotions < -1) | (self.emotions >= len(self.class_names))
+            if bad.any():
+                raise LabelError(
+                    f"FaceSet.emotions holds labels outside -1..{len(self.class_names) - 1} "
+                    f"(e.g. {self.emotions[bad][:5].tolist()}) for classes {self.class_names}."
+                )
+        if self.aus is not None:
+            self.aus = self.aus.astype(np.float32)
+            if self.aus.ndim != 2 or self.aus.shape[1] != len(self.au_ids):
+                raise LabelError(
+                    f"FaceSet.aus has shape {self.aus.shape} but {len(self.au_ids)} au_ids were given; "
+                    "they must be [N, len(au_ids)]."
+                )
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "image": model_input(torch.from_numpy(self.images[index][None, None]), self.local_mean)[0],
+            "index": int(index),
+        }
+        if self.emotions is not None:
+            item["emotion"] = int(self.emotions[index])
+        if self.aus is not None:
+            item["aus"] = torch.from_numpy(self.aus[index])
+        if self.subjects is not None:
+            item["subject"] = self.subjects[index].item() if hasattr(self.subjects[index], "item") else self.subjects[index]
+        return item
+
+    def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
+        """Preprocessed images ``[n, 1, H, W]`` float32, in one batched operation."""
+        images = self.images if indices is None else self.images[np.asarray(indices)]
+        return model_input(torch.from_numpy(np.ascontiguousarray(images))[:, None], self.local_mean)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    @property
+    def au_presence(self) -> np.ndarray:
+        """``[N, J]`` bool: AU present (intensity > 0)."""
+        if self.aus is None:
+            raise LabelError(f"Dataset {self.name!r} has no AU labels.")
+        return self.aus > 0
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "FaceSet":
+        """A new FaceSet with the rows ``indices`` (labels follow; ``meta`` is shared)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return replace(
+            self,
+            images=self.images[idx],
+            emotions=pick(self.emotions),
+            aus=pick(self.aus),
+            subjects=pick(self.subjects),
+            sequences=pick(self.sequences),
+            folds=pick(self.folds),
+            names=pick(self.names),
+        )
+
+    def __repr__(self) -> str:
+        parts = [f"{len(self)} images {self.images.shape[1]}x{self.images.shape[2]}"]
+        if self.emotions is not None:
+            parts.append(f"{len(self.class_names)} classes")
+        if self.aus is not None:
+            parts.append(f"{len(self.au_ids)} AUs")
+        if self.subjects is not None:
+            parts.append(f"{len(np.unique(self.subjects))} subjects")
+        return f"FaceSet({self.name!r}: {', '.join(parts)})"
+
+
+__all__ = ["CKPLUS_CLASSES", "FaceSet"]
