@@ -1,0 +1,211 @@
+"""Turn a model specification string into a ready ``nn.Module``.
+
+The command line and :func:`captum_fau.analyze` accept any of:
+
+* a zoo name: ``zerobias-synthfacs-8class`` (see ``captum-fau zoo list``);
+* a local Hugging Face-format folder (``config.json`` + ``model.safetensors``),
+  e.g. the output of ``captum-fau train`` or ``save_pretrained``;
+* ``timm:NAME`` (built offline with ``pretrained=False``) plus an optional
+  ``.safetensors`` checkpoint;
+* ``module:factory`` or ``path/to/file.py:factory``: a callable returning any
+  ``nn.Module`` — how you analyse your own expression model.
+
+Examples::
+
+    >>> from captum_fau.model_spec import load_model_spec, expected_input
+    >>> model = load_model_spec("timm:resnet18", num_classes=7)
+    >>> expected_input(model)
+    (3, 224, 224)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
+
+SPEC_FORMS = (
+    "a zoo name (captum-fau zoo list)",
+    "a folder with config.json + model.safetensors",
+    "timm:NAME (with --checkpoint FILE.safetensors)",
+    "module:factory or path/to/file.py:factory returning an nn.Module",
+)
+
+
+def _forms() -> str:
+    return "; ".join(SPEC_FORMS)
+
+
+def _load_checkpoint(model: nn.Module, checkpoint: str | Path) -> None:
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file() or path.suffix != ".safetensors":
+        raise WeightsError(
+            f"Checkpoint {checkpoint} is not a .safetensors file (captum-fau never unpickles weights); "
+            "convert it with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
+        )
+    try:
+        state = load_file(str(path))
+    except Exception as err:
+        raise WeightsError(f"Checkpoint {path} cannot be read as safetensors ({err}).") from err
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise WeightsError(
+            f"Checkpoint {path} does not match the model ({str(err).splitlines()[-1].strip()}). "
+            "Check the architecture name and num_classes."
+        ) from err
+    if result.missing_keys or result.unexpected_keys:
+        raise WeightsError(
+            f"Checkpoint {path} does not match the model: missing {result.missing_keys[:6]}, "
+            f"unexpected {result.unexpected_keys[:6]}. Check the architecture name and num_classes."
+        )
+
+
+def _factory(spec: str) -> Callable[[], nn.Module]:
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise UnknownModelError(f"Model file {path} does not exist (from spec {spec!r}).")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise UnknownModelError(f"Cannot import {path} (from spec {spec!r}).")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise UnknownModelError(
+                f"Cannot import module {target!r} from model spec {spec!r} ({err}). Accepted forms: {_forms()}."
+            ) from err
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UnknownModelError(f"{target!r} has no callable {attr!r} (from model spec {spec!r}).")
+    return factory
+
+
+def load_model_spec(
+    spec: str,
+    *,
+    checkpoint: str | Path | None = None,
+    num_classes: int | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Build the model a spec names, in eval mode, on ``device``.
+
+    Args:
+        spec (str): See the module docstring for the accepted forms.
+        checkpoint (str or Path, optional): ``.safetensors`` weights for ``timm:`` and
+            ``module:factory`` specs. Default: None
+        num_classes (int, optional): Output classes for ``timm:`` models. Default: the model's default.
+        device (str or torch.device, optional): Default: ``"cpu"``
+
+    Returns:
+        nn.Module: The model, in eval mode.
+
+    Raises:
+        UnknownModelError: the spec matches no accepted form.
+        WeightsError: the checkpoint is missing, not safetensors, or does not fit.
+    """
+    from captum_fau import zoo
+    from captum_fau.models import ZeroBiasCNN
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise UnknownModelError(f"Empty model spec. Accepted forms: {_forms()}.")
+    spec = spec.strip()
+    if spec in zoo.list():
+        if checkpoint is not None:
+            return zoo.load(spec, weights=checkpoint, device=device)
+        return zoo.load(spec, device=device)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise UnknownModelError(f"Model folder {path} has no config.json; save models with save_pretrained().")
+        arch = json.loads(config_file.read_text()).get("architecture")
+        if arch in (None, "zerobias_cnn"):
+            model: nn.Module = ZeroBiasCNN.from_pretrained(path)
+        else:
+            import timm
+
+            model = timm.create_model(f"local-dir:{path}", pretrained=True)
+        return model.to(device).eval()
+    if spec.startswith("timm:"):
+        import timm
+
+        name = spec[len("timm:") :]
+        if not timm.is_model(name):
+            raise UnknownModelError(f"timm has no model {name!r}; list them with timm.list_models('*pattern*').")
+        kwargs = {"num_classes": num_classes} if num_classes is not None else {}
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        if checkpoint is not None:
+            _load_checkpoint(model, checkpoint)
+        return model.to(device).eval()
+    if ":" in spec:
+        model = _factory(spec)()
+        if not isinstance(model, nn.Module):
+            raise UnknownModelError(f"Factory {spec!r} returned {type(model).__name__}, not an nn.Module.")
+        if checkpoint is not None:
+            _load_checkpoint(model, checkpoint)
+        return model.to(device).eval()
+    raise UnknownModelError(f"Unknown model spec {spec!r}. Accepted forms: {_forms()}.")
+
+
+def expected_input(model: nn.Module) -> tuple[int, int, int] | None:
+    """``(channels, height, width)`` the model expects, when it says so.
+
+    Reads ``in_chans``/``img_size`` (ZeroBiasCNN), then timm's ``pretrained_cfg["input_size"]``;
+    otherwise the first convolution gives the channels and the size is unknown (``None`` is
+    returned when not even the channels can be found).
+    """
+    if hasattr(model, "in_chans") and hasattr(model, "img_size"):
+        return int(model.in_chans), int(model.img_size), int(model.img_size)
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and cfg.get("input_size"):
+        c, h, w = cfg["input_size"]
+        return int(c), int(h), int(w)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return int(module.in_channels), -1, -1
+    return None
+
+
+def adapt_images(images: torch.Tensor, expected: tuple[int, int, int] | None) -> tuple[torch.Tensor, list[str]]:
+    """Resize and convert a batch ``[B, C, H, W]`` to what a model expects; also return notes on what changed.
+
+    Gray becomes RGB by repetition; RGB becomes gray by the ITU-R 601 luma weights. A size of -1 keeps
+    the input size.
+    """
+    notes: list[str] = []
+    if expected is None:
+        return images, notes
+    c, h, w = expected
+    if images.shape[1] != c:
+        if images.shape[1] == 1:
+            images = images.expand(-1, c, -1, -1)
+            notes.append(f"gray images repeated to {c} channels")
+        elif images.shape[1] == 3 and c == 1:
+            weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images * weights).sum(1, keepdim=True)
+            notes.append("RGB images converted to gray")
+        else:
+            raise ConfigError(f"Cannot convert {images.shape[1]}-channel images to the model's {c} channels.")
+    if h > 0 and w > 0 and tuple(images.shape[-2:]) != (h, w):
+        notes.append(f"images resized from {images.shape[-2]}x{images.shape[-1]} to {h}x{w}")
+        images = torch.nn.functional.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    return images, notes
+
+
+__all__ = ["SPEC_FORMS", "adapt_images", "expected_input", "load_model_spec"]

@@ -1,0 +1,88 @@
+"""Model specs: zoo names, Hub folders, timm:NAME + checkpoint, module:factory; input adaptation."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from captum_fau import ZeroBiasCNN
+from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
+from captum_fau.model_spec import adapt_images, expected_input, load_model_spec
+
+
+def test_hub_folder(tmp_path) -> None:
+    m = ZeroBiasCNN(num_classes=6).eval()
+    m.save_pretrained(tmp_path)
+    loaded = load_model_spec(str(tmp_path))
+    assert isinstance(loaded, ZeroBiasCNN) and not loaded.training
+    x = torch.randn(1, 1, 96, 96)
+    torch.testing.assert_close(loaded(x), m(x))
+    assert expected_input(loaded) == (1, 96, 96)
+
+
+def test_timm_with_checkpoint(tmp_path) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    ref = timm.create_model("resnet18", pretrained=False, num_classes=7).eval()
+    ckpt = tmp_path / "resnet.safetensors"
+    save_file(ref.state_dict(), str(ckpt))
+    loaded = load_model_spec("timm:resnet18", checkpoint=ckpt, num_classes=7)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), ref(x))
+    assert expected_input(loaded) == (3, 224, 224)
+    with pytest.raises(WeightsError, match="does not match"):
+        load_model_spec("timm:resnet18", checkpoint=ckpt, num_classes=5)
+    with pytest.raises(UnknownModelError, match="timm has no model"):
+        load_model_spec("timm:not_a_model")
+
+
+def test_module_factory_from_file(tmp_path) -> None:
+    source = tmp_path / "my_models.py"
+    source.write_text(textwrap.dedent("""
+        from torch import nn
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        NOT_CALLABLE = 3
+    """))
+    model = load_model_spec(f"{source}:build")
+    assert isinstance(model, nn.Sequential) and not model.training
+    assert expected_input(model) == (3, -1, -1)
+    with pytest.raises(UnknownModelError, match="no callable 'NOT_CALLABLE'"):
+        load_model_spec(f"{source}:NOT_CALLABLE")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert isinstance(load_model_spec("my_models:build"), nn.Sequential)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_pickled_checkpoint_refused(tmp_path) -> None:
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"\x80\x04")
+    with pytest.raises(WeightsError, match="never unpickles"):
+        load_model_spec("timm:resnet18", checkpoint=bad)
+
+
+@pytest.mark.parametrize("spec", ["", "no-such-zoo-model", "nowhere_module_xyz:factory"])
+def test_unknown_specs_list_accepted_forms(spec: str) -> None:
+    with pytest.raises(UnknownModelError) as err:
+        load_model_spec(spec)
+    assert "zoo name" in str(err.value) or "Cannot import" in str(err.value)
+
+
+def test_adapt_images() -> None:
+    gray = torch.rand(2, 1, 96, 96)
+    out, notes = adapt_images(gray, (3, 224, 224))
+    assert out.shape == (2, 3, 224, 224) and len(notes) == 2
+    rgb = torch.rand(2, 3, 48, 48)
+    out, notes = adapt_images(rgb, (1, -1, -1))
+    assert out.shape == (2, 1, 48, 48) and notes == ["RGB images converted to gray"]
+    assert adapt_images(gray, (1, 96, 96)) == (gray, [])
+    with pytest.raises(ConfigError):
+        adapt_images(torch.rand(1, 2, 8, 8), (3, 8, 8))
