@@ -1,0 +1,163 @@
+"""A self-contained HTML report: one file that opens from disk on a laptop or a phone.
+
+Figures are embedded as base64 PNG, tables are plain HTML, styling is inline
+CSS with a responsive layout; nothing is fetched from the network.
+
+Examples::
+
+    >>> import tempfile, pathlib
+    >>> from captum_fau.viz.report import Section, write_report
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> page = write_report(out, "Demo", [Section("Numbers", text=["All good."],
+    ...                     table=(["a", "b"], [[1, 2]]))])
+    >>> "All good." in page.read_text()
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+_CSS = """
+:root { --fg: #1d1d1f; --muted: #5f6368; --accent: #c62828; --line: #e0e0e0; --bg: #fafafa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       color: var(--fg); background: var(--bg); }
+main { max-width: 1100px; margin: 0 auto; padding: 1rem; }
+header { border-bottom: 3px solid var(--accent); margin-bottom: 1rem; }
+h1 { font-size: 1.6rem; margin: .5rem 0; } h2 { font-size: 1.25rem; margin-top: 2rem; }
+.meta { color: var(--muted); font-size: .9rem; }
+.kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+.kv dt { color: var(--muted); } .kv dd { margin: 0; }
+figure { margin: 1rem 0; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
+figure img { width: 100%; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: .9rem; margin-top: .3rem; }
+.table-wrap { overflow-x: auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { background: #f1f1f1; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.note { background: #fff8e1; border-left: 4px solid #f9a825; padding: .5rem .8rem; margin: .8rem 0; }
+@media (max-width: 600px) { body { font-size: 15px; } main { padding: .5rem; } h1 { font-size: 1.3rem; } }
+"""
+
+
+@dataclass
+class Section:
+    """One part of the report.
+
+    Args:
+        heading (str): Section title.
+        text (list of str): Paragraphs (plain text; escaped).
+        figures (list of (path, caption)): PNG files to embed.
+        table (tuple of (columns, rows), optional): A table; numbers are right-aligned.
+        notes (list of str): Highlighted remarks (skipped steps, caveats).
+        anchor (str, optional): HTML id; derived from the heading by default.
+    """
+
+    heading: str
+    text: list[str] = field(default_factory=list)
+    figures: list[tuple[str | Path, str]] = field(default_factory=list)
+    table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None
+    notes: list[str] = field(default_factory=list)
+    anchor: str | None = None
+
+
+def _img(path: str | Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+        return f'<td class="num">{html.escape(text)}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _section_html(section: Section) -> str:
+    anchor = section.anchor or "".join(ch if ch.isalnum() else "-" for ch in section.heading.lower()).strip("-")
+    parts = [f'<section id="{html.escape(anchor)}"><h2>{html.escape(section.heading)}</h2>']
+    parts += [f"<p>{html.escape(p)}</p>" for p in section.text]
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
+    for path, caption in section.figures:
+        parts.append(
+            f'<figure><img src="{_img(path)}" alt="{html.escape(caption)}" loading="lazy">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    if section.table is not None:
+        columns, rows = section.table
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+        parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(
+    out_dir: str | Path,
+    title: str,
+    sections: Sequence[Section],
+    *,
+    summary: dict[str, Any] | None = None,
+    subtitle: str = "",
+    filename: str = "index.html",
+) -> Path:
+    """Write ``out_dir/index.html`` (atomically) and return its path.
+
+    Args:
+        out_dir (str or Path): Folder of the report.
+        title (str): Page title.
+        sections (sequence of Section): The body, in order.
+        summary (dict, optional): Key facts shown at the top (model, data, layer, ...).
+        subtitle (str, optional): A line under the title.
+        filename (str, optional): Default: ``"index.html"``
+
+    Returns:
+        Path: The HTML file.
+    """
+    kv = ""
+    if summary:
+        items = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in summary.items())
+        kv = f'<dl class="kv">{items}</dl>'
+    toc = " · ".join(
+        f'<a href="#{html.escape(s.anchor or "".join(ch if ch.isalnum() else "-" for ch in s.heading.lower()).strip("-"))}">'
+        f"{html.escape(s.heading)}</a>"
+        for s in sections
+    )
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>"
+        f"<header><h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(subtitle)}</p></header>"
+        f"{kv}<nav class=\"meta\">{toc}</nav>"
+        + "\n".join(_section_html(s) for s in sections)
+        + "</main></body></html>\n"
+    )
+    return atomic_write_text(Path(out_dir) / filename, page)
+
+
+__all__ = ["Section", "atomic_write_text", "write_report"]
