@@ -1,0 +1,142 @@
+"""FER2013 from ``fer2013.csv``.
+
+Columns ``emotion`` (0..6: anger, disgust, fear, happy, sadness, surprise,
+neutral), ``pixels`` (2304 space-separated grey values of a 48x48 face) and
+``Usage`` (``Training``, ``PublicTest``, ``PrivateTest``). Variants of the file
+with spaces around the column names, or without ``emotion`` / ``Usage``
+(Kaggle's ``test.csv``), are read too.
+
+``Usage`` becomes ``[N, 1]`` split codes like TFD's (1 train, 2 valid =
+PublicTest, 3 test = PrivateTest), so :func:`captum_fau.data.folds.tfd_split`
+with ``fold=0`` gives the standard split.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from captum_fau.data.base import FaceSet
+from captum_fau.data.faces import warn_skipped
+from captum_fau.errors import ConfigError, DatasetError, DatasetLayoutError
+
+#: FER2013 class order (``emotion`` 0..6).
+FER2013_CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral")
+#: ``Usage`` -> split code.
+USAGE_CODES = {"Training": 1, "PublicTest": 2, "PrivateTest": 3}
+FER_SIDE = 48
+
+
+def load_fer2013(
+    csv_path: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    progress: bool = True,
+) -> FaceSet:
+    """Load FER2013.
+
+    Args:
+        csv_path (str or Path): ``fer2013.csv``, or the folder holding it.
+        size (int, optional): Resize the 48x48 faces to ``size`` (96 for the zero-bias CNN).
+            Default: keep 48.
+        progress (bool, optional): Show a progress bar. Default: True
+
+    Returns:
+        FaceSet: ``name`` ``"fer2013"``, classes :data:`FER2013_CLASSES`, ``folds`` ``[N, 1]``
+        split codes (when ``Usage`` exists), ``meta["usage"]`` the raw ``Usage`` strings,
+        ``names`` ``"fer2013#<row>"``.
+
+    Raises:
+        DatasetLayoutError: the file is missing or has no ``pixels`` column.
+        DatasetError: no row could be read.
+
+    Rows with the wrong number of pixels, non-numeric values, an unknown emotion
+    or ``Usage`` are dropped and reported in one warning.
+
+    Examples::
+
+        >>> faces = load_fer2013("/data/fer2013/fer2013.csv", size=96)   # doctest: +SKIP
+    """
+    path = Path(csv_path).expanduser()
+    if path.is_dir():
+        path = path / "fer2013.csv"
+    if not path.is_file():
+        raise DatasetLayoutError(
+            f"FER2013 file {path} does not exist; expected fer2013.csv with columns emotion, pixels, Usage."
+        )
+    if size is not None and (not isinstance(size, (int, np.integer)) or size < 8):
+        raise ConfigError(f"size must be an integer >= 8 or None, got {size!r}.")
+
+    images: list[np.ndarray] = []
+    emotions: list[int] = []
+    usage: list[str] = []
+    names: list[str] = []
+    skipped: list[dict[str, str]] = []
+    rows = 0
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = [column.strip() for column in next(reader, [])]
+        if "pixels" not in header:
+            raise DatasetLayoutError(
+                f"{path} has columns {header[:8]}; FER2013 needs 'pixels' (and 'emotion', 'Usage')."
+            )
+        pixel_col = header.index("pixels")
+        emotion_col = header.index("emotion") if "emotion" in header else None
+        usage_col = header.index("Usage") if "Usage" in header else None
+        for row_number, row in enumerate(tqdm(reader, desc="FER2013 rows", disable=not progress, leave=False), 2):
+            if not row:
+                continue
+            rows += 1
+            where = f"{path.name}:{row_number}"
+            try:
+                values = np.array(row[pixel_col].split(), dtype=np.int64)
+            except (ValueError, IndexError):
+                skipped.append({"file": where, "reason": "malformed pixels"})
+                continue
+            if values.size != FER_SIDE * FER_SIDE or values.min(initial=0) < 0 or values.max(initial=0) > 255:
+                skipped.append({"file": where, "reason": f"expected 2304 pixel values 0..255, got {values.size}"})
+                continue
+            label = -1
+            if emotion_col is not None:
+                text = row[emotion_col].strip() if emotion_col < len(row) else ""
+                if not text.isdigit() or int(text) > 6:
+                    skipped.append({"file": where, "reason": f"emotion {text!r} is not 0..6"})
+                    continue
+                label = int(text)
+            split = ""
+            if usage_col is not None:
+                split = row[usage_col].strip() if usage_col < len(row) else ""
+                if split not in USAGE_CODES:
+                    skipped.append({"file": where, "reason": f"Usage {split!r} is not one of {sorted(USAGE_CODES)}"})
+                    continue
+            images.append(values.astype(np.uint8).reshape(FER_SIDE, FER_SIDE))
+            emotions.append(label)
+            usage.append(split)
+            names.append(f"fer2013#{row_number - 2}")
+    warn_skipped("FER2013", skipped, rows)
+    if not images:
+        raise DatasetError(f"{path}: no readable FER2013 row among {rows}.")
+
+    stack = np.stack(images)
+    if size is not None and size != FER_SIDE:
+        interpolation = cv2.INTER_AREA if size < FER_SIDE else cv2.INTER_LINEAR
+        stack = np.stack([cv2.resize(im, (size, size), interpolation=interpolation) for im in stack])
+    meta: dict[str, Any] = {"source": str(path), "skipped": skipped, "usage": np.array(usage)}
+    return FaceSet(
+        images=stack,
+        class_names=FER2013_CLASSES,
+        emotions=np.array(emotions, np.int64) if emotion_col is not None else None,
+        folds=np.array([[USAGE_CODES[u]] for u in usage], np.int64) if usage_col is not None else None,
+        names=np.array(names),
+        name="fer2013",
+        meta=meta,
+    )
+
+
+__all__ = ["FER2013_CLASSES", "USAGE_CODES", "load_fer2013"]

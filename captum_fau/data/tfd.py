@@ -1,0 +1,165 @@
+"""The Toronto Face Dataset (TFD) from its MATLAB files.
+
+``TFD_96x96.mat`` / ``TFD_48x48.mat`` hold:
+
+* ``images`` ``(N, S, S)`` uint8 aligned faces,
+* ``labs_ex`` ``(N, 1)`` expression 1..7 (anger, disgust, fear, happy, sadness,
+  surprise, neutral), -1 for the unlabelled majority,
+* ``labs_id`` ``(N, 1)`` identity, -1 when unknown,
+* ``folds`` ``(N, 5)``: per split, 0 unused, 1 train, 2 valid, 3 test.
+
+The faces are already aligned, so no detection is run. Use
+:func:`captum_fau.data.folds.tfd_split` for the indices of one split.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from captum_fau.data.base import FaceSet
+from captum_fau.errors import ConfigError, DatasetError, DatasetLayoutError, LabelError
+
+#: TFD expression order (``labs_ex`` 1..7).
+TFD_CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral")
+TFD_FILES = {96: "TFD_96x96.mat", 48: "TFD_48x48.mat"}
+REQUIRED_KEYS = ("images", "labs_ex", "labs_id", "folds")
+
+
+def _resolve(path: Path, size: int) -> Path:
+    if path.is_file():
+        return path
+    if path.is_dir():
+        preferred = [TFD_FILES[size]] if size in TFD_FILES else []
+        for name in preferred + [TFD_FILES[96], TFD_FILES[48]]:
+            if (path / name).is_file():
+                return path / name
+        raise DatasetLayoutError(
+            f"{path} holds neither TFD_96x96.mat nor TFD_48x48.mat; point to the folder with the TFD .mat "
+            "files or to one of them."
+        )
+    raise DatasetLayoutError(f"TFD file {path} does not exist; expected TFD_96x96.mat or TFD_48x48.mat (or their folder).")
+
+
+def load_tfd(
+    path: str | os.PathLike[str],
+    *,
+    fold: int | None = None,
+    size: int = 96,
+    labelled_only: bool = True,
+) -> FaceSet:
+    """Load TFD with its five train/valid/test splits.
+
+    Args:
+        path (str or Path): ``TFD_96x96.mat`` / ``TFD_48x48.mat``, or the folder holding them
+            (the file matching ``size`` is preferred).
+        fold (int, optional): Keep only the images used by split ``fold`` (0..4). Default: all.
+        size (int, optional): Side of the returned images; resized when it differs from the
+            file's. Default: 96
+        labelled_only (bool, optional): Drop the images without an expression label
+            (``labs_ex == -1``). Default: True
+
+    Returns:
+        FaceSet: ``name`` ``"tfd"``, classes :data:`TFD_CLASSES`, ``subjects`` = ``labs_id``,
+        ``folds`` = the ``[N, 5]`` split codes, ``names`` ``"TFD#<row>"``.
+
+    Raises:
+        DatasetLayoutError: the file is missing, not a MATLAB file, or lacks a variable.
+        LabelError: labels or split codes are outside their documented values.
+
+    Examples::
+
+        >>> from captum_fau.data.folds import tfd_split
+        >>> faces = load_tfd("/data/TFD/TFD_96x96.mat", fold=0)     # doctest: +SKIP
+        >>> train, valid, test = tfd_split(faces, 0)                # doctest: +SKIP
+    """
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    if not isinstance(size, (int, np.integer)) or size < 8:
+        raise ConfigError(f"size must be an integer >= 8, got {size!r}.")
+    mat_path = _resolve(Path(path).expanduser(), int(size))
+    try:
+        mat = loadmat(mat_path, variable_names=REQUIRED_KEYS)
+    except NotImplementedError as err:  # MATLAB v7.3 files are HDF5
+        raise DatasetLayoutError(
+            f"{mat_path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it in MATLAB with "
+            "save(..., '-v7')."
+        ) from err
+    except (MatReadError, ValueError, OSError, IndexError, TypeError, EOFError) as err:
+        # scipy's parser fails on garbage with whichever error the broken header triggers.
+        raise DatasetLayoutError(f"{mat_path} is not a readable MATLAB .mat file ({err}).") from err
+    missing = [key for key in REQUIRED_KEYS if key not in mat]
+    if missing:
+        raise DatasetLayoutError(
+            f"{mat_path} lacks the variable(s) {missing}; a TFD file holds images, labs_ex, labs_id and folds."
+        )
+
+    labs_ex = np.asarray(mat["labs_ex"]).reshape(-1).astype(np.int64)
+    labs_id = np.asarray(mat["labs_id"]).reshape(-1).astype(np.int64)
+    folds = np.asarray(mat["folds"]).astype(np.int64)
+    count = len(labs_ex)
+    images = np.asarray(mat["images"])
+    if images.ndim != 3:
+        raise DatasetLayoutError(f"{mat_path}: 'images' must be (N, H, W), got shape {images.shape}.")
+    if images.shape[0] != count and images.shape[2] == count:
+        images = np.moveaxis(images, 2, 0)  # stored (H, W, N), MATLAB's usual order
+    if images.shape[0] != count or len(labs_id) != count:
+        raise LabelError(
+            f"{mat_path}: images {images.shape}, labs_ex {count} and labs_id {len(labs_id)} disagree on N."
+        )
+    if folds.ndim != 2 or folds.shape[0] != count:
+        if folds.ndim == 2 and folds.shape[1] == count:
+            folds = folds.T
+        else:
+            raise LabelError(f"{mat_path}: 'folds' must be (N, 5) with N = {count}, got {folds.shape}.")
+    bad_labels = sorted(set(np.unique(labs_ex).tolist()) - {-1, 1, 2, 3, 4, 5, 6, 7})
+    if bad_labels:
+        raise LabelError(f"{mat_path}: 'labs_ex' holds {bad_labels[:5]}; TFD labels are 1..7 and -1 (unlabelled).")
+    bad_codes = sorted(set(np.unique(folds).tolist()) - {0, 1, 2, 3})
+    if bad_codes:
+        raise LabelError(
+            f"{mat_path}: 'folds' holds {bad_codes[:5]}; TFD split codes are 0 unused, 1 train, 2 valid, 3 test."
+        )
+    if fold is not None and not 0 <= fold < folds.shape[1]:
+        raise ConfigError(f"fold must be in 0..{folds.shape[1] - 1} for {mat_path.name}, got {fold}.")
+
+    keep = np.ones(count, bool)
+    if labelled_only:
+        keep &= labs_ex != -1
+    if fold is not None:
+        keep &= folds[:, fold] != 0
+    index = np.flatnonzero(keep)
+    if len(index) == 0:
+        raise DatasetError(f"{mat_path}: no image is left (labelled_only={labelled_only}, fold={fold}).")
+
+    picked = images[index]
+    if picked.dtype != np.uint8:
+        scale = 255.0 if picked.max() <= 1.0 else 1.0
+        picked = np.clip(np.rint(picked.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if picked.shape[1:] != (size, size):
+        interpolation = cv2.INTER_AREA if picked.shape[1] > size else cv2.INTER_LINEAR
+        picked = np.stack([cv2.resize(im, (size, size), interpolation=interpolation) for im in picked])
+    emotions = np.where(labs_ex[index] > 0, labs_ex[index] - 1, -1)
+    return FaceSet(
+        images=np.ascontiguousarray(picked),
+        class_names=TFD_CLASSES,
+        emotions=emotions,
+        subjects=labs_id[index],
+        folds=folds[index],
+        names=np.array([f"TFD#{i}" for i in index]),
+        name="tfd",
+        meta={
+            "source": str(mat_path),
+            "fold": fold,
+            "labelled_only": labelled_only,
+            "split_codes": {"unused": 0, "train": 1, "valid": 2, "test": 3},
+            "skipped": [],
+        },
+    )
+
+
+__all__ = ["TFD_CLASSES", "load_tfd"]
