@@ -6,7 +6,7 @@ import argparse
 from importlib import import_module
 
 #: Modules that contribute ``data`` subcommands via ``register(subparsers, common)``.
-DATA_COMMAND_MODULES: tuple[str, ...] = ("captum_fau.data.describe_cli",)
+DATA_COMMAND_MODULES: tuple[str, ...] = ("captum_fau.data.describe_cli", "captum_fau.data.synthfacs_cli")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
