@@ -1,0 +1,264 @@
+"""FAUKL: the FAU-filter association (Khorrami et al. 2015, §4.4) as a Captum concept interpreter."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from captum.concept import Concept, ConceptInterpreter
+from torch import nn
+
+from captum_fau.concept.au_catalogue import parse_au
+from captum_fau.concept.result import FAUKLResult
+from captum_fau.concept.statistics import Binning, TestStatistic, fau_kl_statistics
+from captum_fau.errors import ConfigError, LabelError, LayerError
+
+
+def _underlying_dataset(data: Any) -> Any:
+    return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+
+
+class FAUKL(ConceptInterpreter):
+    r"""Which action unit does each filter respond to?
+
+    For filter ``i`` of a layer and AU ``j``, compares the histogram ``Q_ij`` of the filter's
+    per-image maximum activation over the images that show AU ``j`` with the histogram ``R_ij``
+    over the images that do not, scoring the pair with ``D_KL(Q_ij || R_ij)`` (the paper's
+    Table 4 and Figure 5), and adds what the paper lacked: permutation p-values (group-level when
+    sequence or subject ids exist), Benjamini-Hochberg q-values, a null-corrected KL, bootstrap
+    intervals and the AUROC (see :mod:`captum_fau.concept.statistics`).
+
+    Each AU is a :class:`captum.concept.Concept` (id = its column, name = its AU id); layers are
+    given by name as in Captum's ``TCAV``; the dataset is read once for all concepts and layers
+    by the shared scan engine (:func:`captum_fau.stats.scan.scan`).
+
+    Args:
+        model (nn.Module): Any model whose analysed layers output ``[B, C, H, W]``.
+        layers (str or sequence of str): Layer names, e.g. ``"conv3"`` or ``["conv2", "conv3"]``.
+        bins (int): Histogram bins per filter. Default: 10
+        binning (str): ``"uniform"`` (the paper's equal-width bins) or ``"quantile"``.
+            Default: ``"uniform"``
+        smoothing (float): Additive pseudo-count of the smoothed KL. Default: 0.5
+        n_permutations (int): Label permutations for p-values. Default: 1000
+        n_bootstrap (int): Bootstrap resamples for the KL intervals. Default: 200
+        ci_level (float): Interval level. Default: 0.95
+        test_statistic (str): ``"auroc"`` or ``"kl"``: the statistic whose permutation p-value
+            feeds ``p`` and ``q``. Default: ``"auroc"``
+        seed (int): Seed of the resampling. Default: 0
+        batch_size (int): Images per forward pass. Default: 64
+        device (str or torch.device, optional): Device of the scan (default: the model's).
+        progress (bool): tqdm progress bars. Default: True
+
+    Examples::
+
+        >>> from captum_fau import zoo
+        >>> from captum_fau.concept import FAUKL
+        >>> from captum_fau.data.synthfacs import load_synthfacs
+        >>> model = zoo.load("zerobias-synthfacs-8class")           # doctest: +SKIP
+        >>> fau = FAUKL(model, layers=["conv3"])                     # doctest: +SKIP
+        >>> result = fau.interpret(load_synthfacs(1308, mode="independent"))  # doctest: +SKIP
+        >>> print(result.table(filters=range(10)))                   # doctest: +SKIP
+        >>> result.scores["0"]["conv3"]["kl"].shape                  # doctest: +SKIP
+        torch.Size([256])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: str | Sequence[str],
+        *,
+        bins: int = 10,
+        binning: Binning = "uniform",
+        smoothing: float = 0.5,
+        n_permutations: int = 1000,
+        n_bootstrap: int = 200,
+        ci_level: float = 0.95,
+        test_statistic: TestStatistic = "auroc",
+        seed: int = 0,
+        batch_size: int = 64,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"FAUKL needs a torch.nn.Module, got {type(model).__name__}.")
+        super().__init__(model)
+        names = [layers] if isinstance(layers, str) else list(layers)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise LayerError(
+                f"layers must be a layer name or a list of names (as in TCAV), got {layers!r}; "
+                "e.g. layers=['conv3']."
+            )
+        modules = dict(model.named_modules())
+        missing = [n for n in names if n not in modules or n == ""]
+        if missing:
+            known = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)][:20]
+            raise LayerError(f"Layer(s) {missing} are not in the model; conv layers it has: {known}.")
+        self.layers: list[str] = names
+        self.options = dict(
+            bins=bins, binning=binning, smoothing=smoothing, n_permutations=n_permutations,
+            n_bootstrap=n_bootstrap, ci_level=ci_level, test_statistic=test_statistic, seed=seed,
+        )  # fmt: skip
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
+        self.concepts: list[Concept] = []
+
+    @staticmethod
+    def make_concepts(au_ids: Sequence[str]) -> list[Concept]:
+        """One :class:`captum.concept.Concept` per AU: id = its column index, name = its AU id.
+
+        The concepts carry no data iterator: an AU's examples are the labelled images of the
+        one dataset given to :meth:`interpret`.
+        """
+        return [Concept(id=j, name=parse_au(au), data_iter=None) for j, au in enumerate(au_ids)]
+
+    def interpret(
+        self,
+        data: Any,
+        *,
+        au_ids: Sequence[str] | None = None,
+        groups: str | np.ndarray | Sequence[Any] | None = "auto",
+        additional_forward_args: Any = None,
+    ) -> FAUKLResult:
+        r"""Score every (filter, AU) pair of the layers over one labelled dataset.
+
+        Args:
+            data (Dataset or DataLoader): Items are dicts with ``"image"`` and ``"aus"`` (``[J]``
+                intensities, ``> 0`` = present) and optionally ``"subject"`` -- e.g. a
+                :class:`~captum_fau.data.base.FaceSet`. Read once.
+            au_ids (sequence of str, optional): The ``J`` AU ids of the ``"aus"`` columns; taken
+                from ``data.au_ids`` (FaceSet) when omitted.
+            groups: ``"auto"`` (the FaceSet's sequence ids, else the items' subject ids, else
+                none), ``None`` (images independent), or ``[M]`` ids in dataset order. Label
+                permutations and the bootstrap act on whole groups.
+            additional_forward_args: Passed to the model after the images.
+
+        Returns:
+            FAUKLResult: Statistics per layer; ``result.scores[concept_key][layer]`` as in TCAV.
+
+        Raises:
+            LabelError: the data carries no AU labels, the AU ids do not match the label
+                columns, or groups are misaligned.
+            LayerError: a layer's output is not ``[B, C, H, W]``.
+            StatisticsError: too few images for the bins.
+        """
+        from captum_fau.stats.scan import scan
+
+        dataset = _underlying_dataset(data)
+        if au_ids is None:
+            au_ids = getattr(dataset, "au_ids", None)
+            if not au_ids:
+                raise LabelError(
+                    "FAUKL cannot tell which AU each label column is; pass au_ids=['AU1', 'AU2', ...] "
+                    "or use a FaceSet with au_ids."
+                )
+        au_ids = tuple(parse_au(a) for a in au_ids)
+        result = scan(
+            self.model, self.layers, data, batch_size=self.batch_size, device=self.device,
+            progress=self.progress, additional_forward_args=additional_forward_args,
+        )  # fmt: skip
+        if "aus" not in result.extras:
+            raise LabelError(
+                "The data has no AU labels: items must be dicts with an 'aus' entry ([J] intensities), "
+                "e.g. a FaceSet loaded with AU labels (CK+ FACS files, an AU CSV, or SynthFACS)."
+            )
+        aus = np.asarray(torch.as_tensor(result.extras["aus"]).float().numpy())
+        order = result.indices.numpy()
+        if isinstance(groups, str):
+            if groups != "auto":
+                raise ConfigError(f"groups={groups!r} is not known; use 'auto', None or an array of ids.")
+            sequences = getattr(dataset, "sequences", None)
+            if sequences is not None:
+                group_ids: np.ndarray | None = np.asarray(sequences)[order]
+            elif "subject" in result.extras:
+                group_ids = np.asarray(result.extras["subject"])
+            else:
+                group_ids = None
+        elif groups is None:
+            group_ids = None
+        else:
+            ids = np.asarray(groups)
+            if ids.ndim != 1 or (len(order) and int(order.max()) >= len(ids)):
+                raise LabelError(
+                    f"groups has shape {ids.shape} but the data has {len(order)} images; "
+                    "give one group id per image in dataset order."
+                )
+            group_ids = ids[order]
+        # The bootstrap resamples subjects where known (intervals then reflect subject-to-subject
+        # variation), else the permutation groups.
+        subjects = np.asarray(result.extras["subject"]) if "subject" in result.extras else None
+        maxima = {name: layer.maxima.float().numpy() for name, layer in result.layers.items()}
+        meta = {"model": type(self.model).__name__, "dataset": repr(dataset)[:200]}
+        return self.interpret_activations(
+            maxima, aus, au_ids=au_ids, groups=group_ids, bootstrap_groups=subjects if isinstance(groups, str) else None,
+            meta=meta,
+        )
+
+    def interpret_activations(
+        self,
+        maxima: dict[str, np.ndarray] | np.ndarray,
+        aus: np.ndarray,
+        *,
+        au_ids: Sequence[str],
+        groups: np.ndarray | Sequence[Any] | None = None,
+        bootstrap_groups: np.ndarray | Sequence[Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> FAUKLResult:
+        """The statistics from per-image maxima already computed (e.g. a saved scan).
+
+        Args:
+            maxima (dict or np.ndarray): Layer name -> ``[M, C]`` per-image channel maxima (an
+                array is taken as the first layer's).
+            aus (np.ndarray): ``[M, J]`` AU labels aligned with the rows of ``maxima``.
+            au_ids (sequence of str): The ``J`` AU ids.
+            groups (array-like, optional): ``[M]`` sequence or subject ids (permutation units).
+            bootstrap_groups (array-like, optional): ``[M]`` subject ids the bootstrap resamples
+                (default: ``groups``).
+            meta (dict, optional): Provenance stored with the result.
+
+        Returns:
+            FAUKLResult
+        """
+        if not isinstance(maxima, dict):
+            maxima = {self.layers[0]: np.asarray(maxima)}
+        au_ids = tuple(parse_au(a) for a in au_ids)
+        aus = np.asarray(aus)
+        if aus.ndim != 2 or aus.shape[1] != len(au_ids):
+            raise LabelError(
+                f"AU labels have shape {aus.shape} but {len(au_ids)} au_ids were given; "
+                "they must be [n_images, len(au_ids)]."
+            )
+        self.concepts = self.make_concepts(au_ids)
+        meta = dict(meta or {})
+        for name, acts in maxima.items():
+            if len(acts) != len(aus):
+                raise LabelError(
+                    f"Layer {name!r} has activations for {len(acts)} images but there are {len(aus)} AU label "
+                    "rows; labels must be aligned with the images."
+                )
+        # Loaders mark images whose AUs were never coded (e.g. a CK+ sequence without a FACS
+        # file) with NaN rows: "unknown" is neither present nor absent, so those images leave
+        # the analysis, and the result says how many did.
+        coded = ~np.isnan(aus.astype(np.float64)).any(axis=1) if aus.dtype != bool else np.ones(len(aus), bool)
+        if not coded.all():
+            n_uncoded = int((~coded).sum())
+            warnings.warn(f"FAU-KL: {n_uncoded} image(s) without AU coding (NaN labels) are left out.", stacklevel=2)
+            meta["images_without_au_coding"] = n_uncoded
+            aus = aus[coded]
+            maxima = {name: np.asarray(acts)[coded] for name, acts in maxima.items()}
+            groups = None if groups is None else np.asarray(groups)[coded]
+            bootstrap_groups = None if bootstrap_groups is None else np.asarray(bootstrap_groups)[coded]
+        stats = {}
+        n_images = 0
+        for name, acts in maxima.items():
+            acts = np.asarray(acts)
+            n_images = len(acts)
+            stats[name] = fau_kl_statistics(
+                acts, aus, groups=groups, bootstrap_groups=bootstrap_groups, progress=self.progress, **self.options
+            )
+        return FAUKLResult(layers=stats, au_ids=au_ids, n_images=n_images, meta=meta)
+
+
+__all__ = ["FAUKL"]
