@@ -1,0 +1,536 @@
+"""Zeiler-Fergus top-N deconvolution as a Captum attribution.
+
+For a layer and each of its filters, :meth:`TopNDeconv.top_n` finds the ``N``
+images of a dataset with the strongest response (the spatial maximum of the
+filter's map), keeps that one activation at its value with every other
+activation of the layer set to zero, and projects it back to pixel space with
+the deconvnet, guided-backpropagation or plain-gradient rule (paper section
+4.3). :meth:`TopNDeconv.attribute` does the same for the images of one batch.
+
+Reconstructions are batched and, where the layer's units are local, computed
+on each unit's receptive-field crop (see :mod:`captum_fau.attr.receptive_field`);
+each crop's unit value is checked against the value recorded on the full
+image, and any pair that disagrees is recomputed on the full image.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import torch
+from captum.attr._utils.attribution import GradientAttribution, NeuronAttribution
+from torch import nn
+
+from captum_fau.attr.receptive_field import (
+    ReceptiveFields,
+    receptive_fields,
+    stop_at_layer,
+    whole_image_fields,
+)
+from captum_fau.attr.rules import ReluRuleMode, check_rule
+from captum_fau.attr.topn_result import TopNResult
+from captum_fau.errors import AttributionError, ConfigError, DatasetError, InputShapeError
+from captum_fau.stats.scan import ScanResult, eval_mode, layer_name, probe_layers, scan
+
+
+@contextmanager
+def _crop_friendly(model: nn.Module) -> Iterator[None]:
+    """Relax this library's fixed-image-size checks for the crop path.
+
+    Models of captum-fau validate the full image size in ``check_input``;
+    receptive-field crops are smaller by design, and the crop path checks each
+    unit against its full-image value, so the size check is lifted meanwhile.
+    """
+    from captum_fau.models.zerobias import ZeroBiasCNN
+
+    relaxed = [m for m in model.modules() if isinstance(m, ZeroBiasCNN)]
+    for module in relaxed:
+        module.check_input = lambda x: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for module in relaxed:
+            del module.check_input
+
+
+class TopNDeconv(NeuronAttribution, GradientAttribution):
+    r"""Top-N deconvolution (Zeiler & Fergus 2014; Khorrami et al. 2015, section 4.3).
+
+    Args:
+        forward_func (nn.Module): The model. Any ``nn.Module`` works; ReLUs may be
+            modules (also ``inplace=True`` or reused) or functional calls
+            (``F.relu``, ``torch.relu``, ``x.relu()``): the rule applies to all.
+        layer (nn.Module or str): The layer (or its dotted name) whose filters
+            are visualised; it must output ``[B, C, H, W]``.
+        rule (str, optional): ``"guided"`` (guided backpropagation), ``"deconv"``
+            (Zeiler-Fergus deconvnet) or ``"gradient"``. Default: ``"guided"``
+        device_ids (list of int, optional): As in Captum, for DataParallel models.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_fau import ZeroBiasCNN
+        >>> model = ZeroBiasCNN().eval()
+        >>> topn = TopNDeconv(model, model.conv3, rule="deconv")
+        >>> topn.attribute(torch.randn(2, 1, 96, 96), filters=[3, 17]).shape
+        torch.Size([2, 2, 1, 96, 96])
+        >>> res = topn.top_n(torch.randn(20, 1, 96, 96), n=3, filters=[0, 1], progress=False)
+        >>> res.indices.shape, res.patches.shape
+        (torch.Size([2, 3]), torch.Size([2, 3, 1, 32, 32]))
+    """
+
+    def __init__(
+        self,
+        forward_func: nn.Module,
+        layer: nn.Module | str,
+        rule: str = "guided",
+        device_ids: list[int] | None = None,
+    ) -> None:
+        if not isinstance(forward_func, nn.Module):
+            raise ConfigError(
+                f"TopNDeconv needs the model as an nn.Module (to find and stop at the layer), got "
+                f"{type(forward_func).__name__}."
+            )
+        self.layer_name = layer_name(forward_func, layer)
+        module = forward_func.get_submodule(self.layer_name)
+        NeuronAttribution.__init__(self, forward_func, module, device_ids)
+        GradientAttribution.__init__(self, forward_func)
+        self.model = forward_func
+        self.rule = check_rule(rule)
+        #: Size of the reconstruction batches (pairs per backward pass).
+        self.recon_batch_size = 128
+        self._fields: dict[tuple[int, ...], ReceptiveFields] = {}
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _single_input(inputs: Any) -> torch.Tensor:
+        if isinstance(inputs, tuple):
+            if len(inputs) != 1:
+                raise AttributionError(
+                    f"TopNDeconv reconstructs one image input, got a tuple of {len(inputs)}; pass the "
+                    "other model inputs through additional_forward_args."
+                )
+            inputs = inputs[0]
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+            raise InputShapeError(f"TopNDeconv expects images [B, C, H, W], got {shape}.")
+        return inputs
+
+    def _check_filters(self, filters: Sequence[int] | torch.Tensor | int | None, channels: int) -> torch.Tensor:
+        if filters is None:
+            return torch.arange(channels)
+        if isinstance(filters, int):
+            filters = [filters]
+        chosen = torch.as_tensor(list(filters) if not isinstance(filters, torch.Tensor) else filters).long().reshape(-1)
+        if chosen.numel() == 0:
+            raise ConfigError("filters is empty; pass filter indices or None for all filters.")
+        bad = chosen[(chosen < 0) | (chosen >= channels)]
+        if bad.numel():
+            raise ConfigError(
+                f"Filters {bad.tolist()[:8]} are out of range: layer {self.layer_name!r} has {channels} "
+                f"filters, numbered 0..{channels - 1}."
+            )
+        return chosen
+
+    def receptive_fields(self, input_shape: tuple[int, int, int], map_size: tuple[int, int],
+                         additional_forward_args: Any = None) -> ReceptiveFields:
+        """The layer's receptive fields for inputs of ``input_shape`` (measured once, cached)."""
+        key = (*input_shape, *map_size)
+        if key not in self._fields:
+            try:
+                with eval_mode(self.model, "TopNDeconv"), _crop_friendly(self.model):
+                    fields = receptive_fields(
+                        stop_at_layer(self.model, self.layer, additional_forward_args), input_shape, map_size,
+                        next(iter(self.model.parameters()), torch.empty(0)).device,
+                    )
+            except Exception as err:  # any model the probe cannot run: fall back, exactly
+                warnings.warn(
+                    f"TopNDeconv could not establish receptive fields for layer {self.layer_name!r} ({err}); "
+                    "reconstructions use the full image (exact, slower).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                fields = whole_image_fields(map_size, input_shape[1:])
+            self._fields[key] = fields
+        return self._fields[key]
+
+    # ------------------------------------------------------------- reconstruct
+    def reconstruct(
+        self,
+        images: torch.Tensor,
+        channels: torch.Tensor,
+        positions: torch.Tensor,
+        values: torch.Tensor,
+        boxes: torch.Tensor,
+        stride: tuple[int, int],
+        additional_forward_args: Any = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Back-project single units of the layer, batched, each on its crop box.
+
+        Args:
+            images (Tensor): ``[P, C, H, W]`` the image of each pair.
+            channels (Tensor): ``[P]`` filter of each pair.
+            positions (Tensor): ``[P, 2]`` ``(h, w)`` of the unit on the full map.
+            values (Tensor): ``[P]`` the unit's value on the full image (start of the back-projection).
+            boxes (Tensor): ``[P, 4]`` crop boxes ``(y0, x0, y1, x1)``, starts aligned to ``stride``.
+            stride (tuple of int): The layer's total stride.
+
+        Returns:
+            (list of Tensor, Tensor): the reconstruction of each pair on its box
+            ``[C, y1 - y0, x1 - x0]``, and a ``[P]`` bool mask of the pairs whose
+            crop did not reproduce the full-image value (to be redone on the full image).
+        """
+        count = len(channels)
+        out: list[torch.Tensor | None] = [None] * count
+        mismatch = torch.zeros(count, dtype=torch.bool)
+        sizes = (boxes[:, 2] - boxes[:, 0]) * 100000 + (boxes[:, 3] - boxes[:, 1])
+        forward = stop_at_layer(self.model, self.layer, additional_forward_args)
+        conv_input = self._conv_input_fn(additional_forward_args)
+        scale = float(values.abs().max()) if count else 1.0
+        for size in torch.unique(sizes).tolist():
+            group = (sizes == size).nonzero().flatten()
+            for start in range(0, len(group), self.recon_batch_size):
+                ids = group[start : start + self.recon_batch_size]
+                crops = torch.stack(
+                    [images[p, :, int(boxes[p, 0]) : int(boxes[p, 2]), int(boxes[p, 1]) : int(boxes[p, 3])] for p in ids.tolist()]
+                ).detach().requires_grad_(True)
+                with torch.enable_grad(), ReluRuleMode(self.rule):
+                    if conv_input is not None:
+                        layer_out = self._selected_channel_conv(conv_input(crops), channels[ids])
+                    else:
+                        layer_out = forward(crops)
+                local_h = positions[ids, 0].long() - torch.div(boxes[ids, 0], stride[0], rounding_mode="floor")
+                local_w = positions[ids, 1].long() - torch.div(boxes[ids, 1], stride[1], rounding_mode="floor")
+                inside = (local_h >= 0) & (local_h < layer_out.shape[2]) & (local_w >= 0) & (local_w < layer_out.shape[3])
+                rows = torch.arange(len(ids))
+                got = torch.zeros(len(ids), dtype=layer_out.dtype)
+                pair_channels = torch.zeros_like(channels[ids]) if conv_input is not None else channels[ids]
+                got[inside] = layer_out.detach()[rows[inside], pair_channels[inside], local_h[inside], local_w[inside]].cpu()
+                bad = ~inside | ((got - values[ids].to(got.dtype)).abs() > 1e-4 * scale + 1e-3 * values[ids].abs())
+                grad_out = torch.zeros_like(layer_out)
+                good = ~bad
+                grad_out[rows[good], pair_channels[good], local_h[good], local_w[good]] = values[ids][good].to(grad_out.dtype).to(grad_out.device)
+                (grads,) = torch.autograd.grad(layer_out, crops, grad_out)
+                mismatch[ids[bad]] = True
+                for row, p in enumerate(ids.tolist()):
+                    out[p] = grads[row].detach()
+        return out, mismatch  # type: ignore[return-value]
+
+    def _conv_input_fn(self, additional_forward_args: Any) -> Any:
+        """For a plain ``nn.Conv2d`` layer: a function returning the layer's *input*.
+
+        Only one channel of the layer is back-projected per pair, so the layer
+        itself is then evaluated for that channel alone (see
+        :meth:`_selected_channel_conv`) instead of for all of its filters.
+        """
+        layer = self.layer
+        if not (isinstance(layer, nn.Conv2d) and type(layer).forward is nn.Conv2d.forward
+                and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)):
+            return None
+
+        class _Stop(Exception):
+            pass
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            captured: list[torch.Tensor] = []
+
+            def hook(_module: nn.Module, args: tuple) -> None:
+                captured.append(args[0])
+                raise _Stop
+
+            handle = layer.register_forward_pre_hook(hook)
+            try:
+                extra = additional_forward_args
+                self.model(x) if extra is None else self.model(x, *(extra if isinstance(extra, tuple) else (extra,)))
+            except _Stop:
+                pass
+            finally:
+                handle.remove()
+            return captured[0]
+
+        return run
+
+    def _selected_channel_conv(self, layer_input: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+        """Output channel ``channels[p]`` of the conv layer for sample ``p``: ``[P, 1, h, w]``,
+        as one grouped convolution (one group per sample)."""
+        conv: nn.Conv2d = self.layer  # type: ignore[assignment]
+        count = layer_input.shape[0]
+        per_group_out = conv.out_channels // conv.groups
+        per_group_in = conv.in_channels // conv.groups
+        channels = channels.to(layer_input.device)
+        first_in = torch.div(channels, per_group_out, rounding_mode="floor") * per_group_in
+        take = first_in[:, None] + torch.arange(per_group_in, device=layer_input.device)[None]
+        selected = layer_input[torch.arange(count, device=layer_input.device)[:, None], take]
+        weight = conv.weight[channels]  # [P, per_group_in, kh, kw]
+        out = torch.nn.functional.conv2d(
+            selected.reshape(1, count * per_group_in, *selected.shape[2:]), weight,
+            None if conv.bias is None else conv.bias[channels], conv.stride, conv.padding, conv.dilation, count,
+        )
+        return out.reshape(count, 1, *out.shape[2:])
+
+    def _reconstruct_exact(
+        self,
+        images: torch.Tensor,
+        channels: torch.Tensor,
+        positions: torch.Tensor,
+        values: torch.Tensor,
+        fields: ReceptiveFields,
+        full_image: bool,
+        additional_forward_args: Any,
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Crop path where allowed, then the full image for pairs whose crop failed the value check."""
+        height, width = images.shape[-2:]
+        full_boxes = torch.tensor([[0, 0, height, width]] * len(channels), dtype=torch.int64).reshape(-1, 4)
+        boxes = full_boxes if full_image or not fields.local else fields.crop_boxes(positions)
+        stride = (1, 1) if full_image or not fields.local else fields.stride
+        with _crop_friendly(self.model):
+            try:
+                recon, mismatch = self.reconstruct(images, channels, positions, values, boxes, stride, additional_forward_args)
+            except Exception as err:
+                if bool((boxes == full_boxes).all()):
+                    raise
+                warnings.warn(
+                    f"The model failed on receptive-field crops ({err}); reconstructing on full images instead.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                boxes, mismatch = full_boxes, torch.ones(len(channels), dtype=torch.bool)
+                recon = [torch.empty(0)] * len(channels)
+        redo = mismatch.nonzero().flatten()
+        if redo.numel() and not bool((boxes[redo] == full_boxes[redo]).all()):
+            if not bool(mismatch.all()):
+                warnings.warn(
+                    f"{redo.numel()} of {len(channels)} units did not match their full-image value on the "
+                    "receptive-field crop (the layer is not local there); they were recomputed on the full image.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            redo_recon, still = self.reconstruct(
+                images[redo], channels[redo], positions[redo], values[redo], full_boxes[redo], (1, 1), additional_forward_args
+            )
+            if bool(still.any()):
+                raise AttributionError(
+                    f"Layer {self.layer_name!r} gives different values for the same image on two forward passes "
+                    "(is the model stochastic in eval mode?); reconstructions would not match the scan."
+                )
+            for k, p in enumerate(redo.tolist()):
+                recon[p] = redo_recon[k]
+            boxes = boxes.clone()
+            boxes[redo] = full_boxes[redo]
+        elif redo.numel():
+            raise AttributionError(
+                f"Layer {self.layer_name!r} gives different values for the same image on two forward passes "
+                "(is the model stochastic in eval mode?); reconstructions would not match the scan."
+            )
+        return recon, boxes
+
+    # ---------------------------------------------------------------- attribute
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: torch.Tensor | tuple[torch.Tensor],
+        filters: Sequence[int] | torch.Tensor | int | None = None,
+        additional_forward_args: Any = None,
+        full_image: bool = False,
+    ) -> torch.Tensor:
+        r"""Reconstruct each filter's strongest unit in each image of a batch.
+
+        For image ``b`` and filter ``f``: the unit of ``f``'s map with the
+        largest value is kept at that value, every other activation of the
+        layer is zeroed, and the signal is projected back to the input with
+        the rule. The result equals Captum's ``NeuronGuidedBackprop`` /
+        ``NeuronDeconvolution`` at that neuron multiplied by its value.
+
+        Args:
+            inputs (Tensor or tuple of one Tensor): Images ``[B, C, H, W]``.
+            filters (int, sequence of int or Tensor, optional): Filters to
+                reconstruct. Default: all filters of the layer
+            additional_forward_args (Any, optional): Extra model arguments after the inputs.
+            full_image (bool, optional): Back-project on the full image even where
+                receptive-field crops are exact. Default: False
+
+        Returns:
+            Tensor: ``[B, F, C, H, W]`` reconstructions, zero outside each unit's receptive field.
+        """
+        images = self._single_input(inputs)
+        forward = stop_at_layer(self.model, self.layer, additional_forward_args)
+        with eval_mode(self.model, "TopNDeconv"):
+            shapes = probe_layers(self.model, [self.layer_name], images[:1], additional_forward_args)
+            _, channels_total, map_h, map_w = shapes[self.layer_name]
+            chosen = self._check_filters(filters, channels_total)
+            with torch.no_grad():
+                layer_out = forward(images)[:, chosen.to(images.device)]
+            values, where = layer_out.flatten(2).max(dim=2)  # [B, F]
+            batch, count = values.shape
+            positions = torch.stack([where // map_w, where % map_w], dim=2).reshape(-1, 2).cpu()
+            fields = self.receptive_fields(tuple(images.shape[1:]), (map_h, map_w), additional_forward_args)
+            pair_images = images.repeat_interleave(count, dim=0)
+            pair_channels = chosen.repeat(batch)
+            recon, boxes = self._reconstruct_exact(
+                pair_images, pair_channels, positions, values.reshape(-1).float().cpu(), fields, full_image,
+                additional_forward_args,
+            )
+        result = torch.zeros((batch * count, *images.shape[1:]), dtype=images.dtype, device=images.device)
+        for p, (y0, x0, y1, x1) in enumerate(boxes.tolist()):
+            result[p, :, y0:y1, x0:x1] = recon[p]
+        return result.reshape(batch, count, *images.shape[1:])
+
+    # -------------------------------------------------------------------- top_n
+    def top_n(
+        self,
+        data: Any,
+        n: int = 10,
+        filters: Sequence[int] | torch.Tensor | int | None = None,
+        distinct_images: bool = True,
+        batch_size: int = 64,
+        full_maps: bool = False,
+        progress: bool = True,
+        additional_forward_args: Any = None,
+        full_image: bool = False,
+    ) -> TopNResult:
+        r"""Scan ``data`` once, find each filter's top-``n`` images, and reconstruct them.
+
+        Args:
+            data: A tensor ``[M, C, H, W]``, a FaceSet or other Dataset, a DataLoader
+                or an iterable of batches (see :func:`captum_fau.stats.scan.iter_batches`).
+            n (int, optional): Images per filter. Default: 10
+            filters (int, sequence of int or Tensor, optional): Filters to keep. Default: all
+            distinct_images (bool, optional): Each image at most once per filter
+                (its strongest unit), as in the paper. Default: True
+            batch_size (int, optional): Batch size of the scan. Default: 64
+            full_maps (bool, optional): Also keep full-size reconstructions
+                ``[F, n, C, H, W]``. Default: False
+            progress (bool, optional): Show progress bars. Default: True
+            additional_forward_args (Any, optional): Extra model arguments after the inputs.
+            full_image (bool, optional): Back-project on full images (for checks). Default: False
+
+        Returns:
+            TopNResult: indices, values, positions, receptive-field patches and boxes.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"n must be a positive integer (images per filter), got {n!r}.")
+        started = time.perf_counter()
+        result = scan(
+            self.model, self.layer_name, data, top_n=n, distinct_images=distinct_images, batch_size=batch_size,
+            progress=progress, keep_inputs=True, additional_forward_args=additional_forward_args,
+        )
+        top = self.from_scan(
+            result, filters=filters, full_maps=full_maps, progress=progress,
+            additional_forward_args=additional_forward_args, full_image=full_image,
+        )
+        top.meta["timings"]["scan_s"] = round(time.perf_counter() - started - top.meta["timings"]["reconstruct_s"], 4)
+        return top
+
+    def from_scan(
+        self,
+        result: ScanResult,
+        filters: Sequence[int] | torch.Tensor | int | None = None,
+        full_maps: bool = False,
+        progress: bool = True,
+        additional_forward_args: Any = None,
+        full_image: bool = False,
+    ) -> TopNResult:
+        r"""Reconstruct the top-N of a finished scan, so one pass over the data can also feed
+        other analyses (FAU-KL reads the same scan's per-image maxima).
+
+        Args:
+            result (ScanResult): From :func:`captum_fau.stats.scan.scan` on this layer with
+                ``top_n`` set and ``keep_inputs=True``.
+            filters, full_maps, progress, additional_forward_args, full_image: As in :meth:`top_n`.
+
+        Returns:
+            TopNResult
+        """
+        from tqdm.auto import tqdm
+
+        layer_scan = result.layers.get(self.layer_name)
+        if layer_scan is None or layer_scan.topn is None or not result.inputs:
+            raise ConfigError(
+                f"from_scan needs a scan of layer {self.layer_name!r} made with top_n=N and keep_inputs=True."
+            )
+        tracker = layer_scan.topn
+        n, distinct_images = tracker.n, tracker.distinct_images
+        if result.num_images < n and distinct_images:
+            raise DatasetError(
+                f"n={n} images per filter were requested but the dataset has only {result.num_images}; "
+                f"pass n <= {result.num_images}."
+            )
+        chosen = self._check_filters(filters, layer_scan.num_channels)
+        top = tracker.result()
+        indices, values, positions = top["indices"][chosen], top["values"][chosen], top["positions"][chosen]
+        input_shape = tuple(result.input_shape)
+        dead = chosen[values[:, 0] <= 0].tolist()
+        if dead:
+            warnings.warn(
+                f"{len(dead)} filter(s) of layer {self.layer_name!r} never respond positively on this data "
+                f"(dead units): {dead[:20]}; their reconstructions are zero.",
+                UserWarning,
+                stacklevel=2,
+            )
+        scanned = time.perf_counter()
+        fields = self.receptive_fields(input_shape, layer_scan.map_size, additional_forward_args)  # type: ignore[arg-type]
+        flat_idx, flat_val, flat_pos = indices.reshape(-1), values.reshape(-1), positions.reshape(-1, 2)
+        flat_ch = chosen.repeat_interleave(indices.shape[1])
+        live = (flat_val > 0).nonzero().flatten()
+        patch_boxes = fields.patch_boxes(flat_pos)
+        r_h, r_w = int(patch_boxes[0, 2] - patch_boxes[0, 0]), int(patch_boxes[0, 3] - patch_boxes[0, 1])
+        total = len(flat_idx)
+        patches = torch.zeros((total, input_shape[0], r_h, r_w))
+        image_patches = torch.zeros_like(patches)
+        maps = torch.zeros((total, *input_shape)) if full_maps else None
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
+        for p, (y0, x0, y1, x1) in enumerate(patch_boxes.tolist()):
+            image_patches[p] = result.inputs[int(flat_idx[p])][:, y0:y1, x0:x1]
+        chunk = 1024
+        bar = tqdm(total=len(live), desc=f"reconstruct {self.layer_name}", unit="unit", disable=not progress)
+        with eval_mode(self.model, "TopNDeconv"):
+            for start in range(0, len(live), chunk):
+                ids = live[start : start + chunk]
+                images = torch.stack([result.inputs[int(i)] for i in flat_idx[ids].tolist()]).to(device)
+                recon, boxes = self._reconstruct_exact(
+                    images, flat_ch[ids], flat_pos[ids], flat_val[ids], fields, full_image, additional_forward_args
+                )
+                for k, p in enumerate(ids.tolist()):
+                    y0, x0, y1, x1 = boxes[k].tolist()
+                    py0, px0, py1, px1 = patch_boxes[p].tolist()
+                    # Copy the overlap of the computed box and the fixed-size patch window.
+                    oy0, ox0, oy1, ox1 = max(y0, py0), max(x0, px0), min(y1, py1), min(x1, px1)
+                    if oy1 > oy0 and ox1 > ox0:
+                        patches[p, :, oy0 - py0 : oy1 - py0, ox0 - px0 : ox1 - px0] = (
+                            recon[k][:, oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0].cpu()
+                        )
+                    if maps is not None:
+                        maps[p, :, y0:y1, x0:x1] = recon[k].cpu()
+                bar.update(len(ids))
+        bar.close()
+        finished = time.perf_counter()
+        shape = (len(chosen), indices.shape[1])
+        return TopNResult(
+            layer=self.layer_name,
+            rule=self.rule,
+            filters=chosen,
+            indices=indices,
+            values=values,
+            positions=positions,
+            patches=patches.reshape(*shape, *patches.shape[1:]),
+            image_patches=image_patches.reshape(*shape, *image_patches.shape[1:]),
+            boxes=patch_boxes.reshape(*shape, 4),
+            full_maps=None if maps is None else maps.reshape(*shape, *maps.shape[1:]),
+            dead=dead,
+            meta={
+                "model": type(self.model).__name__,
+                "input_shape": list(input_shape),
+                "map_size": list(layer_scan.map_size),
+                "num_images": result.num_images,
+                "distinct_images": distinct_images,
+                "receptive_field": list(fields.size),
+                "stride": list(fields.stride),
+                "local": fields.local,
+                "timings": {"scan_s": 0.0, "reconstruct_s": round(finished - scanned, 4)},
+            },
+        )
+
+
+__all__ = ["TopNDeconv"]
