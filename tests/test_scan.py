@@ -131,3 +131,17 @@ def test_zerobias_scan_matches_forward() -> None:
         h = model.pool2(model.relu2(model.conv2(model.pool1(model.relu1(model.conv1(x))))))
         ref = model.relu3(model.conv3(h)).flatten(2).max(2).values
     assert torch.allclose(res.layers["relu3"].maxima, ref)
+
+
+def test_keep_outputs_gives_the_model_outputs_from_the_same_pass() -> None:
+    from captum_fau import ZeroBiasCNN
+    from captum_fau.stats.scan import scan as run_scan
+
+    torch.manual_seed(0)
+    model = ZeroBiasCNN(num_classes=5).eval()
+    images = torch.randn(7, 1, 96, 96)
+    result = run_scan(model, "conv3", images, batch_size=3, keep_outputs=True, progress=False)
+    with torch.no_grad():
+        expected = model(images)
+    torch.testing.assert_close(result.outputs, expected)
+    assert run_scan(model, "conv3", images, progress=False).outputs is None

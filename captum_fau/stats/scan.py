@@ -310,6 +310,7 @@ class ScanResult:
         inputs (dict): Dataset index -> input tensor (CPU) of every image in a final
             top-N, when the scan was asked to keep them (``keep_inputs=True``).
         input_shape (tuple): ``(C, H, W)`` of the inputs.
+        outputs (Tensor or None): The model's outputs in scan order, with ``keep_outputs=True``.
     """
 
     layers: dict[str, LayerScan]
@@ -317,6 +318,7 @@ class ScanResult:
     extras: dict[str, Any] = field(default_factory=dict)
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
+    outputs: torch.Tensor | None = None
 
     @property
     def num_images(self) -> int:
@@ -395,6 +397,7 @@ def scan(
     device: str | torch.device | None = None,
     progress: bool = True,
     keep_inputs: bool = False,
+    keep_outputs: bool = False,
     additional_forward_args: Any = None,
 ) -> ScanResult:
     r"""Read ``data`` once and record per-image channel maxima (and top-N) at ``layers``.
@@ -419,6 +422,9 @@ def scan(
         keep_inputs (bool, optional): With ``top_n``, also keep (on CPU) the
             inputs of the images that end up in some top-N list, so that later
             stages need not read the data again. Default: False
+        keep_outputs (bool, optional): Run the whole model instead of stopping
+            at the deepest layer, and keep its outputs (``ScanResult.outputs``,
+            e.g. logits for accuracy) from the same pass. Default: False
         additional_forward_args (Any, optional): Extra positional arguments for
             the model after the inputs. Default: None
 
@@ -452,6 +458,7 @@ def scan(
     trackers: dict[str, RunningTopN] = {}
     map_sizes: dict[str, tuple[int, int]] = {}
     index_chunks: list[torch.Tensor] = []
+    output_chunks: list[torch.Tensor] = []
     extra_chunks: list[dict[str, Any]] = []
     kept_inputs: dict[int, torch.Tensor] = {}
     input_shape: tuple[int, ...] = ()
@@ -475,7 +482,7 @@ def scan(
                 torch.stack([top_where // width, top_where % width], dim=3).to(torch.int32).cpu(),
             )
         batch_state["fired"] += 1
-        if batch_state["fired"] == len(names):
+        if batch_state["fired"] == len(names) and not keep_outputs:
             raise _StopForward
 
     module_names = {modules[n]: n for n in names}
@@ -506,7 +513,13 @@ def scan(
                 batch_state.update(fired=0, maxima={}, positions={}, candidates={})
                 try:
                     with torch.no_grad():
-                        _forward(model, inputs, additional_forward_args)
+                        output = _forward(model, inputs, additional_forward_args)
+                    if keep_outputs:
+                        if not isinstance(output, torch.Tensor):
+                            raise LayerError(
+                                f"keep_outputs needs a model that returns one tensor, got {type(output).__name__}."
+                            )
+                        output_chunks.append(output.detach().float().cpu())
                 except _StopForward:
                     pass
                 for name in names:
@@ -553,6 +566,7 @@ def scan(
         extras=_gather_extras(extra_chunks),
         inputs=kept_inputs,
         input_shape=input_shape,
+        outputs=torch.cat(output_chunks) if output_chunks else None,
     )
 
 

@@ -1,0 +1,193 @@
+"""The report of :func:`captum_fau.analyze.analyze`: the paper's figures and tables as PNG,
+``results.json``, and a self-contained ``index.html`` that ties them together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion  # noqa: E402
+from captum_fau.viz.report import Section, atomic_write_text, write_report  # noqa: E402
+
+
+def _save_fig(fig: Any, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def build_report(
+    out: Path,
+    *,
+    model: str,
+    data: str,
+    layer: str,
+    faces: Any,
+    topn: Any,
+    faukl: Any | None,
+    accuracy: dict[str, Any] | None,
+    localisation: dict[str, Any] | None,
+    featured: Sequence[int],
+    notes: Sequence[str],
+    params: dict[str, Any],
+    title: str | None = None,
+) -> Path:
+    """Write the figures, ``results.json`` and ``index.html`` into ``out``; return the page."""
+    out = Path(out)
+    featured = list(featured)
+    sections: list[Section] = []
+    summary: dict[str, Any] = {
+        "Model": model,
+        "Data": f"{data} ({len(faces)} images)",
+        "Layer": f"{layer} ({int(topn.filters.numel())} filters, top {topn.n} images each, {topn.rule} rule)",
+    }
+    results: dict[str, Any] = {"params": params, "featured_filters": featured, "notes": list(notes)}
+
+    if accuracy is not None:
+        summary["Accuracy"] = f"{accuracy['accuracy']:.1%} on {accuracy['n']} labelled images"
+    if faukl is not None:
+        st = faukl.stats(layer)
+        sig = (np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1)
+        summary["FAU-KL"] = (
+            f"{int(sig.sum())} of {st.kl.shape[0]} filters have an AU association with q < 0.05 "
+            f"({len(faukl.au_ids)} AUs, {st.config.get('n_permutations', '?')} permutations)"
+        )
+        results["fau_kl"] = {"significant_filters": int(sig.sum()), "table": faukl.table_rows(featured, layer)}
+    if localisation is not None and localisation.get("rate") is not None:
+        summary["Localisation"] = (
+            f"{localisation['rate']:.0%} of {localisation['n_filters']} significant filters: FAU-KL's top AU is the "
+            "AU region holding most of the reconstruction energy"
+        )
+    results["localisation"] = localisation
+    results["accuracy"] = accuracy
+
+    # Paper Fig. 1/3/4: top-N reconstructions of the featured filters.
+    grid = _save_fig(topn.plot(filters=featured, show="reconstruction"), out / "topn_grid.png")
+    patches = _save_fig(topn.plot(filters=featured, show="image"), out / "topn_images.png")
+    sections.append(
+        Section(
+            "Top-N deconvolution",
+            text=[
+                f"Each row is one filter of {layer}; left to right, its {topn.n} strongest images, keeping only the "
+                f"strongest activation and projecting it back to pixels ({topn.rule} rule), cropped to the unit's "
+                "receptive field — the layout of the paper's Figures 1, 3 and 4. Filters are ordered by the "
+                "strength of their AU association" + (" (none without AU labels: by activation)." if faukl is None else "."),
+            ],
+            figures=[(grid, "Reconstructions (paper Fig. 1/3/4 layout)"), (patches, "The same windows of the input images")],
+        )
+    )
+
+    if faukl is not None:
+        bars = faukl.plot_bars(featured, layer)
+        bars_png = _save_fig(bars, out / "kl_bars.png")
+        rows = faukl.table_rows(featured, layer)
+        sections.append(
+            Section(
+                "Filter → action unit (paper Table 4)",
+                text=[
+                    "For each featured filter, the AU whose images give the filter's maximum activation the most "
+                    "different distribution (D_KL(Q‖R), Q over images with the AU, R without). KL [CI]: bootstrap "
+                    "interval over subjects; KL-null: KL minus its mean under label permutations; q: "
+                    "Benjamini–Hochberg over all filter × AU pairs."
+                ],
+                table=(
+                    ["filter", "AU", "name", "KL", "CI low", "CI high", "KL-null", "AUROC", "q"],
+                    [[r["filter"], r["au"], r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["ci_low"],
+                      r["ci_high"], r["kl_corrected"], r["auroc"], r["q"]] for r in rows],
+                ),  # fmt: skip
+            )
+        )
+        sections.append(
+            Section(
+                "KL divergence of every AU (paper Fig. 5)",
+                text=["One panel per featured filter; the AU with the largest KL in red, * where q < 0.05."],
+                figures=[(bars_png, "KL divergence per AU for each featured filter")],
+            )
+        )
+        st = faukl.stats(layer)
+        order = np.argsort(-np.where(st.testable, st.kl_corrected, -np.inf).max(axis=1), kind="stable")[:40]
+        heat = plot_au_heatmap(
+            st.kl_corrected[order], list(faukl.au_ids), [int(f) for f in order],
+            significant=(st.q[order] < 0.05) & st.testable[order], colorbar_label="KL minus permutation mean",
+            title="Null-corrected KL, 40 most associated filters",
+        )  # fmt: skip
+        heat_png = _save_fig(heat, out / "au_heatmap.png")
+        sections.append(Section("AU × filter heat map", figures=[(heat_png, "Null-corrected KL; dots: q < 0.05")]))
+
+    if localisation is not None:
+        per = localisation["per_filter"]
+        figs = []
+        if per:
+            from collections import defaultdict
+
+            by_au: dict[str, list[bool]] = defaultdict(list)
+            for row in per:
+                by_au[row["fau_kl_au"]].append(row["agree"])
+            rates = {f"{au} ({len(v)})": float(np.mean(v)) for au, v in sorted(by_au.items())}
+            figs.append((_save_fig(plot_agreement(rates), out / "localisation.png"), "Agreement per FAU-KL top AU (filters)"))
+        rate = localisation.get("rate")
+        sections.append(
+            Section(
+                "Localisation check against ground-truth AU regions",
+                text=[
+                    "For every filter with a significant association, the share of its top-N reconstruction energy "
+                    "inside each AU's ground-truth region; agreement means the AU with the most energy is FAU-KL's "
+                    "top AU. " + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
+                                 else "No filter had a significant association.")
+                ],
+                figures=figs,
+                table=(["filter", "FAU-KL top AU", "AU region with most energy", "share", "agree"],
+                       [[r["filter"], r["fau_kl_au"], r["region_au"], r["share"], "yes" if r["agree"] else "no"]
+                        for r in per[:60]]) if per else None,
+            )
+        )  # fmt: skip
+
+    if accuracy is not None:
+        cm_png = out / "confusion.png"
+        plt.close(plot_confusion(np.asarray(accuracy["confusion"]), accuracy["class_names"], path=cm_png))
+        sections.append(
+            Section(
+                "Expression recognition",
+                text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images."],
+                figures=[(cm_png, "Confusion matrix")],
+                table=(["class", "accuracy"], [[k, v] for k, v in accuracy["per_class_accuracy"].items()]),
+            )
+        )
+
+    files = ["topn.safetensors", "topn.json", "maxima.npz"] + (
+        ["fau_kl.safetensors", "fau_kl.csv"] if faukl is not None else []
+    )
+    sections.append(
+        Section(
+            "Files",
+            text=["Machine-readable results in this folder: results.json, " + ", ".join(files) + "."],
+            notes=list(notes),
+        )
+    )
+    atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
+    return write_report(
+        out, title or "Do deep networks learn facial action units?", sections, summary=summary,
+        subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",
+    )  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+__all__ = ["build_report"]
