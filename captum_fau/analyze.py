@@ -108,7 +108,7 @@ class _Manifest:
         return step in self.done and all(f.exists() for f in files)
 
     def mark(self, step: str, info: Any = True) -> None:
-        from captum_fau.viz.report import atomic_write_text
+        from captum_fau.io import atomic_write_text
 
         self.done[step] = info
         payload = {"params_hash": self.params_hash, "params": self.params, "done": self.done}
@@ -354,17 +354,10 @@ def analyze(
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    import os
-    import tempfile
+    from captum_fau.io import atomic_path
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["AnalysisResult", "analyze"]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion
-from captum_fau.viz.report import Section, atomic_write_text, write_report
+from captum_fau.io import atomic_write_text
+from captum_fau.viz.report import Section, write_report
 
 
 def test_report_is_self_contained(tmp_path) -> None:

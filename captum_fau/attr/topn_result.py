@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from captum_fau.errors import ConfigError, OutputError, WeightsError
+from captum_fau.io import atomic_path
 
 _TENSORS = ("filters", "indices", "values", "positions", "patches", "image_patches", "boxes")
 
@@ -81,13 +81,10 @@ class TopNResult:
             ("topn.safetensors", lambda p: save_file(tensors, p, metadata={"format": "captum-fau-topn"})),
             ("topn.json", lambda p: Path(p).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")),
         ):
-            handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-            os.close(handle)
             try:
-                writer(tmp)
-                os.replace(tmp, folder / name)
+                with atomic_path(folder / name) as tmp:
+                    writer(str(tmp))
             except OSError as err:
-                Path(tmp).unlink(missing_ok=True)
                 raise OutputError(f"Cannot write {folder / name} ({err}).") from err
         return folder
 

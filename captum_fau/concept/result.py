@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -17,6 +16,7 @@ import torch
 from captum_fau.concept.au_catalogue import au_name, parse_au
 from captum_fau.concept.statistics import AssociationStatistics
 from captum_fau.errors import ConfigError, LayerError, OutputError, WeightsError
+from captum_fau.io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -27,21 +27,9 @@ _FORMAT = "captum-fau/faukl-result/1"
 
 
 def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` it into place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise OutputError(f"Cannot write {path}: {err}. Choose a writable location.") from err
-    try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Call ``write(handle)`` on a temporary file that replaces ``path`` once complete."""
+    with atomic_path(path) as tmp, open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
+        write(handle)
 
 
 @dataclass

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -35,6 +34,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from captum_fau.errors import OutputError
+from captum_fau.io import atomic_path
 
 #: Environment variable that moves the default cache folder.
 CACHE_ENV_VAR = "CAPTUM_FAU_CACHE"
@@ -128,16 +128,8 @@ class ArrayCache:
         """
         path = self.path(key)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.directory)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
-                os.replace(tmp_name, path)
-            except BaseException:
-                if os.path.exists(tmp_name):
-                    os.unlink(tmp_name)
-                raise
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
         except OSError as err:
             raise OutputError(
                 f"cannot write the preprocessing cache at {self.directory}: {err}. "

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import cv2
 import numpy as np
@@ -27,23 +25,12 @@ from captum_fau.data.synthfacs import (
     render,
 )
 from captum_fau.errors import OutputError
+from captum_fau.io import atomic_path, atomic_write_bytes
 
 #: Images per rendering chunk (bounds memory of the progress loop, not the output).
 CHUNK = 512
 _SHEET_SIDE = 8
 _LABEL_ROWS = 4
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def contact_sheet(batch: SynthBatch, count: int = 64) -> np.ndarray:
@@ -162,9 +149,8 @@ def write_synthfacs(
         raise OutputError(f"Cannot create output folder {out}: {err}. Pass a writable --out folder.") from err
     parts: list[SynthBatch] = []
     npz_path = out / "synthfacs.npz"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{npz_path.name}.", suffix=".tmp", dir=out)
     try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive:
+        with atomic_path(npz_path) as tmp, open(tmp, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive:
             with archive.open("images.npy", "w", force_zip64=True) as member, tqdm(
                 total=n, desc="SynthFACS", unit="img", disable=not progress
             ) as bar:
@@ -195,16 +181,13 @@ def write_synthfacs(
             for name, array in arrays.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-        os.replace(tmp_name, npz_path)
         first = parts[0]
         ok, png = cv2.imencode(".png", contact_sheet(first))
         if not ok:
             raise OutputError("OpenCV could not encode the contact sheet as PNG.")
-        _atomic_write_bytes(out / "contact_sheet.png", lambda fh: fh.write(png.tobytes()))
+        atomic_write_bytes(out / "contact_sheet.png", png.tobytes())
     except OSError as err:
         raise OutputError(f"Cannot write into {out}: {err}. Pass a writable --out folder with free space.") from err
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
     seconds = time.perf_counter() - start_time
     n_subj = len(np.unique(arrays["subjects"]))
     return {"n": float(n), "subjects": float(n_subj), "seconds": seconds, "images_per_s": n / max(seconds, 1e-9)}

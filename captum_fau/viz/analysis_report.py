@@ -14,14 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion  # noqa: E402
-from captum_fau.viz.report import Section, atomic_write_text, write_report  # noqa: E402
+from captum_fau.io import atomic_path, atomic_write_text  # noqa: E402
+from captum_fau.viz.report import Section, write_report  # noqa: E402
 
 
 def _save_fig(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

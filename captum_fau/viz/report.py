@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from captum_fau.io import atomic_write_text
 
 _CSS = """
 :root { --fg: #1d1d1f; --muted: #5f6368; --accent: #c62828; --line: #e0e0e0; --bg: #fafafa; }
@@ -102,21 +102,6 @@ def _section_html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(
     out_dir: str | Path,
     title: str,
@@ -160,4 +145,4 @@ def write_report(
     return atomic_write_text(Path(out_dir) / filename, page)
 
 
-__all__ = ["Section", "atomic_write_text", "write_report"]
+__all__ = ["Section", "write_report"]
