@@ -18,9 +18,12 @@ from captum_fau.errors import CaptumFAUError
 
 #: Modules that contribute commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "captum_fau.demo_cli",
+    "captum_fau.analyze_cli",
     "captum_fau.zoo_cli",
     "captum_fau.data.cli",
+    "captum_fau.concept.cli",
+    "captum_fau.train.cli",
+    "captum_fau.attr.cli",
 )
 
 

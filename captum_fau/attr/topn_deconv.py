@@ -46,14 +46,14 @@ def _crop_friendly(model: nn.Module) -> Iterator[None]:
     """
     from captum_fau.models.zerobias import ZeroBiasCNN
 
-    relaxed = [m for m in model.modules() if isinstance(m, ZeroBiasCNN)]
-    for module in relaxed:
-        module.check_input = lambda x: None  # type: ignore[method-assign]
+    relaxed = [(m, m.strict_size) for m in model.modules() if isinstance(m, ZeroBiasCNN)]
+    for module, _ in relaxed:
+        module.strict_size = False
     try:
         yield
     finally:
-        for module in relaxed:
-            del module.check_input
+        for module, strict in relaxed:
+            module.strict_size = strict
 
 
 class TopNDeconv(NeuronAttribution, GradientAttribution):

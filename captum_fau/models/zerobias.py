@@ -121,6 +121,9 @@ class ZeroBiasCNN(
         self.fc4_init = fc4_init
         self.class_names = list(class_names) if class_names is not None else None
         self.num_features = 300  # timm convention: width of the pre-logits features
+        #: Check that inputs are img_size x img_size. Analyses that run the convolutional
+        #: layers on receptive-field crops switch it off meanwhile; the head needs the full size.
+        self.strict_size = True
 
         self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=5, padding=2, bias=False)
         self.relu1 = nn.ReLU()
@@ -185,7 +188,7 @@ class ZeroBiasCNN(
                 f"(shape {tuple(x.shape)}); convert the images (e.g. RGB to grayscale) or build the "
                 f"model with in_chans={x.shape[1]}."
             )
-        if x.shape[2] != self.img_size or x.shape[3] != self.img_size:
+        if self.strict_size and (x.shape[2] != self.img_size or x.shape[3] != self.img_size):
             raise InputShapeError(
                 f"ZeroBiasCNN expects {self.img_size}x{self.img_size} images ({expected}), got "
                 f"{x.shape[2]}x{x.shape[3]}; resize the images or build the model with "
