@@ -123,13 +123,13 @@ def test_hf_cache_corrupted_file_is_rejected(tmp_path, monkeypatch) -> None:
 
 
 def test_uncached_offline_says_how_to_get_weights(tmp_path, monkeypatch) -> None:
-    _fake_entry(tmp_path, monkeypatch, packaged=False, revision=COMMIT)
+    entry, _, _ = _fake_entry(tmp_path, monkeypatch, packaged=False, revision=COMMIT)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ZooWeightsUnavailable) as err:
         zoo.load("test-model")
     message = str(err.value)
-    assert "HF_HUB_OFFLINE" in message and "captum-fau train" in message
+    assert "HF_HUB_OFFLINE" in message and f"Produce them with: {entry.train_command}" in message
     assert "pytorch_model.bin" not in message
 
 
