@@ -205,10 +205,12 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     Filters compared: those with a pair at ``q < alpha`` (at most ``max_filters``, the most
     significant first). For each, the guided-backprop reconstructions of its ``n_top`` images
-    are summed, as squared values, inside each AU's ground-truth region of that image.
+    are summed, as squared values, inside each AU's ground-truth region of that image
+    (:mod:`captum_fau.concept.localisation`).
     """
     from captum_fau.attr.topn_deconv import TopNDeconv
     from captum_fau.concept import FAUKL
+    from captum_fau.concept.localisation import localisation_agreement, region_energy
     from captum_fau.data.synthfacs import region_masks
 
     result = FAUKL(model, ["conv3"], n_permutations=n_permutations, n_bootstrap=0, progress=False).interpret(faces)
@@ -218,20 +220,15 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
     significant = significant[np.argsort(best_q[significant], kind="stable")][:max_filters]
     if significant.size == 0:
         return {"agreement": None, "n_filters": 0, "reason": "no filter has a significant association"}
-    top = TopNDeconv(model, "conv3", rule="guided").top_n(faces, n=n_top, filters=significant.tolist(),
-                                                         full_maps=True, progress=False)
-    maps = top.full_maps.detach().float().numpy()  # [F, n, C, H, W]
-    energy = (maps**2).sum(axis=2)  # [F, n, H, W]
+    top = TopNDeconv(model, "conv3", rule="guided").top_n(faces, n=n_top, filters=significant.tolist(), progress=False)
     meta = faces.meta
-    agree = []
-    for f_pos, f in enumerate(significant):
-        idx = np.asarray(top.indices[f_pos]).astype(np.int64)
-        masks = region_masks(meta["seed"], idx, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
-        per_au = np.einsum("nhw,njhw->j", energy[f_pos], masks.astype(np.float64))
-        if per_au.max() <= 0:
-            continue
-        agree.append(faces.au_ids[int(per_au.argmax())] == result.top_au(int(f)))
-    return {"agreement": float(np.mean(agree)) if agree else None, "n_filters": len(agree)}
+
+    def masks_for(indices: np.ndarray) -> np.ndarray:
+        return region_masks(meta["seed"], indices, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
+
+    energy = region_energy(top.patches, top.boxes, top.indices, masks_for)
+    out = localisation_agreement(energy, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
+    return {"agreement": out["rate"], "n_filters": out["n_filters"]}
 
 
 def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = None) -> None:
