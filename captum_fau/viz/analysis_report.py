@@ -142,7 +142,11 @@ def build_report(
                     "For every filter with a significant association, the share of its top-N reconstruction energy "
                     "inside each AU's ground-truth region; agreement means the AU with the most energy is FAU-KL's "
                     "top AU. " + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
-                                 else "No filter had a significant association.")
+                                 else "No filter had a significant association."),
+                    "Where AUs co-occur (prototypical expressions such as 1+2+5+26 in surprise), neighbouring AUs "
+                    "share the statistical credit and overlapping regions share the energy, so disagreements often "
+                    "name a partner AU of the same expression; SynthFACS's independent mode separates them "
+                    "(scripts/bench_faukl.py measures agreement there).",
                 ],
                 figures=figs,
                 table=(["filter", "FAU-KL top AU", "AU region with most energy", "share", "agree"],
