@@ -225,13 +225,14 @@ def analyze(
     from captum_fau.attr import TopNDeconv, TopNResult
     from captum_fau.concept import FAUKL, FAUKLResult
     from captum_fau.data.spec import load_data_spec
+    from captum_fau.device import resolve_device
     from captum_fau.model_spec import expected_input, load_model_spec
     from captum_fau.stats.scan import conv_like_layers, scan
 
     torch.manual_seed(seed)
     out = Path(out)
     _check_out(out)
-    dev = torch.device(device)
+    dev = resolve_device(device)
     model_name = model if isinstance(model, str) else type(model).__name__
     data_name = data if isinstance(data, str) else repr(data)[:120]
     if isinstance(model, str):

@@ -40,7 +40,8 @@ from typing import Any
 
 import torch
 
-from captum_fau.errors import ChecksumMismatch, DeviceError, UnknownModelError, WeightsError, ZooWeightsUnavailable
+from captum_fau.device import resolve_device
+from captum_fau.errors import ChecksumMismatch, UnknownModelError, WeightsError, ZooWeightsUnavailable
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -161,18 +162,6 @@ def verify_checksum(path: str | Path, expected: str | None) -> None:
         )
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise DeviceError(f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"Device {device!r} requested but CUDA is not available here; use device='cpu'.")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"Device {device!r} requested but MPS is not available here; use device='cpu'.")
-    return dev
-
-
 def _hub_cache_dir() -> str:
     """The Hub cache folder as the environment says *now* (huggingface_hub reads it at import)."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -275,7 +264,7 @@ def load(
         False
     """
     entry = info(name)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     if weights is not None:
         path, source = _explicit_weights(weights), "explicit"
     elif revision is None and entry.packaged and (entry.packaged_dir / WEIGHTS_FILENAME).is_file():

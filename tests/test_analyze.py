@@ -124,3 +124,9 @@ def test_cli_analyze_exit_codes(tmp_path: Path, capsys) -> None:
     assert code == 2 and "Cannot import module" in capsys.readouterr().err
     code = main(["analyze", "--model", "zerobias-synthfacs-8class", "--data", "mystery:1", "--out", str(tmp_path), "-q"])
     assert code == 2 and "synthfacs" in capsys.readouterr().err
+
+
+def test_unknown_device_is_bad_input(tmp_path: Path, capsys) -> None:
+    code = main(["analyze", "--model", "zerobias-synthfacs-8class", "--data", "synthfacs:8", "--out", str(tmp_path),
+                 "--device", "gpu0", "-q"])
+    assert code == 2 and "Unknown device" in capsys.readouterr().err

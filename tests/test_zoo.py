@@ -149,3 +149,15 @@ def test_bad_device(tmp_path, monkeypatch) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             zoo.load("test-model", device="cuda")
+
+
+def test_packaged_synthfacs_model_loads_offline_with_pinned_checksum(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = zoo.info("zerobias-synthfacs-8class")
+    weights = entry.packaged_dir / "model.safetensors"
+    assert entry.sha256 == zoo.sha256_file(weights)
+    model = zoo.load("zerobias-synthfacs-8class")
+    assert model.config["zoo"]["source"] == "packaged" and not model.training
+    assert model.config["class_names"] == list(entry.class_names)
+    assert {"accuracy", "note", "iterations"} <= set(entry.metrics)
+    assert (entry.packaged_dir / "config.json").is_file() and (entry.packaged_dir / "training_log.jsonl").is_file()

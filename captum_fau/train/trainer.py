@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from captum_fau.data.base import FaceSet
 from captum_fau.data.transforms import model_input
+from captum_fau.device import resolve_device
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
 from captum_fau.models.zerobias import ZeroBiasCNN
 from captum_fau.train.augment import AugmentConfig, augment_batch
@@ -151,33 +152,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------ helpers
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Validate a device name and check it is usable.
-
-    Raises:
-        DeviceError: the name is not a torch device, or that device is not available here.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise DeviceError(
-            f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"Device {device!r} was requested but CUDA is not available here; use --device cpu.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"Device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) are visible."
-            )
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise DeviceError(f"Device {device!r} was requested but MPS is not available here; use --device cpu.")
-    elif dev.type != "cpu":
-        raise DeviceError(f"Unsupported device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.")
-    return dev
-
-
 def check_labelled(data: FaceSet, what: str, num_classes: int | None = None) -> np.ndarray:
     """Indices of ``data``'s labelled images; raise if it has none or no labels at all."""
     if not isinstance(data, FaceSet):
