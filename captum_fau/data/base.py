@@ -118,7 +118,8 @@ class FaceSet(Dataset):
         if self.aus is not None:
             item["aus"] = torch.from_numpy(self.aus[index])
         if self.subjects is not None:
-            item["subject"] = self.subjects[index].item() if hasattr(self.subjects[index], "item") else self.subjects[index]
+            subject = self.subjects[index]
+            item["subject"] = subject.item() if isinstance(subject, np.generic) else subject
         return item
 
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
