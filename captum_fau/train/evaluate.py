@@ -14,8 +14,6 @@ Standard deviations are population standard deviations over folds
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +23,7 @@ from torch import nn
 
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError, LabelError, OutputError
+from captum_fau.io import atomic_write_text
 from captum_fau.train.trainer import check_labelled, predict
 
 #: Display order of the paper's training variants.
@@ -263,12 +262,7 @@ class ResultsTable:
         """Write the table as JSON (atomically)."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
         except OSError as err:
             raise OutputError(f"Cannot write results to {path} ({err}); choose a writable location.") from err
         return path

@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from captum_fau.data.base import FaceSet
 from captum_fau.data.transforms import model_input
 from captum_fau.device import resolve_device
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
+from captum_fau.io import atomic_path, atomic_write_text
 from captum_fau.models.zerobias import ZeroBiasCNN
 from captum_fau.train.augment import AugmentConfig, augment_batch
 
@@ -169,18 +168,9 @@ def check_labelled(data: FaceSet, what: str, num_classes: int | None = None) -> 
     return labelled
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 @torch.no_grad()
@@ -496,7 +486,7 @@ def train(
                         "elapsed_s": record["elapsed_s"],
                         "fingerprint": fingerprint,
                     }
-                    _atomic_write_text(run_dir / LAST_STATE, json.dumps(state, indent=1) + "\n")
+                    atomic_write_text(run_dir / LAST_STATE, json.dumps(state, indent=1) + "\n")
                     with open(run_dir / LOG_FILE, "a") as log:
                         log.write(json.dumps(record) + "\n")
                 if on_checkpoint is not None:
