@@ -91,12 +91,12 @@ def _params_hash(params: dict[str, Any]) -> str:
 class _Manifest:
     """``OUT/analysis.json``: parameters and finished steps, rewritten atomically after each step."""
 
-    def __init__(self, out: Path, params: dict[str, Any]) -> None:
+    def __init__(self, out: Path, params: dict[str, Any], resume: bool = True) -> None:
         self.path = out / "analysis.json"
         self.params_hash = _params_hash(params)
         self.params = params
         self.done: dict[str, Any] = {}
-        if self.path.is_file():
+        if resume and self.path.is_file():
             try:
                 old = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError):
@@ -259,9 +259,7 @@ def analyze(
 
     params = {"model": model_name, "data": data_name, "layer": layer, "n": n, "rule": rule, "seed": seed,
               "permutations": permutations, "bootstrap": bootstrap, "n_images": len(faces)}  # fmt: skip
-    manifest = _Manifest(out, params) if resume else _Manifest.__new__(_Manifest)
-    if not resume:
-        manifest.path, manifest.params_hash, manifest.params, manifest.done = out / "analysis.json", _params_hash(params), params, {}
+    manifest = _Manifest(out, params, resume=resume)
     timings: dict[str, float] = {}
 
     # 1. One pass over the data: per-image maxima + running top-N, then reconstructions.
