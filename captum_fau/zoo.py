@@ -10,7 +10,8 @@ preprocessing the model expects, its training data and its metrics.
 1. an explicit ``weights=`` path (a ``.safetensors`` file or a Hub-format folder);
 2. weights packaged inside ``captum_fau`` (the SynthFACS model, offline);
 3. the Hugging Face cache, or a download at the pinned revision
-   (``HF_HUB_OFFLINE``, ``HF_HOME`` and ``HF_HUB_CACHE`` are read at call time);
+   (``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` and ``HF_HUB_CACHE`` are read
+   at call time; a corrupt cache entry is removed, never used);
 4. otherwise :class:`~captum_fau.errors.ZooWeightsUnavailable`, whose message
    says which dataset and which command produce the weights.
 
@@ -187,8 +188,33 @@ def _unavailable(entry: ZooEntry, why: str) -> ZooWeightsUnavailable:
     )
 
 
+def _hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` as the environment says *now* (``None``: huggingface_hub's default)."""
+    value = os.environ.get("HF_ENDPOINT", "").strip()
+    return value.rstrip("/") or None
+
+
+def snapshot_commit(path: str | Path) -> str | None:
+    """The commit of a Hub cache file ``.../snapshots/<commit>/<file>``, else ``None``."""
+    path = Path(path)
+    if path.parent.parent.name == "snapshots":
+        return path.parent.name
+    return None
+
+
+def _discard_cache_entry(path: Path) -> None:
+    """Remove a cached Hub file (the snapshot link and the blob it points to) so it is never used again."""
+    target = path.resolve() if path.is_symlink() else None
+    path.unlink(missing_ok=True)
+    if target is not None and target.parent.name == "blobs":
+        target.unlink(missing_ok=True)
+
+
 def _hub_weights(entry: ZooEntry, revision: str | None) -> Path:
-    """Path of ``model.safetensors`` from the Hub cache, downloading it if allowed."""
+    """Path of ``model.safetensors`` from the Hub cache, downloading it if allowed.
+
+    ``revision`` may be a commit hash, a tag or a branch.
+    """
     if revision is None:
         raise _unavailable(
             entry,
@@ -204,17 +230,47 @@ def _hub_weights(entry: ZooEntry, revision: str | None) -> Path:
             raise _unavailable(
                 entry,
                 f"HF_HUB_OFFLINE is set and {entry.repo_id}@{revision} is not in the Hub cache {cache_dir}. "
-                "Unset HF_HUB_OFFLINE to download it.",
+                "Unset HF_HUB_OFFLINE to download it (or copy a cache that holds it into HF_HOME).",
             )
         return Path(cached)
     try:
         return Path(
-            hf_hub_download(entry.repo_id, WEIGHTS_FILENAME, revision=revision, cache_dir=cache_dir)
+            hf_hub_download(
+                entry.repo_id, WEIGHTS_FILENAME, revision=revision, cache_dir=cache_dir, endpoint=_hub_endpoint()
+            )
         )
     except Exception as err:  # network, auth, missing repo or revision
+        where = _hub_endpoint() or "the Hugging Face Hub"
         raise _unavailable(
-            entry, f"downloading {entry.repo_id}@{revision} failed ({type(err).__name__}: {err})."
+            entry,
+            f"downloading {entry.repo_id}@{revision} from {where} failed "
+            f"({type(err).__name__}: {_first_line(err)}).",
         ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0].rstrip(".") if lines else ""
+
+
+def _verify_hub_file(entry: ZooEntry, path: Path, revision: str) -> None:
+    """Verify a cached Hub file against the registry checksum when it is the pinned commit.
+
+    A requested tag or branch counts as pinned when the cache resolved it to the pinned
+    commit. A file that fails is removed from the cache, so that it is never used again.
+    """
+    commit = snapshot_commit(path)
+    if entry.sha256 is None or not (revision == entry.revision or (commit is not None and commit == entry.revision)):
+        return
+    try:
+        verify_checksum(path, entry.sha256)
+    except ChecksumMismatch as err:
+        _discard_cache_entry(path)
+        raise ChecksumMismatch(
+            f"{err}\n  The file came from the Hub cache for {entry.repo_id}@{commit or revision}; that cache entry "
+            "was removed and was not used. Loading again downloads a fresh copy; if the mismatch persists, "
+            "the repository does not serve the published weights: check the repository and the pinned revision."
+        ) from None
 
 
 def _explicit_weights(weights: str | Path) -> Path:
@@ -239,9 +295,9 @@ def load(
 
     Args:
         name (str): A zoo name (see :func:`list`).
-        revision (str, optional): A Hub revision (commit, tag or branch) to use
-            instead of the pinned one. The registry checksum applies only to the
-            pinned revision. Default: None
+        revision (str, optional): A Hub revision (commit hash, tag or branch) to
+            use instead of the pinned one. The registry checksum applies to the
+            pinned commit, also when a tag or branch resolves to it. Default: None
         device (str or torch.device, optional): Where to put the model. Default: ``"cpu"``
         weights (str or Path, optional): A ``.safetensors`` file or a folder
             holding ``model.safetensors`` (e.g. the output of training);
@@ -271,10 +327,9 @@ def load(
         path, source = entry.packaged_dir / WEIGHTS_FILENAME, "packaged"
         verify_checksum(path, entry.sha256)
     else:
-        pinned = revision is None or revision == entry.revision
-        path, source = _hub_weights(entry, revision or entry.revision), "hub"
-        if pinned:
-            verify_checksum(path, entry.sha256)
+        wanted = revision or entry.revision
+        path, source = _hub_weights(entry, wanted), "hub"
+        _verify_hub_file(entry, path, wanted)  # type: ignore[arg-type]
 
     model = ZeroBiasCNN(**entry.architecture, class_names=[*entry.class_names], drop_rate=0.5, init_k=1.0)
     load_weights(model, path)
@@ -282,4 +337,4 @@ def load(
     return model.to(dev).eval()
 
 
-__all__ = ["ZooEntry", "info", "list", "load", "sha256_file", "verify_checksum"]
+__all__ = ["ZooEntry", "info", "list", "load", "sha256_file", "snapshot_commit", "verify_checksum"]
