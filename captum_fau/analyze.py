@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,7 @@ class _Manifest:
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # one per process: ranks share the folder
         probe.write_text("")
         probe.unlink()
     except OSError as err:
@@ -193,6 +194,7 @@ def analyze(
     progress: bool = True,
     resume: bool = True,
     title: str | None = None,
+    checkpoint_every: int = 50,
 ) -> AnalysisResult:
     r"""Run top-N deconvolution, FAU-KL and accuracy on one model and dataset; write a report.
 
@@ -216,23 +218,49 @@ def analyze(
         device (str or torch.device, optional): Default: ``"cpu"``
         seed (int, optional): Seeds data rendering and the statistics. Default: 0
         progress (bool, optional): Progress bars. Default: True
-        resume (bool, optional): Reuse finished steps found in ``out``. Default: True
+        resume (bool, optional): Reuse finished steps found in ``out``; an interrupted scan
+            continues from its last checkpoint. Default: True
         title (str, optional): Report title.
+        checkpoint_every (int, optional): Batches between scan checkpoints (in
+            ``out/scan-checkpoint``, removed once the scan's results are written). Default: 50
+
+    Runs on one process or on every rank of a ``torch.distributed`` group: under
+    ``torchrun`` (``WORLD_SIZE > 1`` in the environment) it joins the group itself
+    (``gloo`` on CPU, ``nccl`` on CUDA with one GPU per rank). Each rank scans a
+    contiguous part of the data and reconstructs a share of the filters; rank 0
+    merges them, computes the statistics and writes every output. Other ranks
+    return an :class:`AnalysisResult` with a note and no results.
 
     Returns:
         AnalysisResult
     """
+    from captum_fau.device import resolve_device
+    from captum_fau.stats import distributed
+
+    with distributed.process_group_from_env(resolve_device(device)) as dev:
+        return _analyze(
+            model, data, layer, Path(out), n=n, rule=rule, checkpoint=checkpoint, au_csv=au_csv,
+            n_featured=n_featured, permutations=permutations, bootstrap=bootstrap, batch_size=batch_size,
+            dev=dev, seed=seed, progress=progress, resume=resume, title=title, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
+
+
+def _analyze(
+    model: nn.Module | str, data: Any, layer: str, out: Path, *, n: int, rule: str, checkpoint: str | Path | None,
+    au_csv: str | Path | None, n_featured: int, permutations: int, bootstrap: int, batch_size: int,
+    dev: torch.device, seed: int, progress: bool, resume: bool, title: str | None, checkpoint_every: int,
+) -> AnalysisResult:  # fmt: skip
     from captum_fau.attr import TopNDeconv, TopNResult
     from captum_fau.concept import FAUKL, FAUKLResult
     from captum_fau.data.spec import load_data_spec
-    from captum_fau.device import resolve_device
     from captum_fau.model_spec import expected_input, load_model_spec
+    from captum_fau.stats import distributed
     from captum_fau.stats.scan import conv_like_layers, scan
 
+    rank, world_size = distributed.world()
+    progress = progress and rank == 0
     torch.manual_seed(seed)
-    out = Path(out)
     _check_out(out)
-    dev = resolve_device(device)
     model_name = model if isinstance(model, str) else type(model).__name__
     data_name = data if isinstance(data, str) else repr(data)[:120]
     if isinstance(model, str):
@@ -265,41 +293,68 @@ def analyze(
     # 1. One pass over the data: per-image maxima + running top-N, then reconstructions.
     maxima_file = out / "maxima.npz"
     started = time.perf_counter()
-    if manifest.finished("scan", out / "topn.safetensors", maxima_file):
+    if distributed.broadcast_flag(manifest.finished("scan", out / "topn.safetensors", maxima_file)):
+        if rank != 0:
+            return _other_rank_result(out, rank, world_size)
         topn = TopNResult.load(out)
         with np.load(maxima_file, allow_pickle=False) as z:
             maxima, order, logits = z["maxima"], z["indices"], z["logits"]
+            stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
+        labels = {**_labels(faces, {}, order), **stored}
     else:
-        emotions_known = getattr(faces, "emotions", None) is not None
+        from captum_fau.stats.checkpoint import ScanCheckpoint
+
+        # A FaceSet says up front whether it has emotion labels; other datasets may carry them per item.
+        emotions_known = getattr(faces, "emotions", None) is not None or not _is_face_set(faces)
+        checkpoint_dir = out / "scan-checkpoint"
+        if not resume and rank == 0 and checkpoint_dir.exists():
+            import shutil
+
+            shutil.rmtree(checkpoint_dir)
+        distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
         result = scan(model, layer, dataset, top_n=n, batch_size=batch_size, device=dev, progress=progress,
-                      keep_inputs=True, keep_outputs=emotions_known)  # fmt: skip
+                      keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
+                      checkpoint_every=checkpoint_every, gather="rank0")  # fmt: skip
+        if result.resumed_batches:
+            notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
         topn = TopNDeconv(model, layer, rule=rule).from_scan(result, progress=progress)
-        topn.save(out)
-        maxima = result.layers[layer].maxima.float().numpy()
-        order = result.indices.numpy()
-        logits = result.outputs.numpy() if result.outputs is not None and result.outputs.dim() == 2 else np.zeros((0, 0))
-        _atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits)
-        manifest.mark("scan", {"images": int(len(order))})
+        error: BaseException | None = None
+        if rank == 0:
+            try:
+                assert topn is not None
+                topn.save(out)
+                maxima = result.layers[layer].maxima.float().numpy()
+                order = result.indices.numpy()
+                outputs = result.outputs
+                logits = outputs.numpy() if outputs is not None and outputs.dim() == 2 else np.zeros((0, 0))
+                labels = _labels(faces, result.extras, order)
+                _atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
+                            **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
+                manifest.mark("scan", {"images": int(len(order)), "processes": world_size})
+            except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
+                error = err
+        distributed.agree(error)
+        # The results are on disk: the checkpoints are no longer needed (each rank removes its own).
+        ScanCheckpoint(checkpoint_dir, {}, rank, world_size).clear()
+        if rank != 0:
+            return _other_rank_result(out, rank, world_size)
     timings["scan"] = time.perf_counter() - started
 
     # 2. FAU-KL from the same maxima.
     faukl = None
     au_ids = tuple(getattr(faces, "au_ids", ()) or ())
-    aus = getattr(faces, "aus", None)
+    aus = labels.get("aus")
     started = time.perf_counter()
     if aus is None or not au_ids:
         notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
     elif manifest.finished("faukl", out / "fau_kl.safetensors"):
         faukl = FAUKLResult.load(out / "fau_kl.safetensors")
     else:
-        sequences = getattr(faces, "sequences", None)
-        subjects = getattr(faces, "subjects", None)
-        groups = sequences if sequences is not None else subjects
+        subjects = labels.get("subject")
+        groups = labels.get("sequence", subjects)
         fau = FAUKL(model, [layer], n_permutations=permutations, n_bootstrap=bootstrap, seed=seed, progress=progress)
         faukl = fau.interpret_activations(
-            {layer: maxima}, np.asarray(aus)[order], au_ids=au_ids,
-            groups=None if groups is None else np.asarray(groups)[order],
-            bootstrap_groups=None if subjects is None else np.asarray(subjects)[order],
+            {layer: maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects,
             meta={"model": model_name, "data": data_name},
         )  # fmt: skip
         faukl.save(out / "fau_kl.safetensors")
@@ -310,14 +365,14 @@ def analyze(
     # 3. Accuracy when the data has emotion labels the model predicts.
     accuracy = None
     started = time.perf_counter()
-    emotions = getattr(faces, "emotions", None)
+    emotions = labels.get("emotion")
     class_names = tuple(getattr(faces, "class_names", ()) or ())
     if emotions is None:
         notes.append("Accuracy skipped: the data has no emotion labels.")
     elif manifest.finished("accuracy"):
         accuracy = manifest.done["accuracy"] or None
     else:
-        accuracy = _accuracy(logits, np.asarray(emotions)[order], class_names)
+        accuracy = _accuracy(logits, emotions, class_names)
         if accuracy is None:
             notes.append(f"Accuracy skipped: the model's outputs do not match the data's {len(class_names)} classes.")
         manifest.mark("accuracy", accuracy or {})
@@ -350,6 +405,39 @@ def analyze(
     timings["report"] = time.perf_counter() - started
     return AnalysisResult(out=out, topn=topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
                           featured=featured, notes=notes, report=report, timings=timings)  # fmt: skip
+
+
+def _is_face_set(data: Any) -> bool:
+    from captum_fau.data.base import FaceSet
+
+    return isinstance(data, FaceSet)
+
+
+#: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.
+_LABELS = (("aus", "aus"), ("emotion", "emotions"), ("subject", "subjects"), ("sequence", "sequences"))
+
+
+def _labels(faces: Any, extras: dict[str, Any], order: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image labels in scan order: from the dataset's label arrays, else from the items the scan read
+    (lazy datasets such as :class:`~captum_fau.data.synthfacs.SynthFACS` carry them per item)."""
+    labels: dict[str, np.ndarray] = {}
+    for key, attribute in _LABELS:
+        value = getattr(faces, attribute, None)
+        if value is not None:
+            value = np.asarray(value)[order]
+        elif key in extras:
+            value = np.asarray(extras[key])
+        else:
+            continue
+        if value.dtype == object:  # keep the file free of pickled objects
+            value = value.astype(str)
+        labels[key] = value
+    return labels
+
+
+def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
+    return AnalysisResult(out=out, topn=None, faukl=None, accuracy=None, localisation=None, featured=[],
+                          notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:

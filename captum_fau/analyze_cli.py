@@ -27,6 +27,9 @@ data forms:
 example:
   captum-fau analyze --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
       --data folder:faces/ --au-csv openface.csv --out report/
+
+several processes or GPUs (each rank scans a share of the data; rank 0 writes the report):
+  torchrun --nproc_per_node 4 -m captum_fau.cli analyze --model ... --data ... --device cuda
 """
 
 
@@ -62,8 +65,10 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
         checkpoint=getattr(args, "checkpoint", None), au_csv=getattr(args, "au_csv", None),
         n_featured=args.featured, permutations=args.permutations, bootstrap=args.bootstrap,
         batch_size=args.batch_size, device=args.device, seed=args.seed, progress=not args.quiet,
-        resume=not args.no_resume,
+        resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
+    if result.report is None and result.topn is None:  # a rank other than 0 of a distributed run
+        return 0
     print(summarize(result, time.perf_counter() - started))
     return 0
 
@@ -71,7 +76,8 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
 def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
     p.add_argument("--out", default=out_default, help=f"report folder; a rerun reuses finished steps (default: {out_default})")
-    p.add_argument("--n", type=int, default=10, help="top images per filter, the paper's N (default: 10)")
+    p.add_argument("--n", "--top-n", dest="n", type=int, default=10,
+                   help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
     p.add_argument("--rule", choices=("guided", "deconv", "gradient"), default="guided",
                    help="back-projection rule (default: guided backpropagation, as the paper)")
     p.add_argument("--featured", type=int, default=10, help="filters shown in the figures (default: 10)")
@@ -79,6 +85,8 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for CIs (default: 200)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
+    p.add_argument("--checkpoint-every", type=int, default=50, metavar="K",
+                   help="save the scan's state every K batches so a killed run resumes there (default: 50)")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -440,9 +440,75 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                 ``top_n`` set and ``keep_inputs=True``.
             filters, full_maps, progress, additional_forward_args, full_image: As in :meth:`top_n`.
 
+        Under ``torch.distributed`` (a scan made on every rank of a process group), each
+        rank reconstructs a contiguous share of the filters and every rank receives the
+        whole result, equal to a single-process one.
+
         Returns:
             TopNResult
         """
+        if result.world_size > 1:
+            return self._from_scan_sharded(result, filters, full_maps, progress, additional_forward_args, full_image)
+        return self._from_scan_local(result, filters, full_maps, progress, additional_forward_args, full_image)
+
+    def _from_scan_sharded(
+        self, result: ScanResult, filters: Any, full_maps: bool, progress: bool, additional_forward_args: Any,
+        full_image: bool,
+    ) -> TopNResult:  # fmt: skip
+        import numpy as np
+
+        from captum_fau.stats import distributed
+
+        layer_scan = result.layers.get(self.layer_name)
+        if layer_scan is None or layer_scan.topn is None:
+            raise ConfigError(f"from_scan needs a scan of layer {self.layer_name!r} made with top_n=N and keep_inputs=True.")
+        chosen = self._check_filters(filters, layer_scan.num_channels)
+        share = np.array_split(chosen.numpy(), result.world_size)[result.rank]
+        error: BaseException | None = None
+        part: TopNResult | None = None
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if len(share):
+                    part = self._from_scan_local(result, share.tolist(), full_maps, progress and result.rank == 0,
+                                                 additional_forward_args, full_image)  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
+            error = err
+        for caught_warning in caught:  # dead units are reported once, for all ranks, below
+            if "dead units" not in str(caught_warning.message):
+                warnings.warn(caught_warning.message, caught_warning.category, stacklevel=3)
+        distributed.agree(error)
+        fields = {"filters": 1, "indices": 2, "values": 2, "positions": 3, "patches": 5, "image_patches": 5, "boxes": 3}
+        if full_maps:
+            fields["full_maps"] = 5
+        tensors = {f: getattr(part, f) if part is not None else torch.zeros((0,) * d) for f, d in fields.items()}
+        tensors["dead"] = torch.tensor(part.dead if part is not None else [], dtype=torch.int64)
+        tensors["seconds"] = torch.tensor([part.meta["timings"]["reconstruct_s"] if part is not None else 0.0])
+        parts = [p for p in distributed.gather_tensors(tensors, everyone=True) if p["filters"].numel()]  # type: ignore[union-attr]
+        merged = {f: torch.cat([p[f] for p in parts]) for f in fields}
+        dead = sorted(int(d) for p in parts for d in p["dead"].tolist())
+        if dead:
+            warnings.warn(
+                f"{len(dead)} filter(s) of layer {self.layer_name!r} never respond positively on this data "
+                f"(dead units): {dead[:20]}; their reconstructions are zero.",
+                UserWarning,
+                stacklevel=3,
+            )
+        template = part if part is not None else self._from_scan_local(result, chosen[:1].tolist(), False, False,
+                                                                        additional_forward_args, full_image)  # fmt: skip
+        meta = {**template.meta, "processes": result.world_size}
+        meta["timings"] = {"scan_s": 0.0, "reconstruct_s": round(max(float(p["seconds"][0]) for p in parts), 4)}
+        return TopNResult(
+            layer=template.layer, rule=template.rule, filters=merged["filters"], indices=merged["indices"],
+            values=merged["values"], positions=merged["positions"], patches=merged["patches"],
+            image_patches=merged["image_patches"], boxes=merged["boxes"], full_maps=merged.get("full_maps"),
+            dead=dead, meta=meta,
+        )  # fmt: skip
+
+    def _from_scan_local(
+        self, result: ScanResult, filters: Any, full_maps: bool, progress: bool, additional_forward_args: Any,
+        full_image: bool,
+    ) -> TopNResult:  # fmt: skip
         from tqdm.auto import tqdm
 
         layer_scan = result.layers.get(self.layer_name)

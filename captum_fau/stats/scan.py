@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -311,6 +312,11 @@ class ScanResult:
             top-N, when the scan was asked to keep them (``keep_inputs=True``).
         input_shape (tuple): ``(C, H, W)`` of the inputs.
         outputs (Tensor or None): The model's outputs in scan order, with ``keep_outputs=True``.
+        total_images (int or None): Images read by the whole scan (all ranks).
+        rows_here (bool): Whether this process holds the per-image rows (False on ranks
+            other than 0 of a distributed scan with ``gather="rank0"``).
+        resumed_batches (int): Batches this process took from a checkpoint instead of reading them.
+        rank (int): This process's rank; world_size (int): processes in the scan.
     """
 
     layers: dict[str, LayerScan]
@@ -319,10 +325,16 @@ class ScanResult:
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
     outputs: torch.Tensor | None = None
+    total_images: int | None = None
+    rows_here: bool = True
+    resumed_batches: int = 0
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def num_images(self) -> int:
-        return int(self.indices.numel())
+        """Images the scan read (on every rank of a distributed scan, even where ``rows_here`` is False)."""
+        return int(self.total_images) if self.total_images is not None else int(self.indices.numel())
 
 
 # ----------------------------------------------------------------------------- scan
@@ -386,6 +398,81 @@ def probe_layers(
     return shapes
 
 
+class _MapSource:
+    """Random access to a map-style dataset by row: what sharding, resuming and refetching need.
+
+    Row ``i`` is dataset index ``i``. Tensors are sliced, FaceSets read in
+    batched form, other datasets collated by a ``DataLoader`` over the rows.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.face_set = _is_face_set(data)
+        if isinstance(data, torch.Tensor) and data.dim() != 4:
+            raise InputShapeError(
+                f"A tensor dataset must be [M, C, H, W], got shape {tuple(data.shape)}; "
+                "add the channel dimension with x.unsqueeze(1) for grayscale images."
+            )
+
+    @staticmethod
+    def accepts(data: Any) -> bool:
+        return isinstance(data, torch.Tensor) or (
+            isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset) and hasattr(data, "__len__")
+        )
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batches(self, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[torch.Tensor, dict[str, Any], torch.Tensor]]:
+        """``(inputs, extras, indices)`` for each ``(start, stop)`` row range, in order."""
+        if isinstance(self.data, torch.Tensor) or self.face_set:
+            for start, stop in ranges:
+                yield self.read(np.arange(start, stop))
+            return
+        loader = DataLoader(self.data, batch_sampler=[list(range(a, b)) for a, b in ranges], num_workers=0)
+        for (start, stop), batch in zip(ranges, loader):
+            inputs, extras, _ = _split_batch(batch)
+            if not isinstance(inputs, torch.Tensor):
+                raise DatasetError(f"Batch inputs must be tensors, got {type(inputs).__name__}.")
+            yield inputs, extras, torch.arange(start, stop, dtype=torch.int64)
+
+    def read(self, rows: np.ndarray) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+        """``(inputs, extras, indices)`` of arbitrary rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        indices = torch.from_numpy(rows.copy())
+        if isinstance(self.data, torch.Tensor):
+            return self.data[indices], {}, indices
+        if self.face_set:
+            return self.data.tensors(rows), self.labels(rows), indices
+        batch = torch.utils.data.default_collate([self.data[int(i)] for i in rows])
+        inputs, extras, _ = _split_batch(batch)
+        return inputs, extras, indices
+
+    def labels(self, rows: np.ndarray) -> dict[str, Any]:
+        """A FaceSet's labels of ``rows`` (cheap: no image is read)."""
+        extras: dict[str, Any] = {}
+        if self.data.emotions is not None:
+            extras["emotion"] = torch.from_numpy(np.asarray(self.data.emotions)[rows])
+        if self.data.aus is not None:
+            extras["aus"] = torch.from_numpy(np.asarray(self.data.aus)[rows])
+        if self.data.subjects is not None:
+            extras["subject"] = np.asarray(self.data.subjects)[rows]
+        return extras
+
+
+def _settings(
+    model: nn.Module, names: list[str], top_n: int | None, distinct_images: bool, batch_size: int,
+    num_rows: int, keep_outputs: bool, additional_forward_args: Any,
+) -> dict[str, Any]:  # fmt: skip
+    from captum_fau.stats.checkpoint import model_fingerprint
+
+    return {
+        "layers": names, "top_n": top_n, "distinct_images": distinct_images, "batch_size": batch_size,
+        "num_images": num_rows, "keep_outputs": keep_outputs, "model": model_fingerprint(model),
+        "additional_forward_args": additional_forward_args is not None,
+    }  # fmt: skip
+
+
 def scan(
     model: nn.Module,
     layers: LayerSpec | Sequence[LayerSpec],
@@ -399,8 +486,19 @@ def scan(
     keep_inputs: bool = False,
     keep_outputs: bool = False,
     additional_forward_args: Any = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    spill_bytes: int | None = None,
+    gather: str = "all",
 ) -> ScanResult:
     r"""Read ``data`` once and record per-image channel maxima (and top-N) at ``layers``.
+
+    Runs unchanged on one process or on every rank of an initialised
+    ``torch.distributed`` process group (``torchrun``): then each rank reads a
+    contiguous block of whole batches of the dataset, the ranks' top-N
+    trackers are merged in rank order and the per-image rows are gathered, so
+    the result equals the single-process one exactly. If any rank fails, every
+    rank raises :class:`~captum_fau.errors.DistributedError`.
 
     Args:
         model (nn.Module): Any model; it runs in eval mode during the scan and
@@ -408,8 +506,9 @@ def scan(
         layers (str, nn.Module or sequence of them): Layers by dotted name
             (``"conv3"``, ``"layer2.1.conv1"``) or as modules. Each must output
             a ``[B, C, H, W]`` tensor and be called once per forward.
-        data: What :func:`iter_batches` reads: a tensor ``[M, C, H, W]``, a
-            FaceSet or other Dataset, a DataLoader or an iterable of batches.
+        data: A tensor ``[M, C, H, W]``, a FaceSet or other map-style Dataset
+            (row ``i`` is dataset index ``i``), or a DataLoader / iterable of
+            batches (single process, no checkpoints).
         top_n (int, optional): Keep a running top-N per channel of every layer.
             Default: None (no top-N)
         distinct_images (bool, optional): With ``top_n``: each image counts at
@@ -418,7 +517,7 @@ def scan(
         batch_size (int, optional): Batch size for tensors and datasets. Default: 64
         device (str or torch.device, optional): Where inputs go; must be the
             model's device. Default: the model's device
-        progress (bool, optional): Show a tqdm progress bar. Default: True
+        progress (bool, optional): Show a tqdm progress bar (rank 0 only). Default: True
         keep_inputs (bool, optional): With ``top_n``, also keep (on CPU) the
             inputs of the images that end up in some top-N list, so that later
             stages need not read the data again. Default: False
@@ -427,6 +526,18 @@ def scan(
             e.g. logits for accuracy) from the same pass. Default: False
         additional_forward_args (Any, optional): Extra positional arguments for
             the model after the inputs. Default: None
+        checkpoint (str or Path, optional): Folder for resumable checkpoints
+            (map-style data only). Every ``checkpoint_every`` batches the
+            accumulators are saved atomically; a rerun with the same folder and
+            settings continues after the last checkpoint. Default: None
+        checkpoint_every (int, optional): Batches between checkpoints. Default: 50
+        spill_bytes (int, optional): Per-image rows kept in memory before they
+            move to memory-mapped files, so memory stays flat however large
+            the dataset. Default: 256 MiB
+        gather (str, optional): Under a process group, ``"all"`` gives every
+            rank the full per-image rows, ``"rank0"`` only rank 0 (the others
+            get the merged top-N and an empty row set: ``ScanResult.rows_here``
+            is False). Default: ``"all"``
 
     Returns:
         ScanResult: per-layer :class:`LayerScan`, dataset indices, gathered labels.
@@ -442,27 +553,64 @@ def scan(
     """
     from tqdm.auto import tqdm
 
+    from captum_fau.errors import ConfigError, DistributedError, ResumeError
+    from captum_fau.stats import distributed
+    from captum_fau.stats.checkpoint import ScanCheckpoint
+    from captum_fau.stats.rows import RowStore
+
     if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
         raise DatasetError(f"top_n must be a positive integer or None, got {top_n!r}.")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise DatasetError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of batches, got {checkpoint_every!r}.")
+    if gather not in ("all", "rank0"):
+        raise ConfigError(f"gather must be 'all' or 'rank0', got {gather!r}.")
     names = resolve_layers(model, layers)
     modules = {name: model.get_submodule(name) for name in names}
     target_device = resolve_device(model, device)
-    total_batches: int | None = None
-    try:
-        total_batches = len(data) if isinstance(data, DataLoader) else -(-len(data) // batch_size)
-    except TypeError:
-        total_batches = None
+    rank, world_size = distributed.world()
+    source = _MapSource(data) if _MapSource.accepts(data) else None
+    if source is None and world_size > 1:
+        raise DistributedError(
+            f"A scan across {world_size} processes needs a map-style dataset (a tensor, FaceSet or Dataset with "
+            f"__len__ and __getitem__) to shard, not a {type(data).__name__}; pass the Dataset itself."
+        )
+    if source is None and checkpoint is not None:
+        raise ResumeError(
+            f"Resumable scans need a map-style dataset (tensor, FaceSet or Dataset), not a {type(data).__name__}: "
+            "an iterable cannot skip to where the last checkpoint was. Pass the Dataset itself."
+        )
+    if source is not None:
+        distributed.check_same(
+            "the dataset length", len(source), "every rank must open the same dataset (same files, seed and filters)."
+        )
+    batches = None
+    if source is not None:
+        all_batches = distributed.batch_ranges(len(source), batch_size)
+        if world_size > 1 and len(all_batches) < world_size:
+            raise DistributedError(
+                f"The dataset has {len(source)} images, {len(all_batches)} batch(es) of {batch_size}, for {world_size} "
+                "processes; every process needs at least one batch: use fewer processes or a smaller batch size."
+            )
+        batches = distributed.shard(all_batches, rank, world_size)
+    ckpt = None
+    saved: dict[str, Any] | None = None
+    if checkpoint is not None:
+        settings = _settings(model, names, top_n, distinct_images, batch_size, len(source), keep_outputs,  # type: ignore[arg-type]
+                             additional_forward_args)  # fmt: skip
+        ckpt = ScanCheckpoint(checkpoint, settings, rank, world_size)
+        saved = ckpt.load()
+    done = saved["batches_done"] if saved else 0
+    store = ckpt.rows(saved["rows"] if saved else 0, spill_bytes) if ckpt else RowStore(spill_bytes=spill_bytes)
 
-    maxima: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    positions: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     trackers: dict[str, RunningTopN] = {}
     map_sizes: dict[str, tuple[int, int]] = {}
-    index_chunks: list[torch.Tensor] = []
-    output_chunks: list[torch.Tensor] = []
-    extra_chunks: list[dict[str, Any]] = []
+    loose_extras: list[dict[str, Any]] = []  # non-tensor labels of iterables (single process only)
     kept_inputs: dict[int, torch.Tensor] = {}
     input_shape: tuple[int, ...] = ()
     batch_state: dict[str, Any] = {}
+    handles: list[Any] = []
 
     def on_output(module: nn.Module, _args: Any, output: torch.Tensor) -> None:
         name = module_names[module]
@@ -486,88 +634,211 @@ def scan(
             raise _StopForward
 
     module_names = {modules[n]: n for n in names}
-    with eval_mode(model, "The scan"):
-        handles: list[Any] = []
-        bar = tqdm(total=total_batches, desc=f"scan {', '.join(names)}", unit="batch", disable=not progress)
+
+    def set_up(sample: torch.Tensor) -> None:
+        nonlocal input_shape
+        input_shape = tuple(sample.shape[1:])
+        shapes = probe_layers(model, names, sample[:1].to(target_device).float(), additional_forward_args)
+        for name in names:
+            channels, height, width = shapes[name][1:]
+            map_sizes[name] = (int(height), int(width))
+            if top_n is not None:
+                trackers[name] = RunningTopN(int(channels), top_n, distinct_images)
+                if saved is not None and name in saved["trackers"]:
+                    trackers[name].load_state_dict(saved["trackers"][name])
+        handles.extend(modules[n].register_forward_hook(on_output) for n in names)
+
+    def run_batch(inputs: torch.Tensor, extras: dict[str, Any], indices: torch.Tensor) -> None:
+        inputs = inputs.to(target_device, non_blocking=True)
+        if not inputs.is_floating_point():
+            inputs = inputs.float()
+        if not handles:
+            set_up(inputs)
+        elif tuple(inputs.shape[1:]) != input_shape:
+            raise InputShapeError(
+                f"Images of one scan must share a shape; the first batch had {input_shape}, a later one "
+                f"{tuple(inputs.shape[1:])}. Resize the images to one size."
+            )
+        batch_state.update(fired=0, maxima={}, positions={}, candidates={})
+        columns: dict[str, Any] = {}
         try:
-            for inputs, extras, indices in iter_batches(data, batch_size):
-                if inputs.shape[0] == 0:
-                    continue
-                inputs = inputs.to(target_device, non_blocking=True)
-                if not inputs.is_floating_point():
-                    inputs = inputs.float()
-                if not handles:
-                    input_shape = tuple(inputs.shape[1:])
-                    shapes = probe_layers(model, names, inputs[:1], additional_forward_args)
-                    for name in names:
-                        channels, height, width = shapes[name][1:]
-                        map_sizes[name] = (int(height), int(width))
-                        if top_n is not None:
-                            trackers[name] = RunningTopN(int(channels), top_n, distinct_images)
-                    handles = [modules[n].register_forward_hook(on_output) for n in names]
-                elif tuple(inputs.shape[1:]) != input_shape:
-                    raise InputShapeError(
-                        f"Images of one scan must share a shape; the first batch had {input_shape}, a later one "
-                        f"{tuple(inputs.shape[1:])}. Resize the images to one size."
-                    )
-                batch_state.update(fired=0, maxima={}, positions={}, candidates={})
-                try:
-                    with torch.no_grad():
-                        output = _forward(model, inputs, additional_forward_args)
-                    if keep_outputs:
-                        if not isinstance(output, torch.Tensor):
-                            raise LayerError(
-                                f"keep_outputs needs a model that returns one tensor, got {type(output).__name__}."
-                            )
-                        output_chunks.append(output.detach().float().cpu())
-                except _StopForward:
-                    pass
-                for name in names:
-                    if name not in batch_state["maxima"]:
-                        raise LayerError(f"Layer {name!r} was not reached in a forward pass of the scan.")
-                    maxima[name].append(batch_state["maxima"][name])
-                    positions[name].append(batch_state["positions"][name])
-                    if name in trackers:
-                        if distinct_images:
-                            trackers[name].add(batch_state["maxima"][name], indices, batch_state["positions"][name])
-                        else:
-                            values, where = batch_state["candidates"][name]
-                            trackers[name].add(values, indices, where)
-                index_chunks.append(indices)
-                extra_chunks.append(extras)
-                if keep_inputs and trackers:
-                    wanted = torch.unique(torch.cat([t.indices.reshape(-1) for t in trackers.values()]))
-                    wanted_set = set(wanted.tolist())
-                    for row, index in enumerate(indices.tolist()):
-                        if index in wanted_set and index not in kept_inputs:
-                            kept_inputs[index] = inputs[row].detach().cpu().clone()
-                    for index in [i for i in kept_inputs if i not in wanted_set]:
-                        del kept_inputs[index]
-                bar.update(1)
+            with torch.no_grad():
+                output = _forward(model, inputs, additional_forward_args)
+            if keep_outputs:
+                if not isinstance(output, torch.Tensor):
+                    raise LayerError(f"keep_outputs needs a model that returns one tensor, got {type(output).__name__}.")
+                columns["outputs"] = output.detach().float().cpu().reshape(len(inputs), -1)
+        except _StopForward:
+            pass
+        for name in names:
+            if name not in batch_state["maxima"]:
+                raise LayerError(f"Layer {name!r} was not reached in a forward pass of the scan.")
+            columns[f"maxima:{name}"] = batch_state["maxima"][name]
+            columns[f"positions:{name}"] = batch_state["positions"][name]
+            if name in trackers:
+                if distinct_images:
+                    trackers[name].add(batch_state["maxima"][name], indices, batch_state["positions"][name])
+                else:
+                    values, where = batch_state["candidates"][name]
+                    trackers[name].add(values, indices, where)
+        loose: dict[str, Any] = {}
+        if not (source is not None and source.face_set):  # a FaceSet's labels are read from it at the end
+            for key, value in extras.items():
+                if isinstance(value, torch.Tensor) and value.dim() >= 1 and len(value) == len(inputs):
+                    columns[f"extra:{key}"] = value.detach().cpu()
+                else:
+                    loose[key] = value
+        store.add(indices, **columns)
+        if loose:
+            loose_extras.append(loose)
+        if keep_inputs and trackers:
+            wanted = set(torch.unique(torch.cat([t.indices.reshape(-1) for t in trackers.values()])).tolist())
+            for row, index in enumerate(indices.tolist()):
+                if index in wanted and index not in kept_inputs:
+                    kept_inputs[index] = inputs[row].detach().cpu().clone()
+            for index in [i for i in kept_inputs if i not in wanted]:
+                del kept_inputs[index]
+
+    failure: BaseException | None = None
+    resumed = done
+    with eval_mode(model, "The scan"):
+        total = len(batches) if batches is not None else _length_hint(data, batch_size)
+        bar = tqdm(total=total, initial=done if total else 0, desc=f"scan {', '.join(names)}", unit="batch",
+                   disable=not progress or rank != 0)  # fmt: skip
+        try:
+            if batches is not None:
+                if len(source) == 0:  # type: ignore[arg-type]
+                    raise DatasetError("The dataset is empty: the scan read no images. Check the data source and its filters.")
+                set_up(source.read(np.arange(1))[0])  # type: ignore[union-attr]
+                for number, batch in enumerate(source.batches(batches[done:]), start=done + 1):  # type: ignore[union-attr]
+                    run_batch(*batch)
+                    bar.update(1)
+                    if ckpt is not None and number % checkpoint_every == 0 and number < len(batches):
+                        ckpt.save(number, store, trackers)
+                if ckpt is not None:
+                    ckpt.save(len(batches), store, trackers, complete=True)
+            else:
+                for inputs, extras, indices in iter_batches(data, batch_size):
+                    if inputs.shape[0]:
+                        run_batch(inputs, extras, indices)
+                    bar.update(1)
+        except BaseException as err:  # noqa: BLE001 - re-raised below, on every rank
+            if world_size == 1 or not isinstance(err, Exception):
+                raise
+            failure = err
         finally:
             bar.close()
             for handle in handles:
                 handle.remove()
-    if not index_chunks:
+    distributed.agree(failure)
+
+    if world_size > 1:
+        for name, tracker in trackers.items():
+            merged = RunningTopN(tracker.num_channels, tracker.n, tracker.distinct_images)
+            states = {k: distributed.all_gather_tensor(v) for k, v in tracker.state_dict().items()}
+            for r in range(world_size):
+                merged.merge(RunningTopN.from_state_dict({k: parts[r] for k, parts in states.items()}))
+            trackers[name] = merged
+        everyone = gather == "all"
+        merged_rows = RowStore(spill_bytes=spill_bytes)
+        layout = dict(store.columns)
+        counts = distributed.all_gather_ints([len(layout)])[:, 0]
+        if (counts != counts[0]).any():
+            raise DistributedError(f"The ranks recorded different per-image columns ({counts.tolist()}); "
+                                   "every rank must read the same kind of dataset.")  # fmt: skip
+        for chunk in distributed.gather_rows_to(store.iter_chunks(distributed._CHUNK_ROWS), len(store), layout, everyone):
+            index = chunk.pop("index")
+            merged_rows.add(index, **chunk)
+        if everyone or rank == 0:
+            merged_rows.sort_by_index()
+        store = merged_rows
+    rows_here = world_size == 1 or gather == "all" or rank == 0
+    if rows_here and len(store) == 0:
         raise DatasetError("The dataset is empty: the scan read no images. Check the data source and its filters.")
-    layer_scans = {
-        name: LayerScan(
-            layer=name,
-            maxima=torch.cat(maxima[name]),
-            positions=torch.cat(positions[name]),
-            map_size=map_sizes[name],
-            topn=trackers.get(name),
-        )
-        for name in names
-    }
+
+    if keep_inputs and trackers:
+        wanted = sorted(set(torch.unique(torch.cat([t.indices.reshape(-1) for t in trackers.values()])).tolist()) - {-1})
+        kept_inputs = {i: kept_inputs[i] for i in wanted if i in kept_inputs}
+        if world_size > 1:
+            kept_inputs = _share_inputs(kept_inputs, input_shape)
+        missing = [i for i in wanted if i not in kept_inputs]
+        if missing and source is not None:  # scanned before a resume, or on another rank
+            for start in range(0, len(missing), batch_size):
+                rows = np.asarray(missing[start : start + batch_size])
+                images = source.read(rows)[0]
+                for row, index in enumerate(rows.tolist()):
+                    kept_inputs[index] = images[row].detach().cpu().float().clone()
+
+    indices = store.indices if len(store) else torch.zeros(0, dtype=torch.int64)
+    extras: dict[str, Any] = {}
+    if source is not None and source.face_set:
+        extras = source.labels(indices.numpy()) if rows_here else {}
+        if "subject" in extras:
+            extras["subject"] = np.asarray(extras["subject"])
+    else:
+        for column in store.columns:
+            if column.startswith("extra:"):
+                value = store.column(column)
+                if value.is_floating_point():
+                    value = value.float()
+                elif value.dtype != torch.bool:
+                    value = value.long()
+                extras[column[len("extra:") :]] = value
+        loose = _gather_extras(loose_extras)
+        if loose and world_size == 1 and checkpoint is None:
+            extras.update(loose)
+    layer_scans = {}
+    for name in names:
+        channels = trackers[name].num_channels if name in trackers else None
+        if rows_here:
+            maxima, positions = store.column(f"maxima:{name}"), store.column(f"positions:{name}")
+        else:
+            channels = channels or 0
+            maxima, positions = torch.zeros((0, channels)), torch.zeros((0, channels, 2), dtype=torch.int32)
+        layer_scans[name] = LayerScan(layer=name, maxima=maxima, positions=positions, map_size=map_sizes[name],
+                                      topn=trackers.get(name))  # fmt: skip
+    outputs = store.column("outputs") if keep_outputs and rows_here and "outputs" in store.columns else None
+    num_images = len(source) if source is not None else len(store)
     return ScanResult(
         layers=layer_scans,
-        indices=torch.cat(index_chunks),
-        extras=_gather_extras(extra_chunks),
+        indices=indices,
+        extras=extras,
         inputs=kept_inputs,
         input_shape=input_shape,
-        outputs=torch.cat(output_chunks) if output_chunks else None,
+        outputs=outputs,
+        total_images=num_images,
+        rows_here=rows_here,
+        resumed_batches=resumed,
+        rank=rank,
+        world_size=world_size,
     )
+
+
+def _share_inputs(kept: dict[int, torch.Tensor], input_shape: tuple[int, ...], chunk: int = 256) -> dict[int, torch.Tensor]:
+    """Every rank's kept inputs on every rank (each top-N image was kept by the rank that read it)."""
+    from captum_fau.stats import distributed
+
+    own = sorted(kept)
+    layout = {"index": ((), np.dtype(np.int64)), "input": (tuple(input_shape), np.dtype(np.float32))}
+
+    def chunks() -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(own), chunk):
+            part = own[start : start + chunk]
+            yield {"index": np.asarray(part, dtype=np.int64),
+                   "input": torch.stack([kept[i].float() for i in part]).numpy()}  # fmt: skip
+
+    shared: dict[int, torch.Tensor] = {}
+    for piece in distributed.gather_rows_to(chunks(), len(own), layout, everyone=True, chunk_rows=chunk):
+        for row, index in enumerate(piece["index"].tolist()):
+            shared[int(index)] = torch.from_numpy(piece["input"][row].copy())
+    return shared
+
+
+def _length_hint(data: Any, batch_size: int) -> int | None:
+    try:
+        return len(data) if isinstance(data, DataLoader) else -(-len(data) // batch_size)
+    except TypeError:
+        return None
 
 
 __all__ = [

@@ -1,0 +1,144 @@
+"""Checkpoints of a running scan, so a killed scan restarts where it stopped.
+
+A checkpoint folder holds, per rank, one small safetensors file (the top-N
+trackers, the number of batches and rows done, the scan's settings) and the
+rank's per-image rows as append-only column files (:class:`~captum_fau.stats.rows.RowStore`).
+The state file is replaced atomically after the rows are flushed, so on
+restart the files are cut back to the row count it records and the scan
+continues with the next batch: the result equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from captum_fau.errors import ResumeError
+from captum_fau.stats.rows import RowStore
+from captum_fau.stats.topn import RunningTopN
+
+_FORMAT = 1
+_STATE_RE = re.compile(r"^scan\.rank(\d+)-of-(\d+)\.safetensors$")
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the model's parameter names, shapes and values (changes with any weight)."""
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            digest.update(f"{name}:{tuple(tensor.shape)}:{str(tensor.dtype)}:".encode())
+            if tensor.is_floating_point() and tensor.numel():
+                flat = tensor.detach().double().flatten()
+                digest.update(f"{float(flat.sum()):.10e}:{float(flat.abs().sum()):.10e}".encode())
+    return digest.hexdigest()[:16]
+
+
+class ScanCheckpoint:
+    r"""The checkpoint files of one rank of a scan in ``directory``.
+
+    Args:
+        directory (str or Path): Checkpoint folder (created if needed).
+        settings (dict): What must match for a resume (layers, top-N, batch size,
+            dataset length, model fingerprint, ...); JSON-serialisable.
+        rank (int, optional): This process's rank. Default: 0
+        world_size (int, optional): Number of processes. Default: 1
+
+    Raises:
+        ResumeError: the folder holds checkpoints of a run with another number of processes.
+    """
+
+    def __init__(self, directory: str | Path, settings: dict[str, Any], rank: int = 0, world_size: int = 1) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.settings = json.loads(json.dumps(settings, default=str))
+        self.rank, self.world_size = rank, world_size
+        self.state_path = self.directory / f"scan.rank{rank}-of-{world_size}.safetensors"
+        self.rows_prefix = f"rows.rank{rank}-of-{world_size}"
+        others = sorted({int(m.group(2)) for p in self.directory.iterdir() if (m := _STATE_RE.match(p.name))})
+        foreign = [w for w in others if w != world_size]
+        if foreign:
+            raise ResumeError(
+                f"The checkpoint folder {self.directory} was written by a scan with {foreign[0]} process(es) but this "
+                f"run has {world_size}; resume with the same number of processes (e.g. torchrun --nproc_per_node "
+                f"{foreign[0]}) or delete the folder to start over."
+            )
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state (``batches_done``, ``rows``, ``complete``, ``trackers``), or None if there is none.
+
+        Raises:
+            ResumeError: the checkpoint is unreadable or was written with other settings.
+        """
+        if not self.state_path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.state_path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("captum_fau_scan", "{}"))
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as err:  # safetensors raises several types for damaged files
+            raise ResumeError(f"Cannot read the scan checkpoint {self.state_path} ({err}); delete it to start over.") from err
+        if meta.get("format") != _FORMAT:
+            raise ResumeError(f"{self.state_path} is not a captum-fau scan checkpoint (format {meta.get('format')!r}).")
+        saved = meta.get("settings", {})
+        if saved != self.settings:
+            changed = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {self.settings.get(k)!r}" for k in changed[:6])
+            raise ResumeError(
+                f"The scan checkpoint in {self.directory} was written with other settings ({details}); rerun with the "
+                "original settings, or delete the folder (or pass another checkpoint folder) to start over."
+            )
+        trackers: dict[str, dict[str, torch.Tensor]] = {}
+        for key, tensor in tensors.items():
+            _, layer, field = key.split("/", 2)
+            trackers.setdefault(layer, {})[field] = tensor
+        return {
+            "batches_done": int(meta["batches_done"]),
+            "rows": int(meta["rows"]),
+            "complete": bool(meta.get("complete", False)),
+            "trackers": trackers,
+        }
+
+    def rows(self, count: int, spill_bytes: int | None = None) -> RowStore:
+        """This rank's row store, cut back to ``count`` rows (0: a fresh store)."""
+        if count == 0:
+            for path in self.directory.glob(f"{self.rows_prefix}.*"):
+                path.unlink()
+        return RowStore.reopen(self.directory, self.rows_prefix, count, spill_bytes)
+
+    def save(self, batches_done: int, store: RowStore, trackers: dict[str, RunningTopN], complete: bool = False) -> None:
+        """Flush the rows, then atomically replace the state file."""
+        from safetensors.torch import save_file
+
+        from captum_fau.io import atomic_path
+
+        store.flush()
+        tensors = {
+            f"topn/{layer}/{key}": value.contiguous()
+            for layer, tracker in trackers.items()
+            for key, value in tracker.state_dict().items()
+        }
+        meta = {"format": _FORMAT, "batches_done": batches_done, "rows": len(store), "complete": complete,
+                "rank": self.rank, "world_size": self.world_size, "settings": self.settings}  # fmt: skip
+        with atomic_path(self.state_path, suffix=".safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"captum_fau_scan": json.dumps(meta)})
+
+    def clear(self) -> None:
+        """Delete this rank's checkpoint files (after the scan's results are safely written)."""
+        self.state_path.unlink(missing_ok=True)
+        for path in self.directory.glob(f"{self.rows_prefix}.*"):
+            path.unlink(missing_ok=True)
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass  # other ranks' files, or the user's, are still there
+
+
+__all__ = ["ScanCheckpoint", "model_fingerprint"]
