@@ -301,7 +301,7 @@ def render_card(name: str, zoo_dir: str | Path | None = None) -> str:
     add(f"| Pixel scale | `{pre['pixel_scale']}`, then subtraction of the local {pre['local_mean_subtraction']}x"
         f"{pre['local_mean_subtraction']} mean |")
     add("| Weights | `model.safetensors` (safetensors only) + `config.json` (timm Hub layout) |")
-    add(f"| License | BSD-3-Clause (code and weights); the training data keep their own licenses |")
+    add("| License | BSD-3-Clause (code and weights); the training data keep their own licenses |")
     add("")
 
     add("## How to use")

@@ -136,6 +136,19 @@ def all_gather_tensor(tensor: torch.Tensor) -> list[torch.Tensor]:
     return [p.cpu() for p in parts]
 
 
+def _deliver(buffer: torch.Tensor, src: int, everyone: bool) -> None:
+    """Fill ``buffer`` with rank ``src``'s content on every rank (``everyone``) or on rank 0 only."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank()
+    if everyone:
+        dist.broadcast(buffer, src=src)
+    elif src != 0 and rank == src:
+        dist.send(buffer, dst=0)
+    elif src != 0 and rank == 0:
+        dist.recv(buffer, src=src)
+
+
 def gather_rows_to(
     chunks: Iterator[dict[str, np.ndarray]] | None,
     num_rows: int,
@@ -157,8 +170,6 @@ def gather_rows_to(
         On receiving ranks, ``{column: array}`` chunks of all ranks' rows in rank
         order; nothing on the others.
     """
-    import torch.distributed as dist
-
     rank, size = world()
     counts = all_gather_ints([num_rows])[:, 0]
     device = _comm_device()
@@ -179,13 +190,7 @@ def gather_rows_to(
                     buffer = torch.from_numpy(array).to(device)
                 else:
                     buffer = torch.empty((rows, *shape), dtype=torch.from_numpy(np.zeros(0, wire)).dtype, device=device)
-                if everyone:
-                    dist.broadcast(buffer, src=src)
-                elif src != 0:
-                    if rank == src:
-                        dist.send(buffer, dst=0)
-                    elif rank == 0:
-                        dist.recv(buffer, src=src)
+                _deliver(buffer, src, everyone)
                 if receives:
                     out[name] = buffer.cpu().numpy().astype(dtype, copy=False)
             if receives:
@@ -202,8 +207,6 @@ def gather_tensors(tensors: dict[str, torch.Tensor], everyone: bool = False) -> 
     Returns:
         One dict per rank, in rank order, on receiving ranks; ``None`` on the others.
     """
-    import torch.distributed as dist
-
     rank, size = world()
     device = _comm_device()
     gathered: list[dict[str, torch.Tensor]] = [dict() for _ in range(size)]
@@ -220,13 +223,7 @@ def gather_tensors(tensors: dict[str, torch.Tensor], everyone: bool = False) -> 
                 buffer = mine.to(device)
             else:
                 buffer = torch.empty(shape, dtype=mine.dtype, device=device)
-            if everyone:
-                dist.broadcast(buffer, src=src)
-            elif src != 0:
-                if rank == src:
-                    dist.send(buffer, dst=0)
-                elif rank == 0:
-                    dist.recv(buffer, src=src)
+            _deliver(buffer, src, everyone)
             if src != rank and (everyone or rank == 0):
                 gathered[src][name] = buffer.cpu()
     return gathered if everyone or rank == 0 else None
