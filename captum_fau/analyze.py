@@ -252,7 +252,6 @@ def _analyze(
 ) -> AnalysisResult:  # fmt: skip
     from captum_fau.attr import TopNDeconv, TopNResult
     from captum_fau.concept import FAUKL, FAUKLResult
-    from captum_fau.data.spec import load_data_spec
     from captum_fau.model_spec import expected_input, load_model_spec
     from captum_fau.stats import distributed
     from captum_fau.stats.scan import conv_like_layers, scan
@@ -269,7 +268,7 @@ def _analyze(
     modules = dict(model.named_modules())
     if layer not in modules or layer == "":
         raise LayerError(f"Layer {layer!r} is not in the model; its conv layers: {', '.join(conv_like_layers(model)[:40])}.")
-    faces = load_data_spec(data, au_csv=au_csv, seed=seed, progress=progress) if isinstance(data, str) else data
+    faces = _open_data(data, au_csv, seed, progress) if isinstance(data, str) else data
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
 
@@ -405,6 +404,19 @@ def _analyze(
     timings["report"] = time.perf_counter() - started
     return AnalysisResult(out=out, topn=topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
                           featured=featured, notes=notes, report=report, timings=timings)  # fmt: skip
+
+
+def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) -> Any:
+    """The dataset a spec names. SynthFACS is opened lazily: each rank renders only the images it
+    scans and memory does not grow with N (the pixels equal those of the in-memory FaceSet)."""
+    from captum_fau.data.spec import load_data_spec, parse_data_spec
+
+    kind, argument = parse_data_spec(spec)
+    if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and au_csv is None:
+        from captum_fau.data.synthfacs import SynthFACS
+
+        return SynthFACS(n=int(argument), seed=seed)
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress)
 
 
 def _is_face_set(data: Any) -> bool:
