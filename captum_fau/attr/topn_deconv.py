@@ -448,8 +448,17 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
             TopNResult
         """
         if result.world_size > 1:
-            return self._from_scan_sharded(result, filters, full_maps, progress, additional_forward_args, full_image)
-        return self._from_scan_local(result, filters, full_maps, progress, additional_forward_args, full_image)
+            top = self._from_scan_sharded(result, filters, full_maps, progress, additional_forward_args, full_image)
+        else:
+            top = self._from_scan_local(result, filters, full_maps, progress, additional_forward_args, full_image)
+        if top.dead:
+            warnings.warn(
+                f"{len(top.dead)} filter(s) of layer {self.layer_name!r} never respond positively on this data "
+                f"(dead units): {top.dead[:20]}; their reconstructions are zero.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return top
 
     def _from_scan_sharded(
         self, result: ScanResult, filters: Any, full_maps: bool, progress: bool, additional_forward_args: Any,
@@ -467,16 +476,11 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         error: BaseException | None = None
         part: TopNResult | None = None
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if len(share):
-                    part = self._from_scan_local(result, share.tolist(), full_maps, progress and result.rank == 0,
-                                                 additional_forward_args, full_image)  # fmt: skip
+            if len(share):
+                part = self._from_scan_local(result, share.tolist(), full_maps, progress and result.rank == 0,
+                                             additional_forward_args, full_image)  # fmt: skip
         except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
             error = err
-        for caught_warning in caught:  # dead units are reported once, for all ranks, below
-            if "dead units" not in str(caught_warning.message):
-                warnings.warn(caught_warning.message, caught_warning.category, stacklevel=3)
         distributed.agree(error)
         fields = {"filters": 1, "indices": 2, "values": 2, "positions": 3, "patches": 5, "image_patches": 5, "boxes": 3}
         if full_maps:
@@ -487,13 +491,6 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         parts = [p for p in distributed.gather_tensors(tensors, everyone=True) if p["filters"].numel()]  # type: ignore[union-attr]
         merged = {f: torch.cat([p[f] for p in parts]) for f in fields}
         dead = sorted(int(d) for p in parts for d in p["dead"].tolist())
-        if dead:
-            warnings.warn(
-                f"{len(dead)} filter(s) of layer {self.layer_name!r} never respond positively on this data "
-                f"(dead units): {dead[:20]}; their reconstructions are zero.",
-                UserWarning,
-                stacklevel=3,
-            )
         template = part if part is not None else self._from_scan_local(result, chosen[:1].tolist(), False, False,
                                                                         additional_forward_args, full_image)  # fmt: skip
         meta = {**template.meta, "processes": result.world_size}
@@ -528,13 +525,6 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         indices, values, positions = top["indices"][chosen], top["values"][chosen], top["positions"][chosen]
         input_shape = tuple(result.input_shape)
         dead = chosen[values[:, 0] <= 0].tolist()
-        if dead:
-            warnings.warn(
-                f"{len(dead)} filter(s) of layer {self.layer_name!r} never respond positively on this data "
-                f"(dead units): {dead[:20]}; their reconstructions are zero.",
-                UserWarning,
-                stacklevel=2,
-            )
         scanned = time.perf_counter()
         fields = self.receptive_fields(input_shape, layer_scan.map_size, additional_forward_args)  # type: ignore[arg-type]
         flat_idx, flat_val, flat_pos = indices.reshape(-1), values.reshape(-1), positions.reshape(-1, 2)

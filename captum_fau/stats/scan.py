@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from captum_fau.errors import DatasetError, DeviceError, InputShapeError, LayerError
+from captum_fau.stats.distributed import batch_ranges
 from captum_fau.stats.topn import RunningTopN
 
 LayerSpec = str | nn.Module
@@ -206,27 +207,9 @@ def iter_batches(
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise DatasetError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if isinstance(data, torch.Tensor):
-        if data.dim() != 4:
-            raise InputShapeError(
-                f"A tensor dataset must be [M, C, H, W], got shape {tuple(data.shape)}; "
-                "add the channel dimension with x.unsqueeze(1) for grayscale images."
-            )
-        for start in range(0, len(data), batch_size):
-            stop = min(start + batch_size, len(data))
-            yield data[start:stop], {}, torch.arange(start, stop, dtype=torch.int64)
-        return
-    if _is_face_set(data):
-        for start in range(0, len(data), batch_size):
-            rows = np.arange(start, min(start + batch_size, len(data)))
-            extras: dict[str, Any] = {}
-            if data.emotions is not None:
-                extras["emotion"] = torch.from_numpy(data.emotions[rows])
-            if data.aus is not None:
-                extras["aus"] = torch.from_numpy(data.aus[rows])
-            if data.subjects is not None:
-                extras["subject"] = list(data.subjects[rows])
-            yield data.tensors(rows), extras, torch.from_numpy(rows.astype(np.int64))
+    if isinstance(data, torch.Tensor) or _is_face_set(data):
+        source = _MapSource(data)
+        yield from source.batches(batch_ranges(len(source), batch_size))
         return
     if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
         data = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -587,7 +570,7 @@ def scan(
         )
     batches = None
     if source is not None:
-        all_batches = distributed.batch_ranges(len(source), batch_size)
+        all_batches = batch_ranges(len(source), batch_size)
         if world_size > 1 and len(all_batches) < world_size:
             raise DistributedError(
                 f"The dataset has {len(source)} images, {len(all_batches)} batch(es) of {batch_size}, for {world_size} "
