@@ -155,6 +155,8 @@ def test_checkpointed_scan_resumes_and_rejects_other_settings(tmp_path, net) -> 
         scan(net, "conv3", [torch.zeros(2, 1, 96, 96)], progress=False, checkpoint=tmp_path / "other")
     with pytest.raises(ConfigError, match="checkpoint_every"):
         scan(net, "conv3", data, progress=False, checkpoint=tmp_path / "other", checkpoint_every=0)
+    with pytest.raises(ConfigError, match="gather must be"):
+        scan(net, "conv3", data, progress=False, gather="rank1")
 
 
 def test_killed_scan_restarts_from_its_last_checkpoint(tmp_path, net) -> None:
