@@ -408,9 +408,15 @@ def render_card(name: str, zoo_dir: str | Path | None = None) -> str:
             f"{_protocol(entry, metrics)}; std: {std_kind} |")
         if "accuracy_ci95" in metrics:
             lo, hi = metrics["accuracy_ci95"]
-            add(f"| Accuracy 95% CI | {_pct(lo)}% - {_pct(hi)}% | bootstrap |")
+            add(f"| Accuracy 95% CI | {_pct(lo)}% - {_pct(hi)}% | {metrics.get('accuracy_ci95_kind', 'bootstrap')} |")
         if isinstance(metrics.get("fold_accuracies"), list):
             add(f"| Fold accuracies | {', '.join(_pct(a) for a in metrics['fold_accuracies'])} | one per test fold |")
+        if "accuracy_pooled" in metrics:
+            add(f"| Accuracy pooled over folds | {_pct(metrics['accuracy_pooled'])}% | every test image counted once |")
+        test_sel = metrics.get("comparison_reference_test_selection")
+        if isinstance(test_sel, dict) and "accuracy_mean" in test_sel:
+            add(f"| Checkpoint chosen on the test fold (comparison only) | {_pct(test_sel['accuracy_mean'])}% ± "
+                f"{_pct(test_sel['accuracy_std'])} | the paper-era code's optimistic selection, not the result |")
         if paper:
             add(f"| Paper (for comparison, not measured here) | {paper} | CK+/TFD, the paper's protocol |")
         per_class = metrics.get("per_class_accuracy")
