@@ -21,7 +21,7 @@ from captum_fau.zoo import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "zerobias-synthfacs-8class"
-TINY = ["--n", "300", "--folds", "3", "--iterations", "2", "--checkpoint-every", "1", "--quiet"]
+TINY = ["--n", "300", "--folds", "3", "--iterations", "2", "--checkpoint-every", "2", "--quiet"]
 
 
 def _script() -> ModuleType:
@@ -144,7 +144,7 @@ def test_package_ships_the_fold_model_with_metrics_over_folds(trained: dict[str,
     fold0 = ZeroBiasCNN.from_pretrained(out / "fold0").eval()
     x = torch.randn(2, 1, 96, 96)
     assert torch.equal(model(x), fold0(x))
-    assert folds[0]["selected_iteration"] in (1, 2)
+    assert folds[0]["selected_iteration"] == 2
 
 
 def test_card_shows_the_fold_statistics(trained: dict[str, Path]) -> None:
