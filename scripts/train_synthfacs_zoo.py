@@ -53,6 +53,7 @@ from captum_fau.data.base import FaceSet  # noqa: E402
 from captum_fau.data.folds import subject_kfold, train_valid_test  # noqa: E402
 from captum_fau.data.synthfacs import load_synthfacs  # noqa: E402
 from captum_fau.errors import ConfigError  # noqa: E402
+from captum_fau.hub import registry_text  # noqa: E402
 from captum_fau.io import atomic_write_text  # noqa: E402
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights  # noqa: E402
 from captum_fau.train.evaluate import FoldResult, ResultsTable, confusion_matrix, per_class_accuracy  # noqa: E402
@@ -248,13 +249,14 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
         raise ConfigError(f"The shipped fold {shipped_fold} is not among the finished folds {sorted(ids)}.")
     folds = sorted(folds, key=lambda m: int(m["split"]["test_fold"]))
     first = folds[0]
+    chosen = [selected_iteration(m) for m in folds]
     classes = tuple(first["data"]["classes"])
     table = ResultsTable(
         "SynthFACS 8-class, subject folds",
         classes,
         [FoldResult(int(m["split"]["test_fold"]), m["recipe"]["variant"], float(m["accuracy"]),
-                    np.asarray(m["confusion_matrix"]["counts"], dtype=np.int64), selected_iteration(m))
-         for m in folds],
+                    np.asarray(m["confusion_matrix"]["counts"], dtype=np.int64), it)
+         for m, it in zip(folds, chosen)],
     )
     summary = table.summary()
     if len(summary) != 1:
@@ -292,7 +294,7 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
         "reference_iterations": REFERENCE_ITERATIONS,
         "batch": first["batch"],
         "selection": "per fold, the checkpoint with the best accuracy on the validation fold (never the test fold); "
-        "selected iterations " + ", ".join(f"fold {m['split']['test_fold']}: {selected_iteration(m)}" for m in folds),
+        "selected iterations " + ", ".join(f"fold {m['split']['test_fold']}: {it}" for m, it in zip(folds, chosen)),
         "device": first.get("device"),
         "torch": first.get("torch"),
         "train_wall_time_s": round(sum(float(m.get("train_wall_time_s", 0.0)) for m in folds), 1),
@@ -325,12 +327,12 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
                 "n_test": int(m["split"]["n_test"]),
                 "accuracy": float(m["accuracy"]),
                 "subject_bootstrap_ci95": m.get("accuracy_ci95"),
-                "selected_iteration": selected_iteration(m),
+                "selected_iteration": it,
                 "valid_accuracy_selected": m.get("valid_accuracy_selected"),
                 "test_selection_accuracy": m["comparison_reference_test_selection"]["test_accuracy"],
                 "train_wall_time_s": m.get("train_wall_time_s"),
             }
-            for m in folds
+            for m, it in zip(folds, chosen)
         ],
         "shipped_weights": {
             "test_fold": shipped_fold,
@@ -342,17 +344,10 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
 
 
 def pin_registry(registry: Path, sha: str, metrics: dict[str, Any], train_command: str) -> None:
-    """Set this entry's sha256, short metrics and command, leaving the file's layout alone."""
-    text = registry.read_text()
-    start = text.index(f'"{ZOO_NAME}": {{')
-    end = text.index("\n  }", start)
-    block = text[start:end]
-    block = re.sub(r'"sha256": (null|"[0-9a-f]*")', f'"sha256": "{sha}"', block, count=1)
-    block = re.sub(r'"train_command": "[^"\n]*"', '"train_command": ' + json.dumps(train_command), block, count=1)
-    block = re.sub(r'"metrics": \{.*\}', '"metrics": ' + json.dumps(metrics), block, count=1)
-    new = text[:start] + block + text[end:]
-    json.loads(new)  # still valid JSON
-    atomic_write_text(registry, new)
+    """Set this entry's sha256, short metrics and command in the registry, in its own layout."""
+    raw = json.loads(registry.read_text())
+    raw[ZOO_NAME].update(sha256=sha, train_command=train_command, metrics=metrics)
+    atomic_write_text(registry, registry_text(raw))
 
 
 def package(out: Path, combined: dict[str, Any], target: Path, registry: Path) -> str:
