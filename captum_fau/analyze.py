@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_fau.errors import DatasetError, LayerError, OutputError
+from captum_fau.errors import DatasetError, OutputError
 
 STEPS = ("scan", "faukl", "accuracy", "report")
 
@@ -109,7 +109,7 @@ class _Manifest:
         return step in self.done and all(f.exists() for f in files)
 
     def mark(self, step: str, info: Any = True) -> None:
-        from captum_fau.io import atomic_write_text
+        from captum_fau._utils.io import atomic_write_text
 
         self.done[step] = info
         payload = {"params_hash": self.params_hash, "params": self.params, "done": self.done}
@@ -234,8 +234,8 @@ def analyze(
     Returns:
         AnalysisResult
     """
-    from captum_fau.device import resolve_device
-    from captum_fau.stats import distributed
+    from captum_fau._utils.device import resolve_device
+    from captum_fau._utils import distributed
 
     with distributed.process_group_from_env(resolve_device(device)) as dev:
         return _analyze(
@@ -253,8 +253,10 @@ def _analyze(
     from captum_fau.attr import TopNDeconv, TopNResult
     from captum_fau.concept import FAUKL, FAUKLResult
     from captum_fau.model_spec import expected_input, load_model_spec
-    from captum_fau.stats import distributed
-    from captum_fau.stats.scan import conv_like_layers, scan
+    from captum_fau._utils import distributed
+    from captum_fau._utils.io import atomic_npz
+    from captum_fau._utils.modules import layer_name
+    from captum_fau.stats.scan import scan
 
     rank, world_size = distributed.world()
     progress = progress and rank == 0
@@ -265,9 +267,7 @@ def _analyze(
     if isinstance(model, str):
         model = load_model_spec(model, checkpoint=checkpoint, device=dev)
     model = model.to(dev).eval()
-    modules = dict(model.named_modules())
-    if layer not in modules or layer == "":
-        raise LayerError(f"Layer {layer!r} is not in the model; its conv layers: {', '.join(conv_like_layers(model)[:40])}.")
+    layer_name(model, layer)
     faces = _open_data(data, au_csv, seed, progress) if isinstance(data, str) else data
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
@@ -327,7 +327,7 @@ def _analyze(
                 outputs = result.outputs
                 logits = outputs.numpy() if outputs is not None and outputs.dim() == 2 else np.zeros((0, 0))
                 labels = _labels(faces, result.extras, order)
-                _atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
+                atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
                             **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
                 manifest.mark("scan", {"images": int(len(order)), "processes": world_size})
             except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
@@ -450,13 +450,6 @@ def _labels(faces: Any, extras: dict[str, Any], order: np.ndarray) -> dict[str, 
 def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
     return AnalysisResult(out=out, topn=None, faukl=None, accuracy=None, localisation=None, featured=[],
                           notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
-
-
-def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    from captum_fau.io import atomic_path
-
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
 
 
 __all__ = ["AnalysisResult", "analyze"]

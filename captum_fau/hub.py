@@ -42,8 +42,8 @@ from typing import Any, Callable
 import torch
 
 from captum_fau import zoo
+from captum_fau._utils.io import atomic_write_text
 from captum_fau.errors import ConfigError, HubError, WeightsError, ZooWeightsUnavailable
-from captum_fau.io import atomic_write_text
 
 #: The files of a published repository, in upload order.
 HUB_FILES: tuple[str, ...] = ("config.json", "model.safetensors", "README.md")

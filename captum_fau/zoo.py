@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from captum_fau.device import resolve_device
+from captum_fau._utils.device import resolve_device
 from captum_fau.errors import ChecksumMismatch, UnknownModelError, WeightsError, ZooWeightsUnavailable
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights
 

@@ -49,12 +49,12 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from captum_fau._utils.io import atomic_write_text  # noqa: E402
 from captum_fau.data.base import FaceSet  # noqa: E402
 from captum_fau.data.folds import subject_kfold, train_valid_test  # noqa: E402
 from captum_fau.data.synthfacs import load_synthfacs  # noqa: E402
 from captum_fau.errors import ConfigError  # noqa: E402
 from captum_fau.hub import registry_text  # noqa: E402
-from captum_fau.io import atomic_write_text  # noqa: E402
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights  # noqa: E402
 from captum_fau.train.evaluate import FoldResult, ResultsTable, confusion_matrix, per_class_accuracy  # noqa: E402
 from captum_fau.train.trainer import BEST_WEIGHTS, LOG_FILE, TrainConfig, predict, train  # noqa: E402

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from captum_fau._utils.io import atomic_path, atomic_write_text
 from captum_fau.concept.localisation import localisation_agreement, region_energy
 from captum_fau.errors import ConfigError, OutputError
-from captum_fau.io import atomic_path, atomic_write_text
 
 
 def test_region_energy_and_agreement() -> None:

@@ -290,7 +290,7 @@ def test_torchrun_analyze_cli_equals_one_process(tmp_path, one_thread) -> None:
 
 
 def test_process_group_from_env_needs_torchrun_variables(monkeypatch) -> None:
-    from captum_fau.stats.distributed import process_group_from_env
+    from captum_fau._utils.distributed import process_group_from_env
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion
-from captum_fau.io import atomic_write_text
 from captum_fau.viz.report import Section, write_report
 
 

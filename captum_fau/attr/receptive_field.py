@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.overrides import TorchFunctionMode
 
 _POOL_NAMES = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
@@ -188,35 +187,4 @@ def receptive_fields(
     return ReceptiveFields(rows, cols, stride, size, (height, width), local=True)
 
 
-def stop_at_layer(model: nn.Module, layer: nn.Module, additional_forward_args: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function running ``model`` on inputs only up to ``layer`` and returning its output."""
-
-    class _Stop(Exception):
-        pass
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-
-        def hook(_module: nn.Module, _args: Any, output: torch.Tensor) -> None:
-            captured.append(output)
-            raise _Stop
-
-        handle = layer.register_forward_hook(hook)
-        try:
-            extra = additional_forward_args
-            if extra is None:
-                model(x)
-            else:
-                model(x, *(extra if isinstance(extra, tuple) else (extra,)))
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise RuntimeError("the layer was not reached by the forward pass")
-        return captured[0]
-
-    return run
-
-
-__all__ = ["ReceptiveFields", "receptive_fields", "stop_at_layer", "whole_image_fields"]
+__all__ = ["ReceptiveFields", "receptive_fields", "whole_image_fields"]

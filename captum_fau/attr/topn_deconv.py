@@ -24,16 +24,17 @@ import torch
 from captum.attr._utils.attribution import GradientAttribution, NeuronAttribution
 from torch import nn
 
+from captum_fau._utils.modules import eval_mode, layer_name, probe_layers, stop_at_layer
+from captum_fau._utils.validate import positive_int
 from captum_fau.attr.receptive_field import (
     ReceptiveFields,
     receptive_fields,
-    stop_at_layer,
     whole_image_fields,
 )
 from captum_fau.attr.rules import ReluRuleMode, check_rule
 from captum_fau.attr.topn_result import TopNResult
 from captum_fau.errors import AttributionError, ConfigError, DatasetError, InputShapeError
-from captum_fau.stats.scan import ScanResult, eval_mode, layer_name, probe_layers, scan
+from captum_fau.stats.scan import ScanResult, scan
 
 
 @contextmanager
@@ -231,27 +232,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                 and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)):
             return None
 
-        class _Stop(Exception):
-            pass
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            captured: list[torch.Tensor] = []
-
-            def hook(_module: nn.Module, args: tuple) -> None:
-                captured.append(args[0])
-                raise _Stop
-
-            handle = layer.register_forward_pre_hook(hook)
-            try:
-                extra = additional_forward_args
-                self.model(x) if extra is None else self.model(x, *(extra if isinstance(extra, tuple) else (extra,)))
-            except _Stop:
-                pass
-            finally:
-                handle.remove()
-            return captured[0]
-
-        return run
+        return stop_at_layer(self.model, layer, additional_forward_args, capture="input")
 
     def _selected_channel_conv(self, layer_input: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
         """Output channel ``channels[p]`` of the conv layer for sample ``p``: ``[P, 1, h, w]``,
@@ -409,8 +390,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         Returns:
             TopNResult: indices, values, positions, receptive-field patches and boxes.
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ConfigError(f"n must be a positive integer (images per filter), got {n!r}.")
+        n = positive_int(n, "n", hint="give the number of images per filter.")
         started = time.perf_counter()
         result = scan(
             self.model, self.layer_name, data, top_n=n, distinct_images=distinct_images, batch_size=batch_size,
@@ -466,7 +446,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
     ) -> TopNResult:  # fmt: skip
         import numpy as np
 
-        from captum_fau.stats import distributed
+        from captum_fau._utils import distributed
 
         layer_scan = result.layers.get(self.layer_name)
         if layer_scan is None or layer_scan.topn is None:

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from captum_fau._utils.io import atomic_path
 from captum_fau.errors import ConfigError, OutputError, WeightsError
-from captum_fau.io import atomic_path
 
 _TENSORS = ("filters", "indices", "values", "positions", "patches", "image_patches", "boxes")
 

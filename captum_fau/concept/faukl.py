@@ -10,6 +10,7 @@ import torch
 from captum.concept import Concept, ConceptInterpreter
 from torch import nn
 
+from captum_fau._utils.modules import layer_name
 from captum_fau.concept.au_catalogue import parse_au
 from captum_fau.concept.result import FAUKLResult
 from captum_fau.concept.statistics import Binning, TestStatistic, fau_kl_statistics
@@ -90,11 +91,8 @@ class FAUKL(ConceptInterpreter):
                 f"layers must be a layer name or a list of names (as in TCAV), got {layers!r}; "
                 "e.g. layers=['conv3']."
             )
-        modules = dict(model.named_modules())
-        missing = [n for n in names if n not in modules or n == ""]
-        if missing:
-            known = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)][:20]
-            raise LayerError(f"Layer(s) {missing} are not in the model; conv layers it has: {known}.")
+        for name in names:
+            layer_name(model, name)
         self.layers: list[str] = names
         self.options = dict(
             bins=bins, binning=binning, smoothing=smoothing, n_permutations=n_permutations,

@@ -127,6 +127,19 @@ class FaceSet(Dataset):
         images = self.images if indices is None else self.images[np.asarray(indices)]
         return model_input(torch.from_numpy(np.ascontiguousarray(images))[:, None], self.local_mean)
 
+    def labels(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The labels of rows ``indices`` without reading any image: ``"emotion"`` ``[n]`` int64
+        tensor, ``"aus"`` ``[n, J]`` float32 tensor, ``"subject"`` ndarray, each where known."""
+        rows = np.asarray(indices)
+        out: dict[str, Any] = {}
+        if self.emotions is not None:
+            out["emotion"] = torch.from_numpy(np.asarray(self.emotions)[rows])
+        if self.aus is not None:
+            out["aus"] = torch.from_numpy(np.asarray(self.aus)[rows])
+        if self.subjects is not None:
+            out["subject"] = np.asarray(self.subjects)[rows]
+        return out
+
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[1]), int(self.images.shape[2])

@@ -33,8 +33,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from captum_fau._utils.io import atomic_path
 from captum_fau.errors import OutputError
-from captum_fau.io import atomic_path
 
 #: Environment variable that moves the default cache folder.
 CACHE_ENV_VAR = "CAPTUM_FAU_CACHE"

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from captum_fau._utils.io import atomic_path, atomic_write_bytes
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.synthfacs import (
     MODES,
@@ -25,7 +26,6 @@ from captum_fau.data.synthfacs import (
     render,
 )
 from captum_fau.errors import OutputError
-from captum_fau.io import atomic_path, atomic_write_bytes
 
 #: Images per rendering chunk (bounds memory of the progress loop, not the output).
 CHUNK = 512

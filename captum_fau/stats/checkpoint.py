@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from captum_fau._utils.io import atomic_safetensors
 from captum_fau.errors import ResumeError
 from captum_fau.stats.rows import RowStore
 from captum_fau.stats.topn import RunningTopN
@@ -37,6 +38,24 @@ def model_fingerprint(model: nn.Module) -> str:
                 flat = tensor.detach().double().flatten()
                 digest.update(f"{float(flat.sum()):.10e}:{float(flat.abs().sum()):.10e}".encode())
     return digest.hexdigest()[:16]
+
+
+def scan_settings(
+    model: nn.Module,
+    layers: list[str],
+    top_n: int | None,
+    distinct_images: bool,
+    batch_size: int,
+    num_images: int,
+    keep_outputs: bool,
+    additional_forward_args: bool,
+) -> dict[str, Any]:
+    """What must match for a scan to resume from a checkpoint (``additional_forward_args``: whether any were given)."""
+    return {
+        "layers": layers, "top_n": top_n, "distinct_images": distinct_images, "batch_size": batch_size,
+        "num_images": num_images, "keep_outputs": keep_outputs, "model": model_fingerprint(model),
+        "additional_forward_args": additional_forward_args,
+    }  # fmt: skip
 
 
 class ScanCheckpoint:
@@ -115,20 +134,15 @@ class ScanCheckpoint:
 
     def save(self, batches_done: int, store: RowStore, trackers: dict[str, RunningTopN], complete: bool = False) -> None:
         """Flush the rows, then atomically replace the state file."""
-        from safetensors.torch import save_file
-
-        from captum_fau.io import atomic_path
-
         store.flush()
         tensors = {
-            f"topn/{layer}/{key}": value.contiguous()
+            f"topn/{layer}/{key}": value
             for layer, tracker in trackers.items()
             for key, value in tracker.state_dict().items()
         }
         meta = {"format": _FORMAT, "batches_done": batches_done, "rows": len(store), "complete": complete,
                 "rank": self.rank, "world_size": self.world_size, "settings": self.settings}  # fmt: skip
-        with atomic_path(self.state_path, suffix=".safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata={"captum_fau_scan": json.dumps(meta)})
+        atomic_safetensors(self.state_path, tensors, metadata={"captum_fau_scan": json.dumps(meta)})
 
     def clear(self) -> None:
         """Delete this rank's checkpoint files (after the scan's results are safely written)."""
@@ -141,4 +155,4 @@ class ScanCheckpoint:
             pass  # other ranks' files, or the user's, are still there
 
 
-__all__ = ["ScanCheckpoint", "model_fingerprint"]
+__all__ = ["ScanCheckpoint", "model_fingerprint", "scan_settings"]

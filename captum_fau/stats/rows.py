@@ -29,6 +29,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from captum_fau._utils.io import atomic_write_text
+from captum_fau._utils.validate import non_negative_int
 from captum_fau.errors import ResumeError, StatisticsError
 
 #: Rows kept in memory before a store spills to files (per store, all columns together).
@@ -72,9 +74,7 @@ class RowStore:
         self, directory: str | os.PathLike[str] | None = None, prefix: str = "rows", spill_bytes: int | None = None
     ) -> None:
         spill = DEFAULT_SPILL_BYTES if spill_bytes is None else spill_bytes
-        if not isinstance(spill, int) or isinstance(spill, bool) or spill < 0:
-            raise StatisticsError(f"spill_bytes must be a non-negative integer, got {spill_bytes!r}.")
-        self.spill_bytes = spill
+        self.spill_bytes = non_negative_int(spill, "spill_bytes", error=StatisticsError, hint="0 spills from the first row.")
         self.prefix = prefix
         self.directory: Path | None = Path(directory) if directory is not None else None
         self._owns_directory = False
@@ -148,8 +148,6 @@ class RowStore:
             self.flush()
 
     def _write_spec(self) -> None:
-        from captum_fau.io import atomic_write_text
-
         spec = {name: {"shape": list(shape), "dtype": dtype.str} for name, (shape, dtype) in self.columns.items()}
         atomic_write_text(self._spec_path, json.dumps(spec, indent=1) + "\n")
 
@@ -207,6 +205,10 @@ class RowStore:
     def indices(self) -> torch.Tensor:
         """``[M]`` int64 dataset index of each row."""
         return self.column(_INDEX)
+
+    def result(self) -> dict[str, torch.Tensor]:
+        """Every column (``"index"`` first) as a tensor, sharing memory with the store."""
+        return {name: self.column(name) for name in self.columns}
 
     def iter_chunks(self, rows: int = _CHUNK_ROWS) -> Iterator[dict[str, np.ndarray]]:
         """The rows in order, ``rows`` at a time, as ``{column: array}`` (plain in-memory copies)."""

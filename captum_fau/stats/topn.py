@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from captum_fau.errors import ConfigError, ResumeError, StatisticsError
+from captum_fau._utils.validate import positive_int
+from captum_fau.errors import ResumeError, StatisticsError
 
 #: Sort key of an empty slot: after every real candidate.
 _EMPTY_KEY = torch.iinfo(torch.int64).max
@@ -51,12 +52,8 @@ class RunningTopN:
     """
 
     def __init__(self, num_channels: int, n: int, distinct_images: bool = True) -> None:
-        if not isinstance(num_channels, int) or num_channels < 1:
-            raise ConfigError(f"RunningTopN needs num_channels >= 1, got {num_channels!r}.")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ConfigError(f"RunningTopN needs n >= 1 (entries kept per channel), got {n!r}.")
-        self.num_channels = num_channels
-        self.n = n
+        self.num_channels = positive_int(num_channels, "RunningTopN num_channels", hint="track at least one channel.")
+        self.n = positive_int(n, "RunningTopN n", hint="keep at least one entry per channel.")
         self.distinct_images = bool(distinct_images)
         self.values = torch.full((num_channels, n), float("-inf"), dtype=torch.float32)
         self.indices = torch.full((num_channels, n), -1, dtype=torch.int64)

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
+from captum_fau._utils.io import atomic_write_text
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError, LabelError, OutputError
-from captum_fau.io import atomic_write_text
 from captum_fau.train.trainer import check_labelled, predict
 
 #: Display order of the paper's training variants.

@@ -31,11 +31,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from captum_fau._utils.device import resolve_device
+from captum_fau._utils.io import atomic_path, atomic_write_text
 from captum_fau.data.base import FaceSet
 from captum_fau.data.transforms import model_input
-from captum_fau.device import resolve_device
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
-from captum_fau.io import atomic_path, atomic_write_text
 from captum_fau.models.zerobias import ZeroBiasCNN
 from captum_fau.train.augment import AugmentConfig, augment_batch
 

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from captum_fau._utils.io import atomic_path, atomic_write_text  # noqa: E402
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion  # noqa: E402
-from captum_fau.io import atomic_path, atomic_write_text  # noqa: E402
 from captum_fau.viz.report import Section, write_report  # noqa: E402
 
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from captum_fau.io import atomic_path  # noqa: E402
+from captum_fau._utils.io import atomic_path  # noqa: E402
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:

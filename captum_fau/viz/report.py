@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from captum_fau.io import atomic_write_text
+from captum_fau._utils.io import atomic_write_text
 
 _CSS = """
 :root { --fg: #1d1d1f; --muted: #5f6368; --accent: #c62828; --line: #e0e0e0; --bg: #fafafa; }

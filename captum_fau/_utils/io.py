@@ -3,6 +3,8 @@
 Everything captum-fau writes (reports, results, caches, checkpoints) goes
 through :func:`atomic_path`: the content is written to a temporary file in the
 target's folder and moved into place with ``os.replace`` once it is complete.
+The other functions are the usual writers on top of it: bytes, text, an open
+file handle, a ``.npz`` archive and a safetensors file.
 
 Examples::
 
@@ -20,7 +22,9 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any, Iterator, Mapping
+
+import numpy as np
 
 from captum_fau.errors import OutputError
 
@@ -74,4 +78,54 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+@contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing (``"w"`` text, UTF-8, no newline translation;
+    ``"wb"`` binary) that replaces ``path`` when the block ends without an error.
+
+    Examples::
+
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "rows.csv"
+        >>> with atomic_open(target) as handle:
+        ...     _ = handle.write("a,b\\n")
+        >>> target.read_text()
+        'a,b\\n'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
+    text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+    with atomic_path(path) as tmp, open(tmp, mode, **text) as handle:
+        yield handle
+
+
+def atomic_npz(path: str | os.PathLike[str], compressed: bool = False, **arrays: Any) -> Path:
+    """Write ``arrays`` to the ``.npz`` archive ``path`` atomically; returns ``path``.
+
+    Args:
+        path (str or Path): The archive.
+        compressed (bool, optional): Use ``np.savez_compressed``. Default: False
+        **arrays: Name -> array-like.
+    """
+    save = np.savez_compressed if compressed else np.savez
+    with atomic_open(path, "wb") as handle:
+        save(handle, **{name: np.asarray(value) for name, value in arrays.items()})
+    return Path(path)
+
+
+def atomic_safetensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``tensors`` (name -> torch tensor) to the safetensors file ``path`` atomically; returns ``path``.
+
+    Tensors are detached, moved to the CPU and made contiguous first.
+    """
+    from safetensors.torch import save_file
+
+    ready = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(ready, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+__all__ = ["atomic_npz", "atomic_open", "atomic_path", "atomic_safetensors", "atomic_write_bytes", "atomic_write_text"]

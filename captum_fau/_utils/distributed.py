@@ -1,4 +1,4 @@
-"""Sharding a scan over the processes of a ``torch.distributed`` group.
+"""Sharding work over the processes of a ``torch.distributed`` group (a scan, an analysis).
 
 Everything here is a no-op for a single process. Under an initialised process
 group (``torchrun`` or ``torch.distributed.init_process_group``), a scan gives
@@ -30,7 +30,7 @@ from captum_fau.errors import DistributedError
 _MESSAGE_BYTES = 2048
 
 #: Rows sent per message when rows travel to rank 0.
-_CHUNK_ROWS = 4096
+CHUNK_ROWS = 4096
 
 
 def world() -> tuple[int, int]:
@@ -154,7 +154,7 @@ def gather_rows_to(
     num_rows: int,
     layout: dict[str, tuple[tuple[int, ...], np.dtype]],
     everyone: bool,
-    chunk_rows: int = _CHUNK_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Stream every rank's rows, rank by rank, to rank 0 (``everyone=False``) or to all ranks.
 
@@ -299,6 +299,7 @@ __all__ = [
     "all_gather_tensor",
     "barrier",
     "batch_ranges",
+    "CHUNK_ROWS",
     "broadcast_flag",
     "check_same",
     "gather_rows_to",
