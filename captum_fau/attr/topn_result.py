@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from captum_fau._utils.io import atomic_path
+from captum_fau._utils.io import atomic_safetensors, atomic_write_text
 from captum_fau.errors import ConfigError, OutputError, WeightsError
 
 _TENSORS = ("filters", "indices", "values", "positions", "patches", "image_patches", "boxes")
@@ -77,15 +77,11 @@ class TopNResult:
         if self.full_maps is not None:
             tensors["full_maps"] = self.full_maps.contiguous()
         info = {"layer": self.layer, "rule": self.rule, "dead": list(self.dead), "meta": self.meta, "format": 1}
-        for name, writer in (
-            ("topn.safetensors", lambda p: save_file(tensors, p, metadata={"format": "captum-fau-topn"})),
-            ("topn.json", lambda p: Path(p).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")),
-        ):
-            try:
-                with atomic_path(folder / name) as tmp:
-                    writer(str(tmp))
-            except OSError as err:
-                raise OutputError(f"Cannot write {folder / name} ({err}).") from err
+        try:
+            atomic_safetensors(folder / "topn.safetensors", tensors, metadata={"format": "captum-fau-topn"})
+            atomic_write_text(folder / "topn.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        except OSError as err:
+            raise OutputError(f"Cannot write the top-N result to {folder} ({err}).") from err
         return folder
 
     @classmethod

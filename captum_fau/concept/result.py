@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from captum_fau._utils.io import atomic_path
+from captum_fau._utils.io import atomic_open, atomic_write_bytes, atomic_write_text
 from captum_fau.concept.au_catalogue import au_name, parse_au
 from captum_fau.concept.statistics import AssociationStatistics
 from captum_fau.errors import ConfigError, LayerError, OutputError, WeightsError
@@ -23,12 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Per-pair statistics exposed in :attr:`FAUKLResult.scores` and the CSV export.
 SCORE_FIELDS = ("kl", "kl_plain", "kl_corrected", "kl_null_mean", "p", "p_kl", "p_auroc", "q", "auroc")
 _FORMAT = "captum-fau/faukl-result/1"
-
-
-def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
-    """Call ``write(handle)`` on a temporary file that replaces ``path`` once complete."""
-    with atomic_path(path) as tmp, open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
-        write(handle)
 
 
 @dataclass
@@ -288,7 +282,8 @@ class FAUKLResult:
             writer.writeheader()
             writer.writerows(rows)
 
-        _atomic_write(Path(path), write)
+        with atomic_open(path) as handle:
+            write(handle)
         return Path(path)
 
     def to_json(self, path: str | Path) -> Path:
@@ -302,7 +297,7 @@ class FAUKLResult:
             "layers": {n: {"config": st.config, "notes": st.notes} for n, st in self.layers.items()},
             "pairs": [{k: clean(v) for k, v in row.items()} for row in self.long_rows()],
         }
-        _atomic_write(Path(path), lambda h: json.dump(payload, h, indent=1))
+        atomic_write_text(path, json.dumps(payload, indent=1))
         return Path(path)
 
     def save(self, path: str | Path) -> Path:
@@ -322,7 +317,7 @@ class FAUKLResult:
             ),
         }
         blob = save(tensors, metadata=header)
-        _atomic_write(Path(path), lambda h: h.write(blob), mode="wb")
+        atomic_write_bytes(path, blob)
         return Path(path)
 
     @classmethod

@@ -45,6 +45,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from captum_fau._utils.validate import int_at_least, non_negative_int
 from captum_fau.errors import ConfigError, LabelError, StatisticsError
 
 Binning = Literal["uniform", "quantile"]
@@ -406,12 +407,11 @@ def fau_kl_statistics(
         if edges.ndim != 2 or edges.shape[0] != n_filters or edges.shape[1] < 2:
             raise ConfigError(f"bin_edges must be [n_filters={n_filters}, K + 1 >= 2], got {edges.shape}.")
         bins = edges.shape[1] - 1
-    if not isinstance(bins, (int, np.integer)) or bins < 2:
-        raise ConfigError(f"bins must be an integer >= 2, got {bins!r}.")
+    int_at_least(bins, "bins", 2, hint="a histogram needs at least two bins (the default is 10).")
     if smoothing < 0 or not math.isfinite(smoothing):
         raise ConfigError(f"smoothing must be a finite number >= 0, got {smoothing!r}.")
-    if n_permutations < 0 or n_bootstrap < 0:
-        raise ConfigError("n_permutations and n_bootstrap must be >= 0.")
+    non_negative_int(n_permutations, "n_permutations", hint="0 skips the permutation test.")
+    non_negative_int(n_bootstrap, "n_bootstrap", hint="0 skips the bootstrap intervals.")
     if not 0 < ci_level < 1:
         raise ConfigError(f"ci_level must lie in (0, 1), got {ci_level!r}.")
     if test_statistic not in ("auroc", "kl"):

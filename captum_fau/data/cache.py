@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from captum_fau._utils.io import atomic_path
+from captum_fau._utils.io import atomic_npz
 from captum_fau.errors import OutputError
 
 #: Environment variable that moves the default cache folder.
@@ -128,8 +128,7 @@ class ArrayCache:
         """
         path = self.path(key)
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+            atomic_npz(path, compressed=True, **arrays)
         except OSError as err:
             raise OutputError(
                 f"cannot write the preprocessing cache at {self.directory}: {err}. "

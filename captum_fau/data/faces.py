@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from captum_fau._utils.validate import int_at_least
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.errors import ConfigError
 
@@ -296,8 +297,7 @@ def preprocess_faces(
         >>> crops.images.shape, crops.boxes[0].tolist()
         ((1, 32, 32), [15, 0, 50, 50])
     """
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ConfigError(f"size must be an integer >= 8 pixels (the reference uses 96), got {size!r}.")
+    int_at_least(size, "size", 8, hint="give the crop side in pixels (the reference uses 96).")
     if interpolation not in _INTERPOLATIONS:
         raise ConfigError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}.")
     size = int(size)

@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from captum_fau._utils.validate import int_at_least
 from captum_fau.data.base import FaceSet
 from captum_fau.data.faces import warn_skipped
-from captum_fau.errors import ConfigError, DatasetError, DatasetLayoutError
+from captum_fau.errors import DatasetError, DatasetLayoutError
 
 #: FER2013 class order (``emotion`` 0..6).
 FER2013_CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral")
@@ -70,8 +71,8 @@ def load_fer2013(
         raise DatasetLayoutError(
             f"FER2013 file {path} does not exist; expected fer2013.csv with columns emotion, pixels, Usage."
         )
-    if size is not None and (not isinstance(size, (int, np.integer)) or size < 8):
-        raise ConfigError(f"size must be an integer >= 8 or None, got {size!r}.")
+    if size is not None:
+        int_at_least(size, "size", 8, hint="give the image side in pixels, or None for FER2013's 48.")
 
     images: list[np.ndarray] = []
     emotions: list[int] = []

@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from captum_fau._utils.validate import int_at_least
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
 from captum_fau.data.synthfacs_geometry import (
     AU_INDEX,
@@ -133,11 +134,7 @@ class SynthBatch:
 
 
 def _check_int(value: Any, name: str, minimum: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"SynthFACS {name} must be an integer, got {value!r} ({type(value).__name__}); {fix}")
-    if int(value) < minimum:
-        raise ConfigError(f"SynthFACS {name} must be >= {minimum}, got {value}; {fix}")
-    return int(value)
+    return int_at_least(value, f"SynthFACS {name}", minimum, hint=fix)
 
 
 def _check_params(seed: Any, size: Any, mode: Any, n_subjects: Any) -> tuple[int, int, str, int | None]:

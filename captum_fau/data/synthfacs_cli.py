@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from captum_fau._utils.io import atomic_path, atomic_write_bytes
+from captum_fau._utils.validate import positive_int
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.synthfacs import (
     MODES,
@@ -25,7 +26,7 @@ from captum_fau.data.synthfacs import (
     default_n_subjects,
     render,
 )
-from captum_fau.errors import OutputError
+from captum_fau.errors import ConfigError, OutputError
 
 #: Images per rendering chunk (bounds memory of the progress loop, not the output).
 CHUNK = 512
@@ -217,9 +218,10 @@ def _positive_int(text: str) -> int:
         value = int(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    try:
+        return positive_int(value, "the value")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

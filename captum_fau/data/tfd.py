@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from captum_fau._utils.validate import int_at_least
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import ConfigError, DatasetError, DatasetLayoutError, LabelError
 
@@ -79,8 +80,7 @@ def load_tfd(
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ConfigError(f"size must be an integer >= 8, got {size!r}.")
+    int_at_least(size, "size", 8, hint="give the image side in pixels (TFD is 96 or 48).")
     mat_path = _resolve(Path(path).expanduser(), int(size))
     try:
         mat = loadmat(mat_path, variable_names=REQUIRED_KEYS)

@@ -24,6 +24,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from captum_fau._utils.validate import int_at_least, positive_int
 from captum_fau.errors import ConfigError, InputShapeError, WeightsError
 
 PAPER_URL = "https://arxiv.org/abs/1510.02969"
@@ -218,9 +219,7 @@ class ZeroBiasCNN(
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the output layer (timm API), initialised as the reference did."""
-        if int(num_classes) < 2:
-            raise ConfigError(f"num_classes must be >= 2, got {num_classes}.")
-        self.num_classes = int(num_classes)
+        self.num_classes = int_at_least(num_classes, "num_classes", 2, hint="a classifier needs at least two classes.")
         self.class_names = None
         self.fc_out = nn.Linear(300, self.num_classes)
         with torch.no_grad():
@@ -375,11 +374,9 @@ def _validate_config(
     init_k: float | None,
     class_names: Sequence[str] | None,
 ) -> None:
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
-        raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}.")
-    if not isinstance(img_size, int) or isinstance(img_size, bool) or img_size < 8 or img_size % 8:
+    int_at_least(num_classes, "num_classes", 2, hint="a classifier needs at least two classes.")
+    positive_int(in_chans, "in_chans", hint="1 for grayscale, 3 for RGB.")
+    if int_at_least(img_size, "img_size", 8, hint="e.g. 96, or 48 for FER2013.") % 8:
         raise ConfigError(
             f"img_size must be a positive multiple of 8 (e.g. 96, or 48 for FER2013), got {img_size!r}: "
             "two 2x2 poolings and the 2x2 quadrant pooling must divide it evenly."

@@ -27,12 +27,13 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from captum_fau._utils.device import resolve_device
-from captum_fau._utils.io import atomic_path, atomic_write_text
+from captum_fau._utils.io import atomic_safetensors, atomic_write_text
+from captum_fau._utils.validate import positive_int
 from captum_fau.data.base import FaceSet
 from captum_fau.data.transforms import model_input
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
@@ -98,9 +99,7 @@ class TrainConfig:
         if isinstance(self.augment_config, dict):
             self.augment_config = AugmentConfig(**self.augment_config)
         for name in ("iterations", "batch_size", "checkpoint_every", "eval_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
+            positive_int(getattr(self, name), f"TrainConfig.{name}")
         if not self.lr > 0:
             raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}.")
         if not 0 <= self.momentum < 1:
@@ -166,11 +165,6 @@ def check_labelled(data: FaceSet, what: str, num_classes: int | None = None) -> 
             f"{num_classes}; use sets built with the same class list."
         )
     return labelled
-
-
-def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 @torch.no_grad()
@@ -468,7 +462,7 @@ def train(
                     best = {"iteration": iteration, "score": score}
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                     if run_dir is not None:
-                        _atomic_save_tensors(run_dir / BEST_WEIGHTS, best_state, {"format": "pt"})
+                        atomic_safetensors(run_dir / BEST_WEIGHTS, best_state, {"format": "pt"})
                 bar.set_postfix(
                     loss=f"{record['train_loss']:.3f}",
                     acc=f"{record['train_accuracy']:.3f}",
@@ -478,7 +472,7 @@ def train(
                     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
                     tensors.update(_optimizer_tensors(model, optimizer))
                     tensors.update(_rng_tensors(sampler, device))
-                    _atomic_save_tensors(run_dir / LAST_WEIGHTS, tensors, {"format": "pt"})
+                    atomic_safetensors(run_dir / LAST_WEIGHTS, tensors, {"format": "pt"})
                     state = {
                         "iteration": iteration,
                         "history": history,
