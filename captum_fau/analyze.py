@@ -234,8 +234,8 @@ def analyze(
     Returns:
         AnalysisResult
     """
-    from captum_fau._utils.device import resolve_device
     from captum_fau._utils import distributed
+    from captum_fau._utils.device import resolve_device
 
     with distributed.process_group_from_env(resolve_device(device)) as dev:
         return _analyze(
@@ -250,12 +250,12 @@ def _analyze(
     au_csv: str | Path | None, n_featured: int, permutations: int, bootstrap: int, batch_size: int,
     dev: torch.device, seed: int, progress: bool, resume: bool, title: str | None, checkpoint_every: int,
 ) -> AnalysisResult:  # fmt: skip
-    from captum_fau.attr import TopNDeconv, TopNResult
-    from captum_fau.concept import FAUKL, FAUKLResult
-    from captum_fau.model_spec import expected_input, load_model_spec
     from captum_fau._utils import distributed
     from captum_fau._utils.io import atomic_npz
     from captum_fau._utils.modules import layer_name
+    from captum_fau.attr import TopNDeconv, TopNResult
+    from captum_fau.concept import FAUKL, FAUKLResult
+    from captum_fau.model_spec import expected_input, load_model_spec
     from captum_fau.stats.scan import scan
 
     rank, world_size = distributed.world()
@@ -328,7 +328,7 @@ def _analyze(
                 logits = outputs.numpy() if outputs is not None and outputs.dim() == 2 else np.zeros((0, 0))
                 labels = _labels(faces, result.extras, order)
                 atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
-                            **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
+                           **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
                 manifest.mark("scan", {"images": int(len(order)), "processes": world_size})
             except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
                 error = err

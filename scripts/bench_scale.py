@@ -39,8 +39,8 @@ def child(images: int, spill_mb: float, batch_size: int) -> None:
 
     torch.set_num_threads(1)
     from captum_fau import zoo
-    from captum_fau.data.synthfacs import SynthFACS
     from captum_fau._utils import distributed
+    from captum_fau.data.synthfacs import SynthFACS
     from captum_fau.stats.scan import scan
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
