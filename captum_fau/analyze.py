@@ -78,7 +78,7 @@ class _AdaptedInputs(Dataset):
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from captum_fau.model_spec import adapt_images
+        from captum_fau.zoo.resolve import adapt_images
 
         item = dict(self.base[index])
         item["image"] = adapt_images(item["image"][None], self.expected)[0][0]
@@ -200,7 +200,7 @@ def analyze(
 
     Args:
         model (nn.Module or str): A model, or a spec accepted by
-            :func:`captum_fau.model_spec.load_model_spec` (zoo name, Hub folder, ``timm:NAME``,
+            :func:`captum_fau.zoo.resolve.load_model_spec` (zoo name, Hub folder, ``timm:NAME``,
             ``module:factory``).
         data: A :class:`~captum_fau.data.base.FaceSet` (or other dataset of dict items), or a
             spec accepted by :func:`captum_fau.data.spec.load_data_spec` (``synthfacs:N``,
@@ -255,7 +255,7 @@ def _analyze(
     from captum_fau._utils.modules import layer_name
     from captum_fau.attr import TopNDeconv, TopNResult
     from captum_fau.concept import FAUKL, FAUKLResult
-    from captum_fau.model_spec import expected_input, load_model_spec
+    from captum_fau.zoo.resolve import expected_input, load_model_spec
     from captum_fau.stats.scan import scan
 
     rank, world_size = distributed.world()
@@ -279,7 +279,7 @@ def _analyze(
     if expected is not None and (
         sample.shape[0] != expected[0] or (expected[1] > 0 and tuple(sample.shape[1:]) != tuple(expected[1:]))
     ):
-        from captum_fau.model_spec import adapt_images
+        from captum_fau.zoo.resolve import adapt_images
 
         notes += [f"Input adapted to the model: {note}." for note in adapt_images(sample[None], expected)[1]]
         dataset = _AdaptedInputs(faces, expected)

@@ -21,8 +21,8 @@ pick_python() {
     return 1
 }
 
-# What the install depends on: the project metadata, this script, the checkout's place.
-want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/env.sh" | sha256sum | cut -d' ' -f1) $ROOT"
+# What the install depends on: the project metadata (pyproject.toml, setup.py), this script, the checkout's place.
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/scripts/env.sh" | sha256sum | cut -d' ' -f1) $ROOT"
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     [ "${CAPTUM_FAU_ENV_VERBOSE:-0}" = 1 ] && echo "env.sh: $VENV is up to date; nothing to install."

@@ -15,11 +15,14 @@ writes:
   variant (Table 3);
 * ``OUT/runs/<protocol>/<variant>/fold_<k>/`` - checkpoints and
   ``training_log.jsonl`` of every run (rerunning resumes interrupted runs);
-* ``zoo/zerobias-ckplus-8class``, ``zoo/zerobias-ckplus-6class``,
-  ``zoo/zerobias-tfd-7class`` - Hub-format folders (``config.json``,
+* ``ZOO/zerobias-ckplus-8class``, ``ZOO/zerobias-ckplus-6class``,
+  ``ZOO/zerobias-tfd-7class`` - Hub-format folders (``config.json``,
   ``model.safetensors``, ``metrics.json``, ``training_log.jsonl``) holding
   the +AD model of the fold with the best *validation* accuracy, with the
-  protocol's test mean ± std in ``metrics.json``.
+  protocol's test mean ± std in ``metrics.json``. ``ZOO`` (``--zoo``) defaults to the
+  user zoo (``CAPTUM_FAU_ZOO``, else ``$XDG_DATA_HOME/captum-fau/zoo``), which
+  ``zoo.load("zerobias-ckplus-8class")`` searches, offline; pass ``--zoo zoo`` in a checkout
+  to publish them (``scripts/publish_to_hub.py``).
 
 Protocols: ``ckplus8`` (10 folds), ``ckplus6`` (10 folds), ``tfd`` (5 splits).
 Runs per dataset at the defaults: 4 variants x folds, i.e. 40 (CK+ 8),
@@ -56,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from captum_fau.errors import CaptumFAUError, ConfigError  # noqa: E402
+from captum_fau.zoo.registry import user_zoo_dir  # noqa: E402
 from captum_fau.train.protocols import ABLATIONS, run_protocol  # noqa: E402
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device  # noqa: E402
 
@@ -113,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckplus", help="CK+ root (cohn-kanade-images/, Emotion/, FACS/)")
     p.add_argument("--tfd", help="TFD_96x96.mat or its folder")
     p.add_argument("--out", default="reproduction", help="tables and run folders (default: reproduction/)")
-    p.add_argument("--zoo", default=str(REPO / "zoo"), help="where Hub-format model folders go (default: zoo/)")
+    p.add_argument("--zoo", default=None,
+                   help="where Hub-format model folders go (default: the user zoo that zoo.load searches, "
+                   "CAPTUM_FAU_ZOO or $XDG_DATA_HOME/captum-fau/zoo)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--iterations", type=int, default=31_000)
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             bf16=args.bf16,
         )
-        out, zoo_dir = Path(args.out), Path(args.zoo)
+        out, zoo_dir = Path(args.out), Path(args.zoo) if args.zoo else user_zoo_dir()
         (out / "tables").mkdir(parents=True, exist_ok=True)
         zoo_dir.mkdir(parents=True, exist_ok=True)
         jobs = []

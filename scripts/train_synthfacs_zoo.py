@@ -23,9 +23,9 @@ When every fold is finished, ``OUT/metrics.json`` gets the accuracy as mean +- s
 (population std, as in the paper's tables), the per-fold accuracies, the pooled confusion matrix
 and per-class accuracy, and the reference code's test-fold selection as a labelled comparison.
 ``--package`` then ships the model of ``--shipped-fold`` with those metrics into
-``captum_fau/weights/zerobias-synthfacs-8class`` (``config.json``, ``model.safetensors``,
-``metrics.json``, ``training_log.jsonl``) and pins its sha256 and metrics in
-``captum_fau/zoo_registry.json``.
+``zoo/zerobias-synthfacs-8class`` (``config.json``, ``model.safetensors``,
+``metrics.json``, ``training_log.jsonl``), the zoo folder the wheel packages, and pins its
+sha256 and metrics in ``zoo/registry.json``.
 """
 
 from __future__ import annotations
@@ -49,16 +49,16 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from captum_fau._utils.io import atomic_write_text  # noqa: E402
 from captum_fau.data.base import FaceSet  # noqa: E402
 from captum_fau.data.folds import subject_kfold, train_valid_test  # noqa: E402
 from captum_fau.data.synthfacs import load_synthfacs  # noqa: E402
 from captum_fau.errors import ConfigError  # noqa: E402
-from captum_fau.hub import registry_text  # noqa: E402
+from captum_fau._utils.io import atomic_write_text  # noqa: E402
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights  # noqa: E402
 from captum_fau.train.evaluate import FoldResult, ResultsTable, confusion_matrix, per_class_accuracy  # noqa: E402
 from captum_fau.train.trainer import BEST_WEIGHTS, LOG_FILE, TrainConfig, predict, train  # noqa: E402
-from captum_fau.zoo import sha256_file  # noqa: E402
+from captum_fau.zoo import ZOO_DIR, sha256_file  # noqa: E402
+from captum_fau.zoo.registry import registry_text  # noqa: E402
 
 ZOO_NAME = "zerobias-synthfacs-8class"
 REFERENCE_ITERATIONS = 31_000
@@ -430,8 +430,8 @@ def main(argv: Sequence[str] | None = None, *, target: Path | None = None, regis
     print(json.dumps({k: combined[k] for k in ("accuracy_mean", "accuracy_std", "fold_accuracies",
                                                 "accuracy_pooled", "per_class_accuracy")}, indent=1))
     if args.package:
-        target = target or REPO / "captum_fau" / "weights" / ZOO_NAME
-        registry = registry or REPO / "captum_fau" / "zoo_registry.json"
+        target = target or ZOO_DIR / ZOO_NAME
+        registry = registry or ZOO_DIR / "registry.json"
         sha = package(out, combined, target, registry)
         print(f"packaged {target} (sha256 {sha})")
     return 0

@@ -27,16 +27,17 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from captum_fau import zoo  # noqa: E402
+from captum_fau.zoo import registry as zoo_registry  # noqa: E402
 
 PACKAGED = zoo.info("zerobias-synthfacs-8class").packaged_dir / zoo.WEIGHTS_FILENAME
 
 
 def _patch_registry(entries: dict[str, dict[str, Any]]) -> None:
-    base = zoo._entry("zerobias-synthfacs-8class")
-    registry = dict(zoo._registry())
+    base = zoo_registry.entry("zerobias-synthfacs-8class")
+    registry = dict(zoo_registry._registry())
     for name, changes in entries.items():
         registry[name] = replace(base, name=name, metrics={}, **changes)
-    zoo._registry = lambda: registry  # type: ignore[assignment]
+    zoo_registry._registry = lambda: registry  # type: ignore[assignment]
 
 
 def _equal_to_packaged(model: torch.nn.Module) -> bool:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard, metadata_load
 
-from captum_fau import ZeroBiasCNN, hub, zoo
+from captum_fau import ZeroBiasCNN, zoo
+from captum_fau.zoo import cards, publish, registry
 from captum_fau.errors import ConfigError, UnknownModelError, WeightsError, ZooWeightsUnavailable
 
-CARDS = hub.DEFAULT_CARDS_DIR
+CARDS = zoo.CARDS_DIR
 TRAINED = "zerobias-synthfacs-8class"
 SECTIONS = ("## Model details", "## How to use", "## Training", "## Evaluation",
             "## Limitations and ethical considerations", "## Citation")  # fmt: skip
@@ -25,7 +26,7 @@ def test_every_entry_has_a_valid_card_that_matches_its_metrics(name: str) -> Non
     path = CARDS / f"{name}.md"
     assert path.is_file(), f"model_cards/{name}.md is missing; write it with scripts/publish_to_hub.py {name} --write-card"
     text = path.read_text()
-    assert text == hub.render_card(name), "the committed card is stale: rerun --write-card"
+    assert text == cards.render_card(name), "the committed card is stale: rerun --write-card"
     meta = metadata_load(path)
     for key in ("license", "library_name", "tags", "datasets", "pipeline_tag"):
         assert meta.get(key), key
@@ -36,23 +37,23 @@ def test_every_entry_has_a_valid_card_that_matches_its_metrics(name: str) -> Non
     assert "arXiv" in text and "Khorrami" in text and "AI Act" in text and "consent" in text.lower()
     entry = zoo.info(name)
     try:
-        folder = hub.zoo_folder(name)
+        folder = registry.zoo_folder(name)
     except ZooWeightsUnavailable:
         folder = None
     if folder is not None:
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert hub.card_metrics(text) == hub.measured_metrics(metrics) != {}
+        assert cards.card_metrics(text) == cards.measured_metrics(metrics) != {}
         assert card.data.eval_results[0].dataset_split  # the protocol travels with the numbers
-        assert f"{100 * hub.measured_metrics(metrics)['accuracy']:.1f}% ±" in text
+        assert f"{100 * cards.measured_metrics(metrics)['accuracy']:.1f}% ±" in text
     else:
-        assert hub.card_metrics(text) == {} and "model-index" not in meta
+        assert cards.card_metrics(text) == {} and "model-index" not in meta
         assert "Weights not yet trained or published" in text
         assert entry.train_command in text and entry.metrics["paper_accuracy"] in text
         assert "the paper's" in text
 
 
 def test_card_model_details_are_measured() -> None:
-    size = hub.model_size({"num_classes": 8, "in_chans": 1, "img_size": 96})
+    size = cards.model_size({"num_classes": 8, "in_chans": 1, "img_size": 96})
     assert size["params"] == sum(p.numel() for p in ZeroBiasCNN(num_classes=8).parameters())
     # conv1..3 at 96/48/24 px + fc layers, one MAC per multiply-add
     macs = 96 * 96 * 64 * 25 + 48 * 48 * 128 * 64 * 25 + 24 * 24 * 256 * 128 * 25 + 1024 * 300 + 300 * 8
@@ -81,55 +82,55 @@ def _fake_zoo(tmp_path: Path, metrics: bool = True) -> Path:
 
 
 def test_assemble_gives_the_exact_hub_folder(tmp_path: Path) -> None:
-    folder = hub.assemble_hub_folder(TRAINED, tmp_path / "out")
-    assert sorted(p.name for p in folder.path.iterdir()) == sorted(hub.HUB_FILES)
+    folder = publish.assemble_hub_folder(TRAINED, tmp_path / "out")
+    assert sorted(p.name for p in folder.path.iterdir()) == sorted(publish.HUB_FILES)
     assert folder.sha256 == zoo.info(TRAINED).sha256
     assert (folder.path / "README.md").read_text() == (CARDS / f"{TRAINED}.md").read_text()
-    hub.verify_hub_folder(folder)
+    publish.verify_hub_folder(folder)
     with pytest.raises(ConfigError, match="not empty"):
-        hub.assemble_hub_folder(TRAINED, tmp_path / "out")
+        publish.assemble_hub_folder(TRAINED, tmp_path / "out")
 
 
 def test_missing_metrics_card_or_weights_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="metrics.json is missing"):
-        hub.assemble_hub_folder(TRAINED, tmp_path / "a", zoo_dir=_fake_zoo(tmp_path / "z1", metrics=False))
+        publish.assemble_hub_folder(TRAINED, tmp_path / "a", zoo_dir=_fake_zoo(tmp_path / "z1", metrics=False))
     with pytest.raises(ConfigError, match=r"model card .* is missing.*--write-card"):
-        hub.assemble_hub_folder(TRAINED, tmp_path / "b", cards_dir=tmp_path / "no-cards")
+        publish.assemble_hub_folder(TRAINED, tmp_path / "b", cards_dir=tmp_path / "no-cards")
     with pytest.raises(ZooWeightsUnavailable, match=r"reproduce_paper.py --tfd"):
-        hub.publish("zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None)
+        publish.publish("zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None)
     with pytest.raises(UnknownModelError, match="Known models"):
-        hub.publish("zerobias-tfd", "my-lab/tfd", dry_run=True)
+        publish.publish("zerobias-tfd", "my-lab/tfd", dry_run=True)
     for bad in ("no-slash", "a/b/c", "org/na me", "org--x/name", "/name", "org/"):
         with pytest.raises(ConfigError, match="ORG/NAME"):
-            hub.validate_repo_id(bad)
+            registry.validate_repo_id(bad)
 
 
 def test_card_disagreeing_with_metrics_is_rejected(tmp_path: Path) -> None:
     text = (CARDS / f"{TRAINED}.md").read_text()
-    measured = hub.card_metrics(text)["accuracy"]
-    cards = tmp_path / "cards"
-    cards.mkdir()
-    (cards / f"{TRAINED}.md").write_text(text.replace(f"value: {measured!r}", "value: 0.99", 1))
+    measured = cards.card_metrics(text)["accuracy"]
+    cards_dir = tmp_path / "cards"
+    cards_dir.mkdir()
+    (cards_dir / f"{TRAINED}.md").write_text(text.replace(f"value: {measured!r}", "value: 0.99", 1))
     with pytest.raises(ConfigError, match=r"disagrees with its metrics.json.*--write-card"):
-        hub.assemble_hub_folder(TRAINED, tmp_path / "out", cards_dir=cards)
+        publish.assemble_hub_folder(TRAINED, tmp_path / "out", cards_dir=cards_dir)
     # A card that claims results for an untrained entry is rejected as well.
     with pytest.raises(ConfigError, match="no trained weights"):
-        hub.check_card("zerobias-ckplus-8class", text, None)
+        cards.check_card("zerobias-ckplus-8class", text, None)
     with pytest.raises(ConfigError, match="YAML"):
-        hub.card_metrics("---\nlicense: [unclosed\n---\n# x\n")
+        cards.card_metrics("---\nlicense: [unclosed\n---\n# x\n")
 
 
 def test_pin_registry_is_atomic_and_keeps_the_layout(tmp_path: Path) -> None:
-    registry = tmp_path / "zoo_registry.json"
-    shutil.copy(zoo.REGISTRY_FILE, registry)
-    before = registry.read_text()
-    assert hub.registry_text(json.loads(before)) == before
-    hub.pin_registry("zerobias-ckplus-8class", "a" * 40, "b" * 64, registry_file=registry)
-    after = registry.read_text()
+    registry_file = tmp_path / "registry.json"
+    shutil.copy(zoo.REGISTRY_FILE, registry_file)
+    before = registry_file.read_text()
+    assert registry.registry_text(json.loads(before)) == before
+    registry.pin_registry("zerobias-ckplus-8class", "a" * 40, "b" * 64, registry_file=registry_file)
+    after = registry_file.read_text()
     diff = [(x, y) for x, y in zip(before.splitlines(), after.splitlines()) if x != y]
     assert len(diff) == 2 and json.loads(after)["zerobias-ckplus-8class"]["revision"] == "a" * 40
     for revision in ("v1", "main", "a" * 39):
         with pytest.raises(ConfigError, match="40-character commit"):
-            hub.pin_registry("zerobias-ckplus-8class", revision, "b" * 64, registry_file=registry)
-    assert registry.read_text() == after
-    assert not list(tmp_path.glob(".zoo_registry.json.*"))  # no temporary file left behind
+            registry.pin_registry("zerobias-ckplus-8class", revision, "b" * 64, registry_file=registry_file)
+    assert registry_file.read_text() == after
+    assert not list(tmp_path.glob(".registry.json.*"))  # no temporary file left behind

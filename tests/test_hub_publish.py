@@ -42,7 +42,7 @@ def test_publish_then_load_by_printed_commit_gives_identical_tensors(hub, tmp_pa
     assert proc.returncode == 0, proc.stderr[-4000:]
     commit = re.search(r"^commit: ([0-9a-f]{40})$", proc.stdout, flags=re.M).group(1)
     sha = zoo.sha256_file(zoo.info(NAME).packaged_dir / "model.safetensors")
-    pin_line = json.loads(proc.stdout.split("Pin it in captum_fau/zoo_registry.json:\n", 1)[1].splitlines()[0])
+    pin_line = json.loads(proc.stdout.split("Pin it in zoo/registry.json:\n", 1)[1].splitlines()[0])
     assert pin_line == {NAME: {"repo_id": repo_id, "revision": commit, "sha256": sha}}
     assert "HF_TOKEN" not in proc.stdout and "hf_" not in proc.stdout.replace("hf-hub", "")
 

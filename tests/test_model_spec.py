@@ -12,7 +12,7 @@ from torch import nn
 
 from captum_fau import ZeroBiasCNN
 from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
-from captum_fau.model_spec import adapt_images, expected_input, load_model_spec
+from captum_fau.zoo.resolve import adapt_images, expected_input, load_model_spec
 
 
 def test_hub_folder(tmp_path) -> None:

@@ -15,7 +15,8 @@ import pytest
 import torch
 from scipy import stats
 
-from captum_fau import ZeroBiasCNN, hub
+from captum_fau import ZeroBiasCNN
+from captum_fau.zoo import cards
 from captum_fau.errors import ConfigError
 from captum_fau.zoo import sha256_file
 
@@ -75,7 +76,7 @@ def test_combined_metrics_are_mean_and_std_over_folds() -> None:
     assert out["shipped_weights"]["test_fold"] == 1 and out["shipped_weights"]["accuracy"] == pytest.approx(25 / 30)
     assert [f["selected_iteration"] for f in out["folds"]] == [100, 200, 300]
     assert "does not reach" in out["note"] and "700 iterations" in out["note"]
-    assert hub.measured_metrics(out) == pytest.approx({"accuracy": accs.mean(), "accuracy_std": np.std(accs)})
+    assert cards.measured_metrics(out) == pytest.approx({"accuracy": accs.mean(), "accuracy_std": np.std(accs)})
 
     perfect = [_fold(k, [[5, 0], [0, 5]], 1.0) for k in range(3)]
     assert "reaches it" in tsz.combine_folds(perfect, 0)["note"]
@@ -108,8 +109,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three tiny folds: fold 0 in one call, the package call trains 1 and 2 and reuses 0."""
     root = tmp_path_factory.mktemp("synthfacs-zoo")
     out, target = root / "runs", root / "zoo" / NAME
-    registry = root / "zoo_registry.json"
-    shutil.copyfile(REPO / "captum_fau" / "zoo_registry.json", registry)
+    registry = root / "registry.json"
+    shutil.copyfile(REPO / "zoo" / "registry.json", registry)
     assert tsz.main([*TINY, "--out", str(out), "--test-folds", "0"]) == 0
     assert (out / "fold0" / "metrics.json").is_file() and not (out / "metrics.json").exists()
     fold0_before = (out / "fold0" / "model.safetensors").stat().st_mtime_ns
@@ -148,7 +149,7 @@ def test_package_ships_the_fold_model_with_metrics_over_folds(trained: dict[str,
 
 
 def test_card_shows_the_fold_statistics(trained: dict[str, Path]) -> None:
-    card = hub.render_card(NAME, zoo_dir=trained["target"].parent)
+    card = cards.render_card(NAME, zoo_dir=trained["target"].parent)
     combined = json.loads((trained["target"] / "metrics.json").read_text())
     assert f"{100 * combined['accuracy_mean']:.1f}% ± {100 * combined['accuracy_std']:.1f}" in card
     assert "Student-t interval of the mean over 3 folds" in card

@@ -150,6 +150,33 @@ def test_timm_reads_saved_folder(tmp_path) -> None:
     torch.testing.assert_close(t(x), m(x))
 
 
+def test_unknown_constructor_argument_names_the_closest() -> None:
+    with pytest.raises(ConfigError, match=r"'num_clases' \(did you mean 'num_classes'\?\)") as err:
+        ZeroBiasCNN(num_clases=7)
+    assert "num_classes, in_chans, img_size" in str(err.value)
+    with pytest.raises(ConfigError, match="'colour'"):  # nothing close: the valid arguments are listed
+        ZeroBiasCNN(num_classes=7, colour="red")
+
+
+def test_from_pretrained_refuses_unknown_arguments_but_reads_its_config(tmp_path) -> None:
+    ZeroBiasCNN(num_classes=7).save_pretrained(tmp_path)
+    assert ZeroBiasCNN.from_pretrained(tmp_path).num_classes == 7  # timm-layout keys are not constructor arguments
+    with pytest.raises(ConfigError, match="did you mean 'drop_rate'"):
+        ZeroBiasCNN.from_pretrained(tmp_path, dropout_rate=0.1)
+
+
+def test_timm_entry_filters_builder_arguments_and_refuses_the_rest() -> None:
+    cfg = timm.models.get_pretrained_cfg("zerobias_cnn")
+    m = timm.create_model("zerobias_cnn", num_classes=6, pretrained_cfg=cfg, pretrained_cfg_overlay={"crop_pct": 0.9})
+    assert m.num_classes == 6 and m.pretrained_cfg["crop_pct"] == 0.9  # builder arguments reach timm's builder
+    with pytest.raises(ConfigError, match=r"'drop_path_rate' \(did you mean 'drop_rate'\?\)"):
+        timm.create_model("zerobias_cnn", drop_path_rate=0.1)
+    with pytest.raises(ConfigError, match="'features_only'"):
+        timm.create_model("zerobias_cnn", features_only=True)
+    with pytest.raises(ConfigError, match="did you mean 'img_size'"):
+        timm.create_model("zerobias_cnn", img_sise=48)
+
+
 def test_reset_classifier() -> None:
     m = ZeroBiasCNN(num_classes=8)
     m.reset_classifier(3)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from captum_fau import ZeroBiasCNN, zoo
+from captum_fau.zoo import registry
 from captum_fau.errors import ChecksumMismatch, DeviceError, UnknownModelError, WeightsError, ZooWeightsUnavailable
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -43,13 +44,14 @@ def _fake_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes) -> t
     torch.manual_seed(1)
     model = ZeroBiasCNN(num_classes=8).eval()
     weights_dir = tmp_path / "packaged"
-    monkeypatch.setattr(zoo, "PACKAGED_WEIGHTS_DIR", weights_dir)
+    monkeypatch.setattr(registry, "ZOO_DIR", weights_dir)
+    monkeypatch.setenv("CAPTUM_FAU_ZOO", str(tmp_path / "user-zoo"))
     entry = replace(zoo.info("zerobias-synthfacs-8class"), name="test-model", repo_id="org/test-model")
     source = tmp_path / "source"
     model.save_pretrained(source)
     weights = source / "model.safetensors"
     entry = replace(entry, sha256=zoo.sha256_file(weights), metrics={}, **changes)
-    monkeypatch.setattr(zoo, "_registry", lambda: {"test-model": entry})
+    monkeypatch.setattr(registry, "_registry", lambda: {"test-model": entry})
     return entry, model, weights
 
 
@@ -161,3 +163,40 @@ def test_packaged_synthfacs_model_loads_offline_with_pinned_checksum(monkeypatch
     assert model.config["class_names"] == list(entry.class_names)
     assert {"accuracy", "note", "iterations"} <= set(entry.metrics)
     assert (entry.packaged_dir / "config.json").is_file() and (entry.packaged_dir / "training_log.jsonl").is_file()
+
+
+def test_user_zoo_is_searched_after_packaged_and_before_the_hub(tmp_path, monkeypatch) -> None:
+    entry, model, weights = _fake_entry(tmp_path, monkeypatch, packaged=False, revision=None)
+    with pytest.raises(ZooWeightsUnavailable, match="CAPTUM_FAU_ZOO"):  # the message says where to put them
+        zoo.load("test-model")
+    user = tmp_path / "user-zoo" / "test-model"  # CAPTUM_FAU_ZOO as _fake_entry sets it
+    model.save_pretrained(user)
+    loaded = zoo.load("test-model")
+    assert _same(loaded, model) and loaded.config["zoo"]["source"] == "user"
+    assert Path(loaded.config["zoo"]["weights_file"]) == user / "model.safetensors"
+    # Packaged weights win over the user zoo; the user zoo's file is checked like any other.
+    monkeypatch.setattr(registry, "_registry", lambda: {"test-model": replace(entry, packaged=True)})
+    entry.packaged_dir.mkdir(parents=True)
+    ZeroBiasCNN().save_pretrained(entry.packaged_dir)
+    with pytest.raises(ChecksumMismatch, match=str(entry.packaged_dir)):
+        zoo.load("test-model")  # the fake entry pins the user zoo file's sha256
+    shutil.rmtree(entry.packaged_dir)
+    (user / "model.safetensors").write_bytes(b"not the pinned file")
+    with pytest.raises(ChecksumMismatch, match=str(user)):
+        zoo.load("test-model")
+
+
+def test_user_zoo_dir_follows_xdg(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("CAPTUM_FAU_ZOO", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert zoo.user_zoo_dir() == tmp_path / "data" / "captum-fau" / "zoo"
+    monkeypatch.setenv("CAPTUM_FAU_ZOO", str(tmp_path / "mine"))
+    assert zoo.user_zoo_dir() == tmp_path / "mine"
+
+
+def test_pickled_explicit_weights_are_refused(tmp_path, monkeypatch) -> None:
+    _fake_entry(tmp_path, monkeypatch, packaged=False)
+    pickled = tmp_path / "model.pt"
+    pickled.write_bytes(b"\x80\x04not unpickled")
+    with pytest.raises(WeightsError, match="never unpickles"):
+        zoo.load("test-model", weights=pickled)

@@ -14,6 +14,7 @@ drawn from ``N(0, (k / sqrt(fan_in))**2)``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from pathlib import Path
@@ -47,6 +48,30 @@ LAYER_NAMES: tuple[str, ...] = (
 )
 
 FC4_INIT_CHOICES = ("fan_in", "reference")
+#: The constructor's arguments (anything else is refused with the closest of these).
+CONSTRUCTOR_ARGS: tuple[str, ...] = ("num_classes", "in_chans", "img_size", "drop_rate", "fc4_init", "init_k", "class_names")
+#: Keys of the timm-layout ``config.json`` beside the constructor arguments (read by timm, not by the constructor).
+HUB_CONFIG_KEYS: tuple[str, ...] = ("architecture", "num_features", "label_names", "model_args", "pretrained_cfg")
+
+
+def reject_unknown_kwargs(kwargs: dict[str, Any], valid: Sequence[str], owner: str) -> None:
+    """Raise :class:`ConfigError` naming the closest valid argument unless ``kwargs`` is empty.
+
+    Args:
+        kwargs (dict): The keyword arguments left after the known ones were taken.
+        valid (sequence of str): The accepted argument names.
+        owner (str): What was called, for the message (e.g. ``"ZeroBiasCNN"``).
+    """
+    if not kwargs:
+        return
+    parts = []
+    for name in sorted(kwargs):
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"{owner} got unknown keyword argument{'s' if len(parts) > 1 else ''} {', '.join(parts)}. "
+        f"Its arguments are: {', '.join(valid)}."
+    )
 
 
 class ZeroBiasCNN(
@@ -111,9 +136,12 @@ class ZeroBiasCNN(
         fc4_init: str = "fan_in",
         init_k: float | None = None,
         class_names: Sequence[str] | None = None,
-        **_timm_kwargs: Any,
+        **unknown: Any,
     ) -> None:
         super().__init__()
+        # ``**unknown`` only exists to refuse misspelt arguments with a ConfigError that names the
+        # closest one (``num_clases`` -> ``num_classes``) instead of building a default model.
+        reject_unknown_kwargs(unknown, CONSTRUCTOR_ARGS, "ZeroBiasCNN")
         _validate_config(num_classes, in_chans, img_size, drop_rate, fc4_init, init_k, class_names)
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans)
@@ -262,7 +290,8 @@ class ZeroBiasCNN(
         """Safetensors-only, strict loading (never falls back to pickled weights)."""
         from huggingface_hub import hf_hub_download
 
-        model = cls(**model_kwargs)
+        # The mixin passes every config.json key; the timm-layout keys are for timm, not the constructor.
+        model = cls(**{k: v for k, v in model_kwargs.items() if k not in HUB_CONFIG_KEYS})
         if Path(model_id).is_dir():
             weights_file = Path(model_id) / "model.safetensors"
         else:
@@ -391,4 +420,12 @@ def _validate_config(
         raise ConfigError(f"class_names has {len(class_names)} names but num_classes is {num_classes}.")
 
 
-__all__ = ["LAYER_NAMES", "ZeroBiasCNN", "architecture_config", "load_weights", "timm_hub_config"]
+__all__ = [
+    "CONSTRUCTOR_ARGS",
+    "LAYER_NAMES",
+    "ZeroBiasCNN",
+    "architecture_config",
+    "load_weights",
+    "reject_unknown_kwargs",
+    "timm_hub_config",
+]

@@ -1,6 +1,6 @@
-"""Turn a model specification string into a ready ``nn.Module``.
+"""THE model-spec resolver: a specification string becomes a ready ``nn.Module``.
 
-The command line and :func:`captum_fau.analyze` accept any of:
+Every ``--model`` of the command line and :func:`captum_fau.analyze` accept any of:
 
 * a zoo name: ``zerobias-synthfacs-8class`` (see ``captum-fau zoo list``);
 * a local Hugging Face-format folder (``config.json`` + ``model.safetensors``),
@@ -12,7 +12,7 @@ The command line and :func:`captum_fau.analyze` accept any of:
 
 Examples::
 
-    >>> from captum_fau.model_spec import load_model_spec, expected_input
+    >>> from captum_fau.zoo.resolve import load_model_spec, expected_input
     >>> model = load_model_spec("timm:resnet18", num_classes=7)
     >>> expected_input(model)
     (3, 224, 224)
@@ -119,16 +119,14 @@ def load_model_spec(
         UnknownModelError: the spec matches no accepted form.
         WeightsError: the checkpoint is missing, not safetensors, or does not fit.
     """
-    from captum_fau import zoo
     from captum_fau.models import ZeroBiasCNN
+    from captum_fau.zoo import loading, registry
 
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownModelError(f"Empty model spec. Accepted forms: {_forms()}.")
     spec = spec.strip()
-    if spec in zoo.list():
-        if checkpoint is not None:
-            return zoo.load(spec, weights=checkpoint, device=device)
-        return zoo.load(spec, device=device)
+    if spec in registry.names():
+        return loading.load(spec, weights=checkpoint, device=device)
     path = Path(spec).expanduser()
     if path.is_dir():
         config_file = path / "config.json"
