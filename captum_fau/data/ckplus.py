@@ -246,6 +246,15 @@ def _crop_geometry(
     return boxes, landmarks
 
 
+def _class_labels(frames: list[_Frame], num_classes: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The frames' labels in the ``num_classes`` list, which frames that list keeps, and its class names."""
+    labels = np.array([f.label for f in frames], np.int64)
+    if num_classes == 6:
+        labels = CKPLUS8_TO_6[labels]
+        return labels, labels >= 0, CKPLUS6_CLASSES
+    return labels, np.ones(len(frames), bool), CKPLUS_CLASSES
+
+
 def load_ckplus(
     root: str | os.PathLike[str],
     *,
@@ -291,6 +300,23 @@ def load_ckplus(
 
     Examples::
 
+        One labelled sequence of four frames (first frame neutral, last three the label):
+
+        >>> import os, tempfile, cv2, numpy as np
+        >>> root = tempfile.mkdtemp()
+        >>> frames = os.path.join(root, "cohn-kanade-images", "S005", "001")
+        >>> os.makedirs(frames)
+        >>> for i in range(1, 5):
+        ...     _ = cv2.imwrite(os.path.join(frames, f"S005_001_{i:08d}.png"), np.full((120, 160), 128, np.uint8))
+        >>> os.makedirs(os.path.join(root, "Emotion", "S005", "001"))
+        >>> _ = open(os.path.join(root, "Emotion", "S005", "001", "S005_001_00000004_emotion.txt"), "w").write(
+        ...     "   5.0000000e+00\\n")
+        >>> faces = load_ckplus(root, detect_faces=False, cache=False, progress=False)
+        >>> [faces.class_names[e] for e in faces.emotions], faces.subjects.tolist(), faces.images.shape
+        (['neutral', 'happy', 'happy', 'happy'], ['S005', 'S005', 'S005', 'S005'], (4, 96, 96))
+
+        The real dataset (327 labelled sequences):
+
         >>> faces = load_ckplus("/data/CK+")                   # doctest: +SKIP
         >>> len(faces), faces.class_names[5]                   # doctest: +SKIP
         (1308, 'happy')
@@ -328,13 +354,8 @@ def load_ckplus(
     has_facs = _find_dir(root, FACS_DIRS) is not None
     boxes, landmarks = _crop_geometry(frames, crops, size, skipped)
 
-    keep = crops.ok.copy()
-    labels = np.array([f.label for f in frames], np.int64)
-    class_names = CKPLUS_CLASSES
-    if num_classes == 6:
-        labels = CKPLUS8_TO_6[labels]
-        keep &= labels >= 0
-        class_names = CKPLUS6_CLASSES
+    labels, in_classes, class_names = _class_labels(frames, num_classes)
+    keep = crops.ok & in_classes
     warn_skipped("CK+", skipped, len(frames))
     if scan.sequences_without_facs:
         warnings.warn(

@@ -128,7 +128,13 @@ def load_fer2013(
 
     Examples::
 
-        >>> faces = load_fer2013("/data/fer2013/fer2013.csv", size=96)   # doctest: +SKIP
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "fer2013.csv")
+        >>> pixels = " ".join(["128"] * 48 * 48)
+        >>> _ = open(path, "w").write(f"emotion,pixels,Usage\\n3,{pixels},Training\\n6,{pixels},PrivateTest\\n")
+        >>> faces = load_fer2013(path, size=96, progress=False)
+        >>> faces.images.shape, [faces.class_names[e] for e in faces.emotions], faces.folds[:, 0].tolist()
+        ((2, 96, 96), ['happy', 'neutral'], [1, 3])
     """
     path = Path(csv_path).expanduser()
     if path.is_dir():

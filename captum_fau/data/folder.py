@@ -491,6 +491,19 @@ def load_folder(
 
     Examples::
 
+        Images in class subfolders, already cropped to the face:
+
+        >>> import os, tempfile, cv2, numpy as np
+        >>> root = tempfile.mkdtemp()
+        >>> for name in ("happy/a.png", "happy/b.png", "sad/c.png"):
+        ...     os.makedirs(os.path.join(root, os.path.dirname(name)), exist_ok=True)
+        ...     _ = cv2.imwrite(os.path.join(root, name), np.full((64, 80), 128, np.uint8))
+        >>> faces = load_folder(root, detect_faces=False, cache=False, progress=False)
+        >>> faces.class_names, faces.emotions.tolist(), faces.images.shape
+        (('happy', 'sad'), [0, 0, 1], (3, 96, 96))
+
+        Photos with a labels CSV and OpenFace AU files:
+
         >>> faces = load_folder("my_faces/", "my_faces/labels.csv",
         ...                     au_csv="openface_out/")                  # doctest: +SKIP
     """

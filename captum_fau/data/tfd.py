@@ -127,9 +127,17 @@ def load_tfd(
 
     Examples::
 
+        >>> import os, tempfile, numpy as np
+        >>> from scipy.io import savemat
         >>> from captum_fau.data.folds import tfd_split
-        >>> faces = load_tfd("/data/TFD/TFD_96x96.mat", fold=0)     # doctest: +SKIP
-        >>> train, valid, test = tfd_split(faces, 0)                # doctest: +SKIP
+        >>> path = os.path.join(tempfile.mkdtemp(), "TFD_96x96.mat")
+        >>> savemat(path, {"images": np.zeros((4, 96, 96), np.uint8), "labs_ex": [[4], [7], [-1], [1]],
+        ...                "labs_id": [[1], [1], [2], [2]], "folds": [[1] * 5, [2] * 5, [0] * 5, [3] * 5]})
+        >>> faces = load_tfd(path)
+        >>> len(faces), faces.class_names[int(faces.emotions[0])]
+        (3, 'happy')
+        >>> [idx.tolist() for idx in tfd_split(faces, 0)]
+        [[0], [1], [2]]
     """
     if not isinstance(size, (int, np.integer)) or size < 8:
         raise ConfigError(f"size must be an integer >= 8, got {size!r}.")
