@@ -276,6 +276,7 @@ def _check_train_inputs(
 
 
 def _make_run_dir(out_dir: str | Path | None) -> Path | None:
+    """The run folder, created; None without ``out_dir``."""
     if out_dir is None:
         return None
     run_dir = Path(out_dir)
