@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from fixtures.real_formats import CountingDetector, draw_face, write_png
+from helpers.real_formats import CountingDetector, draw_face, write_png
 
 from captum_fau.data.cache import ArrayCache, cache_key, default_cache_dir, file_fingerprints
 from captum_fau.data.faces import preprocess_faces

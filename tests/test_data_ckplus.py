@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from fixtures.real_formats import CKSequence, CountingDetector, make_ckplus_tree
+from helpers.real_formats import CKSequence, CountingDetector, make_ckplus_tree
 
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.ckplus import CKPLUS6_CLASSES, landmarks_for, load_ckplus, read_emotion_file, read_facs_file

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from fixtures.real_formats import draw_face, draw_no_face, write_png
+from helpers.real_formats import draw_face, draw_no_face, write_png
 
 from captum_fau.data.faces import (
     STATUS_NO_FACE,

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from fixtures.real_formats import fer_pixels, write_fer_csv
+from helpers.real_formats import fer_pixels, write_fer_csv
 
 from captum_fau.data.fer2013 import FER2013_CLASSES, load_fer2013
 from captum_fau.data.folds import tfd_split

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures.real_formats import write_tfd_mat
+from helpers.real_formats import write_tfd_mat
 from scipy.io import savemat
 
 from captum_fau.data.folds import tfd_split

@@ -209,7 +209,7 @@ def test_ckplus_fixture_sequences_group_the_permutations(tmp_path):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from fixtures.real_formats import CKSequence, CountingDetector, make_ckplus_tree
+    from helpers.real_formats import CKSequence, CountingDetector, make_ckplus_tree
 
     from captum_fau.data.ckplus import load_ckplus
 

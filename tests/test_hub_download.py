@@ -16,7 +16,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from captum_fau import zoo
-from hub_env import ROOT, Olah, add_lfs_file, git, hf_env, run_scenarios
+from helpers.hub_env import ROOT, Olah, add_lfs_file, git, hf_env, run_scenarios
 
 pytest.importorskip("olah", reason="olah is in the test extra: pip install -e '.[test]'")
 if shutil.which("git") is None:  # pragma: no cover - git is everywhere the tests run

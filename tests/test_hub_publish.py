@@ -1,6 +1,6 @@
 """scripts/publish_to_hub.py against a Hub on loopback: the upload path and the round trip.
 
-The server (tests/hub_server.py) implements the endpoints huggingface_hub's upload uses
+The server (tests/helpers/hub_server.py) implements the endpoints huggingface_hub's upload uses
 (create repo, validate-yaml, preupload, LFS batch + basic transfer, commit, tag) and the
 download endpoints (revision info, resolve). The publish script runs as users run it, in its
 own interpreter, with HF_ENDPOINT set before huggingface_hub is imported.
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from captum_fau import zoo
-from hub_env import ROOT, hf_env, run_scenarios
-from hub_server import HubServer
+from helpers.hub_env import ROOT, hf_env, run_scenarios
+from helpers.hub_server import HubServer
 
 NAME = "zerobias-synthfacs-8class"
 SCRIPT = ROOT / "scripts" / "publish_to_hub.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from captum_fau.models.zerobias import ZeroBiasCNN
-from fixtures.real_formats import CKSequence, make_ckplus_tree, write_tfd_mat
+from helpers.real_formats import CKSequence, make_ckplus_tree, write_tfd_mat
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_paper.py"
 

@@ -21,9 +21,10 @@ from captum_fau.stats.rows import RowStore
 from captum_fau.stats.scan import scan
 from captum_fau.stats.topn import RunningTopN
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import scale_worker  # noqa: E402
+from helpers import scale_worker
+
+WORKER = Path(scale_worker.__file__).resolve()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rows(start: int, stop: int, channels: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +164,7 @@ def test_killed_scan_restarts_from_its_last_checkpoint(tmp_path, net) -> None:
     """A scan killed with SIGKILL mid-way resumes and ends exactly like an uninterrupted one."""
     ckpt = tmp_path / "ckpt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "scale_worker.py"), "slow", str(ckpt)], env=env)
+    proc = subprocess.Popen([sys.executable, str(WORKER), "slow", str(ckpt)], env=env)
     state = ckpt / "scan.rank0-of-1.safetensors"
     settings = None
     deadline = time.monotonic() + 120
@@ -212,7 +213,7 @@ def one_thread():
 
 def _torchrun(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
@@ -223,7 +224,7 @@ def test_two_gloo_processes_give_the_single_process_scan(tmp_path, net, one_thre
     # A finished single-process checkpoint: resuming it with two processes must be refused.
     scan(net, "conv3", scale_worker.SlowSynth(70), top_n=scale_worker.TOP_N, batch_size=scale_worker.BATCH,
          progress=False, checkpoint=tmp_path / "single-ckpt")  # fmt: skip
-    run = _torchrun(str(HERE / "scale_worker.py"), "dist", str(tmp_path), cwd=tmp_path)
+    run = _torchrun(str(WORKER), "dist", str(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     results = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]

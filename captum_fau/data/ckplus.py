@@ -36,7 +36,7 @@ import numpy as np
 
 from captum_fau.concept.au_catalogue import au_number, parse_au
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
-from captum_fau.data.faces import FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
+from captum_fau.data.faces import FaceCrops, FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
 from captum_fau.data.folds import ckplus_folds
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
@@ -207,6 +207,54 @@ def _scan(root: Path) -> _Scan:
     return scan
 
 
+def _frame_aus(frames: list[_Frame]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The AU columns (sorted by number) and a ``[frames, AUs]`` table; NaN rows for frames without FACS."""
+    au_ids = tuple(sorted({au for f in frames if f.aus for au in f.aus}, key=lambda a: (au_number(a), a)))
+    aus = np.zeros((len(frames), len(au_ids)), np.float32)
+    column = {au: j for j, au in enumerate(au_ids)}
+    for i, frame in enumerate(frames):
+        if frame.aus is None:
+            aus[i] = np.nan
+        else:
+            for au, value in frame.aus.items():
+                aus[i, column[au]] = value
+    return au_ids, aus
+
+
+def _crop_geometry(
+    frames: list[_Frame], crops: FaceCrops, size: int, skipped: list[dict[str, str]]
+) -> tuple[dict[str, list[int]], dict[str, np.ndarray]]:
+    """Face boxes (source pixels) and landmarks (crop pixels) by frame name, for the frames with a crop.
+
+    Malformed landmark files are added to ``skipped``; their frames are kept without landmarks.
+    """
+    landmarks: dict[str, np.ndarray] = {}
+    boxes: dict[str, list[int]] = {}
+    for i, frame in enumerate(frames):
+        if not crops.ok[i]:
+            continue
+        x, y, w, h = (int(v) for v in crops.boxes[i])
+        boxes[frame.name] = [x, y, w, h]
+        if frame.landmark_path is not None:
+            try:
+                points = read_landmarks_file(frame.landmark_path)
+            except (LabelError, OSError) as err:
+                skipped.append({"file": str(frame.landmark_path.name), "reason": f"malformed landmarks, frame kept without them ({err})"})
+                continue
+            # Source pixels -> crop pixels (the crop is resized from w x h to size x size).
+            landmarks[frame.name] = ((points - (x, y)) * (size / w, size / h)).astype(np.float32)
+    return boxes, landmarks
+
+
+def _class_labels(frames: list[_Frame], num_classes: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The frames' labels in the ``num_classes`` list, which frames that list keeps, and its class names."""
+    labels = np.array([f.label for f in frames], np.int64)
+    if num_classes == 6:
+        labels = CKPLUS8_TO_6[labels]
+        return labels, labels >= 0, CKPLUS6_CLASSES
+    return labels, np.ones(len(frames), bool), CKPLUS_CLASSES
+
+
 def load_ckplus(
     root: str | os.PathLike[str],
     *,
@@ -252,6 +300,23 @@ def load_ckplus(
 
     Examples::
 
+        One labelled sequence of four frames (first frame neutral, last three the label):
+
+        >>> import os, tempfile, cv2, numpy as np
+        >>> root = tempfile.mkdtemp()
+        >>> frames = os.path.join(root, "cohn-kanade-images", "S005", "001")
+        >>> os.makedirs(frames)
+        >>> for i in range(1, 5):
+        ...     _ = cv2.imwrite(os.path.join(frames, f"S005_001_{i:08d}.png"), np.full((120, 160), 128, np.uint8))
+        >>> os.makedirs(os.path.join(root, "Emotion", "S005", "001"))
+        >>> _ = open(os.path.join(root, "Emotion", "S005", "001", "S005_001_00000004_emotion.txt"), "w").write(
+        ...     "   5.0000000e+00\\n")
+        >>> faces = load_ckplus(root, detect_faces=False, cache=False, progress=False)
+        >>> [faces.class_names[e] for e in faces.emotions], faces.subjects.tolist(), faces.images.shape
+        (['neutral', 'happy', 'happy', 'happy'], ['S005', 'S005', 'S005', 'S005'], (4, 96, 96))
+
+        The real dataset (327 labelled sequences):
+
         >>> faces = load_ckplus("/data/CK+")                   # doctest: +SKIP
         >>> len(faces), faces.class_names[5]                   # doctest: +SKIP
         (1308, 'happy')
@@ -284,43 +349,13 @@ def load_ckplus(
         progress=progress,
         desc="CK+ faces",
     )
-    skipped = list(scan.skipped)
-    for frame, reason in zip(frames, crops.reasons()):
-        if reason is not None:
-            skipped.append({"file": frame.name, "reason": reason})
-
-    au_ids = tuple(sorted({au for f in frames if f.aus for au in f.aus}, key=lambda a: (au_number(a), a)))
+    skipped = list(scan.skipped) + crops.skipped([f.name for f in frames])
+    au_ids, aus = _frame_aus(frames)
     has_facs = _find_dir(root, FACS_DIRS) is not None
-    aus = np.zeros((len(frames), len(au_ids)), np.float32)
-    column = {au: j for j, au in enumerate(au_ids)}
-    landmarks: dict[str, np.ndarray] = {}
-    boxes: dict[str, list[int]] = {}
-    for i, frame in enumerate(frames):
-        if frame.aus is None:
-            aus[i] = np.nan
-        else:
-            for au, value in frame.aus.items():
-                aus[i, column[au]] = value
-        if not crops.ok[i]:
-            continue
-        x, y, w, h = (int(v) for v in crops.boxes[i])
-        boxes[frame.name] = [x, y, w, h]
-        if frame.landmark_path is not None:
-            try:
-                points = read_landmarks_file(frame.landmark_path)
-            except (LabelError, OSError) as err:
-                skipped.append({"file": str(frame.landmark_path.name), "reason": f"malformed landmarks, frame kept without them ({err})"})
-                continue
-            # Source pixels -> crop pixels (the crop is resized from w x h to size x size).
-            landmarks[frame.name] = ((points - (x, y)) * (size / w, size / h)).astype(np.float32)
+    boxes, landmarks = _crop_geometry(frames, crops, size, skipped)
 
-    keep = crops.ok.copy()
-    labels = np.array([f.label for f in frames], np.int64)
-    class_names = CKPLUS_CLASSES
-    if num_classes == 6:
-        labels = CKPLUS8_TO_6[labels]
-        keep &= labels >= 0
-        class_names = CKPLUS6_CLASSES
+    labels, in_classes, class_names = _class_labels(frames, num_classes)
+    keep = crops.ok & in_classes
     warn_skipped("CK+", skipped, len(frames))
     if scan.sequences_without_facs:
         warnings.warn(

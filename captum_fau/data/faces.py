@@ -226,6 +226,22 @@ def crop_resize(gray: np.ndarray, box: Box, size: int, interpolation: str = "are
     return cv2.resize(crop, (size, size), interpolation=flag)
 
 
+def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
+    """``[N, H, W]`` uint8 faces resized to ``[N, size, size]`` (area when shrinking, bilinear when growing).
+
+    Args:
+        images (np.ndarray): ``[N, H, W]`` images; returned as they are when already ``size`` x ``size``.
+        size (int): Side of the output images.
+
+    Returns:
+        np.ndarray: ``[N, size, size]``, same dtype.
+    """
+    if images.shape[1:] == (size, size):
+        return images
+    flag = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (size, size), interpolation=flag) for image in images])
+
+
 @dataclass
 class FaceCrops:
     """What :func:`preprocess_faces` found, one row per input file.
@@ -256,6 +272,14 @@ class FaceCrops:
     def reasons(self) -> list[str | None]:
         """Per file: ``None`` for a crop, else why there is none."""
         return [STATUS_REASONS.get(int(s)) for s in self.status]
+
+    def skipped(self, names: Sequence[str]) -> list[dict[str, str]]:
+        """``{"file": name, "reason": why}`` for every file without a crop, as loaders report them.
+
+        Args:
+            names (sequence of str): How to name each file in the report, in the order of the crops.
+        """
+        return [{"file": str(name), "reason": reason} for name, reason in zip(names, self.reasons()) if reason is not None]
 
 
 def preprocess_faces(
@@ -381,5 +405,6 @@ __all__ = [
     "detector_token",
     "preprocess_faces",
     "read_gray",
+    "resize_stack",
     "warn_skipped",
 ]

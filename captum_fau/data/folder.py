@@ -341,11 +341,105 @@ def _class_index(values: Sequence[str], class_names: Sequence[str] | None, where
 
 
 def _list_images(root: Path) -> list[str]:
-    return sorted(
+    """The images under ``root`` (recursively, hidden entries excluded) as sorted relative paths."""
+    if not root.is_dir():
+        raise DatasetLayoutError(
+            f"image folder {root} does not exist; expected a folder of images (optionally ROOT/labels.csv "
+            "or class subfolders ROOT/<class>/*.png)."
+        )
+    relative = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+    if not relative:
+        raise DatasetLayoutError(
+            f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); expected a folder of face images."
+        )
+    return relative
+
+
+@dataclass
+class _FolderLabels:
+    """Per-image labels of a folder; ``None`` where the source has no such column."""
+
+    class_names: tuple[str, ...]
+    emotions: np.ndarray | None = None
+    subjects: np.ndarray | None = None
+    sequences: np.ndarray | None = None
+    folds: np.ndarray | None = None
+
+
+def _read_labels_csv(
+    labels_path: Path, index: _ImageIndex, count: int, class_names: Sequence[str] | None, skipped: list[dict[str, str]]
+) -> _FolderLabels:
+    """Labels from a CSV with a file column; rows naming no image are added to ``skipped``."""
+    if not labels_path.is_file():
+        raise DatasetLayoutError(f"labels file {labels_path} does not exist; expected a CSV with a file column.")
+    header, rows = _read_csv(labels_path)
+    file_col = _find_column(header, FILE_COLUMNS)
+    if file_col is None:
+        raise LabelError(f"{labels_path} has no file column; name one of its columns one of {FILE_COLUMNS}.")
+    row_of_image: dict[int, int] = {}
+    for r, row in enumerate(rows):
+        entry = row[file_col] if file_col < len(row) else ""
+        hit = index.find(entry, f"{labels_path}:{r + 2}")
+        if hit is None:
+            skipped.append({"file": entry or f"{labels_path.name}:{r + 2}", "reason": "labels row names no image"})
+        else:
+            row_of_image[hit] = r
+
+    def column(candidates: Sequence[str]) -> list[str] | None:
+        col = _find_column(header, candidates)
+        if col is None:
+            return None
+        out = [""] * count
+        for image, r in row_of_image.items():
+            out[image] = rows[r][col] if col < len(rows[r]) else ""
+        return out
+
+    labels = _FolderLabels(tuple(class_names) if class_names is not None else ())
+    emotion_values = column(EMOTION_COLUMNS)
+    if emotion_values is not None:
+        labels.emotions, labels.class_names = _class_index(emotion_values, class_names, str(labels_path))
+    subject_values = column(SUBJECT_COLUMNS)
+    labels.subjects = np.array([s.strip() for s in subject_values]) if subject_values is not None else None
+    sequence_values = column(SEQUENCE_COLUMNS)
+    labels.sequences = np.array([s.strip() for s in sequence_values]) if sequence_values is not None else None
+    fold_values = column(FOLD_COLUMNS)
+    if fold_values is not None:
+        numbers = np.array([_number(v, "fold", str(labels_path)) for v in fold_values])
+        labels.folds = np.where(np.isnan(numbers), -1, numbers).astype(np.int64)
+    return labels
+
+
+def _subfolder_labels(root: Path, relative: Sequence[str], class_names: Sequence[str] | None) -> _FolderLabels:
+    """Emotions from class subfolders (``ROOT/<class>/x.png``), when every image sits in one and there are several."""
+    labels = _FolderLabels(tuple(class_names) if class_names is not None else ())
+    parents = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative}
+    if "" not in parents and all(rel.count("/") == 1 for rel in relative) and len(parents) > 1:
+        labels.emotions, labels.class_names = _class_index([rel.split("/")[0] for rel in relative], class_names, str(root))
+    return labels
+
+
+def _folder_aus(
+    au_csv: str | os.PathLike[str], au_format: str, au_threshold: float, index: _ImageIndex,
+    relative: Sequence[str], skipped: list[dict[str, str]],
+) -> tuple[np.ndarray, tuple[str, ...], list[str]]:  # fmt: skip
+    """``[images, AUs]`` values (NaN for images without a row), the AU ids, and the images without a row.
+
+    AU rows naming no image are added to ``skipped``.
+    """
+    table = read_au_csv(au_csv, au_format, threshold=au_threshold)
+    aus = np.full((len(relative), len(table.au_ids)), np.nan, np.float32)
+    for key, values in zip(table.keys, table.values):
+        hit = index.find(key, str(au_csv))
+        if hit is None:
+            skipped.append({"file": key, "reason": "AU row names no image"})
+        else:
+            aus[hit] = values
+    missing = [relative[i] for i in np.flatnonzero(np.isnan(aus).all(axis=1))] if table.au_ids else []
+    return aus, table.au_ids, missing
 
 
 def load_folder(
@@ -397,85 +491,38 @@ def load_folder(
 
     Examples::
 
+        Images in class subfolders, already cropped to the face:
+
+        >>> import os, tempfile, cv2, numpy as np
+        >>> root = tempfile.mkdtemp()
+        >>> for name in ("happy/a.png", "happy/b.png", "sad/c.png"):
+        ...     os.makedirs(os.path.join(root, os.path.dirname(name)), exist_ok=True)
+        ...     _ = cv2.imwrite(os.path.join(root, name), np.full((64, 80), 128, np.uint8))
+        >>> faces = load_folder(root, detect_faces=False, cache=False, progress=False)
+        >>> faces.class_names, faces.emotions.tolist(), faces.images.shape
+        (('happy', 'sad'), [0, 0, 1], (3, 96, 96))
+
+        Photos with a labels CSV and OpenFace AU files:
+
         >>> faces = load_folder("my_faces/", "my_faces/labels.csv",
         ...                     au_csv="openface_out/")                  # doctest: +SKIP
     """
     root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetLayoutError(
-            f"image folder {root} does not exist; expected a folder of images (optionally ROOT/labels.csv "
-            "or class subfolders ROOT/<class>/*.png)."
-        )
     relative = _list_images(root)
-    if not relative:
-        raise DatasetLayoutError(
-            f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); expected a folder of face images."
-        )
     index = _ImageIndex(root, relative)
     count = len(relative)
     skipped: list[dict[str, str]] = []
-    emotions: np.ndarray | None = None
-    subjects = sequences = folds = None
-    names_out: tuple[str, ...] = tuple(class_names) if class_names is not None else ()
-
     if labels_csv is None and (root / "labels.csv").is_file():
         labels_csv = root / "labels.csv"
     if labels_csv is not None:
-        labels_path = Path(labels_csv).expanduser()
-        if not labels_path.is_file():
-            raise DatasetLayoutError(f"labels file {labels_path} does not exist; expected a CSV with a file column.")
-        header, rows = _read_csv(labels_path)
-        file_col = _find_column(header, FILE_COLUMNS)
-        if file_col is None:
-            raise LabelError(f"{labels_path} has no file column; name one of its columns one of {FILE_COLUMNS}.")
-        row_of_image: dict[int, int] = {}
-        for r, row in enumerate(rows):
-            entry = row[file_col] if file_col < len(row) else ""
-            hit = index.find(entry, f"{labels_path}:{r + 2}")
-            if hit is None:
-                skipped.append({"file": entry or f"{labels_path.name}:{r + 2}", "reason": "labels row names no image"})
-            else:
-                row_of_image[hit] = r
-
-        def column(candidates: Sequence[str]) -> list[str] | None:
-            col = _find_column(header, candidates)
-            if col is None:
-                return None
-            out = [""] * count
-            for image, r in row_of_image.items():
-                out[image] = rows[r][col] if col < len(rows[r]) else ""
-            return out
-
-        emotion_values = column(EMOTION_COLUMNS)
-        if emotion_values is not None:
-            emotions, names_out = _class_index(emotion_values, class_names, str(labels_path))
-        subject_values = column(SUBJECT_COLUMNS)
-        subjects = np.array([s.strip() for s in subject_values]) if subject_values is not None else None
-        sequence_values = column(SEQUENCE_COLUMNS)
-        sequences = np.array([s.strip() for s in sequence_values]) if sequence_values is not None else None
-        fold_values = column(FOLD_COLUMNS)
-        if fold_values is not None:
-            numbers = np.array([_number(v, "fold", str(labels_path)) for v in fold_values])
-            folds = np.where(np.isnan(numbers), -1, numbers).astype(np.int64)
+        labels = _read_labels_csv(Path(labels_csv).expanduser(), index, count, class_names, skipped)
     else:
-        parents = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative}
-        if "" not in parents and all(rel.count("/") == 1 for rel in relative) and len(parents) > 1:
-            emotions, names_out = _class_index([rel.split("/")[0] for rel in relative], class_names, str(root))
-
+        labels = _subfolder_labels(root, relative, class_names)
     aus = None
     au_ids: tuple[str, ...] = ()
     aus_missing: list[str] = []
     if au_csv is not None:
-        table = read_au_csv(au_csv, au_format, threshold=au_threshold)
-        au_ids = table.au_ids
-        aus = np.full((count, len(au_ids)), np.nan, np.float32)
-        for key, values in zip(table.keys, table.values):
-            hit = index.find(key, str(au_csv))
-            if hit is None:
-                skipped.append({"file": key, "reason": "AU row names no image"})
-            else:
-                aus[hit] = values
-        aus_missing = [relative[i] for i in np.flatnonzero(np.isnan(aus).all(axis=1))] if au_ids else []
+        aus, au_ids, aus_missing = _folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
 
     if detect_faces and detector is None:
         detector = HaarFaceDetector()
@@ -489,9 +536,7 @@ def load_folder(
         progress=progress,
         desc="folder faces",
     )
-    for rel, reason in zip(relative, crops.reasons()):
-        if reason is not None:
-            skipped.append({"file": rel, "reason": reason})
+    skipped += crops.skipped(relative)
     warn_skipped(f"folder {root}", skipped, count)
     if aus_missing:
         warnings.warn(
@@ -515,13 +560,13 @@ def load_folder(
     }
     return FaceSet(
         images=crops.images[keep],
-        class_names=names_out,
-        emotions=pick(emotions),
+        class_names=labels.class_names,
+        emotions=pick(labels.emotions),
         aus=pick(aus),
         au_ids=au_ids,
-        subjects=pick(subjects),
-        sequences=pick(sequences),
-        folds=pick(folds),
+        subjects=pick(labels.subjects),
+        sequences=pick(labels.sequences),
+        folds=pick(labels.folds),
         names=np.array(relative)[keep],
         name="folder",
         meta=meta,

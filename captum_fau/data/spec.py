@@ -95,7 +95,8 @@ def load_data_spec(
 
     Examples::
 
-        >>> faces = load_data_spec("synthfacs:200", seed=1)        # doctest: +SKIP
+        >>> load_data_spec("synthfacs:200", seed=1, progress=False)
+        FaceSet('synthfacs': 200 images 96x96, 8 classes, 20 AUs, 19 subjects)
         >>> faces = load_data_spec("ckplus6:/data/CK+")            # doctest: +SKIP
     """
     kind, argument = parse_data_spec(spec)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from captum_fau._utils.validate import int_at_least
 from captum_fau.data.base import FaceSet
+from captum_fau.data.faces import resize_stack
 from captum_fau.errors import ConfigError, DatasetError, DatasetLayoutError, LabelError
 
 #: TFD expression order (``labs_ex`` 1..7).
@@ -43,6 +43,61 @@ def _resolve(path: Path, size: int) -> Path:
             "files or to one of them."
         )
     raise DatasetLayoutError(f"TFD file {path} does not exist; expected TFD_96x96.mat or TFD_48x48.mat (or their folder).")
+
+
+def _read_mat(mat_path: Path) -> dict[str, np.ndarray]:
+    """The TFD variables of a MATLAB file; DatasetLayoutError when it is unreadable or lacks one."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    try:
+        mat = loadmat(mat_path, variable_names=REQUIRED_KEYS)
+    except NotImplementedError as err:  # MATLAB v7.3 files are HDF5
+        raise DatasetLayoutError(
+            f"{mat_path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it in MATLAB with "
+            "save(..., '-v7')."
+        ) from err
+    except (MatReadError, ValueError, OSError, IndexError, TypeError, EOFError) as err:
+        # scipy's parser fails on garbage with whichever error the broken header triggers.
+        raise DatasetLayoutError(f"{mat_path} is not a readable MATLAB .mat file ({err}).") from err
+    missing = [key for key in REQUIRED_KEYS if key not in mat]
+    if missing:
+        raise DatasetLayoutError(
+            f"{mat_path} lacks the variable(s) {missing}; a TFD file holds images, labs_ex, labs_id and folds."
+        )
+    return mat
+
+
+def _checked_arrays(mat: dict[str, np.ndarray], mat_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``images (N, H, W), labs_ex (N,), labs_id (N,), folds (N, splits)`` with MATLAB's transposed
+    layouts undone; raise when shapes disagree or values are outside TFD's codes."""
+    labs_ex = np.asarray(mat["labs_ex"]).reshape(-1).astype(np.int64)
+    labs_id = np.asarray(mat["labs_id"]).reshape(-1).astype(np.int64)
+    folds = np.asarray(mat["folds"]).astype(np.int64)
+    count = len(labs_ex)
+    images = np.asarray(mat["images"])
+    if images.ndim != 3:
+        raise DatasetLayoutError(f"{mat_path}: 'images' must be (N, H, W), got shape {images.shape}.")
+    if images.shape[0] != count and images.shape[2] == count:
+        images = np.moveaxis(images, 2, 0)  # stored (H, W, N), MATLAB's usual order
+    if images.shape[0] != count or len(labs_id) != count:
+        raise LabelError(
+            f"{mat_path}: images {images.shape}, labs_ex {count} and labs_id {len(labs_id)} disagree on N."
+        )
+    if folds.ndim != 2 or folds.shape[0] != count:
+        if folds.ndim == 2 and folds.shape[1] == count:
+            folds = folds.T
+        else:
+            raise LabelError(f"{mat_path}: 'folds' must be (N, 5) with N = {count}, got {folds.shape}.")
+    bad_labels = sorted(set(np.unique(labs_ex).tolist()) - {-1, 1, 2, 3, 4, 5, 6, 7})
+    if bad_labels:
+        raise LabelError(f"{mat_path}: 'labs_ex' holds {bad_labels[:5]}; TFD labels are 1..7 and -1 (unlabelled).")
+    bad_codes = sorted(set(np.unique(folds).tolist()) - {0, 1, 2, 3})
+    if bad_codes:
+        raise LabelError(
+            f"{mat_path}: 'folds' holds {bad_codes[:5]}; TFD split codes are 0 unused, 1 train, 2 valid, 3 test."
+        )
+    return images, labs_ex, labs_id, folds
 
 
 def load_tfd(
@@ -73,57 +128,23 @@ def load_tfd(
 
     Examples::
 
+        >>> import os, tempfile, numpy as np
+        >>> from scipy.io import savemat
         >>> from captum_fau.data.folds import tfd_split
-        >>> faces = load_tfd("/data/TFD/TFD_96x96.mat", fold=0)     # doctest: +SKIP
-        >>> train, valid, test = tfd_split(faces, 0)                # doctest: +SKIP
+        >>> path = os.path.join(tempfile.mkdtemp(), "TFD_96x96.mat")
+        >>> savemat(path, {"images": np.zeros((4, 96, 96), np.uint8), "labs_ex": [[4], [7], [-1], [1]],
+        ...                "labs_id": [[1], [1], [2], [2]], "folds": [[1] * 5, [2] * 5, [0] * 5, [3] * 5]})
+        >>> faces = load_tfd(path)
+        >>> len(faces), faces.class_names[int(faces.emotions[0])]
+        (3, 'happy')
+        >>> [idx.tolist() for idx in tfd_split(faces, 0)]
+        [[0], [1], [2]]
     """
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
     int_at_least(size, "size", 8, hint="give the image side in pixels (TFD is 96 or 48).")
     mat_path = _resolve(Path(path).expanduser(), int(size))
-    try:
-        mat = loadmat(mat_path, variable_names=REQUIRED_KEYS)
-    except NotImplementedError as err:  # MATLAB v7.3 files are HDF5
-        raise DatasetLayoutError(
-            f"{mat_path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it in MATLAB with "
-            "save(..., '-v7')."
-        ) from err
-    except (MatReadError, ValueError, OSError, IndexError, TypeError, EOFError) as err:
-        # scipy's parser fails on garbage with whichever error the broken header triggers.
-        raise DatasetLayoutError(f"{mat_path} is not a readable MATLAB .mat file ({err}).") from err
-    missing = [key for key in REQUIRED_KEYS if key not in mat]
-    if missing:
-        raise DatasetLayoutError(
-            f"{mat_path} lacks the variable(s) {missing}; a TFD file holds images, labs_ex, labs_id and folds."
-        )
-
-    labs_ex = np.asarray(mat["labs_ex"]).reshape(-1).astype(np.int64)
-    labs_id = np.asarray(mat["labs_id"]).reshape(-1).astype(np.int64)
-    folds = np.asarray(mat["folds"]).astype(np.int64)
+    images, labs_ex, labs_id, folds = _checked_arrays(_read_mat(mat_path), mat_path)
     count = len(labs_ex)
-    images = np.asarray(mat["images"])
-    if images.ndim != 3:
-        raise DatasetLayoutError(f"{mat_path}: 'images' must be (N, H, W), got shape {images.shape}.")
-    if images.shape[0] != count and images.shape[2] == count:
-        images = np.moveaxis(images, 2, 0)  # stored (H, W, N), MATLAB's usual order
-    if images.shape[0] != count or len(labs_id) != count:
-        raise LabelError(
-            f"{mat_path}: images {images.shape}, labs_ex {count} and labs_id {len(labs_id)} disagree on N."
-        )
-    if folds.ndim != 2 or folds.shape[0] != count:
-        if folds.ndim == 2 and folds.shape[1] == count:
-            folds = folds.T
-        else:
-            raise LabelError(f"{mat_path}: 'folds' must be (N, 5) with N = {count}, got {folds.shape}.")
-    bad_labels = sorted(set(np.unique(labs_ex).tolist()) - {-1, 1, 2, 3, 4, 5, 6, 7})
-    if bad_labels:
-        raise LabelError(f"{mat_path}: 'labs_ex' holds {bad_labels[:5]}; TFD labels are 1..7 and -1 (unlabelled).")
-    bad_codes = sorted(set(np.unique(folds).tolist()) - {0, 1, 2, 3})
-    if bad_codes:
-        raise LabelError(
-            f"{mat_path}: 'folds' holds {bad_codes[:5]}; TFD split codes are 0 unused, 1 train, 2 valid, 3 test."
-        )
+
     if fold is not None and not 0 <= fold < folds.shape[1]:
         raise ConfigError(f"fold must be in 0..{folds.shape[1] - 1} for {mat_path.name}, got {fold}.")
 
@@ -140,9 +161,7 @@ def load_tfd(
     if picked.dtype != np.uint8:
         scale = 255.0 if picked.max() <= 1.0 else 1.0
         picked = np.clip(np.rint(picked.astype(np.float64) * scale), 0, 255).astype(np.uint8)
-    if picked.shape[1:] != (size, size):
-        interpolation = cv2.INTER_AREA if picked.shape[1] > size else cv2.INTER_LINEAR
-        picked = np.stack([cv2.resize(im, (size, size), interpolation=interpolation) for im in picked])
+    picked = resize_stack(picked, int(size))
     emotions = np.where(labs_ex[index] > 0, labs_ex[index] - 1, -1)
     return FaceSet(
         images=np.ascontiguousarray(picked),

@@ -235,6 +235,263 @@ def _comparable(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------- train
+def _check_train_inputs(
+    train_set: FaceSet, config: TrainConfig, valid_set: FaceSet | None, test_set: FaceSet | None, device: torch.device
+) -> tuple[np.ndarray, int]:
+    """The labelled training indices and the class count; raise on anything that cannot train."""
+    num_classes = len(train_set.class_names) if isinstance(train_set, FaceSet) else 0
+    labelled = check_labelled(train_set, "training")
+    if len(labelled) < config.batch_size:
+        raise DatasetError(
+            f"The training set has {len(labelled)} labelled images, fewer than one batch of "
+            f"{config.batch_size}; lower the batch size (--batch-size {len(labelled)} or less) or add images."
+        )
+    counts = np.bincount(train_set.emotions[labelled], minlength=num_classes)
+    missing = [train_set.class_names[c] for c in np.flatnonzero(counts == 0)]
+    if missing:
+        raise LabelError(
+            f"The training set has no image of class(es) {missing}; the model could never predict them. "
+            "Use folds that keep every class in training (e.g. subject folds stratified over classes), "
+            "or drop those classes from the class list."
+        )
+    for what, data in (("validation", valid_set), ("test", test_set)):
+        if data is not None:
+            check_labelled(data, what, num_classes)
+    if config.selection == "valid" and valid_set is None:
+        raise ConfigError(
+            "selection='valid' needs a validation set; pass valid_set=..., or choose selection='last' "
+            "(the final iterate)."
+        )
+    if config.selection == "test" and test_set is None:
+        raise ConfigError("selection='test' needs test_set=...; it reproduces the reference's test-fold selection.")
+    if config.bf16 and device.type == "mps":
+        raise DeviceError("bf16 autocast is not supported on MPS here; drop --bf16 or use cpu/cuda.")
+    return labelled, num_classes
+
+
+def _make_run_dir(out_dir: str | Path | None) -> Path | None:
+    """The run folder, created; None without ``out_dir``."""
+    if out_dir is None:
+        return None
+    run_dir = Path(out_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        from captum_fau.errors import OutputError
+
+        raise OutputError(f"Cannot create the run folder {run_dir} ({err}); choose a writable --out.") from err
+    return run_dir
+
+
+def _fingerprint(train_set: FaceSet, config: TrainConfig, labelled: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """What identifies a run, so that a resume with other data or hyper-parameters is refused."""
+    return {
+        "config": config.to_dict(),
+        "n_train": len(labelled),
+        "num_classes": num_classes,
+        "image_size": list(train_set.image_size),
+        "train_label_sum": int(train_set.emotions[labelled].sum()),
+        # A content hash, so that a resume on re-rendered or edited images is refused.
+        "train_images_sha256": hashlib.sha256(np.ascontiguousarray(train_set.images[labelled]).tobytes()).hexdigest(),
+    }
+
+
+@dataclass
+class _Interval:
+    """Running training loss and accuracy since the last checkpoint."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += float(loss.detach()) * len(y)
+        self.correct += int((logits.detach().argmax(1) == y).sum())
+        self.seen += len(y)
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.seen
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.seen
+
+
+class _Run:
+    """One training run: the seeded model, optimiser and sampler, the training tensors, the history,
+    the selected checkpoint, and the run folder it is saved in and resumed from."""
+
+    def __init__(
+        self, train_set: FaceSet, labelled: np.ndarray, num_classes: int, config: TrainConfig,
+        device: torch.device, run_dir: Path | None,
+    ) -> None:  # fmt: skip
+        self.config, self.device, self.run_dir = config, device, run_dir
+        # Everything random comes from the seed: initialisation and dropout use
+        # torch's global generator, sampling and augmentation a private one.
+        torch.manual_seed(config.seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed_all(config.seed)
+        model = ZeroBiasCNN(
+            num_classes=num_classes,
+            img_size=train_set.image_size[0],
+            drop_rate=config.dropout,
+            fc4_init=config.fc4_init,
+            class_names=train_set.class_names,
+        ).to(device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.sampler = torch.Generator().manual_seed(config.seed + 1)
+        self.images = torch.from_numpy(np.ascontiguousarray(train_set.images[labelled]))[:, None].to(device)
+        self.labels = torch.from_numpy(train_set.emotions[labelled]).to(device)
+        self.fingerprint = _fingerprint(train_set, config, labelled, num_classes)
+        self.autocast = (
+            torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+            if config.bf16
+            else torch.autocast(device_type=device.type, enabled=False)
+        )
+        self.history: list[dict[str, Any]] = []
+        self.start_iteration = 0
+        # Seconds spent by earlier calls of an interrupted run, so that elapsed_s is cumulative.
+        self.elapsed_before = 0.0
+        self.best: dict[str, Any] = {"iteration": 0, "score": -1.0}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.t0 = time.perf_counter()  # restarted by begin(), after any resume
+
+    def begin(self) -> None:
+        """Switch the model to training mode and start this call's clock."""
+        self.model.train()
+        self.t0 = time.perf_counter()
+
+    def resume_or_reset(self, resume: bool) -> None:
+        """Continue from the run folder's last checkpoint, or clear the folder for a fresh run."""
+        run_dir = self.run_dir
+        if run_dir is None:
+            return
+        if resume and (run_dir / LAST_STATE).is_file():
+            self._resume(run_dir)
+        else:
+            # A fresh run: forget the log of any earlier run in this folder.
+            for stale in (LAST_STATE, LAST_WEIGHTS, BEST_WEIGHTS, LOG_FILE):
+                (run_dir / stale).unlink(missing_ok=True)
+        if (run_dir / BEST_WEIGHTS).is_file() and self.start_iteration > 0:
+            self.best_state = load_file(str(run_dir / BEST_WEIGHTS), device="cpu")
+
+    def _resume(self, run_dir: Path) -> None:
+        state = json.loads((run_dir / LAST_STATE).read_text())
+        # The budget may be extended and the device changed on resume; all else must match.
+        if _comparable(self.fingerprint) != _comparable(state.get("fingerprint", {})):
+            raise ResumeError(
+                f"{run_dir} holds a checkpoint of a different run (data or hyper-parameters differ); "
+                "use another --out folder, or pass resume=False / --no-resume to start over there."
+            )
+        tensors = load_file(str(run_dir / LAST_WEIGHTS), device="cpu")
+        self.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+        _restore_optimizer(tensors, self.model, self.optimizer)
+        _restore_rng(tensors, self.sampler, self.device)
+        self.start_iteration = int(state["iteration"])
+        self.history = list(state["history"])
+        self.best = dict(state["best"])
+        self.elapsed_before = float(state.get("elapsed_s", self.history[-1]["elapsed_s"] if self.history else 0.0))
+
+    def step(self, iteration: int, interval: _Interval) -> None:
+        """One SGD step on a batch drawn with replacement; raise TrainingError if the loss is not finite."""
+        config = self.config
+        idx = torch.randint(len(self.labels), (config.batch_size,), generator=self.sampler).to(self.device)
+        batch = self.images[idx]
+        if config.augment:
+            x = augment_batch(batch, config.augment_config, generator=self.sampler)
+        else:
+            x = model_input(batch, config.augment_config.local_mean)
+        x = x.contiguous(memory_format=self.memory_format)
+        y = self.labels[idx]
+        with self.autocast:
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            last_good = self.start_iteration if not self.history else self.history[-1]["iteration"]
+            where = (
+                f"the last good checkpoint (iteration {last_good}) is kept in {self.run_dir}"
+                if self.run_dir is not None
+                else "no run folder was given, so nothing was saved"
+            )
+            raise TrainingError(
+                f"Training diverged: the loss is {loss.item()} at iteration {iteration}; {where}. "
+                "Lower the learning rate (--lr), check the images for NaN/constant values, or try "
+                "without --bf16."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        interval.add(loss, logits, y)
+
+    def checkpoint(
+        self, iteration: int, interval: _Interval, valid_set: FaceSet | None, test_set: FaceSet | None
+    ) -> dict[str, Any]:
+        """Evaluate, record, keep the best checkpoint so far and save the run folder; return the record."""
+        config = self.config
+        record: dict[str, Any] = {
+            "iteration": iteration,
+            "train_loss": interval.loss,
+            "train_accuracy": interval.accuracy,
+            "elapsed_s": round(self.elapsed_before + time.perf_counter() - self.t0, 3),
+        }
+        if valid_set is not None:
+            record["valid_accuracy"] = accuracy(self.model, valid_set, self.device, config.eval_batch_size)
+        if test_set is not None:
+            record["test_accuracy"] = accuracy(self.model, test_set, self.device, config.eval_batch_size)
+        self.model.train()
+        self.history.append(record)
+        key = {"valid": "valid_accuracy", "test": "test_accuracy", "last": None}[config.selection]
+        score = record[key] if key is not None else float(iteration)
+        # Ties keep the earlier checkpoint (fewer iterations).
+        if score > self.best["score"]:
+            self.best = {"iteration": iteration, "score": score}
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            if self.run_dir is not None:
+                atomic_safetensors(self.run_dir / BEST_WEIGHTS, self.best_state, {"format": "pt"})
+        return record
+
+    def save_last(self, iteration: int, record: dict[str, Any]) -> None:
+        """Write the resumable checkpoint (weights, momentum, generators, history) and append to the log."""
+        if self.run_dir is None:
+            return
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(_optimizer_tensors(self.model, self.optimizer))
+        tensors.update(_rng_tensors(self.sampler, self.device))
+        atomic_safetensors(self.run_dir / LAST_WEIGHTS, tensors, {"format": "pt"})
+        state = {
+            "iteration": iteration,
+            "history": self.history,
+            "best": self.best,
+            "elapsed_s": record["elapsed_s"],
+            "fingerprint": self.fingerprint,
+        }
+        atomic_write_text(self.run_dir / LAST_STATE, json.dumps(state, indent=1) + "\n")
+        with open(self.run_dir / LOG_FILE, "a") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def result(self, iteration: int) -> TrainResult:
+        """Load the selected checkpoint into the model (eval mode) and summarise the run."""
+        wall = time.perf_counter() - self.t0
+        done = max(iteration - self.start_iteration, 0)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return TrainResult(
+            model=self.model,
+            selected_iteration=int(self.best["iteration"]),
+            selection=self.config.selection,
+            history=self.history,
+            wall_time_s=wall,
+            images_per_s=done * self.config.batch_size / wall if wall > 0 else math.nan,
+            out_dir=self.run_dir,
+        )
+
+
 def train(
     train_set: FaceSet,
     config: TrainConfig | None = None,
@@ -288,220 +545,40 @@ def train(
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
-    num_classes = len(train_set.class_names) if isinstance(train_set, FaceSet) else 0
-    labelled = check_labelled(train_set, "training")
-    if len(labelled) < config.batch_size:
-        raise DatasetError(
-            f"The training set has {len(labelled)} labelled images, fewer than one batch of "
-            f"{config.batch_size}; lower the batch size (--batch-size {len(labelled)} or less) or add images."
-        )
-    counts = np.bincount(train_set.emotions[labelled], minlength=num_classes)
-    missing = [train_set.class_names[c] for c in np.flatnonzero(counts == 0)]
-    if missing:
-        raise LabelError(
-            f"The training set has no image of class(es) {missing}; the model could never predict them. "
-            "Use folds that keep every class in training (e.g. subject folds stratified over classes), "
-            "or drop those classes from the class list."
-        )
-    for what, data in (("validation", valid_set), ("test", test_set)):
-        if data is not None:
-            check_labelled(data, what, num_classes)
-    if config.selection == "valid" and valid_set is None:
-        raise ConfigError(
-            "selection='valid' needs a validation set; pass valid_set=..., or choose selection='last' "
-            "(the final iterate)."
-        )
-    if config.selection == "test" and test_set is None:
-        raise ConfigError("selection='test' needs test_set=...; it reproduces the reference's test-fold selection.")
-    if config.bf16 and device.type == "mps":
-        raise DeviceError("bf16 autocast is not supported on MPS here; drop --bf16 or use cpu/cuda.")
-
-    run_dir = Path(out_dir) if out_dir is not None else None
-    if run_dir is not None:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            from captum_fau.errors import OutputError
-
-            raise OutputError(f"Cannot create the run folder {run_dir} ({err}); choose a writable --out.") from err
-
-    # Everything random comes from the seed: initialisation and dropout use
-    # torch's global generator, sampling and augmentation a private one.
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":
-        torch.cuda.manual_seed_all(config.seed)
-    model = ZeroBiasCNN(
-        num_classes=num_classes,
-        img_size=train_set.image_size[0],
-        drop_rate=config.dropout,
-        fc4_init=config.fc4_init,
-        class_names=train_set.class_names,
-    ).to(device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    sampler = torch.Generator().manual_seed(config.seed + 1)
-
-    images = torch.from_numpy(np.ascontiguousarray(train_set.images[labelled]))[:, None].to(device)
-    labels = torch.from_numpy(train_set.emotions[labelled]).to(device)
-    n_train = len(labelled)
-
-    history: list[dict[str, Any]] = []
-    start_iteration = 0
-    # Seconds spent by earlier calls of an interrupted run, so that elapsed_s is cumulative.
-    elapsed_before = 0.0
-    best: dict[str, Any] = {"iteration": 0, "score": -1.0}
-    fingerprint = {
-        "config": config.to_dict(),
-        "n_train": n_train,
-        "num_classes": num_classes,
-        "image_size": list(train_set.image_size),
-        "train_label_sum": int(train_set.emotions[labelled].sum()),
-        # A content hash, so that a resume on re-rendered or edited images is refused.
-        "train_images_sha256": hashlib.sha256(np.ascontiguousarray(train_set.images[labelled]).tobytes()).hexdigest(),
-    }
-    if run_dir is not None and resume and (run_dir / LAST_STATE).is_file():
-        state = json.loads((run_dir / LAST_STATE).read_text())
-        # The budget may be extended and the device changed on resume; all else must match.
-        comparable = _comparable(fingerprint)
-        saved_cmp = _comparable(state.get("fingerprint", {}))
-        if comparable != saved_cmp:
-            raise ResumeError(
-                f"{run_dir} holds a checkpoint of a different run (data or hyper-parameters differ); "
-                "use another --out folder, or pass resume=False / --no-resume to start over there."
-            )
-        tensors = load_file(str(run_dir / LAST_WEIGHTS), device="cpu")
-        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        _restore_optimizer(tensors, model, optimizer)
-        _restore_rng(tensors, sampler, device)
-        start_iteration = int(state["iteration"])
-        history = list(state["history"])
-        best = dict(state["best"])
-        elapsed_before = float(state.get("elapsed_s", history[-1]["elapsed_s"] if history else 0.0))
-    elif run_dir is not None:
-        # A fresh run: forget the log of any earlier run in this folder.
-        for stale in (LAST_STATE, LAST_WEIGHTS, BEST_WEIGHTS, LOG_FILE):
-            (run_dir / stale).unlink(missing_ok=True)
-
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if config.bf16
-        else torch.autocast(device_type=device.type, enabled=False)
-    )
-    best_state: dict[str, torch.Tensor] | None = None
-    if run_dir is not None and (run_dir / BEST_WEIGHTS).is_file() and start_iteration > 0:
-        best_state = load_file(str(run_dir / BEST_WEIGHTS), device="cpu")
-
-    model.train()
-    t0 = time.perf_counter()
-    loss_sum, correct_sum, seen = 0.0, 0, 0
+    labelled, num_classes = _check_train_inputs(train_set, config, valid_set, test_set, device)
+    run = _Run(train_set, labelled, num_classes, config, device, _make_run_dir(out_dir))
+    run.resume_or_reset(resume)
+    run.begin()
+    interval = _Interval()
     bar = tqdm(
         total=config.iterations,
-        initial=start_iteration,
+        initial=run.start_iteration,
         disable=not progress,
         desc=f"train {config.variant}",
         unit="it",
         dynamic_ncols=True,
     )
-    iteration = start_iteration
+    iteration = run.start_iteration
     try:
-        for iteration in range(start_iteration + 1, config.iterations + 1):
-            idx = torch.randint(n_train, (config.batch_size,), generator=sampler).to(device)
-            batch = images[idx]
-            if config.augment:
-                x = augment_batch(batch, config.augment_config, generator=sampler)
-            else:
-                x = model_input(batch, config.augment_config.local_mean)
-            x = x.contiguous(memory_format=memory_format)
-            y = labels[idx]
-            with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            if not torch.isfinite(loss):
-                where = (
-                    f"the last good checkpoint (iteration {start_iteration if not history else history[-1]['iteration']}) "
-                    f"is kept in {run_dir}"
-                    if run_dir is not None
-                    else "no run folder was given, so nothing was saved"
-                )
-                raise TrainingError(
-                    f"Training diverged: the loss is {loss.item()} at iteration {iteration}; {where}. "
-                    "Lower the learning rate (--lr), check the images for NaN/constant values, or try "
-                    "without --bf16."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct_sum += int((logits.detach().argmax(1) == y).sum())
-            seen += len(y)
+        for iteration in range(run.start_iteration + 1, config.iterations + 1):
+            run.step(iteration, interval)
             bar.update(1)
             if iteration % 10 == 0 or iteration == config.iterations:
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct_sum / seen:.3f}")
-
+                bar.set_postfix(loss=f"{interval.loss:.3f}", acc=f"{interval.accuracy:.3f}")
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                record: dict[str, Any] = {
-                    "iteration": iteration,
-                    "train_loss": loss_sum / seen,
-                    "train_accuracy": correct_sum / seen,
-                    "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3),
-                }
-                if valid_set is not None:
-                    record["valid_accuracy"] = accuracy(model, valid_set, device, config.eval_batch_size)
-                if test_set is not None:
-                    record["test_accuracy"] = accuracy(model, test_set, device, config.eval_batch_size)
-                model.train()
-                loss_sum, correct_sum, seen = 0.0, 0, 0
-                history.append(record)
-                key = {"valid": "valid_accuracy", "test": "test_accuracy", "last": None}[config.selection]
-                score = record[key] if key is not None else float(iteration)
-                # Ties keep the earlier checkpoint (fewer iterations).
-                if score > best["score"]:
-                    best = {"iteration": iteration, "score": score}
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    if run_dir is not None:
-                        atomic_safetensors(run_dir / BEST_WEIGHTS, best_state, {"format": "pt"})
+                record = run.checkpoint(iteration, interval, valid_set, test_set)
+                interval = _Interval()
                 bar.set_postfix(
                     loss=f"{record['train_loss']:.3f}",
                     acc=f"{record['train_accuracy']:.3f}",
                     **({"val": f"{record['valid_accuracy']:.3f}"} if "valid_accuracy" in record else {}),
                 )
-                if run_dir is not None:
-                    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-                    tensors.update(_optimizer_tensors(model, optimizer))
-                    tensors.update(_rng_tensors(sampler, device))
-                    atomic_safetensors(run_dir / LAST_WEIGHTS, tensors, {"format": "pt"})
-                    state = {
-                        "iteration": iteration,
-                        "history": history,
-                        "best": best,
-                        "elapsed_s": record["elapsed_s"],
-                        "fingerprint": fingerprint,
-                    }
-                    atomic_write_text(run_dir / LAST_STATE, json.dumps(state, indent=1) + "\n")
-                    with open(run_dir / LOG_FILE, "a") as log:
-                        log.write(json.dumps(record) + "\n")
+                run.save_last(iteration, record)
                 if on_checkpoint is not None:
                     on_checkpoint(iteration, record)
     finally:
         bar.close()
-
-    wall = time.perf_counter() - t0
-    done = max(iteration - start_iteration, 0)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(
-        model=model,
-        selected_iteration=int(best["iteration"]),
-        selection=config.selection,
-        history=history,
-        wall_time_s=wall,
-        images_per_s=done * config.batch_size / wall if wall > 0 else math.nan,
-        out_dir=run_dir,
-    )
+    return run.result(iteration)
 
 
 __all__ = [

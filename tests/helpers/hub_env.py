@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "tests" / "hub_scenarios.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "hub_scenarios.py"
 
 
 def hf_env(hf_home: Path, endpoint: str | None, **extra: str) -> dict[str, str]:
@@ -35,7 +35,7 @@ def hf_env(hf_home: Path, endpoint: str | None, **extra: str) -> dict[str, str]:
 
 def run_scenarios(tmp: Path, env: dict[str, str], steps: list[dict[str, Any]],
                   registry: dict[str, dict[str, Any]] | None = None, timeout: float = 240) -> list[dict[str, Any]]:  # fmt: skip
-    """Run ``steps`` (see ``tests/hub_scenarios.py``) in a fresh interpreter; return their results."""
+    """Run ``steps`` (see ``tests/helpers/hub_scenarios.py``) in a fresh interpreter; return their results."""
     spec = tmp / f"spec-{time.monotonic_ns()}.json"
     spec.write_text(json.dumps({"registry": registry or {}, "steps": steps}))
     proc = subprocess.run(

@@ -1,8 +1,8 @@
 """Processes started by tests/test_scale.py: distributed scans under torchrun, and a scan to be killed.
 
-``python tests/scale_worker.py dist OUT`` (under ``torchrun --nproc_per_node 2``)
+``python tests/helpers/scale_worker.py dist OUT`` (under ``torchrun --nproc_per_node 2``)
 runs the distributed scenarios and writes ``OUT/rank{R}.safetensors`` and
-``OUT/rank{R}.json``; ``python tests/scale_worker.py slow CKPT`` runs a slow
+``OUT/rank{R}.json``; ``python tests/helpers/scale_worker.py slow CKPT`` runs a slow
 checkpointed scan meant to be killed.
 """
 

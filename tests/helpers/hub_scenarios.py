@@ -1,7 +1,7 @@
 """Run Hub scenarios in a fresh interpreter whose environment (``HF_ENDPOINT``, ``HF_HOME``,
 ``HF_HUB_OFFLINE``...) was set before huggingface_hub was imported, as a user's would be.
 
-Usage: ``python tests/hub_scenarios.py SPEC.json`` where the spec is
+Usage: ``python tests/helpers/hub_scenarios.py SPEC.json`` where the spec is
 ``{"registry": {name: {field: value}}, "steps": [{"op": ..., ...}, ...]}``. Registry entries
 are copies of the SynthFACS entry with the given fields changed. Prints one JSON list with a
 result per step. Several steps share one interpreter so that torch is imported once.
@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -196,6 +196,26 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self._error(404, f"Repository {repo} not found", "RepoNotFound")
             return found
 
+        def _revision(self, found: Repo, rev: str) -> str | None:
+            oid = found.resolve(rev)
+            if oid is None:
+                self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            return oid
+
+        def _repo_at(self, repo: str, rev: str) -> tuple[Repo, str] | None:
+            """The repository and the commit ``rev`` names; None once a 404 has been answered."""
+            found = self._repo(repo)
+            oid = None if found is None else self._revision(found, rev)
+            return None if found is None or oid is None else (found, oid)
+
+        def _json_for(self, endpoint: str, repo: str) -> tuple[dict[str, Any], Repo] | None:
+            """The JSON body and the repository of a request; None once an error has been answered."""
+            payload = json.loads(self._body())
+            if self._failing(endpoint, repo):
+                return None
+            found = self._repo(repo)
+            return None if found is None else (payload, found)
+
         # ------------------------------------------------------------- endpoints
         def create(self) -> None:
             payload = json.loads(self._body() or b"{}")
@@ -221,12 +241,10 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, {"errors": [], "warnings": []})
 
         def preupload(self, repo: str, rev: str) -> None:
-            payload = json.loads(self._body())
-            if self._failing("preupload", repo):
+            request = self._json_for("preupload", repo)
+            if request is None:
                 return
-            found = self._repo(repo)
-            if found is None:
-                return
+            payload, found = request
             files = [
                 {"path": f["path"], "uploadMode": "lfs" if _is_lfs(f["path"], f["size"]) else "regular",
                  "shouldIgnore": False, "oid": None}
@@ -299,15 +317,12 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                              "pullRequestUrl": None, "success": True})  # fmt: skip
 
         def tag(self, repo: str, rev: str) -> None:
-            payload = json.loads(self._body())
-            if self._failing("tag", repo):
+            request = self._json_for("tag", repo)
+            if request is None:
                 return
-            found = self._repo(repo)
-            if found is None:
-                return
-            oid = found.resolve(rev)
+            payload, found = request
+            oid = self._revision(found, rev)
             if oid is None:
-                self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
                 return
             if payload["tag"] in found.tags:
                 self._error(409, f"Tag {payload['tag']} already exists")
@@ -316,24 +331,18 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, {})
 
         def info(self, repo: str, rev: str = "main") -> None:
-            found = self._repo(repo)
-            if found is None:
+            at = self._repo_at(repo, rev)
+            if at is None:
                 return
-            oid = found.resolve(rev)
-            if oid is None:
-                self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-                return
+            found, oid = at
             self._send(200, {"id": repo, "modelId": repo, "sha": oid, "private": False, "tags": [],
                              "siblings": [{"rfilename": p} for p in sorted(found.commits[oid])]})  # fmt: skip
 
         def resolve(self, repo: str, rev: str, file: str) -> None:
-            found = self._repo(repo)
-            if found is None:
+            at = self._repo_at(repo, rev)
+            if at is None:
                 return
-            oid = found.resolve(rev)
-            if oid is None:
-                self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-                return
+            found, oid = at
             data = found.commits[oid].get(file)
             if data is None:
                 self._error(404, f"Entry {file} not found", "EntryNotFound")

@@ -1,0 +1,3 @@
+"""Test configuration: the helpers package holds no tests and no doctests."""
+
+collect_ignore = ["helpers"]
