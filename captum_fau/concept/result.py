@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from captum_fau.concept.au_catalogue import au_name, parse_au
+from captum_fau.data.au import au_name, parse_au
 from captum_fau.concept.statistics import AssociationStatistics
 from captum_fau.errors import ConfigError, LayerError, OutputError, WeightsError
 from captum_fau.io import atomic_path
