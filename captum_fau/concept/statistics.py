@@ -75,6 +75,10 @@ TestStatistic = Literal["auroc", "kl"]
 #: Fewest images per bin (on average) accepted before the histograms are called meaningless.
 MIN_IMAGES_PER_BIN = 2
 
+#: The value of each statistic on an untestable pair (dead filter or untestable AU).
+_NEUTRAL = {"kl": 0.0, "kl_plain": 0.0, "kl_null_mean": 0.0, "kl_corrected": 0.0, "p": 1.0, "p_kl": 1.0,
+            "p_auroc": 1.0, "ci": 0.0, "auroc": 0.5}  # fmt: skip
+
 
 @dataclass
 class AssociationStatistics:
@@ -276,22 +280,12 @@ def fau_kl_statistics(
 
     pair_ok = (~dead)[:, None] & testable_aus[None, :]
     p = p_auc if test_statistic == "auroc" else p_kl
-    q = benjamini_hochberg(p, mask=pair_ok)
-
-    def neutral(values: np.ndarray, fill: float) -> np.ndarray:
-        return np.where(pair_ok if values.ndim == 2 else pair_ok[..., None], values, fill)
-
+    raw = {"kl": kl, "kl_plain": kl_plain, "kl_null_mean": kl_null_mean, "kl_corrected": kl - kl_null_mean, "p": p,
+           "p_kl": p_kl, "p_auroc": p_auc, "ci": ci, "auroc": auc}  # fmt: skip
     return AssociationStatistics(
-        kl=neutral(kl, 0.0),
-        kl_plain=neutral(kl_plain, 0.0),
-        kl_null_mean=neutral(kl_null_mean, 0.0),
-        kl_corrected=neutral(kl - kl_null_mean, 0.0),
-        p=neutral(p, 1.0),
-        p_kl=neutral(p_kl, 1.0),
-        p_auroc=neutral(p_auc, 1.0),
-        q=q,
-        ci=neutral(ci, 0.0),
-        auroc=neutral(auc, 0.5),
+        # untestable pairs get neutral values: no association, p = 1
+        **{k: np.where(pair_ok if v.ndim == 2 else pair_ok[..., None], v, _NEUTRAL[k]) for k, v in raw.items()},
+        q=benjamini_hochberg(p, mask=pair_ok),
         n_present=n_present,
         testable_aus=testable_aus,
         dead_filters=dead,
