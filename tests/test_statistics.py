@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.special import rel_entr
 from scipy.stats import entropy, false_discovery_control, mannwhitneyu
 
 from captum_fau.concept.statistics import (
@@ -64,6 +65,59 @@ def test_benjamini_hochberg_matches_scipy():
     q = benjamini_hochberg(p, mask)
     np.testing.assert_allclose(q[:3].ravel(), false_discovery_control(p[:3].ravel()))
     assert (q[3:] == 1).all()
+
+
+def test_q_values_are_scipys_bh_over_the_testable_pairs():
+    acts, aus = _data(7)
+    aus[:, 3] = False  # untestable AU
+    acts[:, 2] = 1.0  # dead filter
+    st = fau_kl_statistics(acts, aus, n_permutations=80, n_bootstrap=0, seed=2)
+    np.testing.assert_array_equal(st.q[st.testable], false_discovery_control(st.p[st.testable]))
+    assert (st.q[~st.testable] == 1).all() and st.testable.sum() == 4 * 3
+
+
+def test_benjamini_hochberg_leaves_nan_out_and_refuses_out_of_range():
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.5])
+    q = benjamini_hochberg(p)
+    assert np.isnan(q[1])
+    np.testing.assert_array_equal(q[[0, 2, 3, 4]], false_discovery_control(p[[0, 2, 3, 4]]))
+    assert (benjamini_hochberg(p, np.zeros(5, bool)) == 1).all()
+    with pytest.raises(StatisticsError, match=r"\[0, 1\]"):
+        benjamini_hochberg(np.array([0.2, 1.5]))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.5, 1.3])
+def test_kl_from_counts_is_a_sum_of_rel_entr(smoothing):
+    rng = np.random.default_rng(3)
+    present = rng.integers(0, 6, size=(4, 7, 3)).astype(float)
+    absent = rng.integers(0, 6, size=(4, 7, 3)).astype(float)
+    absent[0, 2, 0] = 0.0
+    present[0, 2, 0] = 4.0  # q > 0 where r = 0: inf without smoothing
+    k = present.shape[1]
+    q = (present + smoothing) / (present.sum(axis=1, keepdims=True) + k * smoothing)
+    r = (absent + smoothing) / (absent.sum(axis=1, keepdims=True) + k * smoothing)
+    expected = rel_entr(q, r).sum(axis=1)
+    np.testing.assert_allclose(kl_from_counts(present, absent, smoothing, axis=1), expected, rtol=1e-12)
+    assert np.isinf(expected[0, 0]) == (smoothing == 0)
+    # the float32 working precision of the resampling loops agrees to float32 rounding
+    np.testing.assert_allclose(kl_from_counts(present, absent, smoothing, axis=1, dtype=np.float32), expected,
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+def test_null_mean_is_the_mean_kl_of_the_permuted_labels():
+    acts, aus = _data(8, m=60, c=3, j=2)
+    groups = np.repeat(np.arange(20), 3)
+    st = fau_kl_statistics(acts, aus, groups=groups, bins=4, n_permutations=25, n_bootstrap=0, seed=4)
+    codes = bin_codes(acts, st.bin_edges)
+    for c in range(3):
+        for j in range(2):
+            kls = []
+            for src in permutation_sources(groups, 60, 25, seed=4):
+                lab = aus[src, j]
+                qc = np.bincount(codes[lab, c], minlength=4) + 0.5
+                rc = np.bincount(codes[~lab, c], minlength=4) + 0.5
+                kls.append(rel_entr(qc / qc.sum(), rc / rc.sum()).sum())
+            assert st.kl_null_mean[c, j] == pytest.approx(np.mean(kls), rel=1e-6)
 
 
 def test_auroc_matches_mannwhitney():

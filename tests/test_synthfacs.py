@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from captum_fau.cli import main as cli_main
-from captum_fau.concept.au_catalogue import parse_au
+from captum_fau.data.au import parse_au
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
 from captum_fau.data.synthfacs import (
     IMAGES_PER_SUBJECT,

@@ -179,6 +179,39 @@ def test_receptive_fields_local_for_convnets_and_global_with_squeeze_excite() ->
     assert se.size == (32, 32)  # squeeze-excitation makes every unit see the whole image
 
 
+class SizeCheckedNet(nn.Module):
+    """Not a ZeroBiasCNN, but it refuses inputs other than 32x32 unless ``strict_size`` is off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strict_size = True
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2, bias=False)
+        self.conv2 = nn.Conv2d(6, 8, 5, padding=2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.strict_size and x.shape[-2:] != (32, 32):
+            raise ValueError(f"expected 32x32 inputs, got {tuple(x.shape[-2:])}")
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        return F.relu(self.conv2(x)).amax((2, 3))
+
+
+def test_any_model_with_strict_size_gets_the_crop_path() -> None:
+    torch.manual_seed(3)
+    model = SizeCheckedNet().eval()
+    x = torch.randn(3, 1, 32, 32)
+    topn = TopNDeconv(model, "conv2", rule="guided")
+    fields = topn.receptive_fields((1, 32, 32), (16, 16))
+    assert fields.local and fields.size == (14, 14)  # crops, not the whole image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no crop falls back to the full image
+        crop = topn.attribute(x, filters=[0, 5])
+    full = topn.attribute(x, filters=[0, 5], full_image=True)
+    _assert_close(crop, full)
+    assert model.strict_size is True  # restored afterwards
+    with pytest.raises(ValueError, match="32x32"):
+        model(torch.randn(1, 1, 14, 14))
+
+
 def test_top_n_matches_brute_force_and_captum() -> None:
     torch.manual_seed(1)
     model = ZeroBiasCNN(img_size=32).eval()

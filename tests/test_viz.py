@@ -38,3 +38,50 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path) -> None:
         atomic_write_text(target, 123)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+_BACKEND_CHECK = r"""
+import matplotlib
+matplotlib.use("svg")
+import sys, pathlib
+import numpy as np
+import torch
+from captum_fau.attr import TopNResult
+from captum_fau.concept import FAUKLResult, fau_kl_statistics
+from captum_fau.viz import analysis_report, figures
+from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion
+
+out = pathlib.Path(sys.argv[1])
+rng = np.random.default_rng(0)
+topn = TopNResult(
+    layer="conv1", rule="guided", filters=torch.arange(2), indices=torch.zeros(2, 3, dtype=torch.long),
+    values=torch.ones(2, 3), positions=torch.zeros(2, 3, 2, dtype=torch.long),
+    patches=torch.randn(2, 3, 1, 5, 5), image_patches=torch.rand(2, 3, 1, 5, 5),
+    boxes=torch.zeros(2, 3, 4, dtype=torch.long),
+)
+st = fau_kl_statistics(rng.normal(size=(40, 3)), rng.random((40, 2)) < 0.5, bins=4, n_permutations=0, n_bootstrap=0)
+faukl = FAUKLResult(layers={"conv1": st}, au_ids=("AU1", "AU12"), n_images=40)
+made = [
+    topn.plot(path=out / "grid.png"),
+    faukl.plot_bars([0, 1]),
+    plot_au_heatmap(st.kl, ["AU1", "AU12"], [0, 1, 2], path=out / "heat.png"),
+    plot_confusion(np.eye(2), ["a", "b"]),
+    plot_agreement({"AU1": 0.5}),
+]
+png = [fig._repr_png_()[:8] for fig in made]
+import matplotlib.pyplot as plt
+print(matplotlib.get_backend(), len(plt.get_fignums()), len(set(png)), png[0] == b"\x89PNG\r\n\x1a\n")
+"""
+
+
+def test_importing_and_plotting_keep_the_users_backend(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _BACKEND_CHECK, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # the backend chosen by the user stays; no figure is registered with pyplot; notebooks get PNGs
+    assert run.stdout.split() == ["svg", "0", "1", "True"]
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "heat.png").stat().st_size > 0
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files

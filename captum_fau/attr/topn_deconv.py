@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import torch
-from captum.attr._utils.attribution import GradientAttribution, NeuronAttribution
+from captum.attr import GradientAttribution, NeuronAttribution
 from torch import nn
 
 from captum_fau._utils.modules import eval_mode, layer_name, probe_layers, stop_at_layer
@@ -37,17 +37,28 @@ from captum_fau.errors import AttributionError, ConfigError, DatasetError, Input
 from captum_fau.stats.scan import ScanResult, scan
 
 
+@runtime_checkable
+class SizeCheckedModule(Protocol):
+    """A module that checks the full input size and lets analyses switch the check off.
+
+    A model whose ``forward`` refuses inputs other than its training size (as
+    :class:`~captum_fau.models.ZeroBiasCNN` does) still has local convolutional
+    layers; to let :class:`TopNDeconv` run those layers on receptive-field crops
+    it exposes a boolean ``strict_size`` attribute. Every submodule with one is
+    set to ``False`` while crops are computed and restored afterwards (the crop
+    path checks each unit against its full-image value, so nothing is lost).
+    """
+
+    strict_size: bool
+
+
 @contextmanager
 def _crop_friendly(model: nn.Module) -> Iterator[None]:
-    """Relax this library's fixed-image-size checks for the crop path.
-
-    Models of captum-fau validate the full image size in ``check_input``;
-    receptive-field crops are smaller by design, and the crop path checks each
-    unit against its full-image value, so the size check is lifted meanwhile.
-    """
-    from captum_fau.models.zerobias import ZeroBiasCNN
-
-    relaxed = [(m, m.strict_size) for m in model.modules() if isinstance(m, ZeroBiasCNN)]
+    """Lift the input-size checks of every :class:`SizeCheckedModule` in ``model`` meanwhile."""
+    relaxed = [
+        (m, m.strict_size) for m in model.modules()
+        if isinstance(m, SizeCheckedModule) and isinstance(m.strict_size, bool)
+    ]  # fmt: skip
     for module, _ in relaxed:
         module.strict_size = False
     try:

@@ -69,10 +69,6 @@ class TopNResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path/topn.safetensors`` and ``path/topn.json`` (atomically); returns the folder."""
         folder = Path(path)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"Cannot create the output folder {folder} ({err}); choose a writable location.") from err
         tensors = {name: getattr(self, name).contiguous() for name in _TENSORS}
         if self.full_maps is not None:
             tensors["full_maps"] = self.full_maps.contiguous()
@@ -81,7 +77,7 @@ class TopNResult:
             atomic_safetensors(folder / "topn.safetensors", tensors, metadata={"format": "captum-fau-topn"})
             atomic_write_text(folder / "topn.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
         except OSError as err:
-            raise OutputError(f"Cannot write the top-N result to {folder} ({err}).") from err
+            raise OutputError(f"Cannot write the TopNResult into {folder} ({err}); choose a writable location.") from err
         return folder
 
     @classmethod
@@ -129,23 +125,18 @@ class TopNResult:
             patch_inches (float, optional): Size of one patch in the figure. Default: 0.9
 
         Returns:
-            matplotlib.figure.Figure
+            matplotlib.figure.Figure: Displayed by notebooks; made without pyplot, so the
+            backend stays as it is.
         """
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from captum_fau.viz.figures import new_figure, save_figure
 
         if show not in ("reconstruction", "image", "both"):
             raise ConfigError(f"show must be 'reconstruction', 'image' or 'both', got {show!r}.")
         rows = [self.row(f) for f in (self.filters.tolist() if filters is None else filters)]
         n = self.n if n is None else max(1, min(int(n), self.n))
         kinds = ["reconstruction", "image"] if show == "both" else [show]
-        fig, axes = plt.subplots(
-            len(rows) * len(kinds), n, figsize=(n * patch_inches + 0.8, len(rows) * len(kinds) * patch_inches),
-            squeeze=False,
-        )
+        fig = new_figure((n * patch_inches + 0.8, len(rows) * len(kinds) * patch_inches))
+        axes = fig.subplots(len(rows) * len(kinds), n, squeeze=False)
         for r, row in enumerate(rows):
             for k, kind in enumerate(kinds):
                 line = r * len(kinds) + k
@@ -170,7 +161,7 @@ class TopNResult:
         fig.suptitle(f"{self.layer}: top-{n} ({self.rule})", fontsize=9)
         fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.08, right=0.99, bottom=0.01, top=0.92)
         if path is not None:
-            fig.savefig(path, dpi=150)
+            save_figure(fig, path, dpi=150, bbox_inches=None)
         return fig
 
     def __repr__(self) -> str:

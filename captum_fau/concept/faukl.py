@@ -11,7 +11,7 @@ from captum.concept import Concept, ConceptInterpreter
 from torch import nn
 
 from captum_fau._utils.modules import layer_name
-from captum_fau.concept.au_catalogue import parse_au
+from captum_fau.data.au import parse_au
 from captum_fau.concept.result import FAUKLResult
 from captum_fau.concept.statistics import Binning, TestStatistic, fau_kl_statistics
 from captum_fau.errors import ConfigError, LabelError, LayerError

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from captum_fau._utils.io import atomic_open, atomic_write_bytes, atomic_write_text
-from captum_fau.concept.au_catalogue import au_name, parse_au
+from captum_fau.data.au import au_name, parse_au
 from captum_fau.concept.statistics import AssociationStatistics
 from captum_fau.errors import ConfigError, LayerError, OutputError, WeightsError
+from captum_fau._utils.io import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -91,7 +91,7 @@ class FAUKLResult:
         """Scores in the layout of Captum's TCAV: ``scores[concept_key][layer][stat]`` -> ``[C]`` tensor.
 
         ``concept_key`` is the concept id (the AU's column index) as a string, as
-        :func:`captum.concept._utils.common.concepts_to_str` writes it for a single concept; the
+        Captum's ``concepts_to_str`` writes it for a single concept; the
         concept names are the AU ids (see :meth:`concept_key`). ``stat`` is one of
         :data:`SCORE_FIELDS` or ``"ci"`` (``[C, 2]``).
         """
@@ -215,12 +215,10 @@ class FAUKLResult:
             figsize_per_panel (tuple): Inches per panel. Default: (3.2, 2.4)
 
         Returns:
-            matplotlib.figure.Figure: The figure (save it with ``fig.savefig(path)``).
+            matplotlib.figure.Figure: The figure, displayed by notebooks (save it with
+            ``fig.savefig(path)``); made without pyplot, so the backend stays as it is.
         """
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from captum_fau.viz.figures import new_figure
 
         st = self.stats(layer)
         filters = [self._filter(int(f), st) for f in filters]
@@ -230,9 +228,8 @@ class FAUKLResult:
             raise ConfigError(f"value={value!r} is not known; use 'kl', 'kl_plain' or 'kl_corrected'.")
         ncols = max(1, min(ncols, len(filters)))
         nrows = -(-len(filters) // ncols)
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(figsize_per_panel[0] * ncols, figsize_per_panel[1] * nrows), squeeze=False
-        )
+        fig = new_figure((figsize_per_panel[0] * ncols, figsize_per_panel[1] * nrows))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
         labels = [a.replace("AU", "") for a in self.au_ids]
         x = np.arange(len(self.au_ids))
         for ax, f in zip(axes.ravel(), filters):
@@ -276,15 +273,11 @@ class FAUKLResult:
     def to_csv(self, path: str | Path) -> Path:
         """Write every pair's statistics as CSV (one row per layer, filter, AU); atomic."""
         rows = self.long_rows()
-
-        def write(handle: io.TextIOBase) -> None:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-
-        with atomic_open(path) as handle:
-            write(handle)
-        return Path(path)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
     def to_json(self, path: str | Path) -> Path:
         """Write metadata, notes and every pair's statistics as JSON (``inf`` as ``"inf"``); atomic."""
@@ -297,8 +290,7 @@ class FAUKLResult:
             "layers": {n: {"config": st.config, "notes": st.notes} for n, st in self.layers.items()},
             "pairs": [{k: clean(v) for k, v in row.items()} for row in self.long_rows()],
         }
-        atomic_write_text(path, json.dumps(payload, indent=1))
-        return Path(path)
+        return atomic_write_text(path, json.dumps(payload, indent=1))
 
     def save(self, path: str | Path) -> Path:
         """Save to one ``.safetensors`` file (arrays; metadata as JSON in its header); atomic."""
@@ -316,9 +308,7 @@ class FAUKLResult:
                 {"au_ids": list(self.au_ids), "n_images": self.n_images, "meta": self.meta, "layers": layer_meta}
             ),
         }
-        blob = save(tensors, metadata=header)
-        atomic_write_bytes(path, blob)
-        return Path(path)
+        return atomic_write_bytes(path, save(tensors, metadata=header))
 
     @classmethod
     def load(cls, path: str | Path) -> "FAUKLResult":

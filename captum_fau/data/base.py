@@ -34,7 +34,7 @@ class FaceSet(Dataset):
         aus (np.ndarray, optional): ``[N, J]`` float32 AU intensities (0 = absent, 1..5 = A..E;
             sources that only say "present" use 1).
         au_ids (sequence of str, optional): The ``J`` AU identifiers (``"AU12"``, ``"R12"``),
-            normalised by :func:`captum_fau.concept.au_catalogue.parse_au`.
+            normalised by :func:`captum_fau.data.au.parse_au`.
         subjects (np.ndarray, optional): ``[N]`` subject ids (str or int), for subject-independent folds.
         sequences (np.ndarray, optional): ``[N]`` sequence ids; frames of one sequence share labels.
         folds (np.ndarray, optional): ``[N]`` int fold index, or ``[N, K]`` split codes (TFD: 0 unused,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from captum_fau.concept.au_catalogue import au_number, parse_au
+from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
 from captum_fau.data.faces import FaceCrops, FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
 from captum_fau.data.folds import ckplus_folds

@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from captum_fau.concept.au_catalogue import au_label
+from captum_fau.data.au import au_label
 from captum_fau.data.base import FaceSet
 
 _SPLIT_NAMES = {0: "unused", 1: "train", 2: "valid", 3: "test"}

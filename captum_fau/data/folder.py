@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from captum_fau.concept.au_catalogue import au_number, parse_au
+from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import FaceSet
 from captum_fau.data.faces import FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError

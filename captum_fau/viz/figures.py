@@ -2,6 +2,10 @@
 confusion matrix, and region-agreement bars. Each function returns the matplotlib
 figure and, given ``path``, also saves it as PNG.
 
+Figures are built with matplotlib's object API (:func:`new_figure`: a ``Figure`` on an Agg
+canvas) and saved with :func:`save_figure`; the package never selects a backend nor uses pyplot,
+so importing or plotting leaves a notebook's backend alone.
+
 Examples::
 
     >>> import numpy as np
@@ -13,25 +17,51 @@ Examples::
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-import matplotlib
+import matplotlib.figure
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-matplotlib.use("Agg")  # headless: figures are written to files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from captum_fau._utils.io import atomic_write_bytes
 
-from captum_fau._utils.io import atomic_path  # noqa: E402
+
+class Figure(matplotlib.figure.Figure):
+    """A matplotlib figure on its own Agg canvas that notebooks display as PNG.
+
+    Made without pyplot, so creating one neither switches the user's backend nor registers the
+    figure with pyplot (nothing to close; it is freed with the last reference).
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """An empty :class:`Figure` of ``figsize`` inches, drawn by Agg."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: matplotlib.figure.Figure, dpi: int = 110, **savefig_kwargs: Any) -> bytes:
+    """The figure as PNG bytes (``bbox_inches="tight"`` unless given otherwise)."""
+    buffer = io.BytesIO()
+    savefig_kwargs.setdefault("bbox_inches", "tight")
+    fig.savefig(buffer, format="png", dpi=dpi, **savefig_kwargs)
+    return buffer.getvalue()
+
+
+def save_figure(fig: matplotlib.figure.Figure, path: str | Path, dpi: int = 110, **savefig_kwargs: Any) -> Path:
+    """Write the figure to ``path`` as PNG, atomically; returns ``path``."""
+    return atomic_write_bytes(path, figure_png(fig, dpi, **savefig_kwargs))
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        save_figure(fig, path)
     return fig
 
 
@@ -61,7 +91,8 @@ def plot_au_heatmap(
     """
     scores = np.asarray(scores, dtype=float)
     f, j = scores.shape
-    fig, ax = plt.subplots(figsize=(max(6, 0.42 * j + 2), max(3, 0.28 * f + 1.5)))
+    fig = new_figure((max(6, 0.42 * j + 2), max(3, 0.28 * f + 1.5)))
+    ax = fig.subplots()
     im = ax.imshow(np.nan_to_num(scores, nan=0.0), aspect="auto", cmap="magma")
     ax.set_xticks(range(j), au_labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(f), [str(x) for x in filters], fontsize=7)
@@ -89,7 +120,8 @@ def plot_confusion(
     confusion = np.asarray(confusion)
     norm = confusion / np.clip(confusion.sum(axis=1, keepdims=True), 1, None)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.7 * n + 2.5, 0.6 * n + 2))
+    fig = new_figure((0.7 * n + 2.5, 0.6 * n + 2))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for r in range(n):
         for c in range(n):
@@ -113,7 +145,8 @@ def plot_agreement(
     """Horizontal bars of named rates in [0, 1] (e.g. per-AU localisation agreement)."""
     names = list(rates)
     values = [rates[k] for k in names]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1.2))
+    fig = new_figure((6, 0.35 * len(names) + 1.2))
+    ax = fig.subplots()
     ax.barh(range(len(names)), values, color="#546e7a")
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xlim(0, 1)
@@ -123,4 +156,4 @@ def plot_agreement(
     return _save(fig, path)
 
 
-__all__ = ["plot_agreement", "plot_au_heatmap", "plot_confusion"]
+__all__ = ["Figure", "figure_png", "new_figure", "plot_agreement", "plot_au_heatmap", "plot_confusion", "save_figure"]

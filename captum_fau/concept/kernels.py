@@ -1,0 +1,215 @@
+"""The numerical kernels of FAU-KL: shared histogram bins, KL from counts, AUROC from ranks.
+
+Everything here works on whole matrices: histograms of "present" images for any number of
+labellings are one matrix product of the one-hot bin codes with a ``[M, X]`` label matrix
+(:class:`BinnedActivations`), KL divergences of such counts are one call of
+:func:`kl_from_counts`, and AUROCs are rank sums (:func:`auroc_from_rank_sums`). The resampling
+loops (:mod:`captum_fau.concept.resampling`) and the observed statistics use the same kernels.
+
+Examples::
+
+    >>> import numpy as np
+    >>> kl_from_counts(np.array([8.0, 2.0]), np.array([5.0, 5.0]), smoothing=0.0).round(4)
+    np.float64(0.1927)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import DTypeLike
+from scipy.special import rel_entr
+from scipy.stats import rankdata
+
+from captum_fau.errors import ConfigError, LabelError, StatisticsError
+
+Binning = Literal["uniform", "quantile"]
+
+
+# --------------------------------------------------------------------------- input checks
+def as_activations(activations: Any) -> np.ndarray:
+    """``[M, C]`` float64 per-image maxima (a 1-d input is one filter); refuses NaN/inf.
+
+    Raises:
+        StatisticsError: the array is not 1- or 2-dimensional, or holds NaN or inf.
+    """
+    acts = np.asarray(activations, dtype=np.float64)
+    if acts.ndim == 1:
+        acts = acts[:, None]
+    if acts.ndim != 2:
+        raise StatisticsError(
+            f"activations must be [n_images, n_filters] (per-image maxima), got shape {acts.shape}; "
+            "reduce feature maps to their spatial maximum first."
+        )
+    if not np.isfinite(acts).all():
+        raise StatisticsError("activations contain NaN or inf; check the model output or drop those images.")
+    return acts
+
+
+def as_presence(presence: Any, n_images: int) -> np.ndarray:
+    """``[M, J]`` bool AU presence from bools or intensities (``> 0`` = present).
+
+    Raises:
+        LabelError: the labels are not ``[n_images, n_aus]`` or contain NaN.
+    """
+    labels = np.asarray(presence)
+    if labels.ndim == 1:
+        labels = labels[:, None]
+    if labels.ndim != 2:
+        raise LabelError(f"AU labels must be [n_images, n_aus], got shape {labels.shape}.")
+    if len(labels) != n_images:
+        raise LabelError(
+            f"AU labels have {len(labels)} rows but there are {n_images} images; "
+            "labels must be aligned with the images (one row per image, dataset order)."
+        )
+    if labels.dtype != bool:
+        labels = labels.astype(np.float64)
+        if np.isnan(labels).any():
+            raise LabelError("AU labels contain NaN; mark unknown AUs as 0 (absent) or drop those images.")
+        labels = labels > 0
+    return labels
+
+
+# --------------------------------------------------------------------------- histograms
+def histogram_edges(activations: np.ndarray, bins: int = 10, binning: Binning = "uniform") -> np.ndarray:
+    """Shared per-filter bin edges ``[C, bins + 1]`` over all images.
+
+    Args:
+        activations (np.ndarray): ``[M, C]`` per-image max activations.
+        bins (int): Number of bins ``K``. Default: 10
+        binning (str): ``"uniform"`` (equal width between the filter's min and max, the paper's
+            choice) or ``"quantile"`` (equal counts over all images). Default: ``"uniform"``
+
+    Returns:
+        np.ndarray: ``[C, bins + 1]`` float64 edges; the first and last are the min and max.
+    """
+    acts = as_activations(activations)
+    if binning == "uniform":
+        lo, hi = acts.min(axis=0), acts.max(axis=0)
+        return lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, bins + 1)[None, :]
+    if binning == "quantile":
+        return np.quantile(acts, np.linspace(0.0, 1.0, bins + 1), axis=0).T
+    raise ConfigError(f"binning={binning!r} is not known; use 'uniform' or 'quantile'.")
+
+
+def bin_codes(activations: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index ``0..K-1`` of each image for each filter, ``[M, C]`` int64.
+
+    Bins are half-open ``[e_k, e_{k+1})`` except the last, which includes the maximum; values
+    outside the edges go to the first or last bin.
+    """
+    acts = as_activations(activations)
+    n_bins = edges.shape[1] - 1
+    codes = np.empty(acts.shape, dtype=np.int64)
+    for c in range(acts.shape[1]):  # C searchsorted calls over M values: cheap, done once
+        codes[:, c] = np.searchsorted(edges[c, 1:-1], acts[:, c], side="right")
+    return np.clip(codes, 0, n_bins - 1)
+
+
+class BinnedActivations:
+    """Bin codes of ``M`` images x ``C`` filters, ready to histogram any (weighted) labelling.
+
+    Args:
+        codes (np.ndarray): ``[M, C]`` bin indices from :func:`bin_codes`.
+        n_bins (int): Bins per filter ``K``.
+
+    Examples::
+
+        >>> binned = BinnedActivations(np.array([[0], [1], [1]]), n_bins=2)
+        >>> binned.counts(np.array([[1.0], [1.0], [0.0]]))[0, :, 0].tolist()
+        [1.0, 1.0]
+    """
+
+    def __init__(self, codes: np.ndarray, n_bins: int) -> None:
+        n_images, n_filters = codes.shape
+        self.n_filters = n_filters
+        self.n_bins = n_bins
+        # [M, C * K] float32 one-hot, column c * K + k; float32 halves the memory traffic of the
+        # resampling products and is exact for counts below 2**24.
+        self.onehot = np.zeros((n_images, n_filters * n_bins), dtype=np.float32)
+        cols = codes + (np.arange(n_filters) * n_bins)[None, :]
+        self.onehot[np.arange(n_images)[:, None], cols] = 1.0
+        #: ``[C, K, 1]`` images per bin.
+        self.totals = self.onehot.sum(axis=0).reshape(n_filters, n_bins, 1)
+
+    def counts(self, weights: np.ndarray) -> np.ndarray:
+        """``[C, K, X]`` weighted image counts per bin for ``[M, X]`` weight (label) columns."""
+        return (self.onehot.T @ weights).reshape(self.n_filters, self.n_bins, -1)
+
+
+# --------------------------------------------------------------------------- KL
+def kl_from_counts(
+    present: np.ndarray,
+    absent: np.ndarray,
+    smoothing: float = 0.5,
+    axis: int = -1,
+    dtype: DTypeLike = np.float64,
+) -> np.ndarray:
+    """``D_KL(Q || R)`` of two histograms given as counts along ``axis``.
+
+    ``q_k = (Q_k + a) / (n_Q + K a)``, ``r_k`` alike, and ``sum_k rel_entr(q_k, r_k)``
+    (:func:`scipy.special.rel_entr`: bins with ``q = 0`` add nothing, ``q > 0, r = 0`` gives ``inf``).
+
+    Args:
+        present (np.ndarray): Counts ``Q`` (images with the AU) per bin.
+        absent (np.ndarray): Counts ``R`` (images without) per bin, same shape.
+        smoothing (float): Pseudo-count ``a`` added to every bin of both histograms before
+            normalising; ``0`` gives the paper's plain estimate. Default: 0.5
+        axis (int): The bin axis. Default: -1
+        dtype (np.dtype): Working precision; the resampling loops use float32, where the terms
+            are O(1) and ``K`` is small. Default: float64
+
+    Returns:
+        np.ndarray: KL in nats, with ``axis`` removed; NaN where a histogram is empty.
+    """
+    present = np.asarray(present, dtype=dtype)
+    absent = np.asarray(absent, dtype=dtype)
+    pseudo = present.dtype.type(smoothing)
+    extra = present.dtype.type(present.shape[axis] * smoothing)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (present + pseudo) / (present.sum(axis=axis, keepdims=True) + extra)
+        r = (absent + pseudo) / (absent.sum(axis=axis, keepdims=True) + extra)
+        return rel_entr(q, r).sum(axis=axis)
+
+
+# --------------------------------------------------------------------------- AUROC
+def auroc_from_rank_sums(rank_sums: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> np.ndarray:
+    """AUROC from the sum of the positives' ranks: the Mann-Whitney U over ``n_pos * n_neg``.
+
+    NaN where there are no positives or no negatives.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (rank_sums - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def auroc(activations: np.ndarray, presence: np.ndarray) -> np.ndarray:
+    """AUROC ``[C, J]`` of each filter's max activation for AU present vs absent.
+
+    ``P(a_present > a_absent) + P(a_present == a_absent) / 2``, from average ranks (the
+    Mann-Whitney U divided by ``n_present * n_absent``). NaN where an AU has no positive or no
+    negative image.
+
+    Examples::
+
+        >>> auroc(np.array([0.1, 0.2, 0.9, 0.8]), np.array([0, 0, 1, 1])).tolist()
+        [[1.0]]
+    """
+    acts = as_activations(activations)
+    labels = as_presence(presence, len(acts)).astype(np.float64)
+    ranks = rankdata(acts, axis=0).astype(np.float64)
+    n_pos = labels.sum(axis=0)
+    return auroc_from_rank_sums(ranks.T @ labels, n_pos, len(acts) - n_pos)
+
+
+__all__ = [
+    "BinnedActivations",
+    "Binning",
+    "as_activations",
+    "as_presence",
+    "auroc",
+    "auroc_from_rank_sums",
+    "bin_codes",
+    "histogram_edges",
+    "kl_from_counts",
+]

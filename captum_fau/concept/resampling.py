@@ -1,0 +1,241 @@
+"""Resampling for FAU-KL: group-level label permutations (p-values, null KL) and the bootstrap (CIs).
+
+Labels are permuted at the group level when group ids (sequences or subjects) are known: the
+images of one group keep their label pattern and move together, and groups are only exchanged
+with groups of the same size, so that within-group correlation (frames of one CK+ sequence) does
+not make the test anti-conservative. The bootstrap draws groups (or images) with replacement and
+weights the images by the draws; bin edges stay fixed.
+
+Both loops run in chunks of resamples; each chunk is one matrix product of the one-hot bin codes
+(:class:`~captum_fau.concept.kernels.BinnedActivations`) with a ``[M, chunk * J]`` label matrix,
+then one :func:`~captum_fau.concept.kernels.kl_from_counts` call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from captum_fau.concept.kernels import BinnedActivations, auroc_from_rank_sums, kl_from_counts
+from captum_fau.errors import LabelError
+
+#: Target size (elements) of one chunk's count tensor ``[C, K, chunk * J]``.
+_CHUNK_ELEMENTS = 8e6
+
+
+def group_codes(groups: Any, n_images: int) -> np.ndarray:
+    """Integer codes ``0..G-1`` for group ids (``None``: every image is its own group).
+
+    Raises:
+        LabelError: the ids are not one per image.
+    """
+    if groups is None:
+        return np.arange(n_images)
+    ids = np.asarray(groups)
+    if ids.ndim != 1 or len(ids) != n_images:
+        raise LabelError(
+            f"group ids (subjects/sequences) have shape {ids.shape} but there are {n_images} images; "
+            "give one id per image in dataset order."
+        )
+    _, codes = np.unique(ids.astype(str) if ids.dtype == object else ids, return_inverse=True)
+    return codes.ravel()
+
+
+def permutation_sources(groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0) -> np.ndarray:
+    """Label permutations at the group level, ``[P, M]``: row ``p`` says whose labels image ``m`` gets.
+
+    Groups (sequences or subjects) move as wholes: a group receives the label block of another
+    group of the same size, in the same within-group order (so a neutral first frame stays
+    first). Without groups every image is its own group.
+
+    Examples::
+
+        >>> src = permutation_sources(np.array([0, 0, 1, 1, 2]), 5, 3, seed=0)
+        >>> src.shape, bool((src[:, 4] == 4).all())  # the only group of size 1 cannot move
+        ((3, 5), True)
+    """
+    codes = group_codes(groups, n_images)
+    rng = np.random.default_rng(seed)
+    sources = np.empty((n_permutations, n_images), dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    for size in np.unique(sizes):
+        same = np.flatnonzero(sizes == size)
+        # members[g, i]: the i-th image (dataset order) of the g-th group of this size
+        members = order[starts[same][:, None] + np.arange(size)[None, :]]
+        if len(same) == 1:
+            sources[:, members.ravel()] = members.ravel()[None, :]
+            continue
+        shuffles = np.argsort(rng.random((n_permutations, len(same))), axis=1)
+        sources[:, members.ravel()] = members[shuffles].reshape(n_permutations, -1)
+    return sources
+
+
+def bootstrap_weights(groups: np.ndarray | None, n_images: int, n_bootstrap: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap multiplicities ``[B, M]``: groups drawn with replacement, images weighted by the draws."""
+    codes = group_codes(groups, n_images)
+    n_groups = int(codes.max()) + 1
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_groups, size=(n_bootstrap, n_groups))
+    counts = np.zeros((n_bootstrap, n_groups), dtype=np.float32)
+    np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+    return counts[:, codes]
+
+
+def permutation_notes(codes: np.ndarray) -> list[str]:
+    """What the group-level permutation scheme does with these group codes, and when it loses power."""
+    notes = [f"Permutations exchange whole groups ({int(codes.max()) + 1} groups) among groups of equal size."]
+    group_sizes = np.bincount(codes)
+    groups_per_size = np.bincount(group_sizes)
+    singletons = groups_per_size[group_sizes[codes]] == 1
+    if singletons.mean() > 0.2:
+        notes.append(
+            f"{singletons.mean():.0%} of images belong to groups whose size no other group shares; "
+            "their labels cannot move, so the permutation test loses power. Use sequence ids, "
+            "or groups of equal size, where possible."
+        )
+    return notes
+
+
+def default_chunk(binned: BinnedActivations, n_aus: int) -> int:
+    """Resamples per matrix product so that a chunk's counts stay near 32 MB of float32."""
+    return max(1, int(_CHUNK_ELEMENTS // max(1, binned.n_filters * binned.n_bins * n_aus)))
+
+
+@dataclass
+class PermutationNull:
+    """What the permutations say about each ``[C, J]`` pair.
+
+    Attributes:
+        kl_mean: Mean smoothed KL under the permutations.
+        p_kl: ``(1 + #{KL_perm >= KL}) / (1 + P)``.
+        p_auroc: The same for the two-sided ``|AUROC - 1/2|``.
+    """
+
+    kl_mean: np.ndarray
+    p_kl: np.ndarray
+    p_auroc: np.ndarray
+
+
+def permutation_null(
+    binned: BinnedActivations,
+    ranks: np.ndarray,
+    labels: np.ndarray,
+    kl: np.ndarray,
+    auc: np.ndarray,
+    sources: np.ndarray,
+    smoothing: float,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> PermutationNull:
+    """Null distribution of the smoothed KL and the AUROC under the given label permutations.
+
+    Args:
+        binned (BinnedActivations): The images' bin codes.
+        ranks (np.ndarray): ``[M, C]`` float32 average ranks of the activations.
+        labels (np.ndarray): ``[M, J]`` float32 presence (0/1).
+        kl (np.ndarray): ``[C, J]`` observed smoothed KL.
+        auc (np.ndarray): ``[C, J]`` observed AUROC.
+        sources (np.ndarray): ``[P, M]`` permutations from :func:`permutation_sources`.
+        smoothing (float): Pseudo-count of the KL.
+        chunk_size (int, optional): Permutations per matrix product. Default: :func:`default_chunk`
+        progress (bool): Show a tqdm bar over the chunks. Default: False
+
+    Returns:
+        PermutationNull: Null-mean KL and the permutation p-values.
+    """
+    n_images, n_aus = labels.shape
+    n_permutations = len(sources)
+    n_pos = labels.sum(axis=0)
+    n_neg = n_images - n_pos
+    if chunk_size is None:
+        chunk_size = default_chunk(binned, n_aus)
+    # A tiny tolerance: the observed and permuted statistics come from different float paths.
+    kl_floor = (kl - 1e-5 * np.maximum(1.0, np.abs(kl)))[:, None, :]
+    auc_floor = (np.abs(auc - 0.5) - 1e-6)[:, None, :]
+    kl_sum = np.zeros(kl.shape)
+    exceed_kl = np.zeros(kl.shape)
+    exceed_auc = np.zeros(kl.shape)
+    chunks: Any = range(0, n_permutations, chunk_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="permutations", unit="chunk")
+    for start in chunks:
+        width = min(start + chunk_size, n_permutations) - start
+        # [M, width, J] -> [M, width*J]: column x = p*J + j
+        permuted = labels[sources[start : start + width].T].reshape(n_images, width * n_aus)
+        q_perm = binned.counts(permuted)  # [C, K, width*J]
+        kl_perm = kl_from_counts(q_perm, binned.totals - q_perm, smoothing, axis=1, dtype=np.float32)
+        kl_perm = kl_perm.reshape(binned.n_filters, width, n_aus)
+        kl_sum += kl_perm.sum(axis=1)
+        exceed_kl += (kl_perm >= kl_floor).sum(axis=1)
+        rank_sums = (ranks.T @ permuted).reshape(binned.n_filters, width, n_aus)
+        auc_perm = auroc_from_rank_sums(rank_sums, n_pos, n_neg)
+        exceed_auc += (np.abs(auc_perm - 0.5) >= auc_floor).sum(axis=1)
+    return PermutationNull(
+        kl_mean=kl_sum / n_permutations,
+        p_kl=(1.0 + exceed_kl) / (1.0 + n_permutations),
+        p_auroc=(1.0 + exceed_auc) / (1.0 + n_permutations),
+    )
+
+
+def bootstrap_kl_interval(
+    binned: BinnedActivations,
+    labels: np.ndarray,
+    kl: np.ndarray,
+    weights: np.ndarray,
+    smoothing: float,
+    ci_level: float,
+) -> np.ndarray:
+    """Percentile bootstrap interval ``[C, J, 2]`` of the smoothed KL, bin edges held fixed.
+
+    Args:
+        binned (BinnedActivations): The images' bin codes.
+        labels (np.ndarray): ``[M, J]`` float32 presence (0/1).
+        kl (np.ndarray): ``[C, J]`` observed smoothed KL; the interval of a pair no resample can
+            score (every resample lacks images with, or without, the AU) collapses onto it.
+        weights (np.ndarray): ``[B, M]`` multiplicities from :func:`bootstrap_weights`.
+        smoothing (float): Pseudo-count of the KL.
+        ci_level (float): Confidence level in (0, 1).
+
+    Returns:
+        np.ndarray: ``[C, J, 2]`` lower and upper bounds.
+    """
+    n_images, n_aus = labels.shape
+    n_bootstrap = len(weights)
+    boot = np.empty((binned.n_filters, n_bootstrap, n_aus), dtype=np.float64)
+    chunk = default_chunk(binned, n_aus)
+    for start in range(0, n_bootstrap, chunk):
+        w = weights[start : start + chunk]  # [b, M]
+        width = len(w)
+        weighted = (w.T[:, :, None] * labels[:, None, :]).reshape(n_images, width * n_aus)
+        q_b = binned.counts(weighted)
+        r_b = np.repeat(binned.counts(w.T), n_aus, axis=2) - q_b  # totals [C, K, b] per AU column
+        kl_b = kl_from_counts(q_b, r_b, smoothing, axis=1, dtype=np.float32)
+        kl_b = kl_b.reshape(binned.n_filters, width, n_aus)
+        # A resample without any image with (or without) the AU has no KL.
+        n_q = (w @ labels).reshape(-1)  # [b*J]
+        n_r = np.repeat(w.sum(axis=1), n_aus) - n_q
+        empty = ((n_q == 0) | (n_r == 0)).reshape(width, n_aus)
+        boot[:, start : start + width] = np.where(empty[None], np.nan, kl_b)
+    alpha = (1.0 - ci_level) / 2
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pairs: handled below
+        ci = np.stack([np.nanquantile(boot, alpha, axis=1), np.nanquantile(boot, 1 - alpha, axis=1)], axis=-1)
+    return np.where(np.isnan(ci), kl[..., None], ci)
+
+
+__all__ = [
+    "PermutationNull",
+    "bootstrap_kl_interval",
+    "bootstrap_weights",
+    "group_codes",
+    "permutation_notes",
+    "permutation_null",
+    "permutation_sources",
+]
