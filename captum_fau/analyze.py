@@ -407,7 +407,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
-    dataset, notes = _adapt_inputs(model, faces)
+    dataset, notes = adapt_inputs(model, faces)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(faces)}  # fmt: skip
@@ -416,8 +416,19 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
 
 
-def _adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
-    """``faces`` as the model expects its inputs (channels, size), with a note per change made."""
+def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
+    """``faces`` as ``model`` expects its inputs, with a note per change made.
+
+    Channels are repeated or averaged and images resized when the model says what it expects
+    (:func:`captum_fau.model_spec.expected_input`); otherwise ``faces`` is returned unchanged.
+
+    Args:
+        model (nn.Module): The model the images are for.
+        faces (Dataset): Items are dicts with an ``"image"`` tensor ``[C, H, W]``.
+
+    Returns:
+        tuple: The dataset to feed the model (``faces`` itself when nothing changes) and the notes.
+    """
     from captum_fau.model_spec import adapt_images, expected_input
 
     expected = expected_input(model)
@@ -632,7 +643,7 @@ def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
         np.savez(tmp, **arrays)
 
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "analyze", "emotion_accuracy", "featured_filters"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "adapt_inputs", "analyze", "emotion_accuracy", "featured_filters"]
 
 
 class _CallableModule(types.ModuleType):

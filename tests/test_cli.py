@@ -160,3 +160,16 @@ def test_fau_kl_takes_a_zoo_architecture_with_other_weights(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["fau-kl", "--model", str(weights), "--data", "synthfacs:8", "--out", str(out), "-q"]) == 2
     assert "Accepted forms" in capsys.readouterr().err
+
+
+def test_topn_and_fau_kl_adapt_the_inputs_to_a_three_channel_model(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "rgb_model.py"
+    source.write_text(textwrap.dedent(NET_SOURCE).replace("nn.Conv2d(1, 6", "nn.Conv2d(3, 6"))
+    spec = f"{source}:build"
+    assert main(["topn", "--model", spec, "--layer", "conv", "--data", "synthfacs:8", "--n", "2",
+                 "--out", str(tmp_path / "topn"), "-q"]) == 0  # fmt: skip
+    assert "repeated to 3 channels" in capsys.readouterr().out
+    assert main(["fau-kl", "--model", spec, "--layer", "conv", "--data", "synthfacs:48", "--bins", "4",
+                 "--permutations", "10", "--bootstrap", "0", "--out", str(tmp_path / "fk"), "-q"]) == 0  # fmt: skip
+    assert "repeated to 3 channels" in capsys.readouterr().out
+    assert (tmp_path / "fk" / "table4.txt").is_file()
