@@ -3,26 +3,39 @@
 A Captum plugin and model zoo for the analysis of Khorrami, Paine & Huang
 (2015): zero-bias CNNs, Zeiler-Fergus top-N deconvolution, and the FAU-KL
 association between filters and facial action units.
+
+Every public name loads on first use, so ``import captum_fau`` (and the
+``captum-fau --help`` of the command line) does not import torch. IDEs and
+type checkers read the names from the ``TYPE_CHECKING`` block below.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
-
-from captum_fau import errors
-from captum_fau.models import ZeroBiasCNN
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Heavier pieces load on first use so that `import captum_fau` stays quick.
-_LAZY = {
+if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type checkers
+    from captum_fau import errors, zoo
+    from captum_fau.analyze import AnalysisConfig, analyze
+    from captum_fau.attr import TopNDeconv, TopNResult
+    from captum_fau.concept import FAUKL, FAUKLResult
+    from captum_fau.data.synthfacs import SynthFACS
+    from captum_fau.models import ZeroBiasCNN
+
+#: Public name -> (module, attribute in it; None for the module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "errors": ("captum_fau.errors", None),
     "zoo": ("captum_fau.zoo", None),
+    "ZeroBiasCNN": ("captum_fau.models", "ZeroBiasCNN"),
     "TopNDeconv": ("captum_fau.attr", "TopNDeconv"),
     "TopNResult": ("captum_fau.attr", "TopNResult"),
     "FAUKL": ("captum_fau.concept", "FAUKL"),
     "FAUKLResult": ("captum_fau.concept", "FAUKLResult"),
     "SynthFACS": ("captum_fau.data.synthfacs", "SynthFACS"),
+    "analyze": ("captum_fau.analyze", "analyze"),
+    "AnalysisConfig": ("captum_fau.analyze", "AnalysisConfig"),
 }
 
 
@@ -36,4 +49,20 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'captum_fau' has no attribute {name!r}")
 
 
-__all__ = ["FAUKL", "FAUKLResult", "SynthFACS", "TopNDeconv", "TopNResult", "ZeroBiasCNN", "errors", "zoo", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})
+
+
+__all__ = [
+    "FAUKL",
+    "AnalysisConfig",
+    "FAUKLResult",
+    "SynthFACS",
+    "TopNDeconv",
+    "TopNResult",
+    "ZeroBiasCNN",
+    "__version__",
+    "analyze",
+    "errors",
+    "zoo",
+]

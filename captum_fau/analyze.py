@@ -13,29 +13,34 @@ parameters reuses finished steps, so an interrupted run resumes.
 
 Examples::
 
-    >>> from captum_fau.analyze import analyze
-    >>> result = analyze("zerobias-synthfacs-8class", "synthfacs:200", out="report",
-    ...                  progress=False)                                 # doctest: +SKIP
+    >>> from captum_fau.analyze import AnalysisConfig, analyze
+    >>> config = AnalysisConfig(out="report", progress=False)
+    >>> result = analyze("zerobias-synthfacs-8class", "synthfacs:200", config)  # doctest: +SKIP
     >>> result.report                                                    # doctest: +SKIP
     PosixPath('report/index.html')
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import shutil
+import sys
 import time
-from dataclasses import dataclass, field
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_fau.errors import DatasetError, OutputError
+from captum_fau.errors import ConfigError, DatasetError, DistributedError, LayerError, OutputError
 
 STEPS = ("scan", "faukl", "accuracy", "report")
 
@@ -126,16 +131,124 @@ def _check_out(out: Path) -> None:
         raise OutputError(f"Cannot write to the output folder {out} ({err}); choose a writable --out.") from err
 
 
-def _featured_filters(topn: Any, faukl: Any | None, layer: str, count: int) -> list[int]:
-    """The most informative filters: strongest significant AU association, else strongest response."""
-    channels = int(topn.filters.numel())
-    count = min(count, channels)
+@dataclass
+class AnalysisConfig:
+    """Everything :func:`analyze` needs besides the model and the data, checked on construction.
+
+    Invalid values raise a :mod:`captum_fau.errors` exception here, before any model is loaded
+    or any image is read.
+
+    Attributes:
+        layer (str): Dotted name of the analysed layer. Default: ``"conv3"``
+        out (Path): Output folder (a string is converted). Default: ``"captum-fau-report"``
+        n (int): Top images per filter, the paper's N. Default: 10
+        rule (str): ``"guided"``, ``"deconv"`` or ``"gradient"``. Default: ``"guided"``
+        checkpoint (str or Path, optional): Safetensors weights for ``timm:``/``module:`` model
+            specs (or to replace a zoo model's). Default: None
+        au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
+        n_featured (int): Filters shown in the figures. Default: 10
+        permutations (int): Label permutations for p-values. Default: 1000
+        bootstrap (int): Bootstrap resamples for CIs. Default: 200
+        batch_size (int): Images per forward pass. Default: 64
+        device (str or torch.device): Default: ``"cpu"``
+        seed (int): Seeds data rendering and the statistics. Default: 0
+        progress (bool): Progress bars. Default: True
+        resume (bool): Reuse finished steps found in ``out``; an interrupted scan continues
+            from its last checkpoint. Default: True
+        title (str, optional): Report title. Default: None
+        checkpoint_every (int): Batches between scan checkpoints (in ``out/scan-checkpoint``,
+            removed once the scan's results are written). Default: 50
+
+    Examples::
+
+        >>> config = AnalysisConfig(layer="conv2", n=5, progress=False)
+        >>> config.out
+        PosixPath('captum-fau-report')
+        >>> AnalysisConfig(n=0)
+        Traceback (most recent call last):
+        ...
+        captum_fau.errors.ConfigError: AnalysisConfig.n must be an integer >= 1, got 0; ...
+    """
+
+    layer: str = "conv3"
+    out: Path = Path("captum-fau-report")
+    n: int = 10
+    rule: str = "guided"
+    checkpoint: str | Path | None = None
+    au_csv: str | Path | None = None
+    n_featured: int = 10
+    permutations: int = 1000
+    bootstrap: int = 200
+    batch_size: int = 64
+    device: str | torch.device = "cpu"
+    seed: int = 0
+    progress: bool = True
+    resume: bool = True
+    title: str | None = None
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        from captum_fau.attr.rules import check_rule
+
+        if not isinstance(self.layer, str) or not self.layer.strip():
+            raise LayerError(f"AnalysisConfig.layer must be a dotted module name such as 'conv3', got {self.layer!r}.")
+        if not isinstance(self.out, (str, os.PathLike)):
+            raise ConfigError(f"AnalysisConfig.out must be a folder path, got {type(self.out).__name__}.")
+        self.out = Path(self.out)
+        for name in ("n", "n_featured", "batch_size", "checkpoint_every"):
+            _check_count(name, getattr(self, name), 1)
+        for name in ("permutations", "bootstrap", "seed"):
+            _check_count(name, getattr(self, name), 0)
+        check_rule(self.rule)
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(
+            f"AnalysisConfig.{name} must be an integer >= {minimum}, got {value!r}; "
+            f"pass e.g. {name}={max(minimum, 1)}."
+        )
+
+
+def _resolve_config(config: AnalysisConfig | None, overrides: dict[str, Any]) -> AnalysisConfig:
+    """``config`` with keyword ``overrides`` applied (and validated again)."""
+    if config is not None and not isinstance(config, AnalysisConfig):
+        raise ConfigError(
+            f"analyze's third argument is an AnalysisConfig, got {type(config).__name__}; "
+            "pass the layer and the output folder by keyword (layer='conv3', out='report')."
+        )
+    known = {f.name for f in fields(AnalysisConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        hints = [f"{key} (did you mean {', '.join(difflib.get_close_matches(key, known, 1)) or '?'})" for key in unknown]
+        raise ConfigError(f"analyze got unknown options {', '.join(hints)}; it accepts {', '.join(sorted(known))}.")
+    if config is None:
+        return AnalysisConfig(**overrides)
+    return replace(config, **overrides) if overrides else config
+
+
+def featured_filters(topn: Any = None, faukl: Any = None, layer: str | None = None, count: int = 10) -> list[int]:
+    """The ``count`` most informative filters: strongest significant AU association, else strongest response.
+
+    Args:
+        topn (TopNResult, optional): Ranks its filters by their largest activation when
+            ``faukl`` is None.
+        faukl (FAUKLResult, optional): Ranks filters with a significant association (q < 0.05)
+            first, then by null-corrected KL.
+        layer (str, optional): The FAU-KL layer. Default: the result's own.
+        count (int, optional): How many filters. Default: 10
+
+    Returns:
+        list of int: Filter indices, most informative first.
+    """
     if faukl is not None:
         st = faukl.stats(layer)
         strength = np.where(st.testable, st.kl_corrected, -np.inf).max(axis=1)
         best_q = np.where(st.testable, st.q, np.inf).min(axis=1)
         order = np.lexsort((-strength, best_q >= 0.05))  # significant first, then by corrected KL
         return [int(f) for f in order[:count]]
+    if topn is None:
+        raise ConfigError("featured_filters needs a TopNResult or a FAUKLResult.")
     top_values = topn.values[:, 0].numpy()
     return [int(topn.filters[i]) for i in np.argsort(-top_values, kind="stable")[:count]]
 
@@ -156,46 +269,20 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return masks_for
 
 
-def _accuracy(logits: np.ndarray, emotions: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any] | None:
-    """Accuracy, confusion matrix and per-class accuracy over the labelled images (``emotions >= 0``)."""
-    labelled = emotions >= 0
+def emotion_accuracy(logits: np.ndarray, emotions: np.ndarray, class_names: Sequence[str]) -> dict[str, Any] | None:
+    """:func:`~captum_fau.train.evaluate.accuracy_summary` of the labelled images (``emotions >= 0``).
+
+    Returns None when no image is labelled or the model's outputs do not match ``class_names``.
+    """
+    from captum_fau.train.evaluate import accuracy_summary
+
+    labelled = np.asarray(emotions) >= 0
     if not labelled.any() or logits.ndim != 2 or logits.shape[1] != len(class_names):
         return None
-    preds = logits.argmax(1)
-    k = len(class_names)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (emotions[labelled], preds[labelled]), 1)
-    per_class = confusion.diagonal() / np.clip(confusion.sum(1), 1, None)
-    return {
-        "accuracy": float(confusion.diagonal().sum() / max(1, confusion.sum())),
-        "n": int(labelled.sum()),
-        "class_names": list(class_names),
-        "confusion": confusion.tolist(),
-        "per_class_accuracy": {name: float(a) for name, a in zip(class_names, per_class)},
-    }
+    return accuracy_summary(np.asarray(emotions)[labelled], logits[labelled].argmax(1), class_names)
 
 
-def analyze(
-    model: nn.Module | str,
-    data: Any,
-    layer: str = "conv3",
-    out: str | Path = "captum-fau-report",
-    *,
-    n: int = 10,
-    rule: str = "guided",
-    checkpoint: str | Path | None = None,
-    au_csv: str | Path | None = None,
-    n_featured: int = 10,
-    permutations: int = 1000,
-    bootstrap: int = 200,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-    resume: bool = True,
-    title: str | None = None,
-    checkpoint_every: int = 50,
-) -> AnalysisResult:
+def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
     r"""Run top-N deconvolution, FAU-KL and accuracy on one model and dataset; write a report.
 
     Args:
@@ -205,24 +292,8 @@ def analyze(
         data: A :class:`~captum_fau.data.base.FaceSet` (or other dataset of dict items), or a
             spec accepted by :func:`captum_fau.data.spec.load_data_spec` (``synthfacs:N``,
             ``ckplus:PATH``, ``tfd:PATH``, ``fer2013:PATH``, ``folder:PATH``).
-        layer (str, optional): Dotted name of the analysed layer. Default: ``"conv3"``
-        out (str or Path, optional): Output folder. Default: ``"captum-fau-report"``
-        n (int, optional): Top images per filter. Default: 10 (the paper's N)
-        rule (str, optional): ``"guided"``, ``"deconv"`` or ``"gradient"``. Default: ``"guided"``
-        checkpoint (str or Path, optional): Weights for ``timm:``/``module:`` model specs.
-        au_csv (str or Path, optional): AU labels for ``folder:`` data.
-        n_featured (int, optional): Filters shown in the figures. Default: 10
-        permutations (int, optional): Label permutations for p-values. Default: 1000
-        bootstrap (int, optional): Bootstrap resamples for CIs. Default: 200
-        batch_size (int, optional): Default: 64
-        device (str or torch.device, optional): Default: ``"cpu"``
-        seed (int, optional): Seeds data rendering and the statistics. Default: 0
-        progress (bool, optional): Progress bars. Default: True
-        resume (bool, optional): Reuse finished steps found in ``out``; an interrupted scan
-            continues from its last checkpoint. Default: True
-        title (str, optional): Report title.
-        checkpoint_every (int, optional): Batches between scan checkpoints (in
-            ``out/scan-checkpoint``, removed once the scan's results are written). Default: 50
+        config (AnalysisConfig, optional): The analysis parameters. Default: ``AnalysisConfig()``
+        **overrides: Fields of :class:`AnalysisConfig` to change, e.g. ``layer="conv2", n=5``.
 
     Runs on one process or on every rank of a ``torch.distributed`` group: under
     ``torchrun`` (``WORLD_SIZE > 1`` in the environment) it joins the group itself
@@ -233,177 +304,288 @@ def analyze(
 
     Returns:
         AnalysisResult
+
+    Examples::
+
+        >>> from captum_fau.analyze import AnalysisConfig, analyze
+        >>> config = AnalysisConfig(layer="conv3", out="report", n=5, progress=False)
+        >>> result = analyze("zerobias-synthfacs-8class", "synthfacs:200", config)  # doctest: +SKIP
+        >>> again = analyze("zerobias-synthfacs-8class", "synthfacs:200", config, n=10)  # doctest: +SKIP
     """
-    from captum_fau._utils import distributed
+    config = _resolve_config(config, overrides)
     from captum_fau._utils.device import resolve_device
-
-    with distributed.process_group_from_env(resolve_device(device)) as dev:
-        return _analyze(
-            model, data, layer, Path(out), n=n, rule=rule, checkpoint=checkpoint, au_csv=au_csv,
-            n_featured=n_featured, permutations=permutations, bootstrap=bootstrap, batch_size=batch_size,
-            dev=dev, seed=seed, progress=progress, resume=resume, title=title, checkpoint_every=checkpoint_every,
-        )  # fmt: skip
-
-
-def _analyze(
-    model: nn.Module | str, data: Any, layer: str, out: Path, *, n: int, rule: str, checkpoint: str | Path | None,
-    au_csv: str | Path | None, n_featured: int, permutations: int, bootstrap: int, batch_size: int,
-    dev: torch.device, seed: int, progress: bool, resume: bool, title: str | None, checkpoint_every: int,
-) -> AnalysisResult:  # fmt: skip
     from captum_fau._utils import distributed
-    from captum_fau._utils.io import atomic_npz
+
+    with distributed.process_group_from_env(resolve_device(config.device)) as dev:
+        return _analyze(model, data, config, dev)
+
+
+@dataclass
+class _Run:
+    """One analysis in progress: the resolved inputs and what the steps have recorded so far."""
+
+    config: AnalysisConfig
+    model: nn.Module
+    faces: Any
+    dataset: Dataset
+    model_name: str
+    data_name: str
+    params: dict[str, Any]
+    manifest: _Manifest
+    rank: int
+    world_size: int
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return self.config.out
+
+    @property
+    def layer(self) -> str:
+        return self.config.layer
+
+    @property
+    def progress(self) -> bool:
+        return self.config.progress and self.rank == 0
+
+
+class _Scanned(NamedTuple):
+    """What the scan step leaves for the later steps (rank 0 only)."""
+
+    topn: Any
+    maxima: np.ndarray
+    logits: np.ndarray
+    labels: dict[str, np.ndarray]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = time.perf_counter() - started
+
+
+def _analyze(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> AnalysisResult:
+    run = _prepare(model, data, config, dev)
+    scanned = _scan_step(run, dev)
+    if scanned is None:  # a rank other than 0: rank 0 writes the results
+        return _other_rank_result(run.out, run.rank, run.world_size)
+    with _timed(run.timings, "faukl"):
+        faukl = _faukl_step(run, scanned)
+    with _timed(run.timings, "accuracy"):
+        accuracy = _accuracy_step(run, scanned)
+    with _timed(run.timings, "report"):
+        featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
+        localisation = _localisation_step(run, scanned.topn, faukl)
+        report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured)
+    return AnalysisResult(out=run.out, topn=scanned.topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
+                          featured=featured, notes=run.notes, report=report, timings=run.timings)  # fmt: skip
+
+
+def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> _Run:
+    """Check the output folder, resolve the model and the data, adapt the inputs, open the manifest."""
+    from captum_fau.zoo.resolve import load_model_spec
+    from captum_fau._utils import distributed
     from captum_fau._utils.modules import layer_name
-    from captum_fau.attr import TopNDeconv, TopNResult
-    from captum_fau.concept import FAUKL, FAUKLResult
-    from captum_fau.zoo.resolve import expected_input, load_model_spec
-    from captum_fau.stats.scan import scan
 
     rank, world_size = distributed.world()
-    progress = progress and rank == 0
-    torch.manual_seed(seed)
-    _check_out(out)
+    torch.manual_seed(config.seed)
+    _check_out(config.out)
     model_name = model if isinstance(model, str) else type(model).__name__
     data_name = data if isinstance(data, str) else repr(data)[:120]
     if isinstance(model, str):
-        model = load_model_spec(model, checkpoint=checkpoint, device=dev)
+        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev)
     model = model.to(dev).eval()
-    layer_name(model, layer)
-    faces = _open_data(data, au_csv, seed, progress) if isinstance(data, str) else data
+    layer_name(model, config.layer)
+    progress = config.progress and rank == 0
+    faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
+    dataset, notes = adapt_inputs(model, faces)
+    params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
+              "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
+              "n_images": len(faces)}  # fmt: skip
+    manifest = _Manifest(config.out, params, resume=config.resume)
+    return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
+                params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
 
-    notes: list[str] = []
+
+def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
+    """``faces`` as ``model`` expects its inputs, with a note per change made.
+
+    Channels are repeated or averaged and images resized when the model says what it expects
+    (:func:`captum_fau.zoo.resolve.expected_input`); otherwise ``faces`` is returned unchanged.
+
+    Args:
+        model (nn.Module): The model the images are for.
+        faces (Dataset): Items are dicts with an ``"image"`` tensor ``[C, H, W]``.
+
+    Returns:
+        tuple: The dataset to feed the model (``faces`` itself when nothing changes) and the notes.
+    """
+    from captum_fau.zoo.resolve import adapt_images, expected_input
+
     expected = expected_input(model)
     sample = faces[0]["image"]
-    dataset: Dataset = faces
-    if expected is not None and (
-        sample.shape[0] != expected[0] or (expected[1] > 0 and tuple(sample.shape[1:]) != tuple(expected[1:]))
+    if expected is None or (
+        sample.shape[0] == expected[0] and (expected[1] <= 0 or tuple(sample.shape[1:]) == tuple(expected[1:]))
     ):
-        from captum_fau.zoo.resolve import adapt_images
+        return faces, []
+    notes = [f"Input adapted to the model: {note}." for note in adapt_images(sample[None], expected)[1]]
+    return _AdaptedInputs(faces, expected), notes
 
-        notes += [f"Input adapted to the model: {note}." for note in adapt_images(sample[None], expected)[1]]
-        dataset = _AdaptedInputs(faces, expected)
 
-    params = {"model": model_name, "data": data_name, "layer": layer, "n": n, "rule": rule, "seed": seed,
-              "permutations": permutations, "bootstrap": bootstrap, "n_images": len(faces)}  # fmt: skip
-    manifest = _Manifest(out, params, resume=resume)
-    timings: dict[str, float] = {}
+def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
+    """Step 1, one pass over the data: per-image maxima + running top-N, then reconstructions.
 
-    # 1. One pass over the data: per-image maxima + running top-N, then reconstructions.
-    maxima_file = out / "maxima.npz"
-    started = time.perf_counter()
-    if distributed.broadcast_flag(manifest.finished("scan", out / "topn.safetensors", maxima_file)):
-        if rank != 0:
-            return _other_rank_result(out, rank, world_size)
-        topn = TopNResult.load(out)
-        with np.load(maxima_file, allow_pickle=False) as z:
-            maxima, order, logits = z["maxima"], z["indices"], z["logits"]
-            stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
-        labels = {**_labels(faces, {}, order), **stored}
-    else:
-        from captum_fau.stats.checkpoint import ScanCheckpoint
+    Returns None on ranks other than 0.
+    """
+    from captum_fau._utils import distributed
 
-        # A FaceSet says up front whether it has emotion labels; other datasets may carry them per item.
-        emotions_known = getattr(faces, "emotions", None) is not None or not _is_face_set(faces)
-        checkpoint_dir = out / "scan-checkpoint"
-        if not resume and rank == 0 and checkpoint_dir.exists():
-            import shutil
+    maxima_file = run.out / "maxima.npz"
+    with _timed(run.timings, "scan"):
+        if distributed.broadcast_flag(run.manifest.finished("scan", run.out / "topn.safetensors", maxima_file)):
+            return _load_scan(run, maxima_file) if run.rank == 0 else None
+        return _run_scan(run, dev, maxima_file)
 
-            shutil.rmtree(checkpoint_dir)
-        distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
-        result = scan(model, layer, dataset, top_n=n, batch_size=batch_size, device=dev, progress=progress,
-                      keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
-                      checkpoint_every=checkpoint_every, gather="rank0")  # fmt: skip
-        if result.resumed_batches:
-            notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
-        topn = TopNDeconv(model, layer, rule=rule).from_scan(result, progress=progress)
-        error: BaseException | None = None
-        if rank == 0:
-            try:
-                assert topn is not None
-                topn.save(out)
-                maxima = result.layers[layer].maxima.float().numpy()
-                order = result.indices.numpy()
-                outputs = result.outputs
-                logits = outputs.numpy() if outputs is not None and outputs.dim() == 2 else np.zeros((0, 0))
-                labels = _labels(faces, result.extras, order)
-                atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
-                           **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
-                manifest.mark("scan", {"images": int(len(order)), "processes": world_size})
-            except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
-                error = err
-        distributed.agree(error)
-        # The results are on disk: the checkpoints are no longer needed (each rank removes its own).
-        ScanCheckpoint(checkpoint_dir, {}, rank, world_size).clear()
-        if rank != 0:
-            return _other_rank_result(out, rank, world_size)
-    timings["scan"] = time.perf_counter() - started
 
-    # 2. FAU-KL from the same maxima.
-    faukl = None
-    au_ids = tuple(getattr(faces, "au_ids", ()) or ())
-    aus = labels.get("aus")
-    started = time.perf_counter()
+def _load_scan(run: _Run, maxima_file: Path) -> _Scanned:
+    """The results of a finished scan, read back from ``out``."""
+    from captum_fau.attr import TopNResult
+
+    topn = TopNResult.load(run.out)
+    with np.load(maxima_file, allow_pickle=False) as z:
+        maxima, order, logits = z["maxima"], z["indices"], z["logits"]
+        stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
+    return _Scanned(topn, maxima, logits, {**_labels(run.faces, {}, order), **stored})
+
+
+def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | None:
+    """Scan the data (resuming from ``out/scan-checkpoint``), reconstruct, and save on rank 0."""
+    from captum_fau.attr import TopNDeconv
+    from captum_fau._utils import distributed
+    from captum_fau.stats.checkpoint import ScanCheckpoint
+    from captum_fau.stats.batching import is_face_set
+    from captum_fau.stats.scan import scan
+
+    config = run.config
+    # A FaceSet says up front whether it has emotion labels; other datasets may carry them per item.
+    emotions_known = getattr(run.faces, "emotions", None) is not None or not is_face_set(run.faces)
+    checkpoint_dir = run.out / "scan-checkpoint"
+    if not config.resume and run.rank == 0 and checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)
+    distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
+    result = scan(run.model, run.layer, run.dataset, top_n=config.n, batch_size=config.batch_size, device=dev,
+                  progress=run.progress, keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
+                  checkpoint_every=config.checkpoint_every, gather="rank0")  # fmt: skip
+    if result.resumed_batches:
+        run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
+    topn = TopNDeconv(run.model, run.layer, rule=config.rule).from_scan(result, progress=run.progress)
+    scanned: _Scanned | None = None
+    error: BaseException | None = None
+    if run.rank == 0:
+        try:
+            scanned = _save_scan(run, result, topn, maxima_file)
+        except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
+            error = err
+    distributed.agree(error)
+    # The results are on disk: the checkpoints are no longer needed (each rank removes its own).
+    ScanCheckpoint(checkpoint_dir, {}, run.rank, run.world_size).clear()
+    return scanned
+
+
+def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned:
+    """Write the top-N result and the per-image maxima, logits and labels; mark the step done."""
+    if topn is None:
+        raise DistributedError("Rank 0 received no top-N result from the scan.")
+    topn.save(run.out)
+    maxima = result.layers[run.layer].maxima.float().numpy()
+    order = result.indices.numpy()
+    outputs = result.outputs
+    logits = outputs.numpy() if outputs is not None and outputs.dim() == 2 else np.zeros((0, 0))
+    labels = _labels(run.faces, result.extras, order)
+    atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits, **{f"label_{k}": v for k, v in labels.items()})
+    run.manifest.mark("scan", {"images": int(len(order)), "processes": run.world_size})
+    return _Scanned(topn, maxima, logits, labels)
+
+
+def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
+    """Step 2, FAU-KL from the scan's maxima (skipped without AU labels)."""
+    from captum_fau.concept import FAUKL, FAUKLResult
+
+    au_ids = tuple(getattr(run.faces, "au_ids", ()) or ())
+    aus = scanned.labels.get("aus")
+    path = run.out / "fau_kl.safetensors"
     if aus is None or not au_ids:
-        notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
-    elif manifest.finished("faukl", out / "fau_kl.safetensors"):
-        faukl = FAUKLResult.load(out / "fau_kl.safetensors")
-    else:
-        subjects = labels.get("subject")
-        groups = labels.get("sequence", subjects)
-        fau = FAUKL(model, [layer], n_permutations=permutations, n_bootstrap=bootstrap, seed=seed, progress=progress)
-        faukl = fau.interpret_activations(
-            {layer: maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects,
-            meta={"model": model_name, "data": data_name},
-        )  # fmt: skip
-        faukl.save(out / "fau_kl.safetensors")
-        faukl.to_csv(out / "fau_kl.csv")
-        manifest.mark("faukl")
-    timings["faukl"] = time.perf_counter() - started
+        run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
+        return None
+    if run.manifest.finished("faukl", path):
+        return FAUKLResult.load(path)
+    config = run.config
+    subjects = scanned.labels.get("subject")
+    groups = scanned.labels.get("sequence", subjects)
+    fau = FAUKL(run.model, [run.layer], n_permutations=config.permutations, n_bootstrap=config.bootstrap,
+                seed=config.seed, progress=run.progress)  # fmt: skip
+    faukl = fau.interpret_activations(
+        {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects,
+        meta={"model": run.model_name, "data": run.data_name},
+    )  # fmt: skip
+    faukl.save(path)
+    faukl.to_csv(run.out / "fau_kl.csv")
+    run.manifest.mark("faukl")
+    return faukl
 
-    # 3. Accuracy when the data has emotion labels the model predicts.
-    accuracy = None
-    started = time.perf_counter()
-    emotions = labels.get("emotion")
-    class_names = tuple(getattr(faces, "class_names", ()) or ())
+
+def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
+    """Step 3, accuracy when the data has emotion labels the model predicts."""
+    emotions = scanned.labels.get("emotion")
+    class_names = tuple(getattr(run.faces, "class_names", ()) or ())
     if emotions is None:
-        notes.append("Accuracy skipped: the data has no emotion labels.")
-    elif manifest.finished("accuracy"):
-        accuracy = manifest.done["accuracy"] or None
-    else:
-        accuracy = _accuracy(logits, emotions, class_names)
-        if accuracy is None:
-            notes.append(f"Accuracy skipped: the model's outputs do not match the data's {len(class_names)} classes.")
-        manifest.mark("accuracy", accuracy or {})
-    timings["accuracy"] = time.perf_counter() - started
+        run.notes.append("Accuracy skipped: the data has no emotion labels.")
+        return None
+    if run.manifest.finished("accuracy"):
+        return run.manifest.done["accuracy"] or None
+    accuracy = emotion_accuracy(scanned.logits, emotions, class_names)
+    if accuracy is None:
+        run.notes.append(f"Accuracy skipped: the model's outputs do not match the data's {len(class_names)} classes.")
+    run.manifest.mark("accuracy", accuracy or {})
+    return accuracy
 
-    # 4. Localisation agreement (ground-truth AU regions) and the report.
-    started = time.perf_counter()
-    featured = _featured_filters(topn, faukl, layer, n_featured)
-    localisation = None
-    masks_for = _masks_fn(faces)
-    if faukl is not None and masks_for is not None:
-        from captum_fau.concept.localisation import localisation_agreement, region_energy
 
-        st = faukl.stats(layer)
-        significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
-        if significant:
-            rows = [topn.row(f) for f in significant]
-            energy = region_energy(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
-            localisation = localisation_agreement(energy, [faukl.top_au(f, layer) for f in significant],
-                                                  au_ids, significant)  # fmt: skip
-        else:
-            localisation = {"rate": None, "n_filters": 0, "per_filter": []}
+def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any] | None:
+    """Step 4a, agreement of FAU-KL's top AU with the ground-truth AU regions (SynthFACS only)."""
+    masks_for = _masks_fn(run.faces)
+    if faukl is None or masks_for is None:
+        return None
+    from captum_fau.concept.localisation import localisation_agreement, region_energy
+
+    st = faukl.stats(run.layer)
+    significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
+    if not significant:
+        return {"rate": None, "n_filters": 0, "per_filter": []}
+    rows = [topn.row(f) for f in significant]
+    energy = region_energy(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
+    au_ids = tuple(getattr(run.faces, "au_ids", ()) or ())
+    return localisation_agreement(energy, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
+
+
+def _report_step(
+    run: _Run, topn: Any, faukl: Any | None, accuracy: dict[str, Any] | None,
+    localisation: dict[str, Any] | None, featured: list[int],
+) -> Path:  # fmt: skip
+    """Step 4b, the HTML report with the paper's figures and the machine-readable results."""
     from captum_fau.viz.analysis_report import build_report
 
     report = build_report(
-        out, model=model_name, data=data_name, layer=layer, faces=faces, topn=topn, faukl=faukl,
-        accuracy=accuracy, localisation=localisation, featured=featured, notes=notes, params=params, title=title,
+        run.out, model=run.model_name, data=run.data_name, layer=run.layer, faces=run.faces, topn=topn, faukl=faukl,
+        accuracy=accuracy, localisation=localisation, featured=featured, notes=run.notes, params=run.params,
+        title=run.config.title,
     )  # fmt: skip
-    manifest.mark("report")
-    timings["report"] = time.perf_counter() - started
-    return AnalysisResult(out=out, topn=topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
-                          featured=featured, notes=notes, report=report, timings=timings)  # fmt: skip
+    run.manifest.mark("report")
+    return report
 
 
 def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) -> Any:
@@ -417,12 +599,6 @@ def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) 
 
         return SynthFACS(n=int(argument), seed=seed)
     return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress)
-
-
-def _is_face_set(data: Any) -> bool:
-    from captum_fau.data.base import FaceSet
-
-    return isinstance(data, FaceSet)
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.
@@ -452,4 +628,15 @@ def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
                           notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
 
 
-__all__ = ["AnalysisResult", "analyze"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "adapt_inputs", "analyze", "emotion_accuracy", "featured_filters"]
+
+
+class _CallableModule(types.ModuleType):
+    """``captum_fau.analyze`` names both this module and the function: once ``import captum_fau.analyze``
+    has run, ``from captum_fau import analyze`` finds the module, so calling the module runs the function."""
+
+    def __call__(self, model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
+        return analyze(model, data, config, **overrides)
+
+
+sys.modules[__name__].__class__ = _CallableModule

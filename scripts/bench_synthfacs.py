@@ -19,7 +19,7 @@ import time
 import tracemalloc
 
 from captum_fau.data.synthfacs import region_masks, render
-from captum_fau.data.synthfacs_cli import write_synthfacs
+from captum_fau.data.synthfacs_writer import write_synthfacs
 
 TARGET_IMAGES_PER_S = 500.0
 

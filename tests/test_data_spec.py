@@ -11,7 +11,7 @@ from helpers.real_formats import CKSequence, fer_pixels, make_ckplus_tree, write
 
 from captum_fau.cli import main
 from captum_fau.data.base import FaceSet
-from captum_fau.data.describe_cli import describe_faceset
+from captum_fau.data.describe import describe_faceset
 from captum_fau.data.spec import SPEC_FORMS, load_data_spec, parse_data_spec
 from captum_fau.errors import DatasetError, DatasetLayoutError
 

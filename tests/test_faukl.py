@@ -161,7 +161,7 @@ def test_bad_input():
 def test_cli_registered():
     from captum_fau.cli import COMMAND_MODULES, build_parser
 
-    assert "captum_fau.concept.cli" in COMMAND_MODULES
+    assert "captum_fau.cli.faukl" in COMMAND_MODULES
     args = build_parser().parse_args(["fau-kl", "--model", "m", "--data", "synthfacs:64", "--out", "o"])
     assert args.layer == ["conv3"] and args.permutations == 1000
 

@@ -282,7 +282,7 @@ def test_bad_input_and_dead_filter() -> None:
 
 
 def test_cli_topn(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from captum_fau.attr.cli import parse_filters
+    from captum_fau.cli._options import parse_filters
     from captum_fau.cli import main
 
     torch.manual_seed(4)

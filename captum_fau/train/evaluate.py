@@ -64,6 +64,44 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, np.diag(confusion) / np.where(totals > 0, totals, 1), np.nan)
 
 
+def accuracy_summary(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, confusion matrix and per-class accuracy of predictions, as plain JSON-ready values.
+
+    The one place where captum-fau scores predictions: :func:`evaluate_model`, :class:`ResultsTable`
+    and :func:`captum_fau.analyze` all read their numbers from :func:`confusion_matrix` and
+    :func:`per_class_accuracy` through here.
+
+    Args:
+        y_true (array-like): True classes in ``0..len(class_names)-1``.
+        y_pred (array-like): Predicted classes, same length.
+        class_names (sequence of str): Class names in label order.
+
+    Returns:
+        dict: ``accuracy`` (float), ``n`` (images), ``class_names``, ``confusion`` (nested lists, row =
+        true class) and ``per_class_accuracy`` (name -> recall, None for a class absent from ``y_true``).
+
+    Examples::
+
+        >>> s = accuracy_summary([0, 1, 1], [0, 1, 0], ("a", "b"))
+        >>> s["accuracy"], s["per_class_accuracy"]
+        (0.6666666666666666, {'a': 1.0, 'b': 0.5})
+    """
+    names = [str(name) for name in class_names]
+    confusion = confusion_matrix(y_true, y_pred, len(names))
+    total = int(confusion.sum())
+    return {
+        "accuracy": float(np.trace(confusion) / max(1, total)),
+        "n": total,
+        "class_names": names,
+        "confusion": confusion.tolist(),
+        "per_class_accuracy": {
+            name: None if np.isnan(a) else float(a) for name, a in zip(names, per_class_accuracy(confusion))
+        },
+    }
+
+
 @dataclass
 class FoldResult:
     """One trained model evaluated on one held-out fold.
@@ -132,12 +170,12 @@ def evaluate_model(
     labelled = check_labelled(data, "test")
     truth = data.emotions[labelled]
     preds = predict(model, data.subset(labelled), device, batch_size)
-    cm = confusion_matrix(truth, preds, len(data.class_names))
+    scores = accuracy_summary(truth, preds, data.class_names)
     return FoldResult(
         fold=fold,
         variant=variant,
-        accuracy=float((preds == truth).mean()),
-        confusion=cm,
+        accuracy=scores["accuracy"],
+        confusion=np.asarray(scores["confusion"], dtype=np.int64),
         selected_iteration=selected_iteration,
         selection=selection,
     )
@@ -279,4 +317,12 @@ class ResultsTable:
             raise DatasetError(f"{path} is not a results file written by captum-fau ({err}).") from err
 
 
-__all__ = ["VARIANT_ORDER", "FoldResult", "ResultsTable", "confusion_matrix", "evaluate_model", "per_class_accuracy"]
+__all__ = [
+    "VARIANT_ORDER",
+    "FoldResult",
+    "ResultsTable",
+    "accuracy_summary",
+    "confusion_matrix",
+    "evaluate_model",
+    "per_class_accuracy",
+]

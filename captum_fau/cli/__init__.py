@@ -1,9 +1,9 @@
 """The ``captum-fau`` command line.
 
-Each command lives next to the code it drives and exposes
-``register(subparsers, common)``; this module only assembles them and maps
-outcomes to exit codes: 0 success, 2 bad input (any
-:class:`~captum_fau.errors.CaptumFAUError`), 1 unexpected failure,
+One module per command, each exposing ``register(subparsers)``; shared options live in
+``captum_fau.cli._options``. Building the parser imports no torch, timm, matplotlib or
+scipy (the commands import them when they run), so ``--help`` is quick. Exit codes:
+0 success, 2 bad input (any captum_fau.errors.CaptumFAUError), 1 unexpected failure,
 130 interrupted.
 """
 
@@ -18,41 +18,40 @@ from captum_fau.errors import CaptumFAUError
 
 #: Modules that contribute commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "captum_fau.analyze_cli",
-    "captum_fau.zoo_cli",
-    "captum_fau.data.cli",
-    "captum_fau.concept.cli",
-    "captum_fau.train.cli",
-    "captum_fau.attr.cli",
+    "captum_fau.cli.analyze",
+    "captum_fau.cli.zoo",
+    "captum_fau.cli.data",
+    "captum_fau.cli.faukl",
+    "captum_fau.cli.train",
+    "captum_fau.cli.topn",
 )
 
+EPILOG = """\
+example:
+  captum-fau demo                  the whole analysis on built-in faces, report in captum-fau-demo/
+  captum-fau analyze --model zerobias-synthfacs-8class --data synthfacs:500 --out report/
 
-def common_parser() -> argparse.ArgumentParser:
-    """Options every command accepts: ``--quiet``, ``--device``, ``--seed``."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("common options")
-    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only results and errors")
-    group.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
-    group.add_argument("--seed", type=int, default=0, help="random seed; runs are reproducible (default: 0)")
-    return common
+Run `captum-fau COMMAND --help` for a command's options and examples.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (imports nothing heavy)."""
+    from captum_fau import __version__
+
     parser = argparse.ArgumentParser(
         prog="captum-fau",
         description=(
-            "Do deep networks learn facial action units? Zero-bias CNNs, top-N deconvolution "
+            "Do deep networks learn facial action units? Zero-bias CNNs, top-N deconvolution\n"
             "and FAU-KL concept analysis (Khorrami, Paine & Huang, 2015)."
         ),
-        epilog="Run `captum-fau COMMAND --help` for a command's options. Start with `captum-fau demo`.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from captum_fau import __version__
-
     parser.add_argument("--version", action="version", version=f"captum-fau {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = common_parser()
     for module_name in COMMAND_MODULES:
-        import_module(module_name).register(subparsers, common)
+        import_module(module_name).register(subparsers)
     return parser
 
 
@@ -74,5 +73,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]

@@ -1,8 +1,7 @@
-"""``captum-fau data synthfacs``: render a SynthFACS set to one compressed array file plus a contact sheet."""
+"""Render a SynthFACS set to one compressed array file plus a contact sheet (``captum-fau data synthfacs``)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
 import threading
@@ -15,18 +14,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from captum_fau._utils.io import atomic_path, atomic_write_bytes
-from captum_fau._utils.validate import positive_int
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.synthfacs import (
-    MODES,
     SYNTHFACS_AUS,
     SynthBatch,
     _check_int,
     _check_params,
-    default_n_subjects,
     render,
 )
-from captum_fau.errors import ConfigError, OutputError
+from captum_fau.errors import OutputError
 
 #: Images per rendering chunk (bounds memory of the progress loop, not the output).
 CHUNK = 512
@@ -133,7 +129,7 @@ def write_synthfacs(
     Examples::
 
         >>> import tempfile
-        >>> from captum_fau.data.synthfacs_cli import write_synthfacs
+        >>> from captum_fau.data.synthfacs_writer import write_synthfacs
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     stats = write_synthfacs(tmp, 16, progress=False)
         >>> int(stats["n"])
@@ -194,49 +190,4 @@ def write_synthfacs(
     return {"n": float(n), "subjects": float(n_subj), "seconds": seconds, "images_per_s": n / max(seconds, 1e-9)}
 
 
-def _run(args: argparse.Namespace) -> int:
-    stats = write_synthfacs(
-        args.out, args.n, args.seed, size=args.size, mode=args.mode, n_subjects=args.n_subjects,
-        masks=args.masks, progress=not args.quiet,
-    )
-    with np.load(Path(args.out) / "synthfacs.npz", allow_pickle=False) as data:
-        emotions = data["emotions"]
-        aus = data["aus"]
-    per_class = ", ".join(f"{name} {int((emotions == k).sum())}" for k, name in enumerate(CKPLUS_CLASSES))
-    per_au = ", ".join(f"{au} {int((aus[:, j] > 0).sum())}" for j, au in enumerate(SYNTHFACS_AUS))
-    print(f"Wrote {Path(args.out) / 'synthfacs.npz'} and contact_sheet.png: {int(stats['n'])} images "
-          f"{args.size}x{args.size}, {int(stats['subjects'])} subjects, mode {args.mode}, seed {args.seed}"
-          f"{', with region masks' if args.masks else ''}")
-    print(f"  per class: {per_class}")
-    print(f"  per AU: {per_au}")
-    print(f"  {stats['images_per_s']:.0f} images/s including writing ({stats['seconds']:.2f} s)")
-    return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
-    try:
-        return positive_int(value, "the value")
-    except ConfigError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "synthfacs",
-        parents=[common],
-        help="render SynthFACS faces with known action units to an .npz plus a contact sheet",
-        description=__doc__,
-    )
-    p.add_argument("--n", type=_positive_int, required=True, help="number of images")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--size", type=int, default=96, help="image side in pixels, 32..1024 (default: 96)")
-    p.add_argument("--mode", choices=MODES, default="prototype",
-                   help="prototype: AUs from each emotion's EMFACS prototype; independent: AUs independent of emotion")
-    p.add_argument("--n-subjects", type=_positive_int, default=None,
-                   help=f"number of subjects (default: one per 11 images, e.g. {default_n_subjects(1308)} for 1308)")
-    p.add_argument("--masks", action="store_true", help="also store per-AU region masks [N, J, H, W] (large)")
-    p.set_defaults(handler=_run)
+__all__ = ["CHUNK", "contact_sheet", "write_synthfacs"]

@@ -1,4 +1,4 @@
-"""``captum-fau data describe SPEC``: what a dataset holds before you train on it.
+"""What a dataset holds before you train on it (the ``captum-fau data describe`` summary).
 
 Prints the image count and size, images per class, per action unit (present /
 coded), per fold and per subject, and what the loader skipped (unreadable
@@ -7,7 +7,6 @@ files, faces not found, malformed labels).
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
@@ -95,27 +94,4 @@ def describe_faceset(faces: FaceSet) -> str:
     return "\n".join(lines)
 
 
-def _describe(args: argparse.Namespace) -> int:
-    from captum_fau.data.spec import load_data_spec
-
-    faces = load_data_spec(args.spec, au_csv=args.au_csv, seed=args.seed, size=args.size, progress=not args.quiet)
-    print(describe_faceset(faces))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "describe",
-        parents=[common],
-        help="counts per class, AU, fold and subject; files skipped",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="SPEC: synthfacs[:N], ckplus:PATH, ckplus6:PATH, tfd:PATH[#FOLD], fer2013:PATH, folder:PATH",
-    )
-    p.add_argument("spec", metavar="SPEC", help="dataset spec, e.g. ckplus:/data/CK+ or synthfacs:500")
-    p.add_argument("--au-csv", default=None, help="OpenFace / py-feat AU CSV (or folder of them) for folder: specs")
-    p.add_argument("--size", type=int, default=None, help="face side in pixels (default: the dataset's own)")
-    p.set_defaults(handler=_describe)
-
-
-__all__ = ["describe_faceset", "register"]
+__all__ = ["describe_faceset"]

@@ -1,0 +1,132 @@
+"""captum-fau analyze (the whole paper analysis on any model and data) and captum-fau demo."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+from captum_fau.cli import _options
+
+if TYPE_CHECKING:
+    from captum_fau.analyze import AnalysisConfig, AnalysisResult
+
+DEMO_MODEL = "zerobias-synthfacs-8class"
+DEMO_IMAGES = 1308  # the size of the paper's CK+ set
+
+ANALYZE_EXAMPLE = """\
+captum-fau analyze --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
+    --data folder:faces/ --au-csv openface.csv --out report/
+captum-fau analyze --model my_pkg.models:build --layer features.6 --data ckplus:/data/CK+ --out ck-report/
+"""
+
+DISTRIBUTED = """\
+several processes or GPUs (each rank scans a share of the data; rank 0 writes the report):
+  torchrun --nproc_per_node 4 -m captum_fau.cli analyze --model ... --data ... --device cuda --top-n 10
+"""
+
+DEMO_EXAMPLE = """\
+captum-fau demo                          1308 faces, report in captum-fau-demo/index.html
+captum-fau demo --images 200 --permutations 200 --out quick-demo/
+"""
+
+
+def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
+    """A short terminal summary: accuracy, top associations, localisation, where the report is."""
+    lines = []
+    if result.accuracy is not None:
+        lines.append(f"Accuracy: {result.accuracy['accuracy']:.1%} on {result.accuracy['n']} labelled images")
+    if result.faukl is not None:
+        rows = result.faukl.table_rows(result.featured[:top])
+        lines.append("Strongest filter -> action unit associations (paper Table 4):")
+        lines.append(f"  {'filter':>6}  {'AU':<6} {'name':<28} {'KL':>6} {'AUROC':>6} {'q':>8}")
+        for r in rows:
+            lines.append(
+                f"  {r['filter']:>6}  {r['au']:<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['auroc']:>6.2f} {r['q']:>8.3g}"
+            )
+    if result.localisation is not None and result.localisation.get("rate") is not None:
+        loc = result.localisation
+        lines.append(
+            f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters the AU region holding "
+            "most reconstruction energy is FAU-KL's top AU"
+        )
+    for note in result.notes:
+        lines.append(f"Note: {note}")
+    lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
+    return "\n".join(lines)
+
+
+def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
+    """The AnalysisConfig the options of analyze / demo describe."""
+    from captum_fau.analyze import AnalysisConfig
+
+    return AnalysisConfig(
+        layer=args.layer, out=args.out, n=args.n, rule=args.rule, checkpoint=getattr(args, "checkpoint", None),
+        au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
+        bootstrap=args.bootstrap, batch_size=args.batch_size, device=args.device, seed=args.seed,
+        progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
+    )  # fmt: skip
+
+
+def _run(args: argparse.Namespace, model: str, data: str) -> int:
+    from captum_fau.analyze import analyze
+
+    started = time.perf_counter()
+    result = analyze(model, data, analysis_config(args))
+    if result.report is None and result.topn is None:  # a rank other than 0 of a distributed run
+        return 0
+    print(summarize(result, time.perf_counter() - started))
+    return 0
+
+
+def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
+    p.add_argument("--out", default=out_default, help=f"report folder; a rerun reuses finished steps (default: {out_default})")
+    p.add_argument("--n", "--top-n", dest="n", type=_options.positive_int, default=10,
+                   help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
+    p.add_argument("--rule", choices=_options.RULES, default="guided",
+                   help="back-projection rule (default: guided backpropagation, as the paper)")
+    _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
+    p.add_argument("--permutations", type=_options.non_negative_int, default=1000,
+                   help="label permutations for p-values (default: 1000)")
+    p.add_argument("--bootstrap", type=_options.non_negative_int, default=200,
+                   help="bootstrap resamples for CIs (default: 200)")
+    p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
+    p.add_argument("--checkpoint-every", type=_options.positive_int, default=50, metavar="K",
+                   help="save the scan's state every K batches so a killed run resumes there (default: 50)")
+    _options.add_quiet(p)
+    _options.add_device(p)
+    _options.add_seed(p, "seeds data rendering and the statistics")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    pa = _options.command(
+        subparsers, "analyze", help="the whole analysis on any model and data: top-N, FAU-KL, accuracy, report",
+        description=(
+            "Top-N deconvolution of every filter of a layer, the FAU-KL association of each filter with each\n"
+            "action unit (with permutation p-values, FDR q-values and bootstrap CIs), accuracy when the data\n"
+            "has emotion labels, and an HTML report with the paper's figures."
+        ),
+        example=ANALYZE_EXAMPLE, sections=(_options.MODEL_FORMS, _options.DATA_FORMS, DISTRIBUTED),
+    )  # fmt: skip
+    _options.add_model_options(pa)
+    _options.add_data_options(pa)
+    _analysis_options(pa, "captum-fau-report")
+    pa.set_defaults(handler=lambda args: _run(args, args.model, args.data))
+
+    pd = _options.command(
+        subparsers, "demo", help="the analysis on built-in SynthFACS faces with the zoo model (no download)",
+        description=(
+            f"Runs analyze with the packaged {DEMO_MODEL} model on {DEMO_IMAGES} seeded SynthFACS faces\n"
+            "(faces rendered with known action units) and writes the report. No network needed."
+        ),
+        example=DEMO_EXAMPLE,
+    )  # fmt: skip
+    pd.add_argument("--images", type=_options.positive_int, default=DEMO_IMAGES,
+                    help=f"SynthFACS images (default: {DEMO_IMAGES})")  # fmt: skip
+    _analysis_options(pd, "captum-fau-demo")
+    pd.set_defaults(handler=lambda args: _run(args, DEMO_MODEL, f"synthfacs:{args.images}"))
+
+
+__all__ = ["analysis_config", "register", "summarize"]

@@ -1,0 +1,76 @@
+"""captum-fau topn: top-N deconvolution of a layer's filters over a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from captum_fau.cli import _options
+
+EXAMPLE = """\
+captum-fau topn --model zerobias-synthfacs-8class --data synthfacs:1308 \\
+    --layer conv3 --n 10 --filters 0-15 --rule guided --out runs/topn-conv3
+captum-fau topn --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
+    --data folder:faces/ --out runs/topn-resnet
+"""
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from captum_fau.analyze import adapt_inputs, featured_filters
+    from captum_fau.attr import TopNDeconv
+
+    torch.manual_seed(args.seed)
+    filters = _options.parse_filters(args.filters)
+    model = _options.load_model(args)
+    dataset, notes = adapt_inputs(model, _options.load_data(args))
+    for note in notes:
+        print(f"note: input adapted to the model: {note}")
+    topn = TopNDeconv(model, args.layer, rule=args.rule)
+    result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
+                        full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip
+    out = result.save(args.out)
+    figure = result.plot(featured_filters(topn=result, count=args.featured), path=out / "topn.png")
+    _close(figure)
+    print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
+    if result.dead:
+        print(f"dead filters (never active on this data): {result.dead}")
+    return 0
+
+
+def _close(figure: object) -> None:
+    """Release a figure drawn through pyplot (object-API figures need nothing)."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and figure is not None and hasattr(figure, "number"):
+        pyplot.close(figure)  # type: ignore[arg-type]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = _options.command(
+        subparsers, "topn", help="top-N deconvolution of a layer's filters (paper Fig. 1/3/4)",
+        description=(
+            "For every chosen filter of a layer: the N images that excite it most, where, and their\n"
+            "reconstructions by guided backpropagation or the deconvnet (paper Fig. 1, 3, 4). Writes\n"
+            "topn.safetensors, topn.json and topn.png."
+        ),
+        example=EXAMPLE, sections=(_options.MODEL_FORMS, _options.DATA_FORMS),
+    )  # fmt: skip
+    _options.add_model_options(p)
+    _options.add_data_options(p, au_csv=False)
+    p.add_argument("--layer", default="conv3", help="dotted layer name (default: conv3)")
+    p.add_argument("--n", type=_options.positive_int, default=10, help="images per filter (default: 10)")
+    _options.add_filters(p, "the filters to reconstruct (default: all)")
+    p.add_argument("--rule", default="guided", choices=_options.RULES, help="back-projection rule (default: guided)")
+    p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--full-maps", action="store_true", help="also save full-size reconstructions")
+    _options.add_featured(p, 16, "filters drawn in topn.png: the strongest responses first")
+    p.add_argument("--out", required=True, help="output folder")
+    _options.add_quiet(p)
+    _options.add_device(p)
+    _options.add_seed(p, "seeds data rendering")
+    p.set_defaults(handler=_run)
+
+
+__all__ = ["register"]
