@@ -468,6 +468,7 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     from captum_fau.attr import TopNDeconv
     from captum_fau._utils import distributed
     from captum_fau.stats.checkpoint import ScanCheckpoint
+    from captum_fau._utils.io import atomic_npz
     from captum_fau.stats.batching import is_face_set
     from captum_fau.stats.scan import scan
 
