@@ -468,7 +468,6 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     from captum_fau.attr import TopNDeconv
     from captum_fau._utils import distributed
     from captum_fau.stats.checkpoint import ScanCheckpoint
-    from captum_fau._utils.io import atomic_npz
     from captum_fau.stats.batching import is_face_set
     from captum_fau.stats.scan import scan
 
@@ -500,6 +499,8 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
 
 def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned:
     """Write the top-N result and the per-image maxima, logits and labels; mark the step done."""
+    from captum_fau._utils.io import atomic_npz
+
     if topn is None:
         raise DistributedError("Rank 0 received no top-N result from the scan.")
     topn.save(run.out)
