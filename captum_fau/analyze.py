@@ -269,6 +269,10 @@ def _analyze(
     if layer not in modules or layer == "":
         raise LayerError(f"Layer {layer!r} is not in the model; its conv layers: {', '.join(conv_like_layers(model)[:40])}.")
     faces = _open_data(data, au_csv, seed, progress) if isinstance(data, str) else data
+    from captum_fau.data.base import preprocessed_for
+
+    # Preprocess as the model was trained (its config records the local mean's border padding).
+    faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
 

@@ -536,6 +536,7 @@ def scan(
     """
     from tqdm.auto import tqdm
 
+    from captum_fau.data.base import preprocessed_for
     from captum_fau.errors import ConfigError, DistributedError, ResumeError
     from captum_fau.stats import distributed
     from captum_fau.stats.checkpoint import ScanCheckpoint
@@ -552,6 +553,7 @@ def scan(
     names = resolve_layers(model, layers)
     modules = {name: model.get_submodule(name) for name in names}
     target_device = resolve_device(model, device)
+    data = preprocessed_for(data, model)  # the local-mean padding the model was trained with
     rank, world_size = distributed.world()
     source = _MapSource(data) if _MapSource.accepts(data) else None
     if source is None and world_size > 1:

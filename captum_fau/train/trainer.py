@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from captum_fau.data.base import FaceSet
-from captum_fau.data.transforms import model_input
+from captum_fau.data.transforms import model_input, model_local_mean_padding
 from captum_fau.device import resolve_device
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
 from captum_fau.io import atomic_path, atomic_write_text
@@ -177,6 +177,9 @@ def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata:
 def predict(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu", batch_size: int = 256) -> np.ndarray:
     """Predicted class of every image of ``data`` (eval mode, reference preprocessing).
 
+    The local mean pads at the border as ``model`` records in its config
+    (:func:`~captum_fau.data.transforms.model_local_mean_padding`), whatever ``data`` says.
+
     Args:
         model (nn.Module): A classifier taking ``[B, 1, H, W]`` preprocessed images.
         data (FaceSet): The images.
@@ -187,11 +190,12 @@ def predict(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu",
         np.ndarray: ``[N]`` int64 predicted classes.
     """
     dev = resolve_device(device)
+    padding = model_local_mean_padding(model)
     was_training = model.training
     model.eval()
     preds = []
     for start in range(0, len(data), batch_size):
-        x = model_input(torch.from_numpy(data.images[start : start + batch_size])[:, None], data.local_mean)
+        x = model_input(torch.from_numpy(data.images[start : start + batch_size])[:, None], data.local_mean, padding)
         preds.append(model(x.to(dev)).argmax(1).cpu())
     model.train(was_training)
     return torch.cat(preds).numpy().astype(np.int64) if preds else np.zeros(0, np.int64)
@@ -342,6 +346,7 @@ def train(
         drop_rate=config.dropout,
         fc4_init=config.fc4_init,
         class_names=train_set.class_names,
+        local_mean_padding=config.augment_config.local_mean_padding,
     ).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -419,7 +424,7 @@ def train(
             if config.augment:
                 x = augment_batch(batch, config.augment_config, generator=sampler)
             else:
-                x = model_input(batch, config.augment_config.local_mean)
+                x = model_input(batch, config.augment_config.local_mean, config.augment_config.local_mean_padding)
             x = x.contiguous(memory_format=memory_format)
             y = labels[idx]
             with autocast:
