@@ -7,7 +7,10 @@ writes, under ``--out``: one run folder per ``VARIANT/fold_N`` (checkpoints,
 single variant and a single fold also writes its model in Hub format directly
 into ``--out`` (``config.json``, ``model.safetensors``, ``metrics.json``).
 Rerunning the same command resumes interrupted runs from their last
-checkpoint.
+checkpoint. Each (variant, fold) run trains from its own seed, derived from
+``--seed`` (:func:`captum_fau.train.protocols.run_seed`) and recorded in
+``results.json``. ``--fc4-init reference`` reproduces the reference code's
+``fc4`` initialisation (std ``k / 256``: its fan-in counted the batch of 64).
 
 ``evaluate`` prints the table of a ``results.json`` (or of a run folder), or
 evaluates a saved model on a dataset (``--model DIR --data SPEC``).
@@ -34,6 +37,7 @@ SPEC_PROTOCOLS: dict[str, str] = {
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``train`` and ``evaluate`` to the top-level parser."""
+    from captum_fau.models.zerobias import FC4_INIT_CHOICES
     from captum_fau.train.protocols import ABLATIONS
     from captum_fau.train.trainer import SELECTIONS
 
@@ -69,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default="valid",
         help="checkpoint choice: best on the validation fold (default), the last one, or best on the TEST "
         "fold (the reference code's optimistic protocol, for comparison only)",
+    )
+    p.add_argument(
+        "--fc4-init",
+        choices=list(FC4_INIT_CHOICES),
+        default="fan_in",
+        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
+        "code's fan-in that also counted the batch of 64)",
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds checkpoints")
@@ -117,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         bf16=args.bf16,
+        fc4_init=args.fc4_init,
     )
     out = Path(args.out)
     if args.no_resume and out.exists():
