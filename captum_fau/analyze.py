@@ -402,6 +402,10 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
     faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
+    from captum_fau.data.base import preprocessed_for
+
+    # Preprocess as the model was trained (its config records the local mean's border padding).
+    faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
     dataset, notes = adapt_inputs(model, faces)

@@ -40,6 +40,13 @@ NVIDIA H100 (fp32)     ~8,000-12,000   ~3-4 min                ~5-7 h
 2-core x86 CPU         ~20-30          ~18-28 h                months (do not)
 =====================  ==============  ======================  ================
 
+Every (variant, fold) run trains from its own seed, derived from ``--seed``
+(``captum_fau.train.protocols.run_seed``; the reference drew its init scale
+``k`` afresh per run), recorded with ``k`` per fold in the tables' JSON and
+in the exported model's ``metrics.json``. ``--fc4-init reference`` reproduces
+the reference code's ``fc4`` initialisation (std ``k / 256``: its fan-in
+counted the batch of 64); the default ``fan_in`` uses ``k / sqrt(1024)``.
+
 The GPU figures are estimates from the model's FLOPs (~2.9 GFLOP-MAC per
 image for forward + backward); measure yours with ``scripts/bench_train.py``
 before planning. ``--iterations`` and ``--folds`` shorten a run; ``--variants
@@ -60,6 +67,7 @@ sys.path.insert(0, str(REPO))
 
 from captum_fau.errors import CaptumFAUError, ConfigError  # noqa: E402
 from captum_fau.zoo.registry import user_zoo_dir  # noqa: E402
+from captum_fau.models.zerobias import FC4_INIT_CHOICES  # noqa: E402
 from captum_fau.train.protocols import ABLATIONS, run_protocol  # noqa: E402
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device  # noqa: E402
 
@@ -83,6 +91,7 @@ def export_zoo_model(table, protocol: str, runs_dir: Path, zoo_dir: Path, config
         valid = state["best"]["score"] if config.selection == "valid" else fold.accuracy
         candidates.append((valid, fold.fold, run))
     _, best_fold, run = max(candidates, key=lambda c: (c[0], -c[1]))
+    runs = {f.fold: f.extra for f in table.folds if f.variant == variant}
     target = zoo_dir / name
     tmp = zoo_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -95,6 +104,9 @@ def export_zoo_model(table, protocol: str, runs_dir: Path, zoo_dir: Path, config
         "variant": variant,
         "exported_fold": best_fold,
         "exported_fold_selection": "highest validation accuracy among the folds' selected checkpoints",
+        "exported_fold_seed": runs[best_fold].get("seed"),
+        "fold_seeds": {str(k): extra.get("seed") for k, extra in sorted(runs.items())},
+        "fold_init_k": {str(k): extra.get("init_k") for k, extra in sorted(runs.items())},
         "accuracy_mean": summary[variant]["mean"],
         "accuracy_std": summary[variant]["std"],
         "accuracy_std_kind": "population std over folds (numpy ddof=0)",
@@ -133,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=["valid", "test"],
         help="valid (default) or test: the reference's optimistic checkpoint choice, labelled as such",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="base seed; each run derives its own from it (default: 0)")
+    p.add_argument(
+        "--fc4-init",
+        choices=list(FC4_INIT_CHOICES),
+        default="fan_in",
+        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
+        "code's fan-in that also counted the batch of 64)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             device=args.device,
             bf16=args.bf16,
+            fc4_init=args.fc4_init,
         )
         out, zoo_dir = Path(args.out), Path(args.zoo) if args.zoo else user_zoo_dir()
         (out / "tables").mkdir(parents=True, exist_ok=True)

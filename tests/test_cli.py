@@ -108,12 +108,14 @@ def test_cli_choices_match_the_library() -> None:
     from captum_fau.attr.rules import RULES
     from captum_fau.cli import _options
     from captum_fau.cli.data import SYNTHFACS_MODES
-    from captum_fau.cli.train import SELECTIONS, VARIANTS
+    from captum_fau.cli.train import FC4_INITS, SELECTIONS, VARIANTS
+    from captum_fau.models.zerobias import FC4_INIT_CHOICES
     from captum_fau.data.synthfacs import MODES
     from captum_fau.train import protocols, trainer
 
     assert _options.RULES == RULES and SYNTHFACS_MODES == MODES
     assert VARIANTS == tuple(protocols.ABLATIONS) and SELECTIONS == trainer.SELECTIONS
+    assert FC4_INITS == FC4_INIT_CHOICES
 
 
 def test_parse_filters() -> None:

@@ -8,9 +8,16 @@ import torch
 from scipy.ndimage import uniform_filter
 from torch.utils.data import DataLoader
 
-from captum_fau.data.base import FaceSet
-from captum_fau.data.transforms import local_contrast_normalize, local_mean_subtract, model_input
-from captum_fau.errors import DatasetError, InputShapeError, LabelError
+from captum_fau.data.base import FaceSet, preprocessed_for
+from captum_fau.data.synthfacs import SynthFACS
+from captum_fau.data.transforms import (
+    box_mean,
+    local_contrast_normalize,
+    local_mean_subtract,
+    model_input,
+    model_local_mean_padding,
+)
+from captum_fau.errors import ConfigError, DatasetError, InputShapeError, LabelError
 
 
 def _faces(n: int = 6) -> FaceSet:
@@ -26,17 +33,34 @@ def _faces(n: int = 6) -> FaceSet:
     )
 
 
-def test_local_mean_matches_scipy_uniform_filter() -> None:
+def test_local_mean_zero_pads_as_the_reference() -> None:
+    # The reference convolves with a 1/25 kernel and 2 pixels of zero padding.
     x = torch.rand(2, 1, 20, 20, dtype=torch.float64)
     ours = local_mean_subtract(x, 5)
+    reference = x.numpy() - uniform_filter(x.numpy(), size=(1, 1, 5, 5), mode="constant", cval=0.0)
+    np.testing.assert_allclose(ours.numpy(), reference, atol=1e-12)
+    # A corner pixel's mean sees only its 3x3 in-image neighbours, divided by 25.
+    corner = x[0, 0, :3, :3].sum() / 25
+    assert float(box_mean(x, 5)[0, 0, 0, 0]) == pytest.approx(float(corner), abs=1e-12)
+
+
+def test_local_mean_replicate_padding_on_request() -> None:
+    x = torch.rand(2, 1, 20, 20, dtype=torch.float64)
+    ours = local_mean_subtract(x, 5, padding="replicate")
     reference = x.numpy() - uniform_filter(x.numpy(), size=(1, 1, 5, 5), mode="nearest")
     np.testing.assert_allclose(ours.numpy(), reference, atol=1e-12)
+    # Both paddings agree away from the border.
+    np.testing.assert_allclose(ours[..., 2:-2, 2:-2].numpy(), local_mean_subtract(x, 5)[..., 2:-2, 2:-2].numpy())
+    with pytest.raises(ConfigError, match="local_mean_padding"):
+        local_mean_subtract(x, 5, padding="reflect")
+    with pytest.raises(ConfigError, match="local_mean_padding"):
+        FaceSet(images=np.zeros((1, 8, 8), np.uint8), local_mean_padding="edge")
 
 
 def test_model_input_is_reference_scale_minus_local_mean() -> None:
     u8 = torch.randint(0, 256, (3, 1, 12, 12), dtype=torch.uint8)
     scaled = u8.double().numpy() / 255 * 2
-    expected = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="nearest")
+    expected = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="constant", cval=0.0)
     np.testing.assert_allclose(model_input(u8).numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(model_input(u8, local_mean=0).numpy(), scaled, atol=1e-6)
     assert local_contrast_normalize(torch.rand(1, 1, 9, 9)).shape == (1, 1, 9, 9)
@@ -83,3 +107,34 @@ def test_bad_faceset_input(changes, error, fragment) -> None:
 def test_au_presence_without_labels() -> None:
     with pytest.raises(LabelError, match="no AU labels"):
         FaceSet(images=np.zeros((1, 4, 4), np.uint8)).au_presence
+
+
+class _Configured(torch.nn.Module):
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+
+
+def test_data_follow_the_padding_a_model_records() -> None:
+    fs = _faces()
+    scaled = fs.images[:, None].astype(np.float64) / 255 * 2
+    replicated = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="nearest")
+    old = _Configured({"local_mean_padding": "replicate"})
+    assert model_local_mean_padding(old) == "replicate"
+    adapted = preprocessed_for(fs, old)
+    assert adapted is not fs and adapted.local_mean_padding == "replicate" and fs.local_mean_padding == "zeros"
+    assert adapted.images is fs.images  # pixels shared, not copied
+    np.testing.assert_allclose(adapted.tensors().numpy(), replicated, atol=1e-5)
+    np.testing.assert_allclose(adapted[3]["image"].numpy(), replicated[3], atol=1e-5)
+    # A model recording "zeros", or nothing, keeps a zero-padded set as it is.
+    assert preprocessed_for(fs, _Configured({"local_mean_padding": "zeros"})) is fs
+    assert preprocessed_for(fs, torch.nn.Identity()) is fs
+    assert model_local_mean_padding(torch.nn.Identity()) == "zeros"
+    # Lazy SynthFACS sets follow too, without touching the original.
+    lazy = SynthFACS(n=3, seed=1)
+    lazy_old = preprocessed_for(lazy, old)
+    assert lazy.local_mean_padding == "zeros" and lazy_old.local_mean_padding == "replicate"
+    raw = lazy_old[1]["image"] - lazy[1]["image"]
+    assert raw[..., 2:-2, 2:-2].abs().max() < 1e-6 and raw.abs().max() > 1e-3
+    with pytest.raises(ConfigError, match="local_mean_padding"):
+        model_local_mean_padding(_Configured({"local_mean_padding": "wrap"}))

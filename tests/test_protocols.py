@@ -8,7 +8,15 @@ import pytest
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
 from captum_fau.errors import ConfigError, DatasetError, LabelError
 from captum_fau.train.evaluate import FoldResult, ResultsTable, confusion_matrix, per_class_accuracy
-from captum_fau.train.protocols import CKPLUS6_CLASSES, make_splits, run_protocol, to_ckplus6, variant_config
+from captum_fau.train.protocols import (
+    ABLATIONS,
+    CKPLUS6_CLASSES,
+    make_splits,
+    run_protocol,
+    run_seed,
+    to_ckplus6,
+    variant_config,
+)
 from captum_fau.train.trainer import TrainConfig
 
 
@@ -121,6 +129,46 @@ def test_run_protocol_table(tmp_path) -> None:
     assert loaded.summary() == table.summary()
     md = table.to_markdown()
     assert "| Zero-bias CNN +AD |" in md and "| Zero-bias CNN |" in md and "anger" in md
+
+
+def test_run_seeds_are_distinct_stable_and_recorded(tmp_path) -> None:
+    seeds = {(v, f): run_seed(0, v, f) for v in ABLATIONS for f in range(10)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert all(0 <= s < 2**32 for s in seeds.values())
+    assert run_seed(0, "+AD", 3) == seeds["+AD", 3] and run_seed(1, "+AD", 3) != seeds["+AD", 3]
+    with pytest.raises(ConfigError, match="Unknown variant"):
+        run_seed(0, "+X", 0)
+    with pytest.raises(ConfigError, match="non-negative"):
+        run_seed(-1, "+AD", 0)
+    cfg = TrainConfig(iterations=1, batch_size=4, checkpoint_every=1, eval_batch_size=64, seed=5)
+    table = run_protocol("tfd", tfd_like(), cfg, variants=["plain", "+AD"], folds=[0, 1], out_dir=tmp_path, progress=False)
+    recorded = {(f.variant, f.fold): f.extra["seed"] for f in table.folds}
+    assert recorded == {(v, k): run_seed(5, v, k) for v in ("plain", "+AD") for k in (0, 1)}
+    # The init scale k is drawn per run, so the runs differ in k (the reference's per-run draw).
+    ks = [f.extra["init_k"] for f in table.folds]
+    assert len(set(ks)) == len(ks) and all(0.2 <= k < 1.2 for k in ks)
+    assert "SeedSequence" in table.meta["run_seeds"]
+    assert ResultsTable.load(tmp_path / "results.json").folds[3].extra["seed"] == recorded["+AD", 1]
+    # A fold rerun alone trains from the seed it had in the full table.
+    alone = run_protocol("tfd", tfd_like(), cfg, variants=["+AD"], folds=[1], progress=False)
+    assert alone.folds[0].extra["seed"] == recorded["+AD", 1]
+    assert alone.folds[0].extra["init_k"] == pytest.approx(table.folds[3].extra["init_k"])
+
+
+def test_cli_train_fc4_init_reference(tmp_path) -> None:
+    import json
+
+    from captum_fau.cli import main
+    from captum_fau.models.zerobias import ZeroBiasCNN
+
+    out = tmp_path / "run"
+    args = ["train", "--data", "synthfacs:88", "--out", str(out), "--iterations", "1", "--batch-size", "4"]
+    args += ["--checkpoint-every", "1", "--folds", "0", "--n-folds", "4", "--fc4-init", "reference", "-q"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"]["fc4_init"] == "reference"
+    assert metrics["extra"]["seed"] == run_seed(0, "+AD", 0)
+    assert ZeroBiasCNN.from_pretrained(str(out)).fc4_init == "reference"
 
 
 def test_confusion_and_summary_match_numpy() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from captum_fau.models.zerobias import ZeroBiasCNN
+from captum_fau.train.protocols import run_seed
 from helpers.real_formats import CKSequence, make_ckplus_tree, write_tfd_mat
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_paper.py"
@@ -40,6 +41,27 @@ def test_tfd_end_to_end(tmp_path: Path) -> None:
     assert metrics["iterations"] == 2 and len(metrics["fold_accuracies"]) == 2
     model = ZeroBiasCNN.from_pretrained(str(model_dir))
     assert model.num_classes == 7
+    # Every run has its own recorded seed (and so its own init scale k).
+    seeds = {(f["variant"], f["fold"]): f["extra"]["seed"] for f in table["folds"]}
+    assert seeds == {(v, k): run_seed(0, v, k) for v in ("plain", "+AD") for k in (0, 1)}
+    assert metrics["fold_seeds"] == {"0": run_seed(0, "+AD", 0), "1": run_seed(0, "+AD", 1)}
+    assert metrics["exported_fold_seed"] == metrics["fold_seeds"][str(metrics["exported_fold"])]
+    assert metrics["fold_init_k"]["0"] != metrics["fold_init_k"]["1"]
+    assert model.init_k == pytest.approx(metrics["fold_init_k"][str(metrics["exported_fold"])])
+    assert metrics["recipe"]["fc4_init"] == "fan_in"
+
+
+def test_fc4_init_reference_reaches_the_models(tmp_path: Path) -> None:
+    mat = tmp_path / "TFD_96x96.mat"
+    write_tfd_mat(mat, count=140, unlabelled=5, seed=3)
+    out, zoo = tmp_path / "repro", tmp_path / "zoo"
+    tiny = ["--iterations", "1", "--checkpoint-every", "1", "--batch-size", "4", "--variants", "+AD", "--quiet"]
+    rc = _script().main(["--tfd", str(mat), "--out", str(out), "--zoo", str(zoo), "--folds", "0", "--fc4-init", "reference", *tiny])
+    assert rc == 0
+    model_dir = zoo / "zerobias-tfd-7class"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["recipe"]["fc4_init"] == "reference"
+    assert ZeroBiasCNN.from_pretrained(str(model_dir)).fc4_init == "reference"
 
 
 def test_ckplus_end_to_end(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ SPEC_PROTOCOLS: dict[str, str] = {
 #: and captum_fau.train.trainer.SELECTIONS, which import torch).
 VARIANTS: tuple[str, ...] = ("plain", "+D", "+A", "+AD")
 SELECTIONS: tuple[str, ...] = ("valid", "test", "last")
+#: fc4 initialisations (captum_fau.models.zerobias.FC4_INIT_CHOICES).
+FC4_INITS: tuple[str, ...] = ("fan_in", "reference")
 
 TRAIN_EXAMPLE = """\
 captum-fau train --data synthfacs:2000 --out runs/synth --iterations 3000
@@ -67,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--selection", choices=SELECTIONS, default="valid",
         help="checkpoint choice: best on the validation fold (default), the last one, or best on the TEST "
         "fold (the reference code's optimistic protocol, for comparison only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fc4-init", choices=FC4_INITS, default="fan_in",
+        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
+        "code's fan-in that also counted the batch of 64)",
     )  # fmt: skip
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds checkpoints")
@@ -122,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         bf16=args.bf16,
+        fc4_init=args.fc4_init,
     )
     out = Path(args.out)
     if args.no_resume and out.exists():
@@ -191,4 +199,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["SELECTIONS", "SPEC_PROTOCOLS", "VARIANTS", "register", "run_evaluate", "run_train"]
+__all__ = ["FC4_INITS", "SELECTIONS", "SPEC_PROTOCOLS", "VARIANTS", "register", "run_evaluate", "run_train"]

@@ -61,7 +61,7 @@ from captum_fau.data.synthfacs_geometry import (
     sample_identity,
     sample_nuisance,
 )
-from captum_fau.data.transforms import model_input
+from captum_fau.data.transforms import check_local_mean_padding, model_input
 from captum_fau.errors import ConfigError, DatasetError
 
 #: Render modes: EMFACS prototypes per emotion, or AUs independent of emotion.
@@ -426,6 +426,8 @@ class SynthFACS(Dataset):
         n_subjects (int, optional): Subjects; ``None`` gives 11 images per subject. Default: None
         local_mean (int, optional): Box size of the local mean subtraction in ``"image"``
             (0 disables it). Default: 5
+        local_mean_padding (str, optional): Border handling of that local mean, ``"zeros"``
+            (the reference) or ``"replicate"``. Default: ``"zeros"``
         masks (bool, optional): Add ``"masks"`` (bool ``[J, size, size]`` tensor) to each item. Default: False
 
     Examples::
@@ -451,11 +453,13 @@ class SynthFACS(Dataset):
         mode: str = "prototype",
         n_subjects: int | None = None,
         local_mean: int = 5,
+        local_mean_padding: str = "zeros",
         masks: bool = False,
     ) -> None:
         self.n = _check_int(n, "n", 1, "ask for at least one image.")
         self.seed, self.size, self.mode, self.n_subjects = _check_params(seed, size, mode, n_subjects)
         self.local_mean = _check_int(local_mean, "local_mean", 0, "pass 0 (off) or an odd box size such as 5.")
+        self.local_mean_padding = check_local_mean_padding(local_mean_padding)
         self.masks = bool(masks)
         self.meta = {"seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects, "source": "synthfacs"}
 
@@ -474,7 +478,7 @@ class SynthFACS(Dataset):
         p = _image_params(self.seed, int(index), self.mode, self.n_subjects)
         image = draw_face(p.identity, p.nuisance, p.aus, self.size, _noise(p.rng, self.size))
         item: dict[str, Any] = {
-            "image": model_input(torch.from_numpy(image)[None, None], self.local_mean)[0],
+            "image": model_input(torch.from_numpy(image)[None, None], self.local_mean, self.local_mean_padding)[0],
             "index": int(index),
             "emotion": int(p.emotion),
             "aus": torch.from_numpy(p.aus.copy()),

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from captum_fau._utils.validate import int_at_least, positive_int
+from captum_fau.data.transforms import LOCAL_MEAN_PADDING_KEY, check_local_mean_padding
 from captum_fau.errors import ConfigError, InputShapeError, WeightsError
 
 PAPER_URL = "https://arxiv.org/abs/1510.02969"
@@ -113,6 +114,13 @@ class ZeroBiasCNN(
         class_names (sequence of str, optional): Class names in index order;
             stored in the config so that saved models describe their outputs.
             Default: None
+        local_mean_padding (str, optional): Border handling of the 5x5 local
+            mean subtraction of the inputs the model was trained on: ``"zeros"``
+            (the reference code) or ``"replicate"``. It does not change the
+            network; it is recorded in the config (``"local_mean_padding"``)
+            so that every preprocessing path feeds the model what it was
+            trained on (:func:`captum_fau.data.transforms.model_local_mean_padding`).
+            Default: ``"zeros"``
 
     Examples::
 
@@ -136,6 +144,7 @@ class ZeroBiasCNN(
         fc4_init: str = "fan_in",
         init_k: float | None = None,
         class_names: Sequence[str] | None = None,
+        local_mean_padding: str = "zeros",
         **unknown: Any,
     ) -> None:
         super().__init__()
@@ -143,6 +152,7 @@ class ZeroBiasCNN(
         # closest one (``num_clases`` -> ``num_classes``) instead of building a default model.
         reject_unknown_kwargs(unknown, CONSTRUCTOR_ARGS, "ZeroBiasCNN")
         _validate_config(num_classes, in_chans, img_size, drop_rate, fc4_init, init_k, class_names)
+        self.local_mean_padding = check_local_mean_padding(local_mean_padding)
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans)
         self.img_size = int(img_size)
@@ -320,6 +330,7 @@ def architecture_config(model: ZeroBiasCNN) -> dict[str, Any]:
         "fc4_init": model.fc4_init,
         "init_k": model.init_k,
         "class_names": model.class_names,
+        LOCAL_MEAN_PADDING_KEY: model.local_mean_padding,
     }
 
 
@@ -332,7 +343,9 @@ def timm_hub_config(model: ZeroBiasCNN) -> dict[str, Any]:
         "architecture": "zerobias_cnn",
         "num_features": model.num_features,
         "label_names": model.class_names,
-        "model_args": {k: args[k] for k in ("in_chans", "img_size", "drop_rate", "fc4_init", "class_names")},
+        "model_args": {
+            k: args[k] for k in ("in_chans", "img_size", "drop_rate", "fc4_init", "class_names", LOCAL_MEAN_PADDING_KEY)
+        },
         "pretrained_cfg": {
             "input_size": [model.in_chans, model.img_size, model.img_size],
             "interpolation": "bilinear",

@@ -2,16 +2,27 @@
 
 Every training image of the reference recipe was, independently:
 
-* rotated by an angle ``U(-5, 5)`` degrees,
-* scaled by ``s ~ U(0.7, 1.4)`` (``s > 1`` zooms in),
-* translated by ``U(-d/2, d/2)`` pixels on each axis with ``d = 96 - 96 s``
-  (for a 96-pixel image; the range scales with the image size),
 * flipped horizontally with probability 0.5,
+* resampled through an affine map with a rotation angle ``U(-5, 5)`` degrees,
+  a scale ``s ~ U(0.7, 1.4)`` and a translation ``U(-d/2, d/2)`` pixels on
+  each axis with ``d = 96 - 96 s`` (for a 96-pixel image; the range scales
+  with the image size),
 * passed through an intensity curve ``x ** a`` with ``a ~ U(0.25, 4)``, then
   stretched per image to ``[0, 1]`` (min-max) and multiplied by 2,
 
 and finally given the local 5x5 mean subtraction of
-:mod:`captum_fau.data.transforms`. Here the geometric part is one
+:mod:`captum_fau.data.transforms`.
+
+The reference applies the affine map with scikit-image's ``warp``, whose
+transform is the *inverse* map: output pixel ``p`` shows the input at
+``c + s R(angle) (p - c) + t`` (``c`` the image centre). So ``s > 1`` shows a
+larger region of the input and the face *shrinks*; ``s < 1`` zooms in.
+Pixels mapped from outside the image are 0, and the interpolation is
+bilinear, as in the reference. (The reference rotates about pixel
+``W // 2``, half a pixel off the centre; here the centre is ``(W - 1) / 2``
+so that an identity draw returns the image unchanged.)
+
+Here the geometric part is one
 ``affine_grid`` + ``grid_sample`` call for the whole batch and the rest are
 elementwise tensor operations, so the same code runs on CPU and GPU without a
 per-image Python loop.
@@ -26,7 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from captum_fau.data.transforms import local_mean_subtract, to_unit
+from captum_fau.data.transforms import check_local_mean_padding, local_mean_subtract, to_unit
 from captum_fau.errors import ConfigError, InputShapeError
 
 
@@ -44,6 +55,8 @@ class AugmentConfig:
         padding_mode (str): What ``grid_sample`` shows outside the image
             (``"zeros"``, ``"border"`` or ``"reflection"``).
         local_mean (int): Box size of the final local mean subtraction (0 disables it).
+        local_mean_padding (str): Border handling of that local mean: ``"zeros"`` (the
+            reference) or ``"replicate"``. A model trained with it records it in its config.
     """
 
     rotation_deg: float = 5.0
@@ -54,6 +67,7 @@ class AugmentConfig:
     gamma_max: float = 4.0
     padding_mode: str = "zeros"
     local_mean: int = 5
+    local_mean_padding: str = "zeros"
 
     def __post_init__(self) -> None:
         if self.rotation_deg < 0:
@@ -74,6 +88,7 @@ class AugmentConfig:
             )
         if self.local_mean < 0:
             raise ConfigError(f"local_mean must be >= 0 (0 disables it), got {self.local_mean}.")
+        check_local_mean_padding(self.local_mean_padding)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,9 +100,9 @@ class AugmentParams:
 
     Attributes:
         angle_deg: Rotation angles in degrees.
-        scale: Scale factors (``> 1`` zooms in).
-        shift_x: Horizontal translations as fractions of the image width.
-        shift_y: Vertical translations as fractions of the image height.
+        scale: Scale factors of the inverse map (``> 1`` shows a larger region: the face shrinks).
+        shift_x: Horizontal translations of the sampled location, as fractions of the image width.
+        shift_y: Vertical translations of the sampled location, as fractions of the image height.
         flip: Whether each image is mirrored left-right.
         gamma: Intensity exponents.
     """
@@ -130,28 +145,35 @@ def sample_params(batch_size: int, config: AugmentConfig, generator: torch.Gener
     return AugmentParams(angle_deg=angle, scale=scale, shift_x=shift_x, shift_y=shift_y, flip=flip, gamma=gamma)
 
 
-def affine_matrices(params: AugmentParams) -> torch.Tensor:
+def affine_matrices(params: AugmentParams, height: int, width: int) -> torch.Tensor:
     """``[B, 2, 3]`` matrices for :func:`torch.nn.functional.affine_grid`.
 
-    ``affine_grid`` maps each *output* location to the *input* location it
-    samples, in normalised ``[-1, 1]`` coordinates. An image scaled by ``s``,
-    rotated by ``theta`` and shifted by ``t`` therefore samples
-    ``R(-theta) (p - t) / s``; a flip negates the output ``x`` first.
+    In pixel coordinates ``(x, y)`` with centre ``c``, output pixel ``p``
+    samples the input at ``c + F (s R (p - c) + t)``: the reference's inverse
+    map (``R`` is ``skimage.transform.AffineTransform(rotation=angle)``'s
+    matrix, ``t`` the translation in pixels), after a left-right flip ``F``
+    of the input when drawn. ``affine_grid`` works in normalised coordinates
+    ``x_n = (x - c) / (W / 2)``, where the centre cancels and the matrix is
+    ``D^-1 F (s R D | t)`` with ``D = diag(W / 2, H / 2)``.
+
+    Args:
+        params (AugmentParams): The draws of the batch.
+        height (int): Image height in pixels.
+        width (int): Image width in pixels.
+
+    Returns:
+        Tensor: float32 ``[B, 2, 3]``.
     """
-    theta = params.angle_deg * (math.pi / 180.0)
+    theta = params.angle_deg.double() * (math.pi / 180.0)
     cos, sin = torch.cos(theta), torch.sin(theta)
-    inv_s = 1.0 / params.scale
-    # Translations in normalised coordinates span 2 units per image side.
-    tx, ty = params.shift_x * 2.0, params.shift_y * 2.0
-    flip_sign = torch.where(params.flip, -1.0, 1.0)
-    a = torch.stack(
-        [
-            torch.stack([cos * inv_s * flip_sign, sin * inv_s, -(cos * tx + sin * ty) * inv_s], dim=1),
-            torch.stack([-sin * inv_s * flip_sign, cos * inv_s, -(-sin * tx + cos * ty) * inv_s], dim=1),
-        ],
-        dim=1,
-    )
-    return a
+    s = params.scale.double()
+    flip_sign = torch.where(params.flip, -1.0, 1.0).double()
+    half_w, half_h = width / 2.0, height / 2.0
+    tx = params.shift_x.double() * width
+    ty = params.shift_y.double() * height
+    row_x = torch.stack([flip_sign * s * cos, flip_sign * s * -sin * half_h / half_w, flip_sign * tx / half_w], dim=1)
+    row_y = torch.stack([s * sin * half_w / half_h, s * cos, ty / half_h], dim=1)
+    return torch.stack([row_x, row_y], dim=1).float()
 
 
 def augment_batch(
@@ -191,7 +213,7 @@ def augment_batch(
     elif params.scale.shape[0] != b:
         raise InputShapeError(f"augment_batch got {params.scale.shape[0]} parameter sets for {b} images.")
     device = x.device
-    matrices = affine_matrices(params).to(device=device, dtype=x.dtype)
+    matrices = affine_matrices(params, x.shape[-2], x.shape[-1]).to(device=device, dtype=x.dtype)
     grid = F.affine_grid(matrices, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode=config.padding_mode, align_corners=False)
     # Intensity curve; clamp first because bilinear sampling can undershoot 0
@@ -202,7 +224,7 @@ def augment_batch(
     hi = x.amax(dim=(1, 2, 3), keepdim=True)
     # A constant image (zero range) stays at 0 instead of becoming NaN.
     x = (x - lo) / (hi - lo).clamp_min(1e-8)
-    return local_mean_subtract(x * 2.0, config.local_mean)
+    return local_mean_subtract(x * 2.0, config.local_mean, config.local_mean_padding)
 
 
 __all__ = ["AugmentConfig", "AugmentParams", "affine_matrices", "augment_batch", "sample_params"]

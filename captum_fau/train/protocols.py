@@ -15,6 +15,14 @@ comparison in every table.
 
 Ablations are the paper's table rows: ``plain`` (no augmentation, no
 dropout), ``+D`` (dropout), ``+A`` (augmentation), ``+AD`` (both).
+
+Every (variant, fold) run trains from its own seed, :func:`run_seed`: the
+reference drew its initialisation scale ``k ~ U[0.2, 1.2)`` afresh for each
+run, so runs sharing one seed would share ``k``, the initial weights and the
+batch order, and the spread over folds would understate the run-to-run
+variation. A run's seed depends only on the base seed, the variant and the
+fold (not on which runs are selected), so a fold rerun alone trains exactly
+as it did in the full table; each fold's result records its seed and ``k``.
 """
 
 from __future__ import annotations
@@ -67,6 +75,34 @@ class Split:
     train: FaceSet
     valid: FaceSet | None
     test: FaceSet
+
+
+def run_seed(seed: int, variant: str, fold: int) -> int:
+    """The training seed of one (variant, fold) run of a protocol.
+
+    Derived with :class:`numpy.random.SeedSequence` from ``seed`` and the
+    run's position (variant index in :data:`ABLATIONS`, fold), so that runs
+    get distinct, reproducible seeds whatever subset of runs is trained.
+
+    Args:
+        seed (int): The base seed of the protocol (``TrainConfig.seed``).
+        variant (str): ``plain``, ``+D``, ``+A`` or ``+AD``.
+        fold (int): Test fold (or TFD split) index.
+
+    Returns:
+        int: A seed in ``[0, 2**32)``.
+
+    Examples::
+
+        >>> run_seed(0, "+AD", 0) == run_seed(0, "+AD", 0) != run_seed(0, "+AD", 1)
+        True
+    """
+    if variant not in ABLATIONS:
+        raise ConfigError(f"Unknown variant {variant!r}; choose from {list(ABLATIONS)}.")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"The base seed must be a non-negative integer, got {seed!r}.")
+    sequence = np.random.SeedSequence(int(seed), spawn_key=(list(ABLATIONS).index(variant), int(fold)))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
 
 def variant_config(base: TrainConfig, variant: str) -> TrainConfig:
@@ -194,7 +230,9 @@ def run_protocol(
     Args:
         protocol (str): See :data:`PROTOCOLS`.
         data (FaceSet): The dataset.
-        config (TrainConfig, optional): Base recipe; each variant overrides augmentation/dropout.
+        config (TrainConfig, optional): Base recipe; each variant overrides augmentation/dropout,
+            and each run trains from its own seed, :func:`run_seed` of ``config.seed`` (which also
+            shuffles SynthFACS subjects into folds).
         variants (sequence of str, optional): Ablation rows to run. Default: all four.
         n_folds (int, optional): Number of folds (see :func:`make_splits`).
         folds (sequence of int, optional): Only these test folds. Default: all.
@@ -225,12 +263,19 @@ def run_protocol(
     table = ResultsTable(
         title=PROTOCOLS[protocol],
         class_names=class_names,
-        meta={"protocol": protocol, "dataset": data.name, "n_images": len(data), "recipe": config.to_dict()},
+        meta={
+            "protocol": protocol,
+            "dataset": data.name,
+            "n_images": len(data),
+            "recipe": config.to_dict(),
+            "run_seeds": "numpy SeedSequence(recipe seed, spawn_key=(variant index in plain,+D,+A,+AD; fold)); "
+            "each fold's extra holds its seed and init_k",
+        },
     )
     root = Path(out_dir) if out_dir is not None else None
     for variant in variants:
-        cfg = variant_config(config, variant)
         for split in splits:
+            cfg = dataclasses.replace(variant_config(config, variant), seed=run_seed(config.seed, variant, split.fold))
             run_dir = root / variant.replace("+", "plus_") / f"fold_{split.fold}" if root is not None else None
             result = train(
                 split.train,
@@ -255,6 +300,8 @@ def run_protocol(
                 "n_valid": 0 if split.valid is None else len(split.valid),
                 "wall_time_s": round(result.wall_time_s, 2),
                 "images_per_s": round(result.images_per_s, 2),
+                "seed": cfg.seed,
+                "init_k": float(result.model.init_k),
             }
             if run_dir is not None:
                 result.model.cpu().save_pretrained(run_dir / "model")
@@ -272,6 +319,7 @@ __all__ = [
     "Split",
     "make_splits",
     "run_protocol",
+    "run_seed",
     "to_ckplus6",
     "variant_config",
 ]

@@ -35,7 +35,7 @@ from captum_fau._utils.device import resolve_device
 from captum_fau._utils.io import atomic_safetensors, atomic_write_text
 from captum_fau._utils.validate import positive_int
 from captum_fau.data.base import FaceSet
-from captum_fau.data.transforms import model_input
+from captum_fau.data.transforms import model_input, model_local_mean_padding
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
 from captum_fau.models.zerobias import ZeroBiasCNN
 from captum_fau.train.augment import AugmentConfig, augment_batch
@@ -171,6 +171,9 @@ def check_labelled(data: FaceSet, what: str, num_classes: int | None = None) -> 
 def predict(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu", batch_size: int = 256) -> np.ndarray:
     """Predicted class of every image of ``data`` (eval mode, reference preprocessing).
 
+    The local mean pads at the border as ``model`` records in its config
+    (:func:`~captum_fau.data.transforms.model_local_mean_padding`), whatever ``data`` says.
+
     Args:
         model (nn.Module): A classifier taking ``[B, 1, H, W]`` preprocessed images.
         data (FaceSet): The images.
@@ -181,11 +184,12 @@ def predict(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu",
         np.ndarray: ``[N]`` int64 predicted classes.
     """
     dev = resolve_device(device)
+    padding = model_local_mean_padding(model)
     was_training = model.training
     model.eval()
     preds = []
     for start in range(0, len(data), batch_size):
-        x = model_input(torch.from_numpy(data.images[start : start + batch_size])[:, None], data.local_mean)
+        x = model_input(torch.from_numpy(data.images[start : start + batch_size])[:, None], data.local_mean, padding)
         preds.append(model(x.to(dev)).argmax(1).cpu())
     model.train(was_training)
     return torch.cat(preds).numpy().astype(np.int64) if preds else np.zeros(0, np.int64)
@@ -338,6 +342,7 @@ class _Run:
             drop_rate=config.dropout,
             fc4_init=config.fc4_init,
             class_names=train_set.class_names,
+            local_mean_padding=config.augment_config.local_mean_padding,
         ).to(device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = model.to(memory_format=self.memory_format)
@@ -405,7 +410,7 @@ class _Run:
         if config.augment:
             x = augment_batch(batch, config.augment_config, generator=self.sampler)
         else:
-            x = model_input(batch, config.augment_config.local_mean)
+            x = model_input(batch, config.augment_config.local_mean, config.augment_config.local_mean_padding)
         x = x.contiguous(memory_format=self.memory_format)
         y = self.labels[idx]
         with self.autocast:
