@@ -126,6 +126,8 @@ def test_per_class_accuracy_is_none_for_a_class_without_images_and_no_mappable_i
     result = mapped_accuracy(logits, [0, 1, 1], mapping)
     assert result["accuracy"] == pytest.approx(2 / 3)
     assert result["per_class_accuracy"] == {"sad": 0.5, "happy": 1.0, "fear": None}
+    bf16 = mapped_accuracy(torch.tensor(logits, dtype=torch.bfloat16), [0, 1, 1], mapping)
+    assert bf16["confusion"] == result["confusion"]
     none = mapped_accuracy(logits, [2, 2, -1], mapping)
     assert none["accuracy"] is None and none["n"] == 0 and none["n_left_out"] == 2
     assert none["notes"][-1] == "accuracy skipped: no labelled image has a class of the model"

@@ -269,6 +269,19 @@ def test_timm_pretrained_cfg_of_a_real_timm_model_and_its_eval_transform() -> No
         assert model.eval()(out).shape == (2, 1000)
 
 
+def test_a_gray_timm_model_gets_a_gray_spec_from_its_first_conv() -> None:
+    model = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=7).eval()
+    assert model.pretrained_cfg["input_size"][0] == 3  # timm keeps the pretrained channels
+    spec = discover_input_spec(pretrained_cfg=model.pretrained_cfg, model=model)
+    assert spec.channels == 1
+    assert spec.mean == pytest.approx((sum(IMAGENET_MEAN) / 3,)) and spec.std == pytest.approx((sum(IMAGENET_STD) / 3,))
+    assert "takes 1 channel(s) where its timm pretrained_cfg says 3" in spec.notes()[0]
+    with torch.no_grad():
+        assert model(spec.apply(faces(2, c=3))).shape == (2, 7)
+    # A first_conv the model lacks is ignored.
+    assert discover_input_spec(pretrained_cfg={**model.pretrained_cfg, "first_conv": "stem.nope"}, model=model).channels == 3
+
+
 def test_timm_registered_zerobias_cnn_gets_its_reference_preprocessing_not_timm_mean_std() -> None:
     model = timm.create_model("zerobias_cnn", num_classes=8)
     spec = discover_input_spec(config=model.config, pretrained_cfg=model.pretrained_cfg)

@@ -379,7 +379,7 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
         >>> res["accuracy"], res["confusion"]
         (0.6666666666666666, [[1, 0], [1, 1]])
     """
-    scores = logits.detach().cpu().numpy() if hasattr(logits, "detach") else np.asarray(logits)
+    scores = logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else np.asarray(logits)
     if scores.ndim != 2:
         raise LabelError(f"logits must be [N, K], got shape {scores.shape}.")
     mapping.check_outputs(scores.shape[1])

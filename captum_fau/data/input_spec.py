@@ -564,11 +564,19 @@ class InputSpec:
         )
 
     @classmethod
-    def from_timm_cfg(cls, pretrained_cfg: Mapping[str, Any]) -> "InputSpec":
+    def from_timm_cfg(cls, pretrained_cfg: Mapping[str, Any], in_chans: int | None = None) -> "InputSpec":
         """A spec from timm's ``pretrained_cfg`` (``model.pretrained_cfg`` or ``config.json``'s).
 
         Reads ``input_size`` ``(C, H, W)``, ``mean``, ``std``, ``interpolation`` and
         ``crop_pct``; pixels are in ``[0, 1]`` before normalisation, as timm's transforms make them.
+
+        Args:
+            pretrained_cfg (Mapping): The config.
+            in_chans (int, optional): The channels the model really takes. timm keeps the
+                pretrained ``input_size`` (3 channels) for ``create_model(..., in_chans=1)``;
+                given 1 there, the spec is gray with the channel means of ``mean`` and ``std``
+                (timm sums the RGB filters of the first conv), and a remark says so.
+                :func:`discover_input_spec` reads it from the model's ``first_conv``.
 
         Raises:
             ConfigError: not a mapping, or with no ``input_size``.
@@ -592,7 +600,18 @@ class InputSpec:
         for key in ("mean", "std", "interpolation", "crop_pct"):
             if pretrained_cfg.get(key) is not None:
                 kwargs[key] = pretrained_cfg[key]
-        return cls(**kwargs, sources={name: SOURCE_TIMM for name in kwargs})
+        remarks: tuple[str, ...] = ()
+        if in_chans is not None and int(in_chans) != kwargs["channels"]:
+            kwargs["channels"] = int(in_chans)
+            for key in ("mean", "std"):
+                values = _as_floats(key, kwargs.get(key, _DEFAULTS[key]))
+                if len(values) != kwargs["channels"]:
+                    kwargs[key] = (sum(values) / len(values),)
+            remarks = (
+                f"the model takes {in_chans} channel(s) where its timm pretrained_cfg says {input_size[0]}; "
+                "mean and std are averaged over the pretrained channels",
+            )
+        return cls(**kwargs, sources={name: SOURCE_TIMM for name in kwargs}, remarks=remarks)
 
     @classmethod
     def from_preprocessor_config(cls, config: Mapping[str, Any]) -> "InputSpec":
@@ -705,18 +724,7 @@ class InputSpec:
         if unknown:
             raise ConfigError(f"unknown input spec fields {sorted(unknown)}; known fields are {', '.join(_DEFAULTS)}.")
         labels = {name: str((explicit_sources or {}).get(name, SOURCE_EXPLICIT)) for name in given}
-        # Normalise explicit values the way the dataclass does, so overrides compare like with like.
-        parsers = {"size": parse_size, "pixel_range": parse_pixel_range}
-        given = {k: parsers[k](v) if k in parsers else v for k, v in given.items()}
-        for key in ("interpolation", "local_mean_padding"):
-            if isinstance(given.get(key), str):
-                given[key] = given[key].strip().lower()
-        for key in ("channels", "local_mean"):
-            if isinstance(given.get(key), str):
-                given[key] = _parse_int(key, given[key])
-        for key in ("crop_pct", "face_margin"):
-            if isinstance(given.get(key), str):
-                given[key] = _as_floats(key, given[key])[0]
+        given = _normalise_explicit(given)
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         remarks: list[str] = list(discovered.remarks) if discovered is not None else []
@@ -732,20 +740,7 @@ class InputSpec:
         if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
             values["channels"], sources["channels"] = data_c, SOURCE_DATA
         if values["size"] is None and model is not None:
-            from captum_fau.data.probe import probe_input
-
-            data_size = tuple(int(s) for s in data_shape[-2:]) if data_shape is not None else None
-            probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
-            size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
-            values["size"], sources["size"] = size, SOURCE_PROBE
-            if channels != values["channels"]:
-                if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
-                    raise ConfigError(
-                        f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
-                        f"{sources['channels']}; pass --channels {channels}."
-                    )
-                values["channels"], sources["channels"] = channels, SOURCE_PROBE
-            remarks.append(note)
+            remarks.append(_probe_into(values, sources, model, data_shape, candidates))
         if discovered is not None:
             remarks.extend(_override_notes(given, labels, discovered))
         _check_channel_fit(values, sources)
@@ -775,6 +770,7 @@ def discover_input_spec(
     config: Mapping[str, Any] | None = None,
     pretrained_cfg: Mapping[str, Any] | None = None,
     folder: str | os.PathLike[str] | None = None,
+    model: "nn.Module | None" = None,
 ) -> InputSpec | None:
     """What a model declares about its input, from the first source that has it.
 
@@ -787,6 +783,8 @@ def discover_input_spec(
         config (Mapping, optional): ``model.config`` or a Hub folder's ``config.json``.
         pretrained_cfg (Mapping, optional): ``model.pretrained_cfg`` of a timm model.
         folder (str or Path, optional): A Hub folder that may hold ``preprocessor_config.json``.
+        model (nn.Module, optional): The model; the ``in_channels`` of the module its timm
+            ``pretrained_cfg["first_conv"]`` names override the config's channel count.
 
     Returns:
         InputSpec or None: ``None`` when no source declares anything (then probe the model).
@@ -807,7 +805,7 @@ def discover_input_spec(
     if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):
         timm_cfg = config["pretrained_cfg"]
     if isinstance(timm_cfg, Mapping) and timm_cfg.get("input_size") is not None:
-        return InputSpec.from_timm_cfg(timm_cfg)
+        return InputSpec.from_timm_cfg(timm_cfg, in_chans=_first_conv_channels(model, timm_cfg))
     if folder is not None:
         path = Path(folder) / "preprocessor_config.json"
         if path.is_file():
@@ -824,9 +822,61 @@ def _normalised_default(name: str, default: Any, channels: int) -> Any:
     return tuple(default) * channels if name in ("mean", "std") else default
 
 
+def _first_conv_channels(model: "nn.Module | None", pretrained_cfg: Mapping[str, Any]) -> int | None:
+    name = pretrained_cfg.get("first_conv")
+    if model is None or not isinstance(name, str):
+        return None
+    try:
+        channels = getattr(model.get_submodule(name), "in_channels", None)
+    except AttributeError:  # the config names a module this model does not have
+        return None
+    return int(channels) if isinstance(channels, int) else None
+
+
 def _scaled_side(side: int, crop_pct: float) -> int:
     """timm's ``floor(side / crop_pct)``, tolerant of the rounding in ``crop / resize`` fractions."""
     return math.floor(side / crop_pct + 1e-6)
+
+
+def _normalise_explicit(given: dict[str, Any]) -> dict[str, Any]:
+    """Explicit values (CLI strings or Python values) as the dataclass stores them, so that
+    overrides compare like with like."""
+    parsers = {"size": parse_size, "pixel_range": parse_pixel_range}
+    out = {k: parsers[k](v) if k in parsers else v for k, v in given.items()}
+    for key, value in out.items():
+        if not isinstance(value, str):
+            continue
+        if key in ("interpolation", "local_mean_padding"):
+            out[key] = value.strip().lower()
+        elif key in ("channels", "local_mean"):
+            out[key] = _parse_int(key, value)
+        elif key in ("crop_pct", "face_margin"):
+            out[key] = _as_floats(key, value)[0]
+    return out
+
+
+def _probe_into(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    model: "nn.Module",
+    data_shape: Sequence[int] | None,
+    candidates: Sequence[int] | None,
+) -> str:
+    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
+    from captum_fau.data.probe import probe_input
+
+    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
+    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
+    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
+    values["size"], sources["size"] = size, SOURCE_PROBE
+    if channels != values["channels"]:
+        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
+            raise ConfigError(
+                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
+                f"{sources['channels']}; pass --channels {channels}."
+            )
+        values["channels"], sources["channels"] = channels, SOURCE_PROBE
+    return note
 
 
 def _parse_int(name: str, value: str) -> int:
