@@ -1,0 +1,974 @@
+"""The input contract between a dataset and a model: :class:`InputSpec`.
+
+Datasets yield raw face crops, gray or RGB, with pixels in ``[0, 1]``. A model's
+:class:`InputSpec` says how to turn them into the tensors the model saw in training:
+
+1. channels: gray is repeated to RGB; RGB becomes gray by ITU-R BT.601 luma
+   (``0.299 R + 0.587 G + 0.114 B``);
+2. size: resized with :func:`torch.nn.functional.interpolate` (antialiased where torch
+   supports it), after a timm-style centre crop when ``crop_pct < 1``;
+3. pixel range: ``[0, 1]`` is mapped linearly onto ``pixel_range`` (``(0, 255)`` for models
+   fed raw bytes, ``(0, 2)`` for the zero-bias CNN's ``x / 255 * 2``);
+4. ``(x - mean) / std`` per channel;
+5. an optional local box-mean subtraction (the zero-bias CNN's reference preprocessing,
+   5x5 with zero padding at the border).
+
+A spec records where each of its fields came from (:attr:`InputSpec.sources`), so reports
+can say so. Specs come from, first wins: explicit arguments, the zero-bias CNN's config,
+timm's ``pretrained_cfg``, a Hub folder's ``preprocessor_config.json``, a probe forward
+(:func:`captum_fau.data.probe.probe_input`), defaults. :meth:`InputSpec.resolve` merges
+them and writes a note wherever an explicit value overrides a different discovered one.
+
+Examples::
+
+    >>> import torch
+    >>> spec = InputSpec(size=(48, 48), channels=1, pixel_range=(0, 1), mean=(0.5,), std=(0.5,))
+    >>> spec.apply(torch.rand(2, 3, 96, 96)).shape
+    torch.Size([2, 1, 48, 48])
+    >>> InputSpec.from_zerobias_config({"img_size": 96, "in_chans": 1}).describe()
+    '96x96 gray, pixels in [0,2], mean 0 std 1, 5x5 local mean (zero padding), bilinear; size/channels/pixel_range/mean/std/local_mean from zero-bias config'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from captum_fau.errors import ConfigError, InputShapeError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: Interpolation modes :meth:`InputSpec.apply` understands.
+INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "area")
+#: Border handling of the local mean: ``"zeros"`` (the reference code) or ``"replicate"``.
+LOCAL_MEAN_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
+#: ITU-R BT.601 luma weights (R, G, B), as PIL's ``convert("L")`` uses.
+BT601_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+#: Source names recorded in :attr:`InputSpec.sources`.
+SOURCE_EXPLICIT = "explicit"
+SOURCE_ZEROBIAS = "zero-bias config"
+SOURCE_TIMM = "timm pretrained_cfg"
+SOURCE_HF = "preprocessor_config.json"
+SOURCE_PROBE = "probe"
+SOURCE_DEFAULT = "default"
+#: Source of a channel count taken from the data because nothing else declared one.
+SOURCE_DATA = "data"
+
+#: PIL resampling codes (``PIL.Image.Resampling``) -> (interpolation, remark when approximated).
+_PIL_RESAMPLE: dict[int, tuple[str, str | None]] = {
+    0: ("nearest", None),
+    1: ("bicubic", "resample 1 (LANCZOS) is approximated by bicubic"),
+    2: ("bilinear", None),
+    3: ("bicubic", None),
+    4: ("area", None),
+    5: ("bilinear", "resample 5 (HAMMING) is approximated by bilinear"),
+}
+_CHANNEL_NAMES = {1: "gray", 3: "RGB"}
+_DEFAULTS: dict[str, Any] = {
+    "size": None,
+    "channels": 1,
+    "pixel_range": (0.0, 1.0),
+    "mean": (0.0,),
+    "std": (1.0,),
+    "interpolation": "bilinear",
+    "crop_pct": 1.0,
+    "face_margin": None,
+    "local_mean": 0,
+    "local_mean_padding": "zeros",
+}
+#: The command-line flag of each field: pass as ``explicit_sources`` to :meth:`InputSpec.resolve`
+#: so notes and :meth:`InputSpec.describe` name the flag (``"size from --input-size"``).
+CLI_FLAGS: dict[str, str] = {
+    "size": "--input-size",
+    "channels": "--channels",
+    "pixel_range": "--pixel-range",
+    "mean": "--mean",
+    "std": "--std",
+    "interpolation": "--interpolation",
+    "crop_pct": "--crop-pct",
+    "face_margin": "--face-margin",
+    "local_mean": "--local-mean",
+    "local_mean_padding": "--local-mean-padding",
+}
+
+
+def _fmt_num(v: float) -> str:
+    return f"{v:g}"
+
+
+def _fmt_value(name: str, value: Any) -> str:
+    """A field value as people write it on the command line (``48x48``, ``0.5,0.5,0.5``, ``0-1``)."""
+    if value is None:
+        return "none"
+    if name == "size":
+        return f"{value[0]}x{value[1]}"
+    if name == "pixel_range":
+        return f"{_fmt_num(value[0])}-{_fmt_num(value[1])}"
+    if name in ("mean", "std"):
+        return ",".join(_fmt_num(v) for v in value)
+    if isinstance(value, float):
+        return _fmt_num(value)
+    return str(value)
+
+
+def _as_floats(name: str, value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s]+", value.strip()) if v]
+    if isinstance(value, (int, float)):
+        value = (value,)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number or a list of numbers (one per channel), got {value!r}.") from None
+    if not out or not all(math.isfinite(v) for v in out):
+        raise ConfigError(f"{name} must be finite numbers, one per channel (e.g. 0.5 or 0.485,0.456,0.406); got {value!r}.")
+    return out
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``48``, ``"48"``, ``"48x64"``, ``(48, 64)`` or ``[3, 48, 64]`` (timm's ``input_size``) -> ``(H, W)``.
+
+    Raises:
+        ConfigError: not one or two positive integers.
+
+    Examples::
+
+        >>> parse_size("48"), parse_size("48x64"), parse_size((3, 224, 224))
+        ((48, 48), (48, 64), (224, 224))
+    """
+    if value is None:
+        return None
+    parts: Sequence[Any]
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:[x,\s]\s*(\d+)\s*)?", value.lower())
+        parts = [p for p in match.groups() if p is not None] if match else []
+    elif isinstance(value, (int, float)):
+        parts = [value]
+    else:
+        parts = list(value)
+        if len(parts) == 3:  # timm's (C, H, W)
+            parts = parts[1:]
+    try:
+        ints = [int(p) for p in parts]
+        exact = all(float(p) == i for p, i in zip(parts, ints))
+    except (TypeError, ValueError):
+        ints, exact = [], False
+    if not exact or len(ints) not in (1, 2) or min(ints) < 1:
+        raise ConfigError(
+            f"input size must be one or two positive integers (e.g. --input-size 48 or 48x64), got {value!r}."
+        )
+    return (ints[0], ints[-1])
+
+
+def parse_pixel_range(value: Any) -> tuple[float, float]:
+    """``"0-1"``, ``"0,255"``, ``"-1-1"``, ``"-1:1"`` or ``(lo, hi)`` -> ``(lo, hi)``.
+
+    Raises:
+        ConfigError: not two numbers with ``lo < hi``.
+
+    Examples::
+
+        >>> parse_pixel_range("0-1"), parse_pixel_range("-1-1"), parse_pixel_range("0,255")
+        ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+    """
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(-?[\d.]+(?:e-?\d+)?)\s*(?:-|,|:|\.\.|\s)\s*(-?[\d.]+(?:e-?\d+)?)\s*", value)
+        if match is None:
+            raise ConfigError(f"pixel range must read LO-HI (e.g. --pixel-range 0-1, 0-255 or -1-1), got {value!r}.")
+        value = match.groups()
+    lo_hi = _as_floats("pixel_range", value)
+    if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+        raise ConfigError(f"pixel range must be two numbers LO < HI (e.g. 0-1, 0-255 or -1-1), got {value!r}.")
+    return (lo_hi[0], lo_hi[1])
+
+
+def local_mean_subtract(x: torch.Tensor, size: int, padding: str = "zeros") -> torch.Tensor:
+    """``x`` minus its per-channel ``size`` x ``size`` box mean.
+
+    With ``padding="zeros"`` the window always divides by ``size**2`` and counts pixels
+    outside the image as 0 (``avg_pool2d(..., count_include_pad=True)``), which is what the
+    reference code computed; ``"replicate"`` repeats the border pixels instead.
+
+    Args:
+        x (Tensor): ``[B, C, H, W]`` float.
+        size (int): Odd window side; 0 returns ``x`` unchanged.
+        padding (str, optional): ``"zeros"`` or ``"replicate"``. Default: ``"zeros"``
+
+    Returns:
+        Tensor: same shape as ``x``.
+
+    Examples::
+
+        >>> import torch
+        >>> x = torch.ones(1, 1, 5, 5)
+        >>> out = local_mean_subtract(x, 3)  # a corner window holds 4 of 9 pixels: 1 - 4/9
+        >>> round(float(out[0, 0, 2, 2]), 4), round(float(out[0, 0, 0, 0]), 4)
+        (0.0, 0.5556)
+    """
+    if size <= 0:
+        return x
+    half = size // 2
+    if padding == "replicate":
+        padded = F.pad(x, (half, half, half, half), mode="replicate")
+        return x - F.avg_pool2d(padded, size, stride=1)
+    return x - F.avg_pool2d(x, size, stride=1, padding=half, count_include_pad=True)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How raw face crops (``[0, 1]``, gray or RGB) become a model's input tensors.
+
+    Args:
+        size (tuple of int, optional): ``(H, W)`` the model takes; ``None`` keeps the data's size.
+            An int means a square. Default: None
+        channels (int, optional): 1 (gray) or 3 (RGB). Default: 1
+        pixel_range (tuple of float, optional): ``[0, 1]`` is mapped linearly onto this range
+            before mean/std: ``(0, 1)``, ``(0, 255)`` (raw bytes), ``(-1, 1)``, ``(0, 2)`` (the
+            zero-bias CNN). Default: ``(0, 1)``
+        mean (tuple of float, optional): Per-channel mean subtracted after the range scaling;
+            one value is repeated for every channel. Default: ``(0,)``
+        std (tuple of float, optional): Per-channel divisor, every value > 0. Default: ``(1,)``
+        interpolation (str, optional): ``"bilinear"``, ``"bicubic"``, ``"nearest"`` or ``"area"``.
+            Default: ``"bilinear"``
+        crop_pct (float, optional): timm's centre-crop fraction: images are resized to
+            ``floor(size / crop_pct)`` and centre-cropped to ``size``. Default: 1.0 (no crop)
+        face_margin (float, optional): Margin added around a detected face box, as a fraction of
+            its side, by loaders that crop faces; :meth:`apply` does not use it. Default: None
+            (the loader's own)
+        local_mean (int, optional): Odd box size of a local mean subtraction applied last;
+            0 disables it. Default: 0
+        local_mean_padding (str, optional): ``"zeros"`` (the reference code) or ``"replicate"``.
+            Default: ``"zeros"``
+        sources (dict, optional): Field name -> where its value came from (``"explicit"``,
+            ``"zero-bias config"``, ``"timm pretrained_cfg"``, ``"preprocessor_config.json"``,
+            ``"probe"``, ``"default"``, or a flag such as ``"--input-size"``). Fields not listed
+            are ``"default"``. Not part of equality.
+        remarks (tuple of str, optional): Notes made while the spec was built (approximations,
+            overrides, probe results); :meth:`notes` includes them. Not part of equality.
+
+    Raises:
+        ConfigError: a field is invalid; the message names the fix.
+
+    Examples::
+
+        >>> spec = InputSpec(size=48, channels=3, mean=0.5, std=(0.5, 0.5, 0.5))
+        >>> spec.size, spec.mean
+        ((48, 48), (0.5, 0.5, 0.5))
+        >>> InputSpec(channels=3, mean=(0.5, 0.5))
+        Traceback (most recent call last):
+        ...
+        captum_fau.errors.ConfigError: mean has 2 values but the model takes 3 channel(s); give one value per channel (e.g. --mean 0.5,0.5,0.5) or a single value for all.
+    """
+
+    size: tuple[int, int] | None = None
+    channels: int = 1
+    pixel_range: tuple[float, float] = (0.0, 1.0)
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    face_margin: float | None = None
+    local_mean: int = 0
+    local_mean_padding: str = "zeros"
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    remarks: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "size", parse_size(self.size))
+        if isinstance(self.channels, bool) or self.channels not in (1, 3):
+            raise ConfigError(
+                f"channels must be 1 (gray) or 3 (RGB), got {self.channels!r}; pass --channels 1 or --channels 3."
+            )
+        set_(self, "channels", int(self.channels))
+        set_(self, "pixel_range", parse_pixel_range(self.pixel_range))
+        for name in ("mean", "std"):
+            values = _as_floats(name, getattr(self, name))
+            if len(values) == 1:
+                values = values * self.channels
+            if len(values) != self.channels:
+                raise ConfigError(
+                    f"{name} has {len(values)} values but the model takes {self.channels} channel(s); give one "
+                    f"value per channel (e.g. --{name} {','.join(['0.5'] * self.channels)}) or a single value for all."
+                )
+            set_(self, name, values)
+        if min(self.std) <= 0:
+            raise ConfigError(f"std must be > 0 for every channel, got {self.std}; e.g. --std 0.5 or --std 1.")
+        interpolation = str(self.interpolation).lower()
+        if interpolation not in INTERPOLATIONS:
+            raise ConfigError(
+                f"unknown interpolation {self.interpolation!r}; use one of {', '.join(INTERPOLATIONS)} (--interpolation)."
+            )
+        set_(self, "interpolation", interpolation)
+        crop = self.crop_pct
+        if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+            raise ConfigError(f"crop_pct must be a fraction in (0, 1], got {crop!r}; 1 disables the centre crop.")
+        set_(self, "crop_pct", float(crop))
+        margin = self.face_margin
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 2):
+            raise ConfigError(f"face_margin must be a fraction of the face box in [0, 2] (e.g. 0.2), got {margin!r}.")
+        set_(self, "face_margin", None if margin is None else float(margin))
+        lm = self.local_mean
+        if isinstance(lm, bool) or not isinstance(lm, numbers.Integral) or lm < 0 or (lm and lm % 2 == 0):
+            raise ConfigError(
+                f"local_mean must be 0 (off) or an odd box size such as 5 (the reference), got {lm!r} (--local-mean)."
+            )
+        set_(self, "local_mean", int(lm))
+        if self.local_mean_padding not in LOCAL_MEAN_PADDINGS:
+            raise ConfigError(
+                f"unknown local_mean_padding {self.local_mean_padding!r}; use {' or '.join(LOCAL_MEAN_PADDINGS)}."
+            )
+        unknown = set(self.sources) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"sources names unknown fields {sorted(unknown)}; fields are {', '.join(_DEFAULTS)}.")
+        if not self.sources:  # built by hand: what differs from the defaults was given explicitly
+            given = {n: SOURCE_EXPLICIT for n, d in _DEFAULTS.items() if getattr(self, n) != _normalised_default(n, d, self.channels)}
+        else:
+            given = dict(self.sources)
+        set_(self, "sources", {name: str(given.get(name, SOURCE_DEFAULT)) for name in _DEFAULTS})
+        set_(self, "remarks", tuple(str(r) for r in self.remarks))
+
+    # ------------------------------------------------------------------ apply
+    def output_size(self, data_size: tuple[int, int]) -> tuple[int, int]:
+        """``(H, W)`` of :meth:`apply`'s output for data of ``data_size``."""
+        return self.size if self.size is not None else (int(data_size[0]), int(data_size[1]))
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        """Turn raw face crops into the model's input, as one batched tensor op.
+
+        Args:
+            images (Tensor): ``[B, C, H, W]`` with ``C`` 1 (gray) or 3 (RGB): float in
+                ``[0, 1]``, or uint8 (divided by 255).
+
+        Returns:
+            Tensor: float32 ``[B, channels, *size]`` on ``images``' device.
+
+        Raises:
+            InputShapeError: not a 4-D batch, a channel count other than 1 or 3 (RGBA: drop
+                the alpha channel), or float pixels outside ``[0, 1]`` (16-bit or 0..255 data:
+                divide by the maximum first).
+
+        Examples::
+
+            >>> import torch
+            >>> spec = InputSpec(size=(2, 2), channels=3, pixel_range=(-1, 1))
+            >>> spec.apply(torch.ones(1, 1, 4, 4)).flatten().tolist()[:3]
+            [1.0, 1.0, 1.0]
+        """
+        x = self._checked(images)
+        if x.shape[1] == 3 and self.channels == 1:
+            luma = x.new_tensor(BT601_LUMA).view(1, 3, 1, 1)
+            x = (x * luma).sum(1, keepdim=True)
+        x = self._resize(x)
+        if x.shape[1] == 1 and self.channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        lo, hi = self.pixel_range
+        mean = x.new_tensor(self.mean).view(1, -1, 1, 1)
+        std = x.new_tensor(self.std).view(1, -1, 1, 1)
+        x = (x * (hi - lo) + (lo - mean)) / std
+        return local_mean_subtract(x, self.local_mean, self.local_mean_padding).contiguous()
+
+    def _checked(self, images: torch.Tensor) -> torch.Tensor:
+        if not isinstance(images, torch.Tensor) or images.dim() != 4:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise InputShapeError(f"InputSpec.apply expects a batch [B, C, H, W] of face crops, got {shape}.")
+        c = images.shape[1]
+        if c not in (1, 3):
+            hint = " (RGBA: drop the alpha channel, images[:, :3])" if c == 4 else ""
+            raise InputShapeError(f"face crops must have 1 (gray) or 3 (RGB) channels, got {c}{hint}.")
+        if images.dtype == torch.uint8:
+            return images.float().div_(255.0)
+        x = images.float()
+        if x.numel():
+            lo, hi = torch.aminmax(x)
+            if lo < -1e-3 or hi > 1 + 1e-3:
+                raise InputShapeError(
+                    f"face crops must be floats in [0, 1], got values in [{float(lo):g}, {float(hi):g}]; divide "
+                    "8-bit data by 255 and 16-bit data by 65535 (or pass uint8)."
+                )
+        return x
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        target = self.output_size((x.shape[2], x.shape[3]))
+        scaled = target if self.crop_pct == 1.0 else tuple(_scaled_side(t, self.crop_pct) for t in target)
+        if tuple(x.shape[2:]) != scaled:
+            antialias = self.interpolation in ("bilinear", "bicubic")
+            kwargs: dict[str, Any] = {"antialias": True, "align_corners": False} if antialias else {}
+            x = F.interpolate(x, size=scaled, mode=self.interpolation, **kwargs)
+        if scaled != target:
+            top = int(round((scaled[0] - target[0]) / 2.0))
+            left = int(round((scaled[1] - target[1]) / 2.0))
+            x = x[:, :, top : top + target[0], left : left + target[1]]
+        return x
+
+    # ------------------------------------------------------------------ reporting
+    def notes(self, data_shape: Sequence[int] | None = None) -> list[str]:
+        """Human-readable notes on what :meth:`apply` does to data of ``data_shape``.
+
+        Args:
+            data_shape (sequence of int, optional): The data's ``(C, H, W)``, ``(B, C, H, W)``
+                or ``(H, W)`` (gray). Default: None (only the spec's own remarks)
+
+        Returns:
+            list of str: the remarks made while building the spec, then channel conversion,
+            resizing and cropping notes.
+
+        Examples::
+
+            >>> InputSpec(size=48, channels=3).notes((1, 96, 96))
+            ['gray data repeated to 3 channels for an RGB model', 'resized 96x96 -> 48x48 (bilinear, antialiased)']
+        """
+        out = list(self.remarks)
+        if data_shape is None:
+            return out
+        shape = tuple(int(s) for s in data_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) == 4:
+            shape = shape[1:]
+        if len(shape) != 3:
+            raise InputShapeError(f"data_shape must be (C, H, W), (B, C, H, W) or (H, W), got {tuple(data_shape)}.")
+        c, h, w = shape
+        if c == 1 and self.channels == 3:
+            out.append("gray data repeated to 3 channels for an RGB model")
+        elif c == 3 and self.channels == 1:
+            out.append("RGB data converted to gray by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B)")
+        elif c not in (1, 3):
+            out.append(f"data have {c} channels; only gray (1) and RGB (3) face crops can be used")
+        target = self.output_size((h, w))
+        if self.crop_pct < 1.0:
+            scaled = tuple(_scaled_side(t, self.crop_pct) for t in target)
+            out.append(
+                f"resized {h}x{w} -> {scaled[0]}x{scaled[1]} ({self.interpolation}) and centre-cropped to "
+                f"{target[0]}x{target[1]} (crop_pct {self.crop_pct:g}, as timm's eval transform)"
+            )
+        elif (h, w) != target:
+            aa = ", antialiased" if self.interpolation in ("bilinear", "bicubic") else ""
+            out.append(f"resized {h}x{w} -> {target[0]}x{target[1]} ({self.interpolation}{aa})")
+        return out
+
+    def describe(self) -> str:
+        """One line summarising the spec and where its fields came from.
+
+        Examples::
+
+            >>> InputSpec(size=48, mean=0.5, std=0.5,
+            ...           sources={"size": "--input-size", "mean": "--mean", "std": "--std"}).describe()
+            '48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from --input-size, mean from --mean, std from --std'
+        """
+        size = "data's size" if self.size is None else f"{self.size[0]}x{self.size[1]}"
+        parts = [
+            f"{size} {_CHANNEL_NAMES[self.channels]}",
+            f"pixels in [{_fmt_num(self.pixel_range[0])},{_fmt_num(self.pixel_range[1])}]",
+            f"mean {self._fmt_channels(self.mean)} std {self._fmt_channels(self.std)}",
+        ]
+        if self.local_mean:
+            parts.append(f"{self.local_mean}x{self.local_mean} local mean ({'zero' if self.local_mean_padding == 'zeros' else 'replicate'} padding)")
+        parts.append(self.interpolation)
+        if self.crop_pct < 1.0:
+            parts.append(f"crop_pct {self.crop_pct:g}")
+        by_source: dict[str, list[str]] = {}
+        for name, source in self.sources.items():
+            if source != SOURCE_DEFAULT:
+                by_source.setdefault(source, []).append(name)
+        origin = ", ".join(f"{'/'.join(names)} from {source}" for source, names in by_source.items())
+        return ", ".join(parts) + ("; " + origin if origin else "; all defaults")
+
+    @staticmethod
+    def _fmt_channels(values: tuple[float, ...]) -> str:
+        return _fmt_num(values[0]) if len(set(values)) == 1 else ",".join(_fmt_num(v) for v in values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (lists for tuples) that :meth:`from_dict` reads back."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, dict) else value)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "InputSpec":
+        """Rebuild a spec written by :meth:`to_dict`.
+
+        Raises:
+            ConfigError: an unknown key (the message lists the known ones) or an invalid value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"input spec has unknown keys {sorted(unknown)}; known keys are {', '.join(sorted(known))}.")
+        kwargs = dict(d)
+        for name in ("pixel_range", "mean", "std", "remarks"):
+            if name in kwargs and kwargs[name] is not None:
+                kwargs[name] = tuple(kwargs[name])
+        if kwargs.get("size") is not None:
+            kwargs["size"] = tuple(kwargs["size"])
+        return cls(**kwargs)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_zerobias_config(cls, cfg: Mapping[str, Any]) -> "InputSpec":
+        """The zero-bias CNN's reference preprocessing: ``x / 255 * 2`` then a 5x5 local mean.
+
+        Args:
+            cfg (Mapping): ``model.config`` of a :class:`~captum_fau.ZeroBiasCNN` or the
+                ``config.json`` of its Hub folder: ``img_size`` and ``in_chans`` at top level,
+                under ``model_args``, or as ``pretrained_cfg["input_size"]``. Optional keys
+                ``local_mean`` (box size) and ``local_mean_padding`` override the reference's
+                5 and ``"zeros"``.
+
+        Returns:
+            InputSpec: ``img_size`` square, ``in_chans`` channels, pixel range ``(0, 2)``,
+            mean 0, std 1, the local mean; sources ``"zero-bias config"``.
+
+        Examples::
+
+            >>> spec = InputSpec.from_zerobias_config({"img_size": 48, "in_chans": 1})
+            >>> spec.size, spec.pixel_range, spec.local_mean
+            ((48, 48), (0.0, 2.0), 5)
+        """
+        if not isinstance(cfg, Mapping):
+            raise ConfigError(f"the zero-bias config must be a mapping (model.config or config.json), got {type(cfg).__name__}.")
+        args = {**(cfg.get("pretrained_cfg") or {}), **(cfg.get("model_args") or {}), **cfg}
+        if "img_size" in args:
+            size = parse_size(args["img_size"])
+        elif "input_size" in args:
+            size = parse_size(args["input_size"])
+        else:
+            size = (96, 96)
+        if "in_chans" in args:
+            channels = args["in_chans"]
+        elif "input_size" in args and len(args["input_size"]) == 3:
+            channels = args["input_size"][0]
+        else:
+            channels = 1
+        read = ("size", "channels", "pixel_range", "mean", "std", "local_mean")
+        extra = {k: args[k] for k in ("local_mean", "local_mean_padding") if k in args}
+        return cls(
+            size=size,
+            channels=int(channels),
+            pixel_range=(0.0, 2.0),
+            local_mean=int(extra.get("local_mean", 5)),
+            local_mean_padding=str(extra.get("local_mean_padding", "zeros")),
+            sources={name: SOURCE_ZEROBIAS for name in (*read, *(("local_mean_padding",) if extra else ()))},
+        )
+
+    @classmethod
+    def from_timm_cfg(cls, pretrained_cfg: Mapping[str, Any], in_chans: int | None = None) -> "InputSpec":
+        """A spec from timm's ``pretrained_cfg`` (``model.pretrained_cfg`` or ``config.json``'s).
+
+        Reads ``input_size`` ``(C, H, W)``, ``mean``, ``std``, ``interpolation`` and
+        ``crop_pct``; pixels are in ``[0, 1]`` before normalisation, as timm's transforms make them.
+
+        Args:
+            pretrained_cfg (Mapping): The config.
+            in_chans (int, optional): The channels the model really takes. timm keeps the
+                pretrained ``input_size`` (3 channels) for ``create_model(..., in_chans=1)``;
+                given 1 there, the spec is gray with the channel means of ``mean`` and ``std``
+                (timm sums the RGB filters of the first conv), and a remark says so.
+                :func:`discover_input_spec` reads it from the model's ``first_conv``.
+
+        Raises:
+            ConfigError: not a mapping, or with no ``input_size``.
+
+        Examples::
+
+            >>> cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
+            ...        "std": (0.229, 0.224, 0.225), "interpolation": "bicubic", "crop_pct": 0.95}
+            >>> InputSpec.from_timm_cfg(cfg).describe()
+            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
+        """
+        if not isinstance(pretrained_cfg, Mapping) or "input_size" not in pretrained_cfg:
+            raise ConfigError(
+                "a timm pretrained_cfg must be a mapping with 'input_size' (C, H, W); pass --input-size and "
+                "--channels for a model without one."
+            )
+        input_size = tuple(pretrained_cfg["input_size"])
+        if len(input_size) != 3:
+            raise ConfigError(f"timm pretrained_cfg input_size must be (C, H, W), got {input_size}.")
+        kwargs: dict[str, Any] = {"size": input_size[1:], "channels": int(input_size[0])}
+        for key in ("mean", "std", "interpolation", "crop_pct"):
+            if pretrained_cfg.get(key) is not None:
+                kwargs[key] = pretrained_cfg[key]
+        remarks: tuple[str, ...] = ()
+        if in_chans is not None and int(in_chans) != kwargs["channels"]:
+            kwargs["channels"] = int(in_chans)
+            for key in ("mean", "std"):
+                values = _as_floats(key, kwargs.get(key, _DEFAULTS[key]))
+                if len(values) != kwargs["channels"]:
+                    kwargs[key] = (sum(values) / len(values),)
+            remarks = (
+                f"the model takes {in_chans} channel(s) where its timm pretrained_cfg says {input_size[0]}; "
+                "mean and std are averaged over the pretrained channels",
+            )
+        return cls(**kwargs, sources={name: SOURCE_TIMM for name in kwargs}, remarks=remarks)
+
+    @classmethod
+    def from_preprocessor_config(cls, config: Mapping[str, Any]) -> "InputSpec":
+        """A spec from a Hugging Face image processor's ``preprocessor_config.json``.
+
+        Reads ``size`` (an int, ``{"height", "width"}`` or ``{"shortest_edge"}``), a centre
+        crop (``do_center_crop`` + ``crop_size``, or ConvNeXt's ``crop_pct``), ``do_rescale`` +
+        ``rescale_factor`` (pixels 0..255 times the factor: ``1/255`` gives ``[0, 1]``),
+        ``do_normalize`` + ``image_mean`` / ``image_std``, and ``resample`` (PIL codes: 0
+        nearest, 2 bilinear, 3 bicubic, 4 box = area; 1 lanczos and 5 hamming are approximated,
+        with a remark).
+
+        Raises:
+            ConfigError: not a mapping, no usable ``size``, or an unknown ``resample`` code.
+
+        Examples::
+
+            >>> cfg = {"do_normalize": True, "do_rescale": True, "image_mean": [0.5, 0.5, 0.5],
+            ...        "image_std": [0.5, 0.5, 0.5], "resample": 2, "rescale_factor": 1 / 255,
+            ...        "size": {"height": 224, "width": 224}}
+            >>> spec = InputSpec.from_preprocessor_config(cfg)
+            >>> spec.size, spec.channels, spec.pixel_range, spec.mean
+            ((224, 224), 3, (0.0, 1.0), (0.5, 0.5, 0.5))
+        """
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"preprocessor_config.json must hold a JSON object, got {type(config).__name__}.")
+        kwargs: dict[str, Any] = {}
+        remarks: list[str] = []
+        size, crop_pct = _hf_size(config)
+        kwargs["size"] = size
+        if crop_pct is not None:
+            kwargs["crop_pct"] = crop_pct
+        if config.get("do_rescale", True):
+            factor = float(config.get("rescale_factor", 1 / 255))
+            # EfficientNet's processor subtracts 1 after rescaling when rescale_offset is set.
+            offset = 1.0 if config.get("rescale_offset") else 0.0
+            kwargs["pixel_range"] = (0.0 - offset, 255.0 * factor - offset)
+        else:
+            kwargs["pixel_range"] = (0.0, 255.0)
+        if config.get("do_normalize", True) and config.get("image_mean") is not None:
+            kwargs["mean"] = config["image_mean"]
+            kwargs["std"] = config.get("image_std", 1.0)
+        mean_len = len(_as_floats("image_mean", config["image_mean"])) if config.get("image_mean") is not None else 0
+        kwargs["channels"] = 1 if mean_len == 1 and not config.get("do_convert_rgb") else 3
+        if "resample" in config:
+            code = config["resample"]
+            if isinstance(code, bool) or not isinstance(code, int) or code not in _PIL_RESAMPLE:
+                raise ConfigError(
+                    f"preprocessor_config.json resample {code!r} is not a PIL resampling code (0..5); pass "
+                    f"--interpolation ({', '.join(INTERPOLATIONS)})."
+                )
+            kwargs["interpolation"], remark = _PIL_RESAMPLE[code]
+            if remark:
+                remarks.append(remark)
+        return cls(**kwargs, sources={name: SOURCE_HF for name in kwargs}, remarks=tuple(remarks))
+
+    @classmethod
+    def resolve(
+        cls,
+        explicit: "Mapping[str, Any] | InputSpec | None" = None,
+        discovered: "InputSpec | None" = None,
+        *,
+        explicit_sources: Mapping[str, str] | None = None,
+        model: "nn.Module | None" = None,
+        data_shape: Sequence[int] | None = None,
+        candidates: Sequence[int] | None = None,
+    ) -> "InputSpec":
+        """Merge the spec's sources: explicit > discovered > (probe) > defaults.
+
+        Args:
+            explicit (Mapping or InputSpec, optional): Field name -> value given by the user (CLI
+                flags or Python arguments); ``None`` values count as not given. Values may be CLI
+                strings (``"48x48"``, ``"0.5,0.5,0.5"``, ``"0-1"``). An :class:`InputSpec` (Python
+                ``input_spec=``) contributes the fields whose source is not ``"default"``.
+            discovered (InputSpec, optional): What the model declares (zero-bias config, timm
+                ``pretrained_cfg``, ``preprocessor_config.json``); its ``"default"`` fields count
+                as not declared.
+            explicit_sources (Mapping, optional): Field name -> how the user gave it, e.g.
+                ``{"size": "--input-size"}``; unlisted explicit fields are ``"explicit"``.
+            model (nn.Module, optional): When given and no size is known, the model is probed
+                with :func:`captum_fau.data.probe.probe_input`. Default: None (no probe)
+            data_shape (sequence of int, optional): The data's ``(C, H, W)`` (or ``(H, W)``):
+                the default channel count and the probe's first size.
+            candidates (sequence of int, optional): Sizes the probe tries after the data's.
+
+        Returns:
+            InputSpec: with :attr:`sources` for every field and a remark for every explicit
+            value that overrides a different discovered one
+            (``"--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg"``).
+
+        Raises:
+            ConfigError: unknown explicit keys, an invalid merged spec (e.g. ``--channels 1``
+                against a discovered 3-channel mean, with the fix), or a failed probe.
+
+        Examples::
+
+            >>> timm_spec = InputSpec.from_timm_cfg({"input_size": (3, 224, 224),
+            ...                                      "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
+            >>> spec = InputSpec.resolve({"mean": 0.5, "std": 0.5}, timm_spec,
+            ...                          explicit_sources={"mean": "--mean", "std": "--std"})
+            >>> spec.mean, spec.remarks[0]
+            ((0.5, 0.5, 0.5), '--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg')
+        """
+        if isinstance(explicit, InputSpec):
+            set_fields = [n for n, src in explicit.sources.items() if src != SOURCE_DEFAULT]
+            explicit_sources = {**{n: explicit.sources[n] for n in set_fields}, **dict(explicit_sources or {})}
+            explicit = {n: getattr(explicit, n) for n in set_fields}
+        given = {k: v for k, v in dict(explicit or {}).items() if v is not None}
+        unknown = set(given) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown input spec fields {sorted(unknown)}; known fields are {', '.join(_DEFAULTS)}.")
+        labels = {name: str((explicit_sources or {}).get(name, SOURCE_EXPLICIT)) for name in given}
+        given = _normalise_explicit(given)
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        remarks: list[str] = list(discovered.remarks) if discovered is not None else []
+        for name, default in _DEFAULTS.items():
+            found = discovered is not None and discovered.sources.get(name, SOURCE_DEFAULT) != SOURCE_DEFAULT
+            if name in given:
+                values[name], sources[name] = given[name], labels[name]
+            elif found:
+                values[name], sources[name] = getattr(discovered, name), discovered.sources[name]
+            else:
+                values[name], sources[name] = default, SOURCE_DEFAULT
+        data_c = _data_channels(data_shape)
+        if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
+            values["channels"], sources["channels"] = data_c, SOURCE_DATA
+        if values["size"] is None and model is not None:
+            remarks.append(_probe_into(values, sources, model, data_shape, candidates))
+        if discovered is not None:
+            remarks.extend(_override_notes(given, labels, discovered))
+        _check_channel_fit(values, sources)
+        return cls(**values, sources=sources, remarks=tuple(remarks))
+
+    def with_changes(self, source: str, **changes: Any) -> "InputSpec":
+        """A copy with ``changes`` applied and their :attr:`sources` set to ``source``.
+
+        Examples::
+
+            >>> InputSpec().with_changes("probe", size=64).sources["size"]
+            'probe'
+        """
+        sources = {**self.sources, **{name: source for name in changes}}
+        return replace(self, **changes, sources=sources)
+
+
+def _is_zerobias(cfg: Mapping[str, Any] | None) -> bool:
+    if not isinstance(cfg, Mapping):
+        return False
+    nested = cfg.get("pretrained_cfg") if isinstance(cfg.get("pretrained_cfg"), Mapping) else {}
+    return "zerobias_cnn" in (cfg.get("architecture"), nested.get("architecture")) or "fc4_init" in cfg
+
+
+def discover_input_spec(
+    *,
+    config: Mapping[str, Any] | None = None,
+    pretrained_cfg: Mapping[str, Any] | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    model: "nn.Module | None" = None,
+) -> InputSpec | None:
+    """What a model declares about its input, from the first source that has it.
+
+    Order: the zero-bias CNN's config (``architecture == "zerobias_cnn"`` at top level or in
+    its ``pretrained_cfg``, or a ``model.config`` with ``fc4_init``), timm's
+    ``pretrained_cfg`` (given, or ``config["pretrained_cfg"]``), then ``folder``'s
+    ``preprocessor_config.json``.
+
+    Args:
+        config (Mapping, optional): ``model.config`` or a Hub folder's ``config.json``.
+        pretrained_cfg (Mapping, optional): ``model.pretrained_cfg`` of a timm model.
+        folder (str or Path, optional): A Hub folder that may hold ``preprocessor_config.json``.
+        model (nn.Module, optional): The model; the ``in_channels`` of the module its timm
+            ``pretrained_cfg["first_conv"]`` names override the config's channel count.
+
+    Returns:
+        InputSpec or None: ``None`` when no source declares anything (then probe the model).
+
+    Raises:
+        ConfigError: ``preprocessor_config.json`` is not valid JSON, or a source is malformed.
+
+    Examples::
+
+        >>> discover_input_spec(config={"architecture": "zerobias_cnn", "img_size": 96}).local_mean
+        5
+        >>> discover_input_spec(config={"hidden_size": 8}) is None
+        True
+    """
+    if _is_zerobias(config) or _is_zerobias(pretrained_cfg):
+        return InputSpec.from_zerobias_config(config if _is_zerobias(config) else pretrained_cfg)  # type: ignore[arg-type]
+    timm_cfg = pretrained_cfg
+    if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):
+        timm_cfg = config["pretrained_cfg"]
+    if isinstance(timm_cfg, Mapping) and timm_cfg.get("input_size") is not None:
+        return InputSpec.from_timm_cfg(timm_cfg, in_chans=_first_conv_channels(model, timm_cfg))
+    if folder is not None:
+        path = Path(folder) / "preprocessor_config.json"
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise ConfigError(f"{path} is not readable JSON ({err}); fix it, or pass --input-size/--mean/--std.") from None
+            return InputSpec.from_preprocessor_config(data)
+    return None
+
+
+def _normalised_default(name: str, default: Any, channels: int) -> Any:
+    """A default as ``__post_init__`` stores it (mean/std repeated per channel)."""
+    return tuple(default) * channels if name in ("mean", "std") else default
+
+
+def _first_conv_channels(model: "nn.Module | None", pretrained_cfg: Mapping[str, Any]) -> int | None:
+    name = pretrained_cfg.get("first_conv")
+    if model is None or not isinstance(name, str):
+        return None
+    try:
+        channels = getattr(model.get_submodule(name), "in_channels", None)
+    except AttributeError:  # the config names a module this model does not have
+        return None
+    return int(channels) if isinstance(channels, int) else None
+
+
+def _scaled_side(side: int, crop_pct: float) -> int:
+    """timm's ``floor(side / crop_pct)``, tolerant of the rounding in ``crop / resize`` fractions."""
+    return math.floor(side / crop_pct + 1e-6)
+
+
+def _normalise_explicit(given: dict[str, Any]) -> dict[str, Any]:
+    """Explicit values (CLI strings or Python values) as the dataclass stores them, so that
+    overrides compare like with like."""
+    parsers = {"size": parse_size, "pixel_range": parse_pixel_range}
+    out = {k: parsers[k](v) if k in parsers else v for k, v in given.items()}
+    for key, value in out.items():
+        if not isinstance(value, str):
+            continue
+        if key in ("interpolation", "local_mean_padding"):
+            out[key] = value.strip().lower()
+        elif key in ("channels", "local_mean"):
+            out[key] = _parse_int(key, value)
+        elif key in ("crop_pct", "face_margin"):
+            out[key] = _as_floats(key, value)[0]
+    return out
+
+
+def _probe_into(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    model: "nn.Module",
+    data_shape: Sequence[int] | None,
+    candidates: Sequence[int] | None,
+) -> str:
+    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
+    from captum_fau.data.probe import probe_input
+
+    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
+    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
+    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
+    values["size"], sources["size"] = size, SOURCE_PROBE
+    if channels != values["channels"]:
+        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
+            raise ConfigError(
+                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
+                f"{sources['channels']}; pass --channels {channels}."
+            )
+        values["channels"], sources["channels"] = channels, SOURCE_PROBE
+    return note
+
+
+def _parse_int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}.") from None
+
+
+def _data_channels(data_shape: Sequence[int] | None) -> int | None:
+    if data_shape is None:
+        return None
+    shape = tuple(data_shape)
+    return 1 if len(shape) == 2 else int(shape[-3])
+
+
+def _override_notes(given: Mapping[str, Any], labels: Mapping[str, str], discovered: InputSpec) -> list[str]:
+    notes = []
+    probe = InputSpec(channels=discovered.channels)
+    for name, value in given.items():
+        source = discovered.sources.get(name, SOURCE_DEFAULT)
+        if source == SOURCE_DEFAULT:
+            continue
+        old = getattr(discovered, name)
+        if name in ("mean", "std"):
+            try:
+                new = getattr(replace(probe, **{name: value}), name)
+            except ConfigError:
+                new = value
+        else:
+            new = value
+        if new != old:
+            label = labels[name] if labels[name] != SOURCE_EXPLICIT else f"explicit {name}"
+            shown = _fmt_value(name, _as_floats(name, value) if name in ("mean", "std") else value)
+            notes.append(f"{label} {shown} overrides {_fmt_value(name, old)} from {source}")
+    return notes
+
+
+def _check_channel_fit(values: dict[str, Any], sources: Mapping[str, str]) -> None:
+    channels = int(values["channels"])
+    for name in ("mean", "std"):
+        v = _as_floats(name, values[name])
+        if len(v) not in (1, channels):
+            raise ConfigError(
+                f"{name} {_fmt_value(name, v)} from {sources[name]} has {len(v)} values but channels is {channels} "
+                f"(from {sources['channels']}); pass --{name} with {channels} value(s) as well."
+            )
+
+
+def _hf_size(config: Mapping[str, Any]) -> tuple[tuple[int, int], float | None]:
+    """``(size, crop_pct)`` from an image processor's ``size`` / ``crop_size`` / ``crop_pct``."""
+    raw = config.get("size")
+    if isinstance(raw, Mapping):
+        if "height" in raw and "width" in raw:
+            resized = (int(raw["height"]), int(raw["width"]))
+        elif "shortest_edge" in raw:
+            # Face crops are square, so the shortest edge is the side.
+            resized = (int(raw["shortest_edge"]),) * 2
+        else:
+            raise ConfigError(
+                f"preprocessor_config.json size {dict(raw)} has neither height/width nor shortest_edge; "
+                "pass --input-size."
+            )
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        resized = (int(raw), int(raw))
+    else:
+        raise ConfigError(f"preprocessor_config.json has no usable size (got {raw!r}); pass --input-size.")
+    if config.get("crop_pct") is not None:  # ConvNeXt: resize to size / crop_pct, crop to size
+        return resized, float(config["crop_pct"])
+    crop = config.get("crop_size")
+    if config.get("do_center_crop") and crop is not None:
+        side = (crop["height"], crop["width"]) if isinstance(crop, Mapping) else crop
+        final = parse_size(side) or resized
+        return final, min(1.0, final[0] / resized[0])
+    return resized, None
+
+
+__all__ = [
+    "BT601_LUMA",
+    "CLI_FLAGS",
+    "INTERPOLATIONS",
+    "LOCAL_MEAN_PADDINGS",
+    "SOURCE_DATA",
+    "SOURCE_DEFAULT",
+    "SOURCE_EXPLICIT",
+    "SOURCE_HF",
+    "SOURCE_PROBE",
+    "SOURCE_TIMM",
+    "SOURCE_ZEROBIAS",
+    "InputSpec",
+    "discover_input_spec",
+    "local_mean_subtract",
+    "parse_pixel_range",
+    "parse_size",
+]
