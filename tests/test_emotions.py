@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import doctest
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import captum_fau
+from captum_fau import zoo
 from captum_fau.data import emotions as emotions_module
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.emotions import (
@@ -26,7 +25,7 @@ from captum_fau.data.emotions import (
 from captum_fau.data.input_spec import InputSpec
 from captum_fau.errors import ConfigError, LabelError
 
-WEIGHTS_CONFIG = Path(captum_fau.__file__).parent / "weights" / "zerobias-synthfacs-8class" / "config.json"
+WEIGHTS_CONFIG = zoo.info("zerobias-synthfacs-8class").packaged_dir / "config.json"
 
 
 class ConstantFER(nn.Module):

@@ -15,14 +15,14 @@ from scipy.ndimage import uniform_filter
 from torch import nn
 from torchvision.transforms import InterpolationMode
 
-import captum_fau
+from captum_fau import zoo
 from captum_fau.data import input_spec as input_spec_module
 from captum_fau.data import probe as probe_module
 from captum_fau.data.input_spec import CLI_FLAGS, InputSpec, discover_input_spec, local_mean_subtract
 from captum_fau.data.probe import check_single_input, forward_shape, probe_input
 from captum_fau.errors import ConfigError, InputShapeError
 
-WEIGHTS_CONFIG = Path(captum_fau.__file__).parent / "weights" / "zerobias-synthfacs-8class" / "config.json"
+WEIGHTS_CONFIG = zoo.info("zerobias-synthfacs-8class").packaged_dir / "config.json"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # What a ViT image processor's save_pretrained writes (transformers' ViTImageProcessor).
@@ -150,8 +150,19 @@ def test_to_dict_from_dict_round_trips_through_json() -> None:
 # --------------------------------------------------------------------------- apply numerics
 
 
+def _without_padding(config: dict) -> dict:
+    """A zero-bias config as saved before the local-mean padding was recorded."""
+    out = {k: v for k, v in config.items() if k != "local_mean_padding"}
+    out["model_args"] = {k: v for k, v in config.get("model_args", {}).items() if k != "local_mean_padding"}
+    return out
+
+
 def test_zerobias_local_mean_matches_scipy_uniform_filter_with_zero_padding() -> None:
-    spec = InputSpec.from_zerobias_config(json.loads(WEIGHTS_CONFIG.read_text()))
+    packaged = json.loads(WEIGHTS_CONFIG.read_text())
+    # The packaged model records the replicate padding it was trained with; a config without the key
+    # gets the reference code's zero padding.
+    assert InputSpec.from_zerobias_config(packaged).local_mean_padding == "replicate"
+    spec = InputSpec.from_zerobias_config(_without_padding(packaged))
     assert (spec.size, spec.channels, spec.pixel_range, spec.local_mean) == ((96, 96), 1, (0.0, 2.0), 5)
     assert spec.local_mean_padding == "zeros"
     x = faces(2)
@@ -174,7 +185,7 @@ def test_replicate_local_mean_matches_scipy_nearest_and_the_faceset_pipeline() -
     scaled = raw.numpy().astype(np.float64) / 255 * 2
     expected = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="nearest")
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
-    torch.testing.assert_close(out, model_input(raw, local_mean=5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, model_input(raw, 5, "replicate"), atol=1e-5, rtol=0)
 
 
 def test_local_mean_of_size_zero_is_the_identity() -> None:
@@ -288,6 +299,8 @@ def test_timm_registered_zerobias_cnn_gets_its_reference_preprocessing_not_timm_
     assert spec is not None and spec.local_mean == 5 and spec.pixel_range == (0.0, 2.0)
     assert spec.sources["local_mean"] == "zero-bias config"
     hub_cfg = json.loads(WEIGHTS_CONFIG.read_text())
+    assert discover_input_spec(config=hub_cfg).local_mean_padding == "replicate"  # as the packaged model was trained
+    hub_cfg = _without_padding(hub_cfg)
     assert discover_input_spec(config=hub_cfg) == spec == InputSpec.from_zerobias_config(model.config)
     chosen = InputSpec.from_zerobias_config({**hub_cfg, "local_mean_padding": "replicate", "local_mean": 3})
     assert (chosen.local_mean, chosen.local_mean_padding) == (3, "replicate")

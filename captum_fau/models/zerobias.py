@@ -50,7 +50,10 @@ LAYER_NAMES: tuple[str, ...] = (
 
 FC4_INIT_CHOICES = ("fan_in", "reference")
 #: The constructor's arguments (anything else is refused with the closest of these).
-CONSTRUCTOR_ARGS: tuple[str, ...] = ("num_classes", "in_chans", "img_size", "drop_rate", "fc4_init", "init_k", "class_names")
+CONSTRUCTOR_ARGS: tuple[str, ...] = (
+    "num_classes", "in_chans", "img_size", "drop_rate", "fc4_init", "init_k", "class_names",
+    "local_mean_padding",
+)
 #: Keys of the timm-layout ``config.json`` beside the constructor arguments (read by timm, not by the constructor).
 HUB_CONFIG_KEYS: tuple[str, ...] = ("architecture", "num_features", "label_names", "model_args", "pretrained_cfg")
 
