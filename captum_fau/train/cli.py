@@ -35,9 +35,21 @@ SPEC_PROTOCOLS: dict[str, str] = {
 }
 
 
+def add_fc4_init_argument(parser: argparse.ArgumentParser) -> None:
+    """``--fc4-init {fan_in,reference}`` (:class:`~captum_fau.models.zerobias.ZeroBiasCNN`'s ``fc4_init``)."""
+    from captum_fau.models.zerobias import FC4_INIT_CHOICES
+
+    parser.add_argument(
+        "--fc4-init",
+        choices=list(FC4_INIT_CHOICES),
+        default="fan_in",
+        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
+        "code's fan-in that also counted the batch of 64)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``train`` and ``evaluate`` to the top-level parser."""
-    from captum_fau.models.zerobias import FC4_INIT_CHOICES
     from captum_fau.train.protocols import ABLATIONS
     from captum_fau.train.trainer import SELECTIONS
 
@@ -74,13 +86,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="checkpoint choice: best on the validation fold (default), the last one, or best on the TEST "
         "fold (the reference code's optimistic protocol, for comparison only)",
     )
-    p.add_argument(
-        "--fc4-init",
-        choices=list(FC4_INIT_CHOICES),
-        default="fan_in",
-        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
-        "code's fan-in that also counted the batch of 64)",
-    )
+    add_fc4_init_argument(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds checkpoints")
     p.set_defaults(handler=run_train)
@@ -201,4 +207,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["SPEC_PROTOCOLS", "register", "run_evaluate", "run_train"]
+__all__ = ["SPEC_PROTOCOLS", "add_fc4_init_argument", "register", "run_evaluate", "run_train"]
