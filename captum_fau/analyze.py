@@ -143,6 +143,9 @@ class AnalysisConfig:
         out (Path): Output folder (a string is converted). Default: ``"captum-fau-report"``
         n (int): Top images per filter, the paper's N. Default: 10
         rule (str): ``"guided"``, ``"deconv"`` or ``"gradient"``. Default: ``"guided"``
+        relu_like (bool): Apply ``deconv``/``guided`` to non-ReLU activations (GELU, SiLU, clamp, ...)
+            as if they were ReLUs; without it such models are refused for those rules (see
+            :class:`~captum_fau.attr.TopNDeconv`). Default: False
         checkpoint (str or Path, optional): Safetensors weights for ``timm:``/``module:`` model
             specs (or to replace a zoo model's). Default: None
         au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
@@ -174,6 +177,7 @@ class AnalysisConfig:
     out: Path = Path("captum-fau-report")
     n: int = 10
     rule: str = "guided"
+    relu_like: bool = False
     checkpoint: str | Path | None = None
     au_csv: str | Path | None = None
     n_featured: int = 10
@@ -190,6 +194,8 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
 
+        if not isinstance(self.relu_like, bool):
+            raise ConfigError(f"AnalysisConfig.relu_like must be True or False, got {self.relu_like!r}.")
         if not isinstance(self.layer, str) or not self.layer.strip():
             raise LayerError(f"AnalysisConfig.layer must be a dotted module name such as 'conv3', got {self.layer!r}.")
         if not isinstance(self.out, (str, os.PathLike)):
@@ -410,6 +416,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
         raise DatasetError(f"The dataset {data_name} is empty.")
     dataset, notes = adapt_inputs(model, faces)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
+              "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(faces)}  # fmt: skip
     manifest = _Manifest(config.out, params, resume=config.resume)
@@ -487,7 +494,7 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
                   checkpoint_every=config.checkpoint_every, gather="rank0")  # fmt: skip
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
-    topn = TopNDeconv(run.model, run.layer, rule=config.rule).from_scan(result, progress=run.progress)
+    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(result, progress=run.progress)
     scanned: _Scanned | None = None
     error: BaseException | None = None
     if run.rank == 0:
