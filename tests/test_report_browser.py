@@ -121,3 +121,16 @@ def test_the_demo_draws_subjects_the_zoo_model_never_saw() -> None:
     # a model without a recorded SynthFACS pool is labelled as not verified
     _, unknown = _open_data("synthfacs:20", None, 0, False, "my_pkg:build")
     assert unknown["held_out"] is False and "cannot tell" in unknown["reason"]
+
+
+def test_a_truncated_table_says_so_and_links_the_csv(tmp_path) -> None:
+    from captum_fau.viz.analysis_report import LOCALISATION_ROWS, _localisation_section
+
+    per = [{"filter": k, "fau_kl_au": "AU12" if k % 2 else "AU2", "region_au": "AU12", "share": 0.5, "agree": bool(k % 2)}
+           for k in range(LOCALISATION_ROWS + 5)]  # fmt: skip
+    section = _localisation_section(tmp_path, {"rate": 0.5, "n_filters": len(per), "per_filter": per}, None, "conv3")
+    assert len(section.table[1]) == LOCALISATION_ROWS and section.table_csv == "localisation.csv"
+    assert f"Showing {LOCALISATION_ROWS} of {len(per)}" in section.table_note
+    assert len((tmp_path / "localisation.csv").read_text().splitlines()) == len(per) + 1
+    assert list(section.figures[0][1].split(":")[0].split()) == ["Localisation", "agreement", "per", "FAU-KL", "top",
+                                                                 "AU", "(filters)"]  # fmt: skip

@@ -235,8 +235,8 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         _localisation_csv(out / "localisation.csv", per)
     rate = localisation.get("rate")
     shown = per[:LOCALISATION_ROWS]
-    note = (f"Showing {len(shown)} of {len(per)} filters; all rows are in localisation.csv and in the filter browser."
-            if len(per) > len(shown) else "")  # fmt: skip
+    note = (f"Showing {len(shown)} of {len(per)} filters; every filter's row is in the filter browser and in"
+            if len(per) > len(shown) else "All rows are also in")  # fmt: skip
     return Section(
         "Localisation check against ground-truth AU regions",
         text=[
@@ -253,7 +253,8 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         table=(["filter", "FAU-KL top AU", "AU region with most energy", "share", "agree"],
                [[r["filter"], r["fau_kl_au"], r["region_au"], r["share"], "yes" if r["agree"] else "no"]
                 for r in shown]) if per else None,
-        table_note=note,
+        table_note=note if per else "",
+        table_csv="localisation.csv" if per else None,
     )  # fmt: skip
 
 

@@ -69,6 +69,7 @@ class Section:
         html (str): Markup appended after the table, built by the caller with every user
             string escaped (e.g. the filter browser).
         table_note (str): Said under the table, e.g. that it is truncated and where the rest is.
+        table_csv (str, optional): Relative path of the file with the whole table, linked there.
     """
 
     heading: str
@@ -79,6 +80,7 @@ class Section:
     anchor: str | None = None
     html: str = ""
     table_note: str = ""
+    table_csv: str | None = None
 
 
 def _img(path: str | Path, out_dir: Path | None = None) -> str:
@@ -118,8 +120,10 @@ def _section_html(section: Section, out_dir: Path | None = None) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
         body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
         parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
-    if section.table_note:
-        parts.append(f'<p class="trunc">{html.escape(section.table_note)}</p>')
+    if section.table_note or section.table_csv:
+        link = (f' <a href="{html.escape(section.table_csv)}">{html.escape(section.table_csv)}</a>'
+                if section.table_csv else "")  # fmt: skip
+        parts.append(f'<p class="trunc">{html.escape(section.table_note)}{link}</p>')
     parts.append(section.html)
     parts.append("</section>")
     return "\n".join(parts)
