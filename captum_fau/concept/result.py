@@ -231,7 +231,8 @@ class FAUKLResult:
         fig = new_figure((figsize_per_panel[0] * ncols, figsize_per_panel[1] * nrows))
         axes = fig.subplots(nrows, ncols, squeeze=False)
         # AUs in numeric order (AU2 before AU15), whatever order the data listed them in.
-        au_order = sorted(range(len(self.au_ids)), key=lambda j: (int("".join(c for c in self.au_ids[j] if c.isdigit()) or 10**9), self.au_ids[j]))
+        digits = [int("".join(c for c in au if c.isdigit()) or 10**9) for au in self.au_ids]
+        au_order = sorted(range(len(self.au_ids)), key=lambda j: (digits[j], self.au_ids[j]))
         labels = [self.au_ids[j].replace("AU", "") for j in au_order]
         x = np.arange(len(self.au_ids))
         for ax, f in zip(axes.ravel(), filters):
