@@ -270,6 +270,7 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
 
     def masks_for(indices: np.ndarray) -> np.ndarray:
         global_idx = np.asarray(names)[indices].astype(np.int64) if names is not None else np.asarray(indices)
+        global_idx = global_idx + int(meta.get("start", 0))
         return region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
 
     return masks_for
@@ -407,7 +408,11 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
-    faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
+    if isinstance(data, str):
+        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name)
+    else:
+        faces, provenance = data, {"held_out": False, "reason": "the data were passed as an object: captum-fau "
+                                   "cannot tell whether the model saw these images in training"}  # fmt: skip
     from captum_fau.data.base import preprocessed_for
 
     # Preprocess as the model was trained (its config records the local mean's border padding).
@@ -418,7 +423,9 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
-              "n_images": len(faces)}  # fmt: skip
+              "n_images": len(faces), "data_provenance": provenance}  # fmt: skip
+    if provenance.get("held_out"):
+        notes.insert(0, f"Held-out faces: {provenance['reason']}.")
     manifest = _Manifest(config.out, params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
@@ -601,17 +608,30 @@ def _report_step(
     return report
 
 
-def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) -> Any:
-    """The dataset a spec names. SynthFACS is opened lazily: each rank renders only the images it
-    scans and memory does not grow with N (the pixels equal those of the in-memory FaceSet)."""
+def _open_data(
+    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = ""
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
+
+    SynthFACS is opened lazily: each rank renders only the images it scans and memory does not
+    grow with N (the pixels equal those of the in-memory FaceSet). With a zoo model trained on
+    SynthFACS the images start after the subjects of its training pool
+    (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
+    """
     from captum_fau.data.spec import load_data_spec, parse_data_spec
 
     kind, argument = parse_data_spec(spec)
     if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and au_csv is None:
+        from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
+
+        if synthfacs_training_pool(model_name) is not None:
+            return held_out_synthfacs(model_name, int(argument), seed=seed)
         from captum_fau.data.synthfacs import SynthFACS
 
-        return SynthFACS(n=int(argument), seed=seed)
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress)
+        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
+            f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
+    unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

@@ -118,7 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "demo", help="the analysis on built-in SynthFACS faces with the zoo model (no download)",
         description=(
             f"Runs analyze with the packaged {DEMO_MODEL} model on {DEMO_IMAGES} seeded SynthFACS faces\n"
-            "(faces rendered with known action units) and writes the report. No network needed."
+            "(faces rendered with known action units) of subjects the model never saw in training or\n"
+            "validation, and writes the report. No network needed."
         ),
         example=DEMO_EXAMPLE,
     )  # fmt: skip
