@@ -532,7 +532,9 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
         run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
         return None
     if run.manifest.finished("faukl", path):
-        return FAUKLResult.load(path)
+        loaded = FAUKLResult.load(path)
+        run.notes.extend(n for n in loaded.stats().notes if n.startswith("WARNING"))
+        return loaded
     config = run.config
     subjects = scanned.labels.get("subject")
     # permutation units: subjects first (AUs cluster by subject), then sequences
@@ -548,6 +550,7 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
         {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects, strata=strata,
         meta={"model": run.model_name, "data": run.data_name},
     )  # fmt: skip
+    run.notes.extend(n for n in faukl.stats().notes if n.startswith("WARNING"))  # e.g. no subject/sequence ids
     faukl.save(path)
     faukl.to_csv(run.out / "fau_kl.csv")
     run.manifest.mark("faukl")

@@ -237,3 +237,31 @@ def test_stratified_result_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.stats().q_auroc_within, st.q_auroc_within)
     np.testing.assert_array_equal(loaded.stats().kl_z, st.kl_z)
     assert loaded.top_aus() == result.top_aus()
+
+
+def test_cli_options_take_stratify():
+    from captum_fau.cli import build_parser
+
+    args = build_parser().parse_args(["fau-kl", "--model", "m", "--data", "synthfacs:64", "--out", "o", "--stratify", "emotion"])
+    assert args.stratify == "emotion"
+    args = build_parser().parse_args(["analyze", "--model", "m", "--data", "synthfacs:64", "--stratify", "emotion"])
+    from captum_fau.cli.analyze import analysis_config
+
+    assert analysis_config(args).stratify == "emotion"
+
+
+@pytest.mark.slow
+def test_benchmark_quick_json_meets_the_targets():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_faukl.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "type1_clustered",
+                "stratified_type1", "speedup_vs_vectorised"):
+        assert key in report
+    assert report["ci_point_inside"] == 1.0 and report["stratified_type1"] <= 0.07
+    assert report["null_top_au_rarest_ratio"] < report["null_top_au_rarest_ratio_kl_before"]

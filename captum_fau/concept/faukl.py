@@ -60,9 +60,11 @@ class FAUKL(ConceptInterpreter):
     For filter ``i`` of a layer and AU ``j``, compares the histogram ``Q_ij`` of the filter's
     per-image maximum activation over the images that show AU ``j`` with the histogram ``R_ij``
     over the images that do not, scoring the pair with ``D_KL(Q_ij || R_ij)`` (the paper's
-    Table 4 and Figure 5), and adds what the paper lacked: permutation p-values (group-level when
-    sequence or subject ids exist), Benjamini-Hochberg q-values, a null-corrected KL, bootstrap
-    intervals and the AUROC (see :mod:`captum_fau.concept.statistics`).
+    Table 4 and Figure 5), and adds what the paper lacked: permutation p-values of the KL and of the
+    AUROC (subject-level when subject ids exist, else sequence-level; a warning without ids),
+    Benjamini-Hochberg q-values, a null-standardised KL (the default rule for a filter's top AU),
+    cluster-robust AUROC intervals and, with ``stratify``, tests within the levels of a label such as
+    the emotion (see :mod:`captum_fau.concept.statistics`).
 
     Each AU is a :class:`captum.concept.Concept` (id = its column, name = its AU id); layers are
     given by name as in Captum's ``TCAV``; the dataset is read once for all concepts and layers
@@ -76,7 +78,7 @@ class FAUKL(ConceptInterpreter):
             Default: ``"uniform"``
         smoothing (float): Additive pseudo-count of the smoothed KL. Default: 0.5
         n_permutations (int): Label permutations for p-values. Default: 1000
-        n_bootstrap (int): Bootstrap resamples for the KL intervals. Default: 200
+        n_bootstrap (int): 0 skips the AUROC intervals (analytic, clustered on subjects). Default: 200
         ci_level (float): Interval level. Default: 0.95
         test_statistic (str): ``"auroc"`` or ``"kl"``: the statistic whose permutation p-value
             feeds ``p`` and ``q``. Default: ``"auroc"``
