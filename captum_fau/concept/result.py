@@ -95,6 +95,8 @@ class FAUKLResult:
     ci = property(lambda self: self.stats().auroc_ci, doc="``[C, J, 2]`` interval of the AUROC (the KL has none).")
     auroc_ci = property(lambda self: self.stats().auroc_ci, doc="``[C, J, 2]`` cluster-robust interval of the AUROC.")
     kl_z = property(lambda self: self.stats().kl_z, doc="``[C, J]`` null-standardised KL.")
+    q_kl = property(lambda self: self.stats().q_kl, doc="``[C, J]`` BH q-values of the KL permutation test.")
+    q_auroc = property(lambda self: self.stats().q_auroc, doc="``[C, J]`` BH q-values of the AUROC permutation test.")
     auroc = property(lambda self: self.stats().auroc, doc="``[C, J]`` AUROC, AU present vs absent.")
 
     def concept_key(self, au: str | int) -> str:
