@@ -359,24 +359,34 @@ def fau_kl_statistics(
         dead_filters=dead,
         bin_edges=edges,
         notes=notes,
-        config={
-            "bins": int(bins),
-            "binning": binning if bin_edges is None else "explicit",
-            "smoothing": float(smoothing),
-            "n_permutations": int(n_permutations),
-            "n_bootstrap": int(n_bootstrap),
-            "ci_level": float(ci_level),
-            "ci_statistic": "auroc",
-            "ci_method": "cluster-robust DeLong (Obuchowski 1997), logit scale" if n_bootstrap > 0 else "none",
-            "test_statistic": test_statistic,
-            "seed": int(seed),
-            "grouped": groups is not None,
-            "bootstrap_grouped": bootstrap_groups is not None or groups is not None,
-            "stratified": strata is not None,
-            "n_images": int(n_images),
-            "kl_direction": "D_KL(Q || R), Q = images with the AU, R = images without",
-        },
+        config=_config(bins, binning if bin_edges is None else "explicit", smoothing, n_permutations, n_bootstrap,
+                       ci_level, test_statistic, seed, n_images, groups is not None,
+                       bootstrap_groups is not None or groups is not None, strata is not None),
     )
+
+
+def _config(
+    bins: int, binning: str, smoothing: float, n_permutations: int, n_bootstrap: int, ci_level: float,
+    test_statistic: str, seed: int, n_images: int, grouped: bool, bootstrap_grouped: bool, stratified: bool,
+) -> dict[str, Any]:
+    """The settings stored with the statistics."""
+    return {
+        "bins": int(bins),
+        "binning": binning,
+        "smoothing": float(smoothing),
+        "n_permutations": int(n_permutations),
+        "n_bootstrap": int(n_bootstrap),
+        "ci_level": float(ci_level),
+        "ci_statistic": "auroc",
+        "ci_method": "cluster-robust DeLong (Obuchowski 1997), logit scale" if n_bootstrap > 0 else "none",
+        "test_statistic": test_statistic,
+        "seed": int(seed),
+        "grouped": grouped,
+        "bootstrap_grouped": bootstrap_grouped,
+        "stratified": stratified,
+        "n_images": int(n_images),
+        "kl_direction": "D_KL(Q || R), Q = images with the AU, R = images without",
+    }
 
 
 #: The note of a result whose permutations moved single images (no subject or sequence ids).
