@@ -234,7 +234,8 @@ def auroc_interval(
 
     The variance is Obuchowski's (1997) extension of DeLong's to clustered data: images of one
     cluster (a subject) are correlated, clusters independent. The interval is built on the logit
-    scale, ``logit(A) +- z se / (A (1 - A))``, so it stays inside (0, 1), and it always contains the
+    scale, ``logit(A) +- t se / (A (1 - A))`` (``t``: Student's quantile with clusters - 1
+    degrees of freedom), so it stays inside (0, 1), and it always contains the
     estimate ``A``. Where the variance is 0 or undefined (a perfect separation, an untestable AU)
     the interval collapses onto the estimate.
 
@@ -256,7 +257,7 @@ def auroc_interval(
         >>> bool(ci[0, 0, 0] < auroc(x, y)[0, 0] < ci[0, 0, 1]), round(float(se[0, 0]), 2)
         (True, 0.02)
     """
-    from scipy.stats import norm
+    from scipy.stats import t as t_dist
 
     acts = as_activations(activations)
     labels = as_presence(presence, len(acts)).astype(np.float64)
@@ -285,7 +286,7 @@ def auroc_interval(
             theta[c] = th
             var[c] = s10 / n_pos + s01 / n_neg + 2 * s11 / (n_pos * n_neg)
         se = np.sqrt(np.maximum(var, 0.0))
-        z = norm.ppf(0.5 + level / 2)
+        z = t_dist.ppf(0.5 + level / 2, df=max(1, n_clusters - 1))  # few clusters: Student t
         inner = (theta > 0) & (theta < 1) & np.isfinite(se) & (se > 0)
         safe = np.where(inner, theta, 0.5)
         centre = np.log(safe / (1 - safe))
