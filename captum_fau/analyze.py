@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_fau.errors import ConfigError, DatasetError, DistributedError, LayerError, OutputError
+from captum_fau.errors import ConfigError, DatasetError, DistributedError, LabelError, LayerError, OutputError
 
 STEPS = ("scan", "faukl", "accuracy", "report")
 
@@ -151,7 +151,9 @@ class AnalysisConfig:
         au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
         n_featured (int): Filters shown in the figures. Default: 10
         permutations (int): Label permutations for p-values. Default: 1000
-        bootstrap (int): Bootstrap resamples for CIs. Default: 200
+        bootstrap (int): 0 skips the AUROC intervals. Default: 200
+        stratify (str, optional): A per-image label (``"emotion"``) whose levels become strata of
+            extra FAU-KL tests: association beyond what the label explains. Default: None
         batch_size (int): Images per forward pass. Default: 64
         device (str or torch.device): Default: ``"cpu"``
         seed (int): Seeds data rendering and the statistics. Default: 0
@@ -183,6 +185,7 @@ class AnalysisConfig:
     n_featured: int = 10
     permutations: int = 1000
     bootstrap: int = 200
+    stratify: str | None = None
     batch_size: int = 64
     device: str | torch.device = "cpu"
     seed: int = 0
@@ -543,16 +546,25 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
         run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
         return None
     if run.manifest.finished("faukl", path):
-        return FAUKLResult.load(path)
+        loaded = FAUKLResult.load(path)
+        run.notes.extend(n for n in loaded.stats().notes if n.startswith("WARNING"))
+        return loaded
     config = run.config
     subjects = scanned.labels.get("subject")
-    groups = scanned.labels.get("sequence", subjects)
+    # permutation units: subjects first (AUs cluster by subject), then sequences
+    groups = subjects if subjects is not None else scanned.labels.get("sequence")
+    strata = None
+    if config.stratify is not None:
+        strata = scanned.labels.get(config.stratify)
+        if strata is None:
+            raise LabelError(f"stratify={config.stratify!r}: the data has no such label; it has {sorted(scanned.labels)}.")
     fau = FAUKL(run.model, [run.layer], n_permutations=config.permutations, n_bootstrap=config.bootstrap,
-                seed=config.seed, progress=run.progress)  # fmt: skip
+                seed=config.seed, stratify=config.stratify, progress=run.progress)  # fmt: skip
     faukl = fau.interpret_activations(
-        {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects,
+        {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects, strata=strata,
         meta={"model": run.model_name, "data": run.data_name},
     )  # fmt: skip
+    run.notes.extend(n for n in faukl.stats().notes if n.startswith("WARNING"))  # e.g. no subject/sequence ids
     faukl.save(path)
     faukl.to_csv(run.out / "fau_kl.csv")
     run.manifest.mark("faukl")

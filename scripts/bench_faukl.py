@@ -3,25 +3,31 @@ a probe model with known AU channels, and agreement with TopNDeconv on a trained
 
 Usage::
 
-    python scripts/bench_faukl.py            # human-readable report
-    python scripts/bench_faukl.py --json     # ... and one JSON line last
+    python scripts/bench_faukl.py                 # human-readable report
+    python scripts/bench_faukl.py --json          # ... and one JSON line last
+    python scripts/bench_faukl.py --quick --json  # small sizes, statistics only (seconds)
 
-Sections:
+All statistics sections draw from :func:`captum_fau.concept.simulate.planted_faces`: subjects x 3
+sequences x 4 frames (the first neutral), AUs clustered by subject (per-subject logit propensity),
+activations correlated within subject and sequence. Sections:
 
-1. Speed: :func:`fau_kl_statistics` with 1,000 permutations on 256 filters x 20 AUs x 1,308
-   images, against the loop a user would write (per pair and permutation: ``np.histogram`` of
-   both groups + ``scipy.stats.entropy``). The loop is timed on a subset of pairs and
-   permutations and extrapolated linearly (it is linear in both).
-2. Calibration and power at CK+ size: 327 sequences of 4 frames, the first neutral (no AUs), the
-   other three sharing the sequence's AUs, drawn independently with CK+-like frequencies.
-   Activations = sequence effect + frame noise (unit variance), plus d = 0.8 on frames with the
-   AU for 10% of (filter, AU) pairs. Group-level permutations, test statistic = two-sided AUROC.
-3. Probe model: channel k's map is the squared change AU k's own drawing makes to the image
-   (image minus the same face re-rendered without AU k), so it responds inside AU k's region to
-   AU k only, also where AU regions overlap.
-4. Trained model: the SynthFACS zoo model at conv3 on independent-mode SynthFACS; for filters with
-   a significant association, its top AU against the AU whose ground-truth region holds most of the
-   TopNDeconv reconstruction energy of its top images.
+1. Speed: :func:`fau_kl_statistics` (300 permutations, 256 filters x 20 AUs x 1,308 images) against a
+   straightforward vectorised-numpy implementation (one float64 matrix product per permutation), in
+   the same process, after a warm-up, median/min/max of 5 repeats (``speedup_vs_vectorised``); and
+   against a per-pair loop (``np.histogram`` + ``scipy.stats.entropy``), timed on a subset and
+   extrapolated (``speedup_vs_loop``).
+2. Null, 109 subjects: type-I error at 0.05 with subject permutations (``type1_clustered``,
+   ``null_p05``), with the old sequence permutations and with single images (``*_before``); the share
+   of filters whose default top AU is the rarest AU, over chance (``null_top_au_rarest_ratio``; the
+   paper's argmax-KL rule: ``null_top_au_rarest_ratio_kl_before``).
+3. Planted d = 0.8 in 10% of pairs: BH FDR and power (``fdr``, ``power``).
+4. Intervals: coverage of the true AUROC (from 20,000 subjects) by the 95% AUROC interval
+   (``ci_coverage``), the estimate inside its interval (``ci_point_inside``), and the old KL
+   percentile bootstrap for comparison (``ci_coverage_kl_before``).
+5. Confounded null: AUs and filters follow the posed emotion, not each other; rejection rate of the
+   within-emotion test (``stratified_type1``) and of the plain one.
+6. Probe model (channel k responds to AU k's drawing only) and 7. the trained SynthFACS model
+   (agreement with TopNDeconv); skipped by ``--quick`` and ``--skip-models``.
 """
 
 from __future__ import annotations
@@ -39,29 +45,16 @@ from torch import nn
 
 from captum_fau.concept.statistics import fau_kl_statistics, histogram_edges, permutation_sources
 
-#: CK+ sequence counts per AU (of 593 sequences), for realistic frequencies.
-CKPLUS_AU_COUNTS = {
-    "AU1": 177, "AU2": 117, "AU4": 194, "AU5": 102, "AU6": 123, "AU7": 121, "AU9": 75, "AU10": 21,
-    "AU11": 34, "AU12": 131, "AU14": 37, "AU15": 94, "AU16": 24, "AU17": 202, "AU20": 79, "AU23": 60,
-    "AU24": 58, "AU25": 324, "AU26": 50, "AU27": 81,
-}  # fmt: skip
+from captum_fau.concept.simulate import CKPLUS_AU_COUNTS, planted_faces  # noqa: E402  (one generator)
 
 
-def ckplus_like(seed: int, n_sequences: int = 327, frames: int = 4, n_filters: int = 256, d: float = 0.8,
-                planted_fraction: float = 0.1) -> dict[str, np.ndarray]:
-    """Fabricated CK+-sized activations and AU labels with planted (filter, AU) dependencies."""
-    rng = np.random.default_rng(seed)
-    freqs = np.array(list(CKPLUS_AU_COUNTS.values())) / 593.0
-    seq_aus = rng.random((n_sequences, len(freqs))) < freqs
-    presence = np.repeat(seq_aus, frames, axis=0)
-    presence[::frames] = False  # the neutral first frame
-    groups = np.repeat(np.arange(n_sequences), frames)
-    n = len(groups)
-    acts = np.sqrt(0.5) * rng.normal(size=(n_sequences, n_filters))[groups] + np.sqrt(0.5) * rng.normal(size=(n, n_filters))
-    planted = np.zeros((n_filters, len(freqs)), bool)
-    planted.ravel()[rng.choice(planted.size, int(round(planted_fraction * planted.size)), replace=False)] = True
-    acts = acts + d * (presence.astype(float) @ planted.T.astype(float))
-    return {"acts": acts.astype(np.float32), "presence": presence, "groups": groups, "planted": planted}
+def ckplus_like(seed: int, n_filters: int = 256, d: float = 0.8, planted_fraction: float = 0.1,
+                n_subjects: int = 109) -> dict[str, np.ndarray]:
+    """CK+-sized planted data with subject structure (subjects x 3 sequences x 4 frames, AUs clustered by
+    subject, frames correlated); permutation units = subjects."""
+    data = planted_faces(seed, n_subjects=n_subjects, n_filters=n_filters, d=d, planted=planted_fraction)
+    data["groups"] = data["subjects"]
+    return data
 
 
 def loop_statistics(acts: np.ndarray, presence: np.ndarray, sources: np.ndarray, bins: int, smoothing: float,
@@ -80,62 +73,206 @@ def loop_statistics(acts: np.ndarray, presence: np.ndarray, sources: np.ndarray,
     return out
 
 
-def bench_speed(report: dict[str, Any]) -> None:
-    data = ckplus_like(0)
+def vectorised_statistics(acts: np.ndarray, presence: np.ndarray, sources: np.ndarray, bins: int,
+                          smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """A straightforward vectorised-numpy FAU-KL: per permutation, one matrix product of the one-hot bins
+    with the permuted labels (float64), scipy's ``rel_entr`` and AUROC rank sums; p-values of KL and AUROC."""
+    from scipy.special import rel_entr
+    from scipy.stats import rankdata
+
+    edges = histogram_edges(acts, bins)
+    codes = np.stack([np.clip(np.searchsorted(edges[c, 1:-1], acts[:, c], side="right"), 0, bins - 1)
+                      for c in range(acts.shape[1])], axis=1)
+    n_filters = acts.shape[1]
+    onehot = np.eye(bins)[codes].reshape(len(acts), n_filters * bins)  # [M, C * K]
+    totals = onehot.sum(axis=0).reshape(n_filters, bins, 1)
+    labels = presence.astype(np.float64)
+    ranks = rankdata(acts, axis=0)
+    n_pos = labels.sum(axis=0)
+    n_neg = len(acts) - n_pos
+
+    def stats(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = (onehot.T @ lab).reshape(n_filters, bins, -1)
+        r = totals - q
+        qn = (q + smoothing) / (q.sum(axis=1, keepdims=True) + bins * smoothing)
+        rn = (r + smoothing) / (r.sum(axis=1, keepdims=True) + bins * smoothing)
+        kl = rel_entr(qn, rn).sum(axis=1)
+        auc = (ranks.T @ lab - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        return kl, np.abs(auc - 0.5)
+
+    kl0, a0 = stats(labels)
+    ek, ea = np.zeros(kl0.shape), np.zeros(kl0.shape)
+    for src in sources:
+        kl, a = stats(labels[src])
+        ek += kl >= kl0 - 1e-9
+        ea += a >= a0 - 1e-9
+    return (1 + ek) / (1 + len(sources)), (1 + ea) / (1 + len(sources))
+
+
+def _timed(fn: Any, repeats: int) -> dict[str, float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median": float(np.median(times)), "min": float(np.min(times)), "max": float(np.max(times))}
+
+
+def bench_speed(report: dict[str, Any], size: dict[str, int]) -> None:
+    data = ckplus_like(0, n_filters=size["speed_filters"], n_subjects=size["subjects"])
     acts, presence, groups = data["acts"], data["presence"], data["groups"]
+    perms = size["speed_permutations"]
+    sources = permutation_sources(groups, len(acts), perms, seed=0)
+    engine = _timed(lambda: fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0),
+                    size["repeats"])
+    vectorised = _timed(lambda: vectorised_statistics(acts, presence, sources, 10, 0.5), size["repeats"])
     tracemalloc.start()
-    t0 = time.perf_counter()
-    fau_kl_statistics(acts, presence, groups=groups, n_permutations=1000, n_bootstrap=0)
-    ours = time.perf_counter() - t0
+    fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    sources = permutation_sources(groups, len(acts), 50, seed=0)
-    pairs = [(c, j) for c in range(4) for j in range(4)]
+    loop_sources = sources[:20]
+    pairs = [(c, j) for c in range(3) for j in range(3)]
     t0 = time.perf_counter()
-    loop_statistics(acts, presence, sources, 10, 0.5, pairs)
-    per_unit = (time.perf_counter() - t0) / (len(pairs) * 51)
-    loop_full = per_unit * acts.shape[1] * presence.shape[1] * 1001
+    loop_statistics(acts, presence, loop_sources, 10, 0.5, pairs)
+    per_unit = (time.perf_counter() - t0) / (len(pairs) * (len(loop_sources) + 1))
+    loop_full = per_unit * acts.shape[1] * presence.shape[1] * (perms + 1)
     report.update(
-        stats_seconds=ours, loop_seconds_extrapolated=loop_full, speedup_vs_loop=loop_full / ours,
-        stats_peak_mb=peak,
+        stats_seconds=engine["median"], vectorised_seconds=vectorised["median"],
+        speedup_vs_vectorised={k: vectorised["median"] / engine[k] for k in ("median",)} | {
+            "min": vectorised["min"] / engine["max"], "max": vectorised["max"] / engine["min"],
+            "engine_s": engine, "vectorised_s": vectorised, "repeats": size["repeats"]},
+        loop_seconds_extrapolated=loop_full, speedup_vs_loop=loop_full / engine["median"], stats_peak_mb=peak,
     )
-    print(f"[speed] 1000 perms x 256 filters x 20 AUs x {len(acts)} images: {ours:.2f} s "
-          f"(peak {peak:.0f} MB); loop (16 pairs x 50 perms, extrapolated): {loop_full:.0f} s; "
-          f"speedup {loop_full / ours:.0f}x")
+    print(f"[speed] {perms} perms x {acts.shape[1]} filters x 20 AUs x {len(acts)} images, {size['repeats']} repeats: "
+          f"engine {engine['median']:.2f} s (min {engine['min']:.2f}, max {engine['max']:.2f}; peak {peak:.0f} MB), "
+          f"vectorised numpy {vectorised['median']:.2f} s -> speedup {vectorised['median'] / engine['median']:.1f}x; "
+          f"per-pair loop (extrapolated) {loop_full:.0f} s")
 
 
-def bench_calibration(report: dict[str, Any], seeds: range) -> None:
-    null_p05, null_p05_kl = [], []
+def rarest_ratio(st: Any, result_tops: list[int]) -> float:
+    """Share of filters whose top AU is the rarest testable AU, divided by chance (1 / testable AUs)."""
+    testable = np.flatnonzero(st.testable_aus)
+    rarest = testable[np.argmin(st.n_present[testable])]
+    share = float(np.mean([t == rarest for t in result_tops]))
+    return share * len(testable)
+
+
+def bench_calibration(report: dict[str, Any], size: dict[str, int]) -> None:
+    """Null and planted runs on subject-structured data: type-I by permutation unit, top-AU rule, FDR, power."""
+    from captum_fau.concept.result import FAUKLResult
+
+    seeds, perms = range(size["seeds"]), size["permutations"]
+    rates: dict[str, list[float]] = {k: [] for k in ("subjects", "sequences", "images", "subjects_kl", "sequences_kl")}
+    ratios: dict[str, list[float]] = {"z": [], "p": [], "kl": []}
     for seed in seeds:
-        data = ckplus_like(100 + seed, d=0.0)
-        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["groups"], n_permutations=1000,
-                               n_bootstrap=0, seed=seed)
-        null_p05.append(float((st.p[st.testable] < 0.05).mean()))
-        null_p05_kl.append(float((st.p_kl[st.testable] < 0.05).mean()))
-    report.update(null_p05=float(np.mean(null_p05)), null_p05_kl=float(np.mean(null_p05_kl)))
-    print(f"[calibration] null: fraction p<0.05 = {np.mean(null_p05):.4f} (AUROC statistic), "
-          f"{np.mean(null_p05_kl):.4f} (KL statistic), over {len(seeds)} seeds")
+        data = ckplus_like(100 + seed, d=0.0, n_filters=size["filters"], n_subjects=size["subjects"])
+        for unit, ids in (("subjects", data["subjects"]), ("sequences", data["sequences"]), ("images", None)):
+            st = fau_kl_statistics(data["acts"], data["presence"], groups=ids, n_permutations=perms, n_bootstrap=0,
+                                   seed=seed)
+            rates[unit].append(float((st.p_auroc[st.testable] < 0.05).mean()))
+            if unit != "images":
+                rates[f"{unit}_kl"].append(float((st.p_kl[st.testable] < 0.05).mean()))
+            if unit == "subjects":
+                res = FAUKLResult(layers={"x": st}, au_ids=tuple(CKPLUS_AU_COUNTS), n_images=len(data["acts"]))
+                for rule in ratios:
+                    tops = [res.au_ids.index(a) for a in res.top_aus(by=rule)]
+                    ratios[rule].append(rarest_ratio(st, tops))
+    mean = {k: float(np.mean(v)) for k, v in rates.items()}
+    report.update(
+        null_p05=mean["subjects"], null_p05_kl=mean["subjects_kl"], type1_clustered=mean["subjects"],
+        type1_clustered_kl=mean["subjects_kl"], type1_sequences_before=mean["sequences"],
+        type1_sequences_kl_before=mean["sequences_kl"], type1_no_ids_before=mean["images"],
+        null_top_au_rarest_ratio=float(np.mean(ratios["z"])), null_top_au_rarest_ratio_p=float(np.mean(ratios["p"])),
+        null_top_au_rarest_ratio_kl_before=float(np.mean(ratios["kl"])),
+    )
+    print(f"[null, AUs clustered by subject] type-I at 0.05 (AUROC test / KL test): subject permutations "
+          f"{mean['subjects']:.3f} / {mean['subjects_kl']:.3f}; sequence permutations (old default) "
+          f"{mean['sequences']:.3f} / {mean['sequences_kl']:.3f}; single images {mean['images']:.3f}")
+    print(f"[null top AU] share of filters whose top AU is the rarest / chance: z (default) "
+          f"{np.mean(ratios['z']):.2f}, p-then-z {np.mean(ratios['p']):.2f}, argmax KL (paper, old default) "
+          f"{np.mean(ratios['kl']):.2f}")
 
-    fdrs, powers, rare_powers, kl_powers = [], [], [], []
+    fdrs, powers, kl_powers = [], [], []
     for seed in seeds:
-        data = ckplus_like(200 + seed)
-        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["groups"], n_permutations=1000,
+        data = ckplus_like(200 + seed, n_filters=size["filters"], n_subjects=size["subjects"])
+        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["groups"], n_permutations=perms,
                                n_bootstrap=0, seed=seed)
         planted, found = data["planted"], st.q < 0.05
         fdrs.append(float((found & ~planted).sum() / max(1, found.sum())))
         common = (data["presence"].mean(axis=0) >= 0.10)[None, :] & planted
-        rare = (data["presence"].mean(axis=0) < 0.10)[None, :] & planted
         powers.append(float(found[common].mean()))
-        rare_powers.append(float(found[rare].mean()) if rare.any() else float("nan"))
-        from captum_fau.concept.statistics import benjamini_hochberg
+        kl_powers.append(float((st.q_kl < 0.05)[common].mean()))
+    report.update(fdr=float(np.mean(fdrs)), power=float(np.mean(powers)), power_kl_statistic=float(np.mean(kl_powers)))
+    print(f"[planted] d=0.8 in 10% of pairs: FDR {np.mean(fdrs):.4f}, power (AU in >=10% of images) "
+          f"{np.mean(powers):.3f} (AUROC test), {np.mean(kl_powers):.3f} (KL test)")
 
-        kl_found = benjamini_hochberg(st.p_kl) < 0.05
-        kl_powers.append(float(kl_found[common].mean()))
-    report.update(fdr=float(np.mean(fdrs)), power=float(np.mean(powers)), power_rare=float(np.nanmean(rare_powers)),
-                  power_kl_statistic=float(np.mean(kl_powers)))
-    print(f"[planted] d=0.8 in 10% of pairs, {len(seeds)} seeds: FDR {np.mean(fdrs):.4f}, power (AU in >=10% of "
-          f"images) {np.mean(powers):.3f}, power (rarer AUs) {np.nanmean(rare_powers):.3f}; "
-          f"power with the KL statistic instead: {np.mean(kl_powers):.3f}")
+
+def _true_auroc(planted: np.ndarray, d: float, n_filters: int, n_subjects: int = 20000) -> np.ndarray:
+    """Population AUROC of every (filter, AU) pair: the same design, a very large sample."""
+    from captum_fau.concept.kernels import auroc
+
+    big = planted_faces(99_999, n_subjects=n_subjects, n_filters=n_filters, d=d, planted=planted)
+    return auroc(big["acts"], big["presence"])
+
+
+def bench_coverage(report: dict[str, Any], size: dict[str, int]) -> None:
+    """Coverage of the AUROC interval (subject clusters) and of the old KL percentile bootstrap."""
+    from captum_fau.concept.kernels import BinnedActivations, bin_codes, kl_from_counts
+    from captum_fau.concept.resampling import bootstrap_kl_interval, bootstrap_weights
+
+    n_filters, d = 8, 0.8
+    planted = np.zeros((n_filters, 20), bool)
+    planted[np.arange(n_filters), np.arange(n_filters) * 2] = True
+    truth = _true_auroc(planted, d, n_filters, size["truth_subjects"])
+    big = planted_faces(99_999, n_subjects=size["truth_subjects"], n_filters=n_filters, d=d, planted=planted)
+    covered, covered_planted, inside, old_covered, old_null_excl = [], [], [], [], []
+    for seed in range(size["coverage_seeds"]):
+        data = planted_faces(300 + seed, n_subjects=size["subjects"], n_filters=n_filters, d=d, planted=planted)
+        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], n_permutations=0,
+                               n_bootstrap=1, seed=seed)
+        ok = st.testable
+        lo, hi = st.auroc_ci[..., 0], st.auroc_ci[..., 1]
+        hit = (lo <= truth) & (truth <= hi)
+        covered.append(hit[ok])
+        covered_planted.append(hit[ok & planted])
+        inside.append(((lo <= st.auroc) & (st.auroc <= hi))[ok])
+        if seed < size["old_ci_seeds"]:
+            binned = BinnedActivations(bin_codes(data["acts"], st.bin_edges), st.bin_edges.shape[1] - 1)
+            weights = bootstrap_weights(data["subjects"], len(data["acts"]), 200, seed + 1)
+            old = bootstrap_kl_interval(binned, data["presence"].astype(np.float32), st.kl, weights, 0.5, 0.95)
+            big_binned = BinnedActivations(bin_codes(big["acts"], st.bin_edges), st.bin_edges.shape[1] - 1)
+            q = big_binned.counts(big["presence"].astype(np.float32)).astype(np.float64)
+            true_kl = kl_from_counts(q, big_binned.totals - q, 0.0, axis=1)
+            old_covered.append(((old[..., 0] <= true_kl) & (true_kl <= old[..., 1]))[ok & planted])
+            old_null_excl.append((old[..., 0] > 0)[ok & ~planted])
+    report.update(
+        ci_coverage=float(np.concatenate(covered).mean()), ci_coverage_planted=float(np.concatenate(covered_planted).mean()),
+        ci_point_inside=float(np.concatenate(inside).mean()),
+        ci_coverage_kl_before=float(np.concatenate(old_covered).mean()),
+        ci_kl_before_excludes_zero_under_null=float(np.concatenate(old_null_excl).mean()),
+    )
+    print(f"[intervals] AUROC 95% interval (subject clusters) covers the true AUROC for "
+          f"{report['ci_coverage']:.3f} of pairs ({report['ci_coverage_planted']:.3f} of planted pairs), point inside "
+          f"{report['ci_point_inside']:.3f}; old KL percentile bootstrap: coverage of the true KL (planted) "
+          f"{report['ci_coverage_kl_before']:.3f}, excludes 0 under the null {report['ci_kl_before_excludes_zero_under_null']:.3f}")
+
+
+def bench_stratified(report: dict[str, Any], size: dict[str, int]) -> None:
+    """The confounded null: AUs and activations both depend on the posed emotion, not on each other."""
+    within, plain, within_kl = [], [], []
+    for seed in range(size["seeds"]):
+        data = planted_faces(400 + seed, n_subjects=size["subjects"], n_filters=size["filters"], emotions=6, d=0.0)
+        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], strata=data["emotion"],
+                               n_permutations=size["permutations"], n_bootstrap=0, seed=seed)
+        ok = st.testable & (st.p_auroc_within < 1.0 + 1e-12)
+        within.append(float((st.p_auroc_within[ok] < 0.05).mean()))
+        within_kl.append(float((st.p_kl_within[ok] < 0.05).mean()))
+        plain.append(float((st.p_auroc[ok] < 0.05).mean()))
+    report.update(stratified_type1=float(np.mean(within)), stratified_type1_kl=float(np.mean(within_kl)),
+                  unstratified_type1_confounded=float(np.mean(plain)))
+    print(f"[stratified] confounded null (AUs and filters follow the emotion): rejection at 0.05 within emotion "
+          f"strata {np.mean(within):.3f} (AUROC) / {np.mean(within_kl):.3f} (KL); without strata {np.mean(plain):.3f}")
 
 
 class AUTemplateProbe(nn.Module):
@@ -250,27 +387,47 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
     print(f"[trained] agreement {out['agreement']} over {out['n_filters']} significant filters")
 
 
+#: Problem sizes of the full run and of ``--quick`` (used by the tests).
+SIZES = {
+    "full": dict(subjects=109, filters=128, permutations=1000, seeds=3, speed_filters=256, speed_permutations=300,
+                 repeats=5, coverage_seeds=40, old_ci_seeds=5, truth_subjects=20000),
+    "quick": dict(subjects=40, filters=24, permutations=200, seeds=1, speed_filters=32, speed_permutations=100,
+                  repeats=5, coverage_seeds=6, old_ci_seeds=1, truth_subjects=3000),
+}
+
+#: The keys of the JSON line that come first (issue 16's targets).
+KEYS = ["null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "type1_clustered", "stratified_type1",
+        "speedup_vs_vectorised", "probe_recovery", "trained_agreement", "speedup_vs_loop"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds for calibration and power (default: 3)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, statistics only (seconds; for tests)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds for calibration and power (default: 3)")
     parser.add_argument("--images", type=int, default=1308, help="SynthFACS images for the trained model")
     parser.add_argument("--probe-images", type=int, default=600, help="SynthFACS images for the probe")
     parser.add_argument("--skip-trained", action="store_true")
+    parser.add_argument("--skip-models", action="store_true", help="skip the probe and the trained model")
     parser.add_argument("--weights", default=None, help="trained SynthFACS weights (file or folder) to use instead of the zoo's")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    report: dict[str, Any] = {}
-    bench_speed(report)
-    bench_calibration(report, range(args.seeds))
-    bench_probe(report, args.probe_images)
-    if args.skip_trained:
-        report.update(trained_agreement=None, trained_reason="skipped (--skip-trained)")
+    size = dict(SIZES["quick" if args.quick else "full"])
+    if args.seeds is not None:
+        size["seeds"] = args.seeds
+    report: dict[str, Any] = {"sizes": size}
+    bench_speed(report, size)
+    bench_calibration(report, size)
+    bench_coverage(report, size)
+    bench_stratified(report, size)
+    if not (args.quick or args.skip_models):
+        bench_probe(report, args.probe_images)
+    if args.quick or args.skip_models or args.skip_trained:
+        report.update(trained_agreement=None, trained_reason="skipped")
     else:
         bench_trained(report, args.images, args.weights)
     if args.json:
-        keys = ["null_p05", "fdr", "power", "probe_recovery", "trained_agreement", "speedup_vs_loop"]
-        line = {k: report.get(k) for k in keys}
+        line = {k: report.get(k) for k in KEYS}
         line.update({k: v for k, v in report.items() if k not in line})
         print(json.dumps(line))
 

@@ -198,7 +198,8 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert code == 0
     assert {p.name for p in out.iterdir()} >= {"faukl.safetensors", "faukl.csv", "faukl.json", "faukl_bars.png", "table4.txt"}
     assert FAUKLResult.load(out / "faukl.safetensors").kl.shape == (256, 20)
-    assert "FAU with the largest KL" in capsys.readouterr().out
+    out_text = capsys.readouterr().out  # the default rule is significance-consistent (issue 16), both tests shown
+    assert "FAU (null-standardised KL" in out_text and "q (KL)" in out_text and "q (AUROC)" in out_text
     assert main(["fau-kl", "--model", str(tmp_path / "model"), "--data", "nosuch:1", "--out", str(out), "-q"]) == 2
 
 

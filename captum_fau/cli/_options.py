@@ -86,6 +86,15 @@ def add_seed(parser: argparse.ArgumentParser, what: str = "runs are reproducible
     parser.add_argument("--seed", type=non_negative_int, default=0, help=f"random seed; {what} (default: 0)")
 
 
+def add_stratify(parser: argparse.ArgumentParser) -> None:
+    """``--stratify LABEL``: FAU-KL tests within the levels of a per-image label (e.g. emotion)."""
+    parser.add_argument(
+        "--stratify", default=None, metavar="LABEL",
+        help="also test each filter-AU association within the levels of this per-image label, e.g. 'emotion' "
+        "(AUs are confounded with the posed emotion in CK+): association beyond what the label explains",
+    )  # fmt: skip
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")

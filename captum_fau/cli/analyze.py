@@ -39,11 +39,14 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
     if result.faukl is not None:
         rows = result.faukl.table_rows(result.featured[:top])
         lines.append("Strongest filter -> action unit associations (paper Table 4):")
-        lines.append(f"  {'filter':>6}  {'AU':<6} {'name':<28} {'KL':>6} {'AUROC':>6} {'q':>8}")
+        lines.append(f"  {'filter':>6}  {'AU':<6} {'name':<28} {'KL':>6} {'q (KL)':>8} {'AUROC':>6} {'q (AUROC)':>9}")
         for r in rows:
             lines.append(
-                f"  {r['filter']:>6}  {r['au']:<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['auroc']:>6.2f} {r['q']:>8.3g}"
+                f"  {r['filter']:>6}  {r['au']:<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['q_kl']:>8.3g} "
+                f"{r['auroc']:>6.2f} {r['q_auroc']:>9.3g}"
             )
+        warned = [n for n in result.faukl.stats().notes if n.startswith("WARNING")]
+        lines.extend(f"  {n}" for n in warned)
     if result.localisation is not None and result.localisation.get("rate") is not None:
         loc = result.localisation
         lines.append(
@@ -63,7 +66,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     return AnalysisConfig(
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
-        bootstrap=args.bootstrap, batch_size=args.batch_size, device=args.device, seed=args.seed,
+        bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
 
@@ -90,6 +93,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="label permutations for p-values (default: 1000)")
     p.add_argument("--bootstrap", type=_options.non_negative_int, default=200,
                    help="bootstrap resamples for CIs (default: 200)")
+    _options.add_stratify(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
     p.add_argument("--checkpoint-every", type=_options.positive_int, default=50, metavar="K",

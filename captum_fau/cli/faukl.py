@@ -28,7 +28,8 @@ def _run(args: argparse.Namespace) -> int:
     fau = FAUKL(
         model, args.layer, bins=args.bins, binning=args.binning, smoothing=args.smoothing,
         n_permutations=args.permutations, n_bootstrap=args.bootstrap, test_statistic=args.statistic,
-        seed=args.seed, batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+        seed=args.seed, stratify=args.stratify, batch_size=args.batch_size, device=args.device,
+        progress=not args.quiet,
     )  # fmt: skip
     dataset, notes = adapt_inputs(model, faces)
     for note in notes:
@@ -36,7 +37,9 @@ def _run(args: argparse.Namespace) -> int:
     if dataset is faces:
         result = fau.interpret(faces)
     else:  # the wrapper hides the FaceSet's AU ids and sequences: pass them on
-        groups = faces.sequences if getattr(faces, "sequences", None) is not None else "auto"
+        # permutation units: subjects first (AUs cluster by subject), then sequences
+        groups = next((ids for ids in (getattr(faces, "subjects", None), getattr(faces, "sequences", None))
+                       if ids is not None), "auto")  # fmt: skip
         result = fau.interpret(dataset, au_ids=getattr(faces, "au_ids", None) or None, groups=groups)
     result.save(out / "faukl.safetensors")
     result.to_csv(out / "faukl.csv")
@@ -79,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=_options.non_negative_int, default=200, help="bootstrap resamples for CIs (default: 200)")
     p.add_argument("--statistic", choices=("auroc", "kl"), default="auroc",
                    help="permutation test statistic (default: auroc)")  # fmt: skip
+    _options.add_stratify(p)
     _options.add_filters(p, "the filters in the table and the bar chart (default: the --featured strongest)")
     _options.add_featured(p, 10, "filters in the table and the bar chart when --filters is not given: significant first, by KL")
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")

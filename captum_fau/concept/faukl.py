@@ -21,15 +21,50 @@ def _underlying_dataset(data: Any) -> Any:
     return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
 
 
+def _label_columns(dataset: Any, extras: dict[str, Any], order: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image label columns in scan order: the dataset's label arrays (``subjects``,
+    ``sequences``, ``emotions``, ...), else the label entries of the items the scan read."""
+    labels: dict[str, np.ndarray] = {}
+    for key, attribute in (("subject", "subjects"), ("sequence", "sequences"), ("emotion", "emotions")):
+        value = getattr(dataset, attribute, None)
+        if value is not None:
+            labels[key] = np.asarray(value)[order]
+    for key, value in extras.items():
+        if key not in labels:
+            arr = np.asarray(torch.as_tensor(value).numpy() if isinstance(value, torch.Tensor) else value)
+            if arr.ndim == 1 and len(arr) == len(order):
+                labels[key] = arr
+    return labels
+
+
+def _resolve_groups(groups: Any, labels: dict[str, np.ndarray], order: np.ndarray) -> np.ndarray | None:
+    """Permutation units: ``"auto"`` prefers subjects over sequences (AUs cluster by subject)."""
+    if isinstance(groups, str):
+        if groups != "auto":
+            raise ConfigError(f"groups={groups!r} is not known; use 'auto', None or an array of ids.")
+        return labels.get("subject", labels.get("sequence"))
+    if groups is None:
+        return None
+    ids = np.asarray(groups)
+    if ids.ndim != 1 or (len(order) and int(order.max()) >= len(ids)):
+        raise LabelError(
+            f"groups has shape {ids.shape} but the data has {len(order)} images; "
+            "give one group id per image in dataset order."
+        )
+    return ids[order]
+
+
 class FAUKL(ConceptInterpreter):
     r"""Which action unit does each filter respond to?
 
     For filter ``i`` of a layer and AU ``j``, compares the histogram ``Q_ij`` of the filter's
     per-image maximum activation over the images that show AU ``j`` with the histogram ``R_ij``
     over the images that do not, scoring the pair with ``D_KL(Q_ij || R_ij)`` (the paper's
-    Table 4 and Figure 5), and adds what the paper lacked: permutation p-values (group-level when
-    sequence or subject ids exist), Benjamini-Hochberg q-values, a null-corrected KL, bootstrap
-    intervals and the AUROC (see :mod:`captum_fau.concept.statistics`).
+    Table 4 and Figure 5), and adds what the paper lacked: permutation p-values of the KL and of the
+    AUROC (subject-level when subject ids exist, else sequence-level; a warning without ids),
+    Benjamini-Hochberg q-values, a null-standardised KL (the default rule for a filter's top AU),
+    cluster-robust AUROC intervals and, with ``stratify``, tests within the levels of a label such as
+    the emotion (see :mod:`captum_fau.concept.statistics`).
 
     Each AU is a :class:`captum.concept.Concept` (id = its column, name = its AU id); layers are
     given by name as in Captum's ``TCAV``; the dataset is read once for all concepts and layers
@@ -43,11 +78,15 @@ class FAUKL(ConceptInterpreter):
             Default: ``"uniform"``
         smoothing (float): Additive pseudo-count of the smoothed KL. Default: 0.5
         n_permutations (int): Label permutations for p-values. Default: 1000
-        n_bootstrap (int): Bootstrap resamples for the KL intervals. Default: 200
+        n_bootstrap (int): 0 skips the AUROC intervals (analytic, clustered on subjects). Default: 200
         ci_level (float): Interval level. Default: 0.95
         test_statistic (str): ``"auroc"`` or ``"kl"``: the statistic whose permutation p-value
             feeds ``p`` and ``q``. Default: ``"auroc"``
         seed (int): Seed of the resampling. Default: 0
+        stratify (str, optional): A per-image label column (``"emotion"``, or any label the items
+            or the FaceSet carry) whose levels become permutation strata: the result then holds,
+            beside the plain tests, tests of association beyond what that label explains
+            (``p_kl_within``, ``p_auroc_within`` and their q-values). Default: None
         batch_size (int): Images per forward pass. Default: 64
         device (str or torch.device, optional): Device of the scan (default: the model's).
         progress (bool): tqdm progress bars. Default: True
@@ -78,6 +117,7 @@ class FAUKL(ConceptInterpreter):
         ci_level: float = 0.95,
         test_statistic: TestStatistic = "auroc",
         seed: int = 0,
+        stratify: str | None = None,
         batch_size: int = 64,
         device: str | torch.device | None = None,
         progress: bool = True,
@@ -98,6 +138,9 @@ class FAUKL(ConceptInterpreter):
             bins=bins, binning=binning, smoothing=smoothing, n_permutations=n_permutations,
             n_bootstrap=n_bootstrap, ci_level=ci_level, test_statistic=test_statistic, seed=seed,
         )  # fmt: skip
+        if stratify is not None and (not isinstance(stratify, str) or not stratify):
+            raise ConfigError(f"stratify must be a label column name such as 'emotion', got {stratify!r}.")
+        self.stratify = stratify
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
@@ -128,9 +171,9 @@ class FAUKL(ConceptInterpreter):
                 :class:`~captum_fau.data.base.FaceSet`. Read once.
             au_ids (sequence of str, optional): The ``J`` AU ids of the ``"aus"`` columns; taken
                 from ``data.au_ids`` (FaceSet) when omitted.
-            groups: ``"auto"`` (the FaceSet's sequence ids, else the items' subject ids, else
-                none), ``None`` (images independent), or ``[M]`` ids in dataset order. Label
-                permutations and the bootstrap act on whole groups.
+            groups: ``"auto"`` (subject ids where known, else sequence ids, else none with a
+                warning), ``None`` (images independent), or ``[M]`` ids in dataset order. Label
+                permutations act on whole groups; AUROC intervals cluster on subjects.
             additional_forward_args: Passed to the model after the images.
 
         Returns:
@@ -164,34 +207,22 @@ class FAUKL(ConceptInterpreter):
             )
         aus = np.asarray(torch.as_tensor(result.extras["aus"]).float().numpy())
         order = result.indices.numpy()
-        if isinstance(groups, str):
-            if groups != "auto":
-                raise ConfigError(f"groups={groups!r} is not known; use 'auto', None or an array of ids.")
-            sequences = getattr(dataset, "sequences", None)
-            if sequences is not None:
-                group_ids: np.ndarray | None = np.asarray(sequences)[order]
-            elif "subject" in result.extras:
-                group_ids = np.asarray(result.extras["subject"])
-            else:
-                group_ids = None
-        elif groups is None:
-            group_ids = None
-        else:
-            ids = np.asarray(groups)
-            if ids.ndim != 1 or (len(order) and int(order.max()) >= len(ids)):
+        labels = _label_columns(dataset, result.extras, order)
+        group_ids = _resolve_groups(groups, labels, order)
+        subjects = labels.get("subject")
+        strata = None
+        if self.stratify is not None:
+            if self.stratify not in labels:
                 raise LabelError(
-                    f"groups has shape {ids.shape} but the data has {len(order)} images; "
-                    "give one group id per image in dataset order."
+                    f"stratify={self.stratify!r}: the data has no such per-image label; it has "
+                    f"{sorted(k for k in labels if k != 'aus')}. Use one of those or load the labels."
                 )
-            group_ids = ids[order]
-        # The bootstrap resamples subjects where known (intervals then reflect subject-to-subject
-        # variation), else the permutation groups.
-        subjects = np.asarray(result.extras["subject"]) if "subject" in result.extras else None
+            strata = labels[self.stratify]
         maxima = {name: layer.maxima.float().numpy() for name, layer in result.layers.items()}
         meta = {"model": type(self.model).__name__, "dataset": repr(dataset)[:200]}
         return self.interpret_activations(
             maxima, aus, au_ids=au_ids, groups=group_ids, bootstrap_groups=subjects if isinstance(groups, str) else None,
-            meta=meta,
+            strata=strata, meta=meta,
         )
 
     def interpret_activations(
@@ -202,6 +233,7 @@ class FAUKL(ConceptInterpreter):
         au_ids: Sequence[str],
         groups: np.ndarray | Sequence[Any] | None = None,
         bootstrap_groups: np.ndarray | Sequence[Any] | None = None,
+        strata: np.ndarray | Sequence[Any] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> FAUKLResult:
         """The statistics from per-image maxima already computed (e.g. a saved scan).
@@ -212,8 +244,10 @@ class FAUKL(ConceptInterpreter):
             aus (np.ndarray): ``[M, J]`` AU labels aligned with the rows of ``maxima``.
             au_ids (sequence of str): The ``J`` AU ids.
             groups (array-like, optional): ``[M]`` sequence or subject ids (permutation units).
-            bootstrap_groups (array-like, optional): ``[M]`` subject ids the bootstrap resamples
-                (default: ``groups``).
+            bootstrap_groups (array-like, optional): ``[M]`` subject ids the AUROC intervals
+                cluster on (default: ``groups``).
+            strata (array-like, optional): ``[M]`` stratum labels for the within-strata tests
+                (e.g. the emotions, when the interpreter was built with ``stratify``).
             meta (dict, optional): Provenance stored with the result.
 
         Returns:
@@ -248,13 +282,21 @@ class FAUKL(ConceptInterpreter):
             maxima = {name: np.asarray(acts)[coded] for name, acts in maxima.items()}
             groups = None if groups is None else np.asarray(groups)[coded]
             bootstrap_groups = None if bootstrap_groups is None else np.asarray(bootstrap_groups)[coded]
+            strata = None if strata is None else np.asarray(strata)[coded]
+        if strata is not None and len(np.asarray(strata)) != len(aus):
+            raise LabelError(f"strata have {len(np.asarray(strata))} entries but there are {len(aus)} images.")
+        if groups is None and self.options["n_permutations"] > 0:
+            from captum_fau.concept.statistics import NO_GROUPS_NOTE
+
+            warnings.warn(f"FAU-KL: {NO_GROUPS_NOTE}", UserWarning, stacklevel=2)
         stats = {}
         n_images = 0
         for name, acts in maxima.items():
             acts = np.asarray(acts)
             n_images = len(acts)
             stats[name] = fau_kl_statistics(
-                acts, aus, groups=groups, bootstrap_groups=bootstrap_groups, progress=self.progress, **self.options
+                acts, aus, groups=groups, bootstrap_groups=bootstrap_groups, strata=strata, progress=self.progress,
+                **self.options,
             )
         return FAUKLResult(layers=stats, au_ids=au_ids, n_images=n_images, meta=meta)
 

@@ -44,12 +44,17 @@ def group_codes(groups: Any, n_images: int) -> np.ndarray:
     return codes.ravel()
 
 
-def permutation_sources(groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0) -> np.ndarray:
+def permutation_sources(
+    groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0, strata: np.ndarray | None = None
+) -> np.ndarray:
     """Label permutations at the group level, ``[P, M]``: row ``p`` says whose labels image ``m`` gets.
 
     Groups (sequences or subjects) move as wholes: a group receives the label block of another
     group of the same size, in the same within-group order (so a neutral first frame stays
-    first). Without groups every image is its own group.
+    first). Without groups every image is its own group. With ``strata`` (e.g. the emotion of
+    each image), the units are the (group, stratum) cells and a cell only receives the labels of
+    a cell of the same stratum: the permutations keep every association of the labels with the
+    strata, so the test asks for association beyond what the strata explain.
 
     Examples::
 
@@ -58,13 +63,23 @@ def permutation_sources(groups: np.ndarray | None, n_images: int, n_permutations
         ((3, 5), True)
     """
     codes = group_codes(groups, n_images)
+    cell_stratum = np.zeros(int(codes.max()) + 1 if n_images else 0, dtype=np.int64)
+    if strata is not None:
+        strata_codes = group_codes(strata, n_images)
+        _, codes = np.unique(np.stack([codes, strata_codes], axis=1), axis=0, return_inverse=True)
+        codes = codes.ravel()
+        cell_stratum = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+        cell_stratum[codes] = strata_codes
     rng = np.random.default_rng(seed)
     sources = np.empty((n_permutations, n_images), dtype=np.int64)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    for size in np.unique(sizes):
-        same = np.flatnonzero(sizes == size)
+    # cells are exchangeable when they have the same size and the same stratum
+    kinds = sizes * (int(cell_stratum.max()) + 1 if len(cell_stratum) else 1) + cell_stratum
+    for kind in np.unique(kinds):
+        same = np.flatnonzero(kinds == kind)
+        size = int(sizes[same[0]])
         # members[g, i]: the i-th image (dataset order) of the g-th group of this size
         members = order[starts[same][:, None] + np.arange(size)[None, :]]
         if len(same) == 1:
@@ -112,11 +127,13 @@ class PermutationNull:
 
     Attributes:
         kl_mean: Mean smoothed KL under the permutations.
+        kl_sd: Standard deviation of the smoothed KL under the permutations.
         p_kl: ``(1 + #{KL_perm >= KL}) / (1 + P)``.
         p_auroc: The same for the two-sided ``|AUROC - 1/2|``.
     """
 
     kl_mean: np.ndarray
+    kl_sd: np.ndarray
     p_kl: np.ndarray
     p_auroc: np.ndarray
 
@@ -158,6 +175,7 @@ def permutation_null(
     kl_floor = (kl - 1e-5 * np.maximum(1.0, np.abs(kl)))[:, None, :]
     auc_floor = (np.abs(auc - 0.5) - 1e-6)[:, None, :]
     kl_sum = np.zeros(kl.shape)
+    kl_sq = np.zeros(kl.shape)
     exceed_kl = np.zeros(kl.shape)
     exceed_auc = np.zeros(kl.shape)
     chunks: Any = range(0, n_permutations, chunk_size)
@@ -172,13 +190,17 @@ def permutation_null(
         q_perm = binned.counts(permuted)  # [C, K, width*J]
         kl_perm = kl_from_counts(q_perm, binned.totals - q_perm, smoothing, axis=1, dtype=np.float32)
         kl_perm = kl_perm.reshape(binned.n_filters, width, n_aus)
-        kl_sum += kl_perm.sum(axis=1)
+        kl_sum += kl_perm.sum(axis=1, dtype=np.float64)
+        kl_sq += np.square(kl_perm, dtype=np.float64).sum(axis=1)
         exceed_kl += (kl_perm >= kl_floor).sum(axis=1)
         rank_sums = (ranks.T @ permuted).reshape(binned.n_filters, width, n_aus)
         auc_perm = auroc_from_rank_sums(rank_sums, n_pos, n_neg)
         exceed_auc += (np.abs(auc_perm - 0.5) >= auc_floor).sum(axis=1)
+    mean = kl_sum / n_permutations
+    var = np.maximum(kl_sq / n_permutations - mean**2, 0.0) * n_permutations / max(1, n_permutations - 1)
     return PermutationNull(
-        kl_mean=kl_sum / n_permutations,
+        kl_mean=mean,
+        kl_sd=np.sqrt(var),
         p_kl=(1.0 + exceed_kl) / (1.0 + n_permutations),
         p_auroc=(1.0 + exceed_auc) / (1.0 + n_permutations),
     )

@@ -21,7 +21,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 #: Per-pair statistics exposed in :attr:`FAUKLResult.scores` and the CSV export.
-SCORE_FIELDS = ("kl", "kl_plain", "kl_corrected", "kl_null_mean", "p", "p_kl", "p_auroc", "q", "auroc")
+SCORE_FIELDS = ("kl", "kl_plain", "kl_corrected", "kl_null_mean", "kl_null_sd", "kl_z", "p", "p_kl", "p_auroc", "q",
+                "q_kl", "q_auroc", "auroc", "auroc_se")  # fmt: skip
+#: Scores present only when the statistics were stratified.
+STRATIFIED_FIELDS = ("p_kl_within", "p_auroc_within", "q_kl_within", "q_auroc_within")
+
+#: How :meth:`FAUKLResult.top_au` can rank the AUs of a filter, and what each rule is.
+TOP_AU_RULES = {
+    "z": "null-standardised KL, (KL - null mean) / null SD",
+    "p": "KL permutation p-value, ties broken by the null-standardised KL",
+    "kl": "paper's rule (argmax KL)",
+    "kl_plain": "argmax of the paper's unsmoothed KL",
+    "kl_corrected": "argmax of KL - null mean",
+    "auroc": "argmax AUROC",
+}
+#: The default rule: significance-consistent (under no association every AU is equally likely to be
+#: a filter's top AU, whatever its prevalence; ``scripts/bench_faukl.py`` measures it).
+DEFAULT_TOP_AU = "z"
 _FORMAT = "captum-fau/faukl-result/1"
 
 
@@ -76,7 +92,11 @@ class FAUKLResult:
     kl_corrected = property(lambda self: self.stats().kl_corrected, doc="``[C, J]`` null-corrected KL.")
     p = property(lambda self: self.stats().p, doc="``[C, J]`` permutation p-values.")
     q = property(lambda self: self.stats().q, doc="``[C, J]`` Benjamini-Hochberg q-values.")
-    ci = property(lambda self: self.stats().ci, doc="``[C, J, 2]`` bootstrap interval of the KL.")
+    ci = property(lambda self: self.stats().auroc_ci, doc="``[C, J, 2]`` interval of the AUROC (the KL has none).")
+    auroc_ci = property(lambda self: self.stats().auroc_ci, doc="``[C, J, 2]`` cluster-robust interval of the AUROC.")
+    kl_z = property(lambda self: self.stats().kl_z, doc="``[C, J]`` null-standardised KL.")
+    q_kl = property(lambda self: self.stats().q_kl, doc="``[C, J]`` BH q-values of the KL permutation test.")
+    q_auroc = property(lambda self: self.stats().q_auroc, doc="``[C, J]`` BH q-values of the AUROC permutation test.")
     auroc = property(lambda self: self.stats().auroc, doc="``[C, J]`` AUROC, AU present vs absent.")
 
     def concept_key(self, au: str | int) -> str:
@@ -99,8 +119,9 @@ class FAUKLResult:
         for j in range(len(self.au_ids)):
             per_layer: dict[str, dict[str, torch.Tensor]] = {}
             for name, st in self.layers.items():
-                entry = {key: torch.from_numpy(np.ascontiguousarray(getattr(st, key)[:, j])) for key in SCORE_FIELDS}
-                entry["ci"] = torch.from_numpy(np.ascontiguousarray(st.ci[:, j]))
+                keys = SCORE_FIELDS + (STRATIFIED_FIELDS if st.stratified else ())
+                entry = {key: torch.from_numpy(np.ascontiguousarray(getattr(st, key)[:, j])) for key in keys}
+                entry["ci"] = torch.from_numpy(np.ascontiguousarray(st.auroc_ci[:, j]))
                 per_layer[name] = entry
             out[str(j)] = per_layer
         return out
@@ -111,85 +132,125 @@ class FAUKLResult:
             raise ConfigError(f"filter {filter!r} is out of range; this layer has filters 0..{n_filters - 1}.")
         return int(filter)
 
-    def top_au(self, filter: int, layer: str | None = None, by: str = "kl") -> str:
-        """The AU with the largest score for ``filter`` (the paper's Table 4 entry).
+    def _ranking(self, st: AssociationStatistics, f: int, by: str) -> np.ndarray:
+        """AU indices of filter ``f`` from strongest to weakest under rule ``by``; untestable AUs last."""
+        ok = st.testable_aus.copy()
+        if by in ("z", "p") and st.config.get("n_permutations", 1) == 0:
+            # no permutation null: the Mann-Whitney z of the AUROC is the significance-consistent score
+            n_pos = st.n_present.astype(np.float64)
+            n_neg = float(st.config.get("n_images", self.n_images)) - n_pos
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = np.abs(st.auroc[f] - 0.5) / np.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+            return np.lexsort((np.arange(len(ok)), -np.where(ok & np.isfinite(score), score, -np.inf)))
+        if by == "p":
+            z = np.where(ok & np.isfinite(st.kl_z[f]), st.kl_z[f], -np.inf)
+            return np.lexsort((-z, np.where(ok, st.p_kl[f], np.inf)))
+        values = st.kl_z[f] if by == "z" else getattr(st, by)[f]
+        values = np.where(ok & ~np.isnan(values), values, -np.inf)
+        return np.argsort(-values, kind="stable")
+
+    def top_au(self, filter: int, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> str:
+        """The AU most strongly associated with ``filter`` under the rule ``by``.
+
+        Untestable AUs (no image with, or none without it) are never chosen while a testable one
+        exists.
 
         Args:
             filter (int): Filter (channel) index.
             layer (str, optional): Layer name (default: :attr:`layer`).
-            by (str): ``"kl"`` (smoothed), ``"kl_plain"``, ``"kl_corrected"`` or ``"auroc"``.
-                Default: ``"kl"``
+            by (str): ``"z"`` (the default: the null-standardised KL ``(KL - null mean) / null
+                SD``, comparable across AU prevalences), ``"p"`` (the KL permutation p, ties by
+                ``z``), ``"kl"`` (the paper's rule, argmax KL, which favours rare AUs: their KL is
+                larger and noisier), ``"kl_plain"``, ``"kl_corrected"`` or ``"auroc"``. Without
+                permutations ``"z"`` and ``"p"`` rank by the AUROC's Mann-Whitney z.
+                Default: ``"z"``
 
         Returns:
             str: AU id such as ``"AU12"``.
         """
         st = self.stats(layer)
         f = self._filter(filter, st)
-        if by not in ("kl", "kl_plain", "kl_corrected", "auroc"):
-            raise ConfigError(f"by={by!r} is not known; use 'kl', 'kl_plain', 'kl_corrected' or 'auroc'.")
-        values = np.where(st.testable_aus, getattr(st, by)[f], -np.inf)
-        return self.au_ids[int(np.argmax(values))]
+        if by not in TOP_AU_RULES:
+            raise ConfigError(f"by={by!r} is not known; use one of {sorted(TOP_AU_RULES)}.")
+        return self.au_ids[int(self._ranking(st, f, by)[0])]
 
-    def top_aus(self, layer: str | None = None, by: str = "kl") -> list[str]:
+    def top_aus(self, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> list[str]:
         """:meth:`top_au` of every filter of the layer."""
         st = self.stats(layer)
         return [self.top_au(f, layer, by) for f in range(st.kl.shape[0])]
 
     # ------------------------------------------------------------------ reports
     def table_rows(
-        self, filters: Sequence[int] | None = None, layer: str | None = None, alpha: float = 0.05
+        self,
+        filters: Sequence[int] | None = None,
+        layer: str | None = None,
+        alpha: float = 0.05,
+        by: str = DEFAULT_TOP_AU,
     ) -> list[dict[str, Any]]:
-        """One row per filter: the AU with the largest KL, its FACS name and its statistics."""
+        """One row per filter: its top AU under rule ``by``, the AU's FACS name and both tests.
+
+        Each row carries the KL with its own permutation test (``p_kl``, ``q_kl``), the AUROC with
+        its interval and its own test (``p_auroc``, ``q_auroc``), the within-strata tests when
+        computed, ``p``/``q`` of the result's main ``test_statistic`` (named in ``"test"``) and the
+        rule (``"rule"``).
+        """
         st = self.stats(layer)
+        if by not in TOP_AU_RULES:
+            raise ConfigError(f"by={by!r} is not known; use one of {sorted(TOP_AU_RULES)}.")
         chosen = range(st.kl.shape[0]) if filters is None else filters
         rows = []
         for f in chosen:
             f = self._filter(int(f), st)
-            au = self.top_au(f, layer)
+            au = self.top_au(f, layer, by)
             j = self.au_ids.index(au)
-            rows.append(
-                {
-                    "filter": f,
-                    "au": au,
-                    "name": au_name(au),
-                    "kl": float(st.kl[f, j]),
-                    "kl_corrected": float(st.kl_corrected[f, j]),
-                    "ci_low": float(st.ci[f, j, 0]),
-                    "ci_high": float(st.ci[f, j, 1]),
-                    "auroc": float(st.auroc[f, j]),
-                    "p": float(st.p[f, j]),
-                    "q": float(st.q[f, j]),
-                    "significant": bool(st.q[f, j] < alpha),
-                    "dead": bool(st.dead_filters[f]),
-                }
-            )
+            row: dict[str, Any] = {
+                "filter": f, "au": au, "name": au_name(au), "rule": TOP_AU_RULES[by],
+                "kl": float(st.kl[f, j]), "kl_corrected": float(st.kl_corrected[f, j]), "kl_z": float(st.kl_z[f, j]),
+                "p_kl": float(st.p_kl[f, j]), "q_kl": float(st.q_kl[f, j]),
+                "auroc": float(st.auroc[f, j]), "auroc_ci_low": float(st.auroc_ci[f, j, 0]),
+                "auroc_ci_high": float(st.auroc_ci[f, j, 1]),
+                "p_auroc": float(st.p_auroc[f, j]), "q_auroc": float(st.q_auroc[f, j]),
+                "test": st.config.get("test_statistic", "auroc"), "p": float(st.p[f, j]), "q": float(st.q[f, j]),
+                "significant": bool(st.q[f, j] < alpha),
+                "testable": bool(st.testable_aus[j] and not st.dead_filters[f]), "dead": bool(st.dead_filters[f]),
+            }  # fmt: skip
+            if st.stratified:
+                for key in STRATIFIED_FIELDS:
+                    row[key] = float(getattr(st, key)[f, j])
+            rows.append(row)
         return rows
 
-    def table(self, filters: Sequence[int] | None = None, layer: str | None = None, alpha: float = 0.05) -> str:
-        """The paper's Table 4: filter number and the FAU with the largest KL divergence value.
+    def table(
+        self, filters: Sequence[int] | None = None, layer: str | None = None, alpha: float = 0.05, by: str = DEFAULT_TOP_AU
+    ) -> str:
+        """The paper's Table 4 (filter and its FAU), with both tests beside their statistics.
 
-        Columns: filter, ``AUxx: FACS name``, KL with its bootstrap interval, null-corrected KL,
-        AUROC and the BH q-value (``*`` where ``q < alpha``; dead filters are marked).
+        The AU is chosen by ``by`` (default: the null-standardised KL; ``by="kl"`` is the paper's
+        rule, argmax KL). Columns: filter, ``AUxx: FACS name``, KL, its null-standardised value z
+        and its permutation q-value, the AUROC with its interval and its own q-value (``*`` where
+        ``q < alpha``), and the within-strata q-values when the result is stratified.
         """
-        rows = self.table_rows(filters, layer, alpha)
-        header = ["Filter", "FAU with the largest KL divergence value", "KL [CI]", "KL-null", "AUROC", "q"]
+        rows = self.table_rows(filters, layer, alpha, by)
+        stratified = self.stats(layer).stratified
+        header = ["Filter", f"FAU ({TOP_AU_RULES[by]})", "KL", "KL z", "q (KL)", "AUROC [CI]", "q (AUROC)"]
+        if stratified:
+            header += ["q (KL, within strata)", "q (AUROC, within strata)"]
+        star = lambda q: f"{q:.3g}{'*' if q < alpha else ''}"  # noqa: E731
         lines = []
         for r in rows:
             label = f"{r['au']}: {r['name']}" + (" (dead filter)" if r["dead"] else "")
-            lines.append(
-                [
-                    str(r["filter"]),
-                    label,
-                    f"{r['kl']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-                    f"{r['kl_corrected']:.3f}",
-                    f"{r['auroc']:.3f}",
-                    f"{r['q']:.3g}{'*' if r['significant'] else ''}",
-                ]
-            )
+            line = [
+                str(r["filter"]), label, f"{r['kl']:.3f}", f"{r['kl_z']:.2f}", star(r["q_kl"]),
+                f"{r['auroc']:.3f} [{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]", star(r["q_auroc"]),
+            ]  # fmt: skip
+            if stratified:
+                line += [star(r["q_kl_within"]), star(r["q_auroc_within"])]
+            lines.append(line)
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
         fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
-        return "\n".join(out)
+        notes = [n for n in self.stats(layer).notes if n.startswith("WARNING")]
+        return "\n".join(out + notes)
 
     def plot_bars(
         self,
@@ -203,8 +264,8 @@ class FAUKLResult:
     ) -> "Figure":
         """Bar charts of the KL of every AU for each filter, in the layout of the paper's Figure 5.
 
-        The AU with the largest value is drawn in red, the others in grey; ``*`` above a bar marks
-        a pair with ``q < alpha``.
+        The filter's top AU (:meth:`top_au`'s default rule, the null-standardised KL) is drawn in
+        red, the others in grey; ``*`` above a bar marks a pair whose KL test has ``q_kl < alpha``.
 
         Args:
             filters (sequence of int): Filters to draw, one panel each.
@@ -239,11 +300,11 @@ class FAUKLResult:
             heights = np.nan_to_num(getattr(st, value)[f][au_order], posinf=np.nan)
             finite_max = np.nanmax(heights) if np.isfinite(heights).any() else 1.0
             heights = np.where(np.isnan(heights), finite_max, heights)
-            top = au_order.index(self.au_ids.index(self.top_au(f, layer, by=value if value != "kl_plain" else "kl")))
+            top = au_order.index(self.au_ids.index(self.top_au(f, layer)))
             colors = ["#b0b0b0"] * len(x)
             colors[top] = "#d62728"
             ax.bar(x, heights, color=colors, width=0.8)
-            for j in np.flatnonzero(st.q[f][au_order] < alpha):
+            for j in np.flatnonzero(st.q_kl[f][au_order] < alpha):
                 ax.text(x[j], heights[j], "*", ha="center", va="bottom", fontsize=9)
             ax.set_title(f"Filter {f}: {self.au_ids[au_order[top]]}", fontsize=10)
             ax.set_xticks(x)
@@ -253,7 +314,7 @@ class FAUKLResult:
             ax.set_ylabel("KL divergence" if value == "kl" else value, fontsize=8)
         for ax in axes.ravel()[len(filters) :]:
             ax.axis("off")
-        fig.suptitle(f"FAU-KL per filter ({self.layer if layer is None else layer}); red: largest; * q < {alpha}", fontsize=9)
+        fig.suptitle(f"FAU-KL per filter ({self.layer if layer is None else layer}); red: top AU by {TOP_AU_RULES[DEFAULT_TOP_AU]}; * q (KL) < {alpha}", fontsize=9)
         fig.tight_layout()
         return fig
 
@@ -266,9 +327,9 @@ class FAUKLResult:
             for f in range(n_filters):
                 for j, au in enumerate(self.au_ids):
                     row: dict[str, Any] = {"layer": name, "filter": f, "au": au, "name": au_name(au)}
-                    for key in SCORE_FIELDS:
+                    for key in SCORE_FIELDS + (STRATIFIED_FIELDS if st.stratified else ()):
                         row[key] = float(getattr(st, key)[f, j])
-                    row["ci_low"], row["ci_high"] = float(st.ci[f, j, 0]), float(st.ci[f, j, 1])
+                    row["auroc_ci_low"], row["auroc_ci_high"] = float(st.auroc_ci[f, j, 0]), float(st.auroc_ci[f, j, 1])
                     row["n_present"] = int(st.n_present[j])
                     row["testable"] = bool(st.testable_aus[j] and not st.dead_filters[f])
                     rows.append(row)
@@ -303,8 +364,9 @@ class FAUKLResult:
         tensors: dict[str, np.ndarray] = {}
         layer_meta = {}
         for i, (name, st) in enumerate(self.layers.items()):
-            for key in AssociationStatistics.ARRAY_FIELDS:
-                tensors[f"{i}.{key}"] = np.ascontiguousarray(getattr(st, key))
+            for key in AssociationStatistics.ARRAY_FIELDS + AssociationStatistics.OPTIONAL_FIELDS:
+                if getattr(st, key) is not None:
+                    tensors[f"{i}.{key}"] = np.ascontiguousarray(getattr(st, key))
             layer_meta[name] = {"index": i, "notes": st.notes, "config": st.config}
         header = {
             "format": _FORMAT,
@@ -335,7 +397,11 @@ class FAUKLResult:
         layers = {}
         for name, lm in info["layers"].items():
             i = lm["index"]
+            missing = [key for key in AssociationStatistics.ARRAY_FIELDS if f"{i}.{key}" not in arrays]
+            if missing:
+                raise WeightsError(f"{path} lacks the arrays {missing}; it was written by an older version: recompute it.")
             fields = {key: arrays[f"{i}.{key}"] for key in AssociationStatistics.ARRAY_FIELDS}
+            fields.update({k: arrays[f"{i}.{k}"] for k in AssociationStatistics.OPTIONAL_FIELDS if f"{i}.{k}" in arrays})
             layers[name] = AssociationStatistics(**fields, notes=list(lm["notes"]), config=dict(lm["config"]))
         return cls(layers=layers, au_ids=tuple(info["au_ids"]), n_images=int(info["n_images"]), meta=info["meta"])
 
@@ -344,4 +410,4 @@ class FAUKLResult:
         return f"FAUKLResult({len(self.au_ids)} AUs x [{shapes}], {self.n_images} images)"
 
 
-__all__ = ["FAUKLResult", "SCORE_FIELDS"]
+__all__ = ["DEFAULT_TOP_AU", "FAUKLResult", "SCORE_FIELDS", "STRATIFIED_FIELDS", "TOP_AU_RULES"]

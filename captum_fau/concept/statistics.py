@@ -21,9 +21,17 @@ notion of noise, so this module reports, next to it:
   ids (sequences or subjects) are given: images of one group keep their label pattern and move
   together, and groups are only exchanged with groups of the same size, so that within-group
   correlation (frames of one CK+ sequence) does not make the test anti-conservative.
-* ``q`` -- Benjamini-Hochberg q-values over all testable (filter, AU) pairs.
-* ``ci`` -- percentile bootstrap intervals of ``kl``, resampling groups (or images) with
-  replacement, bin edges held fixed.
+* ``kl_z`` -- the null-standardised KL ``(kl - kl_null_mean) / kl_null_sd``: comparable across
+  AUs of any prevalence (the raw KL of a rare AU is larger and noisier), so the default per-filter
+  "top AU" ranks by it (:meth:`~captum_fau.concept.result.FAUKLResult.top_au`).
+* ``q`` -- Benjamini-Hochberg q-values over all testable (filter, AU) pairs of ``p``; ``q_kl`` and
+  ``q_auroc`` are those of each test, so the q shown beside a statistic belongs to it.
+* ``auroc_ci`` -- a cluster-robust interval of the AUROC (Obuchowski's clustered DeLong variance,
+  subjects as clusters where known, logit scale): it contains its estimate and covers at the
+  nominal level on planted data with subject structure. The KL gets no interval: its percentile
+  bootstrap did not cover (the plug-in KL is biased by an amount that depends on the sample).
+* ``*_within`` -- with ``strata`` (e.g. the posed emotion), the same two tests with permutations
+  inside each stratum: association beyond what the stratum label explains.
 * ``auroc`` -- the probability that an image with the AU has a larger maximum activation than one
   without (ties count 1/2): a bin-free association score (0.5 = none).
 
@@ -57,12 +65,12 @@ from captum_fau.concept.kernels import (
     as_presence,
     auroc,
     auroc_from_rank_sums,
+    auroc_interval,
     bin_codes,
     histogram_edges,
     kl_from_counts,
 )
 from captum_fau.concept.resampling import (
-    bootstrap_kl_interval,
     bootstrap_weights,
     group_codes,
     permutation_notes,
@@ -77,8 +85,9 @@ TestStatistic = Literal["auroc", "kl"]
 MIN_IMAGES_PER_BIN = 2
 
 #: The value of each statistic on an untestable pair (dead filter or untestable AU).
-_NEUTRAL = {"kl": 0.0, "kl_plain": 0.0, "kl_null_mean": 0.0, "kl_corrected": 0.0, "p": 1.0, "p_kl": 1.0,
-            "p_auroc": 1.0, "ci": 0.0, "auroc": 0.5}  # fmt: skip
+_NEUTRAL = {"kl": 0.0, "kl_plain": 0.0, "kl_null_mean": 0.0, "kl_null_sd": 0.0, "kl_corrected": 0.0,
+            "kl_z": np.nan, "p": 1.0, "p_kl": 1.0, "p_auroc": 1.0, "auroc_ci": 0.5, "auroc": 0.5,
+            "auroc_se": np.nan, "p_kl_within": 1.0, "p_auroc_within": 1.0}  # fmt: skip
 
 
 @dataclass
@@ -94,8 +103,16 @@ class AssociationStatistics:
         p_kl: Permutation p-values of the KL statistic.
         p_auroc: Permutation p-values of the two-sided AUROC statistic.
         q: Benjamini-Hochberg q-values of ``p`` over all testable pairs.
-        ci: ``[C, J, 2]`` bootstrap percentile interval of ``kl`` (``[kl, kl]`` without bootstrap).
+        auroc_ci: ``[C, J, 2]`` cluster-robust interval of ``auroc`` (``[auroc, auroc]`` when
+            intervals are skipped).
         auroc: AUROC of the max activation, AU present vs absent.
+        kl_null_sd: SD of the smoothed KL under the permutations (0 without permutations).
+        kl_z: ``(kl - kl_null_mean) / kl_null_sd``; NaN where untestable or the null does not vary.
+        q_kl: BH q-values of ``p_kl``.
+        q_auroc: BH q-values of ``p_auroc``.
+        auroc_se: Cluster-robust standard error of ``auroc``.
+        p_kl_within, p_auroc_within, q_kl_within, q_auroc_within: The tests with permutations
+            within strata (``None`` without ``strata``).
         n_present: ``[J]`` images with each AU.
         testable_aus: ``[J]`` bool, False where an AU has no positive or no negative image.
         dead_filters: ``[C]`` bool, True where a filter's activation is constant.
@@ -112,19 +129,41 @@ class AssociationStatistics:
     p_kl: np.ndarray
     p_auroc: np.ndarray
     q: np.ndarray
-    ci: np.ndarray
+    auroc_ci: np.ndarray
     auroc: np.ndarray
     n_present: np.ndarray
     testable_aus: np.ndarray
     dead_filters: np.ndarray
     bin_edges: np.ndarray
+    kl_null_sd: np.ndarray
+    kl_z: np.ndarray
+    q_kl: np.ndarray
+    q_auroc: np.ndarray
+    auroc_se: np.ndarray
+    p_kl_within: np.ndarray | None = None
+    p_auroc_within: np.ndarray | None = None
+    q_kl_within: np.ndarray | None = None
+    q_auroc_within: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
 
     ARRAY_FIELDS = (
-        "kl", "kl_plain", "kl_null_mean", "kl_corrected", "p", "p_kl", "p_auroc", "q", "ci",
-        "auroc", "n_present", "testable_aus", "dead_filters", "bin_edges",
+        "kl", "kl_plain", "kl_null_mean", "kl_corrected", "p", "p_kl", "p_auroc", "q", "auroc_ci",
+        "auroc", "n_present", "testable_aus", "dead_filters", "bin_edges", "kl_null_sd", "kl_z",
+        "q_kl", "q_auroc", "auroc_se",
     )  # fmt: skip
+    #: Arrays present only with strata.
+    OPTIONAL_FIELDS = ("p_kl_within", "p_auroc_within", "q_kl_within", "q_auroc_within")
+
+    @property
+    def ci(self) -> np.ndarray:
+        """``[C, J, 2]`` the interval of the AUROC (:attr:`auroc_ci`); the KL has no interval."""
+        return self.auroc_ci
+
+    @property
+    def stratified(self) -> bool:
+        """Whether the within-strata tests were run."""
+        return self.p_kl_within is not None
 
     @property
     def testable(self) -> np.ndarray:
@@ -179,6 +218,7 @@ def fau_kl_statistics(
     *,
     groups: np.ndarray | Sequence[Any] | None = None,
     bootstrap_groups: np.ndarray | Sequence[Any] | None = None,
+    strata: np.ndarray | Sequence[Any] | None = None,
     bins: int = 10,
     binning: Binning = "uniform",
     bin_edges: np.ndarray | None = None,
@@ -199,8 +239,11 @@ def fau_kl_statistics(
         groups (array-like, optional): ``[M]`` sequence or subject ids. Permutations (and, unless
             ``bootstrap_groups`` is given, the bootstrap) then act on whole groups.
             Default: None (images independent)
-        bootstrap_groups (array-like, optional): ``[M]`` ids of the units the bootstrap resamples
+        bootstrap_groups (array-like, optional): ``[M]`` ids of the clusters of the AUROC interval
             (subjects, so that intervals reflect subject-to-subject variation). Default: ``groups``
+        strata (array-like, optional): ``[M]`` stratum labels (e.g. the posed emotion). Adds the
+            ``*_within`` tests, whose permutations stay inside each stratum (see
+            :func:`~captum_fau.concept.resampling.permutation_sources`). Default: None
         bins (int): Bins per filter histogram. Default: 10
         binning (str): ``"uniform"`` or ``"quantile"`` edges (see :func:`histogram_edges`).
             Default: ``"uniform"``
@@ -210,8 +253,9 @@ def fau_kl_statistics(
             Default: 0.5
         n_permutations (int): Label permutations for p-values and the null-corrected KL
             (0 skips them: ``p = 1``). Default: 1000
-        n_bootstrap (int): Bootstrap resamples for ``ci`` (0 skips them). Default: 200
-        ci_level (float): Confidence level of ``ci``. Default: 0.95
+        n_bootstrap (int): 0 skips the AUROC intervals; any other value computes them (the
+            interval is analytic, so the number is not used otherwise). Default: 200
+        ci_level (float): Confidence level of ``auroc_ci``. Default: 0.95
         test_statistic (str): Statistic whose permutation p-value is ``p`` and feeds ``q``:
             ``"auroc"`` (two-sided ``|AUROC - 0.5|``) or ``"kl"``. Default: ``"auroc"``
         seed (int): Seed of the permutations and the bootstrap. Default: 0
@@ -245,6 +289,7 @@ def fau_kl_statistics(
     _check_options(n_images, bins, smoothing, n_permutations, n_bootstrap, ci_level, test_statistic)
     codes_groups = group_codes(groups, n_images)
     codes_boot = codes_groups if bootstrap_groups is None else group_codes(bootstrap_groups, n_images)
+    strata_codes = None if strata is None else _strata_codes(strata, n_images, n_permutations)
     if edges is None:
         edges = histogram_edges(acts, bins, binning)
 
@@ -253,6 +298,17 @@ def fau_kl_statistics(
     span = acts.max(axis=0) - acts.min(axis=0)
     dead = span <= 1e-12 * np.maximum(1.0, np.abs(acts).max(axis=0))
     notes = _coverage_notes(n_present, testable_aus, dead)
+    if groups is None and n_permutations > 0:
+        notes.append(NO_GROUPS_NOTE)
+    if dead.all():
+        import warnings
+
+        warnings.warn(
+            "FAU-KL: every filter of this layer has constant activations (an all-dead layer); no association "
+            "can be measured. Check the layer name, the input preprocessing, or the weights.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     binned = BinnedActivations(bin_codes(acts, edges), bins)
     label_f = labels.astype(np.float32)
@@ -264,53 +320,138 @@ def fau_kl_statistics(
     n_pos = n_present.astype(np.float64)
     auc = auroc_from_rank_sums(ranks.astype(np.float64).T @ label_f.astype(np.float64), n_pos, n_images - n_pos)
 
+    ones = np.ones(kl.shape)
     if n_permutations > 0:
         sources = permutation_sources(codes_groups, n_images, n_permutations, seed)
         null = permutation_null(binned, ranks, label_f, kl, auc, sources, smoothing, chunk_size, progress)
-        kl_null_mean, p_kl, p_auc = null.kl_mean, null.p_kl, null.p_auroc
+        kl_null_mean, kl_null_sd, p_kl, p_auc = null.kl_mean, null.kl_sd, null.p_kl, null.p_auroc
         if groups is not None:
             notes.extend(permutation_notes(codes_groups))
     else:
-        kl_null_mean, p_kl, p_auc = np.zeros(kl.shape), np.ones(kl.shape), np.ones(kl.shape)
+        kl_null_mean, kl_null_sd, p_kl, p_auc = np.zeros(kl.shape), np.zeros(kl.shape), ones, ones
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_z = np.where(kl_null_sd > 1e-9, (kl - kl_null_mean) / kl_null_sd, np.nan)
     if n_bootstrap > 0:
-        weights = bootstrap_weights(codes_boot, n_images, n_bootstrap, seed + 1)  # [B, M]
-        ci = bootstrap_kl_interval(binned, label_f, kl, weights, smoothing, ci_level)
+        auroc_ci, auroc_se = auroc_interval(acts, labels, codes_boot, ci_level)
     else:
-        ci = np.stack([kl, kl], axis=-1)
+        auroc_ci, auroc_se = np.stack([auc, auc], axis=-1), np.full(kl.shape, np.nan)
 
     pair_ok = (~dead)[:, None] & testable_aus[None, :]
     p = p_auc if test_statistic == "auroc" else p_kl
-    raw = {"kl": kl, "kl_plain": kl_plain, "kl_null_mean": kl_null_mean, "kl_corrected": kl - kl_null_mean, "p": p,
-           "p_kl": p_kl, "p_auroc": p_auc, "ci": ci, "auroc": auc}  # fmt: skip
+    raw = {"kl": kl, "kl_plain": kl_plain, "kl_null_mean": kl_null_mean, "kl_null_sd": kl_null_sd,
+           "kl_corrected": kl - kl_null_mean, "kl_z": kl_z, "p": p, "p_kl": p_kl, "p_auroc": p_auc,
+           "auroc_ci": auroc_ci, "auroc": auc, "auroc_se": auroc_se}  # fmt: skip
+    within: dict[str, np.ndarray] = {}
+    if strata_codes is not None:
+        within = _within_strata(binned, ranks, label_f, kl, auc, codes_groups, strata_codes, pair_ok, notes,
+                                n_permutations, seed, smoothing, chunk_size, progress)  # fmt: skip
+    neutral = {k: np.where(pair_ok if v.ndim == 2 else pair_ok[..., None], v, _NEUTRAL[k]) for k, v in raw.items()}
+    # an interval of an untestable pair is the neutral point itself
     return AssociationStatistics(
         # untestable pairs get neutral values: no association, p = 1
-        **{k: np.where(pair_ok if v.ndim == 2 else pair_ok[..., None], v, _NEUTRAL[k]) for k, v in raw.items()},
+        **neutral,
         q=benjamini_hochberg(p, mask=pair_ok),
+        q_kl=benjamini_hochberg(p_kl, mask=pair_ok),
+        q_auroc=benjamini_hochberg(p_auc, mask=pair_ok),
+        **within,
         n_present=n_present,
         testable_aus=testable_aus,
         dead_filters=dead,
         bin_edges=edges,
         notes=notes,
-        config={
-            "bins": int(bins),
-            "binning": binning if bin_edges is None else "explicit",
-            "smoothing": float(smoothing),
-            "n_permutations": int(n_permutations),
-            "n_bootstrap": int(n_bootstrap),
-            "ci_level": float(ci_level),
-            "test_statistic": test_statistic,
-            "seed": int(seed),
-            "grouped": groups is not None,
-            "bootstrap_grouped": bootstrap_groups is not None or groups is not None,
-            "kl_direction": "D_KL(Q || R), Q = images with the AU, R = images without",
-        },
+        config=_config(bins, binning if bin_edges is None else "explicit", smoothing, n_permutations, n_bootstrap,
+                       ci_level, test_statistic, seed, n_images, groups is not None,
+                       bootstrap_groups is not None or groups is not None, strata is not None),
     )
+
+
+def _config(
+    bins: int, binning: str, smoothing: float, n_permutations: int, n_bootstrap: int, ci_level: float,
+    test_statistic: str, seed: int, n_images: int, grouped: bool, bootstrap_grouped: bool, stratified: bool,
+) -> dict[str, Any]:
+    """The settings stored with the statistics."""
+    return {
+        "bins": int(bins),
+        "binning": binning,
+        "smoothing": float(smoothing),
+        "n_permutations": int(n_permutations),
+        "n_bootstrap": int(n_bootstrap),
+        "ci_level": float(ci_level),
+        "ci_statistic": "auroc",
+        "ci_method": "cluster-robust DeLong (Obuchowski 1997), logit scale" if n_bootstrap > 0 else "none",
+        "test_statistic": test_statistic,
+        "seed": int(seed),
+        "grouped": grouped,
+        "bootstrap_grouped": bootstrap_grouped,
+        "stratified": stratified,
+        "n_images": int(n_images),
+        "kl_direction": "D_KL(Q || R), Q = images with the AU, R = images without",
+    }
+
+
+#: The note of a result whose permutations moved single images (no subject or sequence ids).
+NO_GROUPS_NOTE = (
+    "WARNING: no subject or sequence ids: labels were permuted image by image. If the images include "
+    "several frames of one sequence or several images of one person, they are correlated and the "
+    "p-values are too small (type-I error well above alpha); give groups=subject ids."
+)
+
+
+def _strata_codes(strata: Any, n_images: int, n_permutations: int) -> np.ndarray:
+    codes = group_codes(strata, n_images)
+    if int(codes.max()) + 1 < 2:
+        raise ConfigError(
+            "stratify: the stratum label has a single level, so a test within strata is the plain test; "
+            "drop stratify or choose a label with at least two levels."
+        )
+    if n_permutations == 0:
+        raise ConfigError("stratify needs permutations (n_permutations > 0): the within-strata test is a permutation test.")
+    return codes
+
+
+def _within_strata(
+    binned: BinnedActivations, ranks: np.ndarray, labels: np.ndarray, kl: np.ndarray, auc: np.ndarray,
+    groups: np.ndarray, strata: np.ndarray, pair_ok: np.ndarray, notes: list[str], n_permutations: int, seed: int,
+    smoothing: float, chunk_size: int | None, progress: bool,
+) -> dict[str, np.ndarray]:
+    """The KL and AUROC tests with permutations inside each stratum (the ``*_within`` fields)."""
+    import warnings
+
+    # an AU that never varies inside any stratum carries no information beyond the strata
+    n_strata = int(strata.max()) + 1
+    member = np.zeros((len(strata), n_strata), np.float32)
+    member[np.arange(len(strata)), strata] = 1.0
+    per_stratum = member.T @ labels  # [S, J]
+    sizes = member.sum(axis=0)[:, None]
+    varies = ((per_stratum > 0) & (per_stratum < sizes)).any(axis=0)
+    testable = pair_ok & varies[None, :]
+    if not varies.all():
+        bad = np.flatnonzero(~varies).tolist()
+        message = (
+            f"stratify: AU column(s) {bad} never vary inside any stratum (each stratum has the AU in all or "
+            "none of its images), so they are untestable beyond the strata: p_within = q_within = 1."
+        )
+        notes.append(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+    sources = permutation_sources(groups, len(strata), n_permutations, seed + 7, strata=strata)
+    null = permutation_null(binned, ranks, labels, kl, auc, sources, smoothing, chunk_size, progress)
+    notes.append(
+        f"Within-strata tests (p_kl_within, p_auroc_within): permutations inside {n_strata} strata; they measure "
+        "association beyond what the stratum label explains."
+    )
+    return {
+        "p_kl_within": np.where(testable, null.p_kl, 1.0),
+        "p_auroc_within": np.where(testable, null.p_auroc, 1.0),
+        "q_kl_within": benjamini_hochberg(null.p_kl, mask=testable),
+        "q_auroc_within": benjamini_hochberg(null.p_auroc, mask=testable),
+    }
 
 
 __all__ = [
     "AssociationStatistics",
     "Binning",
     "MIN_IMAGES_PER_BIN",
+    "NO_GROUPS_NOTE",
     "TestStatistic",
     "auroc",
     "benjamini_hochberg",

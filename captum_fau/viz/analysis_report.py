@@ -186,20 +186,25 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
     table = Section(
         "Filter → action unit (paper Table 4)",
         text=[
-            "For each featured filter, the AU whose images give the filter's maximum activation the most "
-            "different distribution (D_KL(Q‖R), Q over images with the AU, R without). KL [CI]: bootstrap "
-            "interval over subjects; KL-null: KL minus its mean under label permutations; q: "
-            "Benjamini–Hochberg over all filter × AU pairs."
-        ],
+            "For each featured filter, its top AU by the null-standardised KL, z = (KL − null mean) / null SD "
+            "(comparable across AU prevalences; the paper's rule, argmax KL, favours rare AUs: "
+            "FAUKLResult.table(by='kl')). KL = D_KL(Q‖R), Q over images with the AU, R without. Each statistic "
+            "has its own permutation test: q (KL) and q (AUROC), Benjamini–Hochberg over all filter × AU pairs. "
+            "AUROC interval: 95%, clustered on subjects."
+            + (" Within-strata q-values: permutations inside each level of the stratifying label "
+               "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
+        ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
         table=(
-            ["filter", "AU", "name", "KL", "CI low", "CI high", "KL-null", "AUROC", "q"],
-            [[r["filter"], r["au"], r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["ci_low"],
-              r["ci_high"], r["kl_corrected"], r["auroc"], r["q"]] for r in rows],
+            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "CI low", "CI high", "q (AUROC)"]
+            + (["q (KL, within)", "q (AUROC, within)"] if faukl.stats(layer).stratified else []),
+            [[r["filter"], r["au"], r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["kl_z"], r["q_kl"],
+              r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], r["q_auroc"]]
+             + ([r["q_kl_within"], r["q_auroc_within"]] if "q_kl_within" in r else []) for r in rows],
         ),  # fmt: skip
     )
     bars = Section(
         "KL divergence of every AU (paper Fig. 5)",
-        text=["One panel per featured filter; the AU with the largest KL in red, * where q < 0.05."],
+        text=["One panel per featured filter; its top AU (null-standardised KL) in red, * where q (KL) < 0.05."],
         figures=[(bars_png, "KL divergence per AU for each featured filter")],
     )
     st = faukl.stats(layer)

@@ -109,7 +109,7 @@ def _bars_html(faukl: Any, st: Any, f: int, chosen: str, order: list[int], alpha
     for j in order:
         au = faukl.au_ids[j]
         testable = bool(st.testable[f, j])
-        star = "*" if testable and st.q[f, j] < alpha else ""
+        star = "*" if testable and st.q_kl[f, j] < alpha else ""
         cls = "bar-row chosen" if au == chosen else "bar-row"
         width = max(0.0, 100 * kl[j] / top)
         label = f"{_fmt(float(st.kl[f, j]))}{star}" if testable else "untestable"
@@ -122,9 +122,11 @@ def _bars_html(faukl: Any, st: Any, f: int, chosen: str, order: list[int], alpha
 
 
 def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
-    cells = [("chosen AU", f"{row['au']}: {row['name']}"), ("KL", _fmt(row["kl"])),
-             ("95% CI", f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"), ("KL − null mean", _fmt(row["kl_corrected"])),
-             ("AUROC", _fmt(row["auroc"])), ("p", _fmt(row["p"], 4)), ("q (BH)", _fmt(row["q"], 4))]  # fmt: skip
+    cells = [("chosen AU", f"{row['au']}: {row['name']} ({row['rule']})"), ("KL", _fmt(row["kl"])),
+             ("KL − null mean", _fmt(row["kl_corrected"])), ("KL z (null-standardised)", _fmt(row["kl_z"])),
+             ("p (KL permutation)", _fmt(row["p_kl"], 4)), ("q (KL, BH)", _fmt(row["q_kl"], 4)),
+             ("AUROC [95% CI]", f"{_fmt(row['auroc'])} [{_fmt(row['auroc_ci_low'])}, {_fmt(row['auroc_ci_high'])}]"),
+             ("p (AUROC permutation)", _fmt(row["p_auroc"], 4)), ("q (AUROC, BH)", _fmt(row["q_auroc"], 4))]  # fmt: skip
     if row.get("dead"):
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
@@ -213,8 +215,8 @@ def filter_browser_section(
             summary += (f" · {html.escape(row['au'])} {html.escape(row['name'])} · KL − null {_fmt(row['kl_corrected'])}"
                         f" · q {_fmt(row['q'], 4)}{' *' if row['significant'] else ''}")  # fmt: skip
             detail = (
-                '<div class="fcols"><div><p class="meta">KL of every AU (red: the chosen AU, the largest KL; '
-                f"* q &lt; {alpha})</p>" + _bars_html(faukl, st, f, row["au"], order, alpha) + "</div>"
+                '<div class="fcols"><div><p class="meta">KL of every AU (red: the chosen AU, '
+                f"{html.escape(row['rule'])}; * q (KL) &lt; {alpha})</p>" + _bars_html(faukl, st, f, row["au"], order, alpha) + "</div>"
                 "<div>" + _stats_html(row, loc) + "</div></div>"
             )
         blocks.append(

@@ -1,0 +1,267 @@
+"""FAU-KL statistics that mean what they say: top-AU rule, AUROC intervals, permutation units, strata.
+
+All data come from the planted generator the benchmark uses (captum_fau.concept.simulate).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from captum_fau.concept import FAUKL
+from captum_fau.concept.faukl import _resolve_groups
+from captum_fau.concept.kernels import auroc, auroc_interval
+from captum_fau.concept.resampling import group_codes, permutation_sources
+from captum_fau.concept.result import FAUKLResult
+from captum_fau.concept.simulate import CKPLUS_AU_COUNTS, planted_faces
+from captum_fau.concept.statistics import NO_GROUPS_NOTE, fau_kl_statistics
+from captum_fau.errors import ConfigError, LabelError
+
+AUS = tuple(CKPLUS_AU_COUNTS)
+
+
+def test_planted_faces_has_subject_sequence_frame_structure():
+    data = planted_faces(3, n_subjects=12, sequences=3, frames=4, n_filters=5, emotions=6)
+    assert data["acts"].shape == (144, 5) and data["presence"].shape == (144, 20)
+    assert np.bincount(data["subjects"]).tolist() == [12] * 12
+    assert not data["presence"][::4].any()  # neutral first frames
+    # the frames after the first share their sequence's AUs
+    peaks = data["presence"].reshape(36, 4, 20)[:, 1:]
+    assert (peaks == peaks[:, :1]).all()
+    # every sequence of a subject poses a different emotion; neutral frames get their own label
+    emo = data["emotion"].reshape(12, 3, 4)
+    assert (emo[:, :, 0] == 6).all() and all(len(set(e[:, 1])) == 3 for e in emo)
+
+
+def _null_result(seed: int = 0) -> tuple[FAUKLResult, np.ndarray]:
+    data = planted_faces(seed, n_subjects=60, n_filters=48, d=0.0)
+    st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], n_permutations=200, n_bootstrap=0)
+    return FAUKLResult(layers={"x": st}, au_ids=AUS, n_images=len(data["acts"])), data["presence"]
+
+
+def test_default_top_au_does_not_favour_rare_aus_under_the_null():
+    result, _ = _null_result()
+    st = result.stats()
+    testable = np.flatnonzero(st.testable_aus)
+    rare = set(testable[np.argsort(st.n_present[testable])[:3]].tolist())
+    chance = 3 / len(testable)
+    share = lambda by: np.mean([result.au_ids.index(a) in rare for a in result.top_aus(by=by)])  # noqa: E731
+    assert share("kl") > 2.5 * chance  # the paper's rule: the defect the default fixes
+    assert share("z") < 2.0 * chance and share("p") < 2.0 * chance
+    assert result.top_au(0) == result.top_au(0, by="z")
+
+
+def test_untestable_aus_are_never_the_strongest():
+    data = planted_faces(1, n_subjects=20, n_filters=6, d=0.0)
+    presence = data["presence"].copy()
+    presence[:, 7] = False  # AU10: no image with it
+    acts = data["acts"].copy()
+    st = fau_kl_statistics(acts, presence, groups=data["subjects"], n_permutations=50, n_bootstrap=0)
+    result = FAUKLResult(layers={"x": st}, au_ids=AUS, n_images=len(acts))
+    for by in ("z", "p", "kl", "kl_corrected", "auroc"):
+        assert "AU10" not in result.top_aus(by=by)
+    assert np.isnan(st.kl_z[:, 7]).all() and (st.q_kl[:, 7] == 1).all()
+
+
+def test_table_shows_each_statistic_with_its_own_test():
+    result, _ = _null_result(2)
+    st = result.stats()
+    row = result.table_rows([0])[0]
+    j = AUS.index(row["au"])
+    assert row["q_kl"] == pytest.approx(st.q_kl[0, j]) and row["q_auroc"] == pytest.approx(st.q_auroc[0, j])
+    assert row["rule"].startswith("null-standardised KL")
+    assert result.table_rows([0], by="kl")[0]["rule"] == "paper's rule (argmax KL)"
+    text = result.table([0, 1])
+    assert "q (KL)" in text and "q (AUROC)" in text
+
+
+def _obuchowski_reference(x: np.ndarray, y: np.ndarray, clusters: np.ndarray) -> tuple[float, float]:
+    """Obuchowski (1997) clustered AUROC variance by brute force over all pairs."""
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    psi = (x[pos][:, None] > x[neg][None, :]) + 0.5 * (x[pos][:, None] == x[neg][None, :])
+    theta = psi.mean()
+    ids = np.unique(clusters)
+    v10 = np.array([psi[clusters[pos] == k].mean(axis=1).sum() for k in ids])
+    v01 = np.array([psi[:, clusters[neg] == k].mean(axis=0).sum() for k in ids])
+    m = np.array([(clusters[pos] == k).sum() for k in ids])
+    n = np.array([(clusters[neg] == k).sum() for k in ids])
+    big_i, big_m, big_n = len(ids), len(pos), len(neg)
+    s10 = big_i / ((big_i - 1) * big_m) * ((v10 - m * theta) ** 2).sum()
+    s01 = big_i / ((big_i - 1) * big_n) * ((v01 - n * theta) ** 2).sum()
+    s11 = big_i / (big_i - 1) * ((v10 - m * theta) * (v01 - n * theta)).sum()
+    return theta, float(np.sqrt(s10 / big_m + s01 / big_n + 2 * s11 / (big_m * big_n)))
+
+
+def test_auroc_interval_matches_a_brute_force_obuchowski_variance():
+    rng = np.random.default_rng(4)
+    clusters = np.repeat(np.arange(25), 6)
+    x = np.round(rng.normal(size=150) + rng.normal(size=25)[clusters], 1)  # ties on purpose
+    y = (rng.random(150) < 0.4) | (rng.random(25) < 0.2)[clusters]
+    theta, se_ref = _obuchowski_reference(x, y, clusters)
+    ci, se = auroc_interval(x[:, None], y[:, None], clusters)
+    assert se[0, 0] == pytest.approx(se_ref, rel=1e-9)
+    assert ci[0, 0, 0] < theta < ci[0, 0, 1]
+
+
+def test_auroc_interval_covers_on_planted_subject_data_and_contains_its_estimate():
+    n_filters, d = 4, 0.8
+    planted = np.zeros((n_filters, 20), bool)
+    planted[np.arange(n_filters), [0, 2, 16, 17]] = True
+    big = planted_faces(99, n_subjects=3000, n_filters=n_filters, d=d, planted=planted)
+    truth = auroc(big["acts"], big["presence"])
+    hits, inside = [], []
+    for seed in range(15):
+        data = planted_faces(500 + seed, n_subjects=109, n_filters=n_filters, d=d, planted=planted)
+        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], n_permutations=0)
+        lo, hi = st.auroc_ci[..., 0], st.auroc_ci[..., 1]
+        hits.append(((lo <= truth) & (truth <= hi))[st.testable])
+        inside.append(((lo <= st.auroc) & (st.auroc <= hi)).all())
+    assert np.concatenate(hits).mean() >= 0.9
+    assert all(inside)
+
+
+def test_point_estimate_inside_its_interval_in_degenerate_cases():
+    x = np.array([0.0, 0, 0, 1, 1, 1, 2, 2])
+    y = np.array([[0, 1], [0, 0], [0, 1], [0, 0], [1, 1], [1, 0], [1, 1], [1, 0]], bool)  # perfect split, ties
+    st = fau_kl_statistics(np.stack([x, -x], 1), y, groups=np.arange(8) // 2, bins=2, n_permutations=20)
+    assert ((st.auroc_ci[..., 0] <= st.auroc) & (st.auroc <= st.auroc_ci[..., 1])).all()
+
+
+def test_groups_auto_prefers_subjects_and_missing_ids_warn_loudly():
+    labels = {"sequence": np.arange(6), "subject": np.array([0, 0, 1, 1, 2, 2])}
+    assert _resolve_groups("auto", labels, np.arange(6)).tolist() == [0, 0, 1, 1, 2, 2]
+    assert _resolve_groups("auto", {"sequence": np.arange(6)}, np.arange(6)).tolist() == list(range(6))
+    data = planted_faces(0, n_subjects=10, n_filters=3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 1))
+    fau = FAUKL(model, ["0"], n_permutations=20, n_bootstrap=0, progress=False)
+    with pytest.warns(UserWarning, match="no subject or sequence ids"):
+        result = fau.interpret_activations(data["acts"], data["presence"], au_ids=AUS)
+    assert NO_GROUPS_NOTE in result.stats().notes and "WARNING" in result.table([0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fau.interpret_activations(data["acts"], data["presence"], au_ids=AUS, groups=data["subjects"])
+
+
+def test_sequence_permutations_are_anti_conservative_when_aus_cluster_by_subject():
+    rates = {"subjects": [], "sequences": []}
+    for seed in range(2):
+        data = planted_faces(100 + seed, n_subjects=60, n_filters=40, d=0.0, clustering=2.0, subject_var=0.5)
+        for unit in rates:
+            st = fau_kl_statistics(data["acts"], data["presence"], groups=data[unit], n_permutations=200, n_bootstrap=0,
+                                   seed=seed)  # fmt: skip
+            rates[unit].append((st.p_auroc[st.testable] < 0.05).mean())
+    assert np.mean(rates["subjects"]) < 0.08
+    assert np.mean(rates["sequences"]) > np.mean(rates["subjects"])
+
+
+def test_stratified_permutations_stay_in_their_stratum_and_move_whole_cells():
+    groups = np.repeat(np.arange(6), 4)
+    strata = np.tile([0, 1, 1, 1], 6)  # a neutral frame and three peak frames per sequence
+    src = permutation_sources(groups, 24, 30, seed=1, strata=strata)
+    assert (strata[src] == strata[None, :]).all()
+    cells = group_codes(groups, 24) * 2 + strata
+    for row in src:
+        for c in np.unique(cells):
+            assert len(np.unique(cells[row[cells == c]])) == 1
+
+
+def test_stratify_removes_the_emotion_confound():
+    data = planted_faces(400, n_subjects=80, n_filters=24, emotions=6, d=0.0)
+    st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], strata=data["emotion"],
+                           n_permutations=200, n_bootstrap=0)  # fmt: skip
+    ok = st.testable
+    assert (st.p_auroc[ok] < 0.05).mean() > 0.15  # filters follow the emotion, so AUs look associated
+    assert (st.p_auroc_within[ok] < 0.05).mean() < 0.08
+    assert st.stratified and st.q_kl_within.shape == st.kl.shape
+
+
+def test_stratify_bad_input():
+    data = planted_faces(0, n_subjects=10, n_filters=3, emotions=6)
+    acts, presence = data["acts"], data["presence"]
+    with pytest.raises(ConfigError, match="single level"):
+        fau_kl_statistics(acts, presence, strata=np.zeros(len(acts)), n_permutations=10)
+    with pytest.raises(ConfigError, match="needs permutations"):
+        fau_kl_statistics(acts, presence, strata=data["emotion"], n_permutations=0)
+    # strata = the AU column itself: it never varies inside a stratum
+    with pytest.warns(UserWarning, match="never vary inside any stratum"):
+        st = fau_kl_statistics(acts, presence[:, :2], strata=presence[:, 0], groups=data["subjects"], n_permutations=20)
+    assert (st.p_kl_within[:, 0] == 1).all() and (st.q_auroc_within[:, 0] == 1).all()
+    with pytest.raises(ConfigError):
+        FAUKL(nn.Sequential(nn.Conv2d(1, 3, 1)), ["0"], stratify="")
+
+
+def test_all_dead_layer_warns():
+    with pytest.warns(UserWarning, match="all-dead layer"):
+        st = fau_kl_statistics(np.zeros((40, 3)), np.arange(40)[:, None] % 2 == 0, groups=np.arange(40) // 2,
+                               bins=4, n_permutations=10)  # fmt: skip
+    assert st.dead_filters.all() and (st.q == 1).all()
+
+
+class _Faces(torch.utils.data.Dataset):
+    au_ids = ("AU1", "AU12")
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.aus = (rng.random((40, 2)) < 0.5).astype(np.float32)
+        self.images = torch.from_numpy(rng.normal(size=(40, 1, 6, 6)).astype(np.float32))
+
+    def __len__(self) -> int:
+        return 40
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "aus": torch.from_numpy(self.aus[i]), "subject": i // 4, "emotion": i % 3}
+
+
+def test_faukl_stratify_by_an_item_label_and_missing_column():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3)).eval()
+    result = FAUKL(model, ["0"], bins=4, n_permutations=20, n_bootstrap=10, stratify="emotion", progress=False).interpret(
+        _Faces()
+    )
+    st = result.stats()
+    assert st.stratified and "q (KL, within strata)" in result.table([0])
+    assert any("groups" in n for n in st.notes) and NO_GROUPS_NOTE not in st.notes  # subjects were used
+    with pytest.raises(LabelError, match="no such per-image label"):
+        FAUKL(model, ["0"], bins=4, n_permutations=20, stratify="pose", progress=False).interpret(_Faces())
+
+
+def test_stratified_result_round_trips(tmp_path):
+    data = planted_faces(0, n_subjects=12, n_filters=3, emotions=6)
+    st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], strata=data["emotion"],
+                           n_permutations=20)  # fmt: skip
+    result = FAUKLResult(layers={"x": st}, au_ids=AUS, n_images=len(data["acts"]))
+    loaded = FAUKLResult.load(result.save(tmp_path / "r.safetensors"))
+    np.testing.assert_array_equal(loaded.stats().q_auroc_within, st.q_auroc_within)
+    np.testing.assert_array_equal(loaded.stats().kl_z, st.kl_z)
+    assert loaded.top_aus() == result.top_aus()
+
+
+def test_cli_options_take_stratify():
+    from captum_fau.cli import build_parser
+
+    args = build_parser().parse_args(["fau-kl", "--model", "m", "--data", "synthfacs:64", "--out", "o", "--stratify", "emotion"])
+    assert args.stratify == "emotion"
+    args = build_parser().parse_args(["analyze", "--model", "m", "--data", "synthfacs:64", "--stratify", "emotion"])
+    from captum_fau.cli.analyze import analysis_config
+
+    assert analysis_config(args).stratify == "emotion"
+
+
+@pytest.mark.slow
+def test_benchmark_quick_json_meets_the_targets():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_faukl.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "type1_clustered",
+                "stratified_type1", "speedup_vs_vectorised"):
+        assert key in report
+    assert report["ci_point_inside"] == 1.0 and report["stratified_type1"] <= 0.07
+    assert report["null_top_au_rarest_ratio"] < report["null_top_au_rarest_ratio_kl_before"]
