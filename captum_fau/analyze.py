@@ -566,16 +566,17 @@ def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any
     masks_for = _masks_fn(run.faces)
     if faukl is None or masks_for is None:
         return None
-    from captum_fau.concept.localisation import localisation_agreement, region_energy
+    from captum_fau.concept.localisation import localisation_agreement, region_stats
 
     st = faukl.stats(run.layer)
     significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
     if not significant:
         return {"rate": None, "n_filters": 0, "per_filter": []}
     rows = [topn.row(f) for f in significant]
-    energy = region_energy(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
+    regions = region_stats(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
     au_ids = tuple(getattr(run.faces, "au_ids", ()) or ())
-    return localisation_agreement(energy, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
+    # Normalised for mask size (energy share / area share); raw energy is kept as a labelled comparison.
+    return localisation_agreement(regions, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
 
 
 def _report_step(

@@ -47,8 +47,10 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
     if result.localisation is not None and result.localisation.get("rate") is not None:
         loc = result.localisation
         lines.append(
-            f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters the AU region holding "
-            "most reconstruction energy is FAU-KL's top AU"
+            f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters FAU-KL's top AU is the AU "
+            f"region with the {loc.get('rule_label', 'largest energy')}"
+            + (f" (largest raw energy, biased to large masks: {loc['rate_energy']:.0%})" if loc.get("rate_energy") is not None
+               and loc.get("rule") != "energy" else "")
         )
     for note in result.notes:
         lines.append(f"Note: {note}")
