@@ -146,3 +146,27 @@ def test_bad_input(setup) -> None:
         topn.sanity_check(images, images, progress=False)
     with pytest.raises(ConfigError, match="n must be"):
         topn.sanity_check(top, images, n=0, progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_analyze_stores_and_reports_the_check(tmp_path) -> None:
+    import json
+
+    from captum_fau import ZeroBiasCNN
+    from captum_fau.analyze import analyze
+    from captum_fau.data.synthfacs import load_synthfacs
+
+    torch.manual_seed(0)
+    model = ZeroBiasCNN(num_classes=8).eval()
+    state = copy.deepcopy(model.state_dict())
+    faces = load_synthfacs(24, seed=3)
+    result = analyze(model, faces, layer="conv1", out=tmp_path, n=2, permutations=20, bootstrap=0, progress=False,
+                     n_featured=2, sanity_check=True)  # fmt: skip
+    stored = SanityCheckResult.load(tmp_path / "sanity.json")
+    assert result.sanity is not None and stored.summary() == result.sanity.summary()
+    assert [s["randomised"] for s in stored.steps] == [["conv1"]] and stored.ssim.shape == (1, 64, 2)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["sanity_check"]["interpretation"] == result.sanity.interpretation
+    assert "Sanity check: reconstructions with randomised weights" in (tmp_path / "index.html").read_text()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key])

@@ -86,6 +86,14 @@ def add_seed(parser: argparse.ArgumentParser, what: str = "runs are reproducible
     parser.add_argument("--seed", type=non_negative_int, default=0, help=f"random seed; {what} (default: 0)")
 
 
+def add_sanity_check(parser: argparse.ArgumentParser) -> None:
+    """``--sanity-check``: the model-randomisation check of the reconstructions (TopNDeconv.sanity_check)."""
+    parser.add_argument("--sanity-check", action="store_true",
+                        help="also recompute the top-3 reconstructions of every filter with randomised weights "
+                             "(cascading from the layer down) and report their similarity (SSIM, Spearman); "
+                             "writes sanity.json")  # fmt: skip
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")
@@ -165,6 +173,7 @@ __all__ = [
     "add_filters",
     "add_model_options",
     "add_quiet",
+    "add_sanity_check",
     "add_seed",
     "command",
     "epilog",

@@ -52,6 +52,8 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
             + (f" (largest raw energy, biased to large masks: {loc['rate_energy']:.0%})" if loc.get("rate_energy") is not None
                and loc.get("rule") != "energy" else "")
         )
+    if result.sanity is not None:
+        lines.append(f"Sanity check: {result.sanity.interpretation}")
     for note in result.notes:
         lines.append(f"Note: {note}")
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
@@ -67,6 +69,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
+        sanity_check=getattr(args, "sanity_check", False),
     )  # fmt: skip
 
 
@@ -97,6 +100,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
     p.add_argument("--checkpoint-every", type=_options.positive_int, default=50, metavar="K",
                    help="save the scan's state every K batches so a killed run resumes there (default: 50)")
+    _options.add_sanity_check(p)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering and the statistics")

@@ -30,6 +30,7 @@ def build_report(
     notes: Sequence[str],
     params: dict[str, Any],
     title: str | None = None,
+    sanity: Any | None = None,
 ) -> Path:
     """Write the figures, ``results.json`` and ``index.html`` into ``out``; return the page.
 
@@ -49,6 +50,7 @@ def build_report(
         notes (sequence of str): Remarks listed at the end (skipped steps, caveats).
         params (dict): The analysis settings, stored in ``results.json``.
         title (str, optional): Page title.
+        sanity (SanityCheckResult, optional): The model-randomisation check of the reconstructions.
 
     Returns:
         Path: ``out/index.html``.
@@ -63,10 +65,15 @@ def build_report(
                              "table": faukl.table_rows(featured, layer)}  # fmt: skip
     results["localisation"] = localisation
     results["accuracy"] = accuracy
+    if sanity is not None:
+        results["sanity_check"] = {"summary": sanity.summary(), "interpretation": sanity.interpretation}
+        summary["Sanity check"] = sanity.interpretation
 
     sections = [_topn_section(out, topn, layer, featured, faukl is not None)]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
+    if sanity is not None:
+        sections.append(sanity_section(sanity))
     if localisation is not None:
         sections.append(_localisation_section(out, localisation))
     if accuracy is not None:
@@ -199,6 +206,26 @@ def _localisation_section(out: Path, localisation: dict[str, Any]) -> Section:
     )  # fmt: skip
 
 
+def sanity_section(sanity: Any) -> Section:
+    """The model-randomisation check (Adebayo et al. 2018): similarity per randomisation step."""
+    rows = [[("cascade: " if r["mode"] == "cascade" else "only ") + " + ".join(r["randomised"]), r["ssim_median"],
+             r["ssim_filter_median"], r["spearman_median"], r["pairs"]] for r in sanity.summary()]  # fmt: skip
+    return Section(
+        "Sanity check: reconstructions with randomised weights",
+        text=[
+            f"The reconstructions of the top {sanity.meta.get('n', '?')} images of every filter, recomputed with the "
+            f"weights of {sanity.layer} and the layers below it replaced by random draws of the same scale: first "
+            f"{sanity.layer} alone, then cascading down to {sanity.layers[0]}, then each lower layer alone (seed "
+            f"{sanity.seed}). SSIM compares the pictures as drawn above (1 = unchanged); Spearman compares the rank "
+            "order of |reconstruction| over the receptive field. Reconstructions that stay similar after "
+            "randomisation show the image more than what the network learned (Adebayo et al., 2018).",
+            sanity.interpretation,
+        ],
+        table=(["randomised layers", "SSIM (median)", "SSIM (median over filters)", "Spearman (median)", "pairs"],
+               rows),
+    )  # fmt: skip
+
+
 def _accuracy_section(out: Path, accuracy: dict[str, Any]) -> Section:
     """Expression-recognition accuracy and the confusion matrix."""
     cm_png = out / "confusion.png"
@@ -231,4 +258,4 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "sanity_section"]
