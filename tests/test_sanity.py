@@ -148,6 +148,7 @@ def test_bad_input(setup) -> None:
         topn.sanity_check(top, images, n=0, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*dead units")
 def test_analyze_stores_and_reports_the_check(tmp_path) -> None:
     import json

@@ -381,11 +381,11 @@ def sanity_check(
                                       topn.recon_batch_size, additional_forward_args)  # fmt: skip
             recon, boxes = randomised._reconstruct_exact(images, flat_ch[live], flat_pos[live], new_values, fields,
                                                          False, additional_forward_args, signal=flat_val[live])  # fmt: skip
+        got = torch.zeros_like(ref_flat[live])
         for k, p in enumerate(live.tolist()):
-            window = torch.zeros_like(ref_flat[p])
-            paste_window(window, recon[k], boxes[k], win_flat[p])
-            ssim_out[s, p] = float(ssim(_display(ref_flat[p].float()), _display(window.float())))
-            rho_out[s, p] = _spearman(ref_flat[p], window)
+            paste_window(got[k], recon[k], boxes[k], win_flat[p])
+            rho_out[s, p] = _spearman(ref_flat[p], got[k])
+        ssim_out[s, live.numpy()] = ssim(_display(ref_flat[live].float()), _display(got.float())).numpy()
         bar.update(1)
     bar.close()
     result = SanityCheckResult(
