@@ -171,3 +171,14 @@ def test_analyze_stores_and_reports_the_check(tmp_path) -> None:
     assert "Sanity check: reconstructions with randomised weights" in (tmp_path / "index.html").read_text()
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key])
+
+
+def test_cli_topn_sanity_check(tmp_path, capsys) -> None:
+    from captum_fau.cli import main
+
+    out = tmp_path / "topn"
+    assert main(["topn", "--model", "zerobias-synthfacs-8class", "--layer", "conv1", "--data", "synthfacs:8",
+                 "--n", "2", "--filters", "0-3", "--featured", "2", "--sanity-check", "--out", str(out), "-q"]) == 0  # fmt: skip
+    check = SanityCheckResult.load(out / "sanity.json")
+    assert check.layers == ["conv1"] and check.ssim.shape == (1, 4, 2)
+    assert "sanity check:" in capsys.readouterr().out
