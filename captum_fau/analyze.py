@@ -59,6 +59,8 @@ class AnalysisResult:
         notes (list of str): What was adapted or skipped, and why.
         report (Path or None): ``index.html``.
         timings (dict): Seconds per step (0 for reused steps).
+        sanity: :class:`~captum_fau.attr.sanity.SanityCheckResult` of the model-randomisation
+            check, or None when it was not asked for.
     """
 
     out: Path
@@ -70,6 +72,7 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    sanity: Any | None = None
 
 
 class _AdaptedInputs(Dataset):
@@ -163,6 +166,9 @@ class AnalysisConfig:
         title (str, optional): Report title. Default: None
         checkpoint_every (int): Batches between scan checkpoints (in ``out/scan-checkpoint``,
             removed once the scan's results are written). Default: 50
+        sanity_check (bool): Also run the model-randomisation check of the reconstructions
+            (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 of every filter), written
+            to ``out/sanity.json`` and shown in the report. Default: False
 
     Examples::
 
@@ -193,6 +199,7 @@ class AnalysisConfig:
     resume: bool = True
     title: str | None = None
     checkpoint_every: int = 50
+    sanity_check: bool = False
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
@@ -209,6 +216,8 @@ class AnalysisConfig:
         for name in ("permutations", "bootstrap", "seed"):
             _check_count(name, getattr(self, name), 0)
         check_rule(self.rule)
+        if not isinstance(self.sanity_check, bool):
+            raise ConfigError(f"AnalysisConfig.sanity_check must be True or False, got {self.sanity_check!r}.")
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
@@ -387,12 +396,15 @@ def _analyze(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
         accuracy = _accuracy_step(run, scanned)
+    with _timed(run.timings, "sanity"):
+        sanity = _sanity_step(run, scanned.topn)
     with _timed(run.timings, "report"):
         featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
         localisation = _localisation_step(run, scanned.topn, faukl)
-        report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured)
+        report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured, sanity)
     return AnalysisResult(out=run.out, topn=scanned.topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
-                          featured=featured, notes=run.notes, report=report, timings=run.timings)  # fmt: skip
+                          featured=featured, notes=run.notes, report=report, timings=run.timings,
+                          sanity=sanity)  # fmt: skip
 
 
 def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> _Run:
@@ -592,21 +604,41 @@ def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any
     masks_for = _masks_fn(run.faces)
     if faukl is None or masks_for is None:
         return None
-    from captum_fau.concept.localisation import localisation_agreement, region_energy
+    from captum_fau.concept.localisation import localisation_agreement, region_stats
 
     st = faukl.stats(run.layer)
     significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
     if not significant:
         return {"rate": None, "n_filters": 0, "per_filter": []}
     rows = [topn.row(f) for f in significant]
-    energy = region_energy(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
+    regions = region_stats(topn.patches[rows], topn.boxes[rows], topn.indices[rows], masks_for)
     au_ids = tuple(getattr(run.faces, "au_ids", ()) or ())
-    return localisation_agreement(energy, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
+    # Normalised for mask size (energy share / area share); raw energy is kept as a labelled comparison.
+    return localisation_agreement(regions, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
+
+
+def _sanity_step(run: _Run, topn: Any, n: int = 3) -> Any | None:
+    """Step 4a', the model-randomisation check of the reconstructions (when asked for): ``out/sanity.json``."""
+    if not run.config.sanity_check:
+        return None
+    from captum_fau.attr import TopNDeconv
+    from captum_fau.attr.sanity import SanityCheckResult
+
+    path = run.out / "sanity.json"
+    info = {"n": n, "seed": run.config.seed}
+    if run.manifest.finished("sanity", path) and run.manifest.done["sanity"] == info:
+        return SanityCheckResult.load(path)
+    sanity = TopNDeconv(run.model, run.layer, rule=run.config.rule).sanity_check(
+        topn, run.dataset, n=n, seed=run.config.seed, progress=run.progress
+    )
+    sanity.save(path)
+    run.manifest.mark("sanity", info)
+    return sanity
 
 
 def _report_step(
     run: _Run, topn: Any, faukl: Any | None, accuracy: dict[str, Any] | None,
-    localisation: dict[str, Any] | None, featured: list[int],
+    localisation: dict[str, Any] | None, featured: list[int], sanity: Any | None = None,
 ) -> Path:  # fmt: skip
     """Step 4b, the HTML report with the paper's figures and the machine-readable results."""
     from captum_fau.viz.analysis_report import build_report
@@ -614,7 +646,7 @@ def _report_step(
     report = build_report(
         run.out, model=run.model_name, data=run.data_name, layer=run.layer, faces=run.faces, topn=topn, faukl=faukl,
         accuracy=accuracy, localisation=localisation, featured=featured, notes=run.notes, params=run.params,
-        title=run.config.title,
+        title=run.config.title, sanity=sanity,
     )  # fmt: skip
     run.manifest.mark("report")
     return report

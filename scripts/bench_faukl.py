@@ -347,7 +347,7 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
     """
     from captum_fau.attr.topn_deconv import TopNDeconv
     from captum_fau.concept import FAUKL
-    from captum_fau.concept.localisation import localisation_agreement, region_energy
+    from captum_fau.concept.localisation import localisation_agreement, region_stats
     from captum_fau.data.synthfacs import region_masks
 
     result = FAUKL(model, ["conv3"], n_permutations=n_permutations, n_bootstrap=0, progress=False).interpret(faces)
@@ -363,8 +363,8 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
     def masks_for(indices: np.ndarray) -> np.ndarray:
         return region_masks(meta["seed"], indices, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
 
-    energy = region_energy(top.patches, top.boxes, top.indices, masks_for)
-    out = localisation_agreement(energy, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
+    regions = region_stats(top.patches, top.boxes, top.indices, masks_for)
+    out = localisation_agreement(regions, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
     return {"agreement": out["rate"], "n_filters": out["n_filters"]}
 
 

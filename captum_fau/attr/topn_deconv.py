@@ -79,6 +79,16 @@ def _first_image(data: Any) -> torch.Tensor | None:
     return image[None] if isinstance(image, torch.Tensor) and image.dim() == 3 else None
 
 
+def paste_window(window: torch.Tensor, recon: torch.Tensor, box: torch.Tensor, window_box: torch.Tensor) -> None:
+    """Copy the overlap of ``recon`` (computed on ``box``) into ``window`` (covering ``window_box``),
+    both boxes ``(y0, x0, y1, x1)`` in image coordinates; ``window`` is changed in place."""
+    y0, x0, y1, x1 = (int(v) for v in box)
+    py0, px0, py1, px1 = (int(v) for v in window_box)
+    oy0, ox0, oy1, ox1 = max(y0, py0), max(x0, px0), min(y1, py1), min(x1, px1)
+    if oy1 > oy0 and ox1 > ox0:
+        window[:, oy0 - py0 : oy1 - py0, ox0 - px0 : ox1 - px0] = recon[:, oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0].cpu()
+
+
 class TopNDeconv(NeuronAttribution, GradientAttribution):
     r"""Top-N deconvolution (Zeiler & Fergus 2014; Khorrami et al. 2015, section 4.3).
 
@@ -209,6 +219,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         boxes: torch.Tensor,
         stride: tuple[int, int],
         additional_forward_args: Any = None,
+        signal: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Back-project single units of the layer, batched, each on its crop box.
 
@@ -219,6 +230,9 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
             values (Tensor): ``[P]`` the unit's value on the full image (start of the back-projection).
             boxes (Tensor): ``[P, 4]`` crop boxes ``(y0, x0, y1, x1)``, starts aligned to ``stride``.
             stride (tuple of int): The layer's total stride.
+            signal (Tensor, optional): ``[P]`` the signal back-projected from each unit, when it
+                differs from ``values`` (the model-randomisation check back-projects the trained
+                model's value through randomised weights). Default: ``values``
 
         Returns:
             (list of Tensor, Tensor): the reconstruction of each pair on its box
@@ -232,6 +246,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         forward = stop_at_layer(self.model, self.layer, additional_forward_args)
         conv_input = self._conv_input_fn(additional_forward_args)
         scale = float(values.abs().max()) if count else 1.0
+        signal = values if signal is None else signal
         for size in torch.unique(sizes).tolist():
             group = (sizes == size).nonzero().flatten()
             for start in range(0, len(group), self.recon_batch_size):
@@ -254,7 +269,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                 bad = ~inside | ((got - values[ids].to(got.dtype)).abs() > 1e-4 * scale + 1e-3 * values[ids].abs())
                 grad_out = torch.zeros_like(layer_out)
                 good = ~bad
-                grad_out[rows[good], pair_channels[good], local_h[good], local_w[good]] = values[ids][good].to(grad_out.dtype).to(grad_out.device)
+                grad_out[rows[good], pair_channels[good], local_h[good], local_w[good]] = signal[ids][good].to(grad_out.dtype).to(grad_out.device)
                 (grads,) = torch.autograd.grad(layer_out, crops, grad_out)
                 mismatch[ids[bad]] = True
                 for row, p in enumerate(ids.tolist()):
@@ -302,8 +317,10 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         fields: ReceptiveFields,
         full_image: bool,
         additional_forward_args: Any,
+        signal: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Crop path where allowed, then the full image for pairs whose crop failed the value check."""
+        """Crop path where allowed, then the full image for pairs whose crop failed the value check
+        (``signal``: as in :meth:`reconstruct`)."""
         self._check_activations(images[:1], additional_forward_args)
         height, width = images.shape[-2:]
         full_boxes = torch.tensor([[0, 0, height, width]] * len(channels), dtype=torch.int64).reshape(-1, 4)
@@ -311,7 +328,8 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         stride = (1, 1) if full_image or not fields.local else fields.stride
         with _crop_friendly(self.model):
             try:
-                recon, mismatch = self.reconstruct(images, channels, positions, values, boxes, stride, additional_forward_args)
+                recon, mismatch = self.reconstruct(images, channels, positions, values, boxes, stride, additional_forward_args,
+                                                   signal)
             except Exception as err:
                 if bool((boxes == full_boxes).all()):
                     raise
@@ -332,7 +350,8 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                     stacklevel=3,
                 )
             redo_recon, still = self.reconstruct(
-                images[redo], channels[redo], positions[redo], values[redo], full_boxes[redo], (1, 1), additional_forward_args
+                images[redo], channels[redo], positions[redo], values[redo], full_boxes[redo], (1, 1), additional_forward_args,
+                None if signal is None else signal[redo],
             )
             if bool(still.any()):
                 raise AttributionError(
@@ -483,6 +502,59 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
             )
         return top
 
+    def sanity_check(
+        self,
+        result_or_scan: Any,
+        data: Any = None,
+        *,
+        n: int | None = 3,
+        filters: Sequence[int] | None = None,
+        seed: int = 0,
+        independent: bool = True,
+        progress: bool = True,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        r"""Model-randomisation check (Adebayo et al., 2018): how much of the reconstructions depends on the weights.
+
+        The reconstructions of the same top-N ``(image, unit)`` pairs are recomputed in a deep copy
+        of the model whose weights are randomised in a cascade from the analysed layer down to the
+        first weighted layer (and, with ``independent``, one layer at a time), and compared with the
+        trained model's by SSIM and by the Spearman correlation of ``|reconstruction|``. See
+        :mod:`captum_fau.attr.sanity`. The model itself is not modified.
+
+        Args:
+            result_or_scan (TopNResult or ScanResult): A result of this layer and rule (then
+                ``data`` gives the images), or a scan made with ``top_n`` and ``keep_inputs=True``.
+            data (Tensor or Dataset, optional): The images the result's indices refer to.
+            n (int or None, optional): Top-N ranks checked per filter. Default: 3
+            filters (sequence of int, optional): Filters to check. Default: all of the result
+            seed (int, optional): Seed of the random weights. Default: 0
+            independent (bool, optional): Also randomise each layer on its own. Default: True
+            progress (bool, optional): Show a progress bar. Default: True
+            additional_forward_args (Any, optional): Extra model arguments after the inputs.
+
+        Returns:
+            SanityCheckResult: per-step similarity arrays, a summary and an interpretation.
+
+        Examples::
+
+            >>> import torch
+            >>> from captum_fau import ZeroBiasCNN
+            >>> model = ZeroBiasCNN().eval()
+            >>> topn = TopNDeconv(model, "conv2", rule="guided")
+            >>> images = torch.randn(8, 1, 96, 96, generator=torch.Generator().manual_seed(0))
+            >>> res = topn.top_n(images, n=2, filters=[0, 1], progress=False)
+            >>> check = topn.sanity_check(res, images, progress=False)
+            >>> [s["randomised"] for s in check.steps]
+            [['conv2'], ['conv2', 'conv1'], ['conv1']]
+            >>> check.ssim.shape
+            (3, 2, 2)
+        """
+        from captum_fau.attr.sanity import sanity_check
+
+        return sanity_check(self, result_or_scan, data, n=n, filters=filters, seed=seed, independent=independent,
+                            progress=progress, additional_forward_args=additional_forward_args)  # fmt: skip
+
     def _from_scan_sharded(
         self, result: ScanResult, filters: Any, full_maps: bool, progress: bool, additional_forward_args: Any,
         full_image: bool,
@@ -573,13 +645,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                 )
                 for k, p in enumerate(ids.tolist()):
                     y0, x0, y1, x1 = boxes[k].tolist()
-                    py0, px0, py1, px1 = patch_boxes[p].tolist()
-                    # Copy the overlap of the computed box and the fixed-size patch window.
-                    oy0, ox0, oy1, ox1 = max(y0, py0), max(x0, px0), min(y1, py1), min(x1, px1)
-                    if oy1 > oy0 and ox1 > ox0:
-                        patches[p, :, oy0 - py0 : oy1 - py0, ox0 - px0 : ox1 - px0] = (
-                            recon[k][:, oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0].cpu()
-                        )
+                    paste_window(patches[p], recon[k], boxes[k], patch_boxes[p])
                     if maps is not None:
                         maps[p, :, y0:y1, x0:x1] = recon[k].cpu()
                 bar.update(len(ids))

@@ -95,6 +95,14 @@ def add_stratify(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_sanity_check(parser: argparse.ArgumentParser) -> None:
+    """``--sanity-check``: the model-randomisation check of the reconstructions (TopNDeconv.sanity_check)."""
+    parser.add_argument("--sanity-check", action="store_true",
+                        help="also recompute the top-3 reconstructions of every filter with randomised weights "
+                             "(cascading from the layer down) and report their similarity (SSIM, Spearman); "
+                             "writes sanity.json")  # fmt: skip
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")
@@ -184,6 +192,7 @@ __all__ = [
     "add_model_options",
     "add_quiet",
     "add_rule",
+    "add_sanity_check",
     "add_seed",
     "command",
     "epilog",

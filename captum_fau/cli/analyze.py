@@ -50,9 +50,13 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
     if result.localisation is not None and result.localisation.get("rate") is not None:
         loc = result.localisation
         lines.append(
-            f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters the AU region holding "
-            "most reconstruction energy is FAU-KL's top AU"
+            f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters FAU-KL's top AU is the AU "
+            f"region with the {loc.get('rule_label', 'largest energy')}"
+            + (f" (largest raw energy, biased to large masks: {loc['rate_energy']:.0%})" if loc.get("rate_energy") is not None
+               and loc.get("rule") != "energy" else "")
         )
+    if result.sanity is not None:
+        lines.append(f"Sanity check: {result.sanity.interpretation}")
     for note in result.notes:
         lines.append(f"Note: {note}")
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
@@ -68,6 +72,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
+        sanity_check=getattr(args, "sanity_check", False),
     )  # fmt: skip
 
 
@@ -98,6 +103,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
     p.add_argument("--checkpoint-every", type=_options.positive_int, default=50, metavar="K",
                    help="save the scan's state every K batches so a killed run resumes there (default: 50)")
+    _options.add_sanity_check(p)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering and the statistics")

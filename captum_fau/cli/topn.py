@@ -35,6 +35,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
+    if args.sanity_check:
+        check = topn.sanity_check(result, dataset, n=3, seed=args.seed, progress=not args.quiet)
+        check.save(out / "sanity.json")
+        for row in check.summary():
+            print(f"  randomised {' + '.join(row['randomised']):<32} SSIM {row['ssim_median']}  "
+                  f"Spearman {row['spearman_median']}")  # fmt: skip
+        print(f"sanity check: {check.interpretation}\nwrote {out / 'sanity.json'}")
     return 0
 
 
@@ -67,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--full-maps", action="store_true", help="also save full-size reconstructions")
     _options.add_featured(p, 16, "filters drawn in topn.png: the strongest responses first")
     p.add_argument("--out", required=True, help="output folder")
+    _options.add_sanity_check(p)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering")

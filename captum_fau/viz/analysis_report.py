@@ -38,6 +38,7 @@ def build_report(
     notes: Sequence[str],
     params: dict[str, Any],
     title: str | None = None,
+    sanity: Any | None = None,
 ) -> Path:
     """Write the figures, ``results.json`` and ``index.html`` into ``out``; return the page.
 
@@ -57,6 +58,7 @@ def build_report(
         notes (sequence of str): Remarks shown at the top (skipped steps, input adaptation, held-out status).
         params (dict): The analysis settings, stored in ``results.json``.
         title (str, optional): Page title.
+        sanity (SanityCheckResult, optional): The model-randomisation check of the reconstructions.
 
     Returns:
         Path: ``out/index.html``.
@@ -74,10 +76,15 @@ def build_report(
     results["held_out"] = bool(provenance.get("held_out", False))
     results["held_out_reason"] = provenance.get("reason", "not recorded")
     results["accuracy"] = None if accuracy is None else {**accuracy, "held_out": results["held_out"]}
+    if sanity is not None:
+        results["sanity_check"] = {"summary": sanity.summary(), "interpretation": sanity.interpretation}
+        summary["Sanity check"] = sanity.interpretation
 
     sections = [_topn_section(out, topn, layer, featured, faukl)]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
+    if sanity is not None:
+        sections.append(sanity_section(sanity))
     if localisation is not None:
         sections.append(_localisation_section(out, localisation, faukl, layer))
     if accuracy is not None:
@@ -146,7 +153,7 @@ def _summary(
             f"; the other {n_significant - checked} significant filters put no energy in any AU region")
         summary["Localisation"] = (
             f"{agree} of {checked} significant filters ({localisation['rate']:.0%}) whose reconstructions reach an "
-            f"AU region put most energy in the region of their FAU-KL AU{left}"
+            f"AU region have FAU-KL's top AU as the region with the {localisation.get('rule_label', 'largest energy')}{left}"
         )
     return summary
 
@@ -236,36 +243,66 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         rates = {f"{au} ({len(by_au[au])})": float(np.mean(by_au[au])) for au in sorted(by_au, key=au_sort_key)}
         title = "Localisation agreement per FAU-KL top AU (filters)"
         plot_agreement(rates, title=title, path=out / "localisation.png")
-        figs.append((out / "localisation.png", title + ": share of filters whose most-energy region is that AU's"))
+        rule = localisation.get("rule_label", "largest energy")
+        figs.append((out / "localisation.png", title + f": share of filters whose AU region with the {rule} is that AU's"))
         _localisation_csv(out / "localisation.csv", per)
     rate = localisation.get("rate")
     shown = per[:LOCALISATION_ROWS]
     note = (f"Showing {len(shown)} of {len(per)} filters; every filter's row is in the filter browser and in"
             if len(per) > len(shown) else "All rows are also in")  # fmt: skip
+    label = localisation.get("rule_label", "largest energy")
+    raw, hit, chance = localisation.get("rate_energy"), localisation.get("pointing_hit"), localisation.get("pointing_chance")
     return Section(
         "Localisation check against ground-truth AU regions",
         text=[
             "For every filter with a significant association, the share of its top-N reconstruction energy "
-            "inside each AU's ground-truth region; agreement means the AU with the most energy is FAU-KL's "
-            "top AU. " + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters whose reconstructions "
-                         "reach an AU region." if rate is not None else "No filter had a significant association."),
+            "inside each AU's ground-truth region divided by the share of the reconstructed windows the region "
+            "covers (lift: 1 = as much energy as its size predicts); agreement means the AU region with the "
+            f"{label} is FAU-KL's top AU. "
+            + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
+               else "No filter had a significant association."),
+            *([f"Comparison only — the AU region with the largest raw energy (biased to large masks such as the "
+               f"jaw of AU26/27): {raw:.0%} agreement."] if raw is not None and localisation.get("rule") != "energy" else []),
+            *([f"Pointing game: {hit:.0%} of the reconstructions' maxima fall inside FAU-KL's top AU region "
+               f"(chance, its area share: {chance:.0%})."] if hit is not None and chance is not None else []),
             "Where AUs co-occur (prototypical expressions such as 1+2+5+26 in surprise), neighbouring AUs "
             "share the statistical credit and overlapping regions share the energy, so disagreements often "
             "name a partner AU of the same expression; SynthFACS's independent mode separates them "
             "(scripts/bench_faukl.py measures agreement there).",
         ],
         figures=figs,
-        table=(["filter", "FAU-KL top AU", "AU region with most energy", "share", "agree"],
-               [[r["filter"], r["fau_kl_au"], r["region_au"], r["share"], "yes" if r["agree"] else "no"]
-                for r in shown]) if per else None,
+        table=(["filter", "FAU-KL top AU", f"AU region ({label})", "lift", "energy share", "largest raw energy", "agree"],
+               [[r["filter"], r["fau_kl_au"], r["region_au"], r.get("lift"), r["share"], r.get("energy_au", ""),
+                 "yes" if r["agree"] else "no"] for r in shown]) if per else None,
         table_note=note if per else "",
         table_csv="localisation.csv" if per else None,
     )  # fmt: skip
 
 
+def sanity_section(sanity: Any) -> Section:
+    """The model-randomisation check (Adebayo et al. 2018): similarity per randomisation step."""
+    rows = [[("cascade: " if r["mode"] == "cascade" else "only ") + " + ".join(r["randomised"]), r["ssim_median"],
+             r["ssim_filter_median"], r["spearman_median"], r["pairs"]] for r in sanity.summary()]  # fmt: skip
+    return Section(
+        "Sanity check: reconstructions with randomised weights",
+        text=[
+            f"The reconstructions of the top {sanity.meta.get('n', '?')} images of every filter, recomputed with the "
+            f"weights of {sanity.layer} and the layers below it replaced by random draws of the same scale: first "
+            f"{sanity.layer} alone, then cascading down to {sanity.layers[0]}, then each lower layer alone (seed "
+            f"{sanity.seed}). SSIM compares the pictures as drawn above (1 = unchanged); Spearman compares the rank "
+            "order of |reconstruction| over the receptive field. Reconstructions that stay similar after "
+            "randomisation show the image more than what the network learned (Adebayo et al., 2018).",
+            sanity.interpretation,
+        ],
+        table=(["randomised layers", "SSIM (median)", "SSIM (median over filters)", "Spearman (median)", "pairs"],
+               rows),
+    )  # fmt: skip
+
+
 def _localisation_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    lines = ["filter,fau_kl_au,region_au,share,agree"]
-    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r['share']:.6g},{int(bool(r['agree']))}" for r in rows]
+    lines = ["filter,fau_kl_au,region_au,lift,share,energy_au,agree"]
+    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r.get('lift', float('nan')):.6g},{r['share']:.6g},"
+              f"{r.get('energy_au', '')},{int(bool(r['agree']))}" for r in rows]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -306,4 +343,4 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "sanity_section"]
