@@ -245,8 +245,7 @@ def fau_kl_statistics(
             ``*_within`` tests, whose permutations stay inside each stratum (see
             :func:`~captum_fau.concept.resampling.permutation_sources`). Default: None
         bins (int): Bins per filter histogram. Default: 10
-        binning (str): ``"uniform"`` or ``"quantile"`` edges (see :func:`histogram_edges`).
-            Default: ``"uniform"``
+        binning (str): ``"uniform"`` or ``"quantile"`` edges (:func:`histogram_edges`). Default: ``"uniform"``
         bin_edges (np.ndarray, optional): Explicit ``[C, K + 1]`` edges; overrides ``bins`` and
             ``binning``.
         smoothing (float): Additive pseudo-count per bin for ``kl`` (``kl_plain`` never smooths).
