@@ -65,6 +65,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
+        class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
     )  # fmt: skip
 
 
