@@ -441,7 +441,9 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model_name = model if isinstance(model, str) else type(model).__name__
     data_name = data if isinstance(data, str) else repr(data)[:120]
     if isinstance(model, str):
-        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev)
+        # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
+        outputs = len(config.class_names) if config.class_names and model.strip().startswith("timm:") else None
+        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev, num_classes=outputs)
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0

@@ -152,10 +152,18 @@ def parse_filters(text: str | None) -> list[int] | None:
 
 
 def load_model(args: argparse.Namespace) -> nn.Module:
-    """The model ``--model`` / ``--checkpoint`` name, in eval mode on ``--device``."""
+    """The model ``--model`` / ``--checkpoint`` name, in eval mode on ``--device``.
+
+    ``--class-names`` are checked here (duplicates, empty names), before any data is read;
+    a ``timm:`` architecture is built with one output per name.
+    """
+    from captum_fau.data.emotions import parse_class_names
     from captum_fau.zoo.resolve import load_model_spec
 
-    return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"))
+    names = getattr(args, "class_names", None)
+    # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
+    outputs = len(parse_class_names(names)) if names and args.model.strip().startswith("timm:") else None
+    return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs)
 
 
 def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
