@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from captum_fau.analyze import analyze
 from captum_fau.cli import main

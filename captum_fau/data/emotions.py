@@ -555,7 +555,9 @@ def model_class_mapping(
     """
     names = model_class_names(model, class_names)
     if names is None:
-        return None, ["accuracy skipped: the model declares no class names; pass --class-names (Python: class_names=) in output order"]
+        return None, [
+            "accuracy skipped: the model declares no class names; pass --class-names (Python: class_names=) in output order"
+        ]
     if num_outputs is not None and int(num_outputs) != len(names):
         message = (
             f"the model has {num_outputs} outputs but {len(names)} class names ({','.join(names)}); pass "

@@ -597,9 +597,9 @@ def face_crop_note(meta: dict[str, Any]) -> str | None:
 
     Examples::
 
-        >>> face_crop_note({"face_crop": {"mode": "auto", "files": 3, "items": 3, "files_with_several_faces": 1,
-        ...                 "kept_whole": 1, "dropped": {"no face found": 1}, "n_dropped": 1}})
-        'Face crop (auto): 3 faces from 3 images; 1 image(s) with several faces gave one item per face; 1 image(s) kept whole as face crops; 1 image(s) dropped (1 no face found).'
+        >>> face_crop_note({"face_crop": {"mode": "haar", "files": 3, "items": 2, "files_with_several_faces": 0,
+        ...                 "kept_whole": 0, "dropped": {"no face found": 1}, "n_dropped": 1}})
+        'Face crop (haar): 2 faces from 3 images; 1 image(s) dropped (1 no face found).'
     """
     info = meta.get("face_crop") if isinstance(meta, dict) else None
     if not isinstance(info, dict):

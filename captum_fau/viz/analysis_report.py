@@ -197,7 +197,10 @@ def _accuracy_section(out: Path, accuracy: dict[str, Any]) -> Section:
     plot_confusion(np.asarray(accuracy["confusion"]), accuracy["class_names"], path=cm_png)
     return Section(
         "Expression recognition",
-        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images."],
+        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images, the data's classes matched "
+              "to the model's by name (rows and columns in the model's class order)"
+              + (f"; {accuracy['n_left_out']} images of classes the model lacks left out." if accuracy.get("n_left_out")
+                 else ".")],  # fmt: skip
         figures=[(cm_png, "Confusion matrix")],
         table=(["class", "accuracy"], [[k, v] for k, v in accuracy["per_class_accuracy"].items()]),
     )
