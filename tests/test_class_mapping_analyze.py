@@ -43,7 +43,7 @@ def build():
 
 @pytest.fixture(scope="module")
 def faces():
-    return load_synthfacs(64, seed=5)
+    return load_synthfacs(40, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,24 @@ def test_zoo_model_on_emotion_named_folders_scores_as_on_the_face_set(tmp_path: 
     assert on_folder.accuracy == on_faces.accuracy and on_faces.accuracy > 0.5
     assert np.array_equal(on_folder.confusion, on_faces.confusion)  # both in the model's class order
     assert [canonical_emotion(c) for c in on_folder.extra["mapping"]["data_classes"]] == sorted(faces.class_names)
+
+
+def test_model_class_names_come_from_arguments_then_the_model() -> None:
+    import timm
+    from torch import nn
+
+    from captum_fau import ZeroBiasCNN
+    from captum_fau.data.emotions import model_class_names
+
+    zerobias = ZeroBiasCNN(num_classes=2, class_names=("sad", "happy"))
+    assert model_class_names(zerobias) == ("sad", "happy")
+    assert model_class_names(zerobias, "happy,sad") == ("happy", "sad")  # the argument wins
+
+    class HubStyle(nn.Linear):  # a transformers-style config object with id2label
+        config = type("Config", (), {"id2label": {1: "happy", 0: "angry"}})()
+
+    assert model_class_names(HubStyle(2, 2)) == ("angry", "happy")
+    resnet = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    assert model_class_names(resnet) is None
+    resnet.pretrained_cfg = {**resnet.pretrained_cfg, "label_names": ["fear", "happy", "sad"]}
+    assert model_class_names(resnet) == ("fear", "happy", "sad")
