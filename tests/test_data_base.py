@@ -138,3 +138,25 @@ def test_data_follow_the_padding_a_model_records() -> None:
     assert raw[..., 2:-2, 2:-2].abs().max() < 1e-6 and raw.abs().max() > 1e-3
     with pytest.raises(ConfigError, match="local_mean_padding"):
         model_local_mean_padding(_Configured({"local_mean_padding": "wrap"}))
+
+
+def test_packaged_zoo_model_is_fed_as_it_was_trained() -> None:
+    # zerobias-synthfacs-8class was trained with replicate padding; new models use the reference's zeros.
+    from captum_fau import ZeroBiasCNN, zoo
+    from captum_fau.data.synthfacs import load_synthfacs
+    from captum_fau.train.trainer import predict
+
+    model = zoo.load("zerobias-synthfacs-8class")
+    assert model.config["local_mean_padding"] == "replicate"
+    assert ZeroBiasCNN().config["local_mean_padding"] == "zeros"
+    faces = load_synthfacs(n=12, seed=7)
+    assert faces.local_mean_padding == "zeros"
+    with torch.no_grad():
+        logits = model(model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
+    np.testing.assert_array_equal(predict(model, faces), logits.argmax(1).numpy())
+    torch.testing.assert_close(preprocessed_for(faces, model).tensors(), model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
+    # The one streaming scan (behind TopNDeconv.top_n, FAUKL and analyze) feeds it the same.
+    from captum_fau.stats.scan import scan
+
+    via_scan = scan(model, "conv3", faces, batch_size=5, progress=False, keep_outputs=True)
+    torch.testing.assert_close(via_scan.outputs, logits, rtol=1e-4, atol=1e-5)  # zeros would differ by ~0.5
