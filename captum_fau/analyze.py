@@ -33,7 +33,7 @@ import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -169,6 +169,12 @@ class AnalysisConfig:
         sanity_check (bool): Also run the model-randomisation check of the reconstructions
             (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 of every filter), written
             to ``out/sanity.json`` and shown in the report. Default: False
+        class_names (str or tuple of str, optional): The model's class names in output order
+            (``"angry,disgust,fear,happy,sad,surprise,neutral"`` or a sequence), matched to the
+            data's emotions by name. Default: None (the model's ``class_names`` / ``id2label`` /
+            ``label_names``; without names accuracy is skipped with a note)
+        face_crop (str): Faces in ``folder:`` data: ``"auto"``, ``"haar"`` or ``"none"``
+            (see :func:`captum_fau.data.folder.load_folder`). Default: ``"auto"``
 
     Examples::
 
@@ -200,9 +206,17 @@ class AnalysisConfig:
     title: str | None = None
     checkpoint_every: int = 50
     sanity_check: bool = False
+    class_names: str | tuple[str, ...] | None = None
+    face_crop: str = "auto"
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
+        from captum_fau.data.emotions import parse_class_names
+        from captum_fau.data.folder import check_face_crop
+
+        if self.class_names is not None:
+            self.class_names = parse_class_names(self.class_names)
+        check_face_crop(self.face_crop)
 
         if not isinstance(self.relu_like, bool):
             raise ConfigError(f"AnalysisConfig.relu_like must be True or False, got {self.relu_like!r}.")
@@ -288,17 +302,46 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return masks_for
 
 
-def emotion_accuracy(logits: np.ndarray, emotions: np.ndarray, class_names: Sequence[str]) -> dict[str, Any] | None:
-    """:func:`~captum_fau.train.evaluate.accuracy_summary` of the labelled images (``emotions >= 0``).
+def emotion_accuracy(logits: np.ndarray, emotions: np.ndarray, mapping: Any) -> dict[str, Any] | None:
+    """:func:`~captum_fau.data.emotions.mapped_accuracy` of the labelled images, classes matched by name.
 
-    Returns None when no image is labelled or the model's outputs do not match ``class_names``.
+    Args:
+        logits (np.ndarray): ``[N, K]`` model outputs.
+        emotions (np.ndarray): ``[N]`` data class indices (-1 = unlabelled).
+        mapping (ClassMapping): Data classes -> model outputs
+            (:func:`~captum_fau.data.emotions.model_class_mapping`).
+
+    Returns:
+        dict or None: None when no labelled image has a class of the model.
+
+    Raises:
+        ConfigError: the logits have a number of columns other than the mapping's model classes.
     """
-    from captum_fau.train.evaluate import accuracy_summary
+    from captum_fau.data.emotions import mapped_accuracy
 
-    labelled = np.asarray(emotions) >= 0
-    if not labelled.any() or logits.ndim != 2 or logits.shape[1] != len(class_names):
-        return None
-    return accuracy_summary(np.asarray(emotions)[labelled], logits[labelled].argmax(1), class_names)
+    scores = mapped_accuracy(logits, emotions, mapping)
+    return scores if scores["accuracy"] is not None else None
+
+
+def _class_mapping(model: nn.Module, faces: Any, class_names: tuple[str, ...] | None) -> tuple[Any, list[str]]:
+    """The data's classes mapped onto the model's outputs by name (None and a note when they cannot be)."""
+    from captum_fau.data.emotions import model_class_mapping
+
+    data_classes = tuple(getattr(faces, "class_names", ()) or ())
+    if not data_classes:
+        return None, []
+    outputs = getattr(model, "num_classes", None)
+    mapping, notes = model_class_mapping(
+        model, data_classes, class_names=class_names, labels=getattr(faces, "emotions", None),
+        num_outputs=outputs if isinstance(outputs, int) and not isinstance(outputs, bool) else None,
+    )  # fmt: skip
+    return mapping, [_mapping_note(note) for note in notes]
+
+
+def _mapping_note(note: str) -> str:
+    """A note of the class mapping as the report lists it."""
+    note = note if note.endswith(".") else note + "."
+    return "A" + note[1:] if note.startswith("accuracy skipped") else f"Class mapping: {note}"
 
 
 def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
@@ -355,6 +398,7 @@ class _Run:
     world_size: int
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    mapping: Any = None
 
     @property
     def out(self) -> Path:
@@ -419,12 +463,14 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model_name = model if isinstance(model, str) else type(model).__name__
     data_name = data if isinstance(data, str) else repr(data)[:120]
     if isinstance(model, str):
-        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev)
+        # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
+        outputs = len(config.class_names) if config.class_names and model.strip().startswith("timm:") else None
+        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev, num_classes=outputs)
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
     if isinstance(data, str):
-        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name)
+        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name, config.face_crop)
     else:
         faces, provenance = data, {"held_out": False, "reason": "the data were passed as an object: captum-fau "
                                    "cannot tell whether the model saw these images in training"}  # fmt: skip
@@ -441,9 +487,15 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
               "n_images": len(faces), "data_provenance": provenance}  # fmt: skip
     if provenance.get("held_out"):
         notes.insert(0, f"Held-out faces: {provenance['reason']}.")
+    mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan
+    from captum_fau.data.folder import face_crop_note
+
+    mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}),) if n]
+    params.update(class_names=None if mapping is None else list(mapping.model_classes), face_crop=config.face_crop)
     manifest = _Manifest(config.out, params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
-                params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
+                params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes + mapping_notes,
+                mapping=mapping)  # fmt: skip
 
 
 def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
@@ -584,18 +636,30 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
 
 
 def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
-    """Step 3, accuracy when the data has emotion labels the model predicts."""
+    """Step 3, accuracy when the data has emotion labels, the data's classes mapped to the model's by name."""
     emotions = scanned.labels.get("emotion")
-    class_names = tuple(getattr(run.faces, "class_names", ()) or ())
     if emotions is None:
         run.notes.append("Accuracy skipped: the data has no emotion labels.")
         return None
+    if run.mapping is None:  # the reason is already in the notes
+        return None
     if run.manifest.finished("accuracy"):
-        return run.manifest.done["accuracy"] or None
-    accuracy = emotion_accuracy(scanned.logits, emotions, class_names)
+        accuracy = run.manifest.done["accuracy"] or None
+    else:
+        k = len(run.mapping.model_classes)
+        if scanned.logits.ndim != 2 or scanned.logits.shape[1] != k:
+            run.notes.append(
+                f"Accuracy skipped: the model has {scanned.logits.shape[-1]} outputs but {k} class names "
+                f"({','.join(run.mapping.model_classes)}); pass --class-names with one name per output."
+            )
+            return None
+        accuracy = emotion_accuracy(scanned.logits, emotions, run.mapping)
+        run.manifest.mark("accuracy", accuracy or {})
     if accuracy is None:
-        run.notes.append(f"Accuracy skipped: the model's outputs do not match the data's {len(class_names)} classes.")
-    run.manifest.mark("accuracy", accuracy or {})
+        run.notes.append("Accuracy skipped: no labelled image has a class of the model.")
+    else:
+        known = " ".join(run.notes)
+        run.notes.extend(_mapping_note(n) for n in accuracy["notes"] if n not in known)
     return accuracy
 
 
@@ -653,7 +717,7 @@ def _report_step(
 
 
 def _open_data(
-    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = ""
+    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = "", face_crop: str = "auto"
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
 
@@ -675,7 +739,7 @@ def _open_data(
         return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
             f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress), unknown
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

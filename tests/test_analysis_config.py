@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from captum_fau.analyze import AnalysisConfig, _resolve_config, analyze, emotion_accuracy
+from captum_fau.data.emotions import ClassMapping, mapped_accuracy
 from captum_fau.errors import ConfigError, LayerError
-from captum_fau.train.evaluate import accuracy_summary, confusion_matrix, per_class_accuracy
+from captum_fau.train.evaluate import confusion_matrix, per_class_accuracy
 
 
 @pytest.mark.parametrize(
@@ -52,17 +53,30 @@ def test_analyze_refuses_bad_config_before_loading_anything(tmp_path: Path) -> N
 
 def test_analyze_and_evaluate_score_with_the_same_implementation() -> None:
     rng = np.random.default_rng(0)
-    names = ("a", "b", "c")
+    model_names, data_names = ("happy", "sad", "fear"), ("sadness", "fearful", "happiness")  # other order, synonyms
     emotions = rng.integers(-1, 3, size=50)  # -1: unlabelled, left out
     logits = rng.normal(size=(50, 3))
-    scores = emotion_accuracy(logits, emotions, names)
+    mapping = ClassMapping.build(model_names, data_names)
+    scores = emotion_accuracy(logits, emotions, mapping)
     labelled = emotions >= 0
     preds = logits[labelled].argmax(1)
-    expected = confusion_matrix(emotions[labelled], preds, 3)
-    assert scores == accuracy_summary(emotions[labelled], preds, names)
+    truth = np.array([1, 2, 0])[emotions[labelled]]  # data class -> model output, by name
+    expected = confusion_matrix(truth, preds, 3)
+    from_preds = mapped_accuracy(logits.argmax(1), emotions, mapping)  # logits or predictions: one implementation
+    assert scores == from_preds and scores["n_unlabelled"] == int((~labelled).sum())
     assert scores["confusion"] == expected.tolist() and scores["n"] == int(labelled.sum())
-    assert scores["accuracy"] == pytest.approx(float((preds == emotions[labelled]).mean()))
+    assert scores["accuracy"] == pytest.approx(float((preds == truth).mean()))
     assert list(scores["per_class_accuracy"].values()) == pytest.approx(per_class_accuracy(expected).tolist())
-    assert emotion_accuracy(logits[:, :2], emotions, names) is None  # outputs do not match the classes
+    with pytest.raises(ConfigError, match="2 outputs but 3 class names"):
+        emotion_accuracy(logits[:, :2], emotions, mapping)  # outputs do not match the classes
     # a class absent from the data has no accuracy (None), not 0
-    assert accuracy_summary([0, 0], [0, 1], ("a", "b"))["per_class_accuracy"] == {"a": 0.5, "b": None}
+    two = ClassMapping.build(("a", "b"), ("a", "b"), synonyms={"a": "a", "b": "b"})
+    assert mapped_accuracy(np.array([0, 1]), [0, 0], two)["per_class_accuracy"] == {"a": 0.5, "b": None}
+
+
+def test_class_names_and_face_crop_are_checked_on_construction() -> None:
+    assert AnalysisConfig(class_names="angry, happy").class_names == ("angry", "happy")
+    with pytest.raises(ConfigError, match="both mean 'happy'"):
+        AnalysisConfig(class_names="happy,sad,happiness")
+    with pytest.raises(ConfigError, match="face_crop must be one of"):
+        AnalysisConfig(face_crop="mtcnn")

@@ -31,7 +31,7 @@ def model() -> ZeroBiasCNN:
 
 
 def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:
-    result = analyze(model, faces, layer="conv2", out=tmp_path, **FAST)
+    result = analyze(model, faces, layer="conv2", out=tmp_path, class_names=faces.class_names, **FAST)
     for name in ("index.html", "results.json", "topn.safetensors", "topn.json", "fau_kl.csv", "fau_kl.safetensors",
                  "topn_grid.png", "kl_bars.png", "au_heatmap.png", "confusion.png", "maxima.npz", "analysis.json"):
         assert (tmp_path / name).is_file(), name
@@ -106,7 +106,12 @@ def test_module_factory_model(tmp_path: Path, faces) -> None:
             return Net()
     """))
     result = analyze(f"{source}:build", faces, layer="conv", out=tmp_path / "out", **FAST)
-    assert result.faukl.kl.shape == (8, len(faces.au_ids)) and result.accuracy is not None
+    assert result.faukl.kl.shape == (8, len(faces.au_ids))
+    # a plain module declares no class names: accuracy is skipped with a note, never computed by index
+    assert result.accuracy is None and any("declares no class names" in note for note in result.notes)
+    named = analyze(f"{source}:build", faces, layer="conv", out=tmp_path / "named", class_names=",".join(faces.class_names),
+                    **FAST)  # fmt: skip
+    assert named.accuracy is not None and named.accuracy["mapping"]["model_classes"] == list(faces.class_names)
 
 
 def test_bad_input(tmp_path: Path, faces, model) -> None:

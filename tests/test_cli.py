@@ -137,7 +137,11 @@ def test_topn_and_evaluate_take_a_module_factory_model(tmp_path: Path, capsys) -
     from captum_fau.attr import TopNResult
 
     assert TopNResult.load(out).indices.shape == (6, 2) and (out / "topn.png").is_file()
-    assert main(["evaluate", "--model", spec, "--data", "synthfacs:16", "-q"]) == 0
+    # a plain module declares no class names: evaluate says so instead of scoring by index
+    assert main(["evaluate", "--model", spec, "--data", "synthfacs:16", "-q"]) != 0
+    assert "--class-names" in capsys.readouterr().err
+    names = "neutral,anger,contempt,disgust,fear,happy,sadness,surprise"
+    assert main(["evaluate", "--model", spec, "--data", "synthfacs:16", "--class-names", names, "-q"]) == 0
     assert "Confusion matrix" in capsys.readouterr().out
 
 

@@ -86,3 +86,34 @@ def test_adapt_images() -> None:
     assert adapt_images(gray, (1, 96, 96)) == (gray, [])
     with pytest.raises(ConfigError):
         adapt_images(torch.rand(1, 2, 8, 8), (3, 8, 8))
+
+
+def test_module_factory_resolves_from_the_current_directory(tmp_path) -> None:
+    """As under ``python -m``: a module in the current directory imports even when the process was
+    started by a script elsewhere (as the ``captum-fau`` console script is); import errors say where."""
+    import subprocess
+
+    work = tmp_path / "work"
+    (work / "mypkg").mkdir(parents=True)
+    (work / "mypkg" / "__init__.py").write_text("")
+    (work / "mypkg" / "nets.py").write_text("from torch import nn\ndef build():\n    return nn.Linear(2, 3)\n")
+    (work / "broken.py").write_text("import not_installed_dependency_xyz\ndef build():\n    pass\n")
+    runner = tmp_path / "elsewhere" / "runner.py"
+    runner.parent.mkdir()
+    runner.write_text(textwrap.dedent("""
+        import sys
+        assert "" not in sys.path and sys.path[0].endswith("elsewhere")
+        from captum_fau.errors import UnknownModelError
+        from captum_fau.zoo.resolve import load_model_spec
+        print(type(load_model_spec("mypkg.nets:build")).__name__)
+        try:
+            load_model_spec("broken:build")
+        except UnknownModelError as err:
+            print(err)
+    """))
+    done = subprocess.run([sys.executable, str(runner)], cwd=work, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, message = done.stdout.split("\n", 1)
+    assert first == "Linear"
+    assert "Cannot import module 'broken'" in message and str(work) in message
+    assert "ModuleNotFoundError: No module named 'not_installed_dependency_xyz'" in message

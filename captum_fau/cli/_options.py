@@ -22,7 +22,9 @@ model forms (--model):
   zerobias-synthfacs-8class        a zoo name (captum-fau zoo list)
   path/to/folder                   config.json + model.safetensors (save_pretrained, captum-fau train)
   timm:resnet18 --checkpoint W     a timm architecture with your safetensors weights
-  my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module
+  my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module;
+                                   this imports and runs YOUR code (modules resolve from the
+                                   current directory, as with python -m)
   NAME --checkpoint W              a zoo architecture (NAME) with other weights
 """
 
@@ -32,7 +34,11 @@ data forms (--data):
   ckplus:PATH  ckplus6:PATH        CK+ (FACS files give the AU labels)
   tfd:PATH[#FOLD]  fer2013:PATH    TFD .mat / FER2013 csv (no AU labels)
   folder:PATH --au-csv FILE        your images + OpenFace / py-feat AU csv
+                                   (--face-crop none for images that are already face crops)
 """
+
+#: ``--face-crop`` choices (see captum_fau.data.folder.FACE_CROPS).
+FACE_CROPS: tuple[str, ...] = ("auto", "haar", "none")
 
 
 def epilog(example: str, *sections: str) -> str:
@@ -108,6 +114,9 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=required, help="zoo name, model folder, timm:NAME or module:factory")
     group.add_argument("--checkpoint", help="safetensors weights for timm:/module: models, or to replace a zoo model's")
+    group.add_argument("--class-names", metavar="A,B,...",
+                       help="the model's class names in output order, e.g. angry,disgust,fear,happy,sad,surprise,neutral "
+                            "(default: the model's config); matched to the data's emotions by name, never by index")  # fmt: skip
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True) -> None:
@@ -116,6 +125,10 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
     group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
     if au_csv:
         group.add_argument("--au-csv", help="AU labels (OpenFace 2.0 or py-feat csv, or a folder of them) for folder: data")
+    group.add_argument("--face-crop", choices=FACE_CROPS, default="auto",
+                       help="faces in folder: images: auto (detect; keep small/square images whole when the face fills "
+                            "them or none is found), haar (always detect, general settings; one item per face), none "
+                            "(images are face crops already) (default: auto)")  # fmt: skip
 
 
 def add_filters(parser: argparse.ArgumentParser, what: str) -> None:
@@ -165,10 +178,18 @@ def parse_filters(text: str | None) -> list[int] | None:
 
 
 def load_model(args: argparse.Namespace) -> nn.Module:
-    """The model ``--model`` / ``--checkpoint`` name, in eval mode on ``--device``."""
+    """The model ``--model`` / ``--checkpoint`` name, in eval mode on ``--device``.
+
+    ``--class-names`` are checked here (duplicates, empty names), before any data is read;
+    a ``timm:`` architecture is built with one output per name.
+    """
+    from captum_fau.data.emotions import parse_class_names
     from captum_fau.zoo.resolve import load_model_spec
 
-    return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"))
+    names = getattr(args, "class_names", None)
+    # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
+    outputs = len(parse_class_names(names)) if names and args.model.strip().startswith("timm:") else None
+    return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs)
 
 
 def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
@@ -177,12 +198,13 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
 
     return load_data_spec(
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
-        progress=not getattr(args, "quiet", False),
+        progress=not getattr(args, "quiet", False), face_crop=getattr(args, "face_crop", "auto"),
     )  # fmt: skip
 
 
 __all__ = [
     "DATA_FORMS",
+    "FACE_CROPS",
     "MODEL_FORMS",
     "RULES",
     "add_data_options",

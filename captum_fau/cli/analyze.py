@@ -73,6 +73,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
         sanity_check=getattr(args, "sanity_check", False),
+        class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
     )  # fmt: skip
 
 

@@ -172,14 +172,11 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
     model = _options.load_model(args)
     data = _options.load_data(args)
-    num_classes = getattr(model, "num_classes", None)
-    if isinstance(num_classes, int) and num_classes != len(data.class_names):
-        raise DatasetError(
-            f"The model has {num_classes} classes but {args.data} has {len(data.class_names)}; "
-            "evaluate on a dataset with the model's classes."
-        )
-    fold = evaluate_model(model, data, device=args.device)
-    return ResultsTable(title=f"{args.model} on {args.data}", class_names=data.class_names, folds=[fold])
+    fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None))
+    for note in fold.extra.get("notes", []):
+        print(f"Note: {note}")
+    return ResultsTable(title=f"{args.model} on {args.data}", class_names=fold.extra["class_names"], folds=[fold],
+                        meta={"mapping": fold.extra["mapping"]})  # fmt: skip
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -83,6 +83,10 @@ def describe_faceset(faces: FaceSet) -> str:
     if "unlabelled_sequences" in faces.meta:
         lines.append(f"unlabelled sequences (no emotion file, left out): {len(faces.meta['unlabelled_sequences'])}")
 
+    if isinstance(faces.meta.get("face_crop"), dict):
+        from captum_fau.data.folder import face_crop_note
+
+        lines.append(face_crop_note(faces.meta) or "")
     skipped = faces.meta.get("skipped", [])
     reasons = Counter(entry["reason"].split(" (")[0] for entry in skipped)
     summary = ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())) or "none"

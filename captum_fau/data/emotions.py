@@ -345,16 +345,74 @@ def _mapping_notes(
     return notes
 
 
-def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mapping: ClassMapping) -> dict[str, Any]:
-    """Accuracy of ``logits`` on data labels, matched through ``mapping`` (never by index).
+def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``[C, C]``: row = true class, column = predicted class.
 
-    Images whose class the model lacks are left out and counted; unlabelled images (-1) are
-    ignored. Predictions range over all model outputs, so predicting a class the data never
-    has counts as an error.
+    Args:
+        y_true (array-like): True classes in ``0..num_classes-1``.
+        y_pred (array-like): Predicted classes, same length.
+        num_classes (int): ``C``.
+
+    Returns:
+        np.ndarray: int64 counts.
+
+    Raises:
+        LabelError: arrays of different lengths or classes out of range.
+
+    Examples::
+
+        >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    if t.shape != p.shape or t.ndim != 1:
+        raise LabelError(f"y_true {t.shape} and y_pred {p.shape} must be 1-D arrays of the same length.")
+    for what, arr in (("y_true", t), ("y_pred", p)):
+        if len(arr) and (arr.min() < 0 or arr.max() >= num_classes):
+            raise LabelError(f"{what} holds classes outside 0..{num_classes - 1}.")
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall per true class (diagonal / row sum); NaN for a class absent from the test set.
+
+    Examples::
+
+        >>> per_class_accuracy(np.array([[1, 0], [1, 1]])).tolist()
+        [1.0, 0.5]
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    totals = confusion.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(confusion) / np.where(totals > 0, totals, 1), np.nan)
+
+
+def _predictions(scores: Any, k: int, mapping: ClassMapping) -> np.ndarray:
+    """``[N, K]`` logits or ``[N]`` predicted output indices -> ``[N]`` int64 predictions."""
+    arr = scores.detach().float().cpu().numpy() if hasattr(scores, "detach") else np.asarray(scores)
+    if arr.ndim == 2:
+        mapping.check_outputs(arr.shape[1])
+        return arr.argmax(1).astype(np.int64)
+    if arr.ndim == 1 and (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        if arr.size and (arr.min() < 0 or arr.max() >= k):
+            raise LabelError(f"predicted classes must be model outputs 0..{k - 1}; got values in [{arr.min()}, {arr.max()}].")
+        return arr.astype(np.int64)
+    raise LabelError(f"pass [N, K] logits or [N] integer predictions, got an array of shape {arr.shape}, dtype {arr.dtype}.")
+
+
+def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mapping: ClassMapping) -> dict[str, Any]:
+    """Accuracy of a model on data labels, matched through ``mapping`` (never by index).
+
+    The one place where captum-fau scores a model: :func:`captum_fau.analyze`,
+    :func:`captum_fau.train.evaluate.evaluate_model` and the report's confusion matrix all read
+    their numbers from here. Images whose class the model lacks are left out and counted;
+    unlabelled images (-1) are ignored. Predictions range over all model outputs, so
+    predicting a class the data never has counts as an error.
 
     Args:
         logits (array-like): ``[N, K]`` model outputs (numpy or torch), ``K`` = number of
-            model classes.
+            model classes, or ``[N]`` integer predicted output indices.
         data_labels (array-like): ``[N]`` data class indices, -1 = unlabelled.
         mapping (ClassMapping): From :meth:`ClassMapping.build`.
 
@@ -378,22 +436,19 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
         >>> res = mapped_accuracy(logits, np.array([0, 1, 0]), m)
         >>> res["accuracy"], res["confusion"]
         (0.6666666666666666, [[1, 0], [1, 1]])
+        >>> mapped_accuracy(np.array([1, 0, 0]), [0, 1, 0], m)["accuracy"]
+        0.6666666666666666
     """
-    scores = logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else np.asarray(logits)
-    if scores.ndim != 2:
-        raise LabelError(f"logits must be [N, K], got shape {scores.shape}.")
-    mapping.check_outputs(scores.shape[1])
+    k = len(mapping.model_classes)
+    preds = _predictions(logits, k, mapping)
     labels = np.asarray(data_labels).astype(np.int64).ravel()
-    if len(labels) != len(scores):
-        raise LabelError(f"{len(labels)} labels for {len(scores)} rows of logits; they must align image by image.")
+    if len(labels) != len(preds):
+        raise LabelError(f"{len(labels)} labels for {len(preds)} rows of logits (predictions); they must align image by image.")
     truth = mapping.remap(labels)
     labelled, scored = labels >= 0, truth >= 0
-    k = len(mapping.model_classes)
-    preds = scores.argmax(1)
-    confusion = np.bincount(truth[scored] * k + preds[scored], minlength=k * k).reshape(k, k)
+    confusion = confusion_matrix(truth[scored], preds[scored], k)
     left = np.bincount(labels[labelled & ~scored], minlength=len(mapping.data_classes))
     left_out = {mapping.data_classes[d]: int(c) for d, c in enumerate(left) if c}
-    totals = confusion.sum(1)
     notes = [f"{name}: not a class of the model; {c} images left out of accuracy" for name, c in left_out.items()]
     n = int(scored.sum())
     if n == 0:
@@ -407,11 +462,117 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
         "class_names": list(mapping.model_classes),
         "confusion": confusion.tolist(),
         "per_class_accuracy": {
-            name: (float(confusion[j, j] / totals[j]) if totals[j] else None) for j, name in enumerate(mapping.model_classes)
+            name: (None if np.isnan(a) else float(a)) for name, a in zip(mapping.model_classes, per_class_accuracy(confusion))
         },
         "notes": notes,
         "mapping": mapping.to_dict(),
     }
+
+
+def model_class_names(model: Any, class_names: str | Sequence[str] | None = None) -> tuple[str, ...] | None:
+    """A model's class names in output order: ``class_names`` when given, else what the model declares.
+
+    Read, first found: ``class_names`` (parsed by :func:`parse_class_names`); the model's
+    ``class_names`` attribute (:class:`~captum_fau.models.ZeroBiasCNN`); its ``config``
+    (a mapping, or an object with ``id2label`` as in ``transformers``) through
+    :func:`class_names_from_config`; timm's ``pretrained_cfg["label_names"]``.
+
+    Args:
+        model (nn.Module): Any model (only its attributes are read).
+        class_names (str or sequence of str, optional): Explicit names
+            (``"angry,disgust,..."`` or a sequence). Default: None
+
+    Returns:
+        tuple of str or None: ``None`` when the model declares no names.
+
+    Raises:
+        ConfigError: explicit names that are empty or list an emotion twice.
+
+    Examples::
+
+        >>> from torch import nn
+        >>> model_class_names(nn.Linear(2, 2)) is None
+        True
+        >>> model_class_names(nn.Linear(2, 2), "sad,happy")
+        ('sad', 'happy')
+    """
+    if class_names is not None:
+        return parse_class_names(class_names)
+    own = getattr(model, "class_names", None)
+    if isinstance(own, (list, tuple)) and own:
+        return tuple(str(n) for n in own)
+    config = getattr(model, "config", None)
+    if config is not None and not isinstance(config, Mapping):
+        config = {key: getattr(config, key, None) for key in ("class_names", "label_names", "id2label")}
+    if isinstance(config, Mapping):
+        found = class_names_from_config(config)
+        if found:
+            return found
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, Mapping) and cfg.get("label_names"):
+        return tuple(str(n) for n in cfg["label_names"])
+    return None
+
+
+def model_class_mapping(
+    model: Any,
+    data_classes: Sequence[str],
+    *,
+    class_names: str | Sequence[str] | None = None,
+    labels: np.ndarray | Sequence[int] | None = None,
+    num_outputs: int | None = None,
+    synonyms: Mapping[str, str] | None = None,
+) -> tuple[ClassMapping | None, list[str]]:
+    """The mapping of the data's classes onto a model's outputs, or ``None`` and why.
+
+    Explicit ``class_names`` that do not fit (duplicates, a count other than ``num_outputs``)
+    raise; names the model declares but that do not fit its outputs, a model without names,
+    and class names outside the emotion vocabulary give ``None`` and a note (accuracy is then
+    skipped, never computed by index).
+
+    Args:
+        model (nn.Module): The model (see :func:`model_class_names`).
+        data_classes (sequence of str): The data's class names in label order.
+        class_names (str or sequence of str, optional): The model's names, overriding its own.
+        labels (array-like, optional): The data's labels, to count images left out.
+        num_outputs (int, optional): The model's number of outputs, when known.
+        synonyms (Mapping, optional): Extra spellings, see :meth:`ClassMapping.build`.
+
+    Returns:
+        tuple: ``(mapping or None, notes)``.
+
+    Raises:
+        ConfigError: explicit ``class_names`` with duplicates or the wrong count.
+
+    Examples::
+
+        >>> from torch import nn
+        >>> m, notes = model_class_mapping(nn.Linear(2, 2), ("happy", "sad"), class_names="sad,happy")
+        >>> m.index.tolist()
+        [1, 0]
+        >>> model_class_mapping(nn.Linear(2, 2), ("happy", "sad"))[1]
+        ['accuracy skipped: the model declares no class names; pass --class-names (Python: class_names=) in output order']
+    """
+    names = model_class_names(model, class_names)
+    if names is None:
+        return None, [
+            "accuracy skipped: the model declares no class names; pass --class-names (Python: class_names=) in output order"
+        ]
+    if num_outputs is not None and int(num_outputs) != len(names):
+        message = (
+            f"the model has {num_outputs} outputs but {len(names)} class names ({','.join(names)}); pass "
+            f"--class-names (Python: class_names=) with {num_outputs} names in output order"
+        )
+        if class_names is not None:
+            raise ConfigError(message + ".")
+        return None, [f"accuracy skipped: {message}"]
+    try:
+        mapping = ClassMapping.build(names, data_classes, labels=labels, synonyms=synonyms)
+    except (ConfigError, LabelError) as err:
+        if class_names is not None and isinstance(err, ConfigError):
+            raise
+        return None, [f"accuracy skipped: {err}"]
+    return mapping, list(mapping.notes)
 
 
 __all__ = [
@@ -422,6 +583,10 @@ __all__ = [
     "canonical_emotion",
     "class_names_from_config",
     "known_vocabulary",
+    "confusion_matrix",
     "mapped_accuracy",
+    "model_class_mapping",
+    "model_class_names",
     "parse_class_names",
+    "per_class_accuracy",
 ]

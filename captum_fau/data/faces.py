@@ -144,6 +144,40 @@ class HaarFaceDetector:
         )
         return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
 
+    @classmethod
+    def general(cls) -> "HaarFaceDetector":
+        """Settings for ordinary photos (portraits, group photos, faces small in the frame).
+
+        The reference settings only accept a face 50-80% of the image's shorter side, as in
+        CK+'s frames; here any face from 5% to 100% of it is found (scaleFactor 1.1,
+        minNeighbors 5, then 3). Keep the reference settings (``HaarFaceDetector()``) for the
+        CK+ protocol.
+
+        Examples::
+
+            >>> HaarFaceDetector.general().min_size_fraction
+            0.05
+        """
+        return cls(scale_factor=1.1, min_neighbors=5, retry_min_neighbors=(3,), min_size_fraction=0.05, max_size_fraction=1.0)
+
+    def detect_many(self, gray: np.ndarray) -> np.ndarray:
+        """Every face box ``[K, 4]`` (x, y, w, h) in ``gray``, left to right; boxes inside a larger one are dropped.
+
+        Uses the first ``min_neighbors`` (then the retries) that finds anything.
+        """
+        for neighbors in (self.min_neighbors, *self.retry_min_neighbors):
+            boxes = self.detect_all(gray, neighbors)
+            if len(boxes):
+                order = np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")
+                kept: list[np.ndarray] = []
+                for box in boxes[order]:
+                    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+                    if not any(k[0] <= cx <= k[0] + k[2] and k[1] <= cy <= k[1] + k[3] for k in kept):
+                        kept.append(box)
+                out = np.stack(kept)
+                return out[np.argsort(out[:, 0], kind="stable")]
+        return np.zeros((0, 4), np.int64)
+
     def __call__(self, gray: np.ndarray) -> Box | None:
         """The largest face box ``(x, y, w, h)`` in ``gray`` (uint8 ``[H, W]``), or ``None``."""
         for neighbors in (self.min_neighbors, *self.retry_min_neighbors):

@@ -1,9 +1,21 @@
 """Your own images: a folder of pictures, a labels CSV, and AU labels from OpenFace or py-feat.
 
 * Images: every ``.png .jpg .jpeg .bmp .tif .tiff .pgm .ppm .webp`` under the
-  root (recursively), in sorted order. Faces are detected and cropped as for
-  CK+ (Haar cascade, reference parameters); pass ``detect_faces=False`` for
-  images that are already face crops.
+  root (recursively), in sorted order.
+* Faces (``face_crop``, ``--face-crop``): ``"none"`` takes each image's centred square (images
+  that are already face crops); ``"haar"`` detects faces with OpenCV's bundled Haar cascade
+  under general settings (:meth:`~captum_fau.data.faces.HaarFaceDetector.general`: faces 5-100%
+  of the shorter side, not CK+'s 50-80%) and drops images without a face; ``"auto"`` (the
+  default) detects too, but keeps an image whole when it is small and square
+  (shorter side <= 256 px, aspect <= 1.25) and either no face is found or a single face
+  fills it (side >= 50% of the image's), as pre-cropped faces are. A photo with several
+  faces gives one item per face, named ``photo.jpg#face1``, ``photo.jpg#face2`` (left to
+  right); the items share the photo's emotion/subject labels, and their AUs are NaN (a
+  per-image AU row cannot say which face it describes). What was dropped, and why, is
+  warned and recorded in ``FaceSet.meta["face_crop"]``.
+* Class names stay names: a labels CSV or class subfolders named after emotions keep
+  those names (sorted), and accuracy maps them to a model's classes by name
+  (:class:`~captum_fau.data.emotions.ClassMapping`), never by index.
 * Emotions: a labels CSV with a file column (``file``, ``filename``,
   ``image``, ``path``, ``name`` or ``input``) and optional ``emotion`` /
   ``label``, ``subject``, ``sequence``, ``fold`` columns. Without a CSV,
@@ -38,7 +50,16 @@ import numpy as np
 
 from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import FaceSet
-from captum_fau.data.faces import FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
+from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
+from captum_fau.data.faces import (
+    FaceDetector,
+    HaarFaceDetector,
+    centre_square,
+    crop_resize,
+    preprocess_faces,
+    read_gray,
+    warn_skipped,
+)
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
@@ -48,6 +69,14 @@ SUBJECT_COLUMNS = ("subject", "subject_id", "identity", "person")
 SEQUENCE_COLUMNS = ("sequence", "sequence_id", "video")
 FOLD_COLUMNS = ("fold",)
 AU_FORMATS = ("auto", "openface", "pyfeat")
+#: ``face_crop`` modes of :func:`load_folder` (``--face-crop``).
+FACE_CROPS = ("auto", "haar", "none")
+#: ``auto`` keeps an image whole when its shorter side is at most this many pixels ...
+AUTO_WHOLE_MAX_SIDE = 256
+#: ... its longer side is at most this many times the shorter ...
+AUTO_WHOLE_MAX_ASPECT = 1.25
+#: ... and no face is found, or one face whose side is at least this share of the shorter side.
+AUTO_FILL_FRACTION = 0.5
 
 _OPENFACE_AU = re.compile(r"^AU(\d+)_([rc])$", re.IGNORECASE)
 _PYFEAT_AU = re.compile(r"^AU(\d+)$", re.IGNORECASE)
@@ -442,6 +471,150 @@ def _folder_aus(
     return aus, table.au_ids, missing
 
 
+def check_face_crop(face_crop: str) -> str:
+    """``face_crop`` if it is one of :data:`FACE_CROPS`.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if face_crop not in FACE_CROPS:
+        raise ConfigError(
+            f"face_crop must be one of {FACE_CROPS} (--face-crop): 'none' for images that are already face crops, "
+            f"'haar' to detect faces in photos, 'auto' to decide per image; got {face_crop!r}."
+        )
+    return face_crop
+
+
+@dataclass
+class _Items:
+    """Face items of a folder: one per face (several per photo), with the file each came from."""
+
+    images: np.ndarray
+    boxes: np.ndarray
+    owner: np.ndarray
+    whole: np.ndarray
+    reasons: list[str | None]
+    params: dict[str, Any]
+    from_cache: bool = False
+
+
+def _small_square(shape: tuple[int, ...]) -> bool:
+    short, long = sorted(int(v) for v in shape[:2])
+    return short <= AUTO_WHOLE_MAX_SIDE and long <= AUTO_WHOLE_MAX_ASPECT * short
+
+
+def _faces_of(gray: np.ndarray, mode: str, detector: HaarFaceDetector) -> tuple[np.ndarray, bool]:
+    """Boxes to crop from one image and whether it was kept whole (``auto``'s rule, see the module docstring)."""
+    boxes = detector.detect_many(gray)
+    if mode == "auto" and _small_square(gray.shape):
+        fills = len(boxes) == 1 and boxes[0, 2] >= AUTO_FILL_FRACTION * min(gray.shape[:2])
+        if len(boxes) == 0 or fills:
+            return np.asarray([centre_square(gray.shape)], np.int64), True
+    return boxes, False
+
+
+def _detect_items(
+    paths: Sequence[Path], *, size: int, mode: str, interpolation: str, cache_dir: Any, cache: bool, progress: bool
+) -> _Items:
+    """Every face of every image (``auto`` / ``haar``), cached per file set and settings."""
+    from tqdm.auto import tqdm
+
+    detector = HaarFaceDetector.general()
+    params = {"size": size, "face_crop": mode, "detector": detector.cache_token, "interpolation": interpolation}
+    store = ArrayCache(cache_dir, prefix="folder-faces") if cache else None
+    key = cache_key({**params, "files": file_fingerprints(paths)}) if store is not None else ""
+    hit = store.load(key) if store is not None else None
+    if hit is not None and len(hit.get("status", ())) == len(paths):
+        reasons = [None if c == 0 else ("unreadable image" if c == 1 else "no face found") for c in hit["status"]]
+        return _Items(hit["images"], hit["boxes"], hit["owner"], hit["whole"].astype(bool), reasons, params, True)
+    images, boxes, owner, whole = [], [], [], []
+    status = np.zeros(len(paths), np.int8)
+    for i, path in enumerate(tqdm(paths, desc="folder faces", unit="img", disable=not progress, leave=False)):
+        gray = read_gray(path)
+        if gray is None:
+            status[i] = 1
+            continue
+        found, kept_whole = _faces_of(gray, mode, detector)
+        if len(found) == 0:
+            status[i] = 2
+        for box in found:
+            box_t = tuple(int(v) for v in box)
+            images.append(crop_resize(gray, box_t, size, interpolation))  # type: ignore[arg-type]
+            boxes.append(box_t)
+            owner.append(i)
+            whole.append(kept_whole)
+    arrays = {
+        "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
+        "boxes": np.asarray(boxes, np.int32).reshape(-1, 4),
+        "owner": np.asarray(owner, np.int64),
+        "whole": np.asarray(whole, np.uint8),
+        "status": status,
+    }
+    if store is not None:
+        store.save(key, arrays)
+    reasons = [None if c == 0 else ("unreadable image" if c == 1 else "no face found") for c in status]
+    return _Items(arrays["images"], arrays["boxes"], arrays["owner"], arrays["whole"].astype(bool), reasons, params)
+
+
+def _face_items(
+    paths: Sequence[Path], *, size: int, mode: str, detector: FaceDetector | None, interpolation: str,
+    cache_dir: Any, cache: bool, progress: bool,
+) -> _Items:  # fmt: skip
+    """The face items of ``paths`` under ``mode``; a given ``detector`` finds one face per image."""
+    if mode == "none" or detector is not None:
+        crops = preprocess_faces(
+            paths, size=size, detector=None if mode == "none" else detector, interpolation=interpolation,
+            cache_dir=cache_dir, cache=cache, progress=progress, desc="folder faces",
+        )  # fmt: skip
+        keep = np.flatnonzero(crops.ok)
+        return _Items(crops.images[keep], crops.boxes[keep], keep.astype(np.int64), np.full(len(keep), mode == "none"),
+                      crops.reasons(), {**crops.params, "face_crop": mode}, crops.from_cache)  # fmt: skip
+    return _detect_items(paths, size=size, mode=mode, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
+                         progress=progress)  # fmt: skip
+
+
+def _face_crop_summary(items: _Items, relative: Sequence[str], mode: str) -> dict[str, Any]:
+    """What face cropping did, for ``FaceSet.meta["face_crop"]`` and the report."""
+    per_file = np.bincount(items.owner, minlength=len(relative)) if len(items.owner) else np.zeros(len(relative), int)
+    dropped: dict[str, int] = {}
+    for reason in items.reasons:
+        if reason is not None:
+            dropped[reason] = dropped.get(reason, 0) + 1
+    return {
+        "mode": mode,
+        "detector": items.params.get("detector"),
+        "files": len(relative),
+        "items": int(len(items.owner)),
+        "files_with_several_faces": int((per_file > 1).sum()),
+        "kept_whole": int(items.whole.sum()) if mode != "none" else int(len(items.owner)),
+        "dropped": dropped,
+        "n_dropped": int(sum(dropped.values())),
+    }
+
+
+def face_crop_note(meta: dict[str, Any]) -> str | None:
+    """One sentence on what face cropping of a folder did (``FaceSet.meta``), or None for other data.
+
+    Examples::
+
+        >>> face_crop_note({"face_crop": {"mode": "haar", "files": 3, "items": 2, "files_with_several_faces": 0,
+        ...                 "kept_whole": 0, "dropped": {"no face found": 1}, "n_dropped": 1}})
+        'Face crop (haar): 2 faces from 3 images; 1 image(s) dropped (1 no face found).'
+    """
+    info = meta.get("face_crop") if isinstance(meta, dict) else None
+    if not isinstance(info, dict):
+        return None
+    parts = [f"Face crop ({info['mode']}): {info['items']} faces from {info['files']} images"]
+    if info.get("files_with_several_faces"):
+        parts.append(f"{info['files_with_several_faces']} image(s) with several faces gave one item per face")
+    if info["mode"] == "auto" and info.get("kept_whole"):
+        parts.append(f"{info['kept_whole']} image(s) kept whole as face crops")
+    if info.get("n_dropped"):
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(info["dropped"].items()))
+        parts.append(f"{info['n_dropped']} image(s) dropped ({reasons})")
+    return "; ".join(parts) + "."
+
+
 def load_folder(
     root: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str] | None = None,
@@ -450,7 +623,8 @@ def load_folder(
     au_format: str = "auto",
     au_threshold: float = 0.5,
     size: int = 96,
-    detect_faces: bool = True,
+    face_crop: str = "auto",
+    detect_faces: bool | None = None,
     detector: FaceDetector | None = None,
     class_names: Sequence[str] | None = None,
     interpolation: str = "area",
@@ -470,9 +644,13 @@ def load_folder(
         au_format (str, optional): ``"auto"``, ``"openface"`` or ``"pyfeat"``. Default: ``"auto"``
         au_threshold (float, optional): py-feat presence threshold. Default: 0.5
         size (int, optional): Side of the face crops. Default: 96
-        detect_faces (bool, optional): Detect and crop faces (Haar cascade); False takes the
-            centred square of each image. Default: True
-        detector (callable, optional): Face detector. Default: :class:`HaarFaceDetector`.
+        face_crop (str, optional): ``"auto"``, ``"haar"`` or ``"none"`` (see the module
+            docstring). Default: ``"auto"``
+        detect_faces (bool, optional): Shorthand: False is ``face_crop="none"``, True is
+            ``face_crop="haar"``. Default: None (``face_crop`` decides)
+        detector (callable, optional): A face detector finding one face per image (then
+            ``face_crop`` must not be ``"none"``). Default: :meth:`HaarFaceDetector.general`
+            finding every face.
         class_names (sequence of str, optional): Class order. Default: from the labels
             (``"0".."K"`` for integer labels, sorted names otherwise).
         interpolation (str, optional): Resize method. Default: ``"area"``
@@ -524,53 +702,69 @@ def load_folder(
     if au_csv is not None:
         aus, au_ids, aus_missing = _folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
 
-    if detect_faces and detector is None:
-        detector = HaarFaceDetector()
-    crops = preprocess_faces(
-        [root / rel for rel in relative],
-        size=size,
-        detector=detector if detect_faces else None,
-        interpolation=interpolation,
-        cache_dir=cache_dir,
-        cache=cache,
-        progress=progress,
-        desc="folder faces",
-    )
-    skipped += crops.skipped(relative)
-    warn_skipped(f"folder {root}", skipped, count)
+    mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
+    items = _face_items([root / rel for rel in relative], size=size, mode=mode, detector=detector,
+                        interpolation=interpolation, cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
+    skipped += [{"file": rel, "reason": why} for rel, why in zip(relative, items.reasons) if why is not None]
+    warn_skipped(f"folder {root} (face crop {mode})", skipped, count)
     if aus_missing:
         warnings.warn(
             f"folder {root}: {len(aus_missing)} images have no AU row in {au_csv}; their AUs are NaN (not coded): "
             f"{', '.join(aus_missing[:20])}{' ...' if len(aus_missing) > 20 else ''}.",
             stacklevel=2,
         )
-    keep = np.flatnonzero(crops.ok)
+    keep = items.owner
     if len(keep) == 0:
-        raise DatasetLayoutError(f"no face could be read or detected in the {count} images under {root}.")
+        raise DatasetLayoutError(
+            f"no face could be read or detected in the {count} images under {root} (face crop {mode}); "
+            "pass face_crop='none' (--face-crop none) if the images are face crops already."
+        )
+    per_file = np.bincount(keep, minlength=count)
+    face_no = np.zeros(len(keep), np.int64)
+    for i in range(1, len(keep)):
+        face_no[i] = face_no[i - 1] + 1 if keep[i] == keep[i - 1] else 0
+    names = np.array([relative[f] + (f"#face{k + 1}" if per_file[f] > 1 else "") for f, k in zip(keep, face_no)])
     pick = lambda a: None if a is None else a[keep]  # noqa: E731
+    item_aus = pick(aus)
+    if item_aus is not None and (per_file > 1).any():
+        item_aus[per_file[keep] > 1] = np.nan  # which face a per-image AU row describes is unknown
+    summary = _face_crop_summary(items, relative, mode)
     meta: dict[str, Any] = {
         "source": str(root),
         "labels_csv": None if labels_csv is None else str(labels_csv),
         "au_csv": None if au_csv is None else str(au_csv),
-        "preprocessing": dict(crops.params),
-        "from_cache": crops.from_cache,
+        "preprocessing": dict(items.params),
+        "from_cache": items.from_cache,
         "skipped": skipped,
         "aus_missing": aus_missing,
-        "boxes": {relative[i]: [int(v) for v in crops.boxes[i]] for i in keep},
+        "face_crop": summary,
+        "boxes": {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)},
     }
     return FaceSet(
-        images=crops.images[keep],
+        images=items.images,
         class_names=labels.class_names,
         emotions=pick(labels.emotions),
-        aus=pick(aus),
+        aus=item_aus,
         au_ids=au_ids,
         subjects=pick(labels.subjects),
         sequences=pick(labels.sequences),
         folds=pick(labels.folds),
-        names=np.array(relative)[keep],
+        names=names,
         name="folder",
         meta=meta,
     )
 
 
-__all__ = ["AUTable", "AU_FORMATS", "IMAGE_EXTENSIONS", "load_folder", "read_au_csv"]
+__all__ = [
+    "AUTO_FILL_FRACTION",
+    "AUTO_WHOLE_MAX_ASPECT",
+    "AUTO_WHOLE_MAX_SIDE",
+    "AUTable",
+    "AU_FORMATS",
+    "FACE_CROPS",
+    "IMAGE_EXTENSIONS",
+    "check_face_crop",
+    "face_crop_note",
+    "load_folder",
+    "read_au_csv",
+]

@@ -74,6 +74,7 @@ def load_data_spec(
     size: int | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    face_crop: str = "auto",
 ) -> FaceSet:
     """Load the dataset a spec names.
 
@@ -84,6 +85,9 @@ def load_data_spec(
         size (int, optional): Face side in pixels. Default: each loader's own (96; 48 for FER2013).
         progress (bool, optional): Show progress bars. Default: True
         cache_dir (str or Path, optional): Face-crop cache folder for CK+ and folders.
+        face_crop (str, optional): How faces are found in ``folder:`` images: ``"auto"``,
+            ``"haar"`` or ``"none"`` (see :func:`~captum_fau.data.folder.load_folder`); CK+ keeps
+            the reference detector. Default: ``"auto"``
 
     Returns:
         FaceSet: the loaded set.
@@ -103,6 +107,11 @@ def load_data_spec(
     if au_csv is not None and kind != "folder":
         raise DatasetError(
             f"--au-csv applies to folder: specs only; {kind} brings its own labels. Drop --au-csv or use folder:PATH."
+        )
+    if face_crop != "auto" and kind != "folder":
+        raise DatasetError(
+            f"--face-crop applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
+            "detector). Drop --face-crop or use folder:PATH."
         )
     sized = {} if size is None else {"size": int(size)}
     if kind == "synthfacs":
@@ -144,7 +153,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, **sized)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, **sized)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]

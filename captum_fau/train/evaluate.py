@@ -23,83 +23,12 @@ from torch import nn
 
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.data.base import FaceSet
+from captum_fau.data.emotions import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
 from captum_fau.errors import DatasetError, LabelError, OutputError
 from captum_fau.train.trainer import check_labelled, predict
 
 #: Display order of the paper's training variants.
 VARIANT_ORDER: tuple[str, ...] = ("plain", "+D", "+A", "+AD")
-
-
-def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts ``[C, C]``: row = true class, column = predicted class.
-
-    Args:
-        y_true (array-like): True classes in ``0..num_classes-1``.
-        y_pred (array-like): Predicted classes, same length.
-        num_classes (int): ``C``.
-
-    Returns:
-        np.ndarray: int64 counts.
-
-    Examples::
-
-        >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
-        [[1, 0], [1, 1]]
-    """
-    t = np.asarray(y_true, dtype=np.int64)
-    p = np.asarray(y_pred, dtype=np.int64)
-    if t.shape != p.shape or t.ndim != 1:
-        raise LabelError(f"y_true {t.shape} and y_pred {p.shape} must be 1-D arrays of the same length.")
-    for what, arr in (("y_true", t), ("y_pred", p)):
-        if len(arr) and (arr.min() < 0 or arr.max() >= num_classes):
-            raise LabelError(f"{what} holds classes outside 0..{num_classes - 1}.")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
-    """Recall per true class (diagonal / row sum); NaN for a class absent from the test set."""
-    confusion = np.asarray(confusion, dtype=np.float64)
-    totals = confusion.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, np.diag(confusion) / np.where(totals > 0, totals, 1), np.nan)
-
-
-def accuracy_summary(
-    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, class_names: Sequence[str]
-) -> dict[str, Any]:
-    """Accuracy, confusion matrix and per-class accuracy of predictions, as plain JSON-ready values.
-
-    The one place where captum-fau scores predictions: :func:`evaluate_model`, :class:`ResultsTable`
-    and :func:`captum_fau.analyze` all read their numbers from :func:`confusion_matrix` and
-    :func:`per_class_accuracy` through here.
-
-    Args:
-        y_true (array-like): True classes in ``0..len(class_names)-1``.
-        y_pred (array-like): Predicted classes, same length.
-        class_names (sequence of str): Class names in label order.
-
-    Returns:
-        dict: ``accuracy`` (float), ``n`` (images), ``class_names``, ``confusion`` (nested lists, row =
-        true class) and ``per_class_accuracy`` (name -> recall, None for a class absent from ``y_true``).
-
-    Examples::
-
-        >>> s = accuracy_summary([0, 1, 1], [0, 1, 0], ("a", "b"))
-        >>> s["accuracy"], s["per_class_accuracy"]
-        (0.6666666666666666, {'a': 1.0, 'b': 0.5})
-    """
-    names = [str(name) for name in class_names]
-    confusion = confusion_matrix(y_true, y_pred, len(names))
-    total = int(confusion.sum())
-    return {
-        "accuracy": float(np.trace(confusion) / max(1, total)),
-        "n": total,
-        "class_names": names,
-        "confusion": confusion.tolist(),
-        "per_class_accuracy": {
-            name: None if np.isnan(a) else float(a) for name, a in zip(names, per_class_accuracy(confusion))
-        },
-    }
 
 
 @dataclass
@@ -151,11 +80,18 @@ def evaluate_model(
     selection: str = "valid",
     device: str = "cpu",
     batch_size: int = 256,
+    class_names: str | Sequence[str] | None = None,
 ) -> FoldResult:
-    """Evaluate ``model`` on ``data``'s labelled images.
+    """Evaluate ``model`` on ``data``'s labelled images, matching classes by name.
+
+    The model's class names (``class_names``, else its ``class_names`` / ``config`` /
+    ``pretrained_cfg``) are mapped onto ``data.class_names`` by emotion name
+    (:func:`~captum_fau.data.emotions.model_class_mapping`); images of classes the model
+    lacks are left out and counted in ``extra["notes"]``. Scores come from
+    :func:`~captum_fau.data.emotions.mapped_accuracy`.
 
     Args:
-        model (nn.Module): A classifier over ``len(data.class_names)`` classes.
+        model (nn.Module): A classifier.
         data (FaceSet): The held-out images.
         fold (int, optional): Fold index to record. Default: 0
         variant (str, optional): Training variant to record. Default: ``"+AD"``
@@ -163,14 +99,23 @@ def evaluate_model(
         selection (str, optional): How the checkpoint was selected. Default: ``"valid"``
         device (str, optional): Where to run. Default: ``"cpu"``
         batch_size (int, optional): Images per forward pass. Default: 256
+        class_names (str or sequence of str, optional): The model's class names in output
+            order (``"angry,disgust,..."``). Default: what the model declares
 
     Returns:
-        FoldResult: accuracy and confusion matrix.
+        FoldResult: accuracy and confusion matrix (in the model's class order, see
+        ``extra["class_names"]``), with the mapping in ``extra["mapping"]``.
+
+    Raises:
+        LabelError: the mapping cannot be built (no class names, a count that differs from
+            the model's outputs, names that are not emotions) or no image has a class of the model.
     """
+    mapping = evaluation_mapping(model, data, class_names)
     labelled = check_labelled(data, "test")
-    truth = data.emotions[labelled]
     preds = predict(model, data.subset(labelled), device, batch_size)
-    scores = accuracy_summary(truth, preds, data.class_names)
+    scores = mapped_accuracy(preds, data.emotions[labelled], mapping)
+    if scores["accuracy"] is None:
+        raise LabelError(f"No test image has a class of the model: {'; '.join(scores['notes'] + list(mapping.notes))}.")
     return FoldResult(
         fold=fold,
         variant=variant,
@@ -178,7 +123,27 @@ def evaluate_model(
         confusion=np.asarray(scores["confusion"], dtype=np.int64),
         selected_iteration=selected_iteration,
         selection=selection,
+        extra={"class_names": scores["class_names"], "mapping": mapping.to_dict(), "notes": list(mapping.notes),
+               "n_left_out": scores["n_left_out"]},
     )
+
+
+def evaluation_mapping(model: nn.Module, data: FaceSet, class_names: str | Sequence[str] | None = None) -> ClassMapping:
+    """The mapping :func:`evaluate_model` scores through; raise when there is none.
+
+    Raises:
+        ConfigError: explicit ``class_names`` with duplicates or the wrong count.
+        LabelError: the model declares no usable class names, or names that are not emotions.
+    """
+    outputs = getattr(model, "num_classes", None)
+    labels = data.emotions if data.emotions is not None else None
+    mapping, notes = model_class_mapping(
+        model, data.class_names, class_names=class_names, labels=labels,
+        num_outputs=outputs if isinstance(outputs, int) else None,
+    )  # fmt: skip
+    if mapping is None:
+        raise LabelError(f"Cannot match the model's classes to the data's {tuple(data.class_names)}: " + "; ".join(notes) + ".")
+    return mapping
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -321,8 +286,8 @@ __all__ = [
     "VARIANT_ORDER",
     "FoldResult",
     "ResultsTable",
-    "accuracy_summary",
     "confusion_matrix",
     "evaluate_model",
+    "evaluation_mapping",
     "per_class_accuracy",
 ]

@@ -316,7 +316,10 @@ def _accuracy_section(out: Path, accuracy: dict[str, Any], provenance: dict[str,
               "may include images the model was trained on.")  # fmt: skip
     return Section(
         "Expression recognition",
-        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images.", status],
+        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images, the data's classes matched "
+              "to the model's by name (rows and columns in the model's class order)"
+              + (f"; {accuracy['n_left_out']} images of classes the model lacks left out." if accuracy.get("n_left_out")
+                 else "."), status],  # fmt: skip
         figures=[(cm_png, "Confusion matrix (rows: true, columns: predicted)")],
         table=(["class", "accuracy"], [[k, v] for k, v in accuracy["per_class_accuracy"].items()]),
     )

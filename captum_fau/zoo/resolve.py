@@ -8,7 +8,9 @@ Every ``--model`` of the command line and :func:`captum_fau.analyze` accept any 
 * ``timm:NAME`` (built offline with ``pretrained=False``) plus an optional
   ``.safetensors`` checkpoint;
 * ``module:factory`` or ``path/to/file.py:factory``: a callable returning any
-  ``nn.Module`` — how you analyse your own expression model.
+  ``nn.Module`` — how you analyse your own expression model. This imports and runs
+  **your code**, as ``python -m`` would: ``module`` is found from the current
+  directory first, then ``sys.path``.
 
 Examples::
 
@@ -24,7 +26,7 @@ import importlib
 import importlib.util
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -72,24 +74,42 @@ def _load_checkpoint(model: nn.Module, checkpoint: str | Path) -> None:
         )
 
 
+def _import_module(target: str, spec: str) -> Any:
+    """``import target`` with the current directory on ``sys.path``, as ``python -m`` puts it there.
+
+    The directory stays on ``sys.path`` (as under ``python -m``), so that the factory may import
+    its sibling modules when it runs.
+    """
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(target)
+    except ImportError as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UnknownModelError(
+            f"Cannot import module {target!r} (from model spec {spec!r}) with {cwd} as the current directory: "
+            f"{type(err).__name__}: {line}. Run from the folder that holds {target.split('.')[0]!r} (or its "
+            f"package), or name the file: path/to/{target.replace('.', '/')}.py:FACTORY. Accepted forms: {_forms()}."
+        ) from err
+
+
 def _factory(spec: str) -> Callable[[], nn.Module]:
     target, _, attr = spec.rpartition(":")
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise UnknownModelError(f"Model file {path} does not exist (from spec {spec!r}).")
+            raise UnknownModelError(f"Model file {path} does not exist (from spec {spec!r}, current directory {Path.cwd()}).")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         if module_spec is None or module_spec.loader is None:
             raise UnknownModelError(f"Cannot import {path} (from spec {spec!r}).")
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as err:
-            raise UnknownModelError(
-                f"Cannot import module {target!r} from model spec {spec!r} ({err}). Accepted forms: {_forms()}."
-            ) from err
+        module = _import_module(target, spec)
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise UnknownModelError(f"{target!r} has no callable {attr!r} (from model spec {spec!r}).")
