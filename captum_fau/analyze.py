@@ -401,20 +401,55 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
-    faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
+    faces, notes = _resolve_data(data, config, progress)
     from captum_fau.data.base import preprocessed_for
 
     # Preprocess as the model was trained (its config records the local mean's border padding).
     faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
-    dataset, notes = adapt_inputs(model, faces)
+    _check_items(faces)
+    dataset, adapted = adapt_inputs(model, faces)
+    notes += adapted
+    _preflight(model, faces, dataset, config, dev)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(faces)}  # fmt: skip
     manifest = _Manifest(config.out, params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
+
+
+def _resolve_data(data: Any, config: AnalysisConfig, progress: bool) -> tuple[Any, list[str]]:
+    """The dataset ``data`` names (a spec, a dataset, or a float tensor ``[N, C, H, W]``) and its notes."""
+    from captum_fau.preflight import tensor_dataset
+
+    if isinstance(data, torch.Tensor):
+        return tensor_dataset(data)
+    if isinstance(data, str):
+        return _open_data(data, config.au_csv, config.seed, progress), []
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise DatasetError(
+            f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
+            "'folder:PATH', a FaceSet, a map-style dataset of dict items, or a float tensor [N, C, H, W]."
+        )
+    return data, []
+
+
+def _check_items(faces: Any) -> None:
+    from captum_fau.preflight import check_items
+
+    check_items(faces)
+
+
+def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisConfig, dev: torch.device) -> None:
+    """Everything that can be checked before the first batch (:mod:`captum_fau.preflight`)."""
+    from captum_fau import preflight
+
+    preflight.check_forward(model, dataset, config.layer, dev)
+    if not isinstance(config.au_csv, (str, os.PathLike, type(None))):
+        raise ConfigError(f"AnalysisConfig.au_csv must be a path, got {type(config.au_csv).__name__}.")
+    preflight.check_au_labels(faces)
 
 
 def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
