@@ -146,6 +146,8 @@ class AnalysisConfig:
         checkpoint (str or Path, optional): Safetensors weights for ``timm:``/``module:`` model
             specs (or to replace a zoo model's). Default: None
         au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
+        cache (bool): Cache the face crops of ``ckplus:``/``folder:`` data in
+            :func:`~captum_fau.data.cache.default_cache_dir`; False writes nothing outside ``out``. Default: True
         n_featured (int): Filters shown in the figures. Default: 10
         permutations (int): Label permutations for p-values. Default: 1000
         bootstrap (int): Bootstrap resamples for CIs. Default: 200
@@ -176,6 +178,7 @@ class AnalysisConfig:
     rule: str = "guided"
     checkpoint: str | Path | None = None
     au_csv: str | Path | None = None
+    cache: bool = True
     n_featured: int = 10
     permutations: int = 1000
     bootstrap: int = 200
@@ -427,7 +430,7 @@ def _resolve_data(data: Any, config: AnalysisConfig, progress: bool) -> tuple[An
     if isinstance(data, torch.Tensor):
         return tensor_dataset(data)
     if isinstance(data, str):
-        return _open_data(data, config.au_csv, config.seed, progress), []
+        return _open_data(data, config.au_csv, config.seed, progress, config.cache), []
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise DatasetError(
             f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
@@ -629,7 +632,7 @@ def _report_step(
     return report
 
 
-def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) -> Any:
+def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool, cache: bool = True) -> Any:
     """The dataset a spec names. SynthFACS is opened lazily: each rank renders only the images it
     scans and memory does not grow with N (the pixels equal those of the in-memory FaceSet)."""
     from captum_fau.data.spec import load_data_spec, parse_data_spec
@@ -639,7 +642,7 @@ def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) 
         from captum_fau.data.synthfacs import SynthFACS
 
         return SynthFACS(n=int(argument), seed=seed)
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress)
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, cache=cache)
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

@@ -22,7 +22,8 @@ model forms (--model):
   zerobias-synthfacs-8class        a zoo name (captum-fau zoo list)
   path/to/folder                   config.json + model.safetensors (save_pretrained, captum-fau train)
   timm:resnet18 --checkpoint W     a timm architecture with your safetensors weights
-  my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module
+  my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module;
+                                   this imports and runs your code, as python would: name only code you trust
   NAME --checkpoint W              a zoo architecture (NAME) with other weights
 """
 
@@ -89,7 +90,9 @@ def add_seed(parser: argparse.ArgumentParser, what: str = "runs are reproducible
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=required, help="zoo name, model folder, timm:NAME or module:factory")
+    group.add_argument("--model", required=required,
+                       help="zoo name, model folder, timm:NAME or module:factory (module:factory imports and runs "
+                       "that Python code: name only code you trust)")  # fmt: skip
     group.add_argument("--checkpoint", help="safetensors weights for timm:/module: models, or to replace a zoo model's")
 
 
@@ -99,6 +102,14 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
     group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
     if au_csv:
         group.add_argument("--au-csv", help="AU labels (OpenFace 2.0 or py-feat csv, or a folder of them) for folder: data")
+    add_no_cache(group)
+
+
+def add_no_cache(parser: Any) -> None:
+    """``--no-cache``: no face-crop cache (``$CAPTUM_FAU_CACHE``, else ``$XDG_CACHE_HOME/captum-fau``)."""
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the face-crop cache of ckplus:/folder: data (default: "
+                        "$CAPTUM_FAU_CACHE, else $XDG_CACHE_HOME/captum-fau/preprocessed, i.e. ~/.cache/...)")  # fmt: skip
 
 
 def add_filters(parser: argparse.ArgumentParser, what: str) -> None:
@@ -151,7 +162,7 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
 
     return load_data_spec(
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
-        progress=not getattr(args, "quiet", False),
+        progress=not getattr(args, "quiet", False), cache=not getattr(args, "no_cache", False),
     )  # fmt: skip
 
 
@@ -164,6 +175,7 @@ __all__ = [
     "add_featured",
     "add_filters",
     "add_model_options",
+    "add_no_cache",
     "add_quiet",
     "add_seed",
     "command",

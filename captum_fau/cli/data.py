@@ -15,7 +15,7 @@ def _describe(args: argparse.Namespace) -> int:
     from captum_fau.data.describe import describe_faceset
     from captum_fau.data.spec import load_data_spec
 
-    faces = load_data_spec(args.spec, au_csv=args.au_csv, size=args.size, progress=not args.quiet)
+    faces = load_data_spec(args.spec, au_csv=args.au_csv, size=args.size, progress=not args.quiet, cache=not args.no_cache)
     print(describe_faceset(faces))
     return 0
 
@@ -59,6 +59,7 @@ def _register_describe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC", help="dataset spec, e.g. ckplus:/data/CK+ or synthfacs:500")
     p.add_argument("--au-csv", default=None, help="OpenFace / py-feat AU CSV (or folder of them) for folder: specs")
     p.add_argument("--size", type=_options.positive_int, default=None, help="face side in pixels (default: the dataset's own)")
+    _options.add_no_cache(p)
     _options.add_quiet(p)
     p.set_defaults(handler=_describe)
 

@@ -74,6 +74,7 @@ def load_data_spec(
     size: int | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    cache: bool = True,
 ) -> FaceSet:
     """Load the dataset a spec names.
 
@@ -84,6 +85,10 @@ def load_data_spec(
         size (int, optional): Face side in pixels. Default: each loader's own (96; 48 for FER2013).
         progress (bool, optional): Show progress bars. Default: True
         cache_dir (str or Path, optional): Face-crop cache folder for CK+ and folders.
+            Default: :func:`~captum_fau.data.cache.default_cache_dir` (``$CAPTUM_FAU_CACHE``, else
+            ``$XDG_CACHE_HOME/captum-fau/preprocessed``).
+        cache (bool, optional): Read and write the face-crop cache; False writes nothing outside
+            the caller's folders. Default: True
 
     Returns:
         FaceSet: the loaded set.
@@ -126,7 +131,7 @@ def load_data_spec(
         from captum_fau.data.ckplus import load_ckplus
 
         return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, **sized
+            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized
         )
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
@@ -144,7 +149,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, **sized)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, cache=cache, **sized)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]
