@@ -198,6 +198,9 @@ class AnalysisConfig:
         if not isinstance(self.out, (str, os.PathLike)):
             raise ConfigError(f"AnalysisConfig.out must be a folder path, got {type(self.out).__name__}.")
         self.out = Path(self.out)
+        for name in ("checkpoint", "au_csv"):
+            if not isinstance(getattr(self, name), (str, os.PathLike, type(None))):
+                raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
         for name in ("n", "n_featured", "batch_size", "checkpoint_every"):
             _check_count(name, getattr(self, name), 1)
         for name in ("permutations", "bootstrap", "seed"):
@@ -449,9 +452,10 @@ def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisC
     """Everything that can be checked before the first batch (:mod:`captum_fau.preflight`)."""
     from captum_fau import preflight
 
+    if config.n > len(faces):
+        raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
+                          f"pass --n / n <= {len(faces)}.")  # fmt: skip
     preflight.check_forward(model, dataset, config.layer, dev)
-    if not isinstance(config.au_csv, (str, os.PathLike, type(None))):
-        raise ConfigError(f"AnalysisConfig.au_csv must be a path, got {type(config.au_csv).__name__}.")
     preflight.check_au_labels(faces)
 
 

@@ -98,6 +98,9 @@ class FAUKL(ConceptInterpreter):
             bins=bins, binning=binning, smoothing=smoothing, n_permutations=n_permutations,
             n_bootstrap=n_bootstrap, ci_level=ci_level, test_statistic=test_statistic, seed=seed,
         )  # fmt: skip
+        from captum_fau.concept.statistics import check_options
+
+        check_options(bins, smoothing, n_permutations, n_bootstrap, ci_level, test_statistic)  # now, not after a scan
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
