@@ -414,7 +414,9 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
-    _check_items(faces)
+    from captum_fau.preflight import check_items
+
+    check_items(faces)  # before adapt_inputs reads an item
     dataset, adapted = adapt_inputs(model, faces)
     notes += adapted
     _preflight(model, faces, dataset, config, dev)
@@ -440,12 +442,6 @@ def _resolve_data(data: Any, config: AnalysisConfig, progress: bool) -> tuple[An
             "'folder:PATH', a FaceSet, a map-style dataset of dict items, or a float tensor [N, C, H, W]."
         )
     return data, []
-
-
-def _check_items(faces: Any) -> None:
-    from captum_fau.preflight import check_items
-
-    check_items(faces)
 
 
 def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisConfig, dev: torch.device) -> None:

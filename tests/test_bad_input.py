@@ -137,7 +137,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-model-folder-timm-pickle", ["analyze", "--model", "{timm_dir}", "--data", "synthfacs:24"], "weights_only=True"),
     ("analyze-model-folder-zerobias-pickle", ["analyze", "--model", "{zb_dir}", "--data", "synthfacs:24"],
      "weights_only=True"),
-    ("analyze-checkpoint-missing", _an("--checkpoint", "{root}/none.safetensors"), "does not exist"),
+    ("analyze-checkpoint-missing", _an("--checkpoint", "{root}/none.safetensors"), "neither a .safetensors file"),
     ("analyze-checkpoint-garbage", _an("--checkpoint", "{root}/garbage.safetensors"), "cannot be read"),
     ("analyze-checkpoint-wrong-keys", _an("--checkpoint", "{root}/other.safetensors"), "different architecture"),
     ("analyze-device-unknown", _an("--device", "gpu0"), "Unknown device"),
@@ -374,7 +374,7 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("scan-layer-unknown", lambda f: _scan(_RAND, "conv9"), errors.LayerError, "conv3"),
     ("scan-tensor-3d", lambda f: _scan(torch.rand(4, 96, 96)), errors.InputShapeError, "unsqueeze"),
     ("scan-batch-size-zero", lambda f: _scan(_RAND, batch_size=0), errors.DatasetError, "batch_size=64"),
-    ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.ConfigError, "top_n"),
+    ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
     ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
      "float"),
 ]

@@ -32,7 +32,7 @@ from captum_fau._utils.device import input_device
 from captum_fau._utils.modules import LayerSpec, eval_mode, resolve_layers
 from captum_fau._utils.validate import one_of, optional_positive_int, positive_int
 from captum_fau.data.base import preprocessed_for
-from captum_fau.errors import ConfigError, DatasetError
+from captum_fau.errors import DatasetError
 from captum_fau.stats.accumulate import LayerRecorder, ScanAccumulator
 from captum_fau.stats.batching import Batch, MapSource, iter_batches, length_hint, plan_batches
 from captum_fau.stats.checkpoint import ScanCheckpoint, scan_settings
@@ -132,7 +132,7 @@ def scan(
     rank, world_size = distributed.world()
     source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
     if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
-        raise ConfigError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
+        raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
                           f"{len(source)}; pass top_n <= {len(source)}.")  # fmt: skip
     ckpt, saved = None, None
     if checkpoint is not None:

@@ -140,6 +140,10 @@ def _explicit_weights(weights: str | Path) -> Path:
     path = Path(weights).expanduser()
     if path.is_dir():
         return safetensors_in_folder(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"weights={str(weights)!r} is neither a .safetensors file nor a folder containing {WEIGHTS_FILENAME}."
+        )
     return require_safetensors(path, "The weights= file")
 
 
