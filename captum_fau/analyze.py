@@ -297,7 +297,10 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
             ``module:factory``).
         data: A :class:`~captum_fau.data.base.FaceSet` (or other dataset of dict items), or a
             spec accepted by :func:`captum_fau.data.spec.load_data_spec` (``synthfacs:N``,
-            ``ckplus:PATH``, ``tfd:PATH``, ``fer2013:PATH``, ``folder:PATH``).
+            ``ckplus:PATH``, ``tfd:PATH``, ``fer2013:PATH``, ``folder:PATH``), or a float tensor
+            ``[N, C, H, W]`` of images already preprocessed for the model (analysed without labels,
+            so FAU-KL and accuracy are skipped, with a note; a ``uint8`` tensor is refused, since its
+            scale would be a guess).
         config (AnalysisConfig, optional): The analysis parameters. Default: ``AnalysisConfig()``
         **overrides: Fields of :class:`AnalysisConfig` to change, e.g. ``layer="conv2", n=5``.
 
@@ -307,6 +310,10 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
     contiguous part of the data and reconstructs a share of the filters; rank 0
     merges them, computes the statistics and writes every output. Other ranks
     return an :class:`AnalysisResult` with a note and no results.
+
+    Everything that can be checked is checked before the first batch (:mod:`captum_fau.preflight`):
+    the options, one forward pass up to the layer, the item format, and that enough images carry
+    AU labels; bad input raises a :mod:`captum_fau.errors` exception naming the fix.
 
     Returns:
         AnalysisResult
