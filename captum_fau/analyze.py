@@ -152,6 +152,8 @@ class AnalysisConfig:
         checkpoint (str or Path, optional): Safetensors weights for ``timm:``/``module:`` model
             specs (or to replace a zoo model's). Default: None
         au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
+        cache (bool): Cache the face crops of ``ckplus:``/``folder:`` data in
+            :func:`~captum_fau.data.cache.default_cache_dir`; False writes nothing outside ``out``. Default: True
         n_featured (int): Filters shown in the figures. Default: 10
         permutations (int): Label permutations for p-values. Default: 1000
         bootstrap (int): 0 skips the AUROC intervals. Default: 200
@@ -194,6 +196,7 @@ class AnalysisConfig:
     relu_like: bool = False
     checkpoint: str | Path | None = None
     au_csv: str | Path | None = None
+    cache: bool = True
     n_featured: int = 10
     permutations: int = 1000
     bootstrap: int = 200
@@ -225,6 +228,9 @@ class AnalysisConfig:
         if not isinstance(self.out, (str, os.PathLike)):
             raise ConfigError(f"AnalysisConfig.out must be a folder path, got {type(self.out).__name__}.")
         self.out = Path(self.out)
+        for name in ("checkpoint", "au_csv"):
+            if not isinstance(getattr(self, name), (str, os.PathLike, type(None))):
+                raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
         for name in ("n", "n_featured", "batch_size", "checkpoint_every"):
             _check_count(name, getattr(self, name), 1)
         for name in ("permutations", "bootstrap", "seed"):
@@ -353,7 +359,10 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
             ``module:factory``).
         data: A :class:`~captum_fau.data.base.FaceSet` (or other dataset of dict items), or a
             spec accepted by :func:`captum_fau.data.spec.load_data_spec` (``synthfacs:N``,
-            ``ckplus:PATH``, ``tfd:PATH``, ``fer2013:PATH``, ``folder:PATH``).
+            ``ckplus:PATH``, ``tfd:PATH``, ``fer2013:PATH``, ``folder:PATH``), or a float tensor
+            ``[N, C, H, W]`` of images already preprocessed for the model (analysed without labels,
+            so FAU-KL and accuracy are skipped, with a note; a ``uint8`` tensor is refused, since its
+            scale would be a guess).
         config (AnalysisConfig, optional): The analysis parameters. Default: ``AnalysisConfig()``
         **overrides: Fields of :class:`AnalysisConfig` to change, e.g. ``layer="conv2", n=5``.
 
@@ -363,6 +372,10 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
     contiguous part of the data and reconstructs a share of the filters; rank 0
     merges them, computes the statistics and writes every output. Other ranks
     return an :class:`AnalysisResult` with a note and no results.
+
+    Everything that can be checked is checked before the first batch (:mod:`captum_fau.preflight`):
+    the options, one forward pass up to the layer, the item format, and that enough images carry
+    AU labels; bad input raises a :mod:`captum_fau.errors` exception naming the fix.
 
     Returns:
         AnalysisResult
@@ -469,18 +482,19 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
-    if isinstance(data, str):
-        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name, config.face_crop)
-    else:
-        faces, provenance = data, {"held_out": False, "reason": "the data were passed as an object: captum-fau "
-                                   "cannot tell whether the model saw these images in training"}  # fmt: skip
+    faces, notes, provenance = _resolve_data(data, config, progress, model_name)
     from captum_fau.data.base import preprocessed_for
 
     # Preprocess as the model was trained (its config records the local mean's border padding).
     faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
-    dataset, notes = adapt_inputs(model, faces)
+    from captum_fau.preflight import check_items
+
+    check_items(faces)  # before adapt_inputs reads an item
+    dataset, adapted = adapt_inputs(model, faces)
+    notes += adapted
+    _preflight(model, faces, dataset, config, dev)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
@@ -496,6 +510,38 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes + mapping_notes,
                 mapping=mapping)  # fmt: skip
+
+
+def _resolve_data(data: Any, config: AnalysisConfig, progress: bool, model_name: str) -> tuple[Any, list[str], dict[str, Any]]:
+    """The dataset ``data`` names (a spec, a dataset, or a float tensor ``[N, C, H, W]``), its notes, and
+    whether the model saw it (``held_out``, ``reason``, ...)."""
+    from captum_fau.preflight import tensor_dataset
+
+    unknown = {"held_out": False, "reason": "the data were passed as an object: captum-fau cannot tell whether "
+               "the model saw these images in training"}  # fmt: skip
+    if isinstance(data, torch.Tensor):
+        return (*tensor_dataset(data), unknown)
+    if isinstance(data, str):
+        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name, config.face_crop,
+                                       config.cache)  # fmt: skip
+        return faces, [], provenance
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise DatasetError(
+            f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
+            "'folder:PATH', a FaceSet, a map-style dataset of dict items, or a float tensor [N, C, H, W]."
+        )
+    return data, [], unknown
+
+
+def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisConfig, dev: torch.device) -> None:
+    """Everything that can be checked before the first batch (:mod:`captum_fau.preflight`)."""
+    from captum_fau import preflight
+
+    if config.n > len(faces):
+        raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
+                          f"pass --n / n <= {len(faces)}.")  # fmt: skip
+    preflight.check_forward(model, dataset, config.layer, dev)
+    preflight.check_au_labels(faces)
 
 
 def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
@@ -717,7 +763,8 @@ def _report_step(
 
 
 def _open_data(
-    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = "", face_crop: str = "auto"
+    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = "", face_crop: str = "auto",
+    cache: bool = True,
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
 
@@ -739,7 +786,7 @@ def _open_data(
         return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
             f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop), unknown
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop, cache=cache), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

@@ -96,7 +96,7 @@ def test_missing_metrics_card_or_weights_are_clear_errors(tmp_path: Path) -> Non
         publish.assemble_hub_folder(TRAINED, tmp_path / "a", zoo_dir=_fake_zoo(tmp_path / "z1", metrics=False))
     with pytest.raises(ConfigError, match=r"model card .* is missing.*--write-card"):
         publish.assemble_hub_folder(TRAINED, tmp_path / "b", cards_dir=tmp_path / "no-cards")
-    with pytest.raises(ZooWeightsUnavailable, match=r"reproduce_paper.py --tfd"):
+    with pytest.raises(ZooWeightsUnavailable, match=r"captum-fau reproduce --tfd"):
         publish.publish("zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None)
     with pytest.raises(UnknownModelError, match="Known models"):
         publish.publish("zerobias-tfd", "my-lab/tfd", dry_run=True)

@@ -106,6 +106,11 @@ def test_wheel_carries_the_zoo_the_cards_and_the_license(wheel: Path) -> None:
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "captum_fau").rglob("*.py")}
     assert sources <= names, sorted(sources - names)  # every subpackage is found
+    # The index page: the README without its repository-relative image link, nothing else dropped.
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    page = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Content-Type: text/markdown" in page and "## Python API tour" in page
+    assert "](docs/" not in page and "<!-- not-on-index -->" not in page
 
 
 @pytest.mark.slow

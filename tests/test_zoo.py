@@ -139,7 +139,7 @@ def test_unpublished_entries_explain_dataset_and_command() -> None:
     with pytest.raises(ZooWeightsUnavailable) as err:
         zoo.load("zerobias-ckplus-8class")
     message = str(err.value)
-    assert "CK+" in message and "scripts/reproduce_paper.py --ckplus" in message
+    assert "CK+" in message and "captum-fau reproduce --ckplus" in message
     with pytest.raises(ZooWeightsUnavailable, match="TFD"):
         zoo.load("zerobias-tfd-7class")
 

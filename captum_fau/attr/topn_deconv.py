@@ -160,6 +160,11 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
             shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise InputShapeError(f"TopNDeconv expects images [B, C, H, W], got {shape}.")
+        if not inputs.is_floating_point():
+            raise InputShapeError(
+                f"TopNDeconv expects float images, got a {inputs.dtype} tensor; convert 8-bit pixels with "
+                "images.float() / 255 (what every captum-fau dataset yields)."
+            )
         return inputs
 
     def _check_filters(self, filters: Sequence[int] | torch.Tensor | int | None, channels: int) -> torch.Tensor:

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "captum_fau.cli.faukl",
     "captum_fau.cli.train",
     "captum_fau.cli.topn",
+    "captum_fau.cli.reproduce",
 )
 
 EPILOG = """\

@@ -24,7 +24,7 @@ model forms (--model):
   timm:resnet18 --checkpoint W     a timm architecture with your safetensors weights
   my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module;
                                    this imports and runs YOUR code (modules resolve from the
-                                   current directory, as with python -m)
+                                   current directory, as with python -m): name only code you trust
   NAME --checkpoint W              a zoo architecture (NAME) with other weights
 """
 
@@ -112,7 +112,9 @@ def add_sanity_check(parser: argparse.ArgumentParser) -> None:
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", required=required, help="zoo name, model folder, timm:NAME or module:factory")
+    group.add_argument("--model", required=required,
+                       help="zoo name, model folder, timm:NAME or module:factory (module:factory imports and runs "
+                       "that Python code: name only code you trust)")  # fmt: skip
     group.add_argument("--checkpoint", help="safetensors weights for timm:/module: models, or to replace a zoo model's")
     group.add_argument("--class-names", metavar="A,B,...",
                        help="the model's class names in output order, e.g. angry,disgust,fear,happy,sad,surprise,neutral "
@@ -129,6 +131,14 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
                        help="faces in folder: images: auto (detect; keep small/square images whole when the face fills "
                             "them or none is found), haar (always detect, general settings; one item per face), none "
                             "(images are face crops already) (default: auto)")  # fmt: skip
+    add_no_cache(group)
+
+
+def add_no_cache(parser: Any) -> None:
+    """``--no-cache``: no face-crop cache (``$CAPTUM_FAU_CACHE``, else ``$XDG_CACHE_HOME/captum-fau``)."""
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the face-crop cache of ckplus:/folder: data (default: "
+                        "$CAPTUM_FAU_CACHE, else $XDG_CACHE_HOME/captum-fau/preprocessed, i.e. ~/.cache/...)")  # fmt: skip
 
 
 def add_filters(parser: argparse.ArgumentParser, what: str) -> None:
@@ -199,6 +209,7 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
     return load_data_spec(
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
         progress=not getattr(args, "quiet", False), face_crop=getattr(args, "face_crop", "auto"),
+        cache=not getattr(args, "no_cache", False),
     )  # fmt: skip
 
 
@@ -212,6 +223,7 @@ __all__ = [
     "add_featured",
     "add_filters",
     "add_model_options",
+    "add_no_cache",
     "add_quiet",
     "add_rule",
     "add_sanity_check",

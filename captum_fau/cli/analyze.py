@@ -69,7 +69,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 
     return AnalysisConfig(
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
-        au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
+        au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
         sanity_check=getattr(args, "sanity_check", False),

@@ -15,7 +15,8 @@ def _describe(args: argparse.Namespace) -> int:
     from captum_fau.data.describe import describe_faceset
     from captum_fau.data.spec import load_data_spec
 
-    faces = load_data_spec(args.spec, au_csv=args.au_csv, size=args.size, progress=not args.quiet, face_crop=args.face_crop)
+    faces = load_data_spec(args.spec, au_csv=args.au_csv, size=args.size, progress=not args.quiet, face_crop=args.face_crop,
+                           cache=not args.no_cache)
     print(describe_faceset(faces))
     return 0
 
@@ -61,6 +62,7 @@ def _register_describe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=_options.positive_int, default=None, help="face side in pixels (default: the dataset's own)")
     p.add_argument("--face-crop", choices=_options.FACE_CROPS, default="auto",
                    help="faces in folder: images: auto, haar (detect every face) or none (face crops already)")  # fmt: skip
+    _options.add_no_cache(p)
     _options.add_quiet(p)
     p.set_defaults(handler=_describe)
 

@@ -8,18 +8,31 @@ import json
 from captum_fau.cli import _options
 
 
+def where_available(entry: object) -> str:
+    """Where ``zoo.load`` would find an entry's weights on this machine, without downloading anything."""
+    from captum_fau import zoo
+    from captum_fau.zoo import _hub_env
+
+    local = zoo.local_weights(entry)  # type: ignore[arg-type]
+    if local is not None:
+        path, source = local
+        return "packaged (offline)" if source == "packaged" else f"user zoo (offline): {path.parent}"
+    if entry.revision:  # type: ignore[attr-defined]
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(entry.repo_id, zoo.WEIGHTS_FILENAME, cache_dir=_hub_env.hub_cache_dir(),  # type: ignore[attr-defined]
+                                        revision=entry.revision)  # type: ignore[attr-defined]  # fmt: skip
+        state = "in the Hub cache (offline)" if isinstance(cached, str) else "downloaded on first use"
+        return f"hub {entry.repo_id}@{entry.revision[:10]}, {state}"  # type: ignore[attr-defined]
+    return f"not available here; train it: {entry.train_command}"  # type: ignore[attr-defined]
+
+
 def _list(args: argparse.Namespace) -> int:
     from captum_fau import zoo
 
     for name in zoo.list():
         entry = zoo.info(name)
-        if entry.packaged and (entry.packaged_dir / zoo.WEIGHTS_FILENAME).is_file():
-            where = "packaged (offline)"
-        elif entry.revision:
-            where = f"hub {entry.repo_id}@{entry.revision[:10]}"
-        else:
-            where = f"not published yet: {entry.train_command}"
-        print(f"{name:28s} {len(entry.class_names)} classes  {where}")
+        print(f"{name:28s} {len(entry.class_names)} classes  {where_available(entry)}")
     return 0
 
 

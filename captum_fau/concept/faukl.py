@@ -141,6 +141,9 @@ class FAUKL(ConceptInterpreter):
         if stratify is not None and (not isinstance(stratify, str) or not stratify):
             raise ConfigError(f"stratify must be a label column name such as 'emotion', got {stratify!r}.")
         self.stratify = stratify
+        from captum_fau.concept.statistics import check_options
+
+        check_options(bins, smoothing, n_permutations, n_bootstrap, ci_level, test_statistic)  # now, not after a scan
         self.batch_size = batch_size
         self.device = device
         self.progress = progress

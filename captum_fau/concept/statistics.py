@@ -178,6 +178,13 @@ def _explicit_edges(bin_edges: Any, n_filters: int) -> np.ndarray:
     return edges
 
 
+def check_options(bins: int, smoothing: float, n_permutations: int, n_bootstrap: int, ci_level: float,
+                  test: str) -> None:  # fmt: skip
+    """Raise a :class:`ConfigError` naming the first invalid option (what FAUKL checks on construction)."""
+    int_at_least(bins, "bins", 2, hint="a histogram needs at least two bins (the default is 10).")
+    _check_options(MIN_IMAGES_PER_BIN * bins, bins, smoothing, n_permutations, n_bootstrap, ci_level, test)
+
+
 def _check_options(
     n_images: int, bins: int, smoothing: float, n_permutations: int, n_bootstrap: int, ci_level: float, test: str
 ) -> None:

@@ -23,6 +23,7 @@ are told apart per detector.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -399,6 +400,9 @@ def preprocess_faces(
         crops.cache_path = store.save(
             key, {"images": images, "boxes": boxes, "source_shapes": shapes, "status": status}
         )
+        if progress:  # the one write outside the caller's folders: say where, and how to move or skip it
+            tqdm.write(f"Face crops cached in {crops.cache_path} (set CAPTUM_FAU_CACHE to move the cache; "
+                       "--no-cache / cache=False skips it).", file=sys.stderr)  # fmt: skip
     return crops
 
 

@@ -701,6 +701,13 @@ def load_folder(
     aus_missing: list[str] = []
     if au_csv is not None:
         aus, au_ids, aus_missing = _folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
+        if au_ids and len(aus_missing) == count:  # before the (slow) face crops: nothing would be labelled
+            unmatched = [s["file"] for s in skipped if s["reason"] == "AU row names no image"][:3]
+            raise LabelError(
+                f"No row of the AU table {au_csv} names one of the {count} images under {root} (rows name "
+                f"{unmatched}, images are e.g. {list(relative[:3])}). Make its file (or input) column hold the image "
+                "paths relative to the folder, or their file names, or pass the AU table made for these images."
+            )
 
     mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
     items = _face_items([root / rel for rel in relative], size=size, mode=mode, detector=detector,

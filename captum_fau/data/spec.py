@@ -75,6 +75,7 @@ def load_data_spec(
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     face_crop: str = "auto",
+    cache: bool = True,
 ) -> FaceSet:
     """Load the dataset a spec names.
 
@@ -85,6 +86,10 @@ def load_data_spec(
         size (int, optional): Face side in pixels. Default: each loader's own (96; 48 for FER2013).
         progress (bool, optional): Show progress bars. Default: True
         cache_dir (str or Path, optional): Face-crop cache folder for CK+ and folders.
+            Default: :func:`~captum_fau.data.cache.default_cache_dir` (``$CAPTUM_FAU_CACHE``, else
+            ``$XDG_CACHE_HOME/captum-fau/preprocessed``).
+        cache (bool, optional): Read and write the face-crop cache; False writes nothing outside
+            the caller's folders. Default: True
         face_crop (str, optional): How faces are found in ``folder:`` images: ``"auto"``,
             ``"haar"`` or ``"none"`` (see :func:`~captum_fau.data.folder.load_folder`); CK+ keeps
             the reference detector. Default: ``"auto"``
@@ -135,7 +140,7 @@ def load_data_spec(
         from captum_fau.data.ckplus import load_ckplus
 
         return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, **sized
+            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized
         )
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
@@ -153,7 +158,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, **sized)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache, **sized)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]

@@ -306,7 +306,9 @@ class ZeroBiasCNN(
         # The mixin passes every config.json key; the timm-layout keys are for timm, not the constructor.
         model = cls(**{k: v for k, v in model_kwargs.items() if k not in HUB_CONFIG_KEYS})
         if Path(model_id).is_dir():
-            weights_file = Path(model_id) / "model.safetensors"
+            from captum_fau._utils.weights import safetensors_in_folder
+
+            weights_file = safetensors_in_folder(model_id)
         else:
             weights_file = Path(
                 hf_hub_download(
@@ -376,14 +378,9 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
     Returns:
         nn.Module: ``model``, for chaining.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"Weights file {path} does not exist.")
-    if path.suffix != ".safetensors":
-        raise WeightsError(
-            f"Weights file {path} is not a .safetensors file; captum-fau never unpickles weights. "
-            "Convert it with safetensors.torch.save_file(state_dict, 'model.safetensors')."
-        )
+    from captum_fau._utils.weights import require_safetensors
+
+    path = require_safetensors(path)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises several types for corrupt files

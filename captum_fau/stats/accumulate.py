@@ -128,8 +128,11 @@ class LayerRecorder:
             LayerError: a layer was not reached, or ``keep_outputs`` met a non-tensor output.
         """
         inputs = inputs.to(self.device, non_blocking=True)
-        if not inputs.is_floating_point():
-            inputs = inputs.float()
+        if not inputs.is_floating_point():  # scaling 8-bit pixels here would be a guess: refuse it
+            raise InputShapeError(
+                f"The scan reads float images, got a {inputs.dtype} batch; convert 8-bit pixels with "
+                "images.float() / 255 (what every captum-fau dataset yields)."
+            )
         if tuple(inputs.shape[1:]) != self.input_shape:
             raise InputShapeError(
                 f"Images of one scan must share a shape; the first batch had {self.input_shape}, a later one "

@@ -131,6 +131,9 @@ def scan(
     data = preprocessed_for(data, model)  # the local-mean padding the model was trained with
     rank, world_size = distributed.world()
     source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
+    if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
+        raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
+                          f"{len(source)}; pass top_n <= {len(source)}.")  # fmt: skip
     ckpt, saved = None, None
     if checkpoint is not None:
         settings = scan_settings(model, names, top_n, distinct_images, batch_size, len(source),  # type: ignore[arg-type]

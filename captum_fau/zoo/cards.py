@@ -51,7 +51,7 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(
             f"{path} is missing: a zoo folder must say how well its model does before it is published. "
-            "scripts/reproduce_paper.py and scripts/train_synthfacs_zoo.py write it next to the weights."
+            "captum-fau reproduce (and, in a checkout, scripts/train_synthfacs_zoo.py) writes it next to the weights."
         )
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))

@@ -135,19 +135,16 @@ def _verify_hub_file(entry: ZooEntry, path: Path, revision: str) -> None:
 
 
 def _explicit_weights(weights: str | Path) -> Path:
+    from captum_fau._utils.weights import require_safetensors, safetensors_in_folder
+
     path = Path(weights).expanduser()
     if path.is_dir():
-        path = path / WEIGHTS_FILENAME
+        return safetensors_in_folder(path)
     if not path.is_file():
         raise WeightsError(
             f"weights={str(weights)!r} is neither a .safetensors file nor a folder containing {WEIGHTS_FILENAME}."
         )
-    if path.suffix != ".safetensors":
-        raise WeightsError(
-            f"weights={str(weights)!r} is not a .safetensors file (captum-fau never unpickles weights); convert it "
-            "with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
-        )
-    return path
+    return require_safetensors(path, "The weights= file")
 
 
 def local_weights(entry: ZooEntry) -> tuple[Path, str] | None:

@@ -8,7 +8,7 @@ A zoo entry is published as one Hub repository holding exactly three files:
 * ``README.md`` -- the model card, ``model_cards/<name>.md`` (see :mod:`captum_fau.zoo.cards`).
 
 The weights come from the entry's folder in the zoo, ``zoo/<name>/`` (written by
-``scripts/reproduce_paper.py`` and ``scripts/train_synthfacs_zoo.py``). :func:`publish`
+``captum-fau reproduce`` and ``scripts/train_synthfacs_zoo.py``). :func:`publish`
 assembles the Hub folder, verifies that it loads, uploads it in one commit, tags that commit
 and returns the commit hash to pin in ``zoo/registry.json``
 (:func:`~captum_fau.zoo.registry.pin_registry` writes it, atomically, only after a

@@ -7,7 +7,7 @@ published (``config.json``, ``model.safetensors``, ``metrics.json``, training lo
 model was trained here. A wheel carries the same folder as ``captum_fau/zoo/entries/`` (see
 ``setup.py``); :data:`ZOO_DIR` is whichever of the two exists.
 
-Trained models of a user (``scripts/reproduce_paper.py`` on their copy of CK+ or TFD) live in
+Trained models of a user (``captum-fau reproduce`` on their copy of CK+ or TFD) live in
 :func:`user_zoo_dir`, one ``<name>/`` folder each, searched by :func:`captum_fau.zoo.load`
 after explicit and packaged weights.
 """
@@ -150,7 +150,7 @@ def info(name: str) -> ZooEntry:
 def zoo_folder(name: str, zoo_dir: str | Path | None = None) -> Path:
     """The folder holding the trained model of zoo entry ``name``.
 
-    ``ZOO_DIR/<name>/`` when it holds weights (the output of ``scripts/reproduce_paper.py``),
+    ``ZOO_DIR/<name>/`` when it holds weights (the output of ``captum-fau reproduce``),
     otherwise the packaged folder of entries that ship their weights.
 
     Args:

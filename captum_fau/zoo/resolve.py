@@ -48,14 +48,10 @@ def _forms() -> str:
 def _load_checkpoint(model: nn.Module, checkpoint: str | Path) -> None:
     from safetensors.torch import load_file
 
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file() or path.suffix != ".safetensors":
-        raise WeightsError(
-            f"Checkpoint {checkpoint} is not a .safetensors file (captum-fau never unpickles weights); "
-            "convert it with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
-        )
+    from captum_fau._utils.weights import require_safetensors, safetensors_in_folder
+
+    path = Path(checkpoint).expanduser()
+    path = safetensors_in_folder(path) if path.is_dir() else require_safetensors(path, "Checkpoint")
     try:
         state = load_file(str(path))
     except Exception as err:
@@ -116,6 +112,32 @@ def _factory(spec: str) -> Callable[[], nn.Module]:
     return factory
 
 
+def _load_folder(path: Path, config_file: Path) -> nn.Module:
+    """A model folder: ZeroBiasCNN, or a timm architecture built without weights and then filled from
+    ``model.safetensors`` (timm's own loader would unpickle a ``.bin``/``.pth`` it finds there)."""
+    from captum_fau._utils.weights import safetensors_in_folder
+    from captum_fau.models import ZeroBiasCNN
+
+    try:
+        arch = json.loads(config_file.read_text()).get("architecture")
+    except (OSError, ValueError, AttributeError) as err:
+        raise UnknownModelError(f"{config_file} is not a JSON object ({err}); save models with save_pretrained().") from err
+    weights = safetensors_in_folder(path)
+    if arch in (None, "zerobias_cnn"):
+        return ZeroBiasCNN.from_pretrained(path)
+    import timm
+
+    try:
+        model = timm.create_model(f"local-dir:{path}", pretrained=False)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise UnknownModelError(
+            f"{config_file} names architecture {arch!r}, which timm cannot build ({err}); "
+            "write a timm model name (timm.list_models()) or save the folder with save_pretrained()."
+        ) from err
+    _load_checkpoint(model, weights)
+    return model
+
+
 def load_model_spec(
     spec: str,
     *,
@@ -139,7 +161,6 @@ def load_model_spec(
         UnknownModelError: the spec matches no accepted form.
         WeightsError: the checkpoint is missing, not safetensors, or does not fit.
     """
-    from captum_fau.models import ZeroBiasCNN
     from captum_fau.zoo import loading, registry
 
     if not isinstance(spec, str) or not spec.strip():
@@ -152,14 +173,7 @@ def load_model_spec(
         config_file = path / "config.json"
         if not config_file.is_file():
             raise UnknownModelError(f"Model folder {path} has no config.json; save models with save_pretrained().")
-        arch = json.loads(config_file.read_text()).get("architecture")
-        if arch in (None, "zerobias_cnn"):
-            model: nn.Module = ZeroBiasCNN.from_pretrained(path)
-        else:
-            import timm
-
-            model = timm.create_model(f"local-dir:{path}", pretrained=True)
-        return model.to(device).eval()
+        return _load_folder(path, config_file).to(device).eval()
     if spec.startswith("timm:"):
         import timm
 
