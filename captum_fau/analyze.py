@@ -72,24 +72,6 @@ class AnalysisResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _AdaptedInputs(Dataset):
-    """Items of a dataset with images converted to what the model expects."""
-
-    def __init__(self, base: Dataset, expected: tuple[int, int, int] | None) -> None:
-        self.base = base
-        self.expected = expected
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from captum_fau.zoo.resolve import adapt_images
-
-        item = dict(self.base[index])
-        item["image"] = adapt_images(item["image"][None], self.expected)[0][0]
-        return item
-
-
 def _params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -158,6 +140,13 @@ class AnalysisConfig:
         title (str, optional): Report title. Default: None
         checkpoint_every (int): Batches between scan checkpoints (in ``out/scan-checkpoint``,
             removed once the scan's results are written). Default: 50
+        input_spec (InputSpec or dict, optional): How raw face crops become the model's input
+            (:class:`~captum_fau.data.input_spec.InputSpec`, or a dict of its fields such as
+            ``{"size": 48, "mean": 0.5, "std": 0.5}``). Given fields win over what the model
+            declares, with a note; the rest is discovered (:func:`captum_fau.zoo.resolve.resolve_input_spec`).
+            Default: None (all discovered)
+        input_spec_sources (dict, optional): Field -> how it was given (the CLI passes its flag
+            names, :data:`~captum_fau.data.input_spec.CLI_FLAGS`). Default: None (``"explicit"``)
 
     Examples::
 
@@ -186,9 +175,18 @@ class AnalysisConfig:
     resume: bool = True
     title: str | None = None
     checkpoint_every: int = 50
+    input_spec: Any = None
+    input_spec_sources: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
+        from captum_fau.data.input_spec import InputSpec
+
+        if self.input_spec is not None and not isinstance(self.input_spec, (InputSpec, dict)):
+            raise ConfigError(
+                f"AnalysisConfig.input_spec must be an InputSpec or a dict of its fields, got "
+                f"{type(self.input_spec).__name__}; e.g. input_spec={{'size': 48, 'mean': 0.5, 'std': 0.5}}."
+            )
 
         if not isinstance(self.layer, str) or not self.layer.strip():
             raise LayerError(f"AnalysisConfig.layer must be a dotted module name such as 'conv3', got {self.layer!r}.")
@@ -402,44 +400,45 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
     faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
-    from captum_fau.data.base import preprocessed_for
-
-    # Preprocess as the model was trained (its config records the local mean's border padding).
-    faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
-    dataset, notes = adapt_inputs(model, faces)
+    dataset, spec, notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources)
+    if progress:  # before the long work: what the model will see
+        print("\n".join(f"note: {note}" for note in notes), file=sys.stderr, flush=True)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
-              "n_images": len(faces)}  # fmt: skip
+              "n_images": len(faces), "input_spec": spec.to_dict()}  # fmt: skip
     manifest = _Manifest(config.out, params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
 
 
-def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
-    """``faces`` as ``model`` expects its inputs, with a note per change made.
-
-    Channels are repeated or averaged and images resized when the model says what it expects
-    (:func:`captum_fau.zoo.resolve.expected_input`); otherwise ``faces`` is returned unchanged.
+def model_inputs(
+    model: nn.Module, faces: Any, explicit: Any = None, explicit_sources: dict[str, str] | None = None
+) -> tuple[Any, Any, list[str]]:
+    """``faces`` as ``model``'s input: its resolved spec applied to the raw face crops, and notes.
 
     Args:
         model (nn.Module): The model the images are for.
-        faces (Dataset): Items are dicts with an ``"image"`` tensor ``[C, H, W]``.
+        faces (Dataset): Raw face crops (a FaceSet, a lazy SynthFACS, any dataset of dict items).
+        explicit (InputSpec or dict, optional): Fields given by the user (they win, with a note).
+        explicit_sources (dict, optional): Field -> how it was given (e.g. the CLI flag).
 
     Returns:
-        tuple: The dataset to feed the model (``faces`` itself when nothing changes) and the notes.
-    """
-    from captum_fau.zoo.resolve import adapt_images, expected_input
+        tuple: ``(ModelInputs, InputSpec, notes)``; the notes say where the spec came from and
+        what it does to these data (conversions, resizing, probes, overrides).
 
-    expected = expected_input(model)
-    sample = faces[0]["image"]
-    if expected is None or (
-        sample.shape[0] == expected[0] and (expected[1] <= 0 or tuple(sample.shape[1:]) == tuple(expected[1:]))
-    ):
-        return faces, []
-    notes = [f"Input adapted to the model: {note}." for note in adapt_images(sample[None], expected)[1]]
-    return _AdaptedInputs(faces, expected), notes
+    Raises:
+        ConfigError / InputShapeError: conflicting or impossible specs, data that are not raw
+            face crops (RGBA, 16-bit, 0..255 floats), a model that needs two inputs or runs at no size.
+    """
+    from captum_fau.data.model_inputs import ModelInputs, raw_shape
+    from captum_fau.zoo.resolve import resolve_input_spec
+
+    shape = raw_shape(faces)
+    spec = resolve_input_spec(model, shape, explicit, explicit_sources)
+    notes = [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(shape)]
+    return ModelInputs(faces, spec), spec, notes
 
 
 def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
@@ -634,7 +633,7 @@ def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
                           notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
 
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "adapt_inputs", "analyze", "emotion_accuracy", "featured_filters"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "analyze", "emotion_accuracy", "featured_filters", "model_inputs"]
 
 
 class _CallableModule(types.ModuleType):

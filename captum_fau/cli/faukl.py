@@ -16,7 +16,7 @@ captum-fau fau-kl --model zerobias-synthfacs-8class --checkpoint my.safetensors 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from captum_fau.analyze import adapt_inputs, featured_filters
+    from captum_fau.analyze import featured_filters
     from captum_fau.concept.faukl import FAUKL
 
     out = Path(args.out)
@@ -30,14 +30,9 @@ def _run(args: argparse.Namespace) -> int:
         n_permutations=args.permutations, n_bootstrap=args.bootstrap, test_statistic=args.statistic,
         seed=args.seed, batch_size=args.batch_size, device=args.device, progress=not args.quiet,
     )  # fmt: skip
-    dataset, notes = adapt_inputs(model, faces)
-    for note in notes:
-        print(f"note: input adapted to the model: {note}")
-    if dataset is faces:
-        result = fau.interpret(faces)
-    else:  # the wrapper hides the FaceSet's AU ids and sequences: pass them on
-        groups = faces.sequences if getattr(faces, "sequences", None) is not None else "auto"
-        result = fau.interpret(dataset, au_ids=getattr(faces, "au_ids", None) or None, groups=groups)
+    dataset = _options.model_inputs(args, model, faces)
+    groups = faces.sequences if getattr(faces, "sequences", None) is not None else "auto"
+    result = fau.interpret(dataset, au_ids=getattr(faces, "au_ids", None) or None, groups=groups)
     result.save(out / "faukl.safetensors")
     result.to_csv(out / "faukl.csv")
     result.to_json(out / "faukl.json")

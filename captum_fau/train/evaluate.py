@@ -151,6 +151,7 @@ def evaluate_model(
     selection: str = "valid",
     device: str = "cpu",
     batch_size: int = 256,
+    input_spec: Any = None,
 ) -> FoldResult:
     """Evaluate ``model`` on ``data``'s labelled images.
 
@@ -163,13 +164,15 @@ def evaluate_model(
         selection (str, optional): How the checkpoint was selected. Default: ``"valid"``
         device (str, optional): Where to run. Default: ``"cpu"``
         batch_size (int, optional): Images per forward pass. Default: 256
+        input_spec (InputSpec or dict, optional): Explicit input-spec fields; the rest is what
+            the model declares (see :func:`~captum_fau.train.trainer.predict`). Default: None
 
     Returns:
         FoldResult: accuracy and confusion matrix.
     """
     labelled = check_labelled(data, "test")
     truth = data.emotions[labelled]
-    preds = predict(model, data.subset(labelled), device, batch_size)
+    preds = predict(model, data.subset(labelled), device, batch_size, input_spec)
     scores = accuracy_summary(truth, preds, data.class_names)
     return FoldResult(
         fold=fold,

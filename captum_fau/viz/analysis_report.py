@@ -56,6 +56,7 @@ def build_report(
     out = Path(out)
     featured = list(featured)
     summary = _summary(model, data, layer, faces, topn, faukl, accuracy, localisation)
+    summary.update(_input_summary(params))
     results: dict[str, Any] = {"params": params, "featured_filters": featured, "notes": list(notes)}
     if faukl is not None:
         st = faukl.stats(layer)
@@ -77,6 +78,14 @@ def build_report(
         out, title or "Do deep networks learn facial action units?", sections, summary=summary,
         subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",
     )  # fmt: skip
+
+
+def _input_summary(params: dict[str, Any]) -> dict[str, str]:
+    """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
+    from captum_fau.data.input_spec import InputSpec
+
+    spec = params.get("input_spec")
+    return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
 
 
 def _significant_filters(st: Any) -> np.ndarray:
