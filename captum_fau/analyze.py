@@ -309,6 +309,9 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
         >>> config = AnalysisConfig(layer="conv3", out="report", n=5, progress=False)
         >>> result = analyze("zerobias-synthfacs-8class", "synthfacs:200", config)  # doctest: +SKIP
         >>> again = analyze("zerobias-synthfacs-8class", "synthfacs:200", config, n=10)  # doctest: +SKIP
+        >>> # Your 48x48 model trained on [-1, 1] inputs: say so; the rest is discovered or probed.
+        >>> mine = analyze("models.py:build", "folder:faces/", config, checkpoint="w.safetensors",
+        ...                input_spec={"size": 48, "mean": 0.5, "std": 0.5})  # doctest: +SKIP
     """
     config = _resolve_config(config, overrides)
     from captum_fau._utils.device import resolve_device

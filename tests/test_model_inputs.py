@@ -170,3 +170,24 @@ def test_fer2013_style_net_through_the_cli(tmp_path, capsys) -> None:
     assert "Input: 48x48 gray" in captured.out and "resized 96x96 -> 48x48" in captured.out
     manifest = json.loads((out / "analysis.json").read_text())
     assert manifest["params"]["input_spec"]["sources"]["mean"] == "--mean"
+
+
+def test_preprocessor_config_beside_a_factory_checkpoint(tmp_path) -> None:
+    source = tmp_path / "hub_model.py"
+    source.write_text(textwrap.dedent("""
+        from torch import nn
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 7))
+    """))
+    namespace: dict = {}
+    exec(source.read_text(), namespace)
+    save_file(namespace["build"]().state_dict(), str(tmp_path / "model.safetensors"))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": True, "do_rescale": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+        "resample": 2, "rescale_factor": 1 / 255, "size": {"height": 32, "width": 32}}))  # fmt: skip
+    model = load_model_spec(f"{source}:build", checkpoint=tmp_path / "model.safetensors")
+    spec = resolve_input_spec(model, (1, 96, 96))
+    assert (spec.size, spec.channels, spec.mean) == ((32, 32), 3, (0.5,) * 3)
+    assert spec.sources["mean"] == "preprocessor_config.json"
+    x = ModelInputs(_faces(2), spec)[0]["image"]
+    assert x.shape == (3, 32, 32) and float(x.min()) >= -1 and float(x.max()) <= 1

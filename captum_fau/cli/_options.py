@@ -127,13 +127,11 @@ def input_spec_args(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
 
 def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
     """``data`` through the model's input spec (flags first); prints the spec and its notes."""
-    import sys
-
     from captum_fau.analyze import model_inputs as wrap
 
     explicit, flags = input_spec_args(args)
     dataset, _, notes = wrap(model, data, explicit or None, flags)
-    print("\n".join(f"note: {note}" for note in notes), file=sys.stderr, flush=True)
+    print("\n".join(f"note: {note}" for note in notes), flush=True)
     return dataset
 
 

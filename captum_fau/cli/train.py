@@ -171,14 +171,12 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
             f"The model has {num_classes} classes but {args.data} has {len(data.class_names)}; "
             "evaluate on a dataset with the model's classes."
         )
-    import sys
-
     from captum_fau.zoo.resolve import resolve_input_spec
 
     explicit, flags = _options.input_spec_args(args)
     spec = resolve_input_spec(model, (1, *data.image_size), explicit or None, flags)
     print("\n".join(f"note: Input: {note}." for note in [spec.describe(), *spec.notes((1, *data.image_size))]),
-          file=sys.stderr, flush=True)  # fmt: skip
+          flush=True)  # fmt: skip
     fold = evaluate_model(model, data, device=args.device, input_spec=spec)
     return ResultsTable(title=f"{args.model} on {args.data}", class_names=data.class_names, folds=[fold])
 

@@ -15,7 +15,7 @@ Examples::
     >>> from captum_fau.zoo.resolve import load_model_spec, resolve_input_spec
     >>> model = load_model_spec("timm:resnet18", num_classes=7)
     >>> resolve_input_spec(model, (1, 96, 96)).describe()
-    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bilinear, crop_pct 0.875; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
+    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
 
 Each model's input contract (:class:`~captum_fau.data.input_spec.InputSpec`) is found by
 :func:`resolve_input_spec`: explicit arguments, else what the model declares (the zero-bias
@@ -169,6 +169,7 @@ def load_model_spec(
             raise UnknownModelError(f"Factory {spec!r} returned {type(model).__name__}, not an nn.Module.")
         if checkpoint is not None:
             _load_checkpoint(model, checkpoint)
+            _attach_folder_spec(model, checkpoint)
         return model.to(device).eval()
     raise UnknownModelError(f"Unknown model spec {spec!r}. Accepted forms: {_forms()}.")
 
@@ -178,12 +179,25 @@ def load_model_spec(
 INPUT_SPEC_ATTR = "captum_fau_input_spec"
 
 
-def declared_input_spec(model: nn.Module) -> InputSpec | None:
+def _attach_folder_spec(model: nn.Module, checkpoint: str | Path) -> None:
+    """A ``preprocessor_config.json`` beside a ``module:factory`` checkpoint declares its input,
+    unless the model declares one itself."""
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    if (folder / "preprocessor_config.json").is_file() and declared_input_spec(model, with_conv=False) is None:
+        setattr(model, INPUT_SPEC_ATTR, discover_input_spec(folder=folder))
+
+
+def declared_input_spec(model: nn.Module, *, with_conv: bool = True) -> InputSpec | None:
     """What ``model`` declares about its input, before any explicit argument or probe.
 
-    Read, first found: the spec :func:`load_model_spec` attached for a Hub folder; the
+    Read, first found: the spec :func:`load_model_spec` attached for a Hub folder (or for the
+    ``preprocessor_config.json`` beside a ``module:factory`` checkpoint); the
     zero-bias CNN's ``config`` (with the local-mean padding it records); timm's
     ``pretrained_cfg``; otherwise only the channel count of the first ``Conv2d``.
+
+    Args:
+        model (nn.Module): The model.
+        with_conv (bool, optional): Fall back on the first ``Conv2d``'s channels. Default: True
 
     Returns:
         InputSpec or None: ``None`` when nothing at all is declared.
@@ -206,7 +220,7 @@ def declared_input_spec(model: nn.Module) -> InputSpec | None:
         pretrained_cfg=pretrained if isinstance(pretrained, Mapping) else None,
         model=model,
     )
-    if spec is not None:
+    if spec is not None or not with_conv:
         return spec
     for module in model.modules():
         if isinstance(module, nn.Conv2d) and module.in_channels in (1, 3):
