@@ -15,7 +15,6 @@ from captum_fau.data.transforms import (
     local_contrast_normalize,
     local_mean_subtract,
     model_input,
-    model_local_mean_padding,
 )
 from captum_fau.errors import ConfigError, DatasetError, InputShapeError, LabelError
 
@@ -109,12 +108,6 @@ def test_au_presence_without_labels() -> None:
         FaceSet(images=np.zeros((1, 4, 4), np.uint8)).au_presence
 
 
-class _Configured(torch.nn.Module):
-    def __init__(self, config: dict) -> None:
-        super().__init__()
-        self.config = config
-
-
 def test_raw_items_are_the_crops_and_items_the_reference() -> None:
     fs = _faces()
     scaled = fs.images[:, None].astype(np.float64) / 255 * 2
@@ -126,7 +119,3 @@ def test_raw_items_are_the_crops_and_items_the_reference() -> None:
     raw = lazy.raw_item(1)["image"]
     assert raw.dtype == torch.uint8
     np.testing.assert_allclose(lazy[1]["image"].numpy(), model_input(raw[None])[0].numpy())
-    assert model_local_mean_padding(_Configured({"local_mean_padding": "replicate"})) == "replicate"
-    assert model_local_mean_padding(torch.nn.Identity()) == "zeros"
-    with pytest.raises(ConfigError, match="local_mean_padding"):
-        model_local_mean_padding(_Configured({"local_mean_padding": "wrap"}))

@@ -191,3 +191,28 @@ def test_preprocessor_config_beside_a_factory_checkpoint(tmp_path) -> None:
     assert spec.sources["mean"] == "preprocessor_config.json"
     x = ModelInputs(_faces(2), spec)[0]["image"]
     assert x.shape == (3, 32, 32) and float(x.min()) >= -1 and float(x.max()) <= 1
+
+
+def test_evaluate_feeds_an_rgb_model_through_its_spec(tmp_path, capsys) -> None:
+    from captum_fau.cli import main
+    from captum_fau.train.trainer import predict
+
+    source = tmp_path / "rgb_eval.py"
+    source.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+        def build():
+            torch.manual_seed(1)
+            return nn.Sequential(nn.Conv2d(3, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 7 * 7, 8))
+    """))
+    code = main(["evaluate", "--model", f"{source}:build", "--data", "synthfacs:16", "--input-size", "32", "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "gray data repeated to 3 channels" in out and "size from --input-size" in out
+    namespace: dict = {}
+    exec(source.read_text(), namespace)
+    model = namespace["build"]().eval()
+    faces = load_synthfacs(16, seed=0)
+    spec = resolve_input_spec(model, (1, 96, 96), {"size": 32})
+    expected = model(spec.apply(faces.raw_images())).argmax(1).numpy()
+    np.testing.assert_array_equal(predict(model, faces, input_spec=spec), expected)
+    np.testing.assert_array_equal(predict(model, faces, input_spec={"size": 32}), expected)
