@@ -15,7 +15,7 @@ from torch import nn
 
 from captum_fau.analyze import model_inputs
 from captum_fau.data.base import FaceSet
-from captum_fau.data.input_spec import CLI_FLAGS, InputSpec
+from captum_fau.data.input_spec import CLI_FLAGS
 from captum_fau.data.model_inputs import ModelInputs, raw_shape
 from captum_fau.data.synthfacs import SynthFACS, load_synthfacs
 from captum_fau.errors import ConfigError, InputShapeError

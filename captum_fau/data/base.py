@@ -9,7 +9,6 @@ top-N scans (``"image"``) and FAU-KL (``"image"``, ``"aus"``, ``"subject"``).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
