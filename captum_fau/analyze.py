@@ -125,6 +125,9 @@ class AnalysisConfig:
         out (Path): Output folder (a string is converted). Default: ``"captum-fau-report"``
         n (int): Top images per filter, the paper's N. Default: 10
         rule (str): ``"guided"``, ``"deconv"`` or ``"gradient"``. Default: ``"guided"``
+        relu_like (bool): Apply ``deconv``/``guided`` to non-ReLU activations (GELU, SiLU, clamp, ...)
+            as if they were ReLUs; without it such models are refused for those rules (see
+            :class:`~captum_fau.attr.TopNDeconv`). Default: False
         checkpoint (str or Path, optional): Safetensors weights for ``timm:``/``module:`` model
             specs (or to replace a zoo model's). Default: None
         au_csv (str or Path, optional): AU labels (OpenFace / py-feat csv) for ``folder:`` data.
@@ -163,6 +166,7 @@ class AnalysisConfig:
     out: Path = Path("captum-fau-report")
     n: int = 10
     rule: str = "guided"
+    relu_like: bool = False
     checkpoint: str | Path | None = None
     au_csv: str | Path | None = None
     n_featured: int = 10
@@ -188,6 +192,8 @@ class AnalysisConfig:
                 f"{type(self.input_spec).__name__}; e.g. input_spec={{'size': 48, 'mean': 0.5, 'std': 0.5}}."
             )
 
+        if not isinstance(self.relu_like, bool):
+            raise ConfigError(f"AnalysisConfig.relu_like must be True or False, got {self.relu_like!r}.")
         if not isinstance(self.layer, str) or not self.layer.strip():
             raise LayerError(f"AnalysisConfig.layer must be a dotted module name such as 'conv3', got {self.layer!r}.")
         if not isinstance(self.out, (str, os.PathLike)):
@@ -262,6 +268,7 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
 
     def masks_for(indices: np.ndarray) -> np.ndarray:
         global_idx = np.asarray(names)[indices].astype(np.int64) if names is not None else np.asarray(indices)
+        global_idx = global_idx + int(meta.get("start", 0))
         return region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
 
     return masks_for
@@ -402,15 +409,22 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     model = model.to(dev).eval()
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
-    faces = _open_data(data, config.au_csv, config.seed, progress) if isinstance(data, str) else data
+    if isinstance(data, str):
+        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name)
+    else:
+        faces, provenance = data, {"held_out": False, "reason": "the data were passed as an object: captum-fau "
+                                   "cannot tell whether the model saw these images in training"}  # fmt: skip
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
     dataset, spec, notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources)
     if progress:  # before the long work: what the model will see
         print("\n".join(f"note: {note}" for note in notes), file=sys.stderr, flush=True)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
+              "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
-              "n_images": len(faces), "input_spec": spec.to_dict()}  # fmt: skip
+              "n_images": len(faces), "data_provenance": provenance, "input_spec": spec.to_dict()}  # fmt: skip
+    if provenance.get("held_out"):
+        notes.insert(0, f"Held-out faces: {provenance['reason']}.")
     manifest = _Manifest(config.out, params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
@@ -489,7 +503,7 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
                   checkpoint_every=config.checkpoint_every, gather="rank0")  # fmt: skip
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
-    topn = TopNDeconv(run.model, run.layer, rule=config.rule).from_scan(result, progress=run.progress)
+    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(result, progress=run.progress)
     scanned: _Scanned | None = None
     error: BaseException | None = None
     if run.rank == 0:
@@ -596,17 +610,30 @@ def _report_step(
     return report
 
 
-def _open_data(spec: str, au_csv: str | Path | None, seed: int, progress: bool) -> Any:
-    """The dataset a spec names. SynthFACS is opened lazily: each rank renders only the images it
-    scans and memory does not grow with N (the pixels equal those of the in-memory FaceSet)."""
+def _open_data(
+    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = ""
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
+
+    SynthFACS is opened lazily: each rank renders only the images it scans and memory does not
+    grow with N (the pixels equal those of the in-memory FaceSet). With a zoo model trained on
+    SynthFACS the images start after the subjects of its training pool
+    (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
+    """
     from captum_fau.data.spec import load_data_spec, parse_data_spec
 
     kind, argument = parse_data_spec(spec)
     if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and au_csv is None:
+        from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
+
+        if synthfacs_training_pool(model_name) is not None:
+            return held_out_synthfacs(model_name, int(argument), seed=seed)
         from captum_fau.data.synthfacs import SynthFACS
 
-        return SynthFACS(n=int(argument), seed=seed)
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress)
+        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
+            f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
+    unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

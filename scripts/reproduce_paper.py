@@ -66,8 +66,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from captum_fau.errors import CaptumFAUError, ConfigError  # noqa: E402
+from captum_fau.cli.train import add_fc4_init_argument  # noqa: E402
 from captum_fau.zoo.registry import user_zoo_dir  # noqa: E402
-from captum_fau.models.zerobias import FC4_INIT_CHOICES  # noqa: E402
 from captum_fau.train.protocols import ABLATIONS, run_protocol  # noqa: E402
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device  # noqa: E402
 
@@ -146,13 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         help="valid (default) or test: the reference's optimistic checkpoint choice, labelled as such",
     )
     p.add_argument("--seed", type=int, default=0, help="base seed; each run derives its own from it (default: 0)")
-    p.add_argument(
-        "--fc4-init",
-        choices=list(FC4_INIT_CHOICES),
-        default="fan_in",
-        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
-        "code's fan-in that also counted the batch of 64)",
-    )
+    add_fc4_init_argument(p)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 

@@ -43,7 +43,8 @@ def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["featured_filters"] == result.featured and len(result.featured) == 4
     html = (tmp_path / "index.html").read_text()
-    assert "paper Table 4" in html and "data:image/png;base64," in html
+    assert "paper Table 4" in html and 'src="topn_grid.png"' in html and 'loading="lazy"' in html
+    assert all(f'id="filter-{k}"' in html for k in range(128))
     # the one scan gave both analyses: the FAU-KL maxima are the scan's maxima
     with np.load(tmp_path / "maxima.npz") as z:
         assert z["maxima"].shape == (48, 128)

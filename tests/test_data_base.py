@@ -119,3 +119,28 @@ def test_raw_items_are_the_crops_and_items_the_reference() -> None:
     raw = lazy.raw_item(1)["image"]
     assert raw.dtype == torch.uint8
     np.testing.assert_allclose(lazy[1]["image"].numpy(), model_input(raw[None])[0].numpy())
+
+
+def test_packaged_zoo_model_is_fed_as_it_was_trained() -> None:
+    # zerobias-synthfacs-8class was trained with replicate padding; new models use the reference's zeros.
+    from captum_fau import ZeroBiasCNN, zoo
+    from captum_fau.data.model_inputs import ModelInputs
+    from captum_fau.data.synthfacs import load_synthfacs
+    from captum_fau.train.trainer import predict
+    from captum_fau.zoo.resolve import resolve_input_spec
+
+    model = zoo.load("zerobias-synthfacs-8class")
+    assert model.config["local_mean_padding"] == "replicate"
+    assert ZeroBiasCNN().config["local_mean_padding"] == "zeros"
+    faces = load_synthfacs(n=12, seed=7)
+    assert faces.local_mean_padding == "zeros"
+    with torch.no_grad():
+        logits = model(model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
+    np.testing.assert_array_equal(predict(model, faces), logits.argmax(1).numpy())
+    inputs = ModelInputs(faces, resolve_input_spec(model, (1, 96, 96)))
+    torch.testing.assert_close(inputs.tensors(), model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
+    # The one streaming scan (behind TopNDeconv.top_n, FAUKL and analyze) reads the model's inputs.
+    from captum_fau.stats.scan import scan
+
+    via_scan = scan(model, "conv3", inputs, batch_size=5, progress=False, keep_outputs=True)
+    torch.testing.assert_close(via_scan.outputs, logits, rtol=1e-4, atol=1e-5)  # zeros would differ by ~0.5

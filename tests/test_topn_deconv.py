@@ -13,7 +13,7 @@ from torch import nn
 
 from captum_fau import ZeroBiasCNN
 from captum_fau.attr import TopNDeconv, TopNResult
-from captum_fau.errors import ConfigError, DatasetError, LayerError
+from captum_fau.errors import AttributionError, ConfigError, DatasetError, LayerError
 
 RTOL = 1e-4
 
@@ -100,6 +100,51 @@ def _hook_reference(ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, fil
     return out
 
 
+def _relu_like_hook_reference(
+    ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, filters: list[int], rule: str
+) -> torch.Tensor:
+    """The ReLU-like rule through module hooks on every activation module (an independent mechanism):
+    deconv relu(grad_out); guided relu(grad_out) * max(f'(input), 0)."""
+    kinds = (nn.ReLU, nn.SiLU, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ReLU6, nn.Hardtanh, nn.Tanh)
+    inputs: dict[nn.Module, torch.Tensor] = {}
+
+    def keep(module: nn.Module, args: tuple) -> None:
+        inputs[module] = args[0].detach()
+
+    def hook(module: nn.Module, _grad_in: tuple, grad_out: tuple) -> tuple:
+        grad = grad_out[0].clamp(min=0)
+        if rule == "guided":
+            with torch.enable_grad():
+                z = inputs[module].clone().requires_grad_(True)
+                (slope,) = torch.autograd.grad(type(module).forward(module, z), z, torch.ones_like(z))  # no hooks
+            grad = grad * slope.clamp(min=0)
+        return (grad,)
+
+    for module in ref_model.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    acts = [m for m in ref_model.modules() if isinstance(m, kinds)]
+    handles = [m.register_forward_pre_hook(keep) for m in acts] + [m.register_full_backward_hook(hook) for m in acts]
+    captured: dict[str, torch.Tensor] = {}
+    handles.append(layer.register_forward_hook(lambda _m, _i, o: captured.__setitem__("out", o)))
+    out = torch.zeros(x.shape[0], len(filters), *x.shape[1:])
+    try:
+        for b in range(x.shape[0]):
+            for k, f in enumerate(filters):
+                xb = x[b : b + 1].clone().requires_grad_(True)
+                ref_model(xb)
+                act = captured["out"]
+                value, where = act[0, f].detach().flatten().max(0)
+                h, w = divmod(int(where), act.shape[3])
+                grad = torch.zeros_like(act)
+                grad[0, f, h, w] = value
+                out[b, k] = torch.autograd.grad(act, xb, grad)[0][0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out
+
+
 def _assert_close(ours: torch.Tensor, ref: torch.Tensor) -> None:
     for b in range(ref.shape[0]):
         for k in range(ref.shape[1]):
@@ -153,11 +198,21 @@ def test_attribute_matches_captum_crop_and_full(case: tuple, rule: str) -> None:
         ref_layer = ref_model.get_submodule(layer.removeprefix("features.") if name == "vgg11" else layer)
     filters = [0, 3]
     topn = TopNDeconv(model, layer, rule=rule)
+    if name == "efficientnet_b0":
+        # SiLU and the squeeze-excitation's sigmoid would keep their plain gradient: refused ...
+        with pytest.raises(AttributionError, match=r"SiLU.*relu_like=True"):
+            topn.attribute(x, filters=filters)
+        # ... unless opted in; the rule then acts on them as on ReLUs.
+        topn = TopNDeconv(model, layer, rule=rule, relu_like=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         crop = topn.attribute(x, filters=filters)
         full = topn.attribute(x, filters=filters, full_image=True)
-    ref = _captum_reference(ref_model, ref_layer, x, filters, rule)
+    if name == "efficientnet_b0":
+        hook_model = copy.deepcopy(ref_model)
+        ref = _relu_like_hook_reference(hook_model, ref_layer_of(hook_model, layer), x, filters, rule)
+    else:
+        ref = _captum_reference(ref_model, ref_layer, x, filters, rule)
     if name == "mixed" and rule == "deconv":
         assert float((crop - ref).abs().max()) > 1e-3 * float(ref.abs().max())  # Captum's known misrouting
         hook_model = _no_inplace(ref_model)

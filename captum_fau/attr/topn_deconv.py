@@ -31,7 +31,7 @@ from captum_fau.attr.receptive_field import (
     receptive_fields,
     whole_image_fields,
 )
-from captum_fau.attr.rules import ReluRuleMode, check_rule
+from captum_fau.attr.rules import ReluRuleMode, check_activations, check_rule
 from captum_fau.attr.topn_result import TopNResult
 from captum_fau.errors import AttributionError, ConfigError, DatasetError, InputShapeError
 from captum_fau.stats.scan import ScanResult, scan
@@ -68,6 +68,17 @@ def _crop_friendly(model: nn.Module) -> Iterator[None]:
             module.strict_size = strict
 
 
+def _first_image(data: Any) -> torch.Tensor | None:
+    """``[1, C, H, W]``: the first image of a tensor or map-style dataset, or None for other data."""
+    if isinstance(data, torch.Tensor):
+        return data[:1] if data.dim() == 4 and len(data) else None
+    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (list, tuple)) or not len(data):
+        return None
+    item = data[0]
+    image = item.get("image") if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
+    return image[None] if isinstance(image, torch.Tensor) and image.dim() == 3 else None
+
+
 class TopNDeconv(NeuronAttribution, GradientAttribution):
     r"""Top-N deconvolution (Zeiler & Fergus 2014; Khorrami et al. 2015, section 4.3).
 
@@ -75,10 +86,17 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         forward_func (nn.Module): The model. Any ``nn.Module`` works; ReLUs may be
             modules (also ``inplace=True`` or reused) or functional calls
             (``F.relu``, ``torch.relu``, ``x.relu()``): the rule applies to all.
+            With other activations before the layer (GELU, SiLU, LeakyReLU, ReLU6,
+            a clamp, sigmoid, ...; see :mod:`captum_fau.attr.rules`), ``"deconv"``
+            and ``"guided"`` raise :class:`~captum_fau.errors.AttributionError`
+            naming them, on first use, unless ``relu_like=True``.
         layer (nn.Module or str): The layer (or its dotted name) whose filters
             are visualised; it must output ``[B, C, H, W]``.
         rule (str, optional): ``"guided"`` (guided backpropagation), ``"deconv"``
             (Zeiler-Fergus deconvnet) or ``"gradient"``. Default: ``"guided"``
+        relu_like (bool, optional): Apply the rule to non-ReLU activations as to ReLUs
+            (deconv: ``relu(grad)``; guided: ``relu(grad) * max(f'(x), 0)``). A model
+            without them gets a warning. Default: False
         device_ids (list of int, optional): As in Captum, for DataParallel models.
 
     Examples::
@@ -100,6 +118,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         layer: nn.Module | str,
         rule: str = "guided",
         device_ids: list[int] | None = None,
+        relu_like: bool = False,
     ) -> None:
         if not isinstance(forward_func, nn.Module):
             raise ConfigError(
@@ -112,6 +131,8 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         GradientAttribution.__init__(self, forward_func)
         self.model = forward_func
         self.rule = check_rule(rule)
+        self.relu_like = bool(relu_like)
+        self._activations_checked = False
         #: Size of the reconstruction batches (pairs per backward pass).
         self.recon_batch_size = 128
         self._fields: dict[tuple[int, ...], ReceptiveFields] = {}
@@ -169,6 +190,15 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
             self._fields[key] = fields
         return self._fields[key]
 
+    def _check_activations(self, sample: torch.Tensor | None, additional_forward_args: Any) -> None:
+        """Refuse the rule on non-ReLU activations unless ``relu_like`` (once, on one image)."""
+        if sample is None or self._activations_checked:
+            return
+        with eval_mode(self.model, "TopNDeconv"), _crop_friendly(self.model):
+            check_activations(self.model, self.layer, sample, self.rule, self.relu_like, self.layer_name,
+                              additional_forward_args)  # fmt: skip
+        self._activations_checked = True
+
     # ------------------------------------------------------------- reconstruct
     def reconstruct(
         self,
@@ -209,7 +239,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                 crops = torch.stack(
                     [images[p, :, int(boxes[p, 0]) : int(boxes[p, 2]), int(boxes[p, 1]) : int(boxes[p, 3])] for p in ids.tolist()]
                 ).detach().requires_grad_(True)
-                with torch.enable_grad(), ReluRuleMode(self.rule):
+                with torch.enable_grad(), ReluRuleMode(self.rule, self.relu_like):
                     if conv_input is not None:
                         layer_out = self._selected_channel_conv(conv_input(crops), channels[ids])
                     else:
@@ -274,6 +304,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         additional_forward_args: Any,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Crop path where allowed, then the full image for pairs whose crop failed the value check."""
+        self._check_activations(images[:1], additional_forward_args)
         height, width = images.shape[-2:]
         full_boxes = torch.tensor([[0, 0, height, width]] * len(channels), dtype=torch.int64).reshape(-1, 4)
         boxes = full_boxes if full_image or not fields.local else fields.crop_boxes(positions)
@@ -402,6 +433,7 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
             TopNResult: indices, values, positions, receptive-field patches and boxes.
         """
         n = positive_int(n, "n", hint="give the number of images per filter.")
+        self._check_activations(_first_image(data), additional_forward_args)  # fail before the scan
         started = time.perf_counter()
         result = scan(
             self.model, self.layer_name, data, top_n=n, distinct_images=distinct_images, batch_size=batch_size,

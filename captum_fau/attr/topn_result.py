@@ -112,6 +112,7 @@ class TopNResult:
         show: str = "reconstruction",
         path: str | os.PathLike[str] | None = None,
         patch_inches: float = 0.9,
+        labels: Sequence[str] | None = None,
     ) -> Any:
         """A grid in the layout of the paper's Figures 1, 3 and 4: one row per filter,
         its top-``n`` patches left to right (strongest first).
@@ -123,6 +124,8 @@ class TopNResult:
                 (each filter's reconstructions above its image patches). Default: ``"reconstruction"``
             path (str or Path, optional): Also save the figure there.
             patch_inches (float, optional): Size of one patch in the figure. Default: 0.9
+            labels (sequence of str, optional): Row labels, one per filter (e.g. filter, AU and q).
+                Default: the filter numbers
 
         Returns:
             matplotlib.figure.Figure: Displayed by notebooks; made without pyplot, so the
@@ -133,6 +136,8 @@ class TopNResult:
         if show not in ("reconstruction", "image", "both"):
             raise ConfigError(f"show must be 'reconstruction', 'image' or 'both', got {show!r}.")
         rows = [self.row(f) for f in (self.filters.tolist() if filters is None else filters)]
+        if labels is not None and len(labels) != len(rows):
+            raise ConfigError(f"labels has {len(labels)} entries for {len(rows)} filters; give one label per filter.")
         n = self.n if n is None else max(1, min(int(n), self.n))
         kinds = ["reconstruction", "image"] if show == "both" else [show]
         fig = new_figure((n * patch_inches + 0.8, len(rows) * len(kinds) * patch_inches))
@@ -156,10 +161,13 @@ class TopNResult:
                     ax.set_xticks([])
                     ax.set_yticks([])
                     if col == 0:
-                        ax.set_ylabel(f"{int(self.filters[row])}" + ("" if len(kinds) == 1 else f"\n{kind[:5]}"),
-                                      rotation=0, ha="right", va="center", fontsize=8)
-        fig.suptitle(f"{self.layer}: top-{n} ({self.rule})", fontsize=9)
-        fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.08, right=0.99, bottom=0.01, top=0.92)
+                        name = f"{int(self.filters[row])}" if labels is None else str(labels[r])
+                        ax.set_ylabel(name + ("" if len(kinds) == 1 else f"\n{kind[:5]}"),
+                                      rotation=0, ha="right", va="center", fontsize=9)
+        what = {"reconstruction": f"reconstructions ({self.rule})", "image": "input windows",
+                "both": f"reconstructions ({self.rule}) and input windows"}[show]  # fmt: skip
+        fig.suptitle(f"{self.layer}: top-{n} {what}", fontsize=10)
+        fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12 if labels else 0.08, right=0.99, bottom=0.01, top=0.92)
         if path is not None:
             save_figure(fig, path, dpi=150, bbox_inches=None)
         return fig

@@ -10,6 +10,7 @@ scipy (the commands import them when they run), so ``--help`` is quick. Exit cod
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 from typing import Callable, Sequence
@@ -71,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"captum-fau {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``captum-fau zoo info NAME | head``): stop quietly, and point
+        # stdout at devnull so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]

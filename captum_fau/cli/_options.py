@@ -154,6 +154,15 @@ def add_featured(parser: argparse.ArgumentParser, default: int, what: str) -> No
                         help=f"{what} (default: {default})")  # fmt: skip
 
 
+def add_rule(parser: argparse.ArgumentParser) -> None:
+    """``--rule`` and ``--relu-like``: how reconstructions are projected back to pixels."""
+    parser.add_argument("--rule", choices=RULES, default="guided",
+                        help="back-projection rule (default: guided backpropagation, as the paper)")  # fmt: skip
+    parser.add_argument("--relu-like", action="store_true",
+                        help="apply deconv/guided to non-ReLU activations (GELU, SiLU, clamp, ...) as if they were "
+                        "ReLUs; without it such models are refused for those rules")  # fmt: skip
+
+
 def parse_filters(text: str | None) -> list[int] | None:
     """``"3,17,20-23"`` -> ``[3, 17, 20, 21, 22, 23]``; ``None`` or ``"all"`` -> ``None``.
 
@@ -209,6 +218,7 @@ __all__ = [
     "add_input_options",
     "add_model_options",
     "add_quiet",
+    "add_rule",
     "add_seed",
     "command",
     "epilog",

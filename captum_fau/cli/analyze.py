@@ -63,7 +63,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     explicit, flags = _options.input_spec_args(args)
     return AnalysisConfig(
         input_spec=explicit or None, input_spec_sources=flags or None,
-        layer=args.layer, out=args.out, n=args.n, rule=args.rule, checkpoint=getattr(args, "checkpoint", None),
+        layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
@@ -86,8 +86,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help=f"report folder; a rerun reuses finished steps (default: {out_default})")
     p.add_argument("--n", "--top-n", dest="n", type=_options.positive_int, default=10,
                    help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
-    p.add_argument("--rule", choices=_options.RULES, default="guided",
-                   help="back-projection rule (default: guided backpropagation, as the paper)")
+    _options.add_rule(p)
     _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
     p.add_argument("--permutations", type=_options.non_negative_int, default=1000,
                    help="label permutations for p-values (default: 1000)")
@@ -121,7 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "demo", help="the analysis on built-in SynthFACS faces with the zoo model (no download)",
         description=(
             f"Runs analyze with the packaged {DEMO_MODEL} model on {DEMO_IMAGES} seeded SynthFACS faces\n"
-            "(faces rendered with known action units) and writes the report. No network needed."
+            "(faces rendered with known action units) of subjects the model never saw in training or\n"
+            "validation, and writes the report. No network needed."
         ),
         example=DEMO_EXAMPLE,
     )  # fmt: skip

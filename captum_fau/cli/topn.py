@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
     filters = _options.parse_filters(args.filters)
     model = _options.load_model(args)
     dataset = _options.model_inputs(args, model, _options.load_data(args))
-    topn = TopNDeconv(model, args.layer, rule=args.rule)
+    topn = TopNDeconv(model, args.layer, rule=args.rule, relu_like=args.relu_like)
     result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
                         full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip
     out = result.save(args.out)
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default="conv3", help="dotted layer name (default: conv3)")
     p.add_argument("--n", type=_options.positive_int, default=10, help="images per filter (default: 10)")
     _options.add_filters(p, "the filters to reconstruct (default: all)")
-    p.add_argument("--rule", default="guided", choices=_options.RULES, help="back-projection rule (default: guided)")
+    _options.add_rule(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--full-maps", action="store_true", help="also save full-size reconstructions")
     _options.add_featured(p, 16, "filters drawn in topn.png: the strongest responses first")

@@ -28,6 +28,17 @@ SELECTIONS: tuple[str, ...] = ("valid", "test", "last")
 #: fc4 initialisations (captum_fau.models.zerobias.FC4_INIT_CHOICES).
 FC4_INITS: tuple[str, ...] = ("fan_in", "reference")
 
+
+
+def add_fc4_init_argument(parser: argparse.ArgumentParser) -> None:
+    """``--fc4-init {fan_in,reference}``, the ``fc4_init`` of the zero-bias CNN (also used by reproduce_paper.py)."""
+    parser.add_argument(
+        "--fc4-init", choices=FC4_INITS, default="fan_in",
+        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
+        "code's fan-in that also counted the batch of 64)",
+    )  # fmt: skip
+
+
 TRAIN_EXAMPLE = """\
 captum-fau train --data synthfacs:2000 --out runs/synth --iterations 3000
 captum-fau train --data ckplus:/data/CK+ --all-variants --out runs/ckplus8 --device cuda
@@ -70,11 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="checkpoint choice: best on the validation fold (default), the last one, or best on the TEST "
         "fold (the reference code's optimistic protocol, for comparison only)",
     )  # fmt: skip
-    p.add_argument(
-        "--fc4-init", choices=FC4_INITS, default="fan_in",
-        help="fc4 weight init: fan_in (std k/sqrt(1024), the default) or reference (std k/256, the reference "
-        "code's fan-in that also counted the batch of 64)",
-    )  # fmt: skip
+    add_fc4_init_argument(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds checkpoints")
     _options.add_quiet(p)
@@ -205,4 +212,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FC4_INITS", "SELECTIONS", "SPEC_PROTOCOLS", "VARIANTS", "register", "run_evaluate", "run_train"]
+__all__ = ["FC4_INITS", "add_fc4_init_argument", "SELECTIONS", "SPEC_PROTOCOLS", "VARIANTS", "register", "run_evaluate", "run_train"]

@@ -230,23 +230,27 @@ class FAUKLResult:
         nrows = -(-len(filters) // ncols)
         fig = new_figure((figsize_per_panel[0] * ncols, figsize_per_panel[1] * nrows))
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        labels = [a.replace("AU", "") for a in self.au_ids]
+        # AUs in numeric order (AU2 before AU15), whatever order the data listed them in.
+        digits = [int("".join(c for c in au if c.isdigit()) or 10**9) for au in self.au_ids]
+        au_order = sorted(range(len(self.au_ids)), key=lambda j: (digits[j], self.au_ids[j]))
+        labels = [self.au_ids[j].replace("AU", "") for j in au_order]
         x = np.arange(len(self.au_ids))
         for ax, f in zip(axes.ravel(), filters):
-            heights = np.nan_to_num(getattr(st, value)[f], posinf=np.nan)
+            heights = np.nan_to_num(getattr(st, value)[f][au_order], posinf=np.nan)
             finite_max = np.nanmax(heights) if np.isfinite(heights).any() else 1.0
             heights = np.where(np.isnan(heights), finite_max, heights)
-            top = self.au_ids.index(self.top_au(f, layer, by=value if value != "kl_plain" else "kl"))
+            top = au_order.index(self.au_ids.index(self.top_au(f, layer, by=value if value != "kl_plain" else "kl")))
             colors = ["#b0b0b0"] * len(x)
             colors[top] = "#d62728"
             ax.bar(x, heights, color=colors, width=0.8)
-            for j in np.flatnonzero(st.q[f] < alpha):
+            for j in np.flatnonzero(st.q[f][au_order] < alpha):
                 ax.text(x[j], heights[j], "*", ha="center", va="bottom", fontsize=9)
-            ax.set_title(f"Filter {f}", fontsize=9)
+            ax.set_title(f"Filter {f}: {self.au_ids[au_order[top]]}", fontsize=10)
             ax.set_xticks(x)
-            ax.set_xticklabels(labels, fontsize=6, rotation=90)
-            ax.tick_params(axis="y", labelsize=7)
-            ax.set_ylabel("KL divergence" if value == "kl" else value, fontsize=7)
+            ax.set_xticklabels(labels, fontsize=8, rotation=90)
+            ax.tick_params(axis="y", labelsize=8)
+            ax.set_xlabel("AU", fontsize=8)
+            ax.set_ylabel("KL divergence" if value == "kl" else value, fontsize=8)
         for ax in axes.ravel()[len(filters) :]:
             ax.axis("off")
         fig.suptitle(f"FAU-KL per filter ({self.layer if layer is None else layer}); red: largest; * q < {alpha}", fontsize=9)

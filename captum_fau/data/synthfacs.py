@@ -429,6 +429,9 @@ class SynthFACS(Dataset):
         local_mean_padding (str, optional): Border handling of that local mean, ``"zeros"``
             (the reference) or ``"replicate"``. Default: ``"zeros"``
         masks (bool, optional): Add ``"masks"`` (bool ``[J, size, size]`` tensor) to each item. Default: False
+        start (int, optional): Item ``i`` is image ``start + i`` of the seeded set, so a set can
+            begin past the images (and subjects) another set used, e.g. a model's training
+            pool. Default: 0
 
     Examples::
 
@@ -455,13 +458,16 @@ class SynthFACS(Dataset):
         local_mean: int = 5,
         local_mean_padding: str = "zeros",
         masks: bool = False,
+        start: int = 0,
     ) -> None:
         self.n = _check_int(n, "n", 1, "ask for at least one image.")
+        self.start = _check_int(start, "start", 0, "pass the index of the first image, 0 or more.")
         self.seed, self.size, self.mode, self.n_subjects = _check_params(seed, size, mode, n_subjects)
         self.local_mean = _check_int(local_mean, "local_mean", 0, "pass 0 (off) or an odd box size such as 5.")
         self.local_mean_padding = check_local_mean_padding(local_mean_padding)
         self.masks = bool(masks)
-        self.meta = {"seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects, "source": "synthfacs"}
+        self.meta = {"seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects,
+                     "source": "synthfacs", "start": self.start}  # fmt: skip
 
     def __len__(self) -> int:
         return self.n
@@ -481,7 +487,7 @@ class SynthFACS(Dataset):
             index += self.n
         if not 0 <= index < self.n:
             raise IndexError(f"SynthFACS index {index} out of range for a set of {self.n} images.")
-        p = _image_params(self.seed, int(index), self.mode, self.n_subjects)
+        p = _image_params(self.seed, self.start + int(index), self.mode, self.n_subjects)
         image = draw_face(p.identity, p.nuisance, p.aus, self.size, _noise(p.rng, self.size))
         item: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image))[None],
@@ -497,12 +503,13 @@ class SynthFACS(Dataset):
     @property
     def subjects(self) -> np.ndarray:
         """``[n]`` int64 subject ids (cheap: no rendering)."""
-        idx = np.arange(self.n, dtype=np.int64)
+        idx = np.arange(self.start, self.start + self.n, dtype=np.int64)
         return idx // IMAGES_PER_SUBJECT if self.n_subjects is None else idx % self.n_subjects
 
     def __repr__(self) -> str:
-        n_subj = default_n_subjects(self.n) if self.n_subjects is None else min(self.n_subjects, self.n)
-        return f"SynthFACS(n={self.n}, seed={self.seed}, size={self.size}, mode={self.mode!r}, subjects={n_subj})"
+        n_subj = len(np.unique(self.subjects))
+        first = f", start={self.start}" if self.start else ""
+        return f"SynthFACS(n={self.n}, seed={self.seed}{first}, size={self.size}, mode={self.mode!r}, subjects={n_subj})"
 
 
 __all__ = [

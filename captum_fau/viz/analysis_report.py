@@ -1,5 +1,9 @@
 """The report of :func:`captum_fau.analyze.analyze`: the paper's figures and tables as PNG,
-``results.json``, and a self-contained ``index.html`` that ties them together."""
+``results.json``, and an ``index.html`` that ties them together and opens from disk.
+
+The page starts with the summary and the notes that change how to read it (skipped steps, input
+adaptation, data provenance, permutation units); each section is built by its own function,
+ending with the browser of every filter (:mod:`captum_fau.viz.filter_browser`)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,11 @@ import numpy as np
 
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion, save_figure
+from captum_fau.viz.filter_browser import BROWSER_CSS, BROWSER_SCRIPT, au_sort_key, filter_browser_section
 from captum_fau.viz.report import Section, write_report
+
+#: Rows of the localisation table shown on the page; all rows are in ``localisation.csv``.
+LOCALISATION_ROWS = 60
 
 
 def build_report(
@@ -46,7 +54,7 @@ def build_report(
         localisation (dict, optional): ``rate``, ``n_filters`` and ``per_filter`` rows of the
             localisation check (None without AU regions).
         featured (sequence of int): Filters shown in the figures and tables.
-        notes (sequence of str): Remarks listed at the end (skipped steps, caveats).
+        notes (sequence of str): Remarks shown at the top (skipped steps, input adaptation, held-out status).
         params (dict): The analysis settings, stored in ``results.json``.
         title (str, optional): Page title.
 
@@ -55,7 +63,8 @@ def build_report(
     """
     out = Path(out)
     featured = list(featured)
-    summary = _summary(model, data, layer, faces, topn, faukl, accuracy, localisation)
+    provenance = dict(params.get("data_provenance") or {})
+    summary = _summary(model, data, layer, faces, topn, faukl, accuracy, localisation, provenance)
     summary.update(_input_summary(params))
     results: dict[str, Any] = {"params": params, "featured_filters": featured, "notes": list(notes)}
     if faukl is not None:
@@ -63,20 +72,24 @@ def build_report(
         results["fau_kl"] = {"significant_filters": int(_significant_filters(st).sum()),
                              "table": faukl.table_rows(featured, layer)}  # fmt: skip
     results["localisation"] = localisation
-    results["accuracy"] = accuracy
+    results["held_out"] = bool(provenance.get("held_out", False))
+    results["held_out_reason"] = provenance.get("reason", "not recorded")
+    results["accuracy"] = None if accuracy is None else {**accuracy, "held_out": results["held_out"]}
 
-    sections = [_topn_section(out, topn, layer, featured, faukl is not None)]
+    sections = [_topn_section(out, topn, layer, featured, faukl)]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
     if localisation is not None:
-        sections.append(_localisation_section(out, localisation))
+        sections.append(_localisation_section(out, localisation, faukl, layer))
     if accuracy is not None:
-        sections.append(_accuracy_section(out, accuracy))
-    sections.append(_files_section(faukl is not None, notes))
+        sections.append(_accuracy_section(out, accuracy, provenance))
+    sections.append(filter_browser_section(out, topn, faukl, layer, localisation, featured))
+    sections.append(_files_section(faukl is not None, localisation is not None))
     atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
     return write_report(
         out, title or "Do deep networks learn facial action units?", sections, summary=summary,
         subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",
+        notes=_top_notes(notes, faukl, layer), script=BROWSER_SCRIPT, css=BROWSER_CSS,
     )  # fmt: skip
 
 
@@ -88,6 +101,22 @@ def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
 
 
+def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]:
+    """The run's notes and the statistics' own (permutation units, untestable AUs), shown first."""
+    extra = [str(n) for n in (faukl.stats(layer).notes if faukl is not None else [])]
+    if faukl is not None:
+        st = faukl.stats(layer)
+        n_perm = int(st.config.get("n_permutations", 0) or 0)
+        if not _significant_filters(st).any() and 0 < n_perm < 1000:
+            extra.append(
+                f"No association reaches q < 0.05, but only {n_perm} permutations were run: the smallest possible "
+                f"p-value is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, before the correction over "
+                f"{int(st.testable.sum())} filter × AU tests. Rerun with --permutations 1000 or more before "
+                "reading the q-values."
+            )
+    return list(dict.fromkeys([*notes, *extra]))
+
+
 def _significant_filters(st: Any) -> np.ndarray:
     """``[C]`` bool: the filter has a testable AU association with ``q < 0.05``."""
     return (np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1)
@@ -95,49 +124,73 @@ def _significant_filters(st: Any) -> np.ndarray:
 
 def _summary(
     model: str, data: str, layer: str, faces: Any, topn: Any, faukl: Any | None,
-    accuracy: dict[str, Any] | None, localisation: dict[str, Any] | None,
+    accuracy: dict[str, Any] | None, localisation: dict[str, Any] | None, provenance: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
-    """The key facts at the top of the page."""
+    """The key facts at the top of the page; each count is defined once and reused."""
+    n_filters = int(topn.filters.numel())
     summary: dict[str, Any] = {
         "Model": model,
         "Data": f"{data} ({len(faces)} images)",
-        "Layer": f"{layer} ({int(topn.filters.numel())} filters, top {topn.n} images each, {topn.rule} rule)",
+        "Layer": f"{layer} ({n_filters} filters, top {topn.n} images each, {topn.rule} rule)",
     }
+    if provenance.get("subjects"):
+        first, last = provenance["subjects"]
+        summary["Data"] += f"; seed {provenance['seed']}, subjects {first}..{last}, images from index {provenance['start']}"
     if accuracy is not None:
-        summary["Accuracy"] = f"{accuracy['accuracy']:.1%} on {accuracy['n']} labelled images"
+        held = ("held-out subjects (never seen in training or validation)" if provenance.get("held_out")
+                else f"NOT verified as held out: {provenance.get('reason', 'no record of the training data')}")
+        summary["Accuracy"] = f"{accuracy['accuracy']:.1%} on {accuracy['n']} labelled images; {held}"
+    n_significant = None
     if faukl is not None:
         st = faukl.stats(layer)
-        summary["FAU-KL"] = (
-            f"{int(_significant_filters(st).sum())} of {st.kl.shape[0]} filters have an AU association with q < 0.05 "
+        n_significant = int(_significant_filters(st).sum())
+        summary["Significant filters"] = (
+            f"{n_significant} of {st.kl.shape[0]} filters have an AU association with q < 0.05 "
             f"({len(faukl.au_ids)} AUs, {st.config.get('n_permutations', '?')} permutations)"
         )
     if localisation is not None and localisation.get("rate") is not None:
+        checked = int(localisation["n_filters"])
+        agree = int(round(localisation["rate"] * checked))
+        left = "" if n_significant is None or checked == n_significant else (
+            f"; the other {n_significant - checked} significant filters put no energy in any AU region")
         summary["Localisation"] = (
-            f"{localisation['rate']:.0%} of {localisation['n_filters']} significant filters: FAU-KL's top AU is the "
-            "AU region holding most of the reconstruction energy"
+            f"{agree} of {checked} significant filters ({localisation['rate']:.0%}) whose reconstructions reach an "
+            f"AU region put most energy in the region of their FAU-KL AU{left}"
         )
     return summary
 
 
-def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], ranked_by_au: bool) -> Section:
+def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str] | None:
+    """Row labels of the grids: filter, its chosen AU and q."""
+    if faukl is None:
+        return None
+    rows = faukl.table_rows(featured, layer)
+    return [f"{r['filter']}\n{r['au']}\nq {r['q']:.2g}" for r in rows]
+
+
+def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
     """Paper Fig. 1/3/4: top-N reconstructions of the featured filters, and their image windows."""
-    grid = save_figure(topn.plot(filters=featured, show="reconstruction"), out / "topn_grid.png")
-    patches = save_figure(topn.plot(filters=featured, show="image"), out / "topn_images.png")
+    labels = _row_labels(featured, faukl, layer)
+    grid = save_figure(topn.plot(filters=featured, show="reconstruction", labels=labels), out / "topn_grid.png")
+    patches = save_figure(topn.plot(filters=featured, show="image", labels=labels), out / "topn_images.png")
     return Section(
         "Top-N deconvolution",
         text=[
-            f"Each row is one filter of {layer}; left to right, its {topn.n} strongest images, keeping only the "
-            f"strongest activation and projecting it back to pixels ({topn.rule} rule), cropped to the unit's "
-            "receptive field — the layout of the paper's Figures 1, 3 and 4. Filters are ordered by the "
-            "strength of their AU association" + ("." if ranked_by_au else " (none without AU labels: by activation)."),
+            f"Each row is one featured filter of {layer} (label: filter, its chosen AU and that pair's q); left to "
+            f"right, its {topn.n} strongest images, keeping only the strongest activation and projecting it back to "
+            f"pixels ({topn.rule} rule), cropped to the unit's receptive field — the layout of the paper's Figures 1, "
+            "3 and 4. Filters are ordered by the strength of their AU association"
+            + ("." if faukl is not None else " (none without AU labels: by activation).")
+            + " Every filter is in the filter browser at the end.",
         ],
-        figures=[(grid, "Reconstructions (paper Fig. 1/3/4 layout)"), (patches, "The same windows of the input images")],
+        figures=[(grid, f"Reconstructions of the {len(featured)} featured filters (paper Fig. 1/3/4 layout)"),
+                 (patches, "The same windows of the input images")],  # fmt: skip
     )
 
 
 def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> list[Section]:
     """Paper Table 4 and Fig. 5 for the featured filters, and the AU x filter heat map."""
-    bars_png = save_figure(faukl.plot_bars(featured, layer), out / "kl_bars.png")
+    bars_png = save_figure(faukl.plot_bars(featured, layer, ncols=2, figsize_per_panel=(4.8, 2.6)), out / "kl_bars.png")
     rows = faukl.table_rows(featured, layer)
     table = Section(
         "Filter → action unit (paper Table 4)",
@@ -159,17 +212,24 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
         figures=[(bars_png, "KL divergence per AU for each featured filter")],
     )
     st = faukl.stats(layer)
-    order = np.argsort(-np.where(st.testable, st.kl_corrected, -np.inf).max(axis=1), kind="stable")[:40]
+    shown = min(40, st.kl.shape[0])
+    order = np.argsort(-np.where(st.testable, st.kl_corrected, -np.inf).max(axis=1), kind="stable")[:shown]
+    cols = sorted(range(len(faukl.au_ids)), key=lambda j: au_sort_key(faukl.au_ids[j]))
     plot_au_heatmap(
-        st.kl_corrected[order], list(faukl.au_ids), [int(f) for f in order],
-        significant=(st.q[order] < 0.05) & st.testable[order], colorbar_label="KL minus permutation mean",
-        title="Null-corrected KL, 40 most associated filters", path=out / "au_heatmap.png",
+        st.kl_corrected[order][:, cols], [faukl.au_ids[j] for j in cols], [int(f) for f in order],
+        significant=((st.q[order] < 0.05) & st.testable[order])[:, cols], colorbar_label="KL minus permutation mean",
+        title=f"Null-corrected KL, the {shown} most associated filters", path=out / "au_heatmap.png",
     )  # fmt: skip
-    heatmap = Section("AU × filter heat map", figures=[(out / "au_heatmap.png", "Null-corrected KL; dots: q < 0.05")])
+    heatmap = Section(
+        "AU × filter heat map",
+        text=[f"The {shown} filters with the largest null-corrected KL (of {st.kl.shape[0]}); all filters are in "
+              "the filter browser and fau_kl.csv."],  # fmt: skip
+        figures=[(out / "au_heatmap.png", f"Null-corrected KL, the {shown} most associated filters; dots: q < 0.05")],
+    )
     return [table, bars, heatmap]
 
 
-def _localisation_section(out: Path, localisation: dict[str, Any]) -> Section:
+def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | None, layer: str) -> Section:
     """Agreement of FAU-KL's top AU with the AU region that holds most of the reconstruction energy."""
     per = localisation["per_filter"]
     figs = []
@@ -177,17 +237,22 @@ def _localisation_section(out: Path, localisation: dict[str, Any]) -> Section:
         by_au: dict[str, list[bool]] = defaultdict(list)
         for row in per:
             by_au[row["fau_kl_au"]].append(row["agree"])
-        rates = {f"{au} ({len(v)})": float(np.mean(v)) for au, v in sorted(by_au.items())}
-        plot_agreement(rates, path=out / "localisation.png")
-        figs.append((out / "localisation.png", "Agreement per FAU-KL top AU (filters)"))
+        rates = {f"{au} ({len(by_au[au])})": float(np.mean(by_au[au])) for au in sorted(by_au, key=au_sort_key)}
+        title = "Localisation agreement per FAU-KL top AU (filters)"
+        plot_agreement(rates, title=title, path=out / "localisation.png")
+        figs.append((out / "localisation.png", title + ": share of filters whose most-energy region is that AU's"))
+        _localisation_csv(out / "localisation.csv", per)
     rate = localisation.get("rate")
+    shown = per[:LOCALISATION_ROWS]
+    note = (f"Showing {len(shown)} of {len(per)} filters; every filter's row is in the filter browser and in"
+            if len(per) > len(shown) else "All rows are also in")  # fmt: skip
     return Section(
         "Localisation check against ground-truth AU regions",
         text=[
             "For every filter with a significant association, the share of its top-N reconstruction energy "
             "inside each AU's ground-truth region; agreement means the AU with the most energy is FAU-KL's "
-            "top AU. " + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
-                         else "No filter had a significant association."),
+            "top AU. " + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters whose reconstructions "
+                         "reach an AU region." if rate is not None else "No filter had a significant association."),
             "Where AUs co-occur (prototypical expressions such as 1+2+5+26 in surprise), neighbouring AUs "
             "share the statistical credit and overlapping regions share the energy, so disagreements often "
             "name a partner AU of the same expression; SynthFACS's independent mode separates them "
@@ -196,29 +261,42 @@ def _localisation_section(out: Path, localisation: dict[str, Any]) -> Section:
         figures=figs,
         table=(["filter", "FAU-KL top AU", "AU region with most energy", "share", "agree"],
                [[r["filter"], r["fau_kl_au"], r["region_au"], r["share"], "yes" if r["agree"] else "no"]
-                for r in per[:60]]) if per else None,
+                for r in shown]) if per else None,
+        table_note=note if per else "",
+        table_csv="localisation.csv" if per else None,
     )  # fmt: skip
 
 
-def _accuracy_section(out: Path, accuracy: dict[str, Any]) -> Section:
-    """Expression-recognition accuracy and the confusion matrix."""
+def _localisation_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    lines = ["filter,fau_kl_au,region_au,share,agree"]
+    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r['share']:.6g},{int(bool(r['agree']))}" for r in rows]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _accuracy_section(out: Path, accuracy: dict[str, Any], provenance: dict[str, Any]) -> Section:
+    """Expression-recognition accuracy and the confusion matrix, with whether the faces were held out."""
     cm_png = out / "confusion.png"
     plot_confusion(np.asarray(accuracy["confusion"]), accuracy["class_names"], path=cm_png)
+    held = provenance.get("held_out", False)
+    status = (f"Held out: {provenance.get('reason')}." if held else
+              f"Not verified as held out ({provenance.get('reason', 'no record of the training data')}): the accuracy "
+              "may include images the model was trained on.")  # fmt: skip
     return Section(
         "Expression recognition",
-        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images."],
-        figures=[(cm_png, "Confusion matrix")],
+        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images.", status],
+        figures=[(cm_png, "Confusion matrix (rows: true, columns: predicted)")],
         table=(["class", "accuracy"], [[k, v] for k, v in accuracy["per_class_accuracy"].items()]),
     )
 
 
-def _files_section(with_faukl: bool, notes: Sequence[str]) -> Section:
-    """The machine-readable files next to the page, and the run's notes."""
+def _files_section(with_faukl: bool, with_localisation: bool) -> Section:
+    """The machine-readable files next to the page."""
     files = ["topn.safetensors", "topn.json", "maxima.npz"] + (["fau_kl.safetensors", "fau_kl.csv"] if with_faukl else [])
+    files += ["localisation.csv"] if with_localisation else []
     return Section(
         "Files",
-        text=["Machine-readable results in this folder: results.json, " + ", ".join(files) + "."],
-        notes=list(notes),
+        text=["Machine-readable results in this folder: results.json, " + ", ".join(files) + "; one top-N strip per "
+              "filter in filters/. The folder is the report: copy it whole."],  # fmt: skip
     )
 
 

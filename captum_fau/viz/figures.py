@@ -95,7 +95,7 @@ def plot_au_heatmap(
     ax = fig.subplots()
     im = ax.imshow(np.nan_to_num(scores, nan=0.0), aspect="auto", cmap="magma")
     ax.set_xticks(range(j), au_labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(f), [str(x) for x in filters], fontsize=7)
+    ax.set_yticks(range(f), [str(x) for x in filters], fontsize=8)
     ax.set_xlabel("action unit")
     ax.set_ylabel("filter")
     ax.set_title(title, fontsize=10)
@@ -103,7 +103,7 @@ def plot_au_heatmap(
         rows, cols = np.nonzero(np.asarray(significant))
         ax.scatter(cols, rows, s=6, c="cyan", marker="o", label="q < 0.05")
         if len(rows):
-            ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+            ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     fig.colorbar(im, ax=ax, label=colorbar_label, fraction=0.03)
     fig.tight_layout()
     return _save(fig, path)

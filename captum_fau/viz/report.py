@@ -1,7 +1,10 @@
-"""A self-contained HTML report: one file that opens from disk on a laptop or a phone.
+"""An HTML report that opens from disk on a laptop or a phone, with no server and no network.
 
-Figures are embedded as base64 PNG, tables are plain HTML, styling is inline
-CSS with a responsive layout; nothing is fetched from the network.
+Figures inside the report folder are linked by relative path and load lazily (the folder is the
+unit); figures elsewhere are embedded as base64 PNG. Tables are plain HTML, styling and scripts
+are inline, the layout is responsive: on a narrow screen figures keep their natural size and
+scroll sideways, so their text stays as large as it was drawn. Notes that change how to read
+the results are shown at the top, next to the summary.
 
 Examples::
 
@@ -36,7 +39,9 @@ h1 { font-size: 1.6rem; margin: .5rem 0; } h2 { font-size: 1.25rem; margin-top: 
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 .kv dt { color: var(--muted); } .kv dd { margin: 0; }
 figure { margin: 1rem 0; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
-figure img { width: 100%; height: auto; display: block; }
+figure img { max-width: 100%; height: auto; display: block; }
+figure .scroll { overflow-x: auto; }
+.notes-top { margin: .8rem 0; }
 figcaption { color: var(--muted); font-size: .9rem; margin-top: .3rem; }
 .table-wrap { overflow-x: auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
@@ -44,7 +49,9 @@ th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--line); text-align
 th { background: #f1f1f1; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { background: #fff8e1; border-left: 4px solid #f9a825; padding: .5rem .8rem; margin: .8rem 0; }
-@media (max-width: 600px) { body { font-size: 15px; } main { padding: .5rem; } h1 { font-size: 1.3rem; } }
+.trunc { color: var(--muted); font-size: .9rem; }
+@media (max-width: 600px) { body { font-size: 15px; } main { padding: .5rem; } h1 { font-size: 1.3rem; }
+  figure img { max-width: none; } .kv { grid-template-columns: 1fr; } .kv dd { margin-bottom: .4rem; } }
 """
 
 
@@ -59,6 +66,10 @@ class Section:
         table (tuple of (columns, rows), optional): A table; numbers are right-aligned.
         notes (list of str): Highlighted remarks (skipped steps, caveats).
         anchor (str, optional): HTML id; derived from the heading by default.
+        html (str): Markup appended after the table, built by the caller with every user
+            string escaped (e.g. the filter browser).
+        table_note (str): Said under the table, e.g. that it is truncated and where the rest is.
+        table_csv (str, optional): Relative path of the file with the whole table, linked there.
     """
 
     heading: str
@@ -67,10 +78,20 @@ class Section:
     table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None
     notes: list[str] = field(default_factory=list)
     anchor: str | None = None
+    html: str = ""
+    table_note: str = ""
+    table_csv: str | None = None
 
 
-def _img(path: str | Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _img(path: str | Path, out_dir: Path | None = None) -> str:
+    """A relative link when ``path`` lies in the report folder, else the PNG as a data URL."""
+    path = Path(path)
+    if out_dir is not None:
+        try:
+            return html.escape(path.resolve().relative_to(out_dir.resolve()).as_posix())
+        except ValueError:
+            pass
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f"data:image/png;base64,{data}"
 
 
@@ -83,14 +104,15 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _section_html(section: Section) -> str:
+def _section_html(section: Section, out_dir: Path | None = None) -> str:
     anchor = section.anchor or "".join(ch if ch.isalnum() else "-" for ch in section.heading.lower()).strip("-")
     parts = [f'<section id="{html.escape(anchor)}"><h2>{html.escape(section.heading)}</h2>']
     parts += [f"<p>{html.escape(p)}</p>" for p in section.text]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
     for path, caption in section.figures:
         parts.append(
-            f'<figure><img src="{_img(path)}" alt="{html.escape(caption)}" loading="lazy">'
+            f'<figure><div class="scroll"><img src="{_img(path, out_dir)}" alt="{html.escape(caption)}" '
+            f'loading="lazy"></div>'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
     if section.table is not None:
@@ -98,6 +120,11 @@ def _section_html(section: Section) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
         body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
         parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+    if section.table_note or section.table_csv:
+        link = (f' <a href="{html.escape(section.table_csv)}">{html.escape(section.table_csv)}</a>'
+                if section.table_csv else "")  # fmt: skip
+        parts.append(f'<p class="trunc">{html.escape(section.table_note)}{link}</p>')
+    parts.append(section.html)
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -110,6 +137,9 @@ def write_report(
     summary: dict[str, Any] | None = None,
     subtitle: str = "",
     filename: str = "index.html",
+    notes: Sequence[str] = (),
+    script: str = "",
+    css: str = "",
 ) -> Path:
     """Write ``out_dir/index.html`` (atomically) and return its path.
 
@@ -120,6 +150,10 @@ def write_report(
         summary (dict, optional): Key facts shown at the top (model, data, layer, ...).
         subtitle (str, optional): A line under the title.
         filename (str, optional): Default: ``"index.html"``
+        notes (sequence of str, optional): What changes how to read the results (skipped steps,
+            input adaptation, data caveats), shown at the top next to the summary.
+        script (str, optional): Inline JavaScript added at the end of the page (no external files).
+        css (str, optional): Extra inline CSS.
 
     Returns:
         Path: The HTML file.
@@ -128,6 +162,10 @@ def write_report(
     if summary:
         items = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in summary.items())
         kv = f'<dl class="kv">{items}</dl>'
+    top_notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+    if top_notes:
+        top_notes = f'<div class="notes-top" id="notes"><strong>Read first</strong>{top_notes}</div>'
+    out_path = Path(out_dir)
     toc = " · ".join(
         f'<a href="#{html.escape(s.anchor or "".join(ch if ch.isalnum() else "-" for ch in s.heading.lower()).strip("-"))}">'
         f"{html.escape(s.heading)}</a>"
@@ -136,13 +174,15 @@ def write_report(
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head><body><main>"
         f"<header><h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(subtitle)}</p></header>"
-        f"{kv}<nav class=\"meta\">{toc}</nav>"
-        + "\n".join(_section_html(s) for s in sections)
-        + "</main></body></html>\n"
+        f"{kv}{top_notes}<nav class=\"meta\">{toc}</nav>"
+        + "\n".join(_section_html(s, out_path) for s in sections)
+        + "</main>"
+        + (f"<script>{script}</script>" if script else "")
+        + "</body></html>\n"
     )
-    return atomic_write_text(Path(out_dir) / filename, page)
+    return atomic_write_text(out_path / filename, page)
 
 
 __all__ = ["Section", "write_report"]

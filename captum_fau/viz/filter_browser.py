@@ -1,0 +1,305 @@
+"""The filter browser of the report: every filter of the analysed layer, each with its own entry.
+
+Each filter ``K`` gets ``<details id="filter-K">``: its top-N strip (reconstructions above the
+input windows, one PNG in ``filters/`` loaded lazily), its KL bars over every AU (HTML, so their
+text stays legible on any screen) with the chosen AU marked, the statistics of the chosen AU and
+its localisation when there is one. A sortable, filterable index table of all filters (by AU,
+effect and q) sits above the entries; its script is inline, so the page works from disk.
+
+Examples::
+
+    >>> from captum_fau.viz.filter_browser import au_sort_key
+    >>> sorted(["AU15", "AU2", "AU1", "AU12"], key=au_sort_key)
+    ['AU1', 'AU2', 'AU12', 'AU15']
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from captum_fau._utils.io import atomic_write_bytes
+from captum_fau.viz.report import Section
+
+#: Sub-folder of the report that holds one strip per filter.
+STRIP_FOLDER = "filters"
+#: Screen pixels per patch pixel in the strips (nearest neighbour, so pixels stay sharp).
+STRIP_ZOOM = 2
+
+
+def au_sort_key(au: str) -> tuple[int, str]:
+    """Sort key that puts AUs in numeric order (AU2 before AU15); names without a number go last."""
+    match = re.search(r"(\d+)", str(au))
+    return (int(match.group(1)) if match else 10**9, str(au))
+
+
+def _to_uint8(patches: np.ndarray, centred: bool) -> np.ndarray:
+    """``[N, C, h, w]`` floats to ``[N, h, w, C]`` uint8, each patch stretched on its own."""
+    out = []
+    for patch in patches.astype(np.float32):
+        if centred:  # reconstructions: zero is mid-grey, symmetric stretch (deconvnet figures)
+            img = 0.5 + 0.5 * patch / (float(np.abs(patch).max()) or 1.0)
+        else:
+            low, high = float(patch.min()), float(patch.max())
+            img = (patch - low) / ((high - low) or 1.0)
+        out.append((img.clip(0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
+    return np.stack(out)
+
+
+def strip_image(recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, gap: int = 2) -> np.ndarray:
+    """One filter's strip: its top-N reconstructions (top row) over their input windows (bottom row).
+
+    Args:
+        recon (np.ndarray): ``[N, C, h, w]`` reconstructions.
+        windows (np.ndarray): ``[N, C, h, w]`` input pixels of the same windows.
+        zoom (int, optional): Pixel repetition. Default: :data:`STRIP_ZOOM`
+        gap (int, optional): White pixels between patches. Default: 2
+
+    Returns:
+        np.ndarray: ``[H, W, 3]`` uint8 image (RGB).
+    """
+    rows = []
+    for tiles in (_to_uint8(recon, True), _to_uint8(windows, False)):
+        if tiles.shape[-1] == 1:
+            tiles = np.repeat(tiles, 3, axis=-1)
+        tiles = tiles.repeat(zoom, axis=1).repeat(zoom, axis=2)
+        n, h, w, _ = tiles.shape
+        row = np.full((h, n * (w + gap) - gap, 3), 255, np.uint8)
+        for k in range(n):
+            row[:, k * (w + gap) : k * (w + gap) + w] = tiles[k]
+        rows.append(row)
+    spacer = np.full((gap * 2, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([rows[0], spacer, rows[1]], axis=0)
+
+
+def write_strips(out: Path, topn: Any) -> dict[int, tuple[str, int, int]]:
+    """Write ``out/filters/filter-K.png`` for every filter; returns ``{K: (relative path, width, height)}``."""
+    import cv2
+
+    folder = Path(out) / STRIP_FOLDER
+    strips: dict[int, tuple[str, int, int]] = {}
+    recon_all, windows_all = topn.patches.float().numpy(), topn.image_patches.float().numpy()
+    for row, f in enumerate(topn.filters.tolist()):
+        image = strip_image(recon_all[row], windows_all[row])
+        ok, png = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode the strip of filter {f} as PNG.")
+        atomic_write_bytes(folder / f"filter-{int(f)}.png", png.tobytes())
+        strips[int(f)] = (f"{STRIP_FOLDER}/filter-{int(f)}.png", int(image.shape[1]), int(image.shape[0]))
+    return strips
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    if value != 0 and abs(value) < 10 ** (-digits):
+        return f"{value:.2g}"
+    return f"{value:.{digits}f}"
+
+
+def _bars_html(faukl: Any, st: Any, f: int, chosen: str, order: list[int], alpha: float) -> str:
+    """KL of every AU as HTML bars, AUs in numeric order, the chosen AU marked."""
+    kl = np.nan_to_num(st.kl[f], nan=0.0, posinf=0.0)
+    top = float(kl.max()) or 1.0
+    rows = []
+    for j in order:
+        au = faukl.au_ids[j]
+        testable = bool(st.testable[f, j])
+        star = "*" if testable and st.q[f, j] < alpha else ""
+        cls = "bar-row chosen" if au == chosen else "bar-row"
+        width = max(0.0, 100 * kl[j] / top)
+        label = f"{_fmt(float(st.kl[f, j]))}{star}" if testable else "untestable"
+        rows.append(
+            f'<div class="{cls}"><span class="au">{html.escape(au)}</span>'
+            f'<span class="track"><span class="bar" style="width:{width:.1f}%"></span></span>'
+            f'<span class="v">{html.escape(label)}</span></div>'
+        )
+    return '<div class="bars" role="list">' + "".join(rows) + "</div>"
+
+
+def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
+    cells = [("chosen AU", f"{row['au']}: {row['name']}"), ("KL", _fmt(row["kl"])),
+             ("95% CI", f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"), ("KL − null mean", _fmt(row["kl_corrected"])),
+             ("AUROC", _fmt(row["auroc"])), ("p", _fmt(row["p"], 4)), ("q (BH)", _fmt(row["q"], 4))]  # fmt: skip
+    if row.get("dead"):
+        cells.append(("note", "dead filter (constant activation)"))
+    if loc is not None:
+        verdict = "agrees" if loc["agree"] else "disagrees"
+        cells.append(("localisation", f"most energy in the {loc['region_au']} region ({loc['share']:.0%}); {verdict}"))
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
+    return f'<dl class="kv fstats">{items}</dl>'
+
+
+def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, top_value: float) -> str:
+    link = f'<td data-v="{f}"><a href="#filter-{f}">{f}</a></td>'
+    if row is None:
+        return f"<tr>{link}<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
+    num = lambda v, d=3: f'<td class="num" data-v="{v:.6g}">{html.escape(_fmt(v, d))}</td>'  # noqa: E731
+    loc_cell = "–" if loc is None else f"{loc['region_au']} ({'yes' if loc['agree'] else 'no'})"
+    return (
+        f'<tr data-au="{html.escape(row["au"])}" data-sig="{int(row["significant"])}">{link}'
+        f'<td data-v="{au_sort_key(row["au"])[0]}">{html.escape(row["au"])}</td><td>{html.escape(row["name"])}</td>'
+        f"{num(row['kl'])}{num(row['kl_corrected'])}{num(row['auroc'])}{num(row['q'], 4)}"
+        f"<td>{'yes' if row['significant'] else 'no'}</td><td>{html.escape(loc_cell)}</td>"
+        f"<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
+    )
+
+
+def _index_html(entries: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None, float]], aus: list[str]) -> str:
+    with_stats = entries and entries[0][1] is not None
+    if with_stats:
+        heads = ["filter", "AU", "name", "KL", "KL − null", "AUROC", "q", "q < 0.05", "localisation", "max act."]
+        options = "".join(f'<option value="{html.escape(a)}">{html.escape(a)}</option>' for a in aus)
+        controls = (
+            '<div class="fcontrols"><label>AU <select id="fb-au"><option value="">all</option>' + options + "</select></label>"
+            '<label>q ≤ <input id="fb-q" type="number" step="0.01" min="0" max="1" value="1"></label>'
+            '<label>KL − null ≥ <input id="fb-eff" type="number" step="0.01" value=""></label>'
+            '<label><input id="fb-sig" type="checkbox"> significant only</label>'
+            '<span id="fb-count" class="meta"></span></div>'
+        )
+    else:
+        heads, controls = ["filter", "max activation"], '<div class="fcontrols"><span id="fb-count" class="meta"></span></div>'
+    head = "".join(f'<th data-col="{i}" tabindex="0" title="sort">{html.escape(h)}</th>' for i, h in enumerate(heads))
+    body = "".join(_index_row(*e) for e in entries)
+    return (
+        controls + '<div class="table-wrap findex"><table id="fb-index"><thead><tr>' + head
+        + "</tr></thead><tbody>" + body + "</tbody></table></div>"
+    )  # fmt: skip
+
+
+def filter_browser_section(
+    out: Path,
+    topn: Any,
+    faukl: Any | None,
+    layer: str,
+    localisation: dict[str, Any] | None,
+    featured: Sequence[int],
+    alpha: float = 0.05,
+) -> Section:
+    """The browser: an index table of every filter and one ``<details id="filter-K">`` entry each.
+
+    Args:
+        out (Path): The report folder (strips go to ``out/filters/``).
+        topn (TopNResult): Top-N reconstructions of every filter of the layer.
+        faukl (FAUKLResult, optional): Statistics; None without AU labels.
+        layer (str): The analysed layer.
+        localisation (dict, optional): Output of the localisation check (``per_filter`` rows).
+        featured (sequence of int): Filters whose entries start open.
+        alpha (float, optional): Significance level of the marks. Default: 0.05
+
+    Returns:
+        Section: with the browser in ``html``.
+    """
+    strips = write_strips(out, topn)
+    st = faukl.stats(layer) if faukl is not None else None
+    rows = {r["filter"]: r for r in faukl.table_rows(None, layer, alpha)} if faukl is not None else {}
+    locs = {r["filter"]: r for r in (localisation or {}).get("per_filter", [])}
+    order = sorted(range(len(faukl.au_ids)), key=lambda j: au_sort_key(faukl.au_ids[j])) if faukl is not None else []
+    top_values = {int(f): float(v) for f, v in zip(topn.filters.tolist(), topn.values[:, 0].tolist())}
+    entries, blocks = [], []
+    featured_set = {int(f) for f in featured}
+    for f in topn.filters.tolist():
+        f = int(f)
+        row, loc = rows.get(f), locs.get(f)
+        entries.append((f, row, loc, top_values[f]))
+        src, width, height = strips[f]
+        summary = f"<b>Filter {f}</b> · max activation {_fmt(top_values[f])}"
+        detail = ""
+        if row is not None and st is not None:
+            summary += (f" · {html.escape(row['au'])} {html.escape(row['name'])} · KL − null {_fmt(row['kl_corrected'])}"
+                        f" · q {_fmt(row['q'], 4)}{' *' if row['significant'] else ''}")  # fmt: skip
+            detail = (
+                '<div class="fcols"><div><p class="meta">KL of every AU (red: the chosen AU, the largest KL; '
+                f"* q &lt; {alpha})</p>" + _bars_html(faukl, st, f, row["au"], order, alpha) + "</div>"
+                "<div>" + _stats_html(row, loc) + "</div></div>"
+            )
+        blocks.append(
+            f'<details class="filt" id="filter-{f}"{" open" if f in featured_set else ""}><summary>{summary}</summary>'
+            f'<figure><div class="scroll"><img src="{html.escape(src)}" width="{width}" height="{height}" loading="lazy" '
+            f'alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></div><figcaption>Top: the '
+            f"{topn.n} strongest reconstructions ({html.escape(topn.rule)} rule), strongest left; bottom: the same "
+            f"windows of the input images.</figcaption></figure>{detail}</details>"
+        )
+    aus = sorted(faukl.au_ids, key=au_sort_key) if faukl is not None else []
+    text = [
+        f"Every one of the {len(entries)} filters of {layer} has an entry below (link to one with #filter-K). "
+        "The index table sorts by any column (click its header) and filters by AU, q and effect; "
+        "the filters featured in the figures above start open."
+    ]
+    return Section("Filter browser", text=text, anchor="filters",
+                   html=_index_html(entries, aus) + '<div class="fentries">' + "".join(blocks) + "</div>")  # fmt: skip
+
+
+BROWSER_CSS = """
+.fcontrols { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; margin: .5rem 0; }
+.fcontrols input[type=number] { width: 5.5em; }
+.findex { max-height: 28rem; overflow-y: auto; }
+#fb-index th { cursor: pointer; user-select: none; }
+#fb-index th.asc::after { content: " ▲"; } #fb-index th.desc::after { content: " ▼"; }
+details.filt { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin: .4rem 0; padding: .3rem .6rem; }
+details.filt summary { cursor: pointer; }
+details.filt:target { outline: 3px solid var(--accent); }
+.fcols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; }
+.bars { font-size: .85rem; }
+.bar-row { display: grid; grid-template-columns: 3.6em 1fr 6.5em; gap: .4rem; align-items: center; line-height: 1.35; }
+.bar-row .track { background: #f1f1f1; height: .8em; }
+.bar-row .bar { display: block; height: 100%; background: #9e9e9e; }
+.bar-row.chosen .bar { background: var(--accent); } .bar-row.chosen { font-weight: 600; }
+.bar-row .v { text-align: right; font-variant-numeric: tabular-nums; }
+.fstats { font-size: .9rem; }
+@media (max-width: 600px) { .fcols { grid-template-columns: 1fr; } details.filt figure img { max-width: 100%; } }
+"""
+
+BROWSER_SCRIPT = r"""
+(function () {
+  var table = document.getElementById('fb-index'); if (!table) return;
+  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  function value(row, col) {
+    var cell = row.cells[col]; if (!cell) return '';
+    var v = cell.getAttribute('data-v'); return v === null ? cell.textContent : parseFloat(v);
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+    function sort() {
+      var col = +th.getAttribute('data-col'), asc = !th.classList.contains('asc');
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (o) { o.classList.remove('asc', 'desc'); });
+      th.classList.add(asc ? 'asc' : 'desc');
+      rows.sort(function (a, b) {
+        var x = value(a, col), y = value(b, col);
+        var c = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    }
+    th.addEventListener('click', sort);
+    th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sort(); });
+  });
+  var au = document.getElementById('fb-au'), q = document.getElementById('fb-q');
+  var eff = document.getElementById('fb-eff'), sig = document.getElementById('fb-sig');
+  var count = document.getElementById('fb-count');
+  function apply() {
+    var shown = 0;
+    rows.forEach(function (r) {
+      var ok = true;
+      if (au && au.value) ok = ok && r.getAttribute('data-au') === au.value;
+      if (sig && sig.checked) ok = ok && r.getAttribute('data-sig') === '1';
+      if (q && q.value !== '') ok = ok && value(r, 6) <= parseFloat(q.value);
+      if (eff && eff.value !== '') ok = ok && value(r, 4) >= parseFloat(eff.value);
+      r.style.display = ok ? '' : 'none'; if (ok) shown++;
+    });
+    count.textContent = 'showing ' + shown + ' of ' + rows.length + ' filters';
+  }
+  [au, q, eff, sig].forEach(function (el) { if (el) { el.addEventListener('input', apply); el.addEventListener('change', apply); } });
+  apply();
+  function openTarget() {
+    var id = decodeURIComponent(location.hash.slice(1)), el = id && document.getElementById(id);
+    if (el && el.tagName === 'DETAILS') { el.open = true; el.scrollIntoView(); }
+  }
+  window.addEventListener('hashchange', openTarget); openTarget();
+})();
+"""
+
+__all__ = ["BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "au_sort_key", "filter_browser_section", "strip_image", "write_strips"]
