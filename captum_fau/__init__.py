@@ -36,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SynthFACS": ("captum_fau.data.synthfacs", "SynthFACS"),
     "analyze": ("captum_fau.analyze", "analyze"),
     "AnalysisConfig": ("captum_fau.analyze", "AnalysisConfig"),
+    "InputSpec": ("captum_fau.data.input_spec", "InputSpec"),
 }
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "FAUKL",
     "AnalysisConfig",
     "FAUKLResult",
+    "InputSpec",
     "SynthFACS",
     "TopNDeconv",
     "TopNResult",

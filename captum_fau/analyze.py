@@ -75,24 +75,6 @@ class AnalysisResult:
     sanity: Any | None = None
 
 
-class _AdaptedInputs(Dataset):
-    """Items of a dataset with images converted to what the model expects."""
-
-    def __init__(self, base: Dataset, expected: tuple[int, int, int] | None) -> None:
-        self.base = base
-        self.expected = expected
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from captum_fau.zoo.resolve import adapt_images
-
-        item = dict(self.base[index])
-        item["image"] = adapt_images(item["image"][None], self.expected)[0][0]
-        return item
-
-
 def _params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -177,6 +159,13 @@ class AnalysisConfig:
             ``label_names``; without names accuracy is skipped with a note)
         face_crop (str): Faces in ``folder:`` data: ``"auto"``, ``"haar"`` or ``"none"``
             (see :func:`captum_fau.data.folder.load_folder`). Default: ``"auto"``
+        input_spec (InputSpec or dict, optional): How raw face crops become the model's input
+            (:class:`~captum_fau.data.input_spec.InputSpec`, or a dict of its fields such as
+            ``{"size": 48, "mean": 0.5, "std": 0.5}``). Given fields win over what the model
+            declares, with a note; the rest is discovered (:func:`captum_fau.zoo.resolve.resolve_input_spec`).
+            Default: None (all discovered)
+        input_spec_sources (dict, optional): Field -> how it was given (the CLI passes its flag
+            names, :data:`~captum_fau.data.input_spec.CLI_FLAGS`). Default: None (``"explicit"``)
 
     Examples::
 
@@ -211,15 +200,23 @@ class AnalysisConfig:
     sanity_check: bool = False
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
+    input_spec: Any = None
+    input_spec_sources: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
         from captum_fau.data.emotions import parse_class_names
         from captum_fau.data.folder import check_face_crop
+        from captum_fau.data.input_spec import InputSpec
 
         if self.class_names is not None:
             self.class_names = parse_class_names(self.class_names)
         check_face_crop(self.face_crop)
+        if self.input_spec is not None and not isinstance(self.input_spec, (InputSpec, dict)):
+            raise ConfigError(
+                f"AnalysisConfig.input_spec must be an InputSpec or a dict of its fields, got "
+                f"{type(self.input_spec).__name__}; e.g. input_spec={{'size': 48, 'mean': 0.5, 'std': 0.5}}."
+            )
 
         if not isinstance(self.relu_like, bool):
             raise ConfigError(f"AnalysisConfig.relu_like must be True or False, got {self.relu_like!r}.")
@@ -386,6 +383,9 @@ def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = N
         >>> config = AnalysisConfig(layer="conv3", out="report", n=5, progress=False)
         >>> result = analyze("zerobias-synthfacs-8class", "synthfacs:200", config)  # doctest: +SKIP
         >>> again = analyze("zerobias-synthfacs-8class", "synthfacs:200", config, n=10)  # doctest: +SKIP
+        >>> # Your 48x48 model trained on [-1, 1] inputs: say so; the rest is discovered or probed.
+        >>> mine = analyze("models.py:build", "folder:faces/", config, checkpoint="w.safetensors",
+        ...                input_spec={"size": 48, "mean": 0.5, "std": 0.5})  # doctest: +SKIP
     """
     config = _resolve_config(config, overrides)
     from captum_fau._utils.device import resolve_device
@@ -483,22 +483,20 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     layer_name(model, config.layer)
     progress = config.progress and rank == 0
     faces, notes, provenance = _resolve_data(data, config, progress, model_name)
-    from captum_fau.data.base import preprocessed_for
-
-    # Preprocess as the model was trained (its config records the local mean's border padding).
-    faces = preprocessed_for(faces, model)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
     from captum_fau.preflight import check_items
 
-    check_items(faces)  # before adapt_inputs reads an item
-    dataset, adapted = adapt_inputs(model, faces)
-    notes += adapted
+    check_items(faces)  # before an item is read for the model
+    dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources)
+    notes += spec_notes
+    if progress:  # before the long work: what the model will see
+        print("\n".join(f"note: {note}" for note in spec_notes), file=sys.stderr, flush=True)
     _preflight(model, faces, dataset, config, dev)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
-              "n_images": len(faces), "data_provenance": provenance}  # fmt: skip
+              "n_images": len(faces), "data_provenance": provenance, "input_spec": spec.to_dict()}  # fmt: skip
     if provenance.get("held_out"):
         notes.insert(0, f"Held-out faces: {provenance['reason']}.")
     mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan
@@ -544,29 +542,32 @@ def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisC
     preflight.check_au_labels(faces)
 
 
-def adapt_inputs(model: nn.Module, faces: Any) -> tuple[Dataset, list[str]]:
-    """``faces`` as ``model`` expects its inputs, with a note per change made.
-
-    Channels are repeated or averaged and images resized when the model says what it expects
-    (:func:`captum_fau.zoo.resolve.expected_input`); otherwise ``faces`` is returned unchanged.
+def model_inputs(
+    model: nn.Module, faces: Any, explicit: Any = None, explicit_sources: dict[str, str] | None = None
+) -> tuple[Any, Any, list[str]]:
+    """``faces`` as ``model``'s input: its resolved spec applied to the raw face crops, and notes.
 
     Args:
         model (nn.Module): The model the images are for.
-        faces (Dataset): Items are dicts with an ``"image"`` tensor ``[C, H, W]``.
+        faces (Dataset): Raw face crops (a FaceSet, a lazy SynthFACS, any dataset of dict items).
+        explicit (InputSpec or dict, optional): Fields given by the user (they win, with a note).
+        explicit_sources (dict, optional): Field -> how it was given (e.g. the CLI flag).
 
     Returns:
-        tuple: The dataset to feed the model (``faces`` itself when nothing changes) and the notes.
-    """
-    from captum_fau.zoo.resolve import adapt_images, expected_input
+        tuple: ``(ModelInputs, InputSpec, notes)``; the notes say where the spec came from and
+        what it does to these data (conversions, resizing, probes, overrides).
 
-    expected = expected_input(model)
-    sample = faces[0]["image"]
-    if expected is None or (
-        sample.shape[0] == expected[0] and (expected[1] <= 0 or tuple(sample.shape[1:]) == tuple(expected[1:]))
-    ):
-        return faces, []
-    notes = [f"Input adapted to the model: {note}." for note in adapt_images(sample[None], expected)[1]]
-    return _AdaptedInputs(faces, expected), notes
+    Raises:
+        ConfigError / InputShapeError: conflicting or impossible specs, data that are not raw
+            face crops (RGBA, 16-bit, 0..255 floats), a model that needs two inputs or runs at no size.
+    """
+    from captum_fau.data.model_inputs import ModelInputs, raw_shape
+    from captum_fau.zoo.resolve import resolve_input_spec
+
+    shape = raw_shape(faces)
+    spec = resolve_input_spec(model, shape, explicit, explicit_sources)
+    notes = [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(shape)]
+    return ModelInputs(faces, spec), spec, notes
 
 
 def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
@@ -816,7 +817,7 @@ def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
                           notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
 
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "adapt_inputs", "analyze", "emotion_accuracy", "featured_filters"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "analyze", "emotion_accuracy", "featured_filters", "model_inputs"]
 
 
 class _CallableModule(types.ModuleType):

@@ -75,12 +75,13 @@ def test_data_without_au_labels_skips_fau_kl(tmp_path: Path, faces, model) -> No
     assert "FAU-KL skipped" in (tmp_path / "index.html").read_text()
 
 
-def test_timm_model_with_input_adaptation(tmp_path: Path, faces) -> None:
+def test_timm_model_fed_through_its_pretrained_cfg(tmp_path: Path, faces) -> None:
     pytest.importorskip("timm")
     faces16 = faces.subset(np.arange(24))
     result = analyze("timm:resnet18", faces16, layer="layer1", out=tmp_path, **{**FAST, "n": 2})
     assert any("repeated to 3 channels" in note for note in result.notes)
-    assert any("resized from 96x96 to 224x224" in note for note in result.notes)
+    assert any("centre-cropped to 224x224" in note for note in result.notes)
+    assert any("mean 0.485,0.456,0.406" in note and "from timm pretrained_cfg" in note for note in result.notes)
     assert result.accuracy is None  # 1000 ImageNet outputs vs 8 expression classes
     assert result.topn.indices.shape == (64, 2)
 

@@ -8,14 +8,13 @@ import torch
 from scipy.ndimage import uniform_filter
 from torch.utils.data import DataLoader
 
-from captum_fau.data.base import FaceSet, preprocessed_for
+from captum_fau.data.base import FaceSet
 from captum_fau.data.synthfacs import SynthFACS
 from captum_fau.data.transforms import (
     box_mean,
     local_contrast_normalize,
     local_mean_subtract,
     model_input,
-    model_local_mean_padding,
 )
 from captum_fau.errors import ConfigError, DatasetError, InputShapeError, LabelError
 
@@ -109,42 +108,26 @@ def test_au_presence_without_labels() -> None:
         FaceSet(images=np.zeros((1, 4, 4), np.uint8)).au_presence
 
 
-class _Configured(torch.nn.Module):
-    def __init__(self, config: dict) -> None:
-        super().__init__()
-        self.config = config
-
-
-def test_data_follow_the_padding_a_model_records() -> None:
+def test_raw_items_are_the_crops_and_items_the_reference() -> None:
     fs = _faces()
     scaled = fs.images[:, None].astype(np.float64) / 255 * 2
-    replicated = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="nearest")
-    old = _Configured({"local_mean_padding": "replicate"})
-    assert model_local_mean_padding(old) == "replicate"
-    adapted = preprocessed_for(fs, old)
-    assert adapted is not fs and adapted.local_mean_padding == "replicate" and fs.local_mean_padding == "zeros"
-    assert adapted.images is fs.images  # pixels shared, not copied
-    np.testing.assert_allclose(adapted.tensors().numpy(), replicated, atol=1e-5)
-    np.testing.assert_allclose(adapted[3]["image"].numpy(), replicated[3], atol=1e-5)
-    # A model recording "zeros", or nothing, keeps a zero-padded set as it is.
-    assert preprocessed_for(fs, _Configured({"local_mean_padding": "zeros"})) is fs
-    assert preprocessed_for(fs, torch.nn.Identity()) is fs
-    assert model_local_mean_padding(torch.nn.Identity()) == "zeros"
-    # Lazy SynthFACS sets follow too, without touching the original.
+    np.testing.assert_array_equal(fs.raw_images([1, 3]).numpy(), fs.images[[1, 3], None])
+    assert fs.raw_item(3)["image"].dtype == torch.uint8 and fs.raw_item(3)["emotion"] == fs[3]["emotion"]
+    zeros = scaled - uniform_filter(scaled, size=(1, 1, 5, 5), mode="constant")
+    np.testing.assert_allclose(fs[3]["image"].numpy(), zeros[3], atol=1e-5)
     lazy = SynthFACS(n=3, seed=1)
-    lazy_old = preprocessed_for(lazy, old)
-    assert lazy.local_mean_padding == "zeros" and lazy_old.local_mean_padding == "replicate"
-    raw = lazy_old[1]["image"] - lazy[1]["image"]
-    assert raw[..., 2:-2, 2:-2].abs().max() < 1e-6 and raw.abs().max() > 1e-3
-    with pytest.raises(ConfigError, match="local_mean_padding"):
-        model_local_mean_padding(_Configured({"local_mean_padding": "wrap"}))
+    raw = lazy.raw_item(1)["image"]
+    assert raw.dtype == torch.uint8
+    np.testing.assert_allclose(lazy[1]["image"].numpy(), model_input(raw[None])[0].numpy())
 
 
 def test_packaged_zoo_model_is_fed_as_it_was_trained() -> None:
     # zerobias-synthfacs-8class was trained with replicate padding; new models use the reference's zeros.
     from captum_fau import ZeroBiasCNN, zoo
+    from captum_fau.data.model_inputs import ModelInputs
     from captum_fau.data.synthfacs import load_synthfacs
     from captum_fau.train.trainer import predict
+    from captum_fau.zoo.resolve import resolve_input_spec
 
     model = zoo.load("zerobias-synthfacs-8class")
     assert model.config["local_mean_padding"] == "replicate"
@@ -154,9 +137,10 @@ def test_packaged_zoo_model_is_fed_as_it_was_trained() -> None:
     with torch.no_grad():
         logits = model(model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
     np.testing.assert_array_equal(predict(model, faces), logits.argmax(1).numpy())
-    torch.testing.assert_close(preprocessed_for(faces, model).tensors(), model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
-    # The one streaming scan (behind TopNDeconv.top_n, FAUKL and analyze) feeds it the same.
+    inputs = ModelInputs(faces, resolve_input_spec(model, (1, 96, 96)))
+    torch.testing.assert_close(inputs.tensors(), model_input(torch.from_numpy(faces.images)[:, None], 5, "replicate"))
+    # The one streaming scan (behind TopNDeconv.top_n, FAUKL and analyze) reads the model's inputs.
     from captum_fau.stats.scan import scan
 
-    via_scan = scan(model, "conv3", faces, batch_size=5, progress=False, keep_outputs=True)
+    via_scan = scan(model, "conv3", inputs, batch_size=5, progress=False, keep_outputs=True)
     torch.testing.assert_close(via_scan.outputs, logits, rtol=1e-4, atol=1e-5)  # zeros would differ by ~0.5

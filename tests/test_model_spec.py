@@ -1,4 +1,4 @@
-"""Model specs: zoo names, Hub folders, timm:NAME + checkpoint, module:factory; input adaptation."""
+"""Model specs: zoo names, Hub folders, timm:NAME + checkpoint, module:factory; each one's input spec."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from captum_fau import ZeroBiasCNN
-from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
-from captum_fau.zoo.resolve import adapt_images, expected_input, load_model_spec
+from captum_fau.errors import UnknownModelError, WeightsError
+from captum_fau.zoo.resolve import declared_input_spec, load_model_spec, resolve_input_spec
 
 
 def test_hub_folder(tmp_path) -> None:
@@ -22,7 +22,8 @@ def test_hub_folder(tmp_path) -> None:
     assert isinstance(loaded, ZeroBiasCNN) and not loaded.training
     x = torch.randn(1, 1, 96, 96)
     torch.testing.assert_close(loaded(x), m(x))
-    assert expected_input(loaded) == (1, 96, 96)
+    spec = resolve_input_spec(loaded, (1, 96, 96))
+    assert (spec.channels, spec.size, spec.local_mean) == (1, (96, 96), 5)
 
 
 def test_timm_with_checkpoint(tmp_path) -> None:
@@ -35,7 +36,8 @@ def test_timm_with_checkpoint(tmp_path) -> None:
     loaded = load_model_spec("timm:resnet18", checkpoint=ckpt, num_classes=7)
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(loaded(x), ref(x))
-    assert expected_input(loaded) == (3, 224, 224)
+    spec = resolve_input_spec(loaded, (1, 96, 96))
+    assert (spec.channels, spec.size) == (3, (224, 224)) and spec.sources["size"] == "timm pretrained_cfg"
     with pytest.raises(WeightsError, match="does not match"):
         load_model_spec("timm:resnet18", checkpoint=ckpt, num_classes=5)
     with pytest.raises(UnknownModelError, match="timm has no model"):
@@ -52,7 +54,10 @@ def test_module_factory_from_file(tmp_path) -> None:
     """))
     model = load_model_spec(f"{source}:build")
     assert isinstance(model, nn.Sequential) and not model.training
-    assert expected_input(model) == (3, -1, -1)
+    declared = declared_input_spec(model)
+    assert declared is not None and declared.channels == 3 and declared.size is None
+    spec = resolve_input_spec(model, (1, 96, 96))  # global pooling: runs at the data's size
+    assert (spec.channels, spec.size, spec.sources["size"]) == (3, (96, 96), "probe")
     with pytest.raises(UnknownModelError, match="no callable 'NOT_CALLABLE'"):
         load_model_spec(f"{source}:NOT_CALLABLE")
     sys.path.insert(0, str(tmp_path))
@@ -74,18 +79,6 @@ def test_unknown_specs_list_accepted_forms(spec: str) -> None:
     with pytest.raises(UnknownModelError) as err:
         load_model_spec(spec)
     assert "zoo name" in str(err.value) or "Cannot import" in str(err.value)
-
-
-def test_adapt_images() -> None:
-    gray = torch.rand(2, 1, 96, 96)
-    out, notes = adapt_images(gray, (3, 224, 224))
-    assert out.shape == (2, 3, 224, 224) and len(notes) == 2
-    rgb = torch.rand(2, 3, 48, 48)
-    out, notes = adapt_images(rgb, (1, -1, -1))
-    assert out.shape == (2, 1, 48, 48) and notes == ["RGB images converted to gray"]
-    assert adapt_images(gray, (1, 96, 96)) == (gray, [])
-    with pytest.raises(ConfigError):
-        adapt_images(torch.rand(1, 2, 8, 8), (3, 8, 8))
 
 
 def test_module_factory_resolves_from_the_current_directory(tmp_path) -> None:

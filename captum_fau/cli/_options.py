@@ -119,6 +119,48 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group.add_argument("--class-names", metavar="A,B,...",
                        help="the model's class names in output order, e.g. angry,disgust,fear,happy,sad,surprise,neutral "
                             "(default: the model's config); matched to the data's emotions by name, never by index")  # fmt: skip
+    add_input_options(parser)
+
+
+#: The input-spec flags: (flag, InputSpec field, metavar, help). Names as in data.input_spec.CLI_FLAGS.
+INPUT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("--input-size", "size", "H[xW]", "input size the model was trained at, e.g. 48 or 48x64"),
+    ("--channels", "channels", "{1,3}", "input channels: 1 gray, 3 RGB (data are converted)"),
+    ("--mean", "mean", "M[,M,M]", "per-channel mean subtracted after the pixel range, e.g. 0.5 or 0.485,0.456,0.406"),
+    ("--std", "std", "S[,S,S]", "per-channel std divided by, e.g. 0.5 or 0.229,0.224,0.225"),
+    ("--pixel-range", "pixel_range", "LO-HI", "pixels [0,1] are mapped onto this range first: 0-1, 0-255, -1-1"),
+    ("--interpolation", "interpolation", "MODE", "resizing: bilinear, bicubic, nearest, area"),
+    ("--local-mean", "local_mean", "K", "subtract a KxK local mean last (the zero-bias CNN: 5); 0 disables it"),
+    ("--local-mean-padding", "local_mean_padding", "{zeros,replicate}", "border handling of the local mean"),
+)
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """The input-spec flags, one group: what the model was trained on. Each flag given wins over
+    what the model declares (zero-bias config, timm pretrained_cfg, preprocessor_config.json), with a note."""
+    group = parser.add_argument_group(
+        "model input (default: what the model declares, else a probe; flags win, with a note)"
+    )
+    for flag, field, metavar, text in INPUT_FLAGS:
+        group.add_argument(flag, dest=f"input_{field}", metavar=metavar, default=None, help=text)
+
+
+def input_spec_args(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    """``(explicit fields, their flags)`` of the input-spec flags given on the command line."""
+    given = {field: getattr(args, f"input_{field}", None) for _, field, _, _ in INPUT_FLAGS}
+    explicit = {field: value for field, value in given.items() if value is not None}
+    flags = {field: flag for flag, field, _, _ in INPUT_FLAGS if field in explicit}
+    return explicit, flags
+
+
+def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
+    """``data`` through the model's input spec (flags first); prints the spec and its notes."""
+    from captum_fau.analyze import model_inputs as wrap
+
+    explicit, flags = input_spec_args(args)
+    dataset, _, notes = wrap(model, data, explicit or None, flags)
+    print("\n".join(f"note: {note}" for note in notes), flush=True)
+    return dataset
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True) -> None:
@@ -216,12 +258,14 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
 __all__ = [
     "DATA_FORMS",
     "FACE_CROPS",
+    "INPUT_FLAGS",
     "MODEL_FORMS",
     "RULES",
     "add_data_options",
     "add_device",
     "add_featured",
     "add_filters",
+    "add_input_options",
     "add_model_options",
     "add_no_cache",
     "add_quiet",
@@ -231,7 +275,9 @@ __all__ = [
     "command",
     "epilog",
     "load_data",
+    "input_spec_args",
     "load_model",
+    "model_inputs",
     "non_negative_int",
     "parse_filters",
     "positive_int",

@@ -67,7 +67,9 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     """The AnalysisConfig the options of analyze / demo describe."""
     from captum_fau.analyze import AnalysisConfig
 
+    explicit, flags = _options.input_spec_args(args)
     return AnalysisConfig(
+        input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,

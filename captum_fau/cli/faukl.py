@@ -16,7 +16,7 @@ captum-fau fau-kl --model zerobias-synthfacs-8class --checkpoint my.safetensors 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from captum_fau.analyze import adapt_inputs, featured_filters
+    from captum_fau.analyze import featured_filters
     from captum_fau.concept.faukl import FAUKL
 
     out = Path(args.out)
@@ -31,16 +31,11 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed, stratify=args.stratify, batch_size=args.batch_size, device=args.device,
         progress=not args.quiet,
     )  # fmt: skip
-    dataset, notes = adapt_inputs(model, faces)
-    for note in notes:
-        print(f"note: input adapted to the model: {note}")
-    if dataset is faces:
-        result = fau.interpret(faces)
-    else:  # the wrapper hides the FaceSet's AU ids and sequences: pass them on
-        # permutation units: subjects first (AUs cluster by subject), then sequences
-        groups = next((ids for ids in (getattr(faces, "subjects", None), getattr(faces, "sequences", None))
-                       if ids is not None), "auto")  # fmt: skip
-        result = fau.interpret(dataset, au_ids=getattr(faces, "au_ids", None) or None, groups=groups)
+    dataset = _options.model_inputs(args, model, faces)
+    # permutation units: subjects first (AUs cluster by subject), then sequences
+    groups = next((ids for ids in (getattr(faces, "subjects", None), getattr(faces, "sequences", None))
+                   if ids is not None), "auto")  # fmt: skip
+    result = fau.interpret(dataset, au_ids=getattr(faces, "au_ids", None) or None, groups=groups)
     result.save(out / "faukl.safetensors")
     result.to_csv(out / "faukl.csv")
     result.to_json(out / "faukl.json")

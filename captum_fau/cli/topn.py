@@ -17,15 +17,13 @@ captum-fau topn --model timm:resnet18 --checkpoint my.safetensors --layer layer3
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from captum_fau.analyze import adapt_inputs, featured_filters
+    from captum_fau.analyze import featured_filters
     from captum_fau.attr import TopNDeconv
 
     torch.manual_seed(args.seed)
     filters = _options.parse_filters(args.filters)
     model = _options.load_model(args)
-    dataset, notes = adapt_inputs(model, _options.load_data(args))
-    for note in notes:
-        print(f"note: input adapted to the model: {note}")
+    dataset = _options.model_inputs(args, model, _options.load_data(args))
     topn = TopNDeconv(model, args.layer, rule=args.rule, relu_like=args.relu_like)
     result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
                         full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip

@@ -172,7 +172,14 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
     model = _options.load_model(args)
     data = _options.load_data(args)
-    fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None))
+    from captum_fau.zoo.resolve import resolve_input_spec
+
+    explicit, flags = _options.input_spec_args(args)
+    spec = resolve_input_spec(model, (1, *data.image_size), explicit or None, flags)
+    print("\n".join(f"note: Input: {note}." for note in [spec.describe(), *spec.notes((1, *data.image_size))]),
+          flush=True)  # fmt: skip
+    fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
+                          input_spec=spec)  # fmt: skip
     for note in fold.extra.get("notes", []):
         print(f"Note: {note}")
     return ResultsTable(title=f"{args.model} on {args.data}", class_names=fold.extra["class_names"], folds=[fold],

@@ -20,6 +20,8 @@ _LAZY = {
     "load_folder": "captum_fau.data.folder",
     "load_data_spec": "captum_fau.data.spec",
     "subject_kfold": "captum_fau.data.folds",
+    "InputSpec": "captum_fau.data.input_spec",
+    "ModelInputs": "captum_fau.data.model_inputs",
 }
 
 

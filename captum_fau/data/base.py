@@ -9,7 +9,6 @@ top-N scans (``"image"``) and FAU-KL (``"image"``, ``"aus"``, ``"subject"``).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from captum_fau.data.transforms import check_local_mean_padding, model_input, recorded_local_mean_padding
+from captum_fau.data.transforms import check_local_mean_padding, model_input
 from captum_fau.errors import DatasetError, LabelError
 
 #: CK+ emotion codes 0..7, the library's canonical 8-class order.
@@ -46,11 +45,12 @@ class FaceSet(Dataset):
         local_mean (int): Box size of the local mean subtraction applied by
             :meth:`__getitem__` and :meth:`tensors` (0 disables it). Default: 5
         local_mean_padding (str): Border handling of that local mean, ``"zeros"``
-            (the reference) or ``"replicate"``. :func:`preprocessed_for` sets it to
-            what a model was trained with. Default: ``"zeros"``
+            (the reference) or ``"replicate"``. Default: ``"zeros"``
 
     Each item is a dict with ``"image"`` (float32 ``[1, H, W]``, preprocessed
-    as the zero-bias CNN expects: ``x / 255 * 2`` minus the local mean),
+    as the zero-bias reference: ``x / 255 * 2`` minus the local mean; the analysis reads the
+    raw crops instead, :meth:`raw_item` / :meth:`raw_images`, through the model's
+    :class:`~captum_fau.data.input_spec.InputSpec`),
     ``"index"``, and, where available, ``"emotion"``, ``"aus"``, ``"subject"``.
 
     Examples::
@@ -115,10 +115,15 @@ class FaceSet(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.raw_item(index)
+        item["image"] = model_input(item["image"][None], self.local_mean, self.local_mean_padding)[0]
+        return item
+
+    def raw_item(self, index: int) -> dict[str, Any]:
+        """Item ``index`` with the raw face crop: ``"image"`` is uint8 ``[1, H, W]`` (0..255),
+        what :class:`~captum_fau.data.model_inputs.ModelInputs` turns into a model's input."""
         item: dict[str, Any] = {
-            "image": model_input(
-                torch.from_numpy(self.images[index][None, None]), self.local_mean, self.local_mean_padding
-            )[0],
+            "image": torch.from_numpy(self.images[index][None].copy()),
             "index": int(index),
         }
         if self.emotions is not None:
@@ -131,11 +136,13 @@ class FaceSet(Dataset):
         return item
 
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
-        """Preprocessed images ``[n, 1, H, W]`` float32, in one batched operation."""
+        """Preprocessed images ``[n, 1, H, W]`` float32 (the zero-bias reference), in one batched operation."""
+        return model_input(self.raw_images(indices), self.local_mean, self.local_mean_padding)
+
+    def raw_images(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
+        """The raw face crops ``[n, 1, H, W]`` uint8, for an :class:`~captum_fau.data.input_spec.InputSpec`."""
         images = self.images if indices is None else self.images[np.asarray(indices)]
-        return model_input(
-            torch.from_numpy(np.ascontiguousarray(images))[:, None], self.local_mean, self.local_mean_padding
-        )
+        return torch.from_numpy(np.ascontiguousarray(images))[:, None]
 
     def labels(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
         """The labels of rows ``indices`` without reading any image: ``"emotion"`` ``[n]`` int64
@@ -189,39 +196,4 @@ class FaceSet(Dataset):
         return f"FaceSet({self.name!r}: {', '.join(parts)})"
 
 
-def preprocessed_for(data: Any, model: Any) -> Any:
-    """``data`` with its images preprocessed as ``model`` was trained.
-
-    A model records the border handling of its local mean in its config
-    (``"local_mean_padding"``, read by
-    :func:`~captum_fau.data.transforms.model_local_mean_padding`). A dataset
-    that preprocesses its own items (a :class:`FaceSet`, a lazy SynthFACS set)
-    and pads otherwise is returned as a shallow copy that pads as the model
-    does; the pixels and labels are shared, not copied. Anything else, and
-    any dataset given a model that records no padding, is returned unchanged.
-
-    Args:
-        data: A dataset.
-        model: The model that will read its items.
-
-    Returns:
-        The dataset to feed ``model``.
-
-    Examples::
-
-        >>> import numpy as np, torch
-        >>> fs = FaceSet(images=np.zeros((2, 8, 8), np.uint8), class_names=("a",))
-        >>> preprocessed_for(fs, torch.nn.Identity()) is fs
-        True
-    """
-    padding = recorded_local_mean_padding(model)
-    if padding is None or getattr(data, "local_mean_padding", padding) == padding:
-        return data
-    if isinstance(data, FaceSet):
-        return replace(data, local_mean_padding=padding)
-    adapted = copy.copy(data)
-    adapted.local_mean_padding = padding
-    return adapted
-
-
-__all__ = ["CKPLUS_CLASSES", "FaceSet", "preprocessed_for"]
+__all__ = ["CKPLUS_CLASSES", "FaceSet"]

@@ -473,6 +473,12 @@ class SynthFACS(Dataset):
         return self.n
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.raw_item(index)
+        item["image"] = model_input(item["image"][None], self.local_mean, self.local_mean_padding)[0]
+        return item
+
+    def raw_item(self, index: int) -> dict[str, Any]:
+        """Item ``index`` with the raw rendered face: ``"image"`` is uint8 ``[1, size, size]``."""
         if isinstance(index, torch.Tensor):
             index = int(index)
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
@@ -484,7 +490,7 @@ class SynthFACS(Dataset):
         p = _image_params(self.seed, self.start + int(index), self.mode, self.n_subjects)
         image = draw_face(p.identity, p.nuisance, p.aus, self.size, _noise(p.rng, self.size))
         item: dict[str, Any] = {
-            "image": model_input(torch.from_numpy(image)[None, None], self.local_mean, self.local_mean_padding)[0],
+            "image": torch.from_numpy(np.ascontiguousarray(image))[None],
             "index": int(index),
             "emotion": int(p.emotion),
             "aus": torch.from_numpy(p.aus.copy()),

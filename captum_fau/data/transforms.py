@@ -10,14 +10,13 @@ At the border the reference box mean zero-pads (a convolution with a
 ``1/25`` kernel and two pixels of zero padding), so a border pixel's mean
 counts the missing neighbours as 0: ``padding="zeros"``, the default. Models
 trained with replicate padding record ``"local_mean_padding": "replicate"``
-in their config; :func:`model_local_mean_padding` reads it so that such a
-model's inputs are preprocessed as it was trained.
+in their config; their :class:`~captum_fau.data.input_spec.InputSpec`
+(:meth:`~captum_fau.data.input_spec.InputSpec.from_zerobias_config`) carries
+it, so that such a model's inputs are preprocessed as it was trained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,34 +47,6 @@ def check_local_mean_padding(padding: str) -> str:
             "'zeros' is the reference preprocessing."
         )
     return padding
-
-
-def recorded_local_mean_padding(model: Any) -> str | None:
-    """The local-mean padding ``model``'s config records, or ``None`` when it records none.
-
-    Args:
-        model: Any object; a ``config`` mapping with ``"local_mean_padding"``
-            (as :class:`~captum_fau.models.zerobias.ZeroBiasCNN` has) is read.
-
-    Returns:
-        str or None: ``"zeros"``, ``"replicate"`` or ``None``.
-    """
-    config = getattr(model, "config", None)
-    if isinstance(config, Mapping) and config.get(LOCAL_MEAN_PADDING_KEY) is not None:
-        return check_local_mean_padding(config[LOCAL_MEAN_PADDING_KEY])
-    return None
-
-
-def model_local_mean_padding(model: Any) -> str:
-    """The local-mean padding ``model`` was trained with: what its config records, else ``"zeros"``.
-
-    Examples::
-
-        >>> import torch
-        >>> model_local_mean_padding(torch.nn.Identity())
-        'zeros'
-    """
-    return recorded_local_mean_padding(model) or "zeros"
 
 
 def box_mean(x: torch.Tensor, size: int, padding: str = "zeros") -> torch.Tensor:
@@ -127,7 +98,7 @@ def model_input(images: torch.Tensor, local_mean: int = 5, padding: str = "zeros
         images (Tensor): ``[B, C, H, W]``, uint8 0..255 or float in [0, 1].
         local_mean (int, optional): Box size of the local mean subtraction; 0 disables it. Default: 5
         padding (str, optional): Border handling of the local mean (see :func:`box_mean`);
-            pass :func:`model_local_mean_padding` of the model that reads the input. Default: ``"zeros"``
+            the model's :class:`~captum_fau.data.input_spec.InputSpec` records it. Default: ``"zeros"``
 
     Returns:
         Tensor: float32 ``[B, C, H, W]``.
@@ -152,8 +123,6 @@ __all__ = [
     "local_contrast_normalize",
     "local_mean_subtract",
     "model_input",
-    "model_local_mean_padding",
-    "recorded_local_mean_padding",
     "scale_pixels",
     "to_unit",
 ]

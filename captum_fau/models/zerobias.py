@@ -121,8 +121,8 @@ class ZeroBiasCNN(
             mean subtraction of the inputs the model was trained on: ``"zeros"``
             (the reference code) or ``"replicate"``. It does not change the
             network; it is recorded in the config (``"local_mean_padding"``)
-            so that every preprocessing path feeds the model what it was
-            trained on (:func:`captum_fau.data.transforms.model_local_mean_padding`).
+            so that the model's input spec feeds it what it was trained on
+            (:meth:`captum_fau.data.input_spec.InputSpec.from_zerobias_config`).
             Default: ``"zeros"``
 
     Examples::

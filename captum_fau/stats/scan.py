@@ -31,7 +31,6 @@ from captum_fau._utils import distributed
 from captum_fau._utils.device import input_device
 from captum_fau._utils.modules import LayerSpec, eval_mode, resolve_layers
 from captum_fau._utils.validate import one_of, optional_positive_int, positive_int
-from captum_fau.data.base import preprocessed_for
 from captum_fau.errors import DatasetError
 from captum_fau.stats.accumulate import LayerRecorder, ScanAccumulator
 from captum_fau.stats.batching import Batch, MapSource, iter_batches, length_hint, plan_batches
@@ -128,7 +127,6 @@ def scan(
     names = resolve_layers(model, layers)
     recorder = LayerRecorder(model, names, input_device(model, device), additional_forward_args,
                              candidates=None if distinct_images else top_n, keep_outputs=keep_outputs)  # fmt: skip
-    data = preprocessed_for(data, model)  # the local-mean padding the model was trained with
     rank, world_size = distributed.world()
     source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
     if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:

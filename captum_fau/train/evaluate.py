@@ -81,6 +81,7 @@ def evaluate_model(
     device: str = "cpu",
     batch_size: int = 256,
     class_names: str | Sequence[str] | None = None,
+    input_spec: Any = None,
 ) -> FoldResult:
     """Evaluate ``model`` on ``data``'s labelled images, matching classes by name.
 
@@ -101,6 +102,8 @@ def evaluate_model(
         batch_size (int, optional): Images per forward pass. Default: 256
         class_names (str or sequence of str, optional): The model's class names in output
             order (``"angry,disgust,..."``). Default: what the model declares
+        input_spec (InputSpec or dict, optional): Explicit input-spec fields; the rest is what
+            the model declares (see :func:`~captum_fau.train.trainer.predict`). Default: None
 
     Returns:
         FoldResult: accuracy and confusion matrix (in the model's class order, see
@@ -112,7 +115,7 @@ def evaluate_model(
     """
     mapping = evaluation_mapping(model, data, class_names)
     labelled = check_labelled(data, "test")
-    preds = predict(model, data.subset(labelled), device, batch_size)
+    preds = predict(model, data.subset(labelled), device, batch_size, input_spec)
     scores = mapped_accuracy(preds, data.emotions[labelled], mapping)
     if scores["accuracy"] is None:
         raise LabelError(f"No test image has a class of the model: {'; '.join(scores['notes'] + list(mapping.notes))}.")

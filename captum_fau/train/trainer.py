@@ -35,7 +35,7 @@ from captum_fau._utils.device import resolve_device
 from captum_fau._utils.io import atomic_safetensors, atomic_write_text
 from captum_fau._utils.validate import positive_int
 from captum_fau.data.base import FaceSet
-from captum_fau.data.transforms import model_input, model_local_mean_padding
+from captum_fau.data.transforms import model_input
 from captum_fau.errors import ConfigError, DatasetError, DeviceError, LabelError, ResumeError, TrainingError
 from captum_fau.models.zerobias import ZeroBiasCNN
 from captum_fau.train.augment import AugmentConfig, augment_batch
@@ -168,31 +168,51 @@ def check_labelled(data: FaceSet, what: str, num_classes: int | None = None) -> 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu", batch_size: int = 256) -> np.ndarray:
-    """Predicted class of every image of ``data`` (eval mode, reference preprocessing).
+def predict(
+    model: nn.Module,
+    data: FaceSet,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    input_spec: Any = None,
+) -> np.ndarray:
+    """Predicted class of every image of ``data`` (eval mode), fed through the model's input spec.
 
-    The local mean pads at the border as ``model`` records in its config
-    (:func:`~captum_fau.data.transforms.model_local_mean_padding`), whatever ``data`` says.
+    The raw face crops become the model's input by ``input_spec``, resolved against what the
+    model declares (:func:`captum_fau.zoo.resolve.resolve_input_spec`): the zero-bias CNN's
+    reference preprocessing with the local-mean padding its config records, timm's
+    ``pretrained_cfg``, or a probe, so RGB and timm models are scored on what they were trained on.
 
     Args:
-        model (nn.Module): A classifier taking ``[B, 1, H, W]`` preprocessed images.
+        model (nn.Module): A classifier.
         data (FaceSet): The images.
         device (str, optional): Where to run. Default: ``"cpu"``
         batch_size (int, optional): Images per forward pass. Default: 256
+        input_spec (InputSpec or dict, optional): Explicit spec fields (they win). Default: None
 
     Returns:
         np.ndarray: ``[N]`` int64 predicted classes.
     """
+    from captum_fau.data.input_spec import InputSpec
+    from captum_fau.data.model_inputs import ModelInputs
+    from captum_fau.zoo.resolve import resolve_input_spec
+
     dev = resolve_device(device)
-    padding = model_local_mean_padding(model)
+    if len(data) == 0:
+        return np.zeros(0, np.int64)
+    spec = input_spec if isinstance(input_spec, InputSpec) and input_spec.size is not None else None
+    if spec is None:
+        spec = resolve_input_spec(model, (1, *data.image_size), input_spec)
+    inputs = ModelInputs(data, spec)
     was_training = model.training
     model.eval()
     preds = []
-    for start in range(0, len(data), batch_size):
-        x = model_input(torch.from_numpy(data.images[start : start + batch_size])[:, None], data.local_mean, padding)
-        preds.append(model(x.to(dev)).argmax(1).cpu())
-    model.train(was_training)
-    return torch.cat(preds).numpy().astype(np.int64) if preds else np.zeros(0, np.int64)
+    try:
+        for start in range(0, len(data), batch_size):
+            x = inputs.tensors(np.arange(start, min(start + batch_size, len(data))))
+            preds.append(model(x.to(dev)).argmax(1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(preds).numpy().astype(np.int64)
 
 
 def accuracy(model: nn.Module, data: FaceSet, device: str | torch.device = "cpu", batch_size: int = 256) -> float:

@@ -67,6 +67,7 @@ def build_report(
     featured = list(featured)
     provenance = dict(params.get("data_provenance") or {})
     summary = _summary(model, data, layer, faces, topn, faukl, accuracy, localisation, provenance)
+    summary.update(_input_summary(params))
     results: dict[str, Any] = {"params": params, "featured_filters": featured, "notes": list(notes)}
     if faukl is not None:
         st = faukl.stats(layer)
@@ -97,6 +98,14 @@ def build_report(
         subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",
         notes=_top_notes(notes, faukl, layer), script=BROWSER_SCRIPT, css=BROWSER_CSS,
     )  # fmt: skip
+
+
+def _input_summary(params: dict[str, Any]) -> dict[str, str]:
+    """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
+    from captum_fau.data.input_spec import InputSpec
+
+    spec = params.get("input_spec")
+    return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
 
 
 def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]:

@@ -14,10 +14,14 @@ Every ``--model`` of the command line and :func:`captum_fau.analyze` accept any 
 
 Examples::
 
-    >>> from captum_fau.zoo.resolve import load_model_spec, expected_input
+    >>> from captum_fau.zoo.resolve import load_model_spec, resolve_input_spec
     >>> model = load_model_spec("timm:resnet18", num_classes=7)
-    >>> expected_input(model)
-    (3, 224, 224)
+    >>> resolve_input_spec(model, (1, 96, 96)).describe()
+    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
+
+Each model's input contract (:class:`~captum_fau.data.input_spec.InputSpec`) is found by
+:func:`resolve_input_spec`: explicit arguments, else what the model declares (the zero-bias
+config, timm's ``pretrained_cfg``, a Hub folder's ``preprocessor_config.json``), else a probe.
 """
 
 from __future__ import annotations
@@ -26,12 +30,17 @@ import importlib
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from captum_fau.data.input_spec import SOURCE_PROBE, InputSpec, discover_input_spec
+from captum_fau.data.probe import check_single_input
 from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
+
+#: Source name of a channel count read from the model's first convolution.
+SOURCE_FIRST_CONV = "first convolution"
 
 SPEC_FORMS = (
     "a zoo name (captum-fau zoo list)",
@@ -173,7 +182,11 @@ def load_model_spec(
         config_file = path / "config.json"
         if not config_file.is_file():
             raise UnknownModelError(f"Model folder {path} has no config.json; save models with save_pretrained().")
-        return _load_folder(path, config_file).to(device).eval()
+        model = _load_folder(path, config_file)
+        config = json.loads(config_file.read_text())
+        setattr(model, INPUT_SPEC_ATTR, discover_input_spec(
+            config=config, pretrained_cfg=getattr(model, "pretrained_cfg", None), folder=path, model=model))  # fmt: skip
+        return model.to(device).eval()
     if spec.startswith("timm:"):
         import timm
 
@@ -191,53 +204,129 @@ def load_model_spec(
             raise UnknownModelError(f"Factory {spec!r} returned {type(model).__name__}, not an nn.Module.")
         if checkpoint is not None:
             _load_checkpoint(model, checkpoint)
+            _attach_folder_spec(model, checkpoint)
         return model.to(device).eval()
     raise UnknownModelError(f"Unknown model spec {spec!r}. Accepted forms: {_forms()}.")
 
 
-def expected_input(model: nn.Module) -> tuple[int, int, int] | None:
-    """``(channels, height, width)`` the model expects, when it says so.
+#: Attribute :func:`load_model_spec` sets on a model loaded from a Hub folder: the spec its
+#: files declare (``config.json``'s ``pretrained_cfg``, ``preprocessor_config.json``), or None.
+INPUT_SPEC_ATTR = "captum_fau_input_spec"
 
-    Reads ``in_chans``/``img_size`` (ZeroBiasCNN), then timm's ``pretrained_cfg["input_size"]``;
-    otherwise the first convolution gives the channels and the size is unknown (``None`` is
-    returned when not even the channels can be found).
+
+def _attach_folder_spec(model: nn.Module, checkpoint: str | Path) -> None:
+    """A ``preprocessor_config.json`` beside a ``module:factory`` checkpoint declares its input,
+    unless the model declares one itself."""
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    if (folder / "preprocessor_config.json").is_file() and declared_input_spec(model, with_conv=False) is None:
+        setattr(model, INPUT_SPEC_ATTR, discover_input_spec(folder=folder))
+
+
+def declared_input_spec(model: nn.Module, *, with_conv: bool = True) -> InputSpec | None:
+    """What ``model`` declares about its input, before any explicit argument or probe.
+
+    Read, first found: the spec :func:`load_model_spec` attached for a Hub folder (or for the
+    ``preprocessor_config.json`` beside a ``module:factory`` checkpoint); the
+    zero-bias CNN's ``config`` (with the local-mean padding it records); timm's
+    ``pretrained_cfg``; otherwise only the channel count of the first ``Conv2d``.
+
+    Args:
+        model (nn.Module): The model.
+        with_conv (bool, optional): Fall back on the first ``Conv2d``'s channels. Default: True
+
+    Returns:
+        InputSpec or None: ``None`` when nothing at all is declared.
+
+    Examples::
+
+        >>> from captum_fau import ZeroBiasCNN
+        >>> declared_input_spec(ZeroBiasCNN(img_size=48)).size
+        (48, 48)
+        >>> declared_input_spec(nn.Sequential(nn.Conv2d(3, 4, 3))).describe()
+        "data's size RGB, pixels in [0,1], mean 0 std 1, bilinear; channels from first convolution"
     """
-    if hasattr(model, "in_chans") and hasattr(model, "img_size"):
-        return int(model.in_chans), int(model.img_size), int(model.img_size)
-    cfg = getattr(model, "pretrained_cfg", None)
-    if isinstance(cfg, dict) and cfg.get("input_size"):
-        c, h, w = cfg["input_size"]
-        return int(c), int(h), int(w)
+    attached = getattr(model, INPUT_SPEC_ATTR, None)
+    if isinstance(attached, InputSpec):
+        return attached
+    config = getattr(model, "config", None)
+    pretrained = getattr(model, "pretrained_cfg", None)
+    spec = discover_input_spec(
+        config=config if isinstance(config, Mapping) else None,
+        pretrained_cfg=pretrained if isinstance(pretrained, Mapping) else None,
+        model=model,
+    )
+    if spec is not None or not with_conv:
+        return spec
     for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels in (1, 3):
+            return InputSpec(channels=module.in_channels, sources={"channels": SOURCE_FIRST_CONV})
         if isinstance(module, nn.Conv2d):
-            return int(module.in_channels), -1, -1
+            break
     return None
 
 
-def adapt_images(images: torch.Tensor, expected: tuple[int, int, int] | None) -> tuple[torch.Tensor, list[str]]:
-    """Resize and convert a batch ``[B, C, H, W]`` to what a model expects; also return notes on what changed.
+def resolve_input_spec(
+    model: nn.Module,
+    data_shape: Sequence[int] | None = None,
+    explicit: "Mapping[str, Any] | InputSpec | None" = None,
+    explicit_sources: Mapping[str, str] | None = None,
+) -> InputSpec:
+    """The :class:`InputSpec` that turns raw face crops into ``model``'s input.
 
-    Gray becomes RGB by repetition; RGB becomes gray by the ITU-R 601 luma weights. A size of -1 keeps
-    the input size.
+    Explicit values win over what the model declares (:func:`declared_input_spec`), with a
+    remark for every value they override; a model that declares no size is probed with
+    forwards at the data's size, then the usual sizes (:func:`~captum_fau.data.probe.probe_input`),
+    and the remark names the size found. Finally one forward of two zero images at the spec's
+    size checks that the model runs, so a wrong size fails here, not after a long scan.
+
+    Args:
+        model (nn.Module): The model.
+        data_shape (sequence of int, optional): The raw data's ``(C, H, W)``.
+        explicit (Mapping or InputSpec, optional): Field -> value given by the user (Python
+            ``input_spec=``, or CLI strings such as ``{"size": "48", "mean": "0.5"}``).
+        explicit_sources (Mapping, optional): Field -> how it was given, e.g.
+            :data:`~captum_fau.data.input_spec.CLI_FLAGS`. Default: ``"explicit"``
+
+    Returns:
+        InputSpec: with :attr:`~InputSpec.sources` and :attr:`~InputSpec.remarks`.
+
+    Raises:
+        ConfigError: ``forward`` needs several inputs, an invalid or conflicting value, no
+            size runs (the message names ``--input-size``), or the model fails at the spec's size.
+
+    Examples::
+
+        >>> from captum_fau import ZeroBiasCNN
+        >>> spec = resolve_input_spec(ZeroBiasCNN(img_size=48), (1, 96, 96))
+        >>> spec.size, spec.local_mean, spec.sources["size"]
+        ((48, 48), 5, 'zero-bias config')
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 46 * 46, 7))
+        >>> resolve_input_spec(net, (1, 96, 96)).remarks[-1][:60]
+        'the model declares no input size; a probe forward at 48x48 ('
     """
-    notes: list[str] = []
-    if expected is None:
-        return images, notes
-    c, h, w = expected
-    if images.shape[1] != c:
-        if images.shape[1] == 1:
-            images = images.expand(-1, c, -1, -1)
-            notes.append(f"gray images repeated to {c} channels")
-        elif images.shape[1] == 3 and c == 1:
-            weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            images = (images * weights).sum(1, keepdim=True)
-            notes.append("RGB images converted to gray")
-        else:
-            raise ConfigError(f"Cannot convert {images.shape[1]}-channel images to the model's {c} channels.")
-    if h > 0 and w > 0 and tuple(images.shape[-2:]) != (h, w):
-        notes.append(f"images resized from {images.shape[-2]}x{images.shape[-1]} to {h}x{w}")
-        images = torch.nn.functional.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
-    return images, notes
+    check_single_input(model)
+    spec = InputSpec.resolve(
+        explicit, declared_input_spec(model), explicit_sources=explicit_sources, model=model, data_shape=data_shape
+    )
+    if spec.size is not None and spec.sources.get("size") != SOURCE_PROBE:
+        _check_forward(model, spec)
+    return spec
 
 
-__all__ = ["SPEC_FORMS", "adapt_images", "expected_input", "load_model_spec"]
+def _check_forward(model: nn.Module, spec: InputSpec) -> None:
+    from captum_fau.data.probe import forward_shape
+
+    assert spec.size is not None
+    try:
+        forward_shape(model, spec.channels, spec.size)
+    except Exception as err:  # noqa: BLE001 - reported with the fix
+        where = spec.sources.get("size", "default")
+        text = str(err).strip().splitlines()
+        raise ConfigError(
+            f"{type(model).__name__} does not run on {spec.channels}-channel {spec.size[0]}x{spec.size[1]} input "
+            f"(size from {where}): {type(err).__name__}: {text[0] if text else ''}. Pass the size and channels the "
+            "model was trained with: --input-size H[xW] --channels C (Python: input_spec={'size': ..., 'channels': ...})."
+        ) from None
+
+
+__all__ = ["INPUT_SPEC_ATTR", "SPEC_FORMS", "declared_input_spec", "load_model_spec", "resolve_input_spec"]
