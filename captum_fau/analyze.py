@@ -23,7 +23,6 @@ Examples::
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
@@ -90,35 +89,85 @@ class _AdaptedInputs(Dataset):
         return item
 
 
-def _params_hash(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class _Manifest:
-    """``OUT/analysis.json``: parameters and finished steps, rewritten atomically after each step."""
+    """``OUT/analysis.json``: the key of every finished step and what went into the keys, rewritten atomically
+    after each step.
 
-    def __init__(self, out: Path, params: dict[str, Any], resume: bool = True) -> None:
+    A step's key hashes everything its result depends on (:func:`_step_keys`): the model's weights and
+    preprocessing, the data's contents, the labels it reads, its own parameters and the keys of the steps
+    it builds on. A step is reused only when its key and its files are unchanged.
+    """
+
+    FORMAT = 2
+
+    def __init__(self, out: Path, fingerprint: dict[str, Any], params: dict[str, Any], resume: bool = True) -> None:
         self.path = out / "analysis.json"
-        self.params_hash = _params_hash(params)
+        self.fingerprint = fingerprint
         self.params = params
-        self.done: dict[str, Any] = {}
+        self.keys: dict[str, str] = {}
+        self.done: dict[str, dict[str, Any]] = {}
+        self._old: dict[str, Any] = {}
         if resume and self.path.is_file():
             try:
                 old = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
-            if old.get("params_hash") == self.params_hash:
-                self.done = dict(old.get("done", {}))
+            if isinstance(old, dict) and old.get("format") == self.FORMAT and isinstance(old.get("steps"), dict):
+                self._old = old["steps"]
+
+    def key(self, step: str, **parts: Any) -> str:
+        """Record and return the key of ``step`` from the named ``parts`` it depends on."""
+        from captum_fau._utils.fingerprint import key
+
+        self.keys[step] = key(parts)
+        return self.keys[step]
 
     def finished(self, step: str, *files: Path) -> bool:
-        return step in self.done and all(f.exists() for f in files)
+        """Whether an earlier run finished ``step`` with the key recorded by :meth:`key` and left ``files``."""
+        old = self._old.get(step)
+        return isinstance(old, dict) and step in self.keys and old.get("key") == self.keys[step] and all(
+            f.exists() for f in files
+        )
+
+    def info(self, step: str) -> Any:
+        """What the earlier run recorded for a finished ``step``."""
+        return self._old[step].get("info")
 
     def mark(self, step: str, info: Any = True) -> None:
         from captum_fau._utils.io import atomic_write_text
 
-        self.done[step] = info
-        payload = {"params_hash": self.params_hash, "params": self.params, "done": self.done}
+        self.done[step] = {"key": self.keys.get(step), "info": info}
+        self._old[step] = self.done[step]
+        payload = {"format": self.FORMAT, "params": self.params, "fingerprint": self.fingerprint,
+                   "steps": self._old}  # fmt: skip
         atomic_write_text(self.path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _fingerprint(model: nn.Module, dataset: Dataset, **extra: Any) -> dict[str, Any]:
+    """What identifies the inputs of the scan: the model (weights, class, preprocessing) and the data's contents.
+
+    ``extra`` entries are added under ``"model"`` (e.g. the model's input specification).
+    """
+    from captum_fau._utils.fingerprint import dataset_fingerprint, state_dict_hash
+    from captum_fau.data.transforms import recorded_local_mean_padding
+
+    model_part = {"class": f"{type(model).__module__}.{type(model).__qualname__}", "state_dict": state_dict_hash(model),
+                  "local_mean_padding": recorded_local_mean_padding(model), **extra}  # fmt: skip
+    return {"model": model_part, "data": dataset_fingerprint(dataset)}
+
+
+def _scan_key(run: "_Run") -> str:
+    """The scan's key: model and data fingerprints (the data's label hash aside) and the scan's parameters."""
+    data = {k: v for k, v in run.manifest.fingerprint["data"].items() if k != "labels"}
+    config = run.config
+    return run.manifest.key("scan", model=run.manifest.fingerprint["model"], data=data, layer=config.layer,
+                            n=config.n, rule=config.rule)  # fmt: skip
+
+
+def _label_key(scanned: "_Scanned", *names: str, **extra: Any) -> str:
+    from captum_fau._utils.fingerprint import hash_arrays
+
+    return hash_arrays(*[scanned.labels.get(name) for name in names], extra)
 
 
 def _check_out(out: Path) -> None:
@@ -156,8 +205,9 @@ class AnalysisConfig:
         resume (bool): Reuse finished steps found in ``out``; an interrupted scan continues
             from its last checkpoint. Default: True
         title (str, optional): Report title. Default: None
-        checkpoint_every (int): Batches between scan checkpoints (in ``out/scan-checkpoint``,
-            removed once the scan's results are written). Default: 50
+        checkpoint_every_s (float): Seconds between scan checkpoints (in ``out/scan-checkpoint``,
+            removed once the scan's results are written); the scan also checkpoints when it ends,
+            and every other step records its result when it finishes. Default: 60
 
     Examples::
 
@@ -185,7 +235,7 @@ class AnalysisConfig:
     progress: bool = True
     resume: bool = True
     title: str | None = None
-    checkpoint_every: int = 50
+    checkpoint_every_s: float = 60.0
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
@@ -195,8 +245,14 @@ class AnalysisConfig:
         if not isinstance(self.out, (str, os.PathLike)):
             raise ConfigError(f"AnalysisConfig.out must be a folder path, got {type(self.out).__name__}.")
         self.out = Path(self.out)
-        for name in ("n", "n_featured", "batch_size", "checkpoint_every"):
+        for name in ("n", "n_featured", "batch_size"):
             _check_count(name, getattr(self, name), 1)
+        every = self.checkpoint_every_s
+        if isinstance(every, bool) or not isinstance(every, (int, float, np.integer, np.floating)) or not every >= 0:
+            raise ConfigError(
+                f"AnalysisConfig.checkpoint_every_s must be a number of seconds >= 0, got {every!r}; "
+                "pass e.g. checkpoint_every_s=60."
+            )
         for name in ("permutations", "bootstrap", "seed"):
             _check_count(name, getattr(self, name), 0)
         check_rule(self.rule)
@@ -368,8 +424,37 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = time.perf_counter() - started
 
 
+def _lock_out(out: Path) -> Any:
+    """Rank 0 takes the exclusive lock on ``out`` (:class:`~captum_fau._utils.outlock.OutputLock`); every rank
+    raises if it cannot. Returns the lock on rank 0, None elsewhere."""
+    from captum_fau._utils import distributed
+    from captum_fau._utils.outlock import OutputLock
+
+    lock, error = None, None
+    if distributed.world()[0] == 0:
+        try:
+            _check_out(out)
+            lock = OutputLock(out).acquire()
+        except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
+            error = err
+    distributed.agree(error)
+    return lock
+
+
 def _analyze(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> AnalysisResult:
+    lock = _lock_out(config.out)
+    try:
+        return _analyze_locked(model, data, config, dev, lock.note if lock is not None else None)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device,
+                    lock_note: str | None) -> AnalysisResult:  # fmt: skip
     run = _prepare(model, data, config, dev)
+    if lock_note:
+        run.notes.append(lock_note)
     scanned = _scan_step(run, dev)
     if scanned is None:  # a rank other than 0: rank 0 writes the results
         return _other_rank_result(run.out, run.rank, run.world_size)
@@ -412,7 +497,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(faces)}  # fmt: skip
-    manifest = _Manifest(config.out, params, resume=config.resume)
+    manifest = _Manifest(config.out, _fingerprint(model, dataset), params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes)  # fmt: skip
 
@@ -450,6 +535,7 @@ def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
     from captum_fau._utils import distributed
 
     maxima_file = run.out / "maxima.npz"
+    _scan_key(run)
     with _timed(run.timings, "scan"):
         if distributed.broadcast_flag(run.manifest.finished("scan", run.out / "topn.safetensors", maxima_file)):
             return _load_scan(run, maxima_file) if run.rank == 0 else None
@@ -464,7 +550,8 @@ def _load_scan(run: _Run, maxima_file: Path) -> _Scanned:
     with np.load(maxima_file, allow_pickle=False) as z:
         maxima, order, logits = z["maxima"], z["indices"], z["logits"]
         stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
-    return _Scanned(topn, maxima, logits, {**_labels(run.faces, {}, order), **stored})
+    # The dataset's own label arrays win over the stored ones: the label-reading steps key on them.
+    return _Scanned(topn, maxima, logits, {**stored, **_labels(run.faces, {}, order)})
 
 
 def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | None:
@@ -484,7 +571,9 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
     result = scan(run.model, run.layer, run.dataset, top_n=config.n, batch_size=config.batch_size, device=dev,
                   progress=run.progress, keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
-                  checkpoint_every=config.checkpoint_every, gather="rank0")  # fmt: skip
+                  checkpoint_every_s=config.checkpoint_every_s, fingerprint=run.manifest.fingerprint,
+                  gather="rank0")  # fmt: skip
+    run.notes.extend(result.notes)
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
     topn = TopNDeconv(run.model, run.layer, rule=config.rule).from_scan(result, progress=run.progress)
@@ -528,9 +617,12 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
     if aus is None or not au_ids:
         run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
         return None
+    config = run.config
+    run.manifest.key("faukl", scan=run.manifest.keys["scan"], aus=_label_key(scanned, "aus", au_ids=list(au_ids)),
+                     groups=_label_key(scanned, "subject", "sequence"), permutations=config.permutations,
+                     bootstrap=config.bootstrap, seed=config.seed)  # fmt: skip
     if run.manifest.finished("faukl", path):
         return FAUKLResult.load(path)
-    config = run.config
     subjects = scanned.labels.get("subject")
     groups = scanned.labels.get("sequence", subjects)
     fau = FAUKL(run.model, [run.layer], n_permutations=config.permutations, n_bootstrap=config.bootstrap,
@@ -539,6 +631,9 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
         {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects,
         meta={"model": run.model_name, "data": run.data_name},
     )  # fmt: skip
+    from captum_fau._utils.faults import pause_point
+
+    pause_point("faukl")
     faukl.save(path)
     faukl.to_csv(run.out / "fau_kl.csv")
     run.manifest.mark("faukl")
@@ -552,8 +647,10 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
     if emotions is None:
         run.notes.append("Accuracy skipped: the data has no emotion labels.")
         return None
+    run.manifest.key("accuracy", scan=run.manifest.keys["scan"],
+                     emotions=_label_key(scanned, "emotion", class_names=list(class_names)))  # fmt: skip
     if run.manifest.finished("accuracy"):
-        return run.manifest.done["accuracy"] or None
+        return run.manifest.info("accuracy") or None
     accuracy = emotion_accuracy(scanned.logits, emotions, class_names)
     if accuracy is None:
         run.notes.append(f"Accuracy skipped: the model's outputs do not match the data's {len(class_names)} classes.")
@@ -590,6 +687,7 @@ def _report_step(
         accuracy=accuracy, localisation=localisation, featured=featured, notes=run.notes, params=run.params,
         title=run.config.title,
     )  # fmt: skip
+    run.manifest.key("report", steps=dict(run.manifest.keys), featured=featured, title=run.config.title)
     run.manifest.mark("report")
     return report
 
