@@ -156,12 +156,17 @@ def _fingerprint(model: nn.Module, dataset: Dataset, **extra: Any) -> dict[str, 
     return {"model": model_part, "data": dataset_fingerprint(dataset)}
 
 
+def _scan_inputs(run: "_Run") -> dict[str, Any]:
+    """What the scan reads: the model's and the data's fingerprints, without the data's label hash (the steps
+    that read labels key on the label arrays themselves)."""
+    fingerprint = run.manifest.fingerprint
+    return {"model": fingerprint["model"], "data": {k: v for k, v in fingerprint["data"].items() if k != "labels"}}
+
+
 def _scan_key(run: "_Run") -> str:
-    """The scan's key: model and data fingerprints (the data's label hash aside) and the scan's parameters."""
-    data = {k: v for k, v in run.manifest.fingerprint["data"].items() if k != "labels"}
+    """The scan's key: :func:`_scan_inputs` and the scan's parameters."""
     config = run.config
-    return run.manifest.key("scan", model=run.manifest.fingerprint["model"], data=data, layer=config.layer,
-                            n=config.n, rule=config.rule)  # fmt: skip
+    return run.manifest.key("scan", **_scan_inputs(run), layer=config.layer, n=config.n, rule=config.rule)
 
 
 def _label_key(scanned: "_Scanned", *names: str, **extra: Any) -> str:
@@ -571,7 +576,7 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
     result = scan(run.model, run.layer, run.dataset, top_n=config.n, batch_size=config.batch_size, device=dev,
                   progress=run.progress, keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
-                  checkpoint_every_s=config.checkpoint_every_s, fingerprint=run.manifest.fingerprint,
+                  checkpoint_every_s=config.checkpoint_every_s, fingerprint=_scan_inputs(run),
                   gather="rank0")  # fmt: skip
     run.notes.extend(result.notes)
     if result.resumed_batches:

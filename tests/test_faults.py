@@ -243,3 +243,38 @@ def test_a_scan_checkpoint_of_other_data_is_discarded(tmp_path: Path, trained, f
     fresh = analyze(trained, other, out=tmp_path / "fresh", **FAST)
     np.testing.assert_array_equal(rerun.faukl.kl, fresh.faukl.kl)
     assert rerun.topn.indices.tolist() == fresh.topn.indices.tolist()
+
+
+def test_a_damaged_scan_checkpoint_is_discarded_not_stuck(tmp_path: Path) -> None:
+    from captum_fau.stats import scan
+
+    torch.manual_seed(0)
+    net = ZeroBiasCNN(num_classes=8).eval()
+    data = torch.randn(6, 1, 96, 96)
+    (tmp_path / "scan.rank0-of-1.safetensors").write_bytes(b"not a checkpoint")
+    result = scan(net, "conv1", data, top_n=2, batch_size=2, progress=False, checkpoint=tmp_path)
+    assert result.resumed_batches == 0 and any("cannot be read" in note for note in result.notes)
+    fresh = scan(net, "conv1", data, top_n=2, batch_size=2, progress=False)
+    assert torch.equal(result.layers["conv1"].maxima, fresh.layers["conv1"].maxima)
+
+
+def test_generic_datasets_are_fingerprinted_from_sampled_items() -> None:
+    from captum_fau._utils.fingerprint import dataset_fingerprint
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self, images: torch.Tensor) -> None:
+            self.images = images
+
+        def __len__(self) -> int:
+            return len(self.images)
+
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            return {"image": self.images[index], "emotion": index % 3}
+
+    images = torch.randn(5, 1, 8, 8)
+    before = dataset_fingerprint(Items(images))
+    assert before["method"] == "sampled items (5 of 5, evenly spaced)"
+    changed = images.clone()
+    changed[2, 0, 3, 3] += 1e-3
+    assert dataset_fingerprint(Items(changed))["hash"] != before["hash"]
+    assert dataset_fingerprint(Items(images.clone())) == before
