@@ -23,7 +23,6 @@ Examples::
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
@@ -75,35 +74,91 @@ class AnalysisResult:
     sanity: Any | None = None
 
 
-def _params_hash(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class _Manifest:
-    """``OUT/analysis.json``: parameters and finished steps, rewritten atomically after each step."""
+    """``OUT/analysis.json``: the key of every finished step and what went into the keys, rewritten atomically
+    after each step.
 
-    def __init__(self, out: Path, params: dict[str, Any], resume: bool = True) -> None:
+    A step's key hashes everything its result depends on (:func:`_step_keys`): the model's weights and
+    preprocessing, the data's contents, the labels it reads, its own parameters and the keys of the steps
+    it builds on. A step is reused only when its key and its files are unchanged.
+    """
+
+    FORMAT = 2
+
+    def __init__(self, out: Path, fingerprint: dict[str, Any], params: dict[str, Any], resume: bool = True) -> None:
         self.path = out / "analysis.json"
-        self.params_hash = _params_hash(params)
+        self.fingerprint = fingerprint
         self.params = params
-        self.done: dict[str, Any] = {}
+        self.keys: dict[str, str] = {}
+        self.done: dict[str, dict[str, Any]] = {}
+        self._old: dict[str, Any] = {}
         if resume and self.path.is_file():
             try:
                 old = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
-            if old.get("params_hash") == self.params_hash:
-                self.done = dict(old.get("done", {}))
+            if isinstance(old, dict) and old.get("format") == self.FORMAT and isinstance(old.get("steps"), dict):
+                self._old = old["steps"]
+
+    def key(self, step: str, **parts: Any) -> str:
+        """Record and return the key of ``step`` from the named ``parts`` it depends on."""
+        from captum_fau._utils.fingerprint import key
+
+        self.keys[step] = key(parts)
+        return self.keys[step]
 
     def finished(self, step: str, *files: Path) -> bool:
-        return step in self.done and all(f.exists() for f in files)
+        """Whether an earlier run finished ``step`` with the key recorded by :meth:`key` and left ``files``."""
+        old = self._old.get(step)
+        return isinstance(old, dict) and step in self.keys and old.get("key") == self.keys[step] and all(
+            f.exists() for f in files
+        )
+
+    def info(self, step: str) -> Any:
+        """What the earlier run recorded for a finished ``step``."""
+        return self._old[step].get("info")
 
     def mark(self, step: str, info: Any = True) -> None:
         from captum_fau._utils.io import atomic_write_text
 
-        self.done[step] = info
-        payload = {"params_hash": self.params_hash, "params": self.params, "done": self.done}
+        self.done[step] = {"key": self.keys.get(step), "info": info}
+        self._old[step] = self.done[step]
+        payload = {"format": self.FORMAT, "params": self.params, "fingerprint": self.fingerprint,
+                   "steps": self._old}  # fmt: skip
         atomic_write_text(self.path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _fingerprint(model: nn.Module, dataset: Dataset, **extra: Any) -> dict[str, Any]:
+    """What identifies the inputs of the scan: the model (weights, class, preprocessing) and the data's contents.
+
+    ``extra`` entries are added under ``"model"`` (the model's input specification: how raw crops become
+    its inputs, local-mean padding included).
+    """
+    from captum_fau._utils.fingerprint import dataset_fingerprint, state_dict_hash
+
+    model_part = {"class": f"{type(model).__module__}.{type(model).__qualname__}", "state_dict": state_dict_hash(model),
+                  **extra}  # fmt: skip
+    return {"model": model_part, "data": dataset_fingerprint(dataset)}
+
+
+def _scan_inputs(run: "_Run") -> dict[str, Any]:
+    """What the scan reads: the model's and the data's fingerprints, without the data's label hash (the steps
+    that read labels key on the label arrays themselves)."""
+    fingerprint = run.manifest.fingerprint
+    return {"model": fingerprint["model"], "data": {k: v for k, v in fingerprint["data"].items() if k != "labels"}}
+
+
+def _scan_key(run: "_Run") -> str:
+    """The scan's key: :func:`_scan_inputs` and the scan's parameters."""
+    config = run.config
+    return run.manifest.key("scan", **_scan_inputs(run), layer=config.layer, n=config.n, rule=config.rule,
+                            relu_like=config.relu_like)  # fmt: skip
+
+
+def _label_key(scanned: "_Scanned", *names: str, **extra: Any) -> str:
+    from captum_fau._utils.fingerprint import hash_arrays
+
+    return hash_arrays(*[scanned.labels.get(name) for name in names], extra)
 
 
 def _check_out(out: Path) -> None:
@@ -148,8 +203,9 @@ class AnalysisConfig:
         resume (bool): Reuse finished steps found in ``out``; an interrupted scan continues
             from its last checkpoint. Default: True
         title (str, optional): Report title. Default: None
-        checkpoint_every (int): Batches between scan checkpoints (in ``out/scan-checkpoint``,
-            removed once the scan's results are written). Default: 50
+        checkpoint_every_s (float): Seconds between scan checkpoints (in ``out/scan-checkpoint``,
+            removed once the scan's results are written); the scan also checkpoints when it ends,
+            and every other step records its result when it finishes. Default: 60
         sanity_check (bool): Also run the model-randomisation check of the reconstructions
             (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 of every filter), written
             to ``out/sanity.json`` and shown in the report. Default: False
@@ -196,7 +252,7 @@ class AnalysisConfig:
     progress: bool = True
     resume: bool = True
     title: str | None = None
-    checkpoint_every: int = 50
+    checkpoint_every_s: float = 60.0
     sanity_check: bool = False
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
@@ -228,8 +284,14 @@ class AnalysisConfig:
         for name in ("checkpoint", "au_csv"):
             if not isinstance(getattr(self, name), (str, os.PathLike, type(None))):
                 raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
-        for name in ("n", "n_featured", "batch_size", "checkpoint_every"):
+        for name in ("n", "n_featured", "batch_size"):
             _check_count(name, getattr(self, name), 1)
+        every = self.checkpoint_every_s
+        if isinstance(every, bool) or not isinstance(every, (int, float, np.integer, np.floating)) or not every >= 0:
+            raise ConfigError(
+                f"AnalysisConfig.checkpoint_every_s must be a number of seconds >= 0, got {every!r}; "
+                "pass e.g. checkpoint_every_s=60."
+            )
         for name in ("permutations", "bootstrap", "seed"):
             _check_count(name, getattr(self, name), 0)
         check_rule(self.rule)
@@ -444,8 +506,37 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = time.perf_counter() - started
 
 
+def _lock_out(out: Path) -> Any:
+    """Rank 0 takes the exclusive lock on ``out`` (:class:`~captum_fau._utils.outlock.OutputLock`); every rank
+    raises if it cannot. Returns the lock on rank 0, None elsewhere."""
+    from captum_fau._utils import distributed
+    from captum_fau._utils.outlock import OutputLock
+
+    lock, error = None, None
+    if distributed.world()[0] == 0:
+        try:
+            _check_out(out)
+            lock = OutputLock(out).acquire()
+        except Exception as err:  # noqa: BLE001 - every rank learns of it in agree()
+            error = err
+    distributed.agree(error)
+    return lock
+
+
 def _analyze(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> AnalysisResult:
+    lock = _lock_out(config.out)
+    try:
+        return _analyze_locked(model, data, config, dev, lock.note if lock is not None else None)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device,
+                    lock_note: str | None) -> AnalysisResult:  # fmt: skip
     run = _prepare(model, data, config, dev)
+    if lock_note:
+        run.notes.append(lock_note)
     scanned = _scan_step(run, dev)
     if scanned is None:  # a rank other than 0: rank 0 writes the results
         return _other_rank_result(run.out, run.rank, run.world_size)
@@ -504,7 +595,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
 
     mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}),) if n]
     params.update(class_names=None if mapping is None else list(mapping.model_classes), face_crop=config.face_crop)
-    manifest = _Manifest(config.out, params, resume=config.resume)
+    manifest = _Manifest(config.out, _fingerprint(model, dataset, input_spec=spec.to_dict()), params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
                 params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes + mapping_notes,
                 mapping=mapping)  # fmt: skip
@@ -578,6 +669,7 @@ def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
     from captum_fau._utils import distributed
 
     maxima_file = run.out / "maxima.npz"
+    _scan_key(run)
     with _timed(run.timings, "scan"):
         if distributed.broadcast_flag(run.manifest.finished("scan", run.out / "topn.safetensors", maxima_file)):
             return _load_scan(run, maxima_file) if run.rank == 0 else None
@@ -592,7 +684,8 @@ def _load_scan(run: _Run, maxima_file: Path) -> _Scanned:
     with np.load(maxima_file, allow_pickle=False) as z:
         maxima, order, logits = z["maxima"], z["indices"], z["logits"]
         stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
-    return _Scanned(topn, maxima, logits, {**_labels(run.faces, {}, order), **stored})
+    # The dataset's own label arrays win over the stored ones: the label-reading steps key on them.
+    return _Scanned(topn, maxima, logits, {**stored, **_labels(run.faces, {}, order)})
 
 
 def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | None:
@@ -612,7 +705,9 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
     result = scan(run.model, run.layer, run.dataset, top_n=config.n, batch_size=config.batch_size, device=dev,
                   progress=run.progress, keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
-                  checkpoint_every=config.checkpoint_every, gather="rank0")  # fmt: skip
+                  checkpoint_every_s=config.checkpoint_every_s, fingerprint=_scan_inputs(run),
+                  gather="rank0")  # fmt: skip
+    run.notes.extend(result.notes)
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
     topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(result, progress=run.progress)
@@ -656,6 +751,11 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
     if aus is None or not au_ids:
         run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
         return None
+    config = run.config
+    run.manifest.key("faukl", scan=run.manifest.keys["scan"], aus=_label_key(scanned, "aus", au_ids=list(au_ids)),
+                     groups=_label_key(scanned, "subject", "sequence"), permutations=config.permutations,
+                     bootstrap=config.bootstrap, seed=config.seed, stratify=config.stratify,
+                     strata=_label_key(scanned, config.stratify) if config.stratify else None)  # fmt: skip
     if run.manifest.finished("faukl", path):
         loaded = FAUKLResult.load(path)
         run.notes.extend(n for n in loaded.stats().notes if n.startswith("WARNING"))
@@ -676,6 +776,9 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
         meta={"model": run.model_name, "data": run.data_name},
     )  # fmt: skip
     run.notes.extend(n for n in faukl.stats().notes if n.startswith("WARNING"))  # e.g. no subject/sequence ids
+    from captum_fau._utils.faults import pause_point
+
+    pause_point("faukl")
     faukl.save(path)
     faukl.to_csv(run.out / "fau_kl.csv")
     run.manifest.mark("faukl")
@@ -690,17 +793,21 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
         return None
     if run.mapping is None:  # the reason is already in the notes
         return None
+    mapping = run.mapping
+    run.manifest.key("accuracy", scan=run.manifest.keys["scan"],
+                     emotions=_label_key(scanned, "emotion", model_classes=list(mapping.model_classes),
+                                         data_classes=list(mapping.data_classes)))  # fmt: skip
     if run.manifest.finished("accuracy"):
-        accuracy = run.manifest.done["accuracy"] or None
+        accuracy = run.manifest.info("accuracy") or None
     else:
-        k = len(run.mapping.model_classes)
+        k = len(mapping.model_classes)
         if scanned.logits.ndim != 2 or scanned.logits.shape[1] != k:
             run.notes.append(
                 f"Accuracy skipped: the model has {scanned.logits.shape[-1]} outputs but {k} class names "
-                f"({','.join(run.mapping.model_classes)}); pass --class-names with one name per output."
+                f"({','.join(mapping.model_classes)}); pass --class-names with one name per output."
             )
             return None
-        accuracy = emotion_accuracy(scanned.logits, emotions, run.mapping)
+        accuracy = emotion_accuracy(scanned.logits, emotions, mapping)
         run.manifest.mark("accuracy", accuracy or {})
     if accuracy is None:
         run.notes.append("Accuracy skipped: no labelled image has a class of the model.")
@@ -736,14 +843,14 @@ def _sanity_step(run: _Run, topn: Any, n: int = 3) -> Any | None:
     from captum_fau.attr.sanity import SanityCheckResult
 
     path = run.out / "sanity.json"
-    info = {"n": n, "seed": run.config.seed}
-    if run.manifest.finished("sanity", path) and run.manifest.done["sanity"] == info:
+    run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=run.config.seed)
+    if run.manifest.finished("sanity", path):
         return SanityCheckResult.load(path)
-    sanity = TopNDeconv(run.model, run.layer, rule=run.config.rule).sanity_check(
+    sanity = TopNDeconv(run.model, run.layer, rule=run.config.rule, relu_like=run.config.relu_like).sanity_check(
         topn, run.dataset, n=n, seed=run.config.seed, progress=run.progress
     )
     sanity.save(path)
-    run.manifest.mark("sanity", info)
+    run.manifest.mark("sanity", {"n": n, "seed": run.config.seed})
     return sanity
 
 
@@ -759,6 +866,7 @@ def _report_step(
         accuracy=accuracy, localisation=localisation, featured=featured, notes=run.notes, params=run.params,
         title=run.config.title, sanity=sanity,
     )  # fmt: skip
+    run.manifest.key("report", steps=dict(run.manifest.keys), featured=featured, title=run.config.title)
     run.manifest.mark("report")
     return report
 

@@ -147,15 +147,18 @@ def test_checkpointed_scan_resumes_and_rejects_other_settings(tmp_path, net) -> 
         got = scale_worker.summary(result)
         for key in plain:
             assert torch.equal(got[key], plain[key]), key
-    with pytest.raises(ResumeError, match=r"top_n: 3 -> 4"):
-        scan(net, "conv3", data, top_n=4, batch_size=8, progress=False, checkpoint=tmp_path)
+    # Other settings: the checkpoint is discarded with a note and the scan starts clean.
+    other = scan(net, "conv3", data, top_n=4, batch_size=8, progress=False, checkpoint=tmp_path)
+    assert other.resumed_batches == 0 and any("top_n: 3 -> 4" in note for note in other.notes)
+    fresh = scan(net, "conv3", data, top_n=4, batch_size=8, progress=False)
+    assert torch.equal(other.layers["conv3"].maxima, fresh.layers["conv3"].maxima)
     (tmp_path / "scan.rank0-of-3.safetensors").write_bytes(b"")
     with pytest.raises(ResumeError, match="3 process"):
         scan(net, "conv3", data, top_n=3, batch_size=8, progress=False, checkpoint=tmp_path)
     with pytest.raises(ResumeError, match="map-style"):
         scan(net, "conv3", [torch.zeros(2, 1, 96, 96)], progress=False, checkpoint=tmp_path / "other")
-    with pytest.raises(ConfigError, match="checkpoint_every"):
-        scan(net, "conv3", data, progress=False, checkpoint=tmp_path / "other", checkpoint_every=0)
+    with pytest.raises(ConfigError, match="checkpoint_every_s"):
+        scan(net, "conv3", data, progress=False, checkpoint=tmp_path / "other", checkpoint_every_s=-1)
     with pytest.raises(ConfigError, match="gather must be"):
         scan(net, "conv3", data, progress=False, gather="rank1")
 
@@ -193,7 +196,7 @@ def test_killed_scan_restarts_from_its_last_checkpoint(tmp_path, net) -> None:
     assert done is not None and 6 <= done["batches_done"] < 20 and not done["complete"]
     data = scale_worker.SlowSynth(160)
     kwargs = dict(top_n=scale_worker.TOP_N, batch_size=8, keep_inputs=True, progress=False)
-    resumed = scan(net, "conv3", data, checkpoint=ckpt, checkpoint_every=2, spill_bytes=0, **kwargs)
+    resumed = scan(net, "conv3", data, checkpoint=ckpt, checkpoint_every_s=0, spill_bytes=0, **kwargs)
     assert resumed.resumed_batches == done["batches_done"]
     plain = scan(net, "conv3", data, **kwargs)
     a, b = scale_worker.summary(resumed), scale_worker.summary(plain)
@@ -286,7 +289,7 @@ def test_torchrun_analyze_cli_equals_one_process(tmp_path, one_thread) -> None:
         for key in x.files:
             np.testing.assert_array_equal(x[key], y[key])
     manifest = json.loads((tmp_path / "two" / "analysis.json").read_text())
-    assert manifest["done"]["scan"]["processes"] == 2
+    assert manifest["steps"]["scan"]["info"]["processes"] == 2
     assert not (tmp_path / "two" / "scan-checkpoint").exists()  # removed once the results were written
 
 

@@ -73,7 +73,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
-        progress=not args.quiet, resume=not args.no_resume, checkpoint_every=args.checkpoint_every,
+        progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", False),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
     )  # fmt: skip
@@ -104,8 +104,9 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     _options.add_stratify(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
-    p.add_argument("--checkpoint-every", type=_options.positive_int, default=50, metavar="K",
-                   help="save the scan's state every K batches so a killed run resumes there (default: 50)")
+    p.add_argument("--checkpoint-every-s", type=_options.non_negative_float, default=60.0, metavar="S",
+                   help="save the scan's state every S seconds (and when it ends) so a killed run resumes there; "
+                   "0: after every batch (default: 60)")
     _options.add_sanity_check(p)
     _options.add_quiet(p)
     _options.add_device(p)

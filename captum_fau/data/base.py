@@ -185,6 +185,25 @@ class FaceSet(Dataset):
             names=pick(self.names),
         )
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this set's contents: ``"hash"`` of every pixel and of the preprocessing, and
+        ``"labels"`` of every label array (see :mod:`captum_fau._utils.fingerprint`).
+
+        Examples::
+
+            >>> fs = FaceSet(images=np.zeros((2, 8, 8), np.uint8), class_names=("a",))
+            >>> other = FaceSet(images=np.ones((2, 8, 8), np.uint8), class_names=("a",))
+            >>> fs.fingerprint()["hash"] == other.fingerprint()["hash"]
+            False
+        """
+        from captum_fau._utils.fingerprint import hash_arrays
+
+        pixels = hash_arrays(self.images, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None)
+        labels = hash_arrays(*[getattr(self, a) for a in ("emotions", "aus", "subjects", "sequences")],
+                             list(self.class_names), list(self.au_ids))  # fmt: skip
+        return {"method": "every pixel and label", "type": "FaceSet", "name": self.name, "n": len(self),
+                "hash": pixels, "labels": labels}  # fmt: skip
+
     def __repr__(self) -> str:
         parts = [f"{len(self)} images {self.images.shape[1]}x{self.images.shape[2]}"]
         if self.emotions is not None:

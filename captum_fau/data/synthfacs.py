@@ -506,6 +506,16 @@ class SynthFACS(Dataset):
         idx = np.arange(self.start, self.start + self.n, dtype=np.int64)
         return idx // IMAGES_PER_SUBJECT if self.n_subjects is None else idx % self.n_subjects
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this set's contents: its rendering parameters, plus the first and last item
+        hashed in full (so a change of the renderer is seen too; see :mod:`captum_fau._utils.fingerprint`)."""
+        from captum_fau._utils.fingerprint import sampled_items_fingerprint
+
+        params = {"n": self.n, "seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects,
+                  "local_mean": self.local_mean, "local_mean_padding": self.local_mean_padding}  # fmt: skip
+        sample = sampled_items_fingerprint(self, count=2)["hash"]
+        return {"method": "rendering parameters + first and last item", "type": "SynthFACS", **params, "hash": sample}
+
     def __repr__(self) -> str:
         n_subj = len(np.unique(self.subjects))
         first = f", start={self.start}" if self.start else ""

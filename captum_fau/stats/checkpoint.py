@@ -10,7 +10,6 @@ continues with the next batch: the result equals that of an uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from captum_fau._utils.fingerprint import state_dict_hash
 from captum_fau._utils.io import atomic_safetensors
 from captum_fau.errors import ResumeError
 from captum_fau.stats.rows import RowStore
@@ -29,15 +29,9 @@ _STATE_RE = re.compile(r"^scan\.rank(\d+)-of-(\d+)\.safetensors$")
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of the model's parameter names, shapes and values (changes with any weight)."""
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            digest.update(f"{name}:{tuple(tensor.shape)}:{str(tensor.dtype)}:".encode())
-            if tensor.is_floating_point() and tensor.numel():
-                flat = tensor.detach().double().flatten()
-                digest.update(f"{float(flat.sum()):.10e}:{float(flat.abs().sum()):.10e}".encode())
-    return digest.hexdigest()[:16]
+    """A short hash of the model's state dict: every parameter's and buffer's name, shape, dtype and exact values
+    (:func:`captum_fau._utils.fingerprint.state_dict_hash`)."""
+    return state_dict_hash(model)
 
 
 def scan_settings(
@@ -49,13 +43,21 @@ def scan_settings(
     num_images: int,
     keep_outputs: bool,
     additional_forward_args: bool,
+    fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What must match for a scan to resume from a checkpoint (``additional_forward_args``: whether any were given)."""
-    return {
+    """What must match for a scan to resume from a checkpoint (``additional_forward_args``: whether any were given).
+
+    ``fingerprint`` adds what identifies the data and the model beyond this (e.g. the data's content hash from
+    :func:`captum_fau._utils.fingerprint.dataset_fingerprint`); a checkpoint written with another one is discarded.
+    """
+    settings = {
         "layers": layers, "top_n": top_n, "distinct_images": distinct_images, "batch_size": batch_size,
         "num_images": num_images, "keep_outputs": keep_outputs, "model": model_fingerprint(model),
         "additional_forward_args": additional_forward_args,
     }  # fmt: skip
+    if fingerprint:
+        settings["fingerprint"] = fingerprint
+    return settings
 
 
 class ScanCheckpoint:
@@ -79,6 +81,7 @@ class ScanCheckpoint:
         self.rank, self.world_size = rank, world_size
         self.state_path = self.directory / f"scan.rank{rank}-of-{world_size}.safetensors"
         self.rows_prefix = f"rows.rank{rank}-of-{world_size}"
+        self.discarded: str | None = None
         others = sorted({int(m.group(2)) for p in self.directory.iterdir() if (m := _STATE_RE.match(p.name))})
         foreign = [w for w in others if w != world_size]
         if foreign:
@@ -91,9 +94,11 @@ class ScanCheckpoint:
     def load(self) -> dict[str, Any] | None:
         """The saved state (``batches_done``, ``rows``, ``complete``, ``trackers``), or None if there is none.
 
-        Raises:
-            ResumeError: the checkpoint is unreadable or was written with other settings.
+        A checkpoint that cannot be read, or that was written with other settings (another model, other
+        data, another layer, ...), is deleted and None returned: the scan starts clean. :attr:`discarded`
+        then says why.
         """
+        self.discarded: str | None = None
         if not self.state_path.is_file():
             return None
         from safetensors import safe_open
@@ -103,17 +108,14 @@ class ScanCheckpoint:
                 meta = json.loads((handle.metadata() or {}).get("captum_fau_scan", "{}"))
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as err:  # safetensors raises several types for damaged files
-            raise ResumeError(f"Cannot read the scan checkpoint {self.state_path} ({err}); delete it to start over.") from err
+            return self._discard(f"it cannot be read ({err})")
         if meta.get("format") != _FORMAT:
-            raise ResumeError(f"{self.state_path} is not a captum-fau scan checkpoint (format {meta.get('format')!r}).")
+            return self._discard(f"it is not a scan checkpoint of this version (format {meta.get('format')!r})")
         saved = meta.get("settings", {})
         if saved != self.settings:
             changed = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {self.settings.get(k)!r}" for k in changed[:6])
-            raise ResumeError(
-                f"The scan checkpoint in {self.directory} was written with other settings ({details}); rerun with the "
-                "original settings, or delete the folder (or pass another checkpoint folder) to start over."
-            )
+            details = ", ".join(f"{k}: {_short(saved.get(k))} -> {_short(self.settings.get(k))}" for k in changed[:6])
+            return self._discard(f"it was written with other settings ({details})")
         trackers: dict[str, dict[str, torch.Tensor]] = {}
         for key, tensor in tensors.items():
             _, layer, field = key.split("/", 2)
@@ -124,6 +126,14 @@ class ScanCheckpoint:
             "complete": bool(meta.get("complete", False)),
             "trackers": trackers,
         }
+
+    def _discard(self, why: str) -> None:
+        """Delete this rank's checkpoint files and record why."""
+        self.discarded = f"The scan checkpoint in {self.directory} was discarded and the scan started clean: {why}."
+        self.state_path.unlink(missing_ok=True)
+        for path in self.directory.glob(f"{self.rows_prefix}.*"):
+            path.unlink(missing_ok=True)
+        return None
 
     def rows(self, count: int, spill_bytes: int | None = None) -> RowStore:
         """This rank's row store, cut back to ``count`` rows (0: a fresh store)."""
@@ -153,6 +163,11 @@ class ScanCheckpoint:
             self.directory.rmdir()
         except OSError:
             pass  # other ranks' files, or the user's, are still there
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 __all__ = ["ScanCheckpoint", "model_fingerprint", "scan_settings"]

@@ -52,6 +52,8 @@ class ScanResult:
             other than 0 of a distributed scan with ``gather="rank0"``).
         resumed_batches (int): Batches this process took from a checkpoint instead of reading them.
         rank (int): This process's rank; world_size (int): processes in the scan.
+        notes (list of str): What the scan had to do besides reading, e.g. discard a checkpoint
+            written with other data.
     """
 
     layers: dict[str, LayerScan]
@@ -65,6 +67,7 @@ class ScanResult:
     resumed_batches: int = 0
     rank: int = 0
     world_size: int = 1
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_images(self) -> int:

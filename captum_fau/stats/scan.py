@@ -20,6 +20,7 @@ association (:class:`captum_fau.concept.FAUKL`) are both built on it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,7 +32,7 @@ from captum_fau._utils import distributed
 from captum_fau._utils.device import input_device
 from captum_fau._utils.modules import LayerSpec, eval_mode, resolve_layers
 from captum_fau._utils.validate import one_of, optional_positive_int, positive_int
-from captum_fau.errors import DatasetError
+from captum_fau.errors import ConfigError, DatasetError
 from captum_fau.stats.accumulate import LayerRecorder, ScanAccumulator
 from captum_fau.stats.batching import Batch, MapSource, iter_batches, length_hint, plan_batches
 from captum_fau.stats.checkpoint import ScanCheckpoint, scan_settings
@@ -56,7 +57,8 @@ def scan(
     keep_outputs: bool = False,
     additional_forward_args: Any = None,
     checkpoint: str | Path | None = None,
-    checkpoint_every: int = 50,
+    checkpoint_every_s: float = 60.0,
+    fingerprint: dict[str, Any] | None = None,
     spill_bytes: int | None = None,
     gather: str = "all",
 ) -> ScanResult:
@@ -96,10 +98,16 @@ def scan(
         additional_forward_args (Any, optional): Extra positional arguments for
             the model after the inputs. Default: None
         checkpoint (str or Path, optional): Folder for resumable checkpoints
-            (map-style data only). Every ``checkpoint_every`` batches the
-            accumulators are saved atomically; a rerun with the same folder and
-            settings continues after the last checkpoint. Default: None
-        checkpoint_every (int, optional): Batches between checkpoints. Default: 50
+            (map-style data only). Every ``checkpoint_every_s`` seconds (and at
+            the end) the accumulators are saved atomically; a rerun with the same
+            folder and settings continues after the last checkpoint, and a
+            checkpoint written with other settings, another model or other data
+            is discarded (``ScanResult.notes`` says so). Default: None
+        checkpoint_every_s (float, optional): Seconds between checkpoints; 0
+            saves after every batch. Default: 60
+        fingerprint (dict, optional): What else identifies the model and the
+            data (JSON-serialisable, e.g. the data's content hash); stored in the
+            checkpoint and compared on resume. Default: None
         spill_bytes (int, optional): Per-image rows kept in memory before they
             move to memory-mapped files, so memory stays flat however large
             the dataset. Default: 256 MiB
@@ -122,7 +130,7 @@ def scan(
     """
     top_n = optional_positive_int(top_n, "top_n", error=DatasetError)
     positive_int(batch_size, "batch_size", error=DatasetError, hint="pass e.g. batch_size=64.")
-    positive_int(checkpoint_every, "checkpoint_every", hint="give the number of batches between checkpoints.")
+    _check_seconds(checkpoint_every_s)
     one_of(gather, "gather", ("all", "rank0"))
     names = resolve_layers(model, layers)
     recorder = LayerRecorder(model, names, input_device(model, device), additional_forward_args,
@@ -132,12 +140,14 @@ def scan(
     if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
                           f"{len(source)}; pass top_n <= {len(source)}.")  # fmt: skip
-    ckpt, saved = None, None
+    ckpt, saved, notes = None, None, []
     if checkpoint is not None:
         settings = scan_settings(model, names, top_n, distinct_images, batch_size, len(source),  # type: ignore[arg-type]
-                                 keep_outputs, additional_forward_args is not None)  # fmt: skip
+                                 keep_outputs, additional_forward_args is not None, fingerprint)  # fmt: skip
         ckpt = ScanCheckpoint(checkpoint, settings, rank, world_size)
         saved = ckpt.load()
+        if ckpt.discarded:
+            notes.append(ckpt.discarded)
     done = saved["batches_done"] if saved else 0
     rows = ckpt.rows(saved["rows"] if saved else 0, spill_bytes) if ckpt else RowStore(spill_bytes=spill_bytes)
     acc = ScanAccumulator(rows, top_n, distinct_images, keep_inputs, label_columns=not (source is not None and source.face_set))
@@ -147,7 +157,7 @@ def scan(
         bar = _progress_bar(total, done, names, enabled=progress and rank == 0)
         try:
             if batches is not None:
-                _read_source(source, batches, done, recorder, acc, bar, ckpt, checkpoint_every, saved)  # type: ignore[arg-type]
+                _read_source(source, batches, done, recorder, acc, bar, ckpt, checkpoint_every_s, saved)  # type: ignore[arg-type]
             else:
                 _read_iterable(data, batch_size, recorder, acc, bar)
         except BaseException as err:  # noqa: BLE001 - re-raised below, on every rank
@@ -168,8 +178,15 @@ def scan(
         extras=acc.labels(source, rows_here, loose=world_size == 1 and checkpoint is None),
         outputs=acc.outputs(rows_here) if keep_outputs else None,
         total_images=len(source) if source is not None else len(acc.rows), rows_here=rows_here,
-        resumed_batches=done, rank=rank, world_size=world_size,
+        resumed_batches=done, rank=rank, world_size=world_size, notes=notes,
     )  # fmt: skip
+
+
+def _check_seconds(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(
+            f"checkpoint_every_s must be a number of seconds >= 0, got {value!r}; pass e.g. checkpoint_every_s=60."
+        )
 
 
 def _progress_bar(total: int | None, done: int, names: list[str], enabled: bool) -> Any:
@@ -190,17 +207,23 @@ def _feed(recorder: LayerRecorder, acc: ScanAccumulator, batch: Batch) -> None:
 
 def _read_source(
     source: MapSource, batches: list[tuple[int, int]], done: int, recorder: LayerRecorder, acc: ScanAccumulator,
-    bar: Any, ckpt: ScanCheckpoint | None, checkpoint_every: int, saved: dict[str, Any] | None,
+    bar: Any, ckpt: ScanCheckpoint | None, checkpoint_every_s: float, saved: dict[str, Any] | None,
 ) -> None:  # fmt: skip
-    """Read this rank's ``batches`` of a map-style source from batch ``done`` on, checkpointing as asked."""
+    """Read this rank's ``batches`` of a map-style source from batch ``done`` on, checkpointing every
+    ``checkpoint_every_s`` seconds and at the end."""
+    from captum_fau._utils.faults import pause_point
+
     if len(source) == 0:
         raise DatasetError(_EMPTY)
     acc.start(recorder.start(source.read(np.arange(1))[0]), saved["trackers"] if saved else None)
+    last_save = time.monotonic()
     for number, batch in enumerate(source.batches(batches[done:]), start=done + 1):
         _feed(recorder, acc, batch)
         bar.update(1)
-        if ckpt is not None and number % checkpoint_every == 0 and number < len(batches):
+        if ckpt is not None and number < len(batches) and time.monotonic() - last_save >= checkpoint_every_s:
             ckpt.save(number, acc.rows, acc.trackers)
+            last_save = time.monotonic()
+            pause_point("scan")
     if ckpt is not None:
         ckpt.save(len(batches), acc.rows, acc.trackers, complete=True)
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from captum_fau._utils.faults import pause_point
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion, save_figure
 from captum_fau.viz.filter_browser import BROWSER_CSS, BROWSER_SCRIPT, au_sort_key, filter_browser_section
@@ -93,6 +94,7 @@ def build_report(
     sections.append(filter_browser_section(out, topn, faukl, layer, localisation, featured))
     sections.append(_files_section(faukl is not None, localisation is not None))
     atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
+    pause_point("report")  # a fault test stops here: results.json written, index.html not yet
     return write_report(
         out, title or "Do deep networks learn facial action units?", sections, summary=summary,
         subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",

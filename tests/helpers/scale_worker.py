@@ -112,7 +112,7 @@ def run_distributed(out: Path) -> None:
 
     lazy = SlowSynth(70)
     rank0 = scan(net, "conv3", lazy, top_n=TOP_N, batch_size=BATCH, keep_inputs=True, progress=False,
-                 gather="rank0", checkpoint=out / "ckpt", checkpoint_every=1, spill_bytes=0)  # fmt: skip
+                 gather="rank0", checkpoint=out / "ckpt", checkpoint_every_s=0, spill_bytes=0)  # fmt: skip
     tensors.update({f"rank0_{k}": v.contiguous() for k, v in summary(rank0).items()})
     report["rank0_rows_here"] = rank0.rows_here
     report["rank0_num_images"] = rank0.num_images
@@ -141,7 +141,7 @@ def run_slow(checkpoint: Path) -> None:
 
     torch.set_num_threads(1)
     scan(model(), "conv3", SlowSynth(160, delay=0.01), top_n=TOP_N, batch_size=8, keep_inputs=True,
-         progress=False, checkpoint=checkpoint, checkpoint_every=2, spill_bytes=0)  # fmt: skip
+         progress=False, checkpoint=checkpoint, checkpoint_every_s=0, spill_bytes=0)  # fmt: skip
 
 
 if __name__ == "__main__":
