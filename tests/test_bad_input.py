@@ -110,7 +110,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-n-zero", _an("--n", "0"), "positive integer"),
     ("analyze-batch-size-text", _an("--batch-size", "many"), "not an integer"),
     ("analyze-rule-unknown", _an("--rule", "magic"), "invalid choice"),
-    ("analyze-checkpoint-every-zero", _an("--checkpoint-every", "0"), "positive integer"),
+    ("analyze-checkpoint-every-s-negative", _an("--checkpoint-every-s", "-1"), "seconds >= 0"),
     ("analyze-seed-negative", _an("--seed", "-1"), "0 or more"),
     ("analyze-n-exceeds-data", _an("--n", "30"), "--n / n <= 24"),
     ("analyze-model-unimportable", ["analyze", "--model", "nowhere_xyz:build", "--data", "synthfacs:24"], "Cannot import"),
