@@ -118,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "analyze", help="the whole analysis on any model and data: top-N, FAU-KL, accuracy, report",
         description=(
             "Top-N deconvolution of every filter of a layer, the FAU-KL association of each filter with each\n"
-            "action unit (with permutation p-values, FDR q-values and bootstrap CIs), accuracy when the data\n"
+            "action unit (with subject-level permutation p-values, FDR q-values and clustered AUROC intervals), accuracy when the data\n"
             "has emotion labels, and an HTML report with the paper's figures."
         ),
         example=ANALYZE_EXAMPLE, sections=(_options.MODEL_FORMS, _options.DATA_FORMS, DISTRIBUTED),

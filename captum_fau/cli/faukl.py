@@ -60,8 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "fau-kl", help="FAU-KL: which AU each filter responds to, with p/q-values",
         description=(
             "FAU-KL (paper section 4.4): the KL divergence between each filter's activations on images\n"
-            "with and without each action unit, with permutation p-values, FDR q-values and bootstrap\n"
-            "intervals. Writes faukl.safetensors/.csv/.json, a bar chart and the paper's Table 4."
+            "with and without each action unit, with subject-level permutation p-values for the KL and the\n"
+            "AUROC, FDR q-values and clustered AUROC intervals. Writes faukl.safetensors/.csv/.json, a bar\n"
+            "chart and the paper's Table 4."
         ),
         example=EXAMPLE, sections=(_options.MODEL_FORMS, _options.DATA_FORMS),
     )  # fmt: skip

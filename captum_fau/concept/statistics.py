@@ -238,7 +238,7 @@ def fau_kl_statistics(
     chunk_size: int | None = None,
     progress: bool = False,
 ) -> AssociationStatistics:
-    """FAU-KL scores, permutation p-values, BH q-values, bootstrap CIs and AUROCs for every pair.
+    """FAU-KL scores, permutation p-values, BH q-values, AUROCs and their clustered intervals for every pair.
 
     Args:
         activations (np.ndarray): ``[M, C]`` per-image maximum activation of each filter.
