@@ -319,7 +319,7 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("analyze-data-numpy-items", lambda f: _analyze([{"image": np.zeros((1, 96, 96), np.float32)}] * 24),
      errors.InputShapeError, "torch.as_tensor"),
     ("analyze-two-input-model", lambda f: _analyze("synthfacs:24", model=_TwoInputs()), errors.ConfigError, "Wrap it"),
-    ("analyze-wrong-channels", lambda f: _analyze(torch.rand(24, 2, 96, 96)), errors.ConfigError, "channels"),
+    ("analyze-wrong-channels", lambda f: _analyze(torch.rand(24, 2, 96, 96)), errors.InputShapeError, "channels"),
     ("analyze-layer-unknown", lambda f: _analyze("synthfacs:24", layer="conv9"), errors.LayerError, "conv3"),
     ("analyze-layer-linear", lambda f: _analyze("synthfacs:24", layer="fc_out"), errors.LayerError, "feature map"),
     ("analyze-too-few-for-faukl", lambda f: _analyze("synthfacs:12"), errors.LabelError, "at least 20"),
@@ -437,14 +437,15 @@ def test_no_cache_writes_nothing_outside(tmp_path: Path, bad: dict[str, Path], m
     """XDG_CACHE_HOME places the crop cache (announced on stderr); --no-cache writes none."""
     monkeypatch.delenv("CAPTUM_FAU_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert main(["data", "describe", f"folder:{bad['imgs']}", "--no-cache"]) == 0
+    # face detection is what the cache saves: ask for it (auto keeps these small images whole)
+    assert main(["data", "describe", f"folder:{bad['imgs']}", "--face-crop", "haar", "--no-cache"]) == 0
     assert not (tmp_path / "xdg").exists()
-    assert main(["data", "describe", f"folder:{bad['imgs']}"]) == 0
-    assert list((tmp_path / "xdg" / "captum-fau" / "preprocessed").glob("faces-*.npz"))
+    assert main(["data", "describe", f"folder:{bad['imgs']}", "--face-crop", "haar"]) == 0
+    assert list((tmp_path / "xdg" / "captum-fau" / "preprocessed").glob("*.npz"))
     assert "Face crops cached in" in capsys.readouterr().err
     monkeypatch.setenv("CAPTUM_FAU_CACHE", str(tmp_path / "mine"))
-    assert main(["data", "describe", f"folder:{bad['imgs']}", "-q"]) == 0
-    assert list((tmp_path / "mine").glob("faces-*.npz"))
+    assert main(["data", "describe", f"folder:{bad['imgs']}", "--face-crop", "haar", "-q"]) == 0
+    assert list((tmp_path / "mine").glob("*.npz"))
 
 
 def test_help_says_module_factory_runs_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,7 +77,7 @@ def test_constant_model_scores_the_share_of_its_class_in_analyze_and_the_report(
     assert (tmp_path / "confusion.png").is_file()
     manifest = json.loads((tmp_path / "analysis.json").read_text())
     assert manifest["params"]["class_names"] == list(FER2013_CLASSES)
-    assert manifest["done"]["accuracy"]["mapping"]["index"] == results["accuracy"]["mapping"]["index"]
+    assert manifest["steps"]["accuracy"]["info"]["mapping"]["index"] == results["accuracy"]["mapping"]["index"]
 
 
 def test_no_class_names_skips_accuracy_and_bad_class_names_stop_before_the_scan(tmp_path: Path, faces, constant_spec):

@@ -205,7 +205,9 @@ def test_evaluate_feeds_an_rgb_model_through_its_spec(tmp_path, capsys) -> None:
             torch.manual_seed(1)
             return nn.Sequential(nn.Conv2d(3, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 7 * 7, 8))
     """))
-    code = main(["evaluate", "--model", f"{source}:build", "--data", "synthfacs:16", "--input-size", "32", "-q"])
+    classes = "neutral,anger,contempt,disgust,fear,happy,sadness,surprise"  # its outputs, named (never by index)
+    code = main(["evaluate", "--model", f"{source}:build", "--data", "synthfacs:16", "--input-size", "32",
+                 "--class-names", classes, "-q"])
     out = capsys.readouterr().out
     assert code == 0 and "gray data repeated to 3 channels" in out and "size from --input-size" in out
     namespace: dict = {}

@@ -23,8 +23,8 @@ model forms (--model):
   path/to/folder                   config.json + model.safetensors (save_pretrained, captum-fau train)
   timm:resnet18 --checkpoint W     a timm architecture with your safetensors weights
   my_pkg.models:build              module:factory (or file.py:factory) returning any nn.Module;
-                                   this imports and runs YOUR code (modules resolve from the
-                                   current directory, as with python -m): name only code you trust
+                                   this runs your code: the module is imported (from the
+                                   current directory, as with python -m); name only code you trust
   NAME --checkpoint W              a zoo architecture (NAME) with other weights
 """
 

@@ -400,10 +400,15 @@ def preprocess_faces(
         crops.cache_path = store.save(
             key, {"images": images, "boxes": boxes, "source_shapes": shapes, "status": status}
         )
-        if progress:  # the one write outside the caller's folders: say where, and how to move or skip it
-            tqdm.write(f"Face crops cached in {crops.cache_path} (set CAPTUM_FAU_CACHE to move the cache; "
-                       "--no-cache / cache=False skips it).", file=sys.stderr)  # fmt: skip
+        announce_cache(crops.cache_path, progress)
     return crops
+
+
+def announce_cache(path: Any, progress: bool) -> None:
+    """Say where a new cache entry went: the one write outside the caller's folders, and how to move or skip it."""
+    if progress:
+        tqdm.write(f"Face crops cached in {path} (set CAPTUM_FAU_CACHE to move the cache; "
+                   "--no-cache / cache=False skips it).", file=sys.stderr)  # fmt: skip
 
 
 def warn_skipped(dataset: str, skipped: Sequence[dict[str, str]], total: int, *, show: int = 20) -> None:

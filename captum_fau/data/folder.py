@@ -52,6 +52,7 @@ from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import FaceSet
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
+    announce_cache,
     FaceDetector,
     HaarFaceDetector,
     centre_square,
@@ -551,7 +552,7 @@ def _detect_items(
         "status": status,
     }
     if store is not None:
-        store.save(key, arrays)
+        announce_cache(store.save(key, arrays), progress)
     reasons = [None if c == 0 else ("unreadable image" if c == 1 else "no face found") for c in status]
     return _Items(arrays["images"], arrays["boxes"], arrays["owner"], arrays["whole"].astype(bool), reasons, params)
 
