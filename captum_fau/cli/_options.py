@@ -93,12 +93,22 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group.add_argument("--checkpoint", help="safetensors weights for timm:/module: models, or to replace a zoo model's")
 
 
-def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True) -> None:
-    """``--data`` (a data spec, see DATA_FORMS) and, where AU labels are used, ``--au-csv``."""
+def add_data_options(
+    parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True, stream: bool = True
+) -> None:
+    """``--data`` (a data spec, see DATA_FORMS), where AU labels are used ``--au-csv``, and
+    ``--stream`` / ``--workers`` where the command reads its data in one streaming pass."""
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
     if au_csv:
         group.add_argument("--au-csv", help="AU labels (OpenFace 2.0 or py-feat csv, or a folder of them) for folder: data")
+    if not stream:
+        return
+    group.add_argument("--stream", action="store_true",
+                       help="ckplus:/folder: data: decode, detect and crop per image in worker processes "
+                            "(memory flat in the number of images; crops cached per file) instead of all up front")
+    group.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
+                       help="worker processes that decode and crop streamed images (default: the usable cores, at most 8)")
 
 
 def add_filters(parser: argparse.ArgumentParser, what: str) -> None:
@@ -151,7 +161,8 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
 
     return load_data_spec(
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
-        progress=not getattr(args, "quiet", False),
+        progress=not getattr(args, "quiet", False), lazy=getattr(args, "stream", False),
+        workers=getattr(args, "workers", None),
     )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import FaceSet
 from captum_fau.data.faces import FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
+from captum_fau.data.lazy import LazyFaceSet
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
@@ -457,7 +458,9 @@ def load_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     cache: bool = True,
     progress: bool = True,
-) -> FaceSet:
+    lazy: bool = False,
+    workers: int | None = None,
+) -> FaceSet | LazyFaceSet:
     """Load a folder of face images with optional emotion and AU labels.
 
     Args:
@@ -479,9 +482,13 @@ def load_folder(
         cache_dir (str or Path, optional): Crop cache folder.
         cache (bool, optional): Use the crop cache. Default: True
         progress (bool, optional): Show a progress bar. Default: True
+        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that decodes,
+            detects and crops per item (in ``workers`` DataLoader processes, crops cached per
+            file); memory stays flat in the number of images. Default: False
+        workers (int, optional): Worker processes of a lazy set. Default: the usable cores (at most 8)
 
     Returns:
-        FaceSet: ``name`` ``"folder"``; ``names`` the relative image paths;
+        FaceSet (LazyFaceSet with ``lazy``): ``name`` ``"folder"``; ``names`` the relative image paths;
         ``emotions`` -1 for images without a label; AU rows NaN for images without an AU row.
 
     Raises:
@@ -526,6 +533,18 @@ def load_folder(
 
     if detect_faces and detector is None:
         detector = HaarFaceDetector()
+    if lazy:  # labels now; pixels per item (files without a face are flagged, see LazyFaceSet)
+        warn_skipped(f"folder {root}", skipped, count)
+        if aus_missing:
+            warnings.warn(f"folder {root}: {len(aus_missing)} images have no AU row in {au_csv}; their AUs are NaN.",
+                          stacklevel=2)  # fmt: skip
+        return LazyFaceSet(
+            [root / rel for rel in relative], size=size, detector=detector if detect_faces else None,
+            interpolation=interpolation, cache_dir=cache_dir, cache=cache, workers=workers,
+            class_names=labels.class_names, emotions=labels.emotions, aus=aus, au_ids=au_ids,
+            subjects=labels.subjects, sequences=labels.sequences, folds=labels.folds, names=np.array(relative),
+            name="folder", meta={"source": str(root), "skipped": skipped, "aus_missing": aus_missing},
+        )  # fmt: skip
     crops = preprocess_faces(
         [root / rel for rel in relative],
         size=size,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError
@@ -74,6 +75,8 @@ def load_data_spec(
     size: int | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    lazy: bool = False,
+    workers: int | None = None,
 ) -> FaceSet:
     """Load the dataset a spec names.
 
@@ -84,6 +87,9 @@ def load_data_spec(
         size (int, optional): Face side in pixels. Default: each loader's own (96; 48 for FER2013).
         progress (bool, optional): Show progress bars. Default: True
         cache_dir (str or Path, optional): Face-crop cache folder for CK+ and folders.
+        lazy (bool, optional): CK+ and folders as a :class:`~captum_fau.data.lazy.LazyFaceSet`
+            (crops made per item in worker processes); other sources are unaffected. Default: False
+        workers (int, optional): Worker processes of a lazy set. Default: the usable cores (at most 8)
 
     Returns:
         FaceSet: the loaded set.
@@ -104,7 +110,8 @@ def load_data_spec(
         raise DatasetError(
             f"--au-csv applies to folder: specs only; {kind} brings its own labels. Drop --au-csv or use folder:PATH."
         )
-    sized = {} if size is None else {"size": int(size)}
+    sized: dict[str, Any] = {} if size is None else {"size": int(size)}
+    streamed = {"lazy": True, "workers": workers} if lazy else {}
     if kind == "synthfacs":
         from captum_fau.data.synthfacs import load_synthfacs
 
@@ -126,7 +133,8 @@ def load_data_spec(
         from captum_fau.data.ckplus import load_ckplus
 
         return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, **sized
+            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, **sized,
+            **streamed,
         )
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
@@ -144,7 +152,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, **sized)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, **sized, **streamed)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]
