@@ -6,38 +6,26 @@ ratios printed are measured rate / 500. Run from the repository root:
 
     .venv/bin/python scripts/bench_synthfacs.py            # 2000 images
     .venv/bin/python scripts/bench_synthfacs.py --n 5000 --json
+
+Each case runs once untimed (warm-up), then ``--repeats`` times; rates are the
+median (min and max printed and in the JSON line).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
+import statistics
+import sys
 import tempfile
-import time
-import tracemalloc
+from pathlib import Path
 
-from captum_fau.data.synthfacs import region_masks, render
-from captum_fau.data.synthfacs_writer import write_synthfacs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
+
+from captum_fau.data.synthfacs import region_masks, render  # noqa: E402
+from captum_fau.data.synthfacs_writer import write_synthfacs  # noqa: E402
 
 TARGET_IMAGES_PER_S = 500.0
-
-
-def _timed(fn, n_memory: int) -> tuple[float, int]:  # noqa: ANN001
-    """Wall time of ``fn(n)`` untraced, then the traced peak of ``fn(n_memory)``.
-
-    tracemalloc slows Python-level code several-fold, so the timing run is not traced;
-    the peak is measured on a separate run (the same size unless ``n_memory`` is smaller).
-    """
-    t0 = time.perf_counter()
-    fn(None)
-    seconds = time.perf_counter() - t0
-    tracemalloc.start()
-    fn(n_memory)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return seconds, peak
 
 
 def main() -> None:
@@ -45,30 +33,38 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="images per measurement (default: 2000)")
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (default: 5)")
     parser.add_argument("--memory-n", type=int, default=0, help="images in the traced memory run (default: --n)")
     parser.add_argument("--json", action="store_true", help="print one JSON line with all numbers last")
     args = parser.parse_args()
 
-    render(16, args.seed, size=args.size)  # warm caches and imports outside the timings
-    results: dict[str, float] = {"n": args.n, "size": args.size, "cpus": os.cpu_count() or 0}
+    env = _bench.environment()
+    print(_bench.describe(env))
+    results: dict[str, object] = {"n": args.n, "size": args.size, "repeats": args.repeats, **env}
+    memory_n = args.memory_n or args.n
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
-            "render": lambda n: render(n or args.n, args.seed, size=args.size),
-            "render_with_masks": lambda n: render(n or args.n, args.seed, size=args.size, masks=True),
-            "region_masks": lambda n: region_masks(args.seed, range(n or args.n), size=args.size),
-            "cli_write": lambda n: write_synthfacs(tmp, n or args.n, args.seed, size=args.size, progress=False),
+            "render": lambda n: render(n, args.seed, size=args.size),
+            "render_with_masks": lambda n: render(n, args.seed, size=args.size, masks=True),
+            "region_masks": lambda n: region_masks(args.seed, range(n), size=args.size),
+            "cli_write": lambda n: write_synthfacs(tmp, n, args.seed, size=args.size, progress=False),
         }
         for name, fn in cases.items():
-            seconds, peak = _timed(fn, args.memory_n or args.n)
-            rate = args.n / seconds
-            results[f"{name}_images_per_s"] = rate
-            results[f"{name}_peak_mib"] = peak / 2**20
-            print(f"{name:18s} {rate:8.0f} images/s  ({rate / TARGET_IMAGES_PER_S:4.2f}x the 500/s target)  "
-                  f"peak traced memory {peak / 2**20:7.1f} MiB for {args.memory_n or args.n} images")
-    results["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            # tracemalloc slows Python code several-fold: the peak comes from one separate traced run
+            times, _ = _bench.repeat({name: lambda: fn(args.n)}, repeats=args.repeats)
+            rates = [args.n / t for t in times[name]]
+            peak = _bench.traced_peak_mb(lambda: fn(memory_n))
+            results[f"{name}_images_per_s"] = round(statistics.median(rates), 1)
+            results.update(_bench.flat(f"{name}_images_per_s", rates, 1))
+            results[f"{name}_ratio_to_target"] = round(statistics.median(rates) / TARGET_IMAGES_PER_S, 3)
+            results[f"{name}_peak_mib"] = round(peak, 2)
+            print(_bench.line(f"{name:18s}", rates, " images/s", digits=0)
+                  + f"  ({statistics.median(rates) / TARGET_IMAGES_PER_S:4.2f}x the 500/s target)  "
+                  f"peak traced memory {peak:7.1f} MiB for {memory_n} images")  # fmt: skip
+    results["max_rss_mib"] = round(_bench.max_rss_mb(), 1)
     print(f"process max RSS {results['max_rss_mib']:.0f} MiB")
     if args.json:
-        print(json.dumps(results))
+        _bench.emit(results)
 
 
 if __name__ == "__main__":

@@ -11,22 +11,26 @@ momentum 0.9, weight decay 1e-5, batch 64 drawn with replacement, dropout
   with translation up to 15%, the recipe's largest ``|1 - s| / 2``, since
   RandomAffine cannot tie it to the drawn scale; RandomHorizontalFlip; a
   per-image gamma curve, min-max, x2, local 5x5 mean),
-  a ``DataLoader`` batching them, then the SGD step on the device;
+  a ``DataLoader`` batching them in ``--workers`` worker processes (default: the
+  usable cores; pinned memory on CUDA), then the SGD step on the device with the
+  model and batches in the same channels-last layout ours uses;
 * **ours** - :func:`captum_fau.train.train`: images resident on the device,
   batch sampling and augmentation as batched ``affine_grid``/``grid_sample``
   tensor ops, channels-last convolutions.
 
-Prints images/s for each, the ratio, and peak memory (CUDA: max allocated;
-CPU: peak RSS of the process). Example::
+Both sides run once untimed (warm-up), then alternate for ``--repeats`` rounds;
+prints images/s for each (median, min, max), the per-round ratio (median, min,
+max), and peak memory (CUDA: max allocated; CPU: peak RSS of the process and of
+the loader's workers). Example::
 
-    python scripts/bench_train.py --iterations 20 --device cpu
+    python scripts/bench_train.py --iterations 20 --device cpu --json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,9 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import _bench  # noqa: E402
 
 from captum_fau.data.base import FaceSet  # noqa: E402
 from captum_fau.data.transforms import local_mean_subtract  # noqa: E402
@@ -70,17 +77,19 @@ class PerImageAugmented(torch.utils.data.Dataset):
         return local_mean_subtract(x[None], 5)[0], self.labels[index]
 
 
-def baseline(data: FaceSet, iterations: int, device: torch.device, seed: int) -> float:
+def baseline(data: FaceSet, iterations: int, device: torch.device, seed: int, workers: int) -> float:
     torch.manual_seed(seed)
     dataset = PerImageAugmented(data.images, data.emotions, seed)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=iterations * 64)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=64, sampler=sampler)
-    model = ZeroBiasCNN(num_classes=len(data.class_names)).to(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, sampler=sampler, num_workers=workers,
+                                         pin_memory=device.type == "cuda", worker_init_fn=_seed_worker)  # fmt: skip
+    model = ZeroBiasCNN(num_classes=len(data.class_names)).to(device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
     model.train()
     start = time.perf_counter()
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
@@ -98,22 +107,32 @@ def ours(data: FaceSet, iterations: int, device: torch.device, seed: int, bf16: 
     return result.images_per_s
 
 
-def peak_memory(device: torch.device) -> str:
+def _seed_worker(worker_id: int) -> None:
+    """Each loader worker draws its own gamma curves (the dataset's generator is copied into every worker)."""
+    dataset = torch.utils.data.get_worker_info().dataset
+    dataset.rng = np.random.default_rng([int(torch.initial_seed()) % 2**32, worker_id])
+    torch.set_num_threads(1)
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA max allocated)"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak RSS)"
+        return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+    return {"peak_rss_mb": round(_bench.max_rss_mb(), 1), "workers_peak_rss_mb": round(_bench.max_rss_mb(True), 1)}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=20, help="timed SGD steps per side (default: 20)")
+    p.add_argument("--iterations", type=int, default=20, help="timed SGD steps per side and round (default: 20)")
     p.add_argument("--images", type=int, default=1024, help="training images (default: 1024)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds (default: 5)")
+    p.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default: usable cores)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for ours")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON line")
     args = p.parse_args()
     device = resolve_device(args.device)
+    workers = len(os.sched_getaffinity(0)) if args.workers is None else args.workers
 
     rng = np.random.default_rng(args.seed)
     data = FaceSet(
@@ -121,28 +140,29 @@ def main() -> int:
         emotions=np.arange(args.images) % 8,
         name="bench",
     )
-    # Warm-up both paths (oneDNN / cuDNN kernel selection) before timing.
-    baseline(data, 2, device, args.seed)
+    base_ips: list[float] = []
+    ours_ips: list[float] = []
+    baseline(data, 2, device, args.seed, workers)  # warm-up (oneDNN / cuDNN kernel selection, worker start)
     ours(data, 2, device, args.seed, args.bf16)
-    base_ips = baseline(data, args.iterations, device, args.seed)
-    ours_ips = ours(data, args.iterations, device, args.seed, args.bf16)
+    for round_ in range(args.repeats):
+        base_ips.append(baseline(data, args.iterations, device, args.seed + round_, workers))
+        ours_ips.append(ours(data, args.iterations, device, args.seed + round_, args.bf16))
+    ratio = _bench.ratios(ours_ips, base_ips)
+    env = _bench.environment(device)
     report = {
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "iterations": args.iterations,
-        "batch": 64,
-        "baseline_images_per_s": round(base_ips, 2),
-        "ours_images_per_s": round(ours_ips, 2),
-        "ratio": round(ours_ips / base_ips, 3),
-        "peak_memory": peak_memory(device),
-    }
+        "repeats": args.repeats, "iterations": args.iterations, "batch": 64, "baseline_workers": workers,
+        "baseline_images_per_s": round(statistics.median(base_ips), 2), **_bench.flat("baseline_images_per_s", base_ips, 2),
+        "ours_images_per_s": round(statistics.median(ours_ips), 2), **_bench.flat("ours_images_per_s", ours_ips, 2),
+        "ratio": round(statistics.median(ratio), 3), **_bench.flat("ratio", ratio),
+        **peak_memory(device), **env,
+    }  # fmt: skip
+    print(f"{_bench.describe(env)}; {args.iterations} iterations of batch 64 per side, {args.repeats} rounds")
+    print(_bench.line(f"  baseline (per-image torchvision v2, DataLoader with {workers} workers)", base_ips, " images/s", digits=1))
+    print(_bench.line("  captum-fau train (batched augmentation)", ours_ips, " images/s", digits=1))
+    print(_bench.line("  ratio ours / baseline", ratio, "x"))
+    print(f"  peak memory {peak_memory(device)}")
     if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"device {report['device']} ({report['threads']} threads), {args.iterations} iterations of batch 64")
-        print(f"  baseline (per-image torchvision v2 + DataLoader): {base_ips:8.1f} images/s")
-        print(f"  captum-fau train (batched augmentation):          {ours_ips:8.1f} images/s")
-        print(f"  ratio ours / baseline: {report['ratio']:.2f}x   peak memory {report['peak_memory']}")
+        _bench.emit(report)
     return 0
 
 
