@@ -37,7 +37,8 @@ header { border-bottom: 3px solid var(--accent); margin-bottom: 1rem; }
 h1 { font-size: 1.6rem; margin: .5rem 0; } h2 { font-size: 1.25rem; margin-top: 2rem; }
 .meta { color: var(--muted); font-size: .9rem; }
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
-.kv dt { color: var(--muted); } .kv dd { margin: 0; }
+.kv dt { color: var(--muted); } .kv dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
+.note, .notes li, p { overflow-wrap: anywhere; }
 figure { margin: 1rem 0; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
 figure img { max-width: 100%; height: auto; display: block; }
 figure .scroll { overflow-x: auto; }
