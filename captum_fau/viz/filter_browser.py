@@ -131,7 +131,9 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
         verdict = "agrees" if loc["agree"] else "disagrees"
-        cells.append(("localisation", f"most energy in the {loc['region_au']} region ({loc['share']:.0%}); {verdict}"))
+        lift = f", lift {loc['lift']:.2f}" if loc.get("lift") is not None else ""
+        cells.append(("localisation", f"AU region {loc['region_au']} (energy share {loc['share']:.0%}{lift}); {verdict} "
+                                      "with the chosen AU"))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
     return f'<dl class="kv fstats">{items}</dl>'
 
