@@ -174,11 +174,8 @@ def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
     return dataset
 
 
-def add_data_options(
-    parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True, stream: bool = True
-) -> None:
-    """``--data`` (a data spec, see DATA_FORMS), where AU labels are used ``--au-csv``, and
-    ``--stream`` / ``--workers`` where the command reads its data in one streaming pass."""
+def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True) -> None:
+    """``--data`` (a data spec, see DATA_FORMS) and, where AU labels are used, ``--au-csv``."""
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
     if au_csv:
@@ -188,13 +185,6 @@ def add_data_options(
                             "them or none is found), haar (always detect, general settings; one item per face), none "
                             "(images are face crops already) (default: auto)")  # fmt: skip
     add_no_cache(group)
-    if not stream:
-        return
-    group.add_argument("--stream", action="store_true",
-                       help="ckplus:/folder: data: decode, detect and crop per image in worker processes "
-                            "(memory flat in the number of images; crops cached per file) instead of all up front")
-    group.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
-                       help="worker processes that decode and crop streamed images (default: the usable cores, at most 8)")
 
 
 def add_no_cache(parser: Any) -> None:
@@ -273,7 +263,6 @@ def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
         progress=not getattr(args, "quiet", False), face_crop=getattr(args, "face_crop", "auto"),
         cache=not getattr(args, "no_cache", False),
-        lazy=getattr(args, "stream", False), workers=getattr(args, "workers", None),
     )  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         example=TRAIN_EXAMPLE,
     )  # fmt: skip
-    _options.add_data_options(p, au_csv=False, stream=False)
+    _options.add_data_options(p, au_csv=False)
     p.add_argument("--out", required=True, help="output folder (run folders, results.json, results.md)")
     p.add_argument("--variant", dest="variants", action="append", choices=VARIANTS,
                    help="ablation row(s) to train; repeat for several (default: +AD)")  # fmt: skip
@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     e.add_argument("results", nargs="?", help="results.json or a captum-fau train output folder")
     _options.add_model_options(e, required=False)
-    _options.add_data_options(e, required=False, au_csv=False, stream=False)
+    _options.add_data_options(e, required=False, au_csv=False)
     e.add_argument("--out", help="write the table (Markdown) here; JSON next to it")
     e.add_argument("--variant", help="variant whose confusion matrix to show (default: the best)")
     _options.add_quiet(e)

@@ -1,8 +1,6 @@
 """Datasets: SynthFACS, CK+, TFD, FER2013 and folders with AU labels; preprocessing; folds.
 
-Every loader returns a :class:`~captum_fau.data.base.FaceSet`; ``load_folder`` and ``load_ckplus``
-with ``lazy=True`` return a :class:`~captum_fau.data.lazy.LazyFaceSet` that crops per item in
-DataLoader workers. Names load on first use so that
+Every loader returns a :class:`~captum_fau.data.base.FaceSet`. Names load on first use so that
 importing the package does not pull in OpenCV or scipy.
 """
 
@@ -14,7 +12,6 @@ from typing import Any
 _LAZY = {
     "FaceSet": "captum_fau.data.base",
     "CKPLUS_CLASSES": "captum_fau.data.base",
-    "LazyFaceSet": "captum_fau.data.lazy",
     "SynthFACS": "captum_fau.data.synthfacs",
     "load_synthfacs": "captum_fau.data.synthfacs",
     "load_ckplus": "captum_fau.data.ckplus",

@@ -38,7 +38,6 @@ from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
 from captum_fau.data.faces import FaceCrops, FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
 from captum_fau.data.folds import ckplus_folds
-from captum_fau.data.lazy import LazyFaceSet
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 #: The six basic emotions (CK+ codes 1, 3, 4, 5, 6, 7) of the 6-class protocol.
@@ -267,9 +266,7 @@ def load_ckplus(
     detect_faces: bool = True,
     interpolation: str = "area",
     progress: bool = True,
-    lazy: bool = False,
-    workers: int | None = None,
-) -> FaceSet | LazyFaceSet:
+) -> FaceSet:
     """Load CK+ with the paper's protocol.
 
     Args:
@@ -287,13 +284,9 @@ def load_ckplus(
             instead of detecting. Default: True
         interpolation (str, optional): Resize method, see :func:`~captum_fau.data.faces.crop_resize`.
         progress (bool, optional): Show a progress bar. Default: True
-        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that detects and
-            crops per item in ``workers`` DataLoader processes (no ``"landmarks"``/``"boxes"`` in
-            ``meta``; frames without a face are flagged per item, not dropped). Default: False
-        workers (int, optional): Worker processes of a lazy set. Default: the usable cores (at most 8)
 
     Returns:
-        FaceSet (LazyFaceSet with ``lazy``): ``name`` ``"ckplus"`` / ``"ckplus6"``; ``subjects`` (``"S005"``),
+        FaceSet: ``name`` ``"ckplus"`` / ``"ckplus6"``; ``subjects`` (``"S005"``),
         ``sequences`` (``"S005/001"``), ``folds`` (0..9), ``names`` (relative image paths),
         ``aus`` / ``au_ids`` from the FACS files, ``meta`` with ``"landmarks"``, ``"boxes"``,
         ``"skipped"``, ``"unlabelled_sequences"``, ``"sequences_without_facs"``.
@@ -346,10 +339,6 @@ def load_ckplus(
     folds = ckplus_folds(subjects)  # before any frame is dropped, as the reference did
     if detect_faces and detector is None:
         detector = HaarFaceDetector()
-    if lazy:
-        return _lazy_ckplus(frames, subjects, folds, num_classes, scan, detector if detect_faces else None,
-                            root=root, size=size, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
-                            workers=workers)  # fmt: skip
     crops = preprocess_faces(
         [f.path for f in frames],
         size=size,
@@ -404,31 +393,6 @@ def load_ckplus(
         name="ckplus" if num_classes == 8 else "ckplus6",
         meta=meta,
     )
-
-
-def _lazy_ckplus(
-    frames: list[_Frame], subjects: np.ndarray, folds: np.ndarray, num_classes: int, scan: _Scan,
-    detector: FaceDetector | None, *, root: Path, **options: Any,
-) -> LazyFaceSet:  # fmt: skip
-    """The protocol's frames as a LazyFaceSet: labels now, crops per item."""
-    labels, in_classes, class_names = _class_labels(frames, num_classes)
-    au_ids, aus = _frame_aus(frames)
-    has_facs = _find_dir(root, FACS_DIRS) is not None
-    warn_skipped("CK+", scan.skipped, len(frames))
-    if scan.sequences_without_facs:
-        warnings.warn(f"CK+: {len(scan.sequences_without_facs)} labelled sequences have no FACS file; their peak "
-                      "frames get NaN AU values (not coded).", stacklevel=3)  # fmt: skip
-    index = np.flatnonzero(in_classes)
-    return LazyFaceSet(
-        [frames[i].path for i in index], detector=detector, class_names=class_names, emotions=labels[index],
-        aus=aus[index] if has_facs else None, au_ids=au_ids if has_facs else (), subjects=subjects[index],
-        sequences=np.array([f.sequence for f in frames])[index], folds=folds[index],
-        names=np.array([f.name for f in frames])[index], name="ckplus" if num_classes == 8 else "ckplus6",
-        meta={"source": str(root), "num_classes": num_classes, "skipped": list(scan.skipped),
-              "sequences_total": scan.sequences, "unlabelled_sequences": scan.unlabelled_sequences,
-              "sequences_without_facs": scan.sequences_without_facs},
-        **options,
-    )  # fmt: skip
 
 
 def landmarks_for(faceset: FaceSet) -> np.ndarray:

@@ -61,7 +61,6 @@ from captum_fau.data.faces import (
     read_gray,
     warn_skipped,
 )
-from captum_fau.data.lazy import LazyFaceSet
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
@@ -617,37 +616,6 @@ def face_crop_note(meta: dict[str, Any]) -> str | None:
     return "; ".join(parts) + "."
 
 
-def _lazy_folder(
-    root: Path, relative: Sequence[str], mode: str, labels: Any, aus: np.ndarray | None, au_ids: tuple[str, ...],
-    aus_missing: list[str], skipped: list[dict[str, str]], *, au_csv: Any, size: int, detector: FaceDetector | None,
-    interpolation: str, cache_dir: Any, cache: bool, workers: int | None,
-) -> LazyFaceSet:  # fmt: skip
-    """The folder as a :class:`~captum_fau.data.lazy.LazyFaceSet`: one item per image, cropped when read.
-
-    Streaming knows the items before any image is decoded, so it crops one face per image: ``none`` keeps the
-    images as they are, ``haar`` takes the face the general-settings detector finds. ``auto`` decides per image
-    only after reading it (and may give several items per photo), so it is refused here with the choice to make.
-    """
-    if mode == "auto":
-        raise ConfigError(
-            "Streaming (--stream / lazy=True) crops one face per image as it is read, so it needs the choice made "
-            "up front: --face-crop none (face_crop='none') when the images are face crops already, or --face-crop "
-            "haar (face_crop='haar') to crop the face detected in each image."
-        )
-    warn_skipped(f"folder {root}", skipped, len(relative))
-    if aus_missing:
-        warnings.warn(f"folder {root}: {len(aus_missing)} images have no AU row in {au_csv}; their AUs are NaN.",
-                      stacklevel=3)  # fmt: skip
-    found = (detector or HaarFaceDetector.general()) if mode == "haar" else None
-    return LazyFaceSet(
-        [root / rel for rel in relative], size=size, detector=found, interpolation=interpolation, cache_dir=cache_dir,
-        cache=cache, workers=workers, class_names=labels.class_names, emotions=labels.emotions, aus=aus, au_ids=au_ids,
-        subjects=labels.subjects, sequences=labels.sequences, folds=labels.folds, names=np.array(relative),
-        name="folder", meta={"source": str(root), "skipped": skipped, "aus_missing": aus_missing,
-                             "face_crop": {"mode": mode, "streamed": True}},
-    )  # fmt: skip
-
-
 def load_folder(
     root: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str] | None = None,
@@ -664,9 +632,7 @@ def load_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     cache: bool = True,
     progress: bool = True,
-    lazy: bool = False,
-    workers: int | None = None,
-) -> FaceSet | LazyFaceSet:
+) -> FaceSet:
     """Load a folder of face images with optional emotion and AU labels.
 
     Args:
@@ -692,13 +658,9 @@ def load_folder(
         cache_dir (str or Path, optional): Crop cache folder.
         cache (bool, optional): Use the crop cache. Default: True
         progress (bool, optional): Show a progress bar. Default: True
-        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that decodes,
-            detects and crops per item (in ``workers`` DataLoader processes, crops cached per
-            file); memory stays flat in the number of images. Default: False
-        workers (int, optional): Worker processes of a lazy set. Default: the usable cores (at most 8)
 
     Returns:
-        FaceSet (LazyFaceSet with ``lazy``): ``name`` ``"folder"``; ``names`` the relative image paths;
+        FaceSet: ``name`` ``"folder"``; ``names`` the relative image paths;
         ``emotions`` -1 for images without a label; AU rows NaN for images without an AU row.
 
     Raises:
@@ -748,11 +710,6 @@ def load_folder(
                 "paths relative to the folder, or their file names, or pass the AU table made for these images."
             )
 
-    mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
-    if lazy:  # labels now; pixels per item (files without a face are flagged, see LazyFaceSet)
-        return _lazy_folder(root, relative, mode, labels, aus, au_ids, aus_missing, skipped, au_csv=au_csv,
-                            size=size, detector=detector, interpolation=interpolation, cache_dir=cache_dir,
-                            cache=cache, workers=workers)  # fmt: skip
     mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
     items = _face_items([root / rel for rel in relative], size=size, mode=mode, detector=detector,
                         interpolation=interpolation, cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip

@@ -24,7 +24,6 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Any
 
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError
@@ -77,8 +76,6 @@ def load_data_spec(
     cache_dir: str | os.PathLike[str] | None = None,
     face_crop: str = "auto",
     cache: bool = True,
-    lazy: bool = False,
-    workers: int | None = None,
 ) -> FaceSet:
     """Load the dataset a spec names.
 
@@ -96,9 +93,6 @@ def load_data_spec(
         face_crop (str, optional): How faces are found in ``folder:`` images: ``"auto"``,
             ``"haar"`` or ``"none"`` (see :func:`~captum_fau.data.folder.load_folder`); CK+ keeps
             the reference detector. Default: ``"auto"``
-        lazy (bool, optional): CK+ and folders as a :class:`~captum_fau.data.lazy.LazyFaceSet`
-            (crops made per item in worker processes); other sources are unaffected. Default: False
-        workers (int, optional): Worker processes of a lazy set. Default: the usable cores (at most 8)
 
     Returns:
         FaceSet: the loaded set.
@@ -124,8 +118,7 @@ def load_data_spec(
             f"--face-crop applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
             "detector). Drop --face-crop or use folder:PATH."
         )
-    sized: dict[str, Any] = {} if size is None else {"size": int(size)}
-    streamed = {"lazy": True, "workers": workers} if lazy else {}
+    sized = {} if size is None else {"size": int(size)}
     if kind == "synthfacs":
         from captum_fau.data.synthfacs import load_synthfacs
 
@@ -147,8 +140,7 @@ def load_data_spec(
         from captum_fau.data.ckplus import load_ckplus
 
         return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized,
-            **streamed,
+            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized
         )
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
@@ -166,8 +158,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache,
-                       **sized, **streamed)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache, **sized)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]
