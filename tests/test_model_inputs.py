@@ -218,3 +218,21 @@ def test_evaluate_feeds_an_rgb_model_through_its_spec(tmp_path, capsys) -> None:
     expected = model(spec.apply(faces.raw_images())).argmax(1).numpy()
     np.testing.assert_array_equal(predict(model, faces, input_spec=spec), expected)
     np.testing.assert_array_equal(predict(model, faces, input_spec={"size": 32}), expected)
+
+
+def test_a_bare_faceset_is_scanned_as_the_zoo_model_was_trained() -> None:
+    """TopNDeconv.top_n / FAUKL.interpret on a bare FaceSet feed the zoo model its recorded (replicate)
+    local-mean padding, as analyze does, not the data's own zero padding."""
+    from dataclasses import replace
+
+    from captum_fau import zoo
+    from captum_fau.stats.scan import scan
+
+    model = zoo.load("zerobias-synthfacs-8class")
+    faces = load_synthfacs(24, seed=3)
+    assert faces.local_mean_padding == "zeros"
+    bare = scan(model, "conv3", faces, progress=False).layers["conv3"].maxima
+    trained = scan(model, "conv3", replace(faces, local_mean_padding="replicate").tensors(), progress=False)
+    zeros = scan(model, "conv3", faces.tensors(), progress=False)
+    torch.testing.assert_close(bare, trained.layers["conv3"].maxima, rtol=0, atol=0)
+    assert not torch.equal(bare, zeros.layers["conv3"].maxima)

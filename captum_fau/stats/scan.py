@@ -43,6 +43,28 @@ from captum_fau.stats.rows import RowStore
 _EMPTY = "The dataset is empty: the scan read no images. Check the data source and its filters."
 
 
+def zero_bias_inputs(model: nn.Module, data: Any) -> Any:
+    """A bare FaceSet or SynthFACS set scanned with a zero-bias CNN, as that model was trained to see it.
+
+    Their items carry the reference preprocessing with the data's own local-mean padding; a zero-bias model
+    records the padding it was trained with (the packaged SynthFACS model: replicate), so its input spec
+    (:func:`~captum_fau.zoo.resolve.declared_input_spec`) makes the tensors. Other data, data already
+    wrapped for a model (:class:`~captum_fau.data.model_inputs.ModelInputs`) and other models pass unchanged:
+    their inputs are the caller's choice (``analyze`` and the CLI always wrap them).
+    """
+    from captum_fau.data.input_spec import SOURCE_ZEROBIAS
+    from captum_fau.data.model_inputs import ModelInputs
+
+    if isinstance(data, ModelInputs) or not hasattr(data, "raw_item"):
+        return data
+    from captum_fau.zoo.resolve import declared_input_spec
+
+    spec = declared_input_spec(model, with_conv=False)
+    if spec is None or spec.sources.get("local_mean") != SOURCE_ZEROBIAS:
+        return data
+    return ModelInputs(data, spec)
+
+
 def scan(
     model: nn.Module,
     layers: LayerSpec | Sequence[LayerSpec],
@@ -136,6 +158,7 @@ def scan(
     recorder = LayerRecorder(model, names, input_device(model, device), additional_forward_args,
                              candidates=None if distinct_images else top_n, keep_outputs=keep_outputs)  # fmt: skip
     rank, world_size = distributed.world()
+    data = zero_bias_inputs(model, data)
     source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
     if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
