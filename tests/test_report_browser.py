@@ -77,7 +77,7 @@ def test_entries_show_bars_over_every_au_in_numeric_order_with_the_chosen_au(rep
     bars = re.findall(r'<div class="bar-row( chosen)?"><span class="au">(AU\d+)</span>', entry)
     assert [au for _, au in bars] == ["AU1", "AU2", "AU4", "AU12", "AU15"]
     assert [au for chosen, au in bars if chosen] == [faukl.top_au(7)] == ["AU12"]
-    assert "most energy in the AU12 region" in entry
+    assert "AU region AU12 (energy share" in entry
 
 
 def test_notes_and_held_out_status_come_first_and_are_escaped(report) -> None:
