@@ -7,7 +7,7 @@ The model and data helpers import what they need when a command runs.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from captum_fau.errors import ConfigError
 
@@ -58,37 +58,30 @@ def command(
     )  # fmt: skip
 
 
+def _number(text: str, kind: type, ok: Callable[[float], bool], rule: str) -> Any:
+    """``text`` as ``kind`` (int or float) when ``ok`` holds for it; otherwise argparse's error, saying ``rule``."""
+    try:
+        value = kind(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from err
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return _number(text, int, lambda v: v > 0, "a positive integer")
 
 
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
-    return value
+    return _number(text, float, lambda v: 0 <= v < float("inf"), "a number of seconds >= 0")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "0 or more")
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:

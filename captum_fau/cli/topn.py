@@ -28,8 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
                         full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip
     out = result.save(args.out)
-    figure = result.plot(featured_filters(topn=result, count=args.featured), path=out / "topn.png")
-    _close(figure)
+    result.plot(featured_filters(topn=result, count=args.featured), path=out / "topn.png")
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
@@ -41,15 +40,6 @@ def _run(args: argparse.Namespace) -> int:
                   f"Spearman {row['spearman_median']}")  # fmt: skip
         print(f"sanity check: {check.interpretation}\nwrote {out / 'sanity.json'}")
     return 0
-
-
-def _close(figure: object) -> None:
-    """Release a figure drawn through pyplot (object-API figures need nothing)."""
-    import sys
-
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None and figure is not None and hasattr(figure, "number"):
-        pyplot.close(figure)  # type: ignore[arg-type]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
