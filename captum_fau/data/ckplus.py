@@ -36,7 +36,16 @@ import numpy as np
 
 from captum_fau.data.au import au_number, parse_au
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
-from captum_fau.data.faces import FaceCrops, FaceDetector, HaarFaceDetector, preprocess_faces, warn_skipped
+from captum_fau.data.faces import (
+    FaceCrops,
+    FaceDetector,
+    HaarFaceDetector,
+    OneFace,
+    detector_token,
+    preprocess_faces,
+    warn_skipped,
+)
+from captum_fau.data.lazy import STREAM_THRESHOLD, LazyFaceSet, index_faces, should_stream
 from captum_fau.data.folds import ckplus_folds
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
@@ -266,7 +275,9 @@ def load_ckplus(
     detect_faces: bool = True,
     interpolation: str = "area",
     progress: bool = True,
-) -> FaceSet:
+    lazy: bool | None = None,
+    workers: int | None = None,
+) -> FaceSet | LazyFaceSet:
     """Load CK+ with the paper's protocol.
 
     Args:
@@ -284,9 +295,16 @@ def load_ckplus(
             instead of detecting. Default: True
         interpolation (str, optional): Resize method, see :func:`~captum_fau.data.faces.crop_resize`.
         progress (bool, optional): Show a progress bar. Default: True
+        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` whose items (the same
+            as the FaceSet's, with the same ``meta``) are cut from the frames when read, in ``workers``
+            DataLoader processes, after one index pass that detects the faces. ``None``: stream from
+            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` protocol frames on (the full CK+ has 1308,
+            so it stays in memory). Default: None
+        workers (int, optional): Worker processes of the index pass and of a lazy set's reads.
+            Default: the usable cores, at most 8
 
     Returns:
-        FaceSet: ``name`` ``"ckplus"`` / ``"ckplus6"``; ``subjects`` (``"S005"``),
+        FaceSet (or LazyFaceSet): ``name`` ``"ckplus"`` / ``"ckplus6"``; ``subjects`` (``"S005"``),
         ``sequences`` (``"S005/001"``), ``folds`` (0..9), ``names`` (relative image paths),
         ``aus`` / ``au_ids`` from the FACS files, ``meta`` with ``"landmarks"``, ``"boxes"``,
         ``"skipped"``, ``"unlabelled_sequences"``, ``"sequences_without_facs"``.
@@ -339,7 +357,9 @@ def load_ckplus(
     folds = ckplus_folds(subjects)  # before any frame is dropped, as the reference did
     if detect_faces and detector is None:
         detector = HaarFaceDetector()
-    crops = preprocess_faces(
+    streamed = should_stream(lazy, len(frames))
+    crops_of = _indexed_crops if streamed else preprocess_faces
+    crops = crops_of(
         [f.path for f in frames],
         size=size,
         detector=detector if detect_faces else None,
@@ -348,6 +368,7 @@ def load_ckplus(
         cache=cache,
         progress=progress,
         desc="CK+ faces",
+        **({"workers": workers} if streamed else {}),
     )
     skipped = list(scan.skipped) + crops.skipped([f.name for f in frames])
     au_ids, aus = _frame_aus(frames)
@@ -380,8 +401,7 @@ def load_ckplus(
         "landmarks": landmarks,
         "boxes": boxes,
     }
-    return FaceSet(
-        images=crops.images[index],
+    fields: dict[str, Any] = dict(
         class_names=class_names,
         emotions=labels[index],
         aus=aus[index] if has_facs else None,
@@ -393,6 +413,39 @@ def load_ckplus(
         name="ckplus" if num_classes == 8 else "ckplus6",
         meta=meta,
     )
+    if not streamed:
+        return FaceSet(images=crops.images[index], **fields)
+    faces = LazyFaceSet([f.path for f in frames], index, crops.boxes[index], crops.digests[index], size=size,  # type: ignore[attr-defined]
+                        interpolation=interpolation, workers=workers, **fields)  # fmt: skip
+    why = "lazy=True / --stream" if lazy else f"{len(frames)} frames >= {STREAM_THRESHOLD}, the default threshold"
+    meta["stream"] = {"files": len(frames), "items": len(faces), "workers": faces.num_workers, "why": why,
+                      "from_cache": crops.from_cache}  # fmt: skip
+    return faces
+
+
+@dataclass
+class _IndexedCrops(FaceCrops):
+    """:class:`FaceCrops` from the streaming index: boxes and status per file, no pixels, a digest per file."""
+
+    digests: np.ndarray = field(default_factory=lambda: np.zeros((0, 8), np.uint8))
+
+
+def _indexed_crops(
+    paths: list[Path], *, size: int, detector: FaceDetector | None, interpolation: str, cache_dir: Any, cache: bool,
+    progress: bool, desc: str, workers: int | None,
+) -> _IndexedCrops:  # fmt: skip
+    """What :func:`preprocess_faces` finds, from :func:`~captum_fau.data.lazy.index_faces` with the same
+    one-face finder (boxes, status, parameters), without keeping any crop."""
+    found = index_faces(paths, OneFace(detector), size=size, interpolation=interpolation, cache_dir=cache_dir,
+                        cache=cache, workers=workers, progress=progress, desc=desc)  # fmt: skip
+    boxes = np.full((len(paths), 4), -1, np.int32)
+    boxes[found.owner] = found.boxes
+    digests = np.zeros((len(paths), found.digests.shape[1]), np.uint8)
+    digests[found.owner] = found.digests
+    token = detector_token(detector)
+    return _IndexedCrops(images=np.zeros((0, size, size), np.uint8), boxes=boxes, source_shapes=found.shapes,
+                         status=found.status, from_cache=found.from_cache, digests=digests,
+                         params={"size": size, "detector": token or repr(detector), "interpolation": interpolation})  # fmt: skip
 
 
 def landmarks_for(faceset: FaceSet) -> np.ndarray:

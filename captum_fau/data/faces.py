@@ -27,7 +27,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -277,6 +277,99 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(image, (size, size), interpolation=flag) for image in images])
 
 
+class FaceFinder(Protocol):
+    """What turns one decoded image into the boxes of its face items: ``gray -> (boxes [K, 4], whole [K])``.
+
+    ``whole[k]`` says that box ``k`` is the whole image kept as a face crop (not a detection).
+    ``cache_token`` identifies the finder's settings in cache keys (``None``: not cacheable).
+    """
+
+    cache_token: str | None
+
+    def __call__(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class OneFace:
+    """At most one face item per image: ``detector``'s box, or the centred square when ``detector`` is ``None``.
+
+    Args:
+        detector (callable, optional): ``gray -> (x, y, w, h) or None``. Default: None (centred square)
+
+    Examples::
+
+        >>> boxes, whole = OneFace(None)(np.zeros((50, 80), np.uint8))
+        >>> boxes.tolist(), whole.tolist()
+        ([[15, 0, 50, 50]], [True])
+    """
+
+    def __init__(self, detector: FaceDetector | None) -> None:
+        self.detector = detector
+        self.cache_token = detector_token(detector)
+
+    def __call__(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        box = centre_square(gray.shape) if self.detector is None else self.detector(gray)
+        if box is None:
+            return np.zeros((0, 4), np.int64), np.zeros(0, bool)
+        return np.asarray([box], np.int64).reshape(1, 4), np.array([self.detector is None])
+
+
+@dataclass
+class FileFaces:
+    """The face items of one image file (see :func:`file_faces`).
+
+    Attributes:
+        status (int): :data:`STATUS_OK`, :data:`STATUS_UNREADABLE` or :data:`STATUS_NO_FACE`.
+        shape (tuple of int): The source ``(H, W)``; ``(-1, -1)`` when unreadable.
+        boxes (np.ndarray): ``[K, 4]`` int64 ``(x, y, w, h)`` in source pixels, one per item.
+        whole (np.ndarray): ``[K]`` bool, the item is the whole image kept as a face crop.
+        crops (np.ndarray): ``[K, size, size]`` uint8 face crops.
+    """
+
+    status: int
+    shape: tuple[int, int]
+    boxes: np.ndarray
+    whole: np.ndarray
+    crops: np.ndarray
+
+
+def file_faces(path: str | os.PathLike[str], finder: FaceFinder, size: int, interpolation: str = "area") -> FileFaces:
+    """Decode one file and cut its face items: the one per-image step of every real-image loader.
+
+    The eager loaders (:func:`preprocess_faces`, :func:`~captum_fau.data.folder.load_folder`'s face
+    modes) and the streaming index (:mod:`captum_fau.data.lazy`) call this, so both see the same
+    boxes, and a streamed item re-cut with :func:`crop_resize` from the same file equals the eager crop.
+
+    Args:
+        path (path): The image file.
+        finder (FaceFinder): Boxes of the face items, e.g. :class:`OneFace`.
+        size (int): Side of the crops.
+        interpolation (str, optional): Resize method of :func:`crop_resize`. Default: ``"area"``
+
+    Returns:
+        FileFaces: status, source shape, boxes, ``whole`` flags and crops (none when the status is not OK).
+
+    Examples::
+
+        >>> import tempfile, cv2, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+        >>> _ = cv2.imwrite(path, np.full((50, 80), 128, np.uint8))
+        >>> found = file_faces(path, OneFace(None), 32)
+        >>> found.status, found.shape, found.crops.shape
+        (0, (50, 80), (1, 32, 32))
+    """
+    gray = read_gray(path)
+    empty = np.zeros((0, size, size), np.uint8)
+    if gray is None:
+        return FileFaces(STATUS_UNREADABLE, (-1, -1), np.zeros((0, 4), np.int64), np.zeros(0, bool), empty)
+    boxes, whole = finder(gray)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    shape = (int(gray.shape[0]), int(gray.shape[1]))
+    if len(boxes) == 0:
+        return FileFaces(STATUS_NO_FACE, shape, boxes, np.zeros(0, bool), empty)
+    crops = np.stack([crop_resize(gray, tuple(int(v) for v in box), size, interpolation) for box in boxes])  # type: ignore[arg-type]
+    return FileFaces(STATUS_OK, shape, boxes, np.asarray(whole, bool).reshape(-1), crops)
+
+
 @dataclass
 class FaceCrops:
     """What :func:`preprocess_faces` found, one row per input file.
@@ -382,18 +475,12 @@ def preprocess_faces(
     boxes = np.full((count, 4), -1, np.int32)
     shapes = np.full((count, 2), -1, np.int32)
     status = np.zeros(count, np.int8)
+    finder = OneFace(detector)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress, leave=False)):
-        gray = read_gray(path)
-        if gray is None:
-            status[i] = STATUS_UNREADABLE
-            continue
-        shapes[i] = gray.shape
-        box = centre_square(gray.shape) if detector is None else detector(gray)
-        if box is None:
-            status[i] = STATUS_NO_FACE
-            continue
-        boxes[i] = box
-        images[i] = crop_resize(gray, box, size, interpolation)
+        found = file_faces(path, finder, size, interpolation)
+        status[i], shapes[i] = found.status, found.shape
+        if found.status == STATUS_OK:
+            boxes[i], images[i] = found.boxes[0], found.crops[0]
 
     crops = FaceCrops(images=images, boxes=boxes, source_shapes=shapes, status=status, params=params)
     if store is not None:
@@ -439,13 +526,17 @@ __all__ = [
     "Box",
     "FaceCrops",
     "FaceDetector",
+    "FaceFinder",
+    "FileFaces",
     "HaarFaceDetector",
+    "OneFace",
     "STATUS_NO_FACE",
     "STATUS_OK",
     "STATUS_UNREADABLE",
     "centre_square",
     "crop_resize",
     "detector_token",
+    "file_faces",
     "preprocess_faces",
     "read_gray",
     "resize_stack",

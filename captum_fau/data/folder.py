@@ -55,12 +55,13 @@ from captum_fau.data.faces import (
     announce_cache,
     FaceDetector,
     HaarFaceDetector,
+    OneFace,
     centre_square,
-    crop_resize,
+    file_faces,
     preprocess_faces,
-    read_gray,
     warn_skipped,
 )
+from captum_fau.data.lazy import STREAM_THRESHOLD, LazyFaceSet, index_faces, should_stream
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
@@ -497,6 +498,7 @@ class _Items:
     reasons: list[str | None]
     params: dict[str, Any]
     from_cache: bool = False
+    digests: np.ndarray | None = None  # per-item pixel digests of a streaming index (images is then None)
 
 
 def _small_square(shape: tuple[int, ...]) -> bool:
@@ -512,6 +514,25 @@ def _faces_of(gray: np.ndarray, mode: str, detector: HaarFaceDetector) -> tuple[
         if len(boxes) == 0 or fills:
             return np.asarray([centre_square(gray.shape)], np.int64), True
     return boxes, False
+
+
+class FolderFaces:
+    """The :class:`~captum_fau.data.faces.FaceFinder` of ``face_crop`` ``"auto"`` / ``"haar"``: every face
+    the general-settings detector finds (left to right), or the whole image under ``auto``'s rule.
+
+    Args:
+        mode (str): ``"auto"`` or ``"haar"``.
+        detector (HaarFaceDetector, optional): Default: :meth:`HaarFaceDetector.general`.
+    """
+
+    def __init__(self, mode: str, detector: HaarFaceDetector | None = None) -> None:
+        self.mode = mode
+        self.detector = detector or HaarFaceDetector.general()
+        self.cache_token = f"{mode}:{self.detector.cache_token}"
+
+    def __call__(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, kept_whole = _faces_of(gray, self.mode, self.detector)
+        return boxes, np.full(len(boxes), kept_whole)
 
 
 def _detect_items(
@@ -530,20 +551,15 @@ def _detect_items(
         return _Items(hit["images"], hit["boxes"], hit["owner"], hit["whole"].astype(bool), reasons, params, True)
     images, boxes, owner, whole = [], [], [], []
     status = np.zeros(len(paths), np.int8)
+    finder = FolderFaces(mode, detector)
     for i, path in enumerate(tqdm(paths, desc="folder faces", unit="img", disable=not progress, leave=False)):
-        gray = read_gray(path)
-        if gray is None:
-            status[i] = 1
-            continue
-        found, kept_whole = _faces_of(gray, mode, detector)
-        if len(found) == 0:
-            status[i] = 2
-        for box in found:
-            box_t = tuple(int(v) for v in box)
-            images.append(crop_resize(gray, box_t, size, interpolation))  # type: ignore[arg-type]
-            boxes.append(box_t)
+        found = file_faces(path, finder, size, interpolation)
+        status[i] = found.status
+        for box, crop, kept_whole in zip(found.boxes, found.crops, found.whole):
+            images.append(crop)
+            boxes.append(tuple(int(v) for v in box))
             owner.append(i)
-            whole.append(kept_whole)
+            whole.append(bool(kept_whole))
     arrays = {
         "images": np.stack(images) if images else np.zeros((0, size, size), np.uint8),
         "boxes": np.asarray(boxes, np.int32).reshape(-1, 4),
@@ -572,6 +588,24 @@ def _face_items(
                       crops.reasons(), {**crops.params, "face_crop": mode}, crops.from_cache)  # fmt: skip
     return _detect_items(paths, size=size, mode=mode, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
                          progress=progress)  # fmt: skip
+
+
+def _indexed_items(
+    paths: Sequence[Path], *, size: int, mode: str, detector: FaceDetector | None, interpolation: str,
+    cache_dir: Any, cache: bool, progress: bool, workers: int | None,
+) -> _Items:  # fmt: skip
+    """The items :func:`_face_items` gives, without their pixels: the streaming index (same finder, same boxes)."""
+    if mode == "none" or detector is not None:
+        finder: Any = OneFace(None if mode == "none" else detector)
+        params = {"size": size, "detector": finder.cache_token or repr(finder.detector), "interpolation": interpolation,
+                  "face_crop": mode}  # fmt: skip
+    else:
+        finder = FolderFaces(mode)
+        params = {"size": size, "face_crop": mode, "detector": finder.detector.cache_token, "interpolation": interpolation}
+    index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
+                        workers=workers, progress=progress, desc="folder faces")  # fmt: skip
+    return _Items(None, index.boxes, index.owner, index.whole, index.reasons(), params,  # type: ignore[arg-type]
+                  index.from_cache, index.digests)  # fmt: skip
 
 
 def _face_crop_summary(items: _Items, relative: Sequence[str], mode: str) -> dict[str, Any]:
@@ -632,7 +666,9 @@ def load_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     cache: bool = True,
     progress: bool = True,
-) -> FaceSet:
+    lazy: bool | None = None,
+    workers: int | None = None,
+) -> FaceSet | LazyFaceSet:
     """Load a folder of face images with optional emotion and AU labels.
 
     Args:
@@ -658,10 +694,19 @@ def load_folder(
         cache_dir (str or Path, optional): Crop cache folder.
         cache (bool, optional): Use the crop cache. Default: True
         progress (bool, optional): Show a progress bar. Default: True
+        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that cuts each face
+            item from its file when read, in ``workers`` DataLoader processes (memory flat in the
+            number of images), after one index pass that finds the faces (see :mod:`captum_fau.data.lazy`);
+            its items equal the FaceSet's. ``None``: stream folders of
+            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` images or more. Default: None
+        workers (int, optional): Worker processes of the index pass and of a lazy set's reads.
+            Default: the usable cores, at most 8
 
     Returns:
-        FaceSet: ``name`` ``"folder"``; ``names`` the relative image paths;
+        FaceSet (or LazyFaceSet): ``name`` ``"folder"``; ``names`` the relative image paths;
         ``emotions`` -1 for images without a label; AU rows NaN for images without an AU row.
+        ``meta["boxes"]`` (name -> box) on a FaceSet; ``LazyFaceSet.boxes`` (per item) and
+        ``meta["stream"]`` on a lazy set.
 
     Raises:
         DatasetLayoutError: ``root`` is not a folder or holds no images.
@@ -711,8 +756,14 @@ def load_folder(
             )
 
     mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
-    items = _face_items([root / rel for rel in relative], size=size, mode=mode, detector=detector,
-                        interpolation=interpolation, cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
+    paths = [root / rel for rel in relative]
+    streamed = should_stream(lazy, count)
+    if streamed:
+        items = _indexed_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
+                               cache_dir=cache_dir, cache=cache, progress=progress, workers=workers)  # fmt: skip
+    else:
+        items = _face_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
+                            cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
     skipped += [{"file": rel, "reason": why} for rel, why in zip(relative, items.reasons) if why is not None]
     warn_skipped(f"folder {root} (face crop {mode})", skipped, count)
     if aus_missing:
@@ -721,22 +772,11 @@ def load_folder(
             f"{', '.join(aus_missing[:20])}{' ...' if len(aus_missing) > 20 else ''}.",
             stacklevel=2,
         )
-    keep = items.owner
-    if len(keep) == 0:
+    if len(items.owner) == 0:
         raise DatasetLayoutError(
             f"no face could be read or detected in the {count} images under {root} (face crop {mode}); "
             "pass face_crop='none' (--face-crop none) if the images are face crops already."
         )
-    per_file = np.bincount(keep, minlength=count)
-    face_no = np.zeros(len(keep), np.int64)
-    for i in range(1, len(keep)):
-        face_no[i] = face_no[i - 1] + 1 if keep[i] == keep[i - 1] else 0
-    names = np.array([relative[f] + (f"#face{k + 1}" if per_file[f] > 1 else "") for f, k in zip(keep, face_no)])
-    pick = lambda a: None if a is None else a[keep]  # noqa: E731
-    item_aus = pick(aus)
-    if item_aus is not None and (per_file > 1).any():
-        item_aus[per_file[keep] > 1] = np.nan  # which face a per-image AU row describes is unknown
-    summary = _face_crop_summary(items, relative, mode)
     meta: dict[str, Any] = {
         "source": str(root),
         "labels_csv": None if labels_csv is None else str(labels_csv),
@@ -745,22 +785,47 @@ def load_folder(
         "from_cache": items.from_cache,
         "skipped": skipped,
         "aus_missing": aus_missing,
-        "face_crop": summary,
-        "boxes": {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)},
+        "face_crop": _face_crop_summary(items, relative, mode),
     }
-    return FaceSet(
-        images=items.images,
-        class_names=labels.class_names,
-        emotions=pick(labels.emotions),
-        aus=item_aus,
-        au_ids=au_ids,
-        subjects=pick(labels.subjects),
-        sequences=pick(labels.sequences),
-        folds=pick(labels.folds),
-        names=names,
-        name="folder",
-        meta=meta,
-    )
+    return _folder_set(items, relative, paths, labels, aus, au_ids, meta, size=size, interpolation=interpolation,
+                       lazy=streamed, why=_why(lazy, count), workers=workers)  # fmt: skip
+
+
+def _why(lazy: bool | None, files: int) -> str:
+    """Why a set is streamed, for ``meta["stream"]`` and the note."""
+    if lazy is None:
+        return f"{files} files >= {STREAM_THRESHOLD}, the default threshold; lazy=False / --no-stream keeps them in memory"
+    return "lazy=True / --stream"
+
+
+def _folder_set(
+    items: _Items, relative: Sequence[str], paths: Sequence[Path], labels: _FolderLabels, aus: np.ndarray | None,
+    au_ids: tuple[str, ...], meta: dict[str, Any], *, size: int, interpolation: str, lazy: bool, why: str,
+    workers: int | None,
+) -> FaceSet | LazyFaceSet:  # fmt: skip
+    """The FaceSet (or, ``lazy``, the LazyFaceSet) of a folder's face items: names, labels and ``meta`` made
+    the same way for both from the items (eager crops or the streaming index)."""
+    keep = items.owner
+    per_file = np.bincount(keep, minlength=len(relative))
+    face_no = np.zeros(len(keep), np.int64)
+    for i in range(1, len(keep)):
+        face_no[i] = face_no[i - 1] + 1 if keep[i] == keep[i - 1] else 0
+    names = np.array([relative[f] + (f"#face{k + 1}" if per_file[f] > 1 else "") for f, k in zip(keep, face_no)])
+    pick = lambda a: None if a is None else a[keep]  # noqa: E731
+    item_aus = pick(aus)
+    if item_aus is not None and (per_file > 1).any():
+        item_aus[per_file[keep] > 1] = np.nan  # which face a per-image AU row describes is unknown
+    fields: dict[str, Any] = dict(class_names=labels.class_names, emotions=pick(labels.emotions), aus=item_aus,
+                                  au_ids=au_ids, subjects=pick(labels.subjects), sequences=pick(labels.sequences),
+                                  folds=pick(labels.folds), names=names, name="folder")  # fmt: skip
+    if not lazy:
+        meta["boxes"] = {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)}
+        return FaceSet(images=items.images, meta=meta, **fields)
+    faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, size=size, interpolation=interpolation,
+                        workers=workers, meta=meta, **fields)  # fmt: skip
+    meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
+                      "from_cache": items.from_cache}  # fmt: skip
+    return faces
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError
@@ -76,7 +77,9 @@ def load_data_spec(
     cache_dir: str | os.PathLike[str] | None = None,
     face_crop: str = "auto",
     cache: bool = True,
-) -> FaceSet:
+    lazy: bool | None = None,
+    workers: int | None = None,
+) -> Any:
     """Load the dataset a spec names.
 
     Args:
@@ -93,9 +96,16 @@ def load_data_spec(
         face_crop (str, optional): How faces are found in ``folder:`` images: ``"auto"``,
             ``"haar"`` or ``"none"`` (see :func:`~captum_fau.data.folder.load_folder`); CK+ keeps
             the reference detector. Default: ``"auto"``
+        lazy (bool, optional): ``ckplus:`` and ``folder:`` data as a
+            :class:`~captum_fau.data.lazy.LazyFaceSet` (face items cut per read in worker
+            processes; the same items) when True, in memory when False; ``None`` streams sources
+            of :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` files or more. TFD is memory-mapped
+            when streamed (see :func:`~captum_fau.data.tfd.load_tfd`); SynthFACS and FER2013 are
+            unaffected. Default: None
+        workers (int, optional): Worker processes of streamed data. Default: the usable cores, at most 8
 
     Returns:
-        FaceSet: the loaded set.
+        FaceSet or LazyFaceSet: the loaded set.
 
     Raises:
         DatasetError: unknown spec (the message lists the accepted forms), or ``au_csv``
@@ -118,7 +128,8 @@ def load_data_spec(
             f"--face-crop applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
             "detector). Drop --face-crop or use folder:PATH."
         )
-    sized = {} if size is None else {"size": int(size)}
+    sized: dict[str, Any] = {} if size is None else {"size": int(size)}
+    streamed: dict[str, Any] = {"lazy": lazy, "workers": workers}
     if kind == "synthfacs":
         from captum_fau.data.synthfacs import load_synthfacs
 
@@ -140,7 +151,8 @@ def load_data_spec(
         from captum_fau.data.ckplus import load_ckplus
 
         return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized
+            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized,
+            **streamed,
         )
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
@@ -158,7 +170,8 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache, **sized)
+    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache,
+                       **sized, **streamed)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]

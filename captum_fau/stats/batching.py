@@ -107,7 +107,9 @@ class MapSource:
             for start, stop in ranges:
                 yield self.read(np.arange(start, stop))
             return
-        loader = DataLoader(self.data, batch_sampler=[list(range(a, b)) for a, b in ranges], num_workers=0)
+        # A dataset that decodes per item (a LazyFaceSet) says how many worker processes to read it with.
+        workers = int(getattr(self.data, "num_workers", 0) or 0)
+        loader = DataLoader(self.data, batch_sampler=[list(range(a, b)) for a, b in ranges], num_workers=workers)
         for (start, stop), batch in zip(ranges, loader):
             inputs, extras, _ = split_batch(batch)
             yield _tensor_inputs(inputs), extras, torch.arange(start, stop, dtype=torch.int64)
@@ -164,7 +166,7 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Batch]:
         yield from source.batches(batch_ranges(len(source), batch_size))
         return
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
-        data = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+        data = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=int(getattr(data, "num_workers", 0) or 0))
     if not isinstance(data, Iterable):
         raise DatasetError(
             f"Cannot read data of type {type(data).__name__}; pass a tensor [M, C, H, W], a Dataset, "
