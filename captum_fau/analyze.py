@@ -215,6 +215,10 @@ class AnalysisConfig:
             ``label_names``; without names accuracy is skipped with a note)
         face_crop (str): Faces in ``folder:`` data: ``"auto"``, ``"haar"`` or ``"none"``
             (see :func:`captum_fau.data.folder.load_folder`). Default: ``"auto"``
+        stream (bool, optional): ``ckplus:`` / ``folder:`` specs as streamed data
+            (:class:`~captum_fau.data.lazy.LazyFaceSet`: the same items, cut per read in worker
+            processes); ``None`` streams sources of 20,000 files or more. Default: None
+        workers (int, optional): Worker processes of streamed data. Default: the usable cores, at most 8
         input_spec (InputSpec or dict, optional): How raw face crops become the model's input
             (:class:`~captum_fau.data.input_spec.InputSpec`, or a dict of its fields such as
             ``{"size": 48, "mean": 0.5, "std": 0.5}``). Given fields win over what the model
@@ -256,6 +260,8 @@ class AnalysisConfig:
     sanity_check: bool = False
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
+    stream: bool | None = None
+    workers: int | None = None
     input_spec: Any = None
     input_spec_sources: dict[str, str] | None = None
 
@@ -294,6 +300,8 @@ class AnalysisConfig:
             )
         for name in ("permutations", "bootstrap", "seed"):
             _check_count(name, getattr(self, name), 0)
+        if self.workers is not None:
+            _check_count("workers", self.workers, 0)
         check_rule(self.rule)
         if not isinstance(self.sanity_check, bool):
             raise ConfigError(f"AnalysisConfig.sanity_check must be True or False, got {self.sanity_check!r}.")
@@ -592,8 +600,9 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
         notes.insert(0, f"Held-out faces: {provenance['reason']}.")
     mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan
     from captum_fau.data.folder import face_crop_note
+    from captum_fau.data.lazy import stream_note
 
-    mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}),) if n]
+    mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}), stream_note(faces)) if n]
     params.update(class_names=None if mapping is None else list(mapping.model_classes), face_crop=config.face_crop)
     manifest = _Manifest(config.out, _fingerprint(model, dataset, input_spec=spec.to_dict()), params, resume=config.resume)
     return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
@@ -612,7 +621,7 @@ def _resolve_data(data: Any, config: AnalysisConfig, progress: bool, model_name:
         return (*tensor_dataset(data), unknown)
     if isinstance(data, str):
         faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name, config.face_crop,
-                                       config.cache)  # fmt: skip
+                                       config.cache, config.stream, config.workers)  # fmt: skip
         return faces, [], provenance
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise DatasetError(
@@ -873,7 +882,7 @@ def _report_step(
 
 def _open_data(
     spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = "", face_crop: str = "auto",
-    cache: bool = True,
+    cache: bool = True, stream: bool | None = None, workers: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
 
@@ -895,7 +904,8 @@ def _open_data(
         return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
             f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop, cache=cache), unknown
+    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop, cache=cache,
+                          lazy=stream, workers=workers), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

@@ -168,7 +168,8 @@ def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, au_csv: bool = True) -> None:
-    """``--data`` (a data spec, see DATA_FORMS) and, where AU labels are used, ``--au-csv``."""
+    """``--data`` (a data spec, see DATA_FORMS), where AU labels are used ``--au-csv``, ``--face-crop``,
+    ``--no-cache``, and ``--stream`` / ``--no-stream`` / ``--workers`` (streamed ckplus:/folder: data)."""
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
     if au_csv:
@@ -178,6 +179,14 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
                             "them or none is found), haar (always detect, general settings; one item per face), none "
                             "(images are face crops already) (default: auto)")  # fmt: skip
     add_no_cache(group)
+    group.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                       help="ckplus:/folder: data: find the faces once (an index pass in worker processes, cached), "
+                            "then cut each face from its file when it is read, in worker processes: memory flat in "
+                            "the number of images, the same items as in memory (default: stream from 20000 files "
+                            "on; --no-stream keeps every crop in memory)")  # fmt: skip
+    group.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
+                       help="worker processes that decode and crop streamed images (0: this process; default: the "
+                            "usable cores, at most 8)")  # fmt: skip
 
 
 def add_no_cache(parser: Any) -> None:
@@ -248,15 +257,30 @@ def load_model(args: argparse.Namespace) -> nn.Module:
     return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs)
 
 
-def load_data(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The FaceSet ``--data`` (or ``spec``) names, with ``--au-csv`` and ``--seed`` where the command has them."""
+def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: bool = False) -> Any:
+    """The FaceSet ``--data`` (or ``spec``) names, with ``--au-csv`` and ``--seed`` where the command has them.
+
+    Streamed data (``--stream``, or a source past the threshold) come as a LazyFaceSet; ``in_memory``
+    (training, which holds every image) reads its crops into a FaceSet with the workers.
+    """
     from captum_fau.data.spec import load_data_spec
 
-    return load_data_spec(
+    data = load_data_spec(
         spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
         progress=not getattr(args, "quiet", False), face_crop=getattr(args, "face_crop", "auto"),
-        cache=not getattr(args, "no_cache", False),
+        cache=not getattr(args, "no_cache", False), lazy=getattr(args, "stream", None),
+        workers=getattr(args, "workers", None),
     )  # fmt: skip
+    materialize = getattr(data, "materialize", None)
+    if in_memory and callable(materialize):
+        data = materialize(progress=not getattr(args, "quiet", False))
+    else:
+        from captum_fau.data.lazy import stream_note
+
+        note = stream_note(data)
+        if note and not getattr(args, "quiet", False):
+            print(f"note: {note}", flush=True)
+    return data
 
 
 __all__ = [

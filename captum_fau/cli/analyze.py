@@ -76,6 +76,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", False),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
+        stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
     )  # fmt: skip
 
 

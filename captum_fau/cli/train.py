@@ -142,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_resume and out.exists():
         for run in out.glob("*/fold_*"):
             shutil.rmtree(run)
-    data = _options.load_data(args)
+    data = _options.load_data(args, in_memory=True)
     table = run_protocol(
         protocol,
         data,
@@ -171,7 +171,7 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
     from captum_fau.train.evaluate import ResultsTable, evaluate_model
 
     model = _options.load_model(args)
-    data = _options.load_data(args)
+    data = _options.load_data(args, in_memory=True)
     from captum_fau.zoo.resolve import resolve_input_spec
 
     explicit, flags = _options.input_spec_args(args)

@@ -418,7 +418,7 @@ def load_ckplus(
     faces = LazyFaceSet([f.path for f in frames], index, crops.boxes[index], crops.digests[index], size=size,  # type: ignore[attr-defined]
                         interpolation=interpolation, workers=workers, **fields)  # fmt: skip
     why = "lazy=True / --stream" if lazy else f"{len(frames)} frames >= {STREAM_THRESHOLD}, the default threshold"
-    meta["stream"] = {"files": len(frames), "items": len(faces), "workers": faces.num_workers, "why": why,
+    faces.meta["stream"] = {"files": len(frames), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": crops.from_cache}  # fmt: skip
     return faces
 

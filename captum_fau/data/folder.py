@@ -823,7 +823,7 @@ def _folder_set(
         return FaceSet(images=items.images, meta=meta, **fields)
     faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, size=size, interpolation=interpolation,
                         workers=workers, meta=meta, **fields)  # fmt: skip
-    meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
+    faces.meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": items.from_cache}  # fmt: skip
     return faces
 

@@ -10,6 +10,12 @@
 
 The faces are already aligned, so no detection is run. Use
 :func:`captum_fau.data.folds.tfd_split` for the indices of one split.
+
+Memory: the faces are pre-aligned crops in one file, so there is nothing to decode or detect per
+item and TFD is not streamed (``--stream`` does not apply); only the kept images are held. When
+``images`` is stored uncompressed (``savemat``'s default, MATLAB ``-v6``), it is memory-mapped
+(:func:`mapped_images`) and only the kept rows are read, never all N x S x S; a compressed file
+(MATLAB's ``-v7`` default) must be inflated whole by scipy, once, and its kept rows copied out.
 """
 
 from __future__ import annotations
@@ -45,13 +51,60 @@ def _resolve(path: Path, size: int) -> Path:
     raise DatasetLayoutError(f"TFD file {path} does not exist; expected TFD_96x96.mat or TFD_48x48.mat (or their folder).")
 
 
-def _read_mat(mat_path: Path) -> dict[str, np.ndarray]:
-    """The TFD variables of a MATLAB file; DatasetLayoutError when it is unreadable or lacks one."""
+def mapped_images(mat_path: str | os.PathLike[str]) -> np.ndarray | None:
+    """``images`` of a MATLAB v5 file as a read-only memory map (MATLAB's column-major layout), or ``None``
+    when it is stored compressed (MATLAB's ``-v7`` default) or not as uint8, so it cannot be mapped.
+
+    Examples::
+
+        >>> import os, tempfile
+        >>> from scipy.io import savemat
+        >>> path = os.path.join(tempfile.mkdtemp(), "TFD_96x96.mat")
+        >>> savemat(path, {"images": np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)})
+        >>> mapped = mapped_images(path)
+        >>> mapped.shape, int(mapped[1, 0, 1])
+        ((2, 4, 4), 17)
+    """
+    from scipy.io.matlab._mio5 import MatFile5Reader  # the header parser loadmat uses
+
+    mi_uint8, mi_compressed, mx_uint8 = 2, 15, 9
+    try:
+        with open(mat_path, "rb") as handle:
+            reader = MatFile5Reader(handle)
+            reader.initialize_read()
+            if reader.byte_order != "<":
+                return None
+            handle.seek(128)
+            size = os.fstat(handle.fileno()).st_size
+            while handle.tell() < size:
+                start = handle.tell()
+                tag = np.frombuffer(handle.read(8), "<u4")
+                handle.seek(start)
+                header, following = reader.read_var_header()
+                if header.name == b"images":
+                    if tag[0] == mi_compressed or header.mclass != mx_uint8 or getattr(header, "is_complex", False):
+                        return None
+                    data = handle.tell()
+                    dtype, nbytes = np.frombuffer(handle.read(8), "<u4")
+                    if dtype != mi_uint8 or nbytes != int(np.prod(header.dims)):
+                        return None
+                    return np.memmap(mat_path, np.uint8, "r", offset=data + 8, shape=tuple(int(d) for d in header.dims),
+                                     order="F")  # fmt: skip
+                handle.seek(following)
+    except Exception:  # noqa: BLE001 - not mappable: loadmat reads it (and reports what is wrong)
+        return None
+    return None
+
+
+def _read_mat(mat_path: Path, images: bool = True) -> dict[str, np.ndarray]:
+    """The TFD variables of a MATLAB file (without ``images`` when not ``images``); DatasetLayoutError when
+    it is unreadable or lacks one."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
+    names = REQUIRED_KEYS if images else tuple(k for k in REQUIRED_KEYS if k != "images")
     try:
-        mat = loadmat(mat_path, variable_names=REQUIRED_KEYS)
+        mat = loadmat(mat_path, variable_names=names)
     except NotImplementedError as err:  # MATLAB v7.3 files are HDF5
         raise DatasetLayoutError(
             f"{mat_path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it in MATLAB with "
@@ -60,7 +113,7 @@ def _read_mat(mat_path: Path) -> dict[str, np.ndarray]:
     except (MatReadError, ValueError, OSError, IndexError, TypeError, EOFError) as err:
         # scipy's parser fails on garbage with whichever error the broken header triggers.
         raise DatasetLayoutError(f"{mat_path} is not a readable MATLAB .mat file ({err}).") from err
-    missing = [key for key in REQUIRED_KEYS if key not in mat]
+    missing = [key for key in names if key not in mat]
     if missing:
         raise DatasetLayoutError(
             f"{mat_path} lacks the variable(s) {missing}; a TFD file holds images, labs_ex, labs_id and folds."
@@ -142,7 +195,11 @@ def load_tfd(
     """
     int_at_least(size, "size", 8, hint="give the image side in pixels (TFD is 96 or 48).")
     mat_path = _resolve(Path(path).expanduser(), int(size))
-    images, labs_ex, labs_id, folds = _checked_arrays(_read_mat(mat_path), mat_path)
+    mapped = mapped_images(mat_path)  # uncompressed files: read only the kept rows, never all N x S x S
+    mat = _read_mat(mat_path, images=mapped is None)
+    if mapped is not None:
+        mat["images"] = mapped
+    images, labs_ex, labs_id, folds = _checked_arrays(mat, mat_path)
     count = len(labs_ex)
 
     if fold is not None and not 0 <= fold < folds.shape[1]:
@@ -157,14 +214,14 @@ def load_tfd(
     if len(index) == 0:
         raise DatasetError(f"{mat_path}: no image is left (labelled_only={labelled_only}, fold={fold}).")
 
-    picked = images[index]
+    picked = np.ascontiguousarray(images[index]) if len(index) < count or not images.flags.c_contiguous else images
     if picked.dtype != np.uint8:
         scale = 255.0 if picked.max() <= 1.0 else 1.0
         picked = np.clip(np.rint(picked.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     picked = resize_stack(picked, int(size))
     emotions = np.where(labs_ex[index] > 0, labs_ex[index] - 1, -1)
     return FaceSet(
-        images=np.ascontiguousarray(picked),
+        images=picked,
         class_names=TFD_CLASSES,
         emotions=emotions,
         subjects=labs_id[index],
