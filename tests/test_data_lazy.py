@@ -144,7 +144,8 @@ def test_scan_reads_streamed_data_in_workers_and_equals_the_eager_scan(tmp_path:
                            progress=False)  # fmt: skip
     batches = list(MapSource(streamed).batches([(0, 5), (5, 24)]))  # two worker processes cut the crops
     assert torch.equal(torch.cat([b[0] for b in batches]), eager.tensors())
-    assert all(torch.equal(b[1]["emotion"], torch.from_numpy(eager.emotions[a:z])) for b, (a, z) in zip(batches, [(0, 5), (5, 24)]))
+    for (_, extras, rows), (a, z) in zip(batches, [(0, 5), (5, 24)]):
+        assert torch.equal(extras["emotion"], torch.from_numpy(eager.emotions[a:z])) and rows.tolist() == list(range(a, z))
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 5)).eval()
     a = scan(model, "2", eager, top_n=3, batch_size=5, progress=False)
@@ -156,13 +157,13 @@ def test_scan_reads_streamed_data_in_workers_and_equals_the_eager_scan(tmp_path:
 
 def test_index_cache_is_locked_resumable_and_files_changed_later_are_refused(tmp_path: Path) -> None:
     paths = []
-    for i in range(40):  # two chunks
+    for i in range(40):  # five chunks
         paths.append(tmp_path / "img" / f"{i:02d}.png")
         paths[-1].parent.mkdir(exist_ok=True)
         cv2.imwrite(str(paths[-1]), np.full((30, 40), 3 * i, np.uint8))
     cache = tmp_path / "cache"
     finder = OneFace(None)
-    holder = index_faces(paths[:32], finder, size=16, cache_dir=cache, workers=0, progress=False)  # chunk 0 alone
+    holder = index_faces(paths[:16], finder, size=16, cache_dir=cache, workers=0, progress=False)  # chunks 0 and 1 alone
     assert not holder.from_cache
     from filelock import FileLock
 
@@ -219,7 +220,10 @@ def test_spec_threshold_cli_options_and_tfd_rows(tmp_path: Path, photos: Path, m
 
             savemat(str(path), contents, do_compression=True)
     assert mapped_images(plain) is not None and mapped_images(packed) is None
+    with pytest.raises(DatasetError, match="applies to ckplus: and folder: data"):
+        load_data_spec(f"tfd:{plain}", lazy=True)
     for fold in (None, 2):
-        a, b = load_tfd(plain, fold=fold, labelled_only=fold is None), load_tfd(packed, fold=fold, labelled_only=fold is None)
+        a = load_tfd(plain, fold=fold, labelled_only=fold is None)
+        b = load_tfd(packed, fold=fold, labelled_only=fold is None)
         assert np.array_equal(a.images, b.images) and a.names.tolist() == b.names.tolist()
         assert a.images.flags.c_contiguous and not isinstance(a.images, np.memmap)

@@ -45,7 +45,8 @@ from captum_fau.data.faces import (
     preprocess_faces,
     warn_skipped,
 )
-from captum_fau.data.lazy import STREAM_THRESHOLD, LazyFaceSet, index_faces, should_stream
+from captum_fau.data import lazy as lazy_module
+from captum_fau.data.lazy import LazyFaceSet, index_faces, should_stream
 from captum_fau.data.folds import ckplus_folds
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
@@ -415,9 +416,10 @@ def load_ckplus(
     )
     if not streamed:
         return FaceSet(images=crops.images[index], **fields)
-    faces = LazyFaceSet([f.path for f in frames], index, crops.boxes[index], crops.digests[index], size=size,  # type: ignore[attr-defined]
+    digests = crops.digests[index]  # type: ignore[attr-defined]
+    faces = LazyFaceSet([f.path for f in frames], index, crops.boxes[index], digests, size=size,
                         interpolation=interpolation, workers=workers, **fields)  # fmt: skip
-    why = "lazy=True / --stream" if lazy else f"{len(frames)} frames >= {STREAM_THRESHOLD}, the default threshold"
+    why = "lazy=True / --stream" if lazy else f"{len(frames)} frames >= {lazy_module.STREAM_THRESHOLD}, the default"
     faces.meta["stream"] = {"files": len(frames), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": crops.from_cache}  # fmt: skip
     return faces
@@ -442,10 +444,9 @@ def _indexed_crops(
     boxes[found.owner] = found.boxes
     digests = np.zeros((len(paths), found.digests.shape[1]), np.uint8)
     digests[found.owner] = found.digests
-    token = detector_token(detector)
+    params = {"size": size, "detector": detector_token(detector) or repr(detector), "interpolation": interpolation}
     return _IndexedCrops(images=np.zeros((0, size, size), np.uint8), boxes=boxes, source_shapes=found.shapes,
-                         status=found.status, from_cache=found.from_cache, digests=digests,
-                         params={"size": size, "detector": token or repr(detector), "interpolation": interpolation})  # fmt: skip
+                         status=found.status, from_cache=found.from_cache, digests=digests, params=params)  # fmt: skip
 
 
 def landmarks_for(faceset: FaceSet) -> np.ndarray:

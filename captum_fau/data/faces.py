@@ -366,7 +366,8 @@ def file_faces(path: str | os.PathLike[str], finder: FaceFinder, size: int, inte
     shape = (int(gray.shape[0]), int(gray.shape[1]))
     if len(boxes) == 0:
         return FileFaces(STATUS_NO_FACE, shape, boxes, np.zeros(0, bool), empty)
-    crops = np.stack([crop_resize(gray, tuple(int(v) for v in box), size, interpolation) for box in boxes])  # type: ignore[arg-type]
+    crops = np.stack([crop_resize(gray, tuple(int(v) for v in box), size, interpolation)  # type: ignore[arg-type]
+                      for box in boxes])  # fmt: skip
     return FileFaces(STATUS_OK, shape, boxes, np.asarray(whole, bool).reshape(-1), crops)
 
 

@@ -61,7 +61,8 @@ from captum_fau.data.faces import (
     preprocess_faces,
     warn_skipped,
 )
-from captum_fau.data.lazy import STREAM_THRESHOLD, LazyFaceSet, index_faces, should_stream
+from captum_fau.data import lazy as lazy_module
+from captum_fau.data.lazy import LazyFaceSet, index_faces, should_stream
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
@@ -794,7 +795,8 @@ def load_folder(
 def _why(lazy: bool | None, files: int) -> str:
     """Why a set is streamed, for ``meta["stream"]`` and the note."""
     if lazy is None:
-        return f"{files} files >= {STREAM_THRESHOLD}, the default threshold; lazy=False / --no-stream keeps them in memory"
+        return (f"{files} files >= {lazy_module.STREAM_THRESHOLD}, the default threshold; lazy=False / --no-stream "
+                "keeps them in memory")
     return "lazy=True / --stream"
 
 

@@ -25,7 +25,13 @@ bytes), so an interrupted pass resumes where it stopped; the whole index is then
 and the chunk entries are removed. A file lock (``filelock``) on the index's key lets one process
 index a file set while other processes (e.g. the ranks of ``torchrun``) wait and then read its entry
 instead of detecting again. Entries are keyed on every file's path, size and modification time and
-on the crop settings, as the eager cache.
+on the crop settings, as the eager cache. Without the cache (``cache=False``, ``--no-cache``) each
+process indexes on its own.
+
+**Workers.** ``workers`` processes (default: the usable cores, at most 8) run the index pass and, for
+the scan, cut the items. They are forked, and OpenCV in a forked process cannot change its thread
+count, so a set with workers puts OpenCV in this process on one thread before they start
+(:func:`opencv_one_thread`): one core per worker.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from captum_fau.data.transforms import check_local_mean_padding, model_input
 from captum_fau.errors import ConfigError, DatasetError, LabelError
 
 #: Files per index chunk: the unit of work of a worker and of the resumable cache entries.
-INDEX_CHUNK = 32
+INDEX_CHUNK = 8
 #: Bytes of the per-item pixel digest (blake2b).
 DIGEST_BYTES = 8
 #: Label arrays a LazyFaceSet carries, one entry per item (as FaceSet's).
@@ -402,8 +408,8 @@ class LazyFaceSet(Dataset):
         """
         path = self.paths[self.owner[index]]
         gray = read_gray(path)
-        crop = None if gray is None else crop_resize(gray, tuple(int(v) for v in self.boxes[index]), self.size,  # type: ignore[arg-type]
-                                                     self.interpolation)  # fmt: skip
+        box = tuple(int(v) for v in self.boxes[index])
+        crop = None if gray is None else crop_resize(gray, box, self.size, self.interpolation)  # type: ignore[arg-type]
         if crop is None or not np.array_equal(crop_digest(crop), self.digests[index]):
             raise DatasetError(
                 f"{path} changed or became unreadable since it was indexed (item {index} of {self.name!r}); "
@@ -534,9 +540,9 @@ def stream_note(faces: Any) -> str | None:
     info = getattr(faces, "meta", {}).get("stream") if isinstance(getattr(faces, "meta", None), dict) else None
     if not isinstance(info, dict):
         return None
+    where = "read from" if info["from_cache"] else "written to"
     return (f"Streamed data: {info['items']} face items cut from {info['files']} files per read in "
-            f"{info['workers']} worker process(es) ({info['why']}); index {'read from' if info['from_cache'] else 'written to'} "
-            "the face cache.")  # fmt: skip
+            f"{info['workers']} worker process(es) ({info['why']}); index {where} the face cache.")  # fmt: skip
 
 
 __all__ = [

@@ -99,9 +99,10 @@ def load_data_spec(
         lazy (bool, optional): ``ckplus:`` and ``folder:`` data as a
             :class:`~captum_fau.data.lazy.LazyFaceSet` (face items cut per read in worker
             processes; the same items) when True, in memory when False; ``None`` streams sources
-            of :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` files or more. TFD is memory-mapped
-            when streamed (see :func:`~captum_fau.data.tfd.load_tfd`); SynthFACS and FER2013 are
-            unaffected. Default: None
+            of :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` files or more. Other sources are not
+            streamed (TFD reads only its kept rows, memory-mapped when the file allows, see
+            :func:`~captum_fau.data.tfd.load_tfd`), and ``lazy=True`` with them is refused.
+            Default: None
         workers (int, optional): Worker processes of streamed data. Default: the usable cores, at most 8
 
     Returns:
@@ -127,6 +128,12 @@ def load_data_spec(
         raise DatasetError(
             f"--face-crop applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
             "detector). Drop --face-crop or use folder:PATH."
+        )
+    if lazy and kind not in ("ckplus", "ckplus8", "ckplus6", "folder"):
+        raise DatasetError(
+            f"--stream (lazy=True) applies to ckplus: and folder: data, whose files are decoded and face-cropped per "
+            f"item; {kind} data are not streamed (TFD: a pre-aligned .mat of which only the kept rows are read). "
+            "Drop --stream."
         )
     sized: dict[str, Any] = {} if size is None else {"size": int(size)}
     streamed: dict[str, Any] = {"lazy": lazy, "workers": workers}
