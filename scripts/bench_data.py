@@ -14,6 +14,8 @@ the workers), with the index cache off so every pass detects.
   on 2 cores); ``images_per_s``: files per second of the worker pass (median);
 * ``read_images_per_s`` / ``read_workers_speedup``: a pass over a cached index (decode + crop only,
   what every later run costs);
+* ``machine_two_proc_speedup``: what two processes get over one on fixed pure-Python work in the
+  same rounds, so a shared machine's load can be told from the pipeline's scaling;
 * ``rss_ratio_4x``: peak RSS (main process + largest worker) of a full pass over 4N files over that
   of N files, each in a fresh process (want <= 1.2: flat in the number of images).
 
@@ -89,6 +91,24 @@ def full_pass(root: Path, workers: int, cache_dir: Path | None = None) -> int:
     return read_all(open_folder(root, workers, cache_dir))
 
 
+def _burn(count: int) -> int:
+    total = 0
+    for i in range(count):
+        total += i
+    return total
+
+
+def burn(processes: int, count: int = 3_000_000) -> int:
+    """Fixed pure-Python work split over ``processes`` forked processes: what the machine gives two
+    processes over one at this moment (the reference for ``workers_speedup`` on a shared machine)."""
+    import multiprocessing
+
+    if processes == 1:
+        return _burn(2 * count)
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return sum(pool.map(_burn, [2 * count // processes] * processes))
+
+
 def child(root: Path, workers: int) -> None:
     """One uncached full pass over the frames of ``root``; prints peak RSS as JSON."""
     import resource
@@ -146,9 +166,11 @@ def main() -> None:
         env = _bench.environment()
         print(f"machine: {_bench.describe(env)}")
         times, last = _bench.repeat({"workers_0": lambda: full_pass(small, 0),
-                                     "workers_n": lambda: full_pass(small, args.workers)},
+                                     "workers_n": lambda: full_pass(small, args.workers),
+                                     "burn_1": lambda: burn(1), "burn_2": lambda: burn(2)},
                                     repeats=args.repeats)  # fmt: skip
         speedup = _bench.ratios(times["workers_0"], times["workers_n"])
+        machine = _bench.ratios(times["burn_1"], times["burn_2"])
         rate = [args.n / t for t in times["workers_n"]]
         cache_dir = work / "cache"
         indexed = {w: open_folder(small, w, cache_dir) for w in (0, args.workers)}  # the index, cached once
@@ -160,6 +182,7 @@ def main() -> None:
         print(_bench.line("first pass, 0 workers", [args.n / t for t in times["workers_0"]], " files/s", digits=1))
         print(_bench.line(f"first pass, {args.workers} workers", rate, " files/s", digits=1))
         print(_bench.line(f"workers speedup ({args.workers} vs 0)", speedup, "x"))
+        print(_bench.line("the machine now: 2 processes vs 1 on fixed CPU work", machine, "x"))
         print(_bench.line(f"cached index, {args.workers} workers", read_rate, " files/s", digits=1))
         print(_bench.line(f"cached-index speedup ({args.workers} vs 0)", read_speedup, "x"))
         print(f"face items: {last['workers_n']} from {args.n} files")
@@ -175,6 +198,7 @@ def main() -> None:
             "serial_images_per_s": round(statistics.median(args.n / t for t in times["workers_0"]), 1),
             "read_images_per_s": round(statistics.median(read_rate), 1),
             "read_workers_speedup": round(statistics.median(read_speedup), 3),
+            "machine_two_proc_speedup": round(statistics.median(machine), 3),
             "face_items": last["workers_n"], "rss_ratio_4x": round(rss_ratio, 3),
             "peak_rss_mb_n": round(peak(rss_small), 1), "peak_rss_mb_4n": round(peak(rss_large), 1),
             "items_4n": rss_large["items"], **env,

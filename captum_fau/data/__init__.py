@@ -1,6 +1,7 @@
 """Datasets: SynthFACS, CK+, TFD, FER2013 and folders with AU labels; preprocessing; folds.
 
-Every loader returns a :class:`~captum_fau.data.base.FaceSet`. Names load on first use so that
+Every loader returns a :class:`~captum_fau.data.base.FaceSet` (``ckplus:`` and ``folder:`` data, when
+streamed, its twin :class:`~captum_fau.data.lazy.LazyFaceSet`). Names load on first use so that
 importing the package does not pull in OpenCV or scipy.
 """
 
@@ -18,6 +19,8 @@ _LAZY = {
     "load_tfd": "captum_fau.data.tfd",
     "load_fer2013": "captum_fau.data.fer2013",
     "load_folder": "captum_fau.data.folder",
+    "LazyFaceSet": "captum_fau.data.lazy",
+    "index_faces": "captum_fau.data.lazy",
     "load_data_spec": "captum_fau.data.spec",
     "subject_kfold": "captum_fau.data.folds",
     "InputSpec": "captum_fau.data.input_spec",

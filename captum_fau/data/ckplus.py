@@ -403,25 +403,28 @@ def load_ckplus(
         "boxes": boxes,
     }
     fields: dict[str, Any] = dict(
-        class_names=class_names,
-        emotions=labels[index],
-        aus=aus[index] if has_facs else None,
-        au_ids=au_ids if has_facs else (),
-        subjects=subjects[index],
-        sequences=np.array([f.sequence for f in frames])[index],
-        folds=folds[index],
-        names=np.array([f.name for f in frames])[index],
-        name="ckplus" if num_classes == 8 else "ckplus6",
-        meta=meta,
-    )
+        class_names=class_names, emotions=labels[index], aus=aus[index] if has_facs else None,
+        au_ids=au_ids if has_facs else (), subjects=subjects[index],
+        sequences=np.array([f.sequence for f in frames])[index], folds=folds[index],
+        names=np.array([f.name for f in frames])[index], name="ckplus" if num_classes == 8 else "ckplus6", meta=meta,
+    )  # fmt: skip
     if not streamed:
         return FaceSet(images=crops.images[index], **fields)
+    return _streamed_set(frames, crops, index, fields, lazy=bool(lazy), size=size, interpolation=interpolation,
+                         workers=workers)  # fmt: skip
+
+
+def _streamed_set(
+    frames: list[_Frame], crops: FaceCrops, index: np.ndarray, fields: dict[str, Any], *, lazy: bool, size: int,
+    interpolation: str, workers: int | None,
+) -> LazyFaceSet:  # fmt: skip
+    """The LazyFaceSet of the kept frames ``index``: the same fields as the FaceSet, pixels cut per read."""
     digests = crops.digests[index]  # type: ignore[attr-defined]
     faces = LazyFaceSet([f.path for f in frames], index, crops.boxes[index], digests, size=size,
                         interpolation=interpolation, workers=workers, **fields)  # fmt: skip
     why = "lazy=True / --stream" if lazy else f"{len(frames)} frames >= {lazy_module.STREAM_THRESHOLD}, the default"
     faces.meta["stream"] = {"files": len(frames), "items": len(faces), "workers": faces.num_workers, "why": why,
-                      "from_cache": crops.from_cache}  # fmt: skip
+                            "from_cache": crops.from_cache}  # fmt: skip
     return faces
 
 

@@ -1,0 +1,41 @@
+"""The commands on streamed folder data (--stream --workers 2) give what they give on the same data in memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import torch
+from safetensors.torch import load_file
+
+from captum_fau.cli import main
+from captum_fau.data.synthfacs import load_synthfacs
+
+
+def _folder(root: Path) -> Path:
+    synth = load_synthfacs(24, seed=7)
+    root.mkdir()
+    rows = ["file,emotion,subject"]
+    for i, image in enumerate(synth.images):
+        cv2.imwrite(str(root / f"{i:02d}.png"), image)
+        rows.append(f"{i:02d}.png,{synth.class_names[synth.emotions[i]]},{synth.subjects[i]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_topn_and_evaluate_on_streamed_data_equal_the_in_memory_runs(tmp_path: Path, capsys) -> None:
+    data = f"folder:{_folder(tmp_path / 'faces')}"
+    common = ["--model", "zerobias-synthfacs-8class", "--data", data, "--face-crop", "none", "--no-cache", "-q"]
+    for mode in ("--no-stream", "--stream"):
+        assert main(["topn", *common, mode, "--workers", "2", "--layer", "conv1", "--n", "2", "--filters", "0-7",
+                     "--out", str(tmp_path / mode)]) == 0  # fmt: skip
+    a, b = (load_file(str(tmp_path / mode / "topn.safetensors")) for mode in ("--no-stream", "--stream"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
+    tables = []
+    for mode in ("--no-stream", "--stream"):
+        out = tmp_path / f"eval{mode}.md"
+        assert main(["evaluate", *common, mode, "--workers", "2", "--out", str(out)]) == 0
+        tables.append(json.loads(out.with_suffix(".json").read_text())["folds"])
+    assert tables[0] == tables[1]
