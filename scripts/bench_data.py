@@ -98,7 +98,7 @@ def _burn(count: int) -> int:
     return total
 
 
-def burn(processes: int, count: int = 3_000_000) -> int:
+def burn(processes: int, count: int = 12_000_000) -> int:
     """Fixed pure-Python work split over ``processes`` forked processes: what the machine gives two
     processes over one at this moment (the reference for ``workers_speedup`` on a shared machine)."""
     import multiprocessing

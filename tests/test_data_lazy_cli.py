@@ -1,4 +1,4 @@
-"""The commands on streamed folder data (--stream --workers 2) give what they give on the same data in memory."""
+"""topn, evaluate and fau-kl on streamed folder data (--stream --workers 2) give what they give in memory."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -17,10 +18,13 @@ def _folder(root: Path) -> Path:
     synth = load_synthfacs(24, seed=7)
     root.mkdir()
     rows = ["file,emotion,subject"]
+    aus = ["input," + ",".join(synth.au_ids)]
     for i, image in enumerate(synth.images):
         cv2.imwrite(str(root / f"{i:02d}.png"), image)
         rows.append(f"{i:02d}.png,{synth.class_names[synth.emotions[i]]},{synth.subjects[i]}")
+        aus.append(f"{i:02d}.png," + ",".join(str(int(v > 0)) for v in synth.aus[i]))
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    (root.parent / "aus.csv").write_text("\n".join(aus) + "\n")
     return root
 
 
@@ -39,3 +43,14 @@ def test_topn_and_evaluate_on_streamed_data_equal_the_in_memory_runs(tmp_path: P
         assert main(["evaluate", *common, mode, "--workers", "2", "--out", str(out)]) == 0
         tables.append(json.loads(out.with_suffix(".json").read_text())["folds"])
     assert tables[0] == tables[1]
+
+
+@pytest.mark.slow
+def test_fau_kl_on_streamed_data_equals_the_in_memory_run(tmp_path: Path) -> None:
+    data = f"folder:{_folder(tmp_path / 'faces')}"
+    common = ["--model", "zerobias-synthfacs-8class", "--data", data, "--face-crop", "none", "--no-cache", "-q"]
+    for mode in ("--no-stream", "--stream"):
+        assert main(["fau-kl", *common, mode, "--workers", "2", "--au-csv", str(tmp_path / "aus.csv"), "--layer",
+                     "conv1", "--permutations", "20", "--bootstrap", "0", "--out", str(tmp_path / f"kl{mode}")]) == 0
+    kl = [(tmp_path / f"kl{mode}" / "faukl.csv").read_text() for mode in ("--no-stream", "--stream")]
+    assert kl[0] == kl[1] and len(kl[0].splitlines()) > 10
