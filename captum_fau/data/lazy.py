@@ -36,11 +36,12 @@ count, so a set with workers puts OpenCV in this process on one thread before th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -189,8 +190,8 @@ class _IndexChunks(Dataset):
         files = self.paths[chunk * INDEX_CHUNK : (chunk + 1) * INDEX_CHUNK]
         key = self.key(chunk) if self.store is not None else ""
         hit = self.store.load(key) if self.store is not None else None
-        if hit is not None and len(hit.get("status", ())) == len(files):
-            return {**hit, "files": len(files), "cached": True}
+        if _complete(hit, len(files)):
+            return {**hit, "files": len(files), "cached": True}  # type: ignore[dict-item]
         arrays = _index_files(files, self.finder, self.size, self.interpolation)
         if self.store is not None:
             try:
@@ -200,21 +201,39 @@ class _IndexChunks(Dataset):
         return {**arrays, "files": len(files), "cached": False}
 
 
+def _complete(entry: dict[str, np.ndarray] | None, files: int) -> bool:
+    """Whether a cache entry is an index of ``files`` files (every array there, one status per file)."""
+    names = ("status", "shapes", "boxes", "owner", "whole", "digests")
+    return entry is not None and all(name in entry for name in names) and len(entry["status"]) == files
+
+
 def _first(batch: list[Any]) -> Any:
     return batch[0]
 
 
-def _index_lock(store: ArrayCache, key: str) -> Any:
-    """A file lock on the index ``key`` (a no-op context when the cache folder cannot be created)."""
-    import contextlib
-
-    from filelock import FileLock
+@contextlib.contextmanager
+def _index_lock(store: ArrayCache, key: str, progress: bool) -> Iterator[None]:
+    """Hold the file lock of the index ``key``, saying so when another process holds it; no lock when the
+    cache folder cannot be created (then nothing is written there either)."""
+    from filelock import FileLock, Timeout
 
     try:
         store.directory.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return contextlib.nullcontext()
-    return FileLock(str(store.directory / f".{store.prefix}-{key}.lock"))
+        yield
+        return
+    lock = FileLock(str(store.directory / f".{store.prefix}-{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if progress:
+            print(f"Another process is indexing the same files ({lock.lock_file}); waiting to read its index.",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def index_faces(
@@ -273,14 +292,12 @@ def index_faces(
 
     def cached() -> FaceIndex | None:
         hit = store.load(key) if store is not None else None
-        if hit is None or len(hit.get("status", ())) != len(files):
+        if hit is None or not _complete(hit, len(files)):
             return None
         return FaceIndex(hit["status"], hit["shapes"], hit["boxes"], hit["owner"], hit["whole"].astype(bool),
                          hit["digests"], params, from_cache=True)  # fmt: skip
 
-    import contextlib
-
-    lock = _index_lock(store, key) if store is not None else contextlib.nullcontext()
+    lock = _index_lock(store, key, progress) if store is not None else contextlib.nullcontext()
     with lock:
         found = cached()
         if found is not None:
