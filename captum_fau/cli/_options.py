@@ -186,7 +186,7 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
                             "on; --no-stream keeps every crop in memory)")  # fmt: skip
     group.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
                        help="worker processes that decode and crop streamed images (0: this process; default: the "
-                            "usable cores, at most 8)")  # fmt: skip
+                            "usable cores shared among a torchrun host's processes, at most 8)")  # fmt: skip
 
 
 def add_no_cache(parser: Any) -> None:

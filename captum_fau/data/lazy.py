@@ -72,7 +72,8 @@ STREAM_THRESHOLD = 20_000
 
 
 def default_workers() -> int:
-    """DataLoader workers by default: the cores this process may use, at most 8.
+    """DataLoader workers by default: the cores this process may use, shared among the processes
+    ``torchrun`` starts on this host (``$LOCAL_WORLD_SIZE``), at least 1 and at most 8.
 
     Examples::
 
@@ -80,7 +81,11 @@ def default_workers() -> int:
         True
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores))
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, min(8, cores // local))
 
 
 def check_workers(workers: int | None) -> int:
