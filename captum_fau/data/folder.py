@@ -56,6 +56,7 @@ from captum_fau.data.faces import (
     FaceDetector,
     HaarFaceDetector,
     centre_square,
+    check_image_files,
     crop_resize,
     preprocess_faces,
     read_gray,
@@ -665,6 +666,8 @@ def load_folder(
 
     Raises:
         DatasetLayoutError: ``root`` is not a folder or holds no images.
+        ImageFormatError: some images are 16-bit or have transparent pixels (checked before
+            any face is cropped; the message names the files and the conversion to make).
         LabelError: a CSV lacks its file column, an emotion is unknown, an AU column is
             inconsistent (the message names the column).
 
@@ -711,6 +714,7 @@ def load_folder(
             )
 
     mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
+    check_image_files([root / rel for rel in relative], f"folder {root}")
     items = _face_items([root / rel for rel in relative], size=size, mode=mode, detector=detector,
                         interpolation=interpolation, cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
     skipped += [{"file": rel, "reason": why} for rel, why in zip(relative, items.reasons) if why is not None]
