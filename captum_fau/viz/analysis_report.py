@@ -17,7 +17,13 @@ import numpy as np
 from captum_fau._utils.faults import pause_point
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion, save_figure
-from captum_fau.viz.filter_browser import BROWSER_CSS, BROWSER_SCRIPT, au_sort_key, filter_browser_section
+from captum_fau.viz.filter_browser import (
+    BROWSER_CSS,
+    BROWSER_SCRIPT,
+    au_sort_key,
+    filter_browser_section,
+    statistic_label,
+)
 from captum_fau.viz.report import Section, write_report
 
 #: Rows of the localisation table shown on the page; all rows are in ``localisation.csv``.
@@ -170,11 +176,11 @@ def _summary(
 
 
 def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str] | None:
-    """Row labels of the grids: filter, its chosen AU and q."""
+    """Row labels of the grids: filter, its chosen AU and the q-value of the main test, named."""
     if faukl is None:
         return None
     rows = faukl.table_rows(featured, layer)
-    return [f"{r['filter']}\n{r['au']}\nq {r['q']:.2g}" for r in rows]
+    return [f"{r['filter']}\n{r['au']}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
