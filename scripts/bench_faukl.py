@@ -30,7 +30,13 @@ activations correlated within subject and sequence. Sections:
    ``ci_coverage_*_before``) and the old KL percentile bootstrap (``ci_coverage_kl_before``).
 5. Confounded null: AUs and filters follow the posed emotion, not each other; rejection rate of the
    within-emotion test (``stratified_type1``) and of the plain one.
-6. Probe model (channel k responds to AU k's drawing only) and 7. the trained SynthFACS model
+6. Localisation rules on planted truth: a planted filter's 10 windows (32x32, conv3's receptive
+   field, centred on its AU's drawing) hold a share of energy from that AU's own drawing and the rest
+   from the face's edges, on SynthFACS's real region masks; three cases: rendered prototype faces,
+   a mouth AU drawn inside the jaw (AU26/27), the jaw with mouth AUs inside it. The share of filters
+   for which each rule of :mod:`captum_fau.concept.localisation` names the planted AU
+   (``localisation_recovery``, the default rule ``localisation_rule``).
+7. Probe model (channel k responds to AU k's drawing only) and 8. the trained SynthFACS model
    (agreement with TopNDeconv); skipped by ``--quick`` and ``--skip-models``.
 """
 
@@ -309,6 +315,114 @@ def bench_stratified(report: dict[str, Any], size: dict[str, int]) -> None:
           f"strata {np.mean(within):.3f} (AUROC) / {np.mean(within_kl):.3f} (KL); without strata {np.mean(plain):.3f}")
 
 
+#: SynthFACS AUs whose regions lie inside the jaw regions of AU26/AU27 (the mouth).
+MOUTH_AUS = ("AU12", "AU14", "AU15", "AU20", "AU23", "AU24", "AU25", "R12", "R14")
+
+
+def _localisation_groups(seed: int, n_images: int, n_top: int, repeats: int = 2
+                         ) -> dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]]:
+    """Planted localisation cases: groups of ``n_top`` faces ``(au, image, image without the AU, masks)``.
+
+    ``faces``: prototype-mode faces as rendered, grouped by a present AU; ``nested``: a mouth AU
+    (:data:`MOUTH_AUS`) drawn with the jaw (AU26 or AU27) present, so that the AU's region lies inside
+    the jaw's; ``jaw``: the jaw AU drawn with two mouth AUs present inside it.
+    """
+    from captum_fau.data.synthfacs import SYNTHFACS_AUS, render, render_with_aus
+
+    aus = list(SYNTHFACS_AUS)
+    rng = np.random.default_rng(seed)
+
+    def case(k: int, vec: np.ndarray, index: int, mode: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        image, masks = render_with_aus(seed, index, vec, mode=mode)
+        off = vec.copy()
+        off[k] = 0
+        without, _ = render_with_aus(seed, index, off, mode=mode)
+        return k, image / 255.0, without / 255.0, masks
+
+    out: dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]] = {"faces": [], "nested": [], "jaw": []}
+    batch = render(n_images, seed=seed, mode="prototype")
+    for k in range(len(aus)):
+        idx = np.flatnonzero(batch.aus[:, k] > 0)
+        for g in range(len(idx) // n_top):
+            out["faces"].append([case(k, batch.aus[i].astype(np.float32), int(i), "prototype")
+                                 for i in idx[g * n_top:(g + 1) * n_top]])
+    mouth = [aus.index(a) for a in MOUTH_AUS]
+    jaws = [aus.index("AU26"), aus.index("AU27")]
+    index = 0
+    for rep in range(repeats):
+        for g, k in enumerate(mouth):
+            group_nested, group_jaw = [], []
+            jaw = jaws[(rep + g) % 2]  # one jaw AU per planted filter
+            for _ in range(n_top):
+                vec = np.zeros(len(aus), np.float32)
+                vec[[k, jaw]] = 3.0
+                group_nested.append(case(k, vec, index, "independent"))
+                vec = np.zeros(len(aus), np.float32)
+                vec[jaw] = 3.0
+                vec[rng.choice(mouth, 2, replace=False)] = 3.0
+                group_jaw.append(case(jaw, vec, index, "independent"))
+                index += 1
+            out["nested"].append(group_nested)
+            out["jaw"].append(group_jaw)
+    return out
+
+
+def _planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, window: int = 32) -> Any:
+    """RegionStats of one planted filter: each of its windows (``window`` px, conv3's receptive field,
+    centred on the AU's drawing) holds energy ``signal`` x the AU's own drawing (the squared change it
+    makes, lightly blurred) + ``(1 - signal)`` x the face's edges (squared Sobel gradient), the part of
+    a guided-backprop reconstruction that hardly depends on the filter."""
+    from scipy.ndimage import gaussian_filter, sobel
+
+    from captum_fau.concept.localisation import region_stats
+
+    patches = np.zeros((1, len(group), 1, window, window))
+    boxes = np.zeros((1, len(group), 4), np.int64)
+    for n, (_, image, without, _) in enumerate(group):
+        drawing = gaussian_filter((image - without) ** 2, 1.0)
+        edges = gaussian_filter(sobel(image, 0) ** 2 + sobel(image, 1) ** 2, 1.0)
+        cy, cx = np.unravel_index(int(np.argmax(drawing)), drawing.shape)
+        y0 = int(np.clip(cy - window // 2, 0, image.shape[0] - window))
+        x0 = int(np.clip(cx - window // 2, 0, image.shape[1] - window))
+        d = drawing[y0:y0 + window, x0:x0 + window]
+        e = edges[y0:y0 + window, x0:x0 + window]
+        patches[0, n, 0] = np.sqrt(signal * d / max(d.sum(), 1e-12) + (1 - signal) * e / max(e.sum(), 1e-12))
+        boxes[0, n] = (y0, x0, y0 + window, x0 + window)
+    masks = np.stack([m for *_, m in group])
+    return region_stats(torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None], lambda i: masks[i])
+
+
+def bench_localisation(report: dict[str, Any], size: dict[str, int]) -> None:
+    """Which localisation rule names the AU a planted filter responds to (SynthFACS's real region masks)."""
+    from captum_fau.concept.localisation import DEFAULT_RULE, RULES, rule_choices
+
+    groups = _localisation_groups(21, size["localisation_images"], 10, size["localisation_repeats"])
+    signals = (0.05, 0.1, 0.2, 0.35, 0.5, 0.8)  # guided backprop is mostly edges: weak signals matter
+    table: dict[str, dict[str, float]] = {}
+    weak: dict[str, dict[str, float]] = {}
+    for scenario, cases in groups.items():
+        hits: dict[str, list[bool]] = {rule: [] for rule in RULES}
+        for group in cases:
+            for signal in signals:
+                picks = rule_choices(_planted_regions(group, signal))
+                for rule in RULES:
+                    hits[rule].append(bool(picks[rule][0] == group[0][0]))
+        table[scenario] = {rule: float(np.mean(v)) for rule, v in hits.items()}
+        weak[scenario] = {rule: float(np.mean(np.reshape(v, (-1, len(signals)))[:, :3])) for rule, v in hits.items()}
+        table[scenario]["n_filters"] = len(cases)
+    overall = {rule: float(np.mean([table[sc][rule] for sc in table])) for rule in RULES}
+    overall_weak = {rule: float(np.mean([weak[sc][rule] for sc in weak])) for rule in RULES}
+    report.update(localisation_rule=DEFAULT_RULE, localisation_recovery=table, localisation_recovery_mean=overall,
+                  localisation_recovery_weak_signal=overall_weak, localisation_signal_shares=list(signals),
+                  localisation_recovery_lift_before=overall["lift"])
+    for scenario, row in table.items():
+        print(f"[localisation] planted {scenario} ({row['n_filters']} filters, signal share {signals}): "
+              + ", ".join(f"{rule} {row[rule]:.2f}" for rule in RULES))
+    print("[localisation] mean over scenarios: " + ", ".join(f"{rule} {overall[rule]:.2f}" for rule in RULES)
+          + "; signal share <= 0.2 only: " + ", ".join(f"{rule} {overall_weak[rule]:.2f}" for rule in RULES)
+          + f"; default rule: {DEFAULT_RULE}")
+
+
 class AUTemplateProbe(nn.Module):
     """Channel k responds to AU k's own drawing, inside AU k's region, and to nothing else.
 
@@ -399,7 +513,8 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     regions = region_stats(top.patches, top.boxes, top.indices, masks_for)
     out = localisation_agreement(regions, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
-    return {"agreement": out["rate"], "n_filters": out["n_filters"]}
+    return {"agreement": out["rate"], "n_filters": out["n_filters"], "rule": out["rule"],
+            "by_rule": {k[5:]: v for k, v in out.items() if k.startswith("rate_")}}
 
 
 def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = None) -> None:
@@ -415,7 +530,8 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
         print(f"[trained] skipped: {err}")
         return
     out = trained_agreement(model, faces)
-    report.update(trained_agreement=out["agreement"], trained_filters=out["n_filters"])
+    report.update(trained_agreement=out["agreement"], trained_filters=out["n_filters"],
+                  trained_localisation_rule=out.get("rule"), trained_agreement_by_rule=out.get("by_rule"))
     if out["agreement"] is None:
         report["trained_reason"] = out.get("reason", "no filter to compare")
     print(f"[trained] agreement {out['agreement']} over {out['n_filters']} significant filters")
@@ -424,9 +540,11 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
 #: Problem sizes of the full run and of ``--quick`` (used by the tests).
 SIZES = {
     "full": dict(subjects=109, filters=128, permutations=1000, seeds=3, speed_filters=256, speed_permutations=300,
-                 repeats=5, coverage_seeds=60, old_ci_seeds=5, truth_subjects=20000),
+                 repeats=5, coverage_seeds=60, old_ci_seeds=5, truth_subjects=20000,
+                 localisation_images=400, localisation_repeats=4),
     "quick": dict(subjects=40, filters=24, permutations=200, seeds=1, speed_filters=32, speed_permutations=100,
-                  repeats=5, coverage_seeds=25, old_ci_seeds=1, truth_subjects=3000),
+                  repeats=5, coverage_seeds=25, old_ci_seeds=1, truth_subjects=3000,
+                 localisation_images=120, localisation_repeats=1),
 }
 
 #: The keys of the JSON line that come first (issue 16's targets).
@@ -454,6 +572,7 @@ def main() -> None:
     bench_calibration(report, size)
     bench_coverage(report, size)
     bench_stratified(report, size)
+    bench_localisation(report, size)
     if not (args.quick or args.skip_models):
         bench_probe(report, args.probe_images)
     if args.quick or args.skip_models or args.skip_trained:

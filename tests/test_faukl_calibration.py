@@ -318,4 +318,6 @@ def test_benchmark_quick_json_meets_the_targets():
         assert key in report
     assert report["ci_inside"] == 1.0 and report["stratified_type1"] <= 0.07
     assert report["ci_coverage_planted"] >= 0.9 and report["ci_coverage_null"] >= 0.9
+    recovery = report["localisation_recovery_mean"]
+    assert report["localisation_rule"] == "nested" and recovery["nested"] > max(recovery["lift"], recovery["energy"])
     assert report["null_top_au_rarest_ratio"] < report["null_top_au_rarest_ratio_kl_before"]
