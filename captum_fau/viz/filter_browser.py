@@ -142,9 +142,11 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
         verdict = "agrees" if loc["agree"] else "disagrees"
-        lift = f", lift {loc['lift']:.2f}" if loc.get("lift") is not None else ""
-        cells.append(("localisation", f"AU region {loc['region_au']} (energy share {loc['share']:.0%}{lift}); {verdict} "
-                                      "with the chosen AU"))
+        hits = (f", {loc['region_hits']:.0%} of the maxima inside, area share {loc['area']:.0%}"
+                if loc.get("region_hits") is not None and loc.get("area") is not None else "")
+        rule = f" by the {loc['rule']} rule" if loc.get("rule") else ""
+        cells.append(("localisation", f"AU region {loc['region_au']}{rule} (energy share {loc['share']:.0%}{hits}); "
+                                      f"{verdict} with the chosen AU"))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
     return f'<dl class="kv fstats">{items}</dl>'
 
