@@ -70,6 +70,10 @@ class LabelError(DatasetError):
     """Labels (emotions, AUs, subjects) are missing, malformed or misaligned."""
 
 
+class ImageFormatError(DatasetError):
+    """An image file holds pixels the loaders will not convert without a choice of yours (16-bit, transparent)."""
+
+
 class FaceNotFoundError(DatasetError):
     """No face could be detected in an image that needs one."""
 
@@ -130,6 +134,7 @@ __all__ = [
     "DistributedError",
     "FaceNotFoundError",
     "HubError",
+    "ImageFormatError",
     "InputShapeError",
     "LabelError",
     "LayerError",

@@ -21,12 +21,22 @@ activations correlated within subject and sequence. Sections:
    of filters whose default top AU is the rarest AU, over chance (``null_top_au_rarest_ratio``; the
    paper's argmax-KL rule: ``null_top_au_rarest_ratio_kl_before``).
 3. Planted d = 0.8 in 10% of pairs: BH FDR and power (``fdr``, ``power``).
-4. Intervals: coverage of the true AUROC (from 20,000 subjects) by the 95% AUROC interval
-   (``ci_coverage``), the estimate inside its interval (``ci_point_inside``), and the old KL
-   percentile bootstrap for comparison (``ci_coverage_kl_before``).
+4. Intervals: 60 replicates of 109 subjects, filter c planted (d = 0.8) on AU c (every CK+ prevalence):
+   coverage of the exact population AUROC (:func:`~captum_fau.concept.simulate.true_auroc`, checked
+   against 20,000 simulated subjects) by the 95% AUROC interval over all testable pairs
+   (``ci_coverage``), planted pairs (``ci_coverage_planted``, 1,200 pairs) and null pairs
+   (``ci_coverage_null``), each with its standard error across replicates (``*_se``); the estimate
+   inside its interval (``ci_inside``); the interval before (``K - 1`` degrees of freedom,
+   ``ci_coverage_*_before``) and the old KL percentile bootstrap (``ci_coverage_kl_before``).
 5. Confounded null: AUs and filters follow the posed emotion, not each other; rejection rate of the
    within-emotion test (``stratified_type1``) and of the plain one.
-6. Probe model (channel k responds to AU k's drawing only) and 7. the trained SynthFACS model
+6. Localisation rules on planted truth: a planted filter's 10 windows (32x32, conv3's receptive
+   field, centred on its AU's drawing) hold a share of energy from that AU's own drawing and the rest
+   from the face's edges, on SynthFACS's real region masks; three cases: rendered prototype faces,
+   a mouth AU drawn inside the jaw (AU26/27), the jaw with mouth AUs inside it. The share of filters
+   for which each rule of :mod:`captum_fau.concept.localisation` names the planted AU
+   (``localisation_recovery``, the default rule ``localisation_rule``).
+7. Probe model (channel k responds to AU k's drawing only) and 8. the trained SynthFACS model
    (agreement with TopNDeconv); skipped by ``--quick`` and ``--skip-models``.
 """
 
@@ -208,25 +218,41 @@ def bench_calibration(report: dict[str, Any], size: dict[str, int]) -> None:
           f"{np.mean(powers):.3f} (AUROC test), {np.mean(kl_powers):.3f} (KL test)")
 
 
-def _true_auroc(planted: np.ndarray, d: float, n_filters: int, n_subjects: int = 20000) -> np.ndarray:
-    """Population AUROC of every (filter, AU) pair: the same design, a very large sample."""
-    from captum_fau.concept.kernels import auroc
+def _old_interval(auc: np.ndarray, se: np.ndarray, n_clusters: int, level: float = 0.95) -> np.ndarray:
+    """The interval before: the same logit-scale interval with ``K - 1`` degrees of freedom for every AU."""
+    from scipy.stats import t as t_dist
 
-    big = planted_faces(99_999, n_subjects=n_subjects, n_filters=n_filters, d=d, planted=planted)
-    return auroc(big["acts"], big["presence"])
+    inner = (auc > 0) & (auc < 1) & np.isfinite(se) & (se > 0)
+    safe = np.where(inner, auc, 0.5)
+    half = t_dist.ppf(0.5 + level / 2, max(1, n_clusters - 1)) * np.where(inner, se, 0.0) / (safe * (1 - safe))
+    centre = np.log(safe / (1 - safe))
+    return np.stack([np.where(inner, 1 / (1 + np.exp(-(centre - half))), auc),
+                     np.where(inner, 1 / (1 + np.exp(-(centre + half))), auc)], axis=-1)
+
+
+def _share(hits: list[np.ndarray]) -> tuple[float, float, int]:
+    """Pooled share of covered pairs, its standard error across replicates (pairs of one replicate share
+    their labels, so replicates, not pairs, are the independent units) and the number of pairs."""
+    per_rep = np.array([h.mean() for h in hits if h.size])
+    pooled = np.concatenate(hits)
+    return float(pooled.mean()), float(per_rep.std(ddof=1) / np.sqrt(len(per_rep))), int(pooled.size)
 
 
 def bench_coverage(report: dict[str, Any], size: dict[str, int]) -> None:
-    """Coverage of the AUROC interval (subject clusters) and of the old KL percentile bootstrap."""
-    from captum_fau.concept.kernels import BinnedActivations, bin_codes, kl_from_counts
+    """Coverage of the AUROC interval (subject clusters) on planted and null pairs, against the exact
+    population AUROC; the interval before (``K - 1`` degrees of freedom) and the old KL percentile
+    bootstrap for comparison."""
+    from captum_fau.concept.kernels import BinnedActivations, auroc, bin_codes, kl_from_counts
     from captum_fau.concept.resampling import bootstrap_kl_interval, bootstrap_weights
+    from captum_fau.concept.simulate import true_auroc
 
-    n_filters, d = 8, 0.8
-    planted = np.zeros((n_filters, 20), bool)
-    planted[np.arange(n_filters), np.arange(n_filters) * 2] = True
-    truth = _true_auroc(planted, d, n_filters, size["truth_subjects"])
+    n_filters, d = 20, 0.8
+    planted = np.eye(n_filters, 20, dtype=bool)  # filter c responds to AU c: every CK+ prevalence once
+    truth = true_auroc(planted, d)
     big = planted_faces(99_999, n_subjects=size["truth_subjects"], n_filters=n_filters, d=d, planted=planted)
-    covered, covered_planted, inside, old_covered, old_null_excl = [], [], [], [], []
+    truth_check = float(np.abs(auroc(big["acts"], big["presence"]) - truth).max())
+    hits: dict[str, list[np.ndarray]] = {k: [] for k in ("planted", "null", "all", "planted_before", "null_before")}
+    inside, old_covered, old_null_excl = [], [], []
     for seed in range(size["coverage_seeds"]):
         data = planted_faces(300 + seed, n_subjects=size["subjects"], n_filters=n_filters, d=d, planted=planted)
         st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], n_permutations=0,
@@ -234,8 +260,13 @@ def bench_coverage(report: dict[str, Any], size: dict[str, int]) -> None:
         ok = st.testable
         lo, hi = st.auroc_ci[..., 0], st.auroc_ci[..., 1]
         hit = (lo <= truth) & (truth <= hi)
-        covered.append(hit[ok])
-        covered_planted.append(hit[ok & planted])
+        before = _old_interval(st.auroc, st.auroc_se, size["subjects"])
+        hit_before = (before[..., 0] <= truth) & (truth <= before[..., 1])
+        hits["all"].append(hit[ok])
+        hits["planted"].append(hit[ok & planted])
+        hits["null"].append(hit[ok & ~planted])
+        hits["planted_before"].append(hit_before[ok & planted])
+        hits["null_before"].append(hit_before[ok & ~planted])
         inside.append(((lo <= st.auroc) & (st.auroc <= hi))[ok])
         if seed < size["old_ci_seeds"]:
             binned = BinnedActivations(bin_codes(data["acts"], st.bin_edges), st.bin_edges.shape[1] - 1)
@@ -246,16 +277,25 @@ def bench_coverage(report: dict[str, Any], size: dict[str, int]) -> None:
             true_kl = kl_from_counts(q, big_binned.totals - q, 0.0, axis=1)
             old_covered.append(((old[..., 0] <= true_kl) & (true_kl <= old[..., 1]))[ok & planted])
             old_null_excl.append((old[..., 0] > 0)[ok & ~planted])
+    share = {k: _share(v) for k, v in hits.items()}
     report.update(
-        ci_coverage=float(np.concatenate(covered).mean()), ci_coverage_planted=float(np.concatenate(covered_planted).mean()),
-        ci_point_inside=float(np.concatenate(inside).mean()),
+        ci_coverage=share["all"][0], ci_coverage_planted=share["planted"][0], ci_coverage_null=share["null"][0],
+        ci_coverage_se=share["all"][1], ci_coverage_planted_se=share["planted"][1], ci_coverage_null_se=share["null"][1],
+        ci_pairs_planted=share["planted"][2], ci_pairs_null=share["null"][2],
+        ci_inside=float(np.concatenate(inside).mean()),
+        ci_coverage_planted_before=share["planted_before"][0], ci_coverage_null_before=share["null_before"][0],
+        ci_truth="exact population AUROC (captum_fau.concept.simulate.true_auroc)",
+        ci_truth_check_max_abs_diff=truth_check, ci_truth_check_subjects=size["truth_subjects"],
         ci_coverage_kl_before=float(np.concatenate(old_covered).mean()),
         ci_kl_before_excludes_zero_under_null=float(np.concatenate(old_null_excl).mean()),
     )
-    print(f"[intervals] AUROC 95% interval (subject clusters) covers the true AUROC for "
-          f"{report['ci_coverage']:.3f} of pairs ({report['ci_coverage_planted']:.3f} of planted pairs), point inside "
-          f"{report['ci_point_inside']:.3f}; old KL percentile bootstrap: coverage of the true KL (planted) "
-          f"{report['ci_coverage_kl_before']:.3f}, excludes 0 under the null {report['ci_kl_before_excludes_zero_under_null']:.3f}")
+    print(f"[intervals] AUROC 95% interval (subject clusters, t with clusters-carrying-the-AU - 1 df) covers the "
+          f"exact AUROC for {share['planted'][0]:.3f} +- {share['planted'][1]:.3f} of {share['planted'][2]} planted "
+          f"pairs and {share['null'][0]:.3f} +- {share['null'][1]:.3f} of {share['null'][2]} null pairs; point inside "
+          f"{report['ci_inside']:.3f}; before (K - 1 df): planted {share['planted_before'][0]:.3f}, null "
+          f"{share['null_before'][0]:.3f}; |MC truth ({size['truth_subjects']} subjects) - exact| <= {truth_check:.4f}; "
+          f"old KL percentile bootstrap: coverage of the true KL (planted) {report['ci_coverage_kl_before']:.3f}, "
+          f"excludes 0 under the null {report['ci_kl_before_excludes_zero_under_null']:.3f}")
 
 
 def bench_stratified(report: dict[str, Any], size: dict[str, int]) -> None:
@@ -273,6 +313,114 @@ def bench_stratified(report: dict[str, Any], size: dict[str, int]) -> None:
                   unstratified_type1_confounded=float(np.mean(plain)))
     print(f"[stratified] confounded null (AUs and filters follow the emotion): rejection at 0.05 within emotion "
           f"strata {np.mean(within):.3f} (AUROC) / {np.mean(within_kl):.3f} (KL); without strata {np.mean(plain):.3f}")
+
+
+#: SynthFACS AUs whose regions lie inside the jaw regions of AU26/AU27 (the mouth).
+MOUTH_AUS = ("AU12", "AU14", "AU15", "AU20", "AU23", "AU24", "AU25", "R12", "R14")
+
+
+def _localisation_groups(seed: int, n_images: int, n_top: int, repeats: int = 2
+                         ) -> dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]]:
+    """Planted localisation cases: groups of ``n_top`` faces ``(au, image, image without the AU, masks)``.
+
+    ``faces``: prototype-mode faces as rendered, grouped by a present AU; ``nested``: a mouth AU
+    (:data:`MOUTH_AUS`) drawn with the jaw (AU26 or AU27) present, so that the AU's region lies inside
+    the jaw's; ``jaw``: the jaw AU drawn with two mouth AUs present inside it.
+    """
+    from captum_fau.data.synthfacs import SYNTHFACS_AUS, render, render_with_aus
+
+    aus = list(SYNTHFACS_AUS)
+    rng = np.random.default_rng(seed)
+
+    def case(k: int, vec: np.ndarray, index: int, mode: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        image, masks = render_with_aus(seed, index, vec, mode=mode)
+        off = vec.copy()
+        off[k] = 0
+        without, _ = render_with_aus(seed, index, off, mode=mode)
+        return k, image / 255.0, without / 255.0, masks
+
+    out: dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]] = {"faces": [], "nested": [], "jaw": []}
+    batch = render(n_images, seed=seed, mode="prototype")
+    for k in range(len(aus)):
+        idx = np.flatnonzero(batch.aus[:, k] > 0)
+        for g in range(len(idx) // n_top):
+            out["faces"].append([case(k, batch.aus[i].astype(np.float32), int(i), "prototype")
+                                 for i in idx[g * n_top:(g + 1) * n_top]])
+    mouth = [aus.index(a) for a in MOUTH_AUS]
+    jaws = [aus.index("AU26"), aus.index("AU27")]
+    index = 0
+    for rep in range(repeats):
+        for g, k in enumerate(mouth):
+            group_nested, group_jaw = [], []
+            jaw = jaws[(rep + g) % 2]  # one jaw AU per planted filter
+            for _ in range(n_top):
+                vec = np.zeros(len(aus), np.float32)
+                vec[[k, jaw]] = 3.0
+                group_nested.append(case(k, vec, index, "independent"))
+                vec = np.zeros(len(aus), np.float32)
+                vec[jaw] = 3.0
+                vec[rng.choice(mouth, 2, replace=False)] = 3.0
+                group_jaw.append(case(jaw, vec, index, "independent"))
+                index += 1
+            out["nested"].append(group_nested)
+            out["jaw"].append(group_jaw)
+    return out
+
+
+def _planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, window: int = 32) -> Any:
+    """RegionStats of one planted filter: each of its windows (``window`` px, conv3's receptive field,
+    centred on the AU's drawing) holds energy ``signal`` x the AU's own drawing (the squared change it
+    makes, lightly blurred) + ``(1 - signal)`` x the face's edges (squared Sobel gradient), the part of
+    a guided-backprop reconstruction that hardly depends on the filter."""
+    from scipy.ndimage import gaussian_filter, sobel
+
+    from captum_fau.concept.localisation import region_stats
+
+    patches = np.zeros((1, len(group), 1, window, window))
+    boxes = np.zeros((1, len(group), 4), np.int64)
+    for n, (_, image, without, _) in enumerate(group):
+        drawing = gaussian_filter((image - without) ** 2, 1.0)
+        edges = gaussian_filter(sobel(image, 0) ** 2 + sobel(image, 1) ** 2, 1.0)
+        cy, cx = np.unravel_index(int(np.argmax(drawing)), drawing.shape)
+        y0 = int(np.clip(cy - window // 2, 0, image.shape[0] - window))
+        x0 = int(np.clip(cx - window // 2, 0, image.shape[1] - window))
+        d = drawing[y0:y0 + window, x0:x0 + window]
+        e = edges[y0:y0 + window, x0:x0 + window]
+        patches[0, n, 0] = np.sqrt(signal * d / max(d.sum(), 1e-12) + (1 - signal) * e / max(e.sum(), 1e-12))
+        boxes[0, n] = (y0, x0, y0 + window, x0 + window)
+    masks = np.stack([m for *_, m in group])
+    return region_stats(torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None], lambda i: masks[i])
+
+
+def bench_localisation(report: dict[str, Any], size: dict[str, int]) -> None:
+    """Which localisation rule names the AU a planted filter responds to (SynthFACS's real region masks)."""
+    from captum_fau.concept.localisation import DEFAULT_RULE, RULES, rule_choices
+
+    groups = _localisation_groups(21, size["localisation_images"], 10, size["localisation_repeats"])
+    signals = (0.05, 0.1, 0.2, 0.35, 0.5, 0.8)  # guided backprop is mostly edges: weak signals matter
+    table: dict[str, dict[str, float]] = {}
+    weak: dict[str, dict[str, float]] = {}
+    for scenario, cases in groups.items():
+        hits: dict[str, list[bool]] = {rule: [] for rule in RULES}
+        for group in cases:
+            for signal in signals:
+                picks = rule_choices(_planted_regions(group, signal))
+                for rule in RULES:
+                    hits[rule].append(bool(picks[rule][0] == group[0][0]))
+        table[scenario] = {rule: float(np.mean(v)) for rule, v in hits.items()}
+        weak[scenario] = {rule: float(np.mean(np.reshape(v, (-1, len(signals)))[:, :3])) for rule, v in hits.items()}
+        table[scenario]["n_filters"] = len(cases)
+    overall = {rule: float(np.mean([table[sc][rule] for sc in table])) for rule in RULES}
+    overall_weak = {rule: float(np.mean([weak[sc][rule] for sc in weak])) for rule in RULES}
+    report.update(localisation_rule=DEFAULT_RULE, localisation_recovery=table, localisation_recovery_mean=overall,
+                  localisation_recovery_weak_signal=overall_weak, localisation_signal_shares=list(signals),
+                  localisation_recovery_lift_before=overall["lift"])
+    for scenario, row in table.items():
+        print(f"[localisation] planted {scenario} ({row['n_filters']} filters, signal share {signals}): "
+              + ", ".join(f"{rule} {row[rule]:.2f}" for rule in RULES))
+    print("[localisation] mean over scenarios: " + ", ".join(f"{rule} {overall[rule]:.2f}" for rule in RULES)
+          + "; signal share <= 0.2 only: " + ", ".join(f"{rule} {overall_weak[rule]:.2f}" for rule in RULES)
+          + f"; default rule: {DEFAULT_RULE}")
 
 
 class AUTemplateProbe(nn.Module):
@@ -365,7 +513,8 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     regions = region_stats(top.patches, top.boxes, top.indices, masks_for)
     out = localisation_agreement(regions, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
-    return {"agreement": out["rate"], "n_filters": out["n_filters"]}
+    return {"agreement": out["rate"], "n_filters": out["n_filters"], "rule": out["rule"],
+            "by_rule": {k[5:]: v for k, v in out.items() if k.startswith("rate_")}}
 
 
 def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = None) -> None:
@@ -381,7 +530,8 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
         print(f"[trained] skipped: {err}")
         return
     out = trained_agreement(model, faces)
-    report.update(trained_agreement=out["agreement"], trained_filters=out["n_filters"])
+    report.update(trained_agreement=out["agreement"], trained_filters=out["n_filters"],
+                  trained_localisation_rule=out.get("rule"), trained_agreement_by_rule=out.get("by_rule"))
     if out["agreement"] is None:
         report["trained_reason"] = out.get("reason", "no filter to compare")
     print(f"[trained] agreement {out['agreement']} over {out['n_filters']} significant filters")
@@ -390,14 +540,16 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
 #: Problem sizes of the full run and of ``--quick`` (used by the tests).
 SIZES = {
     "full": dict(subjects=109, filters=128, permutations=1000, seeds=3, speed_filters=256, speed_permutations=300,
-                 repeats=5, coverage_seeds=40, old_ci_seeds=5, truth_subjects=20000),
+                 repeats=5, coverage_seeds=60, old_ci_seeds=5, truth_subjects=20000,
+                 localisation_images=400, localisation_repeats=4),
     "quick": dict(subjects=40, filters=24, permutations=200, seeds=1, speed_filters=32, speed_permutations=100,
-                  repeats=5, coverage_seeds=6, old_ci_seeds=1, truth_subjects=3000),
+                  repeats=5, coverage_seeds=25, old_ci_seeds=1, truth_subjects=3000,
+                 localisation_images=120, localisation_repeats=1),
 }
 
 #: The keys of the JSON line that come first (issue 16's targets).
-KEYS = ["null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "type1_clustered", "stratified_type1",
-        "speedup_vs_vectorised", "probe_recovery", "trained_agreement", "speedup_vs_loop"]
+KEYS = ["null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "ci_coverage_planted",
+        "ci_coverage_null", "ci_inside", "type1_clustered", "stratified_type1", "speedup_vs_vectorised", "probe_recovery", "trained_agreement", "speedup_vs_loop"]
 
 
 def main() -> None:
@@ -420,6 +572,7 @@ def main() -> None:
     bench_calibration(report, size)
     bench_coverage(report, size)
     bench_stratified(report, size)
+    bench_localisation(report, size)
     if not (args.quick or args.skip_models):
         bench_probe(report, args.probe_images)
     if args.quick or args.skip_models or args.skip_trained:

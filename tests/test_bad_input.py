@@ -94,8 +94,15 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             return 42
     """))
     (root / "a_file").write_text("")
+    deep, clear = root / "imgs16", root / "imgs_alpha"
+    for i in range(4):
+        write_png(deep / f"f{i}.png", draw_face(shift=i))
+        write_png(clear / f"f{i}.png", draw_face(shift=i))
+    write_png(deep / "deep.png", draw_face(shift=5).astype(np.uint16) * 257)
+    face = draw_face(shift=5)
+    write_png(clear / "see_through.png", np.dstack([face, face, face, np.where(face > 100, 255, 0).astype(np.uint8)]))
     return {"root": root, "imgs": imgs, "marker": marker, "pth": pth, "timm_dir": timm_dir, "zb_dir": zb_dir,
-            "models": root / "models.py"}  # fmt: skip
+            "models": root / "models.py", "deep": deep, "clear": clear}  # fmt: skip
 
 
 def _an(*extra: str) -> list[str]:
@@ -126,6 +133,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-data-synthfacs-zero", _an("--data", "synthfacs:0"), "positive integer"),
     ("analyze-data-folder-missing", _an("--data", "folder:{root}/nowhere"), "nowhere"),
     ("analyze-data-too-few-for-faukl", _an("--data", "synthfacs:12", "--n", "3"), "at least 20"),
+    ("analyze-folder-16-bit", _an("--data", "folder:{deep}", "--face-crop", "none"), "deep.png"),
+    ("analyze-folder-transparent", _an("--data", "folder:{clear}", "--face-crop", "none"), "-alpha remove"),
     ("analyze-au-csv-missing", _an("--data", "folder:{imgs}", "--au-csv", "{root}/none.csv"), "does not exist"),
     ("analyze-au-csv-unmatched", _an("--data", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv", "--n", "3"),
      "file (or input) column"),

@@ -406,7 +406,7 @@ def test_resolve_probes_a_plain_fer2013_model_and_the_spec_feeds_it() -> None:
     assert model.training  # the probe restored training mode
     note = spec.remarks[0]
     assert "at 48x48" in note and "mat1 and mat2 shapes cannot be multiplied" in note and "--input-size" in note
-    assert "48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from probe, channels from data" in spec.describe()
+    assert "48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from probe; channels from data" in spec.describe()
     with torch.no_grad():
         logits = model.eval()(spec.apply(faces(4)))
     assert logits.shape == (4, 7)

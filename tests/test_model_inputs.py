@@ -236,3 +236,30 @@ def test_a_bare_faceset_is_scanned_as_the_zoo_model_was_trained() -> None:
     zeros = scan(model, "conv3", faces.tensors(), progress=False)
     torch.testing.assert_close(bare, trained.layers["conv3"].maxima, rtol=0, atol=0)
     assert not torch.equal(bare, zeros.layers["conv3"].maxima)
+
+
+def test_a_bare_faceset_follows_a_timm_style_spec_and_warns_for_a_model_without_one() -> None:
+    """scan() on a bare FaceSet: a model declaring pretrained_cfg sees its ImageNet-normalised RGB tensors;
+    a model declaring nothing gets the reference preprocessing and a warning that says so and how to choose."""
+    import warnings
+
+    from captum_fau.data.input_spec import InputSpec
+    from captum_fau.data.model_inputs import ModelInputs
+    from captum_fau.stats.scan import scan
+
+    faces = load_synthfacs(8, seed=1)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    net.pretrained_cfg = {"input_size": (3, 64, 64), "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                          "interpolation": "bilinear", "crop_pct": 1.0}  # fmt: skip
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bare = scan(net, "1", faces, progress=False).layers["1"].maxima
+    spec = InputSpec(size=(64, 64), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                     interpolation="bilinear", crop_pct=1.0, local_mean=0)  # fmt: skip
+    expected = scan(net, "1", ModelInputs(faces, spec).tensors(), progress=False).layers["1"].maxima
+    torch.testing.assert_close(bare, expected, rtol=0, atol=0)
+
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).eval()
+    with pytest.warns(UserWarning, match="declares no input spec.*reference preprocessing.*ModelInputs"):
+        scan(plain, "1", faces, progress=False)

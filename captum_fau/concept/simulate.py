@@ -135,4 +135,80 @@ def planted_faces(
     }
 
 
-__all__ = ["CKPLUS_AU_COUNTS", "ckplus_prevalences", "planted_faces"]
+def sequence_prevalences(prevalences: np.ndarray | None = None, clustering: float = 1.5) -> np.ndarray:
+    """``[J]`` population share of sequences showing each AU under :func:`planted_faces`'s design.
+
+    ``E_u[sigmoid(logit(p_j) + clustering * u)]``, ``u ~ N(0, 1)``, by 80-point Gauss-Hermite
+    quadrature (the subject propensity makes it differ from ``p_j``).
+
+    Examples::
+
+        >>> float(sequence_prevalences(np.array([0.5]))[0])
+        0.5
+    """
+    prev = ckplus_prevalences() if prevalences is None else np.asarray(prevalences, dtype=np.float64)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    logit = np.log(prev / (1 - prev))[:, None] + clustering * nodes[None, :]
+    return _sigmoid(logit) @ (weights / weights.sum())
+
+
+def true_auroc(
+    planted: np.ndarray,
+    d: float,
+    *,
+    frames: int = 4,
+    prevalences: np.ndarray | None = None,
+    clustering: float = 1.5,
+) -> np.ndarray:
+    """``[C, J]`` population AUROC of every (filter, AU) pair of :func:`planted_faces` (no emotions).
+
+    The estimand of the AUROC interval: ``P(a_with > a_without)`` for an image with the AU and one
+    without drawn from different subjects of an infinite population. A filter's activation is a
+    unit normal plus ``d`` times the number of its planted AUs present; AUs are independent at the
+    sequence level and the first frame of a sequence (share ``1 / frames``) shows none. So an image
+    with AU ``j`` carries each other planted AU ``k`` with probability ``pi_k`` (the sequence
+    prevalence, :func:`sequence_prevalences`), an image without it is neutral with probability
+    ``(1/frames) / (1/frames + (1 - 1/frames)(1 - pi_j))`` and otherwise carries AU ``k`` with
+    ``pi_k``; the AUROC is the mixture of ``Phi((shift_with - shift_without) / sqrt(2))``. A "null"
+    pair is thus not at 0.5 when its filter has a planted AU: images without AU ``j`` include the
+    neutral frames, which never show the planted one.
+
+    Args:
+        planted (np.ndarray): ``[C, J]`` bool planted pairs.
+        d (float): Shift of a planted filter on frames with its AU.
+        frames (int): Frames per sequence (the first neutral). Default: 4
+        prevalences (np.ndarray, optional): ``[J]`` as in :func:`planted_faces`. Default: CK+'s
+        clustering (float): As in :func:`planted_faces`. Default: 1.5
+
+    Returns:
+        np.ndarray: ``[C, J]`` float64.
+
+    Examples::
+
+        >>> truth = true_auroc(np.eye(2, 20, dtype=bool), 0.8)
+        >>> round(float(truth[0, 0]), 4), round(float(truth[0, 5]), 4)
+        (0.7142, 0.5237)
+    """
+    from scipy.stats import norm
+
+    truth = np.asarray(planted, dtype=bool)
+    pi = sequence_prevalences(prevalences, clustering)
+    share_neutral = 1.0 / frames
+    out = np.empty(truth.shape)
+    for c in range(truth.shape[0]):
+        for j in range(truth.shape[1]):
+            others = np.array([1.0])  # distribution of the number of other planted AUs present
+            for k in np.flatnonzero(truth[c]):
+                if k != j:
+                    others = np.convolve(others, [1.0 - pi[k], pi[k]])
+            counts = np.arange(len(others))
+            neutral = share_neutral / (share_neutral + (1.0 - share_neutral) * (1.0 - pi[j]))
+            shift_with = d * (counts + truth[c, j])
+            shift_without = np.r_[0.0, d * counts]
+            w_without = np.r_[neutral, (1.0 - neutral) * others]
+            gap = (shift_with[:, None] - shift_without[None, :]) / np.sqrt(2.0)
+            out[c, j] = float(others @ norm.cdf(gap) @ w_without)
+    return out
+
+
+__all__ = ["CKPLUS_AU_COUNTS", "ckplus_prevalences", "planted_faces", "sequence_prevalences", "true_auroc"]

@@ -57,6 +57,7 @@ from captum_fau.data.faces import (
     HaarFaceDetector,
     OneFace,
     centre_square,
+    check_image_files,
     file_faces,
     preprocess_faces,
     warn_skipped,
@@ -711,6 +712,8 @@ def load_folder(
 
     Raises:
         DatasetLayoutError: ``root`` is not a folder or holds no images.
+        ImageFormatError: some images are 16-bit or have transparent pixels (checked before
+            any face is cropped; the message names the files and the conversion to make).
         LabelError: a CSV lacks its file column, an emotion is unknown, an AU column is
             inconsistent (the message names the column).
 
@@ -758,6 +761,7 @@ def load_folder(
 
     mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
     paths = [root / rel for rel in relative]
+    check_image_files(paths, f"folder {root}")
     streamed = should_stream(lazy, count)
     if streamed:
         items = _indexed_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,

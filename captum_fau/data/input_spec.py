@@ -26,7 +26,7 @@ Examples::
     >>> spec.apply(torch.rand(2, 3, 96, 96)).shape
     torch.Size([2, 1, 48, 48])
     >>> InputSpec.from_zerobias_config({"img_size": 96, "in_chans": 1}).describe()
-    '96x96 gray, pixels in [0,2], mean 0 std 1, 5x5 local mean (zero padding), bilinear; size/channels/pixel_range/mean/std/local_mean from zero-bias config'
+    '96x96 gray, pixels in [0,2], mean 0 std 1, 5x5 local mean (zero padding), bilinear; size, channels, pixel_range, mean, std and local_mean from zero-bias config'
 """
 
 from __future__ import annotations
@@ -220,6 +220,11 @@ def local_mean_subtract(x: torch.Tensor, size: int, padding: str = "zeros") -> t
     # One implementation for training, the datasets and the contract: bit-identical tensors.
     return reference(x, size, padding)
 
+
+
+def _and_list(names: Sequence[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -461,7 +466,7 @@ class InputSpec:
 
             >>> InputSpec(size=48, mean=0.5, std=0.5,
             ...           sources={"size": "--input-size", "mean": "--mean", "std": "--std"}).describe()
-            '48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from --input-size, mean from --mean, std from --std'
+            '48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from --input-size; mean from --mean; std from --std'
         """
         size = "data's size" if self.size is None else f"{self.size[0]}x{self.size[1]}"
         parts = [
@@ -478,7 +483,8 @@ class InputSpec:
         for name, source in self.sources.items():
             if source != SOURCE_DEFAULT:
                 by_source.setdefault(source, []).append(name)
-        origin = ", ".join(f"{'/'.join(names)} from {source}" for source, names in by_source.items())
+        origin = "; ".join(f"{_and_list(names)} from {source}"
+                           for source, names in by_source.items())  # fmt: skip
         return ", ".join(parts) + ("; " + origin if origin else "; all defaults")
 
     @staticmethod
@@ -583,7 +589,7 @@ class InputSpec:
             >>> cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
             ...        "std": (0.229, 0.224, 0.225), "interpolation": "bicubic", "crop_pct": 0.95}
             >>> InputSpec.from_timm_cfg(cfg).describe()
-            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
+            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
         """
         if not isinstance(pretrained_cfg, Mapping) or "input_size" not in pretrained_cfg:
             raise ConfigError(

@@ -21,6 +21,7 @@ association (:class:`captum_fau.concept.FAUKL`) are both built on it.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,16 +44,17 @@ from captum_fau.stats.rows import RowStore
 _EMPTY = "The dataset is empty: the scan read no images. Check the data source and its filters."
 
 
-def zero_bias_inputs(model: nn.Module, data: Any) -> Any:
-    """A bare FaceSet or SynthFACS set scanned with a zero-bias CNN, as that model was trained to see it.
+def declared_inputs(model: nn.Module, data: Any) -> Any:
+    """A bare FaceSet or SynthFACS set, as ``model`` declares it wants its inputs.
 
-    Their items carry the reference preprocessing with the data's own local-mean padding; a zero-bias model
-    records the padding it was trained with (the packaged SynthFACS model: replicate), so its input spec
-    (:func:`~captum_fau.zoo.resolve.declared_input_spec`) makes the tensors. Other data, data already
-    wrapped for a model (:class:`~captum_fau.data.model_inputs.ModelInputs`) and other models pass unchanged:
-    their inputs are the caller's choice (``analyze`` and the CLI always wrap them).
+    Their items carry the zero-bias CNN's reference preprocessing with the data's own local-mean padding.
+    A model that declares an input spec (:func:`~captum_fau.zoo.resolve.declared_input_spec`: a zero-bias
+    config with the padding it was trained with, timm's ``pretrained_cfg``, a Hub folder's
+    ``preprocessor_config.json``) gets the tensors that spec makes. A model that declares nothing gets the
+    reference preprocessing, with a warning saying so and how to choose (``analyze`` and the CLI resolve a
+    spec for every model, probing when needed). Other data and data already wrapped for a model
+    (:class:`~captum_fau.data.model_inputs.ModelInputs`) pass unchanged.
     """
-    from captum_fau.data.input_spec import SOURCE_ZEROBIAS
     from captum_fau.data.model_inputs import ModelInputs
 
     if isinstance(data, ModelInputs) or not hasattr(data, "raw_item"):
@@ -60,9 +62,16 @@ def zero_bias_inputs(model: nn.Module, data: Any) -> Any:
     from captum_fau.zoo.resolve import declared_input_spec
 
     spec = declared_input_spec(model, with_conv=False)
-    if spec is None or spec.sources.get("local_mean") != SOURCE_ZEROBIAS:
-        return data
-    return ModelInputs(data, spec)
+    if spec is not None:
+        return ModelInputs(data, spec)
+    warnings.warn(
+        f"{type(model).__name__} declares no input spec, so {type(data).__name__} items are fed with the zero-bias "
+        "CNN's reference preprocessing (x/255*2 minus a 5x5 local mean). If the model was trained on other inputs, "
+        "wrap the data: ModelInputs(data, InputSpec(mean=..., std=..., local_mean=0)) from captum_fau.data, "
+        "or use analyze(), which resolves and reports a spec.",
+        stacklevel=3,
+    )
+    return data
 
 
 def scan(
@@ -158,7 +167,7 @@ def scan(
     recorder = LayerRecorder(model, names, input_device(model, device), additional_forward_args,
                              candidates=None if distinct_images else top_n, keep_outputs=keep_outputs)  # fmt: skip
     rank, world_size = distributed.world()
-    data = zero_bias_inputs(model, data)
+    data = declared_inputs(model, data)
     source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
     if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "

@@ -17,7 +17,13 @@ import numpy as np
 from captum_fau._utils.faults import pause_point
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion, save_figure
-from captum_fau.viz.filter_browser import BROWSER_CSS, BROWSER_SCRIPT, au_sort_key, filter_browser_section
+from captum_fau.viz.filter_browser import (
+    BROWSER_CSS,
+    BROWSER_SCRIPT,
+    au_sort_key,
+    filter_browser_section,
+    statistic_label,
+)
 from captum_fau.viz.report import Section, write_report
 
 #: Rows of the localisation table shown on the page; all rows are in ``localisation.csv``.
@@ -170,11 +176,11 @@ def _summary(
 
 
 def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str] | None:
-    """Row labels of the grids: filter, its chosen AU and q."""
+    """Row labels of the grids: filter, its chosen AU and the q-value of the main test, named."""
     if faukl is None:
         return None
     rows = faukl.table_rows(featured, layer)
-    return [f"{r['filter']}\n{r['au']}\nq {r['q']:.2g}" for r in rows]
+    return [f"{r['filter']}\n{r['au']}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
@@ -208,7 +214,8 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
             "(comparable across AU prevalences; the paper's rule, argmax KL, favours rare AUs: "
             "FAUKLResult.table(by='kl')). KL = D_KL(Q‖R), Q over images with the AU, R without. Each statistic "
             "has its own permutation test: q (KL) and q (AUROC), Benjamini–Hochberg over all filter × AU pairs. "
-            "AUROC interval: 95%, clustered on subjects."
+            "AUROC interval: 95%, clustered on subjects (Obuchowski's clustered DeLong variance, logit scale, "
+            "Student t with one degree of freedom fewer than the subjects carrying the AU)."
             + (" Within-strata q-values: permutations inside each level of the stratifying label "
                "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
         ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
@@ -262,18 +269,17 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
     note = (f"Showing {len(shown)} of {len(per)} filters; every filter's row is in the filter browser and in"
             if len(per) > len(shown) else "All rows are also in")  # fmt: skip
     label = localisation.get("rule_label", "largest energy")
-    raw, hit, chance = localisation.get("rate_energy"), localisation.get("pointing_hit"), localisation.get("pointing_chance")
+    hit, chance = localisation.get("pointing_hit"), localisation.get("pointing_chance")
+    others = [f"{name} ({text}): {r:.0%}" for name, (text, r) in (localisation.get("comparison") or {}).items()
+              if r is not None]
     return Section(
         "Localisation check against ground-truth AU regions",
         text=[
-            "For every filter with a significant association, the share of its top-N reconstruction energy "
-            "inside each AU's ground-truth region divided by the share of the reconstructed windows the region "
-            "covers (lift: 1 = as much energy as its size predicts); agreement means the AU region with the "
-            f"{label} is FAU-KL's top AU. "
+            f"Rule: {localisation.get('rule', '?')}. " + localisation.get("rule_description", "")
+            + f" Agreement means the AU region with the {label} is FAU-KL's top AU. "
             + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
                else "No filter had a significant association."),
-            *([f"Comparison only — the AU region with the largest raw energy (biased to large masks such as the "
-               f"jaw of AU26/27): {raw:.0%} agreement."] if raw is not None and localisation.get("rule") != "energy" else []),
+            *(["Comparison only — the same agreement under other rules: " + "; ".join(others) + "."] if others else []),
             *([f"Pointing game: {hit:.0%} of the reconstructions' maxima fall inside FAU-KL's top AU region "
                f"(chance, its area share: {chance:.0%})."] if hit is not None and chance is not None else []),
             "Where AUs co-occur (prototypical expressions such as 1+2+5+26 in surprise), neighbouring AUs "
@@ -282,9 +288,10 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
             "(scripts/bench_faukl.py measures agreement there).",
         ],
         figures=figs,
-        table=(["filter", "FAU-KL top AU", f"AU region ({label})", "lift", "energy share", "largest raw energy", "agree"],
-               [[r["filter"], r["fau_kl_au"], r["region_au"], r.get("lift"), r["share"], r.get("energy_au", ""),
-                 "yes" if r["agree"] else "no"] for r in shown]) if per else None,
+        table=(["filter", "FAU-KL top AU", f"AU region ({localisation.get('rule', '?')} rule)", "maxima inside",
+                "area share", "energy share", "largest raw energy", "agree"],
+               [[r["filter"], r["fau_kl_au"], r["region_au"], r.get("region_hits"), r.get("area"), r["share"],
+                 r.get("energy_au", ""), "yes" if r["agree"] else "no"] for r in shown]) if per else None,
         table_note=note if per else "",
         table_csv="localisation.csv" if per else None,
     )  # fmt: skip
@@ -311,9 +318,11 @@ def sanity_section(sanity: Any) -> Section:
 
 
 def _localisation_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    lines = ["filter,fau_kl_au,region_au,lift,share,energy_au,agree"]
-    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r.get('lift', float('nan')):.6g},{r['share']:.6g},"
-              f"{r.get('energy_au', '')},{int(bool(r['agree']))}" for r in rows]
+    num = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
+    lines = ["filter,fau_kl_au,region_au,rule,region_hits,area,lift,share,energy_au,agree"]
+    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r.get('rule', '')},{num(r.get('region_hits'))},"
+              f"{num(r.get('area'))},{num(r.get('lift'))},{r['share']:.6g},{r.get('energy_au', '')},{int(bool(r['agree']))}"
+              for r in rows]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 

@@ -31,6 +31,17 @@ STRIP_FOLDER = "filters"
 STRIP_ZOOM = 2
 
 
+def statistic_label(test: str) -> str:
+    """The statistic a q-value belongs to, as the report names it: ``"auroc"`` -> ``"AUROC"``.
+
+    Examples::
+
+        >>> statistic_label("auroc"), statistic_label("kl")
+        ('AUROC', 'KL')
+    """
+    return {"auroc": "AUROC", "kl": "KL"}.get(test, test)
+
+
 def au_sort_key(au: str) -> tuple[int, str]:
     """Sort key that puts AUs in numeric order (AU2 before AU15); names without a number go last."""
     match = re.search(r"(\d+)", str(au))
@@ -131,9 +142,11 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
         verdict = "agrees" if loc["agree"] else "disagrees"
-        lift = f", lift {loc['lift']:.2f}" if loc.get("lift") is not None else ""
-        cells.append(("localisation", f"AU region {loc['region_au']} (energy share {loc['share']:.0%}{lift}); {verdict} "
-                                      "with the chosen AU"))
+        hits = (f", {loc['region_hits']:.0%} of the maxima inside, area share {loc['area']:.0%}"
+                if loc.get("region_hits") is not None and loc.get("area") is not None else "")
+        rule = f" by the {loc['rule']} rule" if loc.get("rule") else ""
+        cells.append(("localisation", f"AU region {loc['region_au']}{rule} (energy share {loc['share']:.0%}{hits}); "
+                                      f"{verdict} with the chosen AU"))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
     return f'<dl class="kv fstats">{items}</dl>'
 
@@ -156,7 +169,8 @@ def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, t
 def _index_html(entries: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None, float]], aus: list[str]) -> str:
     with_stats = entries and entries[0][1] is not None
     if with_stats:
-        heads = ["filter", "AU", "name", "KL", "KL − null", "AUROC", "q", "q < 0.05", "localisation", "max act."]
+        test = statistic_label(str(entries[0][1]["test"]))
+        heads = ["filter", "AU", "name", "KL", "KL − null", "AUROC", f"q ({test})", "q < 0.05", "localisation", "max act."]
         options = "".join(f'<option value="{html.escape(a)}">{html.escape(a)}</option>' for a in aus)
         controls = (
             '<div class="fcontrols"><label>AU <select id="fb-au"><option value="">all</option>' + options + "</select></label>"
@@ -215,7 +229,7 @@ def filter_browser_section(
         detail = ""
         if row is not None and st is not None:
             summary += (f" · {html.escape(row['au'])} {html.escape(row['name'])} · KL − null {_fmt(row['kl_corrected'])}"
-                        f" · q {_fmt(row['q'], 4)}{' *' if row['significant'] else ''}")  # fmt: skip
+                        f" · q ({statistic_label(row['test'])}) {_fmt(row['q'], 4)}{' *' if row['significant'] else ''}")  # fmt: skip
             detail = (
                 '<div class="fcols"><div><p class="meta">KL of every AU (red: the chosen AU, '
                 f"{html.escape(row['rule'])}; * q (KL) &lt; {alpha})</p>" + _bars_html(faukl, st, f, row["au"], order, alpha) + "</div>"
@@ -306,4 +320,5 @@ BROWSER_SCRIPT = r"""
 })();
 """
 
-__all__ = ["BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "au_sort_key", "filter_browser_section", "strip_image", "write_strips"]
+__all__ = ["BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "au_sort_key", "filter_browser_section", "strip_image", "statistic_label",
+           "write_strips"]

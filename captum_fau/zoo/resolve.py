@@ -17,7 +17,7 @@ Examples::
     >>> from captum_fau.zoo.resolve import load_model_spec, resolve_input_spec
     >>> model = load_model_spec("timm:resnet18", num_classes=7)
     >>> resolve_input_spec(model, (1, 96, 96)).describe()
-    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size/channels/mean/std/interpolation/crop_pct from timm pretrained_cfg'
+    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
 
 Each model's input contract (:class:`~captum_fau.data.input_spec.InputSpec`) is found by
 :func:`resolve_input_spec`: explicit arguments, else what the model declares (the zero-bias
