@@ -96,7 +96,7 @@ def test_gradient_depends_on_weights_more_than_guided(setup) -> None:
         ]
         assert check.ssim.shape == check.spearman.shape == (5, 6, 3)
         medians[rule] = check.summary()[2]["ssim_median"]  # everything below the unit randomised
-        assert rule.replace("guided", "guided backpropagation") in check.interpretation
+        assert rule.replace("guided", "guided backpropagation") in check.interpretation.lower()
         assert np.nanmax(np.abs(check.spearman)) <= 1.0
     assert medians["gradient"] < medians["guided"] - 0.2, medians
     for key, value in model.state_dict().items():  # the trained model is unchanged

@@ -74,7 +74,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
-        sanity_check=getattr(args, "sanity_check", False),
+        sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
     )  # fmt: skip
 

@@ -79,20 +79,21 @@ def build_report(
     results["held_out_reason"] = provenance.get("reason", "not recorded")
     results["accuracy"] = None if accuracy is None else {**accuracy, "held_out": results["held_out"]}
     if sanity is not None:
-        results["sanity_check"] = {"summary": sanity.summary(), "interpretation": sanity.interpretation}
+        results["sanity_check"] = sanity_results(sanity)
         summary["Sanity check"] = sanity.interpretation
 
     sections = [_topn_section(out, topn, layer, featured, faukl)]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
     if sanity is not None:
-        sections.append(sanity_section(sanity))
+        figure = out / "sanity.png"
+        sections.append(sanity_section(sanity, figure if figure.is_file() else None))
     if localisation is not None:
         sections.append(_localisation_section(out, localisation, faukl, layer))
     if accuracy is not None:
         sections.append(_accuracy_section(out, accuracy, provenance))
     sections.append(filter_browser_section(out, topn, faukl, layer, localisation, featured))
-    sections.append(_files_section(faukl is not None, localisation is not None))
+    sections.append(_files_section(faukl is not None, localisation is not None, sanity is not None))
     atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
     pause_point("report")  # a fault test stops here: results.json written, index.html not yet
     return write_report(
@@ -290,24 +291,156 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
     )  # fmt: skip
 
 
-def sanity_section(sanity: Any) -> Section:
-    """The model-randomisation check (Adebayo et al. 2018): similarity per randomisation step."""
-    rows = [[("cascade: " if r["mode"] == "cascade" else "only ") + " + ".join(r["randomised"]), r["ssim_median"],
-             r["ssim_filter_median"], r["spearman_median"], r["pairs"]] for r in sanity.summary()]  # fmt: skip
+def _step_label(step: dict[str, Any]) -> str:
+    """``conv3 + conv2`` for a cascade stage, ``only conv2`` for an independent step."""
+    return ("" if step["mode"] == "cascade" else "only ") + " + ".join(step["randomised"])
+
+
+def _spread(row: dict[str, Any], measure: str) -> str:
+    """``0.90 (0.88-0.92)``: the median over filters and the interquartile range."""
+    med, q1, q3 = (row.get(f"{measure}_filter_{k}") for k in ("median", "q1", "q3"))
+    return "n/a" if med is None else f"{med:.2f} ({q1:.2f}-{q3:.2f})"
+
+
+def sanity_results(sanity: Any) -> dict[str, Any]:
+    """The sanity check as ``results.json`` states it: what was checked, in which order, how it was
+    measured, the per-step spread, the per-filter values and the interpretation."""
+    selection = dict(sanity.meta.get("selection") or {})
+    featured = set(selection.get("featured") or [])
+    per_ssim, per_rho = sanity.per_filter("ssim"), sanity.per_filter("spearman")
+    images = sanity.images if sanity.images is not None else None
+    labels = [_step_label(step) for step in sanity.steps]
+    per_filter = [{
+        "filter": int(f), "chosen_as": "featured" if int(f) in featured else selection.get("rule", "given"),
+        "images": None if images is None else [int(i) for i in images[k]],
+        "ssim": {label: _finite(per_ssim[s, k]) for s, label in enumerate(labels)},
+        "spearman": {label: _finite(per_rho[s, k]) for s, label in enumerate(labels)},
+    } for k, f in enumerate(sanity.filters)]  # fmt: skip
+    return {
+        "layer": sanity.layer, "rule": sanity.rule, "seed": sanity.seed, "filters_checked": len(sanity.filters),
+        "images_per_filter": sanity.meta.get("n"), "pairs": sanity.meta.get("pairs"), "selection": selection,
+        "cascade_order": labels, "layers_below": list(sanity.layers), "layers_above_not_randomised": list(sanity.above),
+        "randomisation": sanity.meta.get("randomisation"),
+        "measures": "SSIM of the maps as drawn (0.5 + 0.5 r / max|r|, gaussian window sigma 1.5) and Spearman rank "
+                    "correlation of |r| over the receptive field, trained vs randomised; per filter the mean over its "
+                    "images, per step the median and quartiles over filters",
+        "summary": sanity.summary(), "per_filter": per_filter, "interpretation": sanity.interpretation,
+        "file": "sanity.json",
+    }  # fmt: skip
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _sanity_text(sanity: Any) -> list[str]:
+    """What was checked, in which order, and how it was measured."""
+    sel = dict(sanity.meta.get("selection") or {})
+    count, total = len(sanity.filters), sel.get("filters_in_layer", len(sanity.filters))
+    if sel.get("rule") == "featured + seeded sample":
+        which = (f"{count} of the {total} filters of {sanity.layer}: the {len(sel.get('featured', []))} featured filters, "
+                 f"then {len(sel.get('sampled', []))} drawn at random (seed {sel.get('seed')}) among the other "
+                 f"{sel.get('live_filters', total) - len(sel.get('featured', []))} live filters")  # fmt: skip
+    elif sel.get("rule") == "all live":
+        which = f"all {count} live filters of the {total} of {sanity.layer}"
+    else:
+        which = f"{count} of the {total} filters of {sanity.layer}"
+    rule = {"guided": "guided-backpropagation", "deconv": "deconvnet", "gradient": "gradient"}.get(sanity.rule, sanity.rule)
+    above = ", ".join(sanity.above) or "none"
+    cascade = " → ".join(_step_label(s) for s in sanity.steps if s["mode"] == "cascade")
+    alone = ", ".join(_step_label(s) for s in sanity.steps if s["mode"] == "independent")
+    return [
+        f"Checked: the top {sanity.meta.get('n', '?')} images of {which} ({sanity.meta.get('pairs', '?')} reconstructions; "
+        "every filter and image is listed below and in sanity.json). Each was reconstructed again by the same "
+        f"{rule} code with random weights (normal draws with each trained tensor's mean and sd, seed {sanity.seed}) "
+        "and compared with its trained reconstruction above (Adebayo et al., 2018).",
+        f"Order: the layers above {sanity.layer} ({above}) do not change the reconstruction of a {sanity.layer} unit, "
+        f"which depends only on {sanity.layer} and the layers below it, so they are not randomised; the cascade starts "
+        f"at {sanity.layer} and goes down: {cascade}" + (f"; then each lower layer alone: {alone}." if alone else "."),
+        "Measures: SSIM of the pictures as drawn (each scaled by its own largest |value|; 1 = unchanged, about 0 = "
+        "unrelated) and Spearman rank correlation of |reconstruction| over the receptive field. Per filter: the mean "
+        "over its images; per step: the median over filters and, in brackets, the interquartile range.",
+    ]
+
+
+def sanity_section(sanity: Any, figure: str | Path | None = None) -> Section:
+    """The model-randomisation check (Adebayo et al. 2018): what was checked, the similarity per
+    randomisation step with its spread over filters, the per-filter values and the interpretation."""
+    import html as html_lib
+
+    rows = [[_step_label(step), _spread(r, "ssim"), _spread(r, "spearman"), r.get("filters", ""), r["pairs"]]
+            for step, r in zip(sanity.steps, sanity.summary())]  # fmt: skip
+    res = sanity_results(sanity)
+    cascade = [k for k, s in enumerate(sanity.steps) if s["mode"] == "cascade"]
+    labels = [_step_label(sanity.steps[k]) for k in cascade]
+    head = "".join(f"<th>{html_lib.escape(c)}</th>" for c in ["filter", "chosen as", "images"] +
+                   [f"SSIM after {label}" for label in labels])  # fmt: skip
+    body = "".join(
+        "<tr>" + f'<td class="num">{r["filter"]}</td><td>{html_lib.escape(str(r["chosen_as"]))}</td>'
+        + f"<td>{html_lib.escape(', '.join(str(i) for i in r['images'] or []))}</td>"
+        + "".join(f'<td class="num">{"n/a" if r["ssim"][lab] is None else format(r["ssim"][lab], ".2f")}</td>'
+                  for lab in labels) + "</tr>"
+        for r in res["per_filter"]
+    )  # fmt: skip
+    per_filter = (f'<details class="sanity-filters"><summary>Per filter: the {len(res["per_filter"])} filters checked, '
+                  "their images (dataset indices) and mean SSIM after each cascade stage</summary>"
+                  f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+                  "</details>")  # fmt: skip
+    figures = [(figure, "The top image of featured filters: the input window, its trained reconstruction, and its "
+                        "reconstruction after each cascade stage, with the SSIM to the trained one")] if figure else []  # fmt: skip
     return Section(
         "Sanity check: reconstructions with randomised weights",
-        text=[
-            f"The reconstructions of the top {sanity.meta.get('n', '?')} images of every filter, recomputed with the "
-            f"weights of {sanity.layer} and the layers below it replaced by random draws of the same scale: first "
-            f"{sanity.layer} alone, then cascading down to {sanity.layers[0]}, then each lower layer alone (seed "
-            f"{sanity.seed}). SSIM compares the pictures as drawn above (1 = unchanged); Spearman compares the rank "
-            "order of |reconstruction| over the receptive field. Reconstructions that stay similar after "
-            "randomisation show the image more than what the network learned (Adebayo et al., 2018).",
-            sanity.interpretation,
-        ],
-        table=(["randomised layers", "SSIM (median)", "SSIM (median over filters)", "Spearman (median)", "pairs"],
+        text=_sanity_text(sanity),
+        notes=[sanity.interpretation],
+        figures=figures,
+        table=(["randomised layers", "SSIM: median (IQR) over filters", "Spearman: median (IQR)", "filters", "pairs"],
                rows),
+        html=per_filter,
     )  # fmt: skip
+
+
+def sanity_figure(path: str | Path, sanity: Any, topn: Any, filters: Sequence[int], count: int = 4) -> Path | None:
+    """Draw the top image of up to ``count`` of ``filters`` (those checked, in order): input window, trained
+    reconstruction, and each cascade stage's randomised reconstruction with its SSIM. Needs a check run with
+    ``keep_reconstructions=True``; returns None without one."""
+    from captum_fau.viz.figures import new_figure, save_figure
+
+    if sanity.reconstructions is None:
+        return None
+    checked = [int(f) for f in sanity.filters]
+    chosen = [f for f in filters if f in checked and np.isfinite(sanity.ssim[0, checked.index(f), 0])][:count]
+    if not chosen:
+        return None
+    cascade = [k for k, s in enumerate(sanity.steps) if s["mode"] == "cascade"]
+    cols = 2 + len(cascade)
+    fig = new_figure((1.45 * cols, 1.75 * len(chosen)))
+    for r, f in enumerate(chosen):
+        k, row = checked.index(f), topn.row(f)
+        window = topn.image_patches[row, 0].numpy()
+        panels = [(window, False, "input"), (topn.patches[row, 0].numpy(), True, "trained")]
+        panels += [(sanity.reconstructions[s, k, 0].numpy(), True,
+                    f"random {_step_label(sanity.steps[s])}\nSSIM {sanity.ssim[s, k, 0]:.2f}") for s in cascade]  # fmt: skip
+        for c, (img, centred, title) in enumerate(panels):
+            ax = fig.add_subplot(len(chosen), cols, r * cols + c + 1)
+            ax.imshow(_panel(img, centred), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"filter {f}", fontsize=9)
+    fig.suptitle(f"{sanity.layer}: trained vs randomised weights (cascade from {sanity.layer} down)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _panel(img: np.ndarray, centred: bool) -> np.ndarray:
+    """``[C, h, w]`` to a 2-D grey image in [0, 1] as the report draws it (channels averaged)."""
+    img = img.astype(np.float32).mean(axis=0)
+    if centred:
+        return 0.5 + 0.5 * img / (float(np.abs(img).max()) or 1.0)
+    low, high = float(img.min()), float(img.max())
+    return (img - low) / ((high - low) or 1.0)
 
 
 def _localisation_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -336,10 +469,11 @@ def _accuracy_section(out: Path, accuracy: dict[str, Any], provenance: dict[str,
     )
 
 
-def _files_section(with_faukl: bool, with_localisation: bool) -> Section:
+def _files_section(with_faukl: bool, with_localisation: bool, with_sanity: bool = False) -> Section:
     """The machine-readable files next to the page."""
     files = ["topn.safetensors", "topn.json", "maxima.npz"] + (["fau_kl.safetensors", "fau_kl.csv"] if with_faukl else [])
     files += ["localisation.csv"] if with_localisation else []
+    files += ["sanity.json"] if with_sanity else []
     return Section(
         "Files",
         text=["Machine-readable results in this folder: results.json, " + ", ".join(files) + "; one top-N strip per "
@@ -357,4 +491,4 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["build_report", "sanity_section"]
+__all__ = ["build_report", "sanity_figure", "sanity_results", "sanity_section"]
