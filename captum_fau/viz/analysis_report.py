@@ -360,33 +360,24 @@ def _sanity_text(sanity: Any) -> list[str]:
         f"at {sanity.layer} and goes down: {cascade}" + (f"; then each lower layer alone: {alone}." if alone else "."),
         "Measures: SSIM of the pictures as drawn (each scaled by its own largest |value|; 1 = unchanged, about 0 = "
         "unrelated) and Spearman rank correlation of |reconstruction| over the receptive field. Per filter: the mean "
-        "over its images; per step: the median over filters and, in brackets, the interquartile range.",
+        "over its images; per step (table): the median over filters and, in brackets, the interquartile range.",
     ]
 
 
 def sanity_section(sanity: Any, figure: str | Path | None = None) -> Section:
     """The model-randomisation check (Adebayo et al. 2018): what was checked, the similarity per
     randomisation step with its spread over filters, the per-filter values and the interpretation."""
-    import html as html_lib
-
-    rows = [[_step_label(step), _spread(r, "ssim"), _spread(r, "spearman"), r.get("filters", ""), r["pairs"]]
-            for step, r in zip(sanity.steps, sanity.summary())]  # fmt: skip
+    steps = _html_table(["randomised", "SSIM (IQR)", "Spearman (IQR)"],
+                        [[_step_label(step), _spread(r, "ssim"), _spread(r, "spearman")]
+                         for step, r in zip(sanity.steps, sanity.summary())])  # fmt: skip
     res = sanity_results(sanity)
-    cascade = [k for k, s in enumerate(sanity.steps) if s["mode"] == "cascade"]
-    labels = [_step_label(sanity.steps[k]) for k in cascade]
-    head = "".join(f"<th>{html_lib.escape(c)}</th>" for c in ["filter", "chosen as", "images"] +
-                   [f"SSIM after {label}" for label in labels])  # fmt: skip
-    body = "".join(
-        "<tr>" + f'<td class="num">{r["filter"]}</td><td>{html_lib.escape(str(r["chosen_as"]))}</td>'
-        + f"<td>{html_lib.escape(', '.join(str(i) for i in r['images'] or []))}</td>"
-        + "".join(f'<td class="num">{"n/a" if r["ssim"][lab] is None else format(r["ssim"][lab], ".2f")}</td>'
-                  for lab in labels) + "</tr>"
-        for r in res["per_filter"]
-    )  # fmt: skip
+    labels = [_step_label(s) for s in sanity.steps if s["mode"] == "cascade"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    table = _html_table(["filter", "chosen as", "images"] + [f"SSIM after {label}" for label in labels],
+                        [[str(r["filter"]), str(r["chosen_as"]), ", ".join(str(i) for i in r["images"] or [])]
+                         + [fmt(r["ssim"][lab]) for lab in labels] for r in res["per_filter"]])  # fmt: skip
     per_filter = (f'<details class="sanity-filters"><summary>Per filter: the {len(res["per_filter"])} filters checked, '
-                  "their images (dataset indices) and mean SSIM after each cascade stage</summary>"
-                  f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-                  "</details>")  # fmt: skip
+                  f"their images (dataset indices) and mean SSIM after each cascade stage</summary>{table}</details>")
     figures = [(figure, "The top image of featured filters: the input window, its trained reconstruction, and its "
                         "reconstruction after each cascade stage, with the SSIM to the trained one")] if figure else []  # fmt: skip
     return Section(
@@ -394,10 +385,19 @@ def sanity_section(sanity: Any, figure: str | Path | None = None) -> Section:
         text=_sanity_text(sanity),
         notes=[sanity.interpretation],
         figures=figures,
-        table=(["randomised layers", "SSIM: median (IQR) over filters", "Spearman: median (IQR)", "filters", "pairs"],
-               rows),
-        html=per_filter,
+        html=steps + per_filter,
     )  # fmt: skip
+
+
+def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table of escaped strings whose cells may wrap (so that it fits a phone), numbers right-aligned."""
+    import html
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    cell = lambda v: (f'<td class="num" style="white-space:normal">{html.escape(v)}</td>'  # noqa: E731
+                      if v[:1].isdigit() or v == "n/a" else f'<td style="white-space:normal">{html.escape(v)}</td>')
+    body = "".join("<tr>" + "".join(cell(str(v)) for v in row) + "</tr>" for row in rows)
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def sanity_figure(path: str | Path, sanity: Any, topn: Any, filters: Sequence[int], count: int = 4) -> Path | None:
@@ -413,14 +413,16 @@ def sanity_figure(path: str | Path, sanity: Any, topn: Any, filters: Sequence[in
     if not chosen:
         return None
     cascade = [k for k, s in enumerate(sanity.steps) if s["mode"] == "cascade"]
+    if len(cascade) > 4:  # deep models: the first, last and two stages between
+        cascade = [cascade[int(round(i))] for i in np.linspace(0, len(cascade) - 1, 4)]
     cols = 2 + len(cascade)
-    fig = new_figure((1.45 * cols, 1.75 * len(chosen)))
+    fig = new_figure((1.45 * cols, 2.05 * len(chosen)))
     for r, f in enumerate(chosen):
         k, row = checked.index(f), topn.row(f)
         window = topn.image_patches[row, 0].numpy()
         panels = [(window, False, "input"), (topn.patches[row, 0].numpy(), True, "trained")]
         panels += [(sanity.reconstructions[s, k, 0].numpy(), True,
-                    f"random {_step_label(sanity.steps[s])}\nSSIM {sanity.ssim[s, k, 0]:.2f}") for s in cascade]  # fmt: skip
+                    f"{_stage_title(sanity.steps[s])}\nSSIM {sanity.ssim[s, k, 0]:.2f}") for s in cascade]  # fmt: skip
         for c, (img, centred, title) in enumerate(panels):
             ax = fig.add_subplot(len(chosen), cols, r * cols + c + 1)
             ax.imshow(_panel(img, centred), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -432,6 +434,12 @@ def sanity_figure(path: str | Path, sanity: Any, topn: Any, filters: Sequence[in
     fig.suptitle(f"{sanity.layer}: trained vs randomised weights (cascade from {sanity.layer} down)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _stage_title(step: dict[str, Any]) -> str:
+    """``random conv3`` / ``random conv3\ndown to conv1``: a cascade stage in two short lines."""
+    layers = step["randomised"]
+    return f"random {layers[0]}" + (f"\ndown to {layers[-1]}" if len(layers) > 1 else "\n")
 
 
 def _panel(img: np.ndarray, centred: bool) -> np.ndarray:
