@@ -447,7 +447,8 @@ def select_filters(trained: TopNResult, max_filters: int | None = None, featured
 
     Returns:
         (list of int, dict): the filters, and ``rule``, ``featured``, ``sampled``, ``max_filters``,
-        ``filters_in_layer``, ``live_filters``, ``seed`` (what the report and results.json state).
+        ``filters_in_layer``, ``live_filters``, ``seed`` and (with a sample) ``featured_dead``, the
+        featured filters left out because they never respond (what the report and results.json state).
     """
     filters = [int(f) for f in trained.filters.tolist()]
     live = [f for f, v in zip(filters, trained.values[:, 0].tolist()) if v > 0]
@@ -458,6 +459,7 @@ def select_filters(trained: TopNResult, max_filters: int | None = None, featured
     if max_filters >= len(live):
         return live, {**info, "rule": "all live", "featured": [], "sampled": []}
     live_set = set(live)
+    info["featured_dead"] = [int(f) for f in featured if int(f) in set(filters) - live_set]
     first = list(dict.fromkeys(int(f) for f in featured if int(f) in live_set))[:max_filters]
     rest = np.array([f for f in live if f not in set(first)], dtype=np.int64)
     k = max_filters - len(first)

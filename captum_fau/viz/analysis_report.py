@@ -342,6 +342,8 @@ def _sanity_text(sanity: Any) -> list[str]:
         which = (f"{count} of the {total} filters of {sanity.layer}: the {len(sel.get('featured', []))} featured filters, "
                  f"then {len(sel.get('sampled', []))} drawn at random (seed {sel.get('seed')}) among the other "
                  f"{sel.get('live_filters', total) - len(sel.get('featured', []))} live filters")  # fmt: skip
+        if sel.get("featured_dead"):
+            which += f"; featured filters {', '.join(map(str, sel['featured_dead']))} never respond and are left out"
     elif sel.get("rule") == "all live":
         which = f"all {count} live filters of the {total} of {sanity.layer}"
     else:
