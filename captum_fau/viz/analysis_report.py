@@ -23,6 +23,14 @@ from captum_fau.viz.report import Section, write_report
 #: Rows of the localisation table shown on the page; all rows are in ``localisation.csv``.
 LOCALISATION_ROWS = 60
 
+#: On a phone, table headers and text cells wrap (numbers do not), so wide tables such as Table 4
+#: keep both tests' q-values in view.
+NARROW_TABLES_CSS = (
+    "@media (max-width: 600px) { .table-wrap table { font-size: .78rem; } "
+    ".table-wrap th, .table-wrap td { padding: .3rem .25rem; } .table-wrap th, .table-wrap td:not(.num) "
+    "{ white-space: normal; } }"
+)
+
 
 def build_report(
     out: Path,
@@ -99,7 +107,7 @@ def build_report(
     return write_report(
         out, title or "Do deep networks learn facial action units?", sections, summary=summary,
         subtitle="captum-fau analysis (Khorrami, Paine & Huang, 2015)",
-        notes=_top_notes(notes, faukl, layer), script=BROWSER_SCRIPT, css=BROWSER_CSS,
+        notes=_top_notes(notes, faukl, layer), script=BROWSER_SCRIPT, css=BROWSER_CSS + NARROW_TABLES_CSS,
     )  # fmt: skip
 
 
@@ -214,10 +222,11 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
                "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
         ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
         table=(
-            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "CI low", "CI high", "q (AUROC)"]
+            # each test's q beside its statistic, so that both stay in view on a phone; the interval last
+            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "q (AUROC)", "CI low", "CI high"]
             + (["q (KL, within)", "q (AUROC, within)"] if faukl.stats(layer).stratified else []),
             [[r["filter"], r["au"], r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["kl_z"], r["q_kl"],
-              r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], r["q_auroc"]]
+              r["auroc"], r["q_auroc"], r["auroc_ci_low"], r["auroc_ci_high"]]
              + ([r["q_kl_within"], r["q_auroc_within"]] if "q_kl_within" in r else []) for r in rows],
         ),  # fmt: skip
     )
