@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from captum_fau.errors import ConfigError, DatasetError, DistributedError, LabelError, LayerError, OutputError
 
-STEPS = ("scan", "faukl", "accuracy", "report")
+STEPS = ("scan", "faukl", "accuracy", "sanity", "report")
 
 
 @dataclass
@@ -866,10 +866,14 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
         return SanityCheckResult.load(path)
     from captum_fau.viz.analysis_report import sanity_figure
 
-    sanity = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).sanity_check(
-        topn, run.dataset, n=n, seed=config.seed, progress=run.progress, max_filters=max_filters, featured=featured,
-        keep_reconstructions=True,
-    )  # fmt: skip
+    try:
+        sanity = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).sanity_check(
+            topn, run.dataset, n=n, seed=config.seed, progress=run.progress, max_filters=max_filters, featured=featured,
+            keep_reconstructions=True,
+        )  # fmt: skip
+    except (ConfigError, DatasetError) as err:  # no weighted layer below the analysed one, or every filter dead
+        run.notes.append(f"Sanity check skipped: {err}")
+        return None
     drawn = sanity_figure(figure, sanity, topn, featured) is not None
     sanity.save(path)
     run.manifest.mark("sanity", {"n": n, "seed": config.seed, "filters": len(sanity.filters), "figure": drawn})

@@ -383,3 +383,27 @@ def test_report_states_what_was_checked(setup, tmp_path) -> None:
                  check.interpretation.split(":")[0],
                  "sanity.png"):
         assert text in page, text
+
+
+def test_report_labels_sampled_filters(setup) -> None:
+    from captum_fau.viz.analysis_report import sanity_results
+
+    model, images = setup
+    topn = TopNDeconv(model, "conv2", rule="guided")
+    top = topn.top_n(images, n=2, progress=False)
+    check = topn.sanity_check(top, images, max_filters=3, featured=[0], progress=False)
+    assert [r["chosen_as"] for r in sanity_results(check)["per_filter"]] == ["featured", "seeded sample", "seeded sample"]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_analyze_notes_when_there_is_nothing_to_randomise(tmp_path) -> None:
+    """A layer with no weights below it: the analysis finishes and says why the check is missing."""
+    from captum_fau.analyze import analyze
+
+    model = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)).eval()
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    model(images[:1])
+    result = analyze(model, images, layer="0", out=tmp_path, n=2, progress=False, n_featured=1)
+    assert result.sanity is None
+    assert any(n.startswith("Sanity check skipped: No layer with weights runs before '0'") for n in result.notes)

@@ -56,7 +56,10 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
                and loc.get("rule") != "energy" else "")
         )
     if result.sanity is not None:
-        lines.append(f"Sanity check: {result.sanity.interpretation}")
+        check = result.sanity
+        total = (check.meta.get("selection") or {}).get("filters_in_layer", len(check.filters))
+        lines.append(f"Sanity check ({len(check.filters)} of {total} filters, top {check.meta.get('n', '?')} images each, "
+                     f"sanity.json): {check.interpretation}")  # fmt: skip
     for note in result.notes:
         lines.append(f"Note: {note}")
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")

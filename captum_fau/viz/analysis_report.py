@@ -320,7 +320,8 @@ def sanity_results(sanity: Any) -> dict[str, Any]:
     images = sanity.images if sanity.images is not None else None
     labels = [_step_label(step) for step in sanity.steps]
     per_filter = [{
-        "filter": int(f), "chosen_as": "featured" if int(f) in featured else selection.get("rule", "given"),
+        "filter": int(f), "chosen_as": "featured" if int(f) in featured else
+        "seeded sample" if selection.get("rule") == "featured + seeded sample" else selection.get("rule", "given"),
         "images": None if images is None else [int(i) for i in images[k]],
         "ssim": {label: _finite(per_ssim[s, k]) for s, label in enumerate(labels)},
         "spearman": {label: _finite(per_rho[s, k]) for s, label in enumerate(labels)},
