@@ -173,6 +173,7 @@ def test_analyze_runs_the_check_by_default_and_caches_it(tmp_path, monkeypatch) 
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["sanity_check"]["interpretation"] == result.sanity.interpretation
     assert results["sanity_check"]["filters_checked"] == 32 and results["sanity_check"]["cascade_order"] == ["conv1"]
+    assert "(32 of 64 filters checked, top 2 images each)" in results["summary"]["Sanity check"]
     page = (tmp_path / "index.html").read_text()
     assert "Sanity check: reconstructions with randomised weights" in page and "sanity.png" in page
     for key, value in model.state_dict().items():

@@ -88,7 +88,9 @@ def build_report(
     results["accuracy"] = None if accuracy is None else {**accuracy, "held_out": results["held_out"]}
     if sanity is not None:
         results["sanity_check"] = sanity_results(sanity)
-        summary["Sanity check"] = sanity.interpretation
+        total = (sanity.meta.get("selection") or {}).get("filters_in_layer", len(sanity.filters))
+        summary["Sanity check"] = (f"{sanity.interpretation} ({len(sanity.filters)} of {total} filters checked, top "
+                                   f"{sanity.meta.get('n', '?')} images each)")  # fmt: skip
 
     sections = [_topn_section(out, topn, layer, featured, faukl)]
     if faukl is not None:
