@@ -340,6 +340,10 @@ def _nested(a: np.ndarray) -> list:
     return [_nested(v) for v in a] if a.ndim > 1 else [None if not math.isfinite(v) else float(v) for v in a]
 
 
+#: How :func:`interpret` words a median SSIM (stated in results.json with the check).
+READING = "SSIM >= 0.7: depend little on the randomised weights; 0.4-0.7: partly; < 0.4: depend on them"
+
+
 def _dependence(similarity: float) -> str:
     if similarity >= 0.7:
         return "depend little on"
@@ -350,7 +354,9 @@ def _dependence(similarity: float) -> str:
 
 def interpret(rule: str, layer_names: Sequence[str], summary: Sequence[dict[str, Any]]) -> str:
     """What the cascade says, stage by stage, from the median over filters of the per-filter mean SSIM
-    (see :class:`SanityCheckResult`).
+    (see :class:`SanityCheckResult`): the pictures "depend little on" the randomised weights at SSIM >= 0.7,
+    "partly" at 0.4-0.7, and "depend on" them below 0.4 (:data:`READING`; cut-offs for reading the
+    numbers, not a statistical test).
 
     Examples::
 
@@ -641,6 +647,6 @@ def _map_size(topn: TopNDeconv, images: torch.Tensor) -> tuple[int, int]:
 
 
 __all__ = [
-    "SanityCheckResult", "cascade_steps", "layers_above", "randomised_copy", "sanity_check", "select_filters",
+    "READING", "SanityCheckResult", "cascade_steps", "layers_above", "randomised_copy", "sanity_check", "select_filters",
     "spearman_abs", "ssim", "weighted_layers",
 ]  # fmt: skip

@@ -316,6 +316,8 @@ def _spread(row: dict[str, Any], measure: str) -> str:
 def sanity_results(sanity: Any) -> dict[str, Any]:
     """The sanity check as ``results.json`` states it: what was checked, in which order, how it was
     measured, the per-step spread, the per-filter values and the interpretation."""
+    from captum_fau.attr.sanity import READING
+
     selection = dict(sanity.meta.get("selection") or {})
     featured = set(selection.get("featured") or [])
     per_ssim, per_rho = sanity.per_filter("ssim"), sanity.per_filter("spearman")
@@ -337,6 +339,7 @@ def sanity_results(sanity: Any) -> dict[str, Any]:
                     "correlation of |r| over the receptive field, trained vs randomised; per filter the mean over its "
                     "images, per step the median and quartiles over filters",
         "summary": sanity.summary(), "per_filter": per_filter, "interpretation": sanity.interpretation,
+        "reading": READING,
         "file": "sanity.json",
     }  # fmt: skip
 
@@ -374,7 +377,9 @@ def _sanity_text(sanity: Any) -> list[str]:
         f"at {sanity.layer} and goes down: {cascade}" + (f"; then each lower layer alone: {alone}." if alone else "."),
         "Measures: SSIM of the pictures as drawn (each scaled by its own largest |value|; 1 = unchanged, about 0 = "
         "unrelated) and Spearman rank correlation of |reconstruction| over the receptive field. Per filter: the mean "
-        "over its images; per step (table): the median over filters and, in brackets, the interquartile range.",
+        "over its images; per step (table): the median over filters and, in brackets, the interquartile range. "
+        "The sentence below reads a median SSIM of 0.7 or more as 'depend little on' the randomised weights, "
+        "0.4-0.7 as 'partly', under 0.4 as 'depend on' (conventions for reading, not a test).",
     ]
 
 
