@@ -333,6 +333,7 @@ def sanity_results(sanity: Any) -> dict[str, Any]:
     return {
         "layer": sanity.layer, "rule": sanity.rule, "seed": sanity.seed, "filters_checked": len(sanity.filters),
         "images_per_filter": sanity.meta.get("n"), "pairs": sanity.meta.get("pairs"), "selection": selection,
+        "images_are": "0-based positions in the analysed data, as the 'indices' of topn.safetensors; the top ranks",
         "cascade_order": labels, "layers_below": list(sanity.layers), "layers_above_not_randomised": list(sanity.above),
         "randomisation": sanity.meta.get("randomisation"),
         "measures": "SSIM of the maps as drawn (0.5 + 0.5 r / max|r|, gaussian window sigma 1.5) and Spearman rank "
