@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from captum_fau.errors import ConfigError, DatasetError, DistributedError, LabelError, LayerError, OutputError
 
-STEPS = ("scan", "faukl", "accuracy", "report")
+STEPS = ("scan", "faukl", "accuracy", "sanity", "report")
 
 
 @dataclass
@@ -59,7 +59,7 @@ class AnalysisResult:
         report (Path or None): ``index.html``.
         timings (dict): Seconds per step (0 for reused steps).
         sanity: :class:`~captum_fau.attr.sanity.SanityCheckResult` of the model-randomisation
-            check, or None when it was not asked for.
+            check, or None when it was switched off (``sanity_check=False``).
     """
 
     out: Path
@@ -206,9 +206,13 @@ class AnalysisConfig:
         checkpoint_every_s (float): Seconds between scan checkpoints (in ``out/scan-checkpoint``,
             removed once the scan's results are written); the scan also checkpoints when it ends,
             and every other step records its result when it finishes. Default: 60
-        sanity_check (bool): Also run the model-randomisation check of the reconstructions
-            (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 of every filter), written
-            to ``out/sanity.json`` and shown in the report. Default: False
+        sanity_check (bool): Run the model-randomisation check of the reconstructions
+            (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 images of
+            ``sanity_filters`` filters), written to ``out/sanity.json`` and shown in the report;
+            False skips it, with a note that the pictures are unchecked. Default: True
+        sanity_filters (int): Filters the sanity check looks at: the featured ones first, then a
+            sample of the other live filters seeded by ``seed`` (the choice is stated in the report
+            and ``results.json``); 0 checks every filter. Default: 32
         class_names (str or tuple of str, optional): The model's class names in output order
             (``"angry,disgust,fear,happy,sad,surprise,neutral"`` or a sequence), matched to the
             data's emotions by name. Default: None (the model's ``class_names`` / ``id2label`` /
@@ -257,7 +261,8 @@ class AnalysisConfig:
     resume: bool = True
     title: str | None = None
     checkpoint_every_s: float = 60.0
-    sanity_check: bool = False
+    sanity_check: bool = True
+    sanity_filters: int = 32
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
     stream: bool | None = None
@@ -298,7 +303,7 @@ class AnalysisConfig:
                 f"AnalysisConfig.checkpoint_every_s must be a number of seconds >= 0, got {every!r}; "
                 "pass e.g. checkpoint_every_s=60."
             )
-        for name in ("permutations", "bootstrap", "seed"):
+        for name in ("permutations", "bootstrap", "seed", "sanity_filters"):
             _check_count(name, getattr(self, name), 0)
         if self.workers is not None:
             _check_count("workers", self.workers, 0)
@@ -552,10 +557,10 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
         accuracy = _accuracy_step(run, scanned)
+    featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
     with _timed(run.timings, "sanity"):
-        sanity = _sanity_step(run, scanned.topn)
+        sanity = _sanity_step(run, scanned.topn, featured)
     with _timed(run.timings, "report"):
-        featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
         localisation = _localisation_step(run, scanned.topn, faukl)
         report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured, sanity)
     return AnalysisResult(out=run.out, topn=scanned.topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
@@ -844,22 +849,43 @@ def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any
     return localisation_agreement(regions, [faukl.top_au(f, run.layer) for f in significant], au_ids, significant)
 
 
-def _sanity_step(run: _Run, topn: Any, n: int = 3) -> Any | None:
-    """Step 4a', the model-randomisation check of the reconstructions (when asked for): ``out/sanity.json``."""
-    if not run.config.sanity_check:
+def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any | None:
+    """Step 4a', the model-randomisation check of the reconstructions (unless switched off): ``out/sanity.json``.
+
+    Checks the top ``n`` images of ``config.sanity_filters`` filters (the featured ones first, then a
+    seeded sample; 0: all), reusing the scan's trained reconstructions. Keyed on the scan, its own
+    options and the featured filters, so changing only the sanity options reruns only it and the report.
+    """
+    config = run.config
+    if not config.sanity_check:
+        run.notes.append(
+            "Sanity check skipped (sanity_check=False / --no-sanity-check): nothing here says how much of the "
+            f"{config.rule} reconstructions depends on the trained weights; they may show image edges alone."
+        )
         return None
     from captum_fau.attr import TopNDeconv
     from captum_fau.attr.sanity import SanityCheckResult
 
     path = run.out / "sanity.json"
-    run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=run.config.seed)
-    if run.manifest.finished("sanity", path):
+    max_filters = config.sanity_filters or None
+    run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=config.seed, max_filters=max_filters,
+                     featured=featured if max_filters else None, independent=True)  # fmt: skip
+    figure = run.out / "sanity.png"
+    if run.manifest.finished("sanity", path) and (figure.is_file() or not (run.manifest.info("sanity") or {}).get("figure")):
         return SanityCheckResult.load(path)
-    sanity = TopNDeconv(run.model, run.layer, rule=run.config.rule, relu_like=run.config.relu_like).sanity_check(
-        topn, run.dataset, n=n, seed=run.config.seed, progress=run.progress
-    )
+    from captum_fau.viz.analysis_report import sanity_figure
+
+    try:
+        sanity = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).sanity_check(
+            topn, run.dataset, n=n, seed=config.seed, progress=run.progress, max_filters=max_filters, featured=featured,
+            keep_reconstructions=True,
+        )  # fmt: skip
+    except (ConfigError, DatasetError) as err:  # no weighted layer below the analysed one, or every filter dead
+        run.notes.append(f"Sanity check skipped: {err}")
+        return None
+    drawn = sanity_figure(figure, sanity, topn, featured) is not None
     sanity.save(path)
-    run.manifest.mark("sanity", {"n": n, "seed": run.config.seed})
+    run.manifest.mark("sanity", {"n": n, "seed": config.seed, "filters": len(sanity.filters), "figure": drawn})
     return sanity
 
 

@@ -4,6 +4,7 @@ behaviour on weight-dependent and weight-independent rules, determinism, and the
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -96,7 +97,7 @@ def test_gradient_depends_on_weights_more_than_guided(setup) -> None:
         ]
         assert check.ssim.shape == check.spearman.shape == (5, 6, 3)
         medians[rule] = check.summary()[2]["ssim_median"]  # everything below the unit randomised
-        assert rule.replace("guided", "guided backpropagation") in check.interpretation
+        assert rule.replace("guided", "guided backpropagation") in check.interpretation.lower()
         assert np.nanmax(np.abs(check.spearman)) <= 1.0
     assert medians["gradient"] < medians["guided"] - 0.2, medians
     for key, value in model.state_dict().items():  # the trained model is unchanged
@@ -150,27 +151,71 @@ def test_bad_input(setup) -> None:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*dead units")
-def test_analyze_stores_and_reports_the_check(tmp_path) -> None:
-    import json
-
+def test_analyze_runs_the_check_by_default_and_caches_it(tmp_path, monkeypatch) -> None:
+    """On by default; changing only the sanity options reruns only the check and the report; switching it off
+    says so in the notes and results.json."""
+    import captum_fau.analyze as analyze_module
     from captum_fau import ZeroBiasCNN
     from captum_fau.analyze import analyze
+    from captum_fau.concept import FAUKL
     from captum_fau.data.synthfacs import load_synthfacs
 
     torch.manual_seed(0)
     model = ZeroBiasCNN(num_classes=8).eval()
     state = copy.deepcopy(model.state_dict())
     faces = load_synthfacs(24, seed=3)
-    result = analyze(model, faces, layer="conv1", out=tmp_path, n=2, permutations=20, bootstrap=0, progress=False,
-                     n_featured=2, sanity_check=True)  # fmt: skip
+    options = dict(layer="conv1", out=tmp_path, n=2, permutations=20, bootstrap=0, progress=False, n_featured=2)
+    result = analyze(model, faces, **options)
     stored = SanityCheckResult.load(tmp_path / "sanity.json")
     assert result.sanity is not None and stored.summary() == result.sanity.summary()
-    assert [s["randomised"] for s in stored.steps] == [["conv1"]] and stored.ssim.shape == (1, 64, 2)
+    assert [s["randomised"] for s in stored.steps] == [["conv1"]] and stored.ssim.shape == (1, 32, 2)
+    assert stored.filters[:2].tolist() == result.featured[:2] and stored.meta["selection"]["max_filters"] == 32
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["sanity_check"]["interpretation"] == result.sanity.interpretation
-    assert "Sanity check: reconstructions with randomised weights" in (tmp_path / "index.html").read_text()
+    assert results["sanity_check"]["filters_checked"] == 32 and results["sanity_check"]["cascade_order"] == ["conv1"]
+    assert "(32 of 64 filters checked, top 2 images each)" in results["summary"]["Sanity check"]
+    page = (tmp_path / "index.html").read_text()
+    assert "Sanity check: reconstructions with randomised weights" in page and "sanity.png" in page
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key])
+    keys = json.loads((tmp_path / "analysis.json").read_text())["steps"]
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a step other than the sanity check and the report was recomputed")
+
+    monkeypatch.setattr(analyze_module, "_run_scan", refuse)
+    monkeypatch.setattr(FAUKL, "interpret_activations", refuse)
+    again = analyze(model, faces, **options, sanity_filters=5)
+    assert len(again.sanity.filters) == 5 and SanityCheckResult.load(tmp_path / "sanity.json").ssim.shape == (1, 5, 2)
+    new_keys = json.loads((tmp_path / "analysis.json").read_text())["steps"]
+    assert new_keys["scan"] == keys["scan"] and new_keys["faukl"] == keys["faukl"]
+    assert new_keys["sanity"]["key"] != keys["sanity"]["key"] and new_keys["report"]["key"] != keys["report"]["key"]
+    import captum_fau.attr.sanity as sanity_module
+
+    monkeypatch.setattr(sanity_module, "sanity_check", refuse)
+    same = analyze(model, faces, **options, sanity_filters=5)  # nothing changed: the check is reused
+    assert same.sanity.summary() == again.sanity.summary()
+    off = analyze(model, faces, **options, sanity_check=False)
+    assert off.sanity is None and any(n.startswith("Sanity check skipped") for n in off.notes)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "sanity_check" not in results and any("Sanity check skipped" in n for n in results["notes"])
+    assert "Sanity check skipped" in (tmp_path / "index.html").read_text()
+
+
+def test_cli_sanity_options() -> None:
+    import argparse
+
+    from captum_fau.cli import analyze as cli_analyze
+
+    parser = argparse.ArgumentParser()
+    cli_analyze._analysis_options(parser, "out")
+    default = cli_analyze.analysis_config(parser.parse_args([]))
+    assert default.sanity_check is True and default.sanity_filters == 32
+    off = cli_analyze.analysis_config(parser.parse_args(["--no-sanity-check"]))
+    every = cli_analyze.analysis_config(parser.parse_args(["--sanity-filters", "0"]))
+    assert off.sanity_check is False and every.sanity_filters == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sanity-filters", "-1"])
 
 
 def test_cli_topn_sanity_check(tmp_path, capsys) -> None:
@@ -182,3 +227,184 @@ def test_cli_topn_sanity_check(tmp_path, capsys) -> None:
     check = SanityCheckResult.load(out / "sanity.json")
     assert check.layers == ["conv1"] and check.ssim.shape == (1, 4, 2)
     assert "sanity check:" in capsys.readouterr().out
+
+
+def _captum_window(ref_model: nn.Module, image: torch.Tensor, f: int, h: int, w: int, value: float, box: list[int],
+                   rule: str) -> torch.Tensor:
+    """Captum's neuron attribution of unit (f, h, w) of conv3 on the full image, times ``value``, cropped to ``box``."""
+    import warnings
+
+    from captum.attr import NeuronDeconvolution, NeuronGuidedBackprop
+
+    cls = NeuronGuidedBackprop if rule == "guided" else NeuronDeconvolution
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = cls(ref_model, ref_model.conv3).attribute(image[None], neuron_selector=(f, h, w))[0] * value
+    y0, x0, y1, x1 = box
+    return full[:, y0:y1, x0:x1]
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconv"])
+def test_randomised_reconstructions_equal_captum_on_the_same_random_weights(rule: str) -> None:
+    """Every step's reconstruction equals Captum's NeuronGuidedBackprop / NeuronDeconvolution on a copy randomised
+    by randomised_copy with the same seed (times the trained unit value), and the stored SSIM / Spearman are
+    those of these pictures."""
+    from captum_fau import ZeroBiasCNN
+    from captum_fau.attr.sanity import _display
+
+    torch.manual_seed(4)
+    model = ZeroBiasCNN(img_size=32).eval()
+    images = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    topn = TopNDeconv(model, "conv3", rule=rule)
+    top = topn.top_n(images, n=2, filters=[1, 5], progress=False)
+    check = topn.sanity_check(top, images, n=2, seed=3, progress=False, keep_reconstructions=True)
+    assert check.layers == ["conv1", "conv2", "conv3"] and len(check.steps) == 5
+    for s, step in enumerate(check.steps):
+        ref_model = randomised_copy(model, step["randomised"], 3, check.layers)
+        for k, f in enumerate([1, 5]):
+            for r in range(2):
+                h, w = top.positions[k, r].tolist()
+                i = int(top.indices[k, r])
+                expected = _captum_window(ref_model, images[i], f, h, w, float(top.values[k, r]), top.boxes[k, r].tolist(), rule)
+                got = check.reconstructions[s, k, r]
+                assert float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max()), (step, f, r)
+                trained = top.patches[k, r]
+                assert float(ssim(_display(trained), _display(expected))) == pytest.approx(check.ssim[s, k, r], abs=1e-4)
+                rho = spearmanr(trained.abs().flatten().numpy(), expected.abs().flatten().numpy())[0]
+                assert rho == pytest.approx(check.spearman[s, k, r], abs=1e-3)
+    # Randomising conv3 alone leaves the units' input, hence the pictures, closer to the trained ones than all three.
+    per = check.per_filter("ssim")
+    assert np.all(per[0] > per[2])
+
+
+def test_ssim_against_skimage() -> None:
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    gen = torch.Generator().manual_seed(8)
+    a, b = torch.rand(23, 19, generator=gen), torch.rand(23, 19, generator=gen)
+    b = 0.6 * a + 0.4 * b
+    expected = skimage_metrics.structural_similarity(a.double().numpy(), b.double().numpy(), gaussian_weights=True,
+                                                     sigma=1.5, use_sample_covariance=False, data_range=1.0)  # fmt: skip
+    assert float(ssim(a, b)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_spearman_abs_equals_scipy_with_ties_and_constant_maps() -> None:
+    from captum_fau.attr.sanity import spearman_abs
+
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(6, 1, 7, 7, generator=gen)
+    b = a + 0.8 * torch.randn(6, 1, 7, 7, generator=gen)
+    a[0, 0, :3] = 0.0  # ties
+    b[1] = -b[1]  # the sign does not matter: |r|
+    got = spearman_abs(a, b)
+    for p in range(6):
+        assert got[p] == pytest.approx(spearmanr(a[p].abs().flatten(), b[p].abs().flatten())[0], abs=1e-12)
+    constant = spearman_abs(torch.zeros(1, 1, 4, 4), torch.rand(1, 1, 4, 4))
+    assert np.isnan(constant[0])
+
+
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_layers_above_cannot_change_the_reconstruction(setup) -> None:
+    """Why the cascade starts at the analysed layer: randomising the head leaves a conv3 unit's picture exactly."""
+    from captum_fau.attr.sanity import layers_above
+
+    model, images = setup
+    below = weighted_layers(model, model.conv3, images[:1])
+    assert layers_above(model, below) == ["head"]
+    headless = randomised_copy(model, ["head"], 0, ["head"])
+    assert not torch.equal(headless.head.weight, model.head.weight)
+    trained = TopNDeconv(model, "conv3", rule="guided").attribute(images[:3], filters=[0, 2])
+    random_head = TopNDeconv(headless, "conv3", rule="guided").attribute(images[:3], filters=[0, 2])
+    assert torch.equal(trained, random_head)
+    check = TopNDeconv(model, "conv3").sanity_check(
+        TopNDeconv(model, "conv3").top_n(images, n=2, filters=[0, 1], progress=False), images, progress=False)
+    assert check.above == ["head"] and all("head" not in s["randomised"] for s in check.steps)
+
+
+def test_in_place_randomisation_equals_fresh_copies(setup) -> None:
+    from captum_fau.attr.sanity import _RandomisedModel, cascade_steps
+
+    model, images = setup
+    layers = weighted_layers(model, model.conv3, images[:1])
+    copy_ = _RandomisedModel(model, layers, seed=7)
+    for step in cascade_steps(layers) + [{"mode": "cascade", "randomised": []}]:
+        copy_.set(step["randomised"])
+        fresh = randomised_copy(model, step["randomised"], 7, layers)
+        for (name, a), b in zip(copy_.model.state_dict().items(), fresh.state_dict().values()):
+            assert torch.equal(a, b), (step, name)
+
+
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_filter_selection_featured_then_seeded_sample(setup) -> None:
+    from captum_fau.attr.sanity import select_filters
+
+    model, images = setup
+    topn = TopNDeconv(model, "conv3", rule="guided")
+    top = topn.top_n(images, n=2, progress=False)
+    live = [int(f) for f, v in zip(top.filters.tolist(), top.values[:, 0].tolist()) if v > 0]
+    chosen, info = select_filters(top, max_filters=6, featured=[live[-1], live[0], 999], seed=1)
+    assert chosen[:2] == [live[-1], live[0]] and len(chosen) == len(set(chosen)) == 6 and set(chosen) <= set(live)
+    assert info["rule"] == "featured + seeded sample" and info["featured"] == chosen[:2] and info["sampled"] == chosen[2:]
+    assert info["filters_in_layer"] == 16 and info["live_filters"] == len(live)
+    assert select_filters(top, 6, [live[-1], live[0]], seed=1)[0] == chosen
+    assert select_filters(top, 6, [live[-1], live[0]], seed=2)[0][2:] != chosen[2:] or len(live) <= 7
+    assert select_filters(top, 100)[0] == live and select_filters(top, 100)[1]["rule"] == "all live"
+    assert select_filters(top)[0] == top.filters.tolist()
+    check = topn.sanity_check(top, images, max_filters=4, featured=[live[0]], seed=1, progress=False)
+    assert check.filters.tolist()[0] == live[0] and len(check.filters) == 4
+    assert check.meta["selection"]["featured"] == [live[0]] and check.images.shape == (4, 2)
+    np.testing.assert_array_equal(check.images, top.indices[[top.row(f) for f in check.filters]].numpy())
+    with pytest.raises(ConfigError, match="max_filters"):
+        topn.sanity_check(top, images, max_filters=0, progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_report_states_what_was_checked(setup, tmp_path) -> None:
+    from captum_fau.viz.analysis_report import sanity_figure, sanity_results, sanity_section
+    from captum_fau.viz.report import write_report
+
+    model, images = setup
+    topn = TopNDeconv(model, "conv3", rule="guided")
+    top = topn.top_n(images, n=3, filters=list(range(8)), progress=False)
+    assert top.dead == [1]
+    check = topn.sanity_check(top, images, max_filters=5, featured=[3, 1, 2], seed=0, progress=False,
+                              keep_reconstructions=True)  # fmt: skip
+    assert check.meta["selection"]["featured_dead"] == [1]
+    res = sanity_results(check)
+    assert res["cascade_order"][:3] == ["conv3", "conv3 + conv2", "conv3 + conv2 + conv1"]
+    assert res["layers_above_not_randomised"] == ["head"] and res["filters_checked"] == 5
+    assert [r["filter"] for r in res["per_filter"]][:2] == [3, 2] and res["per_filter"][0]["chosen_as"] == "featured"
+    assert res["per_filter"][0]["images"] == top.indices[top.row(3), :3].tolist()
+    assert res["per_filter"][0]["ssim"]["conv3"] == pytest.approx(float(np.nanmean(check.ssim[0, 0])), abs=1e-4)
+    json.dumps(res)  # JSON-ready
+    figure = sanity_figure(tmp_path / "sanity.png", check, top, [3, 1, 2])
+    assert figure is not None and figure.stat().st_size > 1000
+    page = write_report(tmp_path, "t", [sanity_section(check, figure)]).read_text()
+    for text in ("the layers above conv3 (head) do not change", "conv3 → conv3 + conv2 → conv3 + conv2 + conv1",
+                 "2 featured filters, then 3 drawn at random (seed 0)", "featured filters 1 never respond",
+                 check.interpretation.split(":")[0],
+                 "sanity.png"):
+        assert text in page, text
+
+
+def test_report_labels_sampled_filters(setup) -> None:
+    from captum_fau.viz.analysis_report import sanity_results
+
+    model, images = setup
+    topn = TopNDeconv(model, "conv2", rule="guided")
+    top = topn.top_n(images, n=2, progress=False)
+    check = topn.sanity_check(top, images, max_filters=3, featured=[0], progress=False)
+    assert [r["chosen_as"] for r in sanity_results(check)["per_filter"]] == ["featured", "seeded sample", "seeded sample"]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*dead units")
+def test_analyze_notes_when_there_is_nothing_to_randomise(tmp_path) -> None:
+    """A layer with no weights below it: the analysis finishes and says why the check is missing."""
+    from captum_fau.analyze import analyze
+
+    model = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)).eval()
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    model(images[:1])
+    result = analyze(model, images, layer="0", out=tmp_path, n=2, progress=False, n_featured=1)
+    assert result.sanity is None
+    assert any(n.startswith("Sanity check skipped: No layer with weights runs before '0'") for n in result.notes)

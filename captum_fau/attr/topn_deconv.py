@@ -518,25 +518,38 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         independent: bool = True,
         progress: bool = True,
         additional_forward_args: Any = None,
+        max_filters: int | None = None,
+        featured: Sequence[int] | None = None,
+        keep_reconstructions: bool = False,
     ) -> Any:
         r"""Model-randomisation check (Adebayo et al., 2018): how much of the reconstructions depends on the weights.
 
         The reconstructions of the same top-N ``(image, unit)`` pairs are recomputed in a deep copy
         of the model whose weights are randomised in a cascade from the analysed layer down to the
         first weighted layer (and, with ``independent``, one layer at a time), and compared with the
-        trained model's by SSIM and by the Spearman correlation of ``|reconstruction|``. See
-        :mod:`captum_fau.attr.sanity`. The model itself is not modified.
+        trained model's (``result``'s own patches, not recomputed) by SSIM and by the Spearman
+        correlation of ``|reconstruction|``. Layers after the analysed one cannot change the
+        reconstruction of its units and are left alone. See :mod:`captum_fau.attr.sanity`. The
+        model itself is not modified.
 
         Args:
             result_or_scan (TopNResult or ScanResult): A result of this layer and rule (then
                 ``data`` gives the images), or a scan made with ``top_n`` and ``keep_inputs=True``.
             data (Tensor or Dataset, optional): The images the result's indices refer to.
             n (int or None, optional): Top-N ranks checked per filter. Default: 3
-            filters (sequence of int, optional): Filters to check. Default: all of the result
-            seed (int, optional): Seed of the random weights. Default: 0
+            filters (sequence of int, optional): Filters to check. Default: all of the result, or
+                the selection of ``max_filters``
+            seed (int, optional): Seed of the random weights and of the filter sample. Default: 0
             independent (bool, optional): Also randomise each layer on its own. Default: True
             progress (bool, optional): Show a progress bar. Default: True
             additional_forward_args (Any, optional): Extra model arguments after the inputs.
+            max_filters (int, optional): Check at most this many live filters: the ``featured`` ones
+                first, then a seeded sample of the others (:func:`~captum_fau.attr.sanity.select_filters`;
+                the choice is recorded in ``meta["selection"]``). Default: None (all)
+            featured (sequence of int, optional): Filters ``max_filters`` includes first (those a
+                report shows). Default: None
+            keep_reconstructions (bool, optional): Keep the randomised reconstructions in the result
+                (``reconstructions``). Default: False
 
         Returns:
             SanityCheckResult: per-step similarity arrays, a summary and an interpretation.
@@ -558,7 +571,8 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         from captum_fau.attr.sanity import sanity_check
 
         return sanity_check(self, result_or_scan, data, n=n, filters=filters, seed=seed, independent=independent,
-                            progress=progress, additional_forward_args=additional_forward_args)  # fmt: skip
+                            progress=progress, additional_forward_args=additional_forward_args, max_filters=max_filters,
+                            featured=featured, keep_reconstructions=keep_reconstructions)  # fmt: skip
 
     def _from_scan_sharded(
         self, result: ScanResult, filters: Any, full_maps: bool, progress: bool, additional_forward_args: Any,

@@ -105,12 +105,16 @@ def add_stratify(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_sanity_check(parser: argparse.ArgumentParser) -> None:
-    """``--sanity-check``: the model-randomisation check of the reconstructions (TopNDeconv.sanity_check)."""
-    parser.add_argument("--sanity-check", action="store_true",
-                        help="also recompute the top-3 reconstructions of every filter with randomised weights "
-                             "(cascading from the layer down) and report their similarity (SSIM, Spearman); "
-                             "writes sanity.json")  # fmt: skip
+def add_sanity_check(parser: argparse.ArgumentParser, default: bool = True) -> None:
+    """``--sanity-check`` / ``--no-sanity-check`` and ``--sanity-filters K``: the model-randomisation check of
+    the reconstructions (TopNDeconv.sanity_check)."""
+    parser.add_argument("--sanity-check", action=argparse.BooleanOptionalAction, default=default,
+                        help="recompute the top-3 reconstructions of --sanity-filters filters with randomised weights "
+                             "(cascading from the layer down) and report their similarity to the trained ones (SSIM, "
+                             f"Spearman); writes sanity.json (default: {'on' if default else 'off'})")  # fmt: skip
+    parser.add_argument("--sanity-filters", type=non_negative_int, default=32, metavar="K",
+                        help="filters the sanity check looks at: the featured ones first, then a seeded sample of the "
+                             "other live filters; 0: every filter (slow on wide layers) (default: 32)")  # fmt: skip
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -56,7 +56,10 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
                and loc.get("rule") != "energy" else "")
         )
     if result.sanity is not None:
-        lines.append(f"Sanity check: {result.sanity.interpretation}")
+        check = result.sanity
+        total = (check.meta.get("selection") or {}).get("filters_in_layer", len(check.filters))
+        lines.append(f"Sanity check ({len(check.filters)} of {total} filters, top {check.meta.get('n', '?')} images each, "
+                     f"sanity.json): {check.interpretation}")  # fmt: skip
     for note in result.notes:
         lines.append(f"Note: {note}")
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
@@ -74,7 +77,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
-        sanity_check=getattr(args, "sanity_check", False),
+        sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
         stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
     )  # fmt: skip

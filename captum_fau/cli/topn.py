@@ -28,12 +28,14 @@ def _run(args: argparse.Namespace) -> int:
     result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
                         full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip
     out = result.save(args.out)
-    result.plot(featured_filters(topn=result, count=args.featured), path=out / "topn.png")
+    featured = featured_filters(topn=result, count=args.featured)
+    result.plot(featured, path=out / "topn.png")
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
     if args.sanity_check:
-        check = topn.sanity_check(result, dataset, n=3, seed=args.seed, progress=not args.quiet)
+        check = topn.sanity_check(result, dataset, n=3, seed=args.seed, progress=not args.quiet,
+                                  max_filters=args.sanity_filters or None, featured=featured)  # fmt: skip
         check.save(out / "sanity.json")
         for row in check.summary():
             print(f"  randomised {' + '.join(row['randomised']):<32} SSIM {row['ssim_median']}  "
@@ -62,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--full-maps", action="store_true", help="also save full-size reconstructions")
     _options.add_featured(p, 16, "filters drawn in topn.png: the strongest responses first")
     p.add_argument("--out", required=True, help="output folder")
-    _options.add_sanity_check(p)
+    _options.add_sanity_check(p, default=False)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering")
