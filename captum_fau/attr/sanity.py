@@ -271,6 +271,11 @@ class SanityCheckResult:
     above: list[str] = field(default_factory=list)
     reconstructions: torch.Tensor | None = None
 
+    @property
+    def reading(self) -> str:
+        """The cut-offs the interpretation reads SSIM with (:data:`READING`)."""
+        return READING
+
     def per_filter(self, measure: str = "ssim") -> np.ndarray:
         """``[S, F]`` each filter's mean over its checked images (NaN for a dead filter)."""
         values = {"ssim": self.ssim, "spearman": self.spearman}[measure]

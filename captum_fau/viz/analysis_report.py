@@ -323,8 +323,6 @@ def _spread(row: dict[str, Any], measure: str) -> str:
 def sanity_results(sanity: Any) -> dict[str, Any]:
     """The sanity check as ``results.json`` states it: what was checked, in which order, how it was
     measured, the per-step spread, the per-filter values and the interpretation."""
-    from captum_fau.attr.sanity import READING
-
     selection = dict(sanity.meta.get("selection") or {})
     featured = set(selection.get("featured") or [])
     per_ssim, per_rho = sanity.per_filter("ssim"), sanity.per_filter("spearman")
@@ -347,7 +345,7 @@ def sanity_results(sanity: Any) -> dict[str, Any]:
                     "correlation of |r| over the receptive field, trained vs randomised; per filter the mean over its "
                     "images, per step the median and quartiles over filters",
         "summary": sanity.summary(), "per_filter": per_filter, "interpretation": sanity.interpretation,
-        "reading": READING,
+        "reading": sanity.reading,
         "file": "sanity.json",
     }  # fmt: skip
 
