@@ -3,7 +3,9 @@
 One home for what every benchmark needs so that they measure the same way:
 
 * :func:`environment` -- torch threads, CPU model, core count, torch version, GPU model;
-* :func:`repeat` -- warm-up, then each timed phase ``>= repeats`` times or until a time budget;
+* :func:`repeat` -- warm-up, then each timed phase ``>= repeats`` times or until a time budget,
+  the phase order reversed every other round (ABBA), on the wall clock or on this process's
+  CPU time (:func:`pick_clock`);
 * :func:`spread` / :func:`ratios` -- median, min and max of times and of per-repeat ratios
   (each repeat's baseline over the same repeat's candidate, so slow spells on a shared
   machine hit both sides of one ratio);
@@ -70,13 +72,33 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
-def timed(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[Any, float]:
-    """``(fn(), wall seconds)``, the GPU synchronised before the clock stops."""
+#: The clocks :func:`timed` reads: wall time, or the CPU time of this process (all its threads).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def pick_clock(requested: str, device: str | torch.device = "cpu") -> str:
+    """``"cpu"`` or ``"wall"`` for ``requested`` in ``("auto", "cpu", "wall")``.
+
+    ``"auto"`` takes the process's CPU time on a CPU run with one torch thread: the work
+    done, which other users of a shared machine do not stretch (they only delay it, and
+    the wall clock counts that delay); and the wall clock on a GPU or with several threads
+    (CPU time would not show the GPU's work, and would add up the threads).
+    """
+    if requested not in ("auto", "cpu", "wall"):
+        raise ValueError(f"clock must be auto, cpu or wall, got {requested!r}")
+    if requested != "auto":
+        return requested
+    return "cpu" if torch.device(device).type == "cpu" and torch.get_num_threads() == 1 else "wall"
+
+
+def timed(fn: Callable[[], Any], device: str | torch.device = "cpu", clock: str = "wall") -> tuple[Any, float]:
+    """``(fn(), seconds)`` on ``clock`` (see :data:`CLOCKS`), the GPU synchronised before the clock stops."""
+    now = CLOCKS[clock]
     synchronize(device)
-    start = time.perf_counter()
+    start = now()
     out = fn()
     synchronize(device)
-    return out, time.perf_counter() - start
+    return out, now() - start
 
 
 def repeat(
@@ -86,13 +108,20 @@ def repeat(
     warmup: int = 1,
     device: str | torch.device = "cpu",
     max_repeats: int = 50,
+    clock: str = "wall",
+    also_wall: dict[str, list[float]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Run every phase ``warmup`` times untimed, then all phases in turn, round after round.
 
     Rounds continue until ``repeats`` rounds are done and, when ``budget_s`` > 0, until the
     timed rounds have taken ``budget_s`` seconds (at most ``max_repeats`` rounds). The
-    phases of one round run back to back, so a ratio of two phases of the same round
-    compares them under the same machine load.
+    phases of one round run back to back, in reverse order every other round (A B, B A,
+    ...), so a ratio of two phases of the same round compares them under the same machine
+    load and a slow drift of the load favours neither side.
+
+    Args:
+        clock (str, optional): ``"wall"`` or ``"cpu"`` (see :func:`pick_clock`). Default: wall
+        also_wall (dict, optional): Filled with each phase's wall seconds as well, per round.
 
     Returns:
         ``(seconds per phase, one per round; the last round's result per phase)``.
@@ -101,13 +130,19 @@ def repeat(
         for fn in phases.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in phases}
+    if also_wall is not None:
+        also_wall.update({name: [] for name in phases})
     last: dict[str, Any] = {}
     started = time.perf_counter()
     rounds = 0
     while rounds < max_repeats and (rounds < repeats or time.perf_counter() - started < budget_s):
-        for name, fn in phases.items():
-            last[name], seconds = timed(fn, device)
+        order = list(phases.items()) if rounds % 2 == 0 else list(phases.items())[::-1]
+        for name, fn in order:
+            wall_start = time.perf_counter()
+            last[name], seconds = timed(fn, device, clock)
             times[name].append(seconds)
+            if also_wall is not None:
+                also_wall[name].append(time.perf_counter() - wall_start)
         rounds += 1
     return times, last
 
@@ -201,6 +236,7 @@ def emit(summary: dict[str, Any]) -> None:
 
 
 __all__ = [
+    "CLOCKS",
     "PeakRSS",
     "cpu_model",
     "cuda_peak_mb",
@@ -210,6 +246,7 @@ __all__ = [
     "flat",
     "line",
     "max_rss_mb",
+    "pick_clock",
     "ratios",
     "repeat",
     "spread",

@@ -120,6 +120,9 @@ def main() -> None:
     if args.child:
         child(args.images, args.spill_mb, args.batch_size, args.repeats, args.device)
         return
+    from captum_fau._utils.device import resolve_device
+
+    resolve_device(args.device)  # an unknown or absent device fails here, before any measurement
 
     sizes = [args.n, 2 * args.n, 4 * args.n]
     single = {}

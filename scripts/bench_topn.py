@@ -5,23 +5,36 @@ the first ``--filters`` filters x N=``--n``, ``--images`` SynthFACS images at 96
 
 * baseline scan: ``LayerActivation(model, model.conv3)`` per batch, spatial max, top-N;
 * baseline reconstruction: ``NeuronGuidedBackprop(model, model.conv3).attribute(x,
-  neuron_selector=(c, h, w))`` once per (filter, image) pair, scaled by the activation,
-  timed on ``--pairs`` seeded random pairs (default 256; ``--full`` times every pair of
-  all 256 filters). With the defaults (32 filters x N=8) that is every pair, so nothing
-  is extrapolated; otherwise the per-pair time is scaled to all pairs and the output says so;
-* ours: ``TopNDeconv(model, "conv3").top_n(...)`` (one scan + batched crop reconstructions);
-* the scan's overhead over a bare ``torch.no_grad()`` forward up to conv3.
+  neuron_selector=(c, h, w))`` once per (filter, image) pair of the baseline scan's top-N,
+  scaled by the activation, timed on ``--pairs`` seeded random pairs (default 256;
+  ``--full`` times every pair of all 256 filters). With the defaults (32 filters x N=8)
+  that is every pair, so nothing is extrapolated; otherwise the per-pair time is scaled
+  to all pairs and the output says so;
+* ours: ``TopNDeconv(model, "conv3").top_n(...)`` end to end (one scan + batched
+  reconstructions on each unit's cone), and its reconstruction alone
+  (``from_scan`` on a finished scan: the same pairs as the baseline's);
+* the scan's overhead over a bare ``torch.no_grad()`` forward up to conv3;
+* with ``--peer crp``: zennit-crp's ``FeatureVisualization`` (``run`` over the same
+  images with zennit's ``GuidedBackprop`` composite, then ``get_max_reference(...,
+  mode="activation", rf=True)`` for the same filters and N), when ``zennit`` and
+  ``zennit-crp`` are importable (they are not dependencies of captum-fau).
 
 Every phase runs once untimed (warm-up), then all phases run in turn ``--repeats``
-times (and until ``--budget-s`` seconds have passed); every ratio is printed as the
-median, min and max over rounds, each round's baseline over the same round's ours.
-Peak memory is the largest increase of the process's resident memory over a phase
-(CUDA: max allocated). ``--json`` prints one JSON line last.
+times (and until ``--budget-s`` seconds have passed), in reverse order every other
+round; every ratio is printed as the median, min and max over rounds, each round's
+baseline over the same round's ours. On a CPU with one torch thread the clock is the
+process's CPU time (``--clock auto``): on a machine shared with other users the wall
+clock also counts the time other processes hold the cores, which moves from one phase
+to the next; the wall-clock ratios are in the JSON as well (``*_wall_median``). On a GPU
+the clock is the wall clock, the GPU synchronised before each reading. Peak memory is
+the largest increase of the process's resident memory over a phase (CUDA: max
+allocated). ``--json`` prints one JSON line last.
 
 Usage::
 
-    python scripts/bench_topn.py --json                 # defaults: 256 images, 32 filters x N=8, every pair timed
-    python scripts/bench_topn.py --full --json          # all 2,560 pairs (slow on a CPU)
+    OMP_NUM_THREADS=1 python scripts/bench_topn.py --json   # defaults: 256 images, 32 filters x N=8, every pair timed
+    python scripts/bench_topn.py --full --json              # all 2,560 pairs (slow on a CPU)
+    python scripts/bench_topn.py --peer crp --json          # with zennit-crp on PYTHONPATH
     python scripts/bench_topn.py --device cuda --json
 """
 
@@ -64,6 +77,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=0.0, help="keep repeating until this many seconds")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default: cpu)")
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                        help="auto: CPU time on a CPU with one thread, else wall (default: auto)")
+    parser.add_argument("--peer", choices=("crp",), action="append", default=[],
+                        help="also time a peer library: crp = zennit-crp's FeatureVisualization")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -89,28 +106,78 @@ def relative_error(refs: list[torch.Tensor], pairs: list[tuple[int, int]], resul
     return worst
 
 
-def main() -> None:
-    args = parse_args()
-    torch.manual_seed(args.seed)
-    warnings.filterwarnings("ignore", module="captum")
+def crp_peer(model: torch.nn.Module, images: torch.Tensor, filters: list[int], n: int, batch_size: int,
+             device: torch.device) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """zennit-crp's top-N with receptive-field references as a phase, or ``(None, {"reason": ...})``.
+
+    The phase runs ``FeatureVisualization.run`` over ``images`` (its scan: activation and
+    relevance maxima per filter, written to a fresh folder) and ``get_max_reference`` for
+    ``filters`` with ``mode="activation"``, ``r_range=(0, n)`` and ``rf=True`` (each
+    reference's heatmap restricted to the most active unit), with zennit's
+    ``GuidedBackprop`` composite; ``max_target="max"`` and ``abs_norm=False`` rank images
+    by their strongest unit, as TopNDeconv does.
+    """
+    try:
+        import crp
+        import zennit
+        from crp.attribution import CondAttribution
+        from crp.concepts import ChannelConcept
+        from crp.visualization import FeatureVisualization
+        from zennit.composites import GuidedBackprop
+    except Exception as err:  # noqa: BLE001 - any failure to import means: no peer
+        return None, {"reason": f"zennit-crp is not importable ({type(err).__name__}: {err}); install it with "
+                                "'pip install --no-deps zennit zennit-crp' into a scratch folder on PYTHONPATH"}  # fmt: skip
+    import shutil
+    import tempfile
+    from importlib import metadata
+
+    with torch.no_grad():
+        targets = torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+    dataset = [(images[i].detach(), int(targets[i])) for i in range(len(images))]
+    info = {"name": "zennit-crp", "version": metadata.version("zennit-crp"), "zennit_version": metadata.version("zennit"),
+            "what": "FeatureVisualization.run + get_max_reference(mode='activation', rf=True), GuidedBackprop composite"}  # fmt: skip
+    del crp, zennit
+
+    def phase() -> dict[int, Any]:
+        folder = tempfile.mkdtemp(prefix="bench_crp_")
+        try:
+            fv = FeatureVisualization(CondAttribution(model, device=device), dataset, {"conv3": ChannelConcept()},
+                                      max_target="max", abs_norm=False, path=folder, device=device)  # fmt: skip
+            fv.run(GuidedBackprop(), 0, len(dataset), batch_size=batch_size)
+            return fv.get_max_reference(filters, "conv3", mode="activation", r_range=(0, n), composite=GuidedBackprop(),
+                                        rf=True, plot_fn=None, batch_size=n)  # fmt: skip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return phase, info
+
+
+def peer_agreement(refs: dict[int, Any], result: Any, filters: list[int]) -> float:
+    """Largest |crp heatmap - ours| / max|crp heatmap| over the pairs, inside our box and outside it."""
+    worst = 0.0
+    for row, c in enumerate(filters):
+        _, heatmaps = refs[c]
+        for k in range(min(len(heatmaps), result.indices.shape[1])):
+            ref = heatmaps[k].cpu().float()
+            y0, x0, y1, x1 = result.boxes[row, k].tolist()
+            ours = result.patches[row, k].sum(0)
+            outside = ref.clone()
+            outside[y0:y1, x0:x1] = 0
+            scale = float(ref.abs().max()) or 1.0
+            worst = max(worst, float((ref[y0:y1, x0:x1] - ours).abs().max()) / scale, float(outside.abs().max()) / scale)
+    return worst
+
+
+def build_phases(args: argparse.Namespace, model: torch.nn.Module, images: torch.Tensor, filters: list[int],
+                 device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """The timed phases (see the module docstring) and what checking them needs."""
     from captum.attr import LayerActivation, NeuronGuidedBackprop
 
-    from captum_fau._utils.device import resolve_device
     from captum_fau.attr import TopNDeconv
-    from captum_fau.data.synthfacs import load_synthfacs
     from captum_fau.stats.scan import scan
 
-    device = resolve_device(args.device)
-    images = load_synthfacs(args.images, seed=args.seed).tensors().to(device)
-    model, model_name = load_model(args.seed)
-    model = model.to(device)
-    filters = list(range(args.filters))
+    width: list[int] = []
     pairs_total = len(filters) * args.n
-    env = _bench.environment(device)
-    print(f"model: {model_name}; data: SynthFACS ({args.images} images); conv3, {len(filters)} filters x "
-          f"N={args.n} = {pairs_total} pairs\nmachine: {_bench.describe(env)}")  # fmt: skip
-
-    width = None
 
     def bare() -> None:
         with torch.no_grad():
@@ -123,17 +190,20 @@ def main() -> None:
                     progress=False)  # fmt: skip
 
     topn = TopNDeconv(model, "conv3", rule="guided")
+    finished_scan = ours_scan()
 
     def ours() -> Any:
         return topn.top_n(images, n=args.n, filters=filters, batch_size=args.batch_size, progress=False)
 
+    def ours_recon() -> Any:
+        return topn.from_scan(finished_scan, filters=filters, progress=False)
+
     def captum_scan() -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal width
         la = LayerActivation(model, model.conv3)
         maxima, where = [], []
         for start in range(0, len(images), args.batch_size):
             act = la.attribute(images[start : start + args.batch_size])
-            width = act.shape[-1]
+            width[:] = [act.shape[-1]]
             values, idx = act.flatten(2).max(2)
             maxima.append(values)
             where.append(idx)
@@ -153,69 +223,145 @@ def main() -> None:
         for row, k in pairs:
             c = filters[row]
             i = int(cap_idx[c, k])
-            h, w = divmod(int(cap_where[c, k]), width)
+            h, w = divmod(int(cap_where[c, k]), width[0])
             attr = ngb.attribute(images[i : i + 1], neuron_selector=(c, h, w))
-            refs.append(attr[0] * reference.values[row, k])
+            refs.append(attr[0] * reference.values[row, k].to(attr.device))
         return refs
 
-    phases = {"bare": bare, "scan": ours_scan, "ours": ours, "captum_scan": captum_scan, "captum_loop": captum_loop}
+    # the two sides of every ratio run next to each other (the order is reversed every other round)
+    phases = {"bare": bare, "scan": ours_scan, "recon": ours_recon, "captum_loop": captum_loop,
+              "captum_scan": captum_scan, "ours": ours}  # fmt: skip
+    extra: dict[str, Any] = {"pairs": pairs, "cap_idx": cap_idx, "peer": None}
+    if "crp" in args.peer:
+        phase, info = crp_peer(model, images, filters, args.n, args.batch_size, device)
+        extra["peer"] = info
+        if phase is not None:
+            phases["peer_crp"] = phase
+    return phases, extra
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    warnings.filterwarnings("ignore", module="captum")
+
+    from captum_fau._utils.device import resolve_device
+    from captum_fau.data.synthfacs import load_synthfacs
+
+    device = resolve_device(args.device)
+    clock = _bench.pick_clock(args.clock, device)
+    images = load_synthfacs(args.images, seed=args.seed).tensors().to(device)
+    model, model_name = load_model(args.seed)
+    model = model.to(device)
+    filters = list(range(args.filters))
+    pairs_total = len(filters) * args.n
+    env = _bench.environment(device)
+    print(f"model: {model_name}; data: SynthFACS ({args.images} images); conv3, {len(filters)} filters x "
+          f"N={args.n} = {pairs_total} pairs\nmachine: {_bench.describe(env)}; clock: {clock}")  # fmt: skip
+    phases, extra = build_phases(args, model, images, filters, device)
+    pairs = extra["pairs"]
     print(f"warm-up, then >= {args.repeats} rounds of {', '.join(phases)} ...", flush=True)
     started = time.perf_counter()
-    ours_recon: list[float] = []
-    ours_inner = phases["ours"]
-
-    def ours_recorded() -> Any:
-        result = ours_inner()
-        ours_recon.append(result.meta["timings"]["reconstruct_s"])
-        return result
-
-    phases["ours"] = ours_recorded
-    times, last = _bench.repeat(phases, repeats=args.repeats, budget_s=args.budget_s, device=device)
-    ours_recon = ours_recon[-len(times["ours"]) :]  # drop the warm-up call
-    wall = time.perf_counter() - started
+    wall: dict[str, list[float]] = {}
+    times, last = _bench.repeat(phases, repeats=args.repeats, budget_s=args.budget_s, device=device, clock=clock,
+                                also_wall=wall)  # fmt: skip
+    elapsed = time.perf_counter() - started
     result = last["ours"]
-    scale = pairs_total / len(pairs)
-    captum_recon = [t * scale for t in times["captum_loop"]]
-    recon = _bench.ratios(captum_recon, ours_recon)
-    end_to_end = _bench.ratios([a + b for a, b in zip(times["captum_scan"], captum_recon)], times["ours"])
-    overhead = _bench.ratios(times["scan"], times["bare"])
-
-    assert torch.equal(cap_idx[filters].cpu(), result.indices.cpu()), "top-N indices differ from LayerActivation's"
+    assert torch.equal(extra["cap_idx"][filters].cpu(), result.indices.cpu()), "top-N indices differ from LayerActivation's"
+    assert torch.equal(last["recon"].patches, result.patches), "from_scan and top_n reconstruct differently"
     max_rel = relative_error(last["captum_loop"], pairs, result)
-    mem = measure_memory(ours, lambda: (captum_scan(), captum_loop()), device)
-
-    extrapolated = len(pairs) < pairs_total
-    per_pair_ms = [1e3 * t / len(pairs) for t in times["captum_loop"]]
-    ours_ms = [1e3 * t / pairs_total for t in ours_recon]
-    print(_bench.line("bare forward to conv3", times["bare"], " s"))
-    print(_bench.line("ours: scan", times["scan"], " s"))
-    print(_bench.line("  scan overhead over the bare forward", overhead, "x", digits=3))
-    print(_bench.line("ours: top_n end to end", times["ours"], " s"))
-    print(_bench.line(f"  reconstruction per pair ({pairs_total} pairs)", ours_ms, " ms"))
-    print(_bench.line("captum: LayerActivation scan", times["captum_scan"], " s"))
-    print(_bench.line(f"captum: NeuronGuidedBackprop per pair ({len(pairs)} pairs timed"
-                      + (f", scaled to {pairs_total})" if extrapolated else ", every pair)"), per_pair_ms, " ms"))
-    print(_bench.line("reconstruction speedup", recon, "x", digits=1))
-    print(_bench.line("end-to-end speedup", end_to_end, "x", digits=1))
-    print(f"max relative error vs Captum {max_rel:.2e} over {len(pairs)} pairs; top-N indices identical; "
-          f"peak memory ours +{mem['ours_peak_mb']:.0f} MiB, captum +{mem['captum_peak_mb']:.0f} MiB; "
-          f"{len(times['ours'])} rounds in {wall:.0f} s")  # fmt: skip
+    ratios = {key: compute_ratios(t, pairs_total / len(pairs)) for key, t in (("", times), ("_wall", wall))}
+    mem = measure_memory(phases["ours"], lambda: (phases["captum_scan"](), phases["captum_loop"]()), device)
+    peer = extra["peer"]
+    if peer is not None and "peer_crp" in times:
+        peer.update(crp_summary(times, wall, last["peer_crp"], result, filters))
+    elif peer is not None:
+        print(f"peer zennit-crp: not run: {peer['reason']}")
+    report(args, times, ratios, pairs, pairs_total, clock, max_rel, mem, elapsed, peer)
     if args.json:
         _bench.emit({
-            "repeats": len(times["ours"]),
+            "repeats": len(times["ours"]), "clock": clock,
             "images": args.images, "filters": len(filters), "n": args.n, "pairs_total": pairs_total,
-            "captum_pairs_timed": len(pairs), "captum_extrapolated": extrapolated,
-            "recon_speedup_median": round(statistics.median(recon), 2),
-            **_bench.flat("recon_speedup", recon, 2),
-            **_bench.flat("end_to_end_speedup", end_to_end, 2),
-            **_bench.flat("scan_overhead", overhead, 3),
-            "scan_overhead": round(statistics.median(overhead), 3),
-            "ours_ms_per_pair_median": round(statistics.median(ours_ms), 3),
-            "captum_ms_per_pair_median": round(statistics.median(per_pair_ms), 3),
+            "captum_pairs_timed": len(pairs), "captum_extrapolated": len(pairs) < pairs_total,
+            "recon_speedup_median": round(statistics.median(ratios[""]["recon"]), 2),
+            **_bench.flat("recon_speedup", ratios[""]["recon"], 2),
+            **_bench.flat("end_to_end_speedup", ratios[""]["end_to_end"], 2),
+            **_bench.flat("scan_overhead", ratios[""]["overhead"], 3),
+            "scan_overhead": round(statistics.median(ratios[""]["overhead"]), 3),
+            **{f"{name}_wall_median": round(statistics.median(v), 3) for name, v in
+               (("recon_speedup", ratios["_wall"]["recon"]), ("end_to_end_speedup", ratios["_wall"]["end_to_end"]),
+                ("scan_overhead", ratios["_wall"]["overhead"]))},
+            "ours_ms_per_pair_median": round(statistics.median(1e3 * t / pairs_total for t in times["recon"]), 3),
+            "captum_ms_per_pair_median": round(statistics.median(1e3 * t / len(pairs) for t in times["captum_loop"]), 3),
             "max_rel_err": max_rel,
+            "peer": peer if peer is None or "speedup_median" in peer else None,
+            **({"peer_reason": "not asked for (--peer crp)"} if peer is None else
+               {"peer_reason": peer["reason"]} if "reason" in peer else {}),
             **mem,
             **env,
         })  # fmt: skip
+
+
+def compute_ratios(times: dict[str, list[float]], scale: float) -> dict[str, list[float]]:
+    """Per-round ratios: reconstruction (Captum's loop, scaled to all pairs, over ``from_scan``),
+    end to end (Captum's scan + loop over ``top_n``), and the scan over the bare forward."""
+    captum_recon = [t * scale for t in times["captum_loop"]]
+    return {
+        "recon": _bench.ratios(captum_recon, times["recon"]),
+        "end_to_end": _bench.ratios([a + b for a, b in zip(times["captum_scan"], captum_recon)], times["ours"]),
+        "overhead": _bench.ratios(times["scan"], times["bare"]),
+    }
+
+
+def crp_summary(times: dict[str, list[float]], wall: dict[str, list[float]], refs: dict[int, Any], result: Any,
+                filters: list[int]) -> dict[str, Any]:  # fmt: skip
+    """The peer's seconds, its per-round ratio to ``top_n`` and how far its heatmaps are from ours."""
+    speedup = _bench.ratios(times["peer_crp"], times["ours"])
+    summary = {
+        **_bench.flat("seconds", times["peer_crp"], 3),
+        "speedup_median": round(statistics.median(speedup), 2), **_bench.flat("speedup", speedup, 2),
+        "speedup_wall_median": round(statistics.median(_bench.ratios(wall["peer_crp"], wall["ours"])), 2),
+    }
+    try:
+        summary["max_rel_diff_to_ours"] = peer_agreement(refs, result, filters)
+    except Exception as err:  # noqa: BLE001 - the comparison is informative only
+        summary["max_rel_diff_to_ours"] = None
+        summary["comparison_error"] = f"{type(err).__name__}: {err}"
+    return summary
+
+
+def report(args: argparse.Namespace, times: dict[str, list[float]], ratios: dict[str, dict[str, list[float]]],
+           pairs: list, pairs_total: int, clock: str, max_rel: float, mem: dict[str, Any], elapsed: float,
+           peer: dict[str, Any] | None) -> None:  # fmt: skip
+    """The human-readable lines."""
+    unit = " s" if clock == "wall" else " s CPU"
+    extrapolated = len(pairs) < pairs_total
+    print(_bench.line("bare forward to conv3", times["bare"], unit))
+    print(_bench.line("ours: scan", times["scan"], unit))
+    print(_bench.line("  scan overhead over the bare forward", ratios[""]["overhead"], "x", digits=3))
+    print(_bench.line("ours: top_n end to end", times["ours"], unit))
+    print(_bench.line(f"  reconstruction per pair ({pairs_total} pairs)", [t / pairs_total for t in times["recon"]],
+                      " ms", scale=1e3))  # fmt: skip
+    print(_bench.line("captum: LayerActivation scan", times["captum_scan"], unit))
+    print(_bench.line(f"captum: NeuronGuidedBackprop per pair ({len(pairs)} pairs timed"
+                      + (f", scaled to {pairs_total})" if extrapolated else ", every pair)"),
+                      [t / len(pairs) for t in times["captum_loop"]], " ms", scale=1e3))  # fmt: skip
+    print(_bench.line("reconstruction speedup", ratios[""]["recon"], "x", digits=1))
+    print(_bench.line("end-to-end speedup", ratios[""]["end_to_end"], "x", digits=1))
+    if clock != "wall":
+        print(f"  (wall clock: reconstruction {statistics.median(ratios['_wall']['recon']):.1f}x, end to end "
+              f"{statistics.median(ratios['_wall']['end_to_end']):.1f}x, scan overhead "
+              f"{statistics.median(ratios['_wall']['overhead']):.3f}x)")  # fmt: skip
+    if peer is not None and "speedup_median" in peer:
+        print(_bench.line(f"zennit-crp {peer['version']}: FeatureVisualization top-{args.n} with rf references",
+                          times["peer_crp"], unit))  # fmt: skip
+        diff = peer.get("max_rel_diff_to_ours")
+        print(f"  top_n speedup over zennit-crp: median {peer['speedup_median']:.1f}x (min {peer['speedup_min']:.1f}, "
+              f"max {peer['speedup_max']:.1f}); its heatmaps vs ours: max rel. diff "
+              + (f"{diff:.2e}" if diff is not None else "not compared"))  # fmt: skip
+    print(f"max relative error vs Captum {max_rel:.2e} over {len(pairs)} pairs; top-N indices identical; "
+          f"peak memory ours +{mem['ours_peak_mb']:.0f} MiB, captum +{mem['captum_peak_mb']:.0f} MiB; "
+          f"{len(times['ours'])} rounds in {elapsed:.0f} s")  # fmt: skip
 
 
 def measure_memory(ours: Any, captum: Any, device: torch.device) -> dict[str, Any]:

@@ -16,6 +16,15 @@ Crops are aligned to the layer's total stride (so pooling grids line up) and
 clamped to the image border (so the network's own zero padding is the same
 as on the full image); a unit computed on its crop equals the unit computed on
 the whole image.
+
+A crop still makes every layer compute its whole map on the crop, although a
+unit needs ever fewer positions of the earlier maps (its *cone*: a 5x5 window
+at conv3's input, 10x10 at conv2's output of the zero-bias CNN). When the
+model's path up to the layer is a plain chain of convolutions, max pooling,
+ReLUs and eval-mode BatchNorm/dropout, :func:`trace_cone_chain` records that
+chain and :class:`ConeChain` evaluates each unit on exactly its cone: every
+convolution runs unpadded on the positions the unit needs, with the positions
+that are the network's zero padding on the full image set to zero.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+from captum_fau.attr.rules import _IN_PLACE, _OUT_OF_PLACE
 
 _POOL_NAMES = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
 _IDENTITY_NAMES = {"relu", "relu_", "batch_norm", "dropout", "dropout2d"}
@@ -187,4 +198,203 @@ def receptive_fields(
     return ReceptiveFields(rows, cols, stride, size, (height, width), local=True)
 
 
-__all__ = ["ReceptiveFields", "receptive_fields", "whole_image_fields"]
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    value = tuple(int(v) for v in value)
+    return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
+
+
+def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a torch function call by name (positional, then keyword, then default)."""
+    bound = dict(defaults)
+    bound.update(zip(names, args))
+    bound.update({k: v for k, v in kwargs.items() if k in names})
+    return bound
+
+
+@dataclass
+class ChainStep:
+    """One operation of a :class:`ConeChain`.
+
+    Attributes:
+        kind (str): ``"conv"``, ``"pool"`` or ``"pointwise"`` (ReLU, eval BatchNorm).
+        in_size (tuple of int): ``(H, W)`` of the operation's input map on the full image.
+        call (callable): The operation with its padding removed.
+        kernel, stride, padding, dilation (tuple of int): Its window geometry (``(1, 1)``,
+            ``(1, 1)``, ``(0, 0)``, ``(1, 1)`` for a pointwise operation).
+        in_channels (int): Channels of the operation's input.
+    """
+
+    kind: str
+    in_size: tuple[int, int]
+    call: Callable[[torch.Tensor], torch.Tensor]
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    in_channels: int = 0
+
+
+_SKIP = object()  # an operation that is the identity in eval mode (dropout)
+
+
+def _conv_step(x: torch.Tensor, args: tuple, kwargs: dict) -> ChainStep | None:
+    b = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+              {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})  # fmt: skip
+    weight, padding = b["weight"], b["padding"]
+    if padding == "valid":
+        padding = 0
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4 or isinstance(padding, str):
+        return None
+    bias, stride, dilation, groups = b["bias"], _pair(b["stride"]), _pair(b["dilation"]), int(b["groups"])
+    return ChainStep(
+        "conv", (x.shape[-2], x.shape[-1]), lambda t: F.conv2d(t, weight, bias, stride, 0, dilation, groups),
+        (weight.shape[-2], weight.shape[-1]), stride, _pair(padding), dilation,
+    )  # fmt: skip
+
+
+def _pool_step(x: torch.Tensor, args: tuple, kwargs: dict) -> ChainStep | None:
+    b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+              {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False})  # fmt: skip
+    kernel = _pair(b["kernel_size"])
+    stride = kernel if b["stride"] is None or (not isinstance(b["stride"], int) and not len(b["stride"])) else _pair(b["stride"])
+    if _pair(b["padding"]) != (0, 0) or _pair(b["dilation"]) != (1, 1) or b["ceil_mode"] or b["return_indices"]:
+        return None
+    return ChainStep("pool", (x.shape[-2], x.shape[-1]), lambda t: F.max_pool2d(t, kernel, stride), kernel, stride)
+
+
+def _chain_step(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """The :class:`ChainStep` of one torch call on the running tensor, ``_SKIP``, or None (not a chain)."""
+    x = args[0]
+    if x.dim() != 4:
+        return None
+    name = getattr(func, "__name__", "")
+    if func in _OUT_OF_PLACE or func in _IN_PLACE:
+        return ChainStep("pointwise", (x.shape[-2], x.shape[-1]), torch.relu)
+    if name == "conv2d":
+        return _conv_step(x, args, kwargs)
+    if name in ("max_pool2d", "_max_pool2d"):
+        return _pool_step(x, args, kwargs)
+    if name == "batch_norm":
+        b = _bind(args, kwargs, ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
+                  {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5})  # fmt: skip
+        if b["training"] or b["running_mean"] is None or b["running_var"] is None:
+            return None
+        rest = (b["running_mean"], b["running_var"], b["weight"], b["bias"], False, b["momentum"], b["eps"])
+        return ChainStep("pointwise", (x.shape[-2], x.shape[-1]), lambda t: F.batch_norm(t, *rest))
+    if name in ("dropout", "dropout2d"):
+        b = _bind(args, kwargs, ("input", "p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False})
+        return None if b["training"] else _SKIP
+    return None
+
+
+class _ChainRecorder(TorchFunctionMode):
+    """Follows the tensor from the input: every call producing a tensor from it must be a chain step."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        super().__init__()
+        self.current, self.steps, self.ok = x, [], True
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.ok and isinstance(out, torch.Tensor):
+            step = _chain_step(func, args, kwargs) if args and args[0] is self.current else None
+            if step is None:
+                self.ok = False
+            else:
+                if step is not _SKIP:
+                    step.in_channels = int(args[0].shape[1])
+                    self.steps.append(step)
+                self.current = out
+        return out
+
+
+@dataclass
+class ConeChain:
+    """A model's path up to a layer as a chain of local operations, evaluated on each unit's cone.
+
+    ``regions[i]`` is, per axis, ``(scale, offset, size)``: the input of step ``i`` that a
+    unit at map position ``q`` needs covers positions ``scale * q + offset`` to
+    ``scale * q + offset + size - 1`` of that step's input map (outside the map where the
+    step pads); ``regions[0]`` is the unit's box on the image.
+    """
+
+    steps: list[ChainStep]
+    regions: list[tuple[tuple[int, int, int], tuple[int, int, int]]]
+
+    @classmethod
+    def of(cls, steps: list[ChainStep]) -> "ConeChain":
+        """The chain with its cone regions, walked back from one unit of the last step."""
+        region = ((1, 0, 1), (1, 0, 1))
+        regions = []
+        for step in reversed(steps):
+            region = tuple(
+                (a * step.stride[d], b * step.stride[d] - step.padding[d],
+                 (n - 1) * step.stride[d] + step.dilation[d] * (step.kernel[d] - 1) + 1)
+                for d, (a, b, n) in enumerate(region)
+            )  # type: ignore[assignment]
+            regions.append(region)
+        return cls(steps, regions[::-1])
+
+    def values_per_unit(self) -> int:
+        """Elements of the largest intermediate map of one unit's cone (to size batches to the cache)."""
+        return max(step.in_channels * region[0][2] * region[1][2] for step, region in zip(self.steps, self.regions))
+
+    def boxes(self, positions: torch.Tensor) -> torch.Tensor:
+        """``[P, 4]`` image boxes ``(y0, x0, y1, x1)`` of the units' cones (may reach outside the image)."""
+        (ah, bh, nh), (aw, bw, nw) = self.regions[0]
+        y0, x0 = ah * positions[:, 0].long() + bh, aw * positions[:, 1].long() + bw
+        return torch.stack([y0, x0, y0 + nh, x0 + nw], dim=1)
+
+    def forward(self, crops: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``[P, C, 1, 1]``: the layer at unit ``positions[p]`` from its cone ``crops[p]``
+        (the image on :meth:`boxes`, zero outside the image)."""
+        x = crops
+        for step, region in zip(self.steps, self.regions):
+            if step.kind == "conv" and step.padding != (0, 0):
+                x = x * self._inside(step, region, positions, x)
+            x = step.call(x)
+        return x
+
+    @staticmethod
+    def _inside(step: ChainStep, region: Any, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor | float:
+        """``[P, 1, h, w]`` 1 where the step's input is on its map, 0 where it is the step's padding."""
+        masks = []
+        for d, (a, b, n) in enumerate(region):
+            at = (a * positions[:, d].long() + b)[:, None] + torch.arange(n)[None]
+            masks.append((at >= 0) & (at < step.in_size[d]))
+        if bool(masks[0].all()) and bool(masks[1].all()):
+            return 1.0
+        return (masks[0][:, None, :, None] & masks[1][:, None, None, :]).to(device=x.device, dtype=x.dtype)
+
+
+def trace_cone_chain(forward_to_layer: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor) -> ConeChain | None:
+    """The :class:`ConeChain` of a model up to a layer, or None when the path is not such a chain.
+
+    One forward of ``sample`` (without gradients) follows the tensor from the input to the
+    layer's output: every torch call producing a tensor from it must be a 2-D convolution
+    (numeric padding, zeros), a max pooling without padding, dilation or ceil mode, a ReLU,
+    eval-mode BatchNorm or eval-mode dropout; and the layer's output must be the last one.
+    Anything else (a residual sum, attention, a slice, another activation) gives None.
+
+    Examples::
+
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3))
+        >>> chain = trace_cone_chain(lambda x: net(x), torch.zeros(1, 1, 16, 16))
+        >>> [s.kind for s in chain.steps], chain.regions[0]
+        (['conv', 'pointwise', 'pool', 'conv'], ((2, -2, 10), (2, -2, 10)))
+        >>> trace_cone_chain(lambda x: net(x) + 1, torch.zeros(1, 1, 16, 16)) is None
+        True
+    """
+    recorder = _ChainRecorder(sample)
+    with torch.no_grad(), recorder:
+        out = forward_to_layer(sample)
+    if not recorder.ok or not recorder.steps or out is not recorder.current or out.dim() != 4:
+        return None
+    return ConeChain.of(recorder.steps)
+
+
+__all__ = ["ChainStep", "ConeChain", "ReceptiveFields", "receptive_fields", "trace_cone_chain", "whole_image_fields"]

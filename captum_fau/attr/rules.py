@@ -70,7 +70,7 @@ class _RuleReLU(Function):
         grad = grad_output.clamp(min=0)
         if ctx.guided:
             (out,) = ctx.saved_tensors
-            grad = grad * (out > 0).to(grad.dtype)
+            grad = grad.mul_(out > 0)  # in place on the fresh clamp; no float copy of the mask
         return grad, None, None
 
 

@@ -8,9 +8,11 @@ the deconvnet, guided-backpropagation or plain-gradient rule (paper section
 4.3). :meth:`TopNDeconv.attribute` does the same for the images of one batch.
 
 Reconstructions are batched and, where the layer's units are local, computed
-on each unit's receptive-field crop (see :mod:`captum_fau.attr.receptive_field`);
-each crop's unit value is checked against the value recorded on the full
-image, and any pair that disagrees is recomputed on the full image.
+on each unit's receptive-field crop (see :mod:`captum_fau.attr.receptive_field`)
+or, when the path up to the layer is a plain chain of convolutions, pooling and
+ReLUs, on each unit's cone (every layer evaluated only where the unit depends
+on it); each unit's value there is checked against the value recorded on the
+full image, and any pair that disagrees is recomputed on the full image.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from torch import nn
 from captum_fau._utils.modules import eval_mode, layer_name, probe_layers, stop_at_layer
 from captum_fau._utils.validate import positive_int
 from captum_fau.attr.receptive_field import (
+    ConeChain,
     ReceptiveFields,
     receptive_fields,
+    trace_cone_chain,
     whole_image_fields,
 )
 from captum_fau.attr.rules import ReluRuleMode, check_activations, check_rule
@@ -145,6 +149,9 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         self._activations_checked = False
         #: Size of the reconstruction batches (pairs per backward pass).
         self.recon_batch_size = 128
+        #: Evaluate units on their cones where the path to the layer is a plain chain (see
+        #: :class:`~captum_fau.attr.receptive_field.ConeChain`); False keeps the receptive-field crops.
+        self.use_cones = True
         self._fields: dict[tuple[int, ...], ReceptiveFields] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -313,6 +320,69 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         )
         return out.reshape(count, 1, *out.shape[2:])
 
+    def _cone_chain(self, sample: torch.Tensor, additional_forward_args: Any) -> ConeChain | None:
+        """The model's path to the layer as a :class:`ConeChain`, or None (traced on each call,
+        so weights replaced since are seen)."""
+        try:
+            return trace_cone_chain(stop_at_layer(self.model, self.layer, additional_forward_args), sample)
+        except Exception:  # noqa: BLE001 - any model the tracer cannot follow takes the crop path
+            return None
+
+    def reconstruct_on_cones(
+        self,
+        chain: ConeChain,
+        images: torch.Tensor,
+        channels: torch.Tensor,
+        positions: torch.Tensor,
+        values: torch.Tensor,
+        signal: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Back-project single units of the layer, batched, each through its cone only.
+
+        Args:
+            chain (ConeChain): The model's path to the layer (see :func:`trace_cone_chain`).
+            images, channels, positions, values, signal: As in :meth:`reconstruct`.
+
+        Returns:
+            (list of Tensor, Tensor, Tensor): each pair's reconstruction ``[C, y1 - y0, x1 - x0]``
+            on its box, the ``[P]`` bool mask of pairs whose cone did not reproduce the
+            full-image value, and the ``[P, 4]`` boxes (the cones clipped to the image).
+        """
+        count = len(channels)
+        height, width = images.shape[-2:]
+        cones = chain.boxes(positions)
+        clipped = torch.stack([cones[:, 0].clamp(min=0), cones[:, 1].clamp(min=0), cones[:, 2].clamp(max=height),
+                               cones[:, 3].clamp(max=width)], dim=1)  # fmt: skip
+        pad = [max(0, -int(cones[:, 1].min())), max(0, int(cones[:, 3].max()) - width),
+               max(0, -int(cones[:, 0].min())), max(0, int(cones[:, 2].max()) - height)] if count else [0] * 4
+        out: list[torch.Tensor] = []
+        mismatch = torch.zeros(count, dtype=torch.bool)
+        scale = float(values.abs().max()) if count else 1.0
+        signal = values if signal is None else signal
+        # Batches sized so that the largest intermediate map stays near the cache (8 MiB).
+        batch = max(8, min(self.recon_batch_size, (8 << 20) // max(1, 4 * chain.values_per_unit())))
+        for start in range(0, count, batch):
+            ids = slice(start, start + batch)
+            padded = torch.nn.functional.pad(images[ids].detach(), pad)
+            crops = torch.stack([padded[k, :, y0 + pad[2] : y1 + pad[2], x0 + pad[0] : x1 + pad[0]]
+                                 for k, (y0, x0, y1, x1) in enumerate(cones[ids].tolist())]).requires_grad_(True)  # fmt: skip
+            with torch.enable_grad(), ReluRuleMode(self.rule, self.relu_like):
+                layer_out = chain.forward(crops, positions[ids])
+            if layer_out.shape[2:] != (1, 1):
+                raise AttributionError(f"the cone of a unit gave a {tuple(layer_out.shape[2:])} map, not 1x1")
+            rows = torch.arange(len(crops), device=layer_out.device)
+            pair_channels = channels[ids].to(layer_out.device)
+            got = layer_out.detach()[rows, pair_channels, 0, 0].float().cpu()
+            bad = (got - values[ids].float()).abs() > 1e-4 * scale + 1e-3 * values[ids].abs()
+            good = (~bad).to(layer_out.device)
+            grad_out = torch.zeros_like(layer_out)
+            grad_out[rows[good], pair_channels[good], 0, 0] = signal[ids].to(grad_out)[good]
+            (grads,) = torch.autograd.grad(layer_out, crops, grad_out)
+            mismatch[ids] = bad
+            for k, ((y0, x0, _, _), (cy0, cx0, cy1, cx1)) in enumerate(zip(cones[ids].tolist(), clipped[ids].tolist())):
+                out.append(grads[k, :, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].detach())
+        return out, mismatch, clipped
+
     def _reconstruct_exact(
         self,
         images: torch.Tensor,
@@ -331,10 +401,18 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
         full_boxes = torch.tensor([[0, 0, height, width]] * len(channels), dtype=torch.int64).reshape(-1, 4)
         boxes = full_boxes if full_image or not fields.local else fields.crop_boxes(positions)
         stride = (1, 1) if full_image or not fields.local else fields.stride
+        chain = None if full_image or not fields.local or not self.use_cones else self._cone_chain(images[:1], additional_forward_args)
+        recon: list[torch.Tensor] | None = None
+        if chain is not None:
+            try:
+                recon, mismatch, boxes = self.reconstruct_on_cones(chain, images, channels, positions, values, signal)
+            except Exception:  # noqa: BLE001 - the crop path below is exact as well
+                recon = None
         with _crop_friendly(self.model):
             try:
-                recon, mismatch = self.reconstruct(images, channels, positions, values, boxes, stride, additional_forward_args,
-                                                   signal)
+                if recon is None:
+                    recon, mismatch = self.reconstruct(images, channels, positions, values, boxes, stride,
+                                                       additional_forward_args, signal)  # fmt: skip
             except Exception as err:
                 if bool((boxes == full_boxes).all()):
                     raise
@@ -343,7 +421,8 @@ class TopNDeconv(NeuronAttribution, GradientAttribution):
                     UserWarning,
                     stacklevel=3,
                 )
-                boxes, mismatch = full_boxes, torch.ones(len(channels), dtype=torch.bool)
+                # every pair is redone on the full image below (boxes stay the crops until then)
+                mismatch = torch.ones(len(channels), dtype=torch.bool)
                 recon = [torch.empty(0)] * len(channels)
         redo = mismatch.nonzero().flatten()
         if redo.numel() and not bool((boxes[redo] == full_boxes[redo]).all()):
