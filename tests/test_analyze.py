@@ -16,7 +16,7 @@ from captum_fau.cli import main
 from captum_fau.data.synthfacs import load_synthfacs
 from captum_fau.errors import LayerError, OutputError, UnknownModelError
 
-FAST = dict(n=3, permutations=50, bootstrap=10, progress=False, n_featured=4)
+FAST = dict(n=3, permutations=50, bootstrap=10, progress=False, n_featured=4, sanity_check=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,9 @@ def model() -> ZeroBiasCNN:
 
 
 def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:
-    result = analyze(model, faces, layer="conv2", out=tmp_path, class_names=faces.class_names, **FAST)
-    for name in ("index.html", "results.json", "topn.safetensors", "topn.json", "fau_kl.csv", "fau_kl.safetensors",
+    result = analyze(model, faces, layer="conv2", out=tmp_path, class_names=faces.class_names,
+                     **{**FAST, "sanity_check": True})  # the default: on
+    for name in ("sanity.json", "index.html", "results.json", "topn.safetensors", "topn.json", "fau_kl.csv", "fau_kl.safetensors",
                  "topn_grid.png", "kl_bars.png", "au_heatmap.png", "confusion.png", "maxima.npz", "analysis.json"):
         assert (tmp_path / name).is_file(), name
     assert result.topn.indices.shape == (128, 3)
@@ -45,6 +46,8 @@ def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:
     html = (tmp_path / "index.html").read_text()
     assert "paper Table 4" in html and 'src="topn_grid.png"' in html and 'loading="lazy"' in html
     assert all(f'id="filter-{k}"' in html for k in range(128))
+    assert "Sanity check: reconstructions with randomised weights" in html
+    assert results["sanity_check"] and (tmp_path / "sanity.json").is_file()
     # the one scan gave both analyses: the FAU-KL maxima are the scan's maxima
     with np.load(tmp_path / "maxima.npz") as z:
         assert z["maxima"].shape == (48, 128)

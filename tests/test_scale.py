@@ -272,13 +272,13 @@ def test_torchrun_analyze_cli_equals_one_process(tmp_path, one_thread) -> None:
     from captum_fau.analyze import analyze
 
     options = ["--data", "synthfacs:96", "--batch-size", "16", "--top-n", "3", "--permutations", "20",
-               "--bootstrap", "5", "--featured", "4", "--quiet"]  # fmt: skip
+               "--bootstrap", "5", "--featured", "4", "--no-sanity-check", "--quiet"]  # fmt: skip
     run = _torchrun("-m", "captum_fau.cli", "analyze", "--model", "zerobias-synthfacs-8class", "--out", "two",
                     *options, cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("Report:") == 1  # rank 0 alone summarises
     one = analyze("zerobias-synthfacs-8class", "synthfacs:96", out=tmp_path / "one", batch_size=16, n=3,
-                  permutations=20, bootstrap=5, n_featured=4, progress=False)  # fmt: skip
+                  permutations=20, bootstrap=5, n_featured=4, progress=False, sanity_check=False)  # fmt: skip
     assert one.report is not None
     for name in ("topn.safetensors", "fau_kl.safetensors"):
         a, b = load_file(str(tmp_path / "one" / name)), load_file(str(tmp_path / "two" / name))
@@ -309,12 +309,12 @@ def test_analyze_reads_labels_from_the_items_of_a_lazy_dataset(tmp_path) -> None
     from captum_fau.data.synthfacs import SynthFACS, load_synthfacs
 
     lazy = analyze("zerobias-synthfacs-8class", SynthFACS(n=64, seed=2), out=tmp_path / "lazy", n=2,
-                   permutations=20, bootstrap=5, n_featured=3, progress=False)  # fmt: skip
+                   permutations=20, bootstrap=5, n_featured=3, progress=False, sanity_check=False)  # fmt: skip
     eager = analyze("zerobias-synthfacs-8class", load_synthfacs(n=64, seed=2), out=tmp_path / "eager", n=2,
-                    permutations=20, bootstrap=5, n_featured=3, progress=False)  # fmt: skip
+                    permutations=20, bootstrap=5, n_featured=3, progress=False, sanity_check=False)  # fmt: skip
     assert lazy.faukl is not None and lazy.accuracy is not None
     assert lazy.accuracy["accuracy"] == eager.accuracy["accuracy"] and lazy.accuracy["n"] == 64
     np.testing.assert_array_equal(lazy.faukl.stats("conv3").kl, eager.faukl.stats("conv3").kl)
     again = analyze("zerobias-synthfacs-8class", SynthFACS(n=64, seed=2), out=tmp_path / "lazy", n=2,
-                    permutations=20, bootstrap=5, n_featured=3, progress=False)  # fmt: skip
+                    permutations=20, bootstrap=5, n_featured=3, progress=False, sanity_check=False)  # fmt: skip
     assert again.timings["scan"] < lazy.timings["scan"] and again.accuracy == lazy.accuracy  # labels kept on disk
