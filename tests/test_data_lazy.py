@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers.real_formats import CKSequence, make_ckplus_tree, write_tfd_mat
+from helpers.real_formats import CKSequence, make_ckplus_tree, write_labelled_folder, write_tfd_mat
 
 from captum_fau.cli import build_parser
 from captum_fau.data import lazy as lazy_module
@@ -129,16 +129,7 @@ def test_ckplus_streams_the_eager_protocol_items_with_the_reference_detector(tmp
 
 def test_scan_reads_streamed_data_in_workers_and_equals_the_eager_scan(tmp_path: Path) -> None:
     synth = load_synthfacs(24, seed=5)
-    root = tmp_path / "faces"
-    root.mkdir()
-    rows = ["file,emotion,subject"]
-    aus = ["input," + ",".join(synth.au_ids)]
-    for i, image in enumerate(synth.images):
-        cv2.imwrite(str(root / f"{i:02d}.png"), image)
-        rows.append(f"{i:02d}.png,{synth.class_names[synth.emotions[i]]},{synth.subjects[i]}")
-        aus.append(f"{i:02d}.png," + ",".join(str(int(v > 0)) for v in synth.aus[i]))
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    (root / "aus.csv").write_text("\n".join(aus) + "\n")
+    root = write_labelled_folder(tmp_path / "faces", synth)
     eager = load_folder(root, au_csv=root / "aus.csv", face_crop="none", cache=False, progress=False)
     streamed = load_folder(root, au_csv=root / "aus.csv", face_crop="none", cache=False, lazy=True, workers=2,
                            progress=False)  # fmt: skip

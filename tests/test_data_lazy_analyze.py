@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+
+from helpers.real_formats import write_labelled_folder
 
 from captum_fau import ZeroBiasCNN
 from captum_fau.analyze import analyze
@@ -16,16 +17,7 @@ from captum_fau.data.synthfacs import load_synthfacs
 
 def test_scan_and_analyze_on_streamed_data_equal_the_eager_results(tmp_path: Path) -> None:
     synth = load_synthfacs(24, seed=5)
-    root = tmp_path / "faces"
-    root.mkdir()
-    rows = ["file,emotion,subject"]
-    aus = ["input," + ",".join(synth.au_ids)]
-    for i, image in enumerate(synth.images):
-        cv2.imwrite(str(root / f"{i:02d}.png"), image)
-        rows.append(f"{i:02d}.png,{synth.class_names[synth.emotions[i]]},{synth.subjects[i]}")
-        aus.append(f"{i:02d}.png," + ",".join(str(int(v > 0)) for v in synth.aus[i]))
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    (root / "aus.csv").write_text("\n".join(aus) + "\n")
+    root = write_labelled_folder(tmp_path / "faces", synth)
     eager = load_folder(root, au_csv=root / "aus.csv", face_crop="none", cache=False, progress=False)
     streamed = load_folder(root, au_csv=root / "aus.csv", face_crop="none", cache=False, lazy=True, workers=2,
                            progress=False)  # fmt: skip

@@ -5,27 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from helpers.real_formats import write_labelled_folder
 
 from captum_fau.cli import main
 from captum_fau.data.synthfacs import load_synthfacs
 
 
 def _folder(root: Path) -> Path:
-    synth = load_synthfacs(24, seed=7)
-    root.mkdir()
-    rows = ["file,emotion,subject"]
-    aus = ["input," + ",".join(synth.au_ids)]
-    for i, image in enumerate(synth.images):
-        cv2.imwrite(str(root / f"{i:02d}.png"), image)
-        rows.append(f"{i:02d}.png,{synth.class_names[synth.emotions[i]]},{synth.subjects[i]}")
-        aus.append(f"{i:02d}.png," + ",".join(str(int(v > 0)) for v in synth.aus[i]))
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    (root.parent / "aus.csv").write_text("\n".join(aus) + "\n")
-    return root
+    return write_labelled_folder(root, load_synthfacs(24, seed=7), au_csv=root.parent / "aus.csv")
 
 
 def test_topn_and_evaluate_on_streamed_data_equal_the_in_memory_runs(tmp_path: Path, capsys) -> None:

@@ -23,8 +23,85 @@ from captum_fau.errors import DatasetError, LabelError
 CKPLUS_CLASSES: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 
 
+class LabelledRows:
+    """What a face set in memory (:class:`FaceSet`) and a streamed one
+    (:class:`~captum_fau.data.lazy.LazyFaceSet`) share: items and labels by row.
+
+    A subclass has ``emotions``, ``aus``, ``subjects``, ``sequences`` (arrays or None),
+    ``class_names``, ``au_ids``, ``name``, ``local_mean``, ``local_mean_padding`` and
+    implements ``raw_item``.
+    """
+
+    emotions: np.ndarray | None
+    aus: np.ndarray | None
+    subjects: np.ndarray | None
+    sequences: np.ndarray | None
+    class_names: tuple[str, ...]
+    au_ids: tuple[str, ...]
+    name: str
+    local_mean: int
+    local_mean_padding: str
+
+    def raw_item(self, index: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.raw_item(index)
+        item["image"] = model_input(item["image"][None], self.local_mean, self.local_mean_padding)[0]
+        return item
+
+    def _with_labels(self, item: dict[str, Any], index: int) -> dict[str, Any]:
+        """``item`` with row ``index``'s emotion, AUs and subject, where known."""
+        if self.emotions is not None:
+            item["emotion"] = int(self.emotions[index])
+        if self.aus is not None:
+            item["aus"] = torch.from_numpy(self.aus[index])
+        if self.subjects is not None:
+            subject = self.subjects[index]
+            item["subject"] = subject.item() if isinstance(subject, np.generic) else subject
+        return item
+
+    def labels(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The labels of rows ``indices`` without reading any image: ``"emotion"`` ``[n]`` int64
+        tensor, ``"aus"`` ``[n, J]`` float32 tensor, ``"subject"`` ndarray, each where known."""
+        rows = np.asarray(indices)
+        out: dict[str, Any] = {}
+        if self.emotions is not None:
+            out["emotion"] = torch.from_numpy(np.asarray(self.emotions)[rows])
+        if self.aus is not None:
+            out["aus"] = torch.from_numpy(np.asarray(self.aus)[rows])
+        if self.subjects is not None:
+            out["subject"] = np.asarray(self.subjects)[rows]
+        return out
+
+    @property
+    def au_presence(self) -> np.ndarray:
+        """``[N, J]`` bool: AU present (intensity > 0)."""
+        if self.aus is None:
+            raise LabelError(f"Dataset {self.name!r} has no AU labels.")
+        return self.aus > 0
+
+    def _label_hash(self) -> str:
+        """The hash of every label array, class name and AU id (the ``"labels"`` of a fingerprint)."""
+        from captum_fau._utils.fingerprint import hash_arrays
+
+        return hash_arrays(*[getattr(self, a) for a in ("emotions", "aus", "subjects", "sequences")],
+                           list(self.class_names), list(self.au_ids))  # fmt: skip
+
+    def _label_summary(self) -> list[str]:
+        """``["8 classes", "17 AUs", "12 subjects"]``, for ``__repr__``."""
+        parts = []
+        if self.emotions is not None:
+            parts.append(f"{len(self.class_names)} classes")
+        if self.aus is not None:
+            parts.append(f"{len(self.au_ids)} AUs")
+        if self.subjects is not None:
+            parts.append(f"{len(np.unique(self.subjects))} subjects")
+        return parts
+
+
 @dataclass
-class FaceSet(Dataset):
+class FaceSet(LabelledRows, Dataset):
     """Aligned grayscale faces with optional labels.
 
     Args:
@@ -114,26 +191,11 @@ class FaceSet(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.raw_item(index)
-        item["image"] = model_input(item["image"][None], self.local_mean, self.local_mean_padding)[0]
-        return item
-
     def raw_item(self, index: int) -> dict[str, Any]:
         """Item ``index`` with the raw face crop: ``"image"`` is uint8 ``[1, H, W]`` (0..255),
         what :class:`~captum_fau.data.model_inputs.ModelInputs` turns into a model's input."""
-        item: dict[str, Any] = {
-            "image": torch.from_numpy(self.images[index][None].copy()),
-            "index": int(index),
-        }
-        if self.emotions is not None:
-            item["emotion"] = int(self.emotions[index])
-        if self.aus is not None:
-            item["aus"] = torch.from_numpy(self.aus[index])
-        if self.subjects is not None:
-            subject = self.subjects[index]
-            item["subject"] = subject.item() if isinstance(subject, np.generic) else subject
-        return item
+        item = {"image": torch.from_numpy(self.images[index][None].copy()), "index": int(index)}
+        return self._with_labels(item, index)
 
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
         """Preprocessed images ``[n, 1, H, W]`` float32 (the zero-bias reference), in one batched operation."""
@@ -144,29 +206,9 @@ class FaceSet(Dataset):
         images = self.images if indices is None else self.images[np.asarray(indices)]
         return torch.from_numpy(np.ascontiguousarray(images))[:, None]
 
-    def labels(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """The labels of rows ``indices`` without reading any image: ``"emotion"`` ``[n]`` int64
-        tensor, ``"aus"`` ``[n, J]`` float32 tensor, ``"subject"`` ndarray, each where known."""
-        rows = np.asarray(indices)
-        out: dict[str, Any] = {}
-        if self.emotions is not None:
-            out["emotion"] = torch.from_numpy(np.asarray(self.emotions)[rows])
-        if self.aus is not None:
-            out["aus"] = torch.from_numpy(np.asarray(self.aus)[rows])
-        if self.subjects is not None:
-            out["subject"] = np.asarray(self.subjects)[rows]
-        return out
-
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[1]), int(self.images.shape[2])
-
-    @property
-    def au_presence(self) -> np.ndarray:
-        """``[N, J]`` bool: AU present (intensity > 0)."""
-        if self.aus is None:
-            raise LabelError(f"Dataset {self.name!r} has no AU labels.")
-        return self.aus > 0
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "FaceSet":
         """A new FaceSet with the rows ``indices`` (labels follow; ``meta`` is shared)."""
@@ -199,20 +241,12 @@ class FaceSet(Dataset):
         from captum_fau._utils.fingerprint import hash_arrays
 
         pixels = hash_arrays(self.images, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None)
-        labels = hash_arrays(*[getattr(self, a) for a in ("emotions", "aus", "subjects", "sequences")],
-                             list(self.class_names), list(self.au_ids))  # fmt: skip
         return {"method": "every pixel and label", "type": "FaceSet", "name": self.name, "n": len(self),
-                "hash": pixels, "labels": labels}  # fmt: skip
+                "hash": pixels, "labels": self._label_hash()}  # fmt: skip
 
     def __repr__(self) -> str:
-        parts = [f"{len(self)} images {self.images.shape[1]}x{self.images.shape[2]}"]
-        if self.emotions is not None:
-            parts.append(f"{len(self.class_names)} classes")
-        if self.aus is not None:
-            parts.append(f"{len(self.au_ids)} AUs")
-        if self.subjects is not None:
-            parts.append(f"{len(np.unique(self.subjects))} subjects")
+        parts = [f"{len(self)} images {self.images.shape[1]}x{self.images.shape[2]}", *self._label_summary()]
         return f"FaceSet({self.name!r}: {', '.join(parts)})"
 
 
-__all__ = ["CKPLUS_CLASSES", "FaceSet"]
+__all__ = ["CKPLUS_CLASSES", "FaceSet", "LabelledRows"]

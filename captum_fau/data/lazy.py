@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from captum_fau._utils.validate import int_at_least, non_negative_int
-from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
+from captum_fau.data.base import CKPLUS_CLASSES, FaceSet, LabelledRows
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
     _INTERPOLATIONS as INTERPOLATIONS,
@@ -340,7 +340,7 @@ def index_faces(
         return index
 
 
-class LazyFaceSet(Dataset):
+class LazyFaceSet(LabelledRows, Dataset):
     """Face items cut from their image files when read: the streaming :class:`~captum_fau.data.base.FaceSet`.
 
     Built by :func:`~captum_fau.data.folder.load_folder` and :func:`~captum_fau.data.ckplus.load_ckplus`
@@ -446,32 +446,7 @@ class LazyFaceSet(Dataset):
     def raw_item(self, index: int) -> dict[str, Any]:
         """Item ``index`` with its raw face crop: ``"image"`` uint8 ``[1, size, size]`` (as :meth:`FaceSet.raw_item`)."""
         index = int(index)
-        item: dict[str, Any] = {"image": torch.from_numpy(self.crop(index)[None].copy()), "index": index}
-        if self.emotions is not None:
-            item["emotion"] = int(self.emotions[index])
-        if self.aus is not None:
-            item["aus"] = torch.from_numpy(self.aus[index])
-        if self.subjects is not None:
-            subject = self.subjects[index]
-            item["subject"] = subject.item() if isinstance(subject, np.generic) else subject
-        return item
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.raw_item(index)
-        item["image"] = model_input(item["image"][None], self.local_mean, self.local_mean_padding)[0]
-        return item
-
-    def labels(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """The labels of rows ``indices`` without reading any image (as :meth:`FaceSet.labels`)."""
-        rows = np.asarray(indices)
-        out: dict[str, Any] = {}
-        if self.emotions is not None:
-            out["emotion"] = torch.from_numpy(self.emotions[rows])
-        if self.aus is not None:
-            out["aus"] = torch.from_numpy(self.aus[rows])
-        if self.subjects is not None:
-            out["subject"] = self.subjects[rows]
-        return out
+        return self._with_labels({"image": torch.from_numpy(self.crop(index)[None].copy()), "index": index}, index)
 
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
         """Preprocessed images ``[n, 1, size, size]`` float32 of rows ``indices`` (default: all), read here."""
@@ -482,13 +457,6 @@ class LazyFaceSet(Dataset):
     @property
     def image_size(self) -> tuple[int, int]:
         return self.size, self.size
-
-    @property
-    def au_presence(self) -> np.ndarray:
-        """``[N, J]`` bool: AU present (intensity > 0)."""
-        if self.aus is None:
-            raise LabelError(f"Dataset {self.name!r} has no AU labels.")
-        return self.aus > 0
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "LazyFaceSet":
         """A LazyFaceSet of rows ``indices`` (same files and settings; ``meta`` is shared)."""
@@ -510,10 +478,8 @@ class LazyFaceSet(Dataset):
         from captum_fau._utils.fingerprint import hash_arrays
 
         pixels = hash_arrays(self.digests, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None)
-        labels = hash_arrays(*[getattr(self, a) for a in ("emotions", "aus", "subjects", "sequences")],
-                             list(self.class_names), list(self.au_ids))  # fmt: skip
         return {"method": "every pixel (per-item digests) and label", "type": "LazyFaceSet", "name": self.name,
-                "n": len(self), "hash": pixels, "labels": labels}  # fmt: skip
+                "n": len(self), "hash": pixels, "labels": self._label_hash()}  # fmt: skip
 
     def materialize(self, progress: bool = True, batch_size: int = 64) -> FaceSet:
         """The eager :class:`FaceSet` of these items: crops read with :attr:`num_workers` workers, labels,
@@ -534,13 +500,7 @@ class LazyFaceSet(Dataset):
 
     def __repr__(self) -> str:
         parts = [f"{len(self)} images {self.size}x{self.size} from {len(self.paths)} files",
-                 f"{self.num_workers} workers"]  # fmt: skip
-        if self.emotions is not None:
-            parts.append(f"{len(self.class_names)} classes")
-        if self.aus is not None:
-            parts.append(f"{len(self.au_ids)} AUs")
-        if self.subjects is not None:
-            parts.append(f"{len(np.unique(self.subjects))} subjects")
+                 f"{self.num_workers} workers", *self._label_summary()]  # fmt: skip
         return f"LazyFaceSet({self.name!r}: {', '.join(parts)})"
 
 
