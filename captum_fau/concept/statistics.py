@@ -28,7 +28,7 @@ notion of noise, so this module reports, next to it:
   ``q_auroc`` are those of each test, so the q shown beside a statistic belongs to it.
 * ``auroc_ci`` -- a cluster-robust interval of the AUROC (Obuchowski's clustered DeLong variance,
   subjects as clusters where known, logit scale, Student's t with one degree of freedom fewer than
-  the clusters carrying the AU): it contains its estimate and covers the exact population AUROC at
+  the smaller of the cluster groups with and without the AU): it contains its estimate and covers the exact population AUROC at
   the nominal level on planted data with subject structure (``scripts/bench_faukl.py``). The KL gets no interval: its percentile
   bootstrap did not cover (the plug-in KL is biased by an amount that depends on the sample).
 * ``*_within`` -- with ``strata`` (e.g. the posed emotion), the same two tests with permutations

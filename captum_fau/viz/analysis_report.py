@@ -226,7 +226,8 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
             "FAUKLResult.table(by='kl')). KL = D_KL(Q‖R), Q over images with the AU, R without. Each statistic "
             "has its own permutation test: q (KL) and q (AUROC), Benjamini–Hochberg over all filter × AU pairs. "
             "AUROC interval: 95%, clustered on subjects (Obuchowski's clustered DeLong variance, logit scale, "
-            "Student t with one degree of freedom fewer than the subjects carrying the AU)."
+            "Student t with one degree of freedom fewer than the smaller of the subject groups with and without "
+            "the AU)."
             + (" Within-strata q-values: permutations inside each level of the stratifying label "
                "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
         ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
