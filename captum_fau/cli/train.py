@@ -29,7 +29,6 @@ SELECTIONS: tuple[str, ...] = ("valid", "test", "last")
 FC4_INITS: tuple[str, ...] = ("fan_in", "reference")
 
 
-
 def add_fc4_init_argument(parser: argparse.ArgumentParser) -> None:
     """``--fc4-init {fan_in,reference}``, the ``fc4_init`` of the zero-bias CNN (also used by reproduce_paper.py)."""
     parser.add_argument(

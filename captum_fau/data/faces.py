@@ -46,6 +46,11 @@ FaceDetector = Callable[[np.ndarray], "Box | None"]
 STATUS_OK, STATUS_UNREADABLE, STATUS_NO_FACE = 0, 1, 2
 STATUS_REASONS = {STATUS_UNREADABLE: "unreadable image", STATUS_NO_FACE: "no face found"}
 
+
+def status_reasons(status: Sequence[int] | np.ndarray) -> list[str | None]:
+    """Per file: ``None`` when it gave a face item, else why it gave none (:data:`STATUS_REASONS`)."""
+    return [STATUS_REASONS.get(int(s)) for s in status]
+
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
 
@@ -510,7 +515,7 @@ class FaceCrops:
 
     def reasons(self) -> list[str | None]:
         """Per file: ``None`` for a crop, else why there is none."""
-        return [STATUS_REASONS.get(int(s)) for s in self.status]
+        return status_reasons(self.status)
 
     def skipped(self, names: Sequence[str]) -> list[dict[str, str]]:
         """``{"file": name, "reason": why}`` for every file without a crop, as loaders report them.
@@ -653,5 +658,6 @@ __all__ = [
     "preprocess_faces",
     "read_gray",
     "resize_stack",
+    "status_reasons",
     "warn_skipped",
 ]

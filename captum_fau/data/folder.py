@@ -60,6 +60,7 @@ from captum_fau.data.faces import (
     check_image_files,
     file_faces,
     preprocess_faces,
+    status_reasons,
     warn_skipped,
 )
 from captum_fau.data import lazy as lazy_module
@@ -549,8 +550,8 @@ def _detect_items(
     key = cache_key({**params, "files": file_fingerprints(paths)}) if store is not None else ""
     hit = store.load(key) if store is not None else None
     if hit is not None and len(hit.get("status", ())) == len(paths):
-        reasons = [None if c == 0 else ("unreadable image" if c == 1 else "no face found") for c in hit["status"]]
-        return _Items(hit["images"], hit["boxes"], hit["owner"], hit["whole"].astype(bool), reasons, params, True)
+        return _Items(hit["images"], hit["boxes"], hit["owner"], hit["whole"].astype(bool), status_reasons(hit["status"]),
+                      params, True)  # fmt: skip
     images, boxes, owner, whole = [], [], [], []
     status = np.zeros(len(paths), np.int8)
     finder = FolderFaces(mode, detector)
@@ -571,8 +572,8 @@ def _detect_items(
     }
     if store is not None:
         announce_cache(store.save(key, arrays), progress)
-    reasons = [None if c == 0 else ("unreadable image" if c == 1 else "no face found") for c in status]
-    return _Items(arrays["images"], arrays["boxes"], arrays["owner"], arrays["whole"].astype(bool), reasons, params)
+    return _Items(arrays["images"], arrays["boxes"], arrays["owner"], arrays["whole"].astype(bool), status_reasons(status),
+                  params)  # fmt: skip
 
 
 def _face_items(

@@ -52,11 +52,11 @@ from captum_fau.data.base import CKPLUS_CLASSES, FaceSet, LabelledRows
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
     _INTERPOLATIONS as INTERPOLATIONS,
-    STATUS_REASONS,
     FaceFinder,
     crop_resize,
     file_faces,
     read_gray,
+    status_reasons,
 )
 from captum_fau.data.transforms import check_local_mean_padding, model_input
 from captum_fau.errors import ConfigError, DatasetError, LabelError
@@ -138,7 +138,7 @@ class FaceIndex:
 
     def reasons(self) -> list[str | None]:
         """Per file: ``None`` when it gave items, else why it gave none (as :meth:`FaceCrops.reasons`)."""
-        return [STATUS_REASONS.get(int(s)) for s in self.status]
+        return status_reasons(self.status)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"status": self.status, "shapes": self.shapes, "boxes": self.boxes, "owner": self.owner,

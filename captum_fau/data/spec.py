@@ -26,7 +26,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from captum_fau.data.base import FaceSet
 from captum_fau.errors import DatasetError
 
 #: Images rendered for a bare ``synthfacs`` spec when the renderer has no default of its own.
