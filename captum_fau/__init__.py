@@ -36,7 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SynthFACS": ("captum_fau.data.synthfacs", "SynthFACS"),
     "analyze": ("captum_fau.analyze", "analyze"),
     "AnalysisConfig": ("captum_fau.analyze", "AnalysisConfig"),
-    "InputSpec": ("captum_fau.data.input_spec", "InputSpec"),
+    "InputSpec": ("captum_fau.inputs.spec", "InputSpec"),
 }
 
 

@@ -224,12 +224,12 @@ class AnalysisConfig:
             processes); ``None`` streams sources of 20,000 files or more. Default: None
         workers (int, optional): Worker processes of streamed data. Default: the usable cores, at most 8
         input_spec (InputSpec or dict, optional): How raw face crops become the model's input
-            (:class:`~captum_fau.data.input_spec.InputSpec`, or a dict of its fields such as
+            (:class:`~captum_fau.inputs.spec.InputSpec`, or a dict of its fields such as
             ``{"size": 48, "mean": 0.5, "std": 0.5}``). Given fields win over what the model
-            declares, with a note; the rest is discovered (:func:`captum_fau.zoo.resolve.resolve_input_spec`).
+            declares, with a note; the rest is discovered (:func:`captum_fau.inputs.resolve.model_inputs`).
             Default: None (all discovered)
         input_spec_sources (dict, optional): Field -> how it was given (the CLI passes its flag
-            names, :data:`~captum_fau.data.input_spec.CLI_FLAGS`). Default: None (``"explicit"``)
+            names, :data:`~captum_fau.inputs.spec.CLI_FLAGS`). Default: None (``"explicit"``)
 
     Examples::
 
@@ -272,9 +272,9 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
-        from captum_fau.data.emotions import parse_class_names
+        from captum_fau.inputs.classes import parse_class_names
         from captum_fau.data.folder import check_face_crop
-        from captum_fau.data.input_spec import InputSpec
+        from captum_fau.inputs.spec import InputSpec
 
         if self.class_names is not None:
             self.class_names = parse_class_names(self.class_names)
@@ -380,30 +380,9 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return masks_for
 
 
-def emotion_accuracy(logits: np.ndarray, emotions: np.ndarray, mapping: Any) -> dict[str, Any] | None:
-    """:func:`~captum_fau.data.emotions.mapped_accuracy` of the labelled images, classes matched by name.
-
-    Args:
-        logits (np.ndarray): ``[N, K]`` model outputs.
-        emotions (np.ndarray): ``[N]`` data class indices (-1 = unlabelled).
-        mapping (ClassMapping): Data classes -> model outputs
-            (:func:`~captum_fau.data.emotions.model_class_mapping`).
-
-    Returns:
-        dict or None: None when no labelled image has a class of the model.
-
-    Raises:
-        ConfigError: the logits have a number of columns other than the mapping's model classes.
-    """
-    from captum_fau.data.emotions import mapped_accuracy
-
-    scores = mapped_accuracy(logits, emotions, mapping)
-    return scores if scores["accuracy"] is not None else None
-
-
 def _class_mapping(model: nn.Module, faces: Any, class_names: tuple[str, ...] | None) -> tuple[Any, list[str]]:
     """The data's classes mapped onto the model's outputs by name (None and a note when they cannot be)."""
-    from captum_fau.data.emotions import model_class_mapping
+    from captum_fau.inputs.classes import model_class_mapping
 
     data_classes = tuple(getattr(faces, "class_names", ()) or ())
     if not data_classes:
@@ -592,10 +571,14 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     from captum_fau.preflight import check_items
 
     check_items(faces)  # before an item is read for the model
-    dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources)
+    from captum_fau.inputs.resolve import model_inputs, print_notes
+
+    # the one forward check before the first batch: the first item through the model to the layer
+    dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources,
+                                             layers=[layer_name(model, config.layer)])  # fmt: skip
     notes += spec_notes
     if progress:  # before the long work: what the model will see
-        print("\n".join(f"note: {note}" for note in spec_notes), file=sys.stderr, flush=True)
+        print_notes(spec_notes, file=sys.stderr)
     _preflight(model, faces, dataset, config, dev)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "relu_like": config.relu_like,
@@ -643,36 +626,7 @@ def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisC
     if config.n > len(faces):
         raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
                           f"pass --n / n <= {len(faces)}.")  # fmt: skip
-    preflight.check_forward(model, dataset, config.layer, dev)
-    preflight.check_au_labels(faces)
-
-
-def model_inputs(
-    model: nn.Module, faces: Any, explicit: Any = None, explicit_sources: dict[str, str] | None = None
-) -> tuple[Any, Any, list[str]]:
-    """``faces`` as ``model``'s input: its resolved spec applied to the raw face crops, and notes.
-
-    Args:
-        model (nn.Module): The model the images are for.
-        faces (Dataset): Raw face crops (a FaceSet, a lazy SynthFACS, any dataset of dict items).
-        explicit (InputSpec or dict, optional): Fields given by the user (they win, with a note).
-        explicit_sources (dict, optional): Field -> how it was given (e.g. the CLI flag).
-
-    Returns:
-        tuple: ``(ModelInputs, InputSpec, notes)``; the notes say where the spec came from and
-        what it does to these data (conversions, resizing, probes, overrides).
-
-    Raises:
-        ConfigError / InputShapeError: conflicting or impossible specs, data that are not raw
-            face crops (RGBA, 16-bit, 0..255 floats), a model that needs two inputs or runs at no size.
-    """
-    from captum_fau.data.model_inputs import ModelInputs, raw_shape
-    from captum_fau.zoo.resolve import resolve_input_spec
-
-    shape = raw_shape(faces)
-    spec = resolve_input_spec(model, shape, explicit, explicit_sources)
-    notes = [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(shape)]
-    return ModelInputs(faces, spec), spec, notes
+    preflight.check_au_labels(faces)  # the forward check ran in model_inputs (dataset.forward_check)
 
 
 def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
@@ -821,6 +775,8 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
                 f"({','.join(mapping.model_classes)}); pass --class-names with one name per output."
             )
             return None
+        from captum_fau.inputs.classes import emotion_accuracy
+
         accuracy = emotion_accuracy(scanned.logits, emotions, mapping)
         run.manifest.mark("accuracy", accuracy or {})
     if accuracy is None:
@@ -961,7 +917,7 @@ def _other_rank_result(out: Path, rank: int, world_size: int) -> AnalysisResult:
                           notes=[f"Rank {rank} of {world_size}: rank 0 merges the results and writes {out}."])  # fmt: skip
 
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "analyze", "emotion_accuracy", "featured_filters", "model_inputs"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "analyze", "featured_filters"]
 
 
 class _CallableModule(types.ModuleType):

@@ -4,7 +4,7 @@ Everything a user can get wrong about the model, the data and their labels is fo
 in a second, and raised as a :mod:`captum_fau.errors` exception that names the fix, rather
 than after a scan of minutes or as a traceback from inside torch:
 
-* the model takes one image batch (:func:`~captum_fau.data.probe.check_single_input`) and one
+* the model takes one image batch (:func:`~captum_fau.inputs.probe.check_single_input`) and one
   image goes through it up to the analysed layer (:func:`check_forward`);
 * the items are dicts with a float ``"image"`` tensor ``[C, H, W]`` (:func:`check_items`);
 * AU labels, when the data has them, cover enough images for FAU-KL's histograms
@@ -36,7 +36,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_fau.errors import ConfigError, DatasetError, InputShapeError, LabelError
+from captum_fau.errors import DatasetError, InputShapeError, LabelError
+from captum_fau.inputs.forward import ForwardCheck
 
 #: FAU-KL's histogram bins in :func:`~captum_fau.analyze.analyze`.
 ANALYSIS_BINS = 10
@@ -163,42 +164,22 @@ def check_au_labels(faces: Any, bins: int = ANALYSIS_BINS) -> None:
         )
 
 
-def check_forward(model: nn.Module, dataset: Any, layer: str, device: torch.device) -> None:
-    """Run one image through ``model`` and check that ``layer`` fires with a 4-D output.
+def check_forward(model: nn.Module, dataset: Any, layer: str, device: torch.device) -> ForwardCheck:
+    """Run the first item through ``model``: the one forward check before the first batch
+    (:func:`captum_fau.inputs.forward.check_forward`), whose result later steps reuse.
+
+    Returns:
+        ForwardCheck: the output shape and the layer's ``[B, C, H, W]`` shape.
 
     Raises:
         ConfigError: the forward pass fails (its one-line reason and the fix are named).
         LayerError: the layer is not reached, or its output is not ``[B, C, H, W]``.
     """
     from captum_fau._utils.modules import layer_name
-    from captum_fau.data.probe import check_single_input
-    from captum_fau.errors import LayerError
+    from captum_fau.inputs.forward import check_forward as forward_check
 
-    check_single_input(model)
-    seen: list[Any] = []
-    module = dict(model.named_modules())[layer_name(model, layer)]
-    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    image = dataset[0]["image"][None].to(device)
-    try:
-        with torch.no_grad():
-            model(image)
-    except Exception as err:  # noqa: BLE001 - turned into a message naming the fix
-        reason = str(err).strip().splitlines()
-        raise ConfigError(
-            f"The model fails on one image {list(image.shape)} ({type(err).__name__}: {reason[0] if reason else ''}). "
-            "captum-fau calls model(images) with a float batch [B, C, H, W]; give data of the size and channels the "
-            "model takes, or wrap the model in a module whose forward(x) takes that batch."
-        ) from None
-    finally:
-        handle.remove()
-    if not seen:
-        raise LayerError(f"Layer {layer!r} is not called in the model's forward pass; choose a layer forward() uses.")
-    out = seen[0]
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise LayerError(
-            f"Layer {layer!r} outputs {shape}, not a feature map [B, C, H, W]; choose a convolutional layer."
-        )
+    name = layer_name(model, layer)
+    return forward_check(model, dataset[0]["image"][None].to(device), [name])
 
 
 __all__ = ["ANALYSIS_BINS", "TensorImages", "au_labelled_count", "check_au_labels", "check_forward", "check_items",

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from captum_fau.analyze import AnalysisConfig, _resolve_config, analyze, emotion_accuracy
+from captum_fau.analyze import AnalysisConfig, _resolve_config, analyze
+from captum_fau.inputs.classes import emotion_accuracy
 from captum_fau.data.emotions import ClassMapping, mapped_accuracy
 from captum_fau.errors import ConfigError, LayerError
 from captum_fau.train.evaluate import confusion_matrix, per_class_accuracy

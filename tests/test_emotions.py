@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from captum_fau import zoo
-from captum_fau.data import emotions as emotions_module
+from captum_fau.inputs import classes as emotions_module
 from captum_fau.data.base import CKPLUS_CLASSES
 from captum_fau.data.emotions import (
     CANONICAL_EMOTIONS,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from captum_fau.analyze import model_inputs
+from captum_fau.inputs.resolve import model_inputs
 from captum_fau.data.base import FaceSet
 from captum_fau.data.input_spec import CLI_FLAGS
 from captum_fau.data.model_inputs import ModelInputs, raw_shape

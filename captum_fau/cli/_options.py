@@ -130,7 +130,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     add_input_options(parser)
 
 
-#: The input-spec flags: (flag, InputSpec field, metavar, help). Names as in data.input_spec.CLI_FLAGS.
+#: The input-spec flags: (flag, InputSpec field, metavar, help). Names as in inputs.spec.CLI_FLAGS.
 INPUT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--input-size", "size", "H[xW]", "input size the model was trained at, e.g. 48 or 48x64"),
     ("--channels", "channels", "{1,3}", "input channels: 1 gray, 3 RGB (data are converted)"),
@@ -163,11 +163,11 @@ def input_spec_args(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
 
 def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
     """``data`` through the model's input spec (flags first); prints the spec and its notes."""
-    from captum_fau.analyze import model_inputs as wrap
+    from captum_fau.inputs.resolve import model_inputs as wrap, print_notes
 
     explicit, flags = input_spec_args(args)
     dataset, _, notes = wrap(model, data, explicit or None, flags)
-    print("\n".join(f"note: {note}" for note in notes), flush=True)
+    print_notes(notes)
     return dataset
 
 
@@ -252,7 +252,7 @@ def load_model(args: argparse.Namespace) -> nn.Module:
     ``--class-names`` are checked here (duplicates, empty names), before any data is read;
     a ``timm:`` architecture is built with one output per name.
     """
-    from captum_fau.data.emotions import parse_class_names
+    from captum_fau.inputs.classes import parse_class_names
     from captum_fau.zoo.resolve import load_model_spec
 
     names = getattr(args, "class_names", None)

@@ -171,12 +171,11 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
     model = _options.load_model(args)
     data = _options.load_data(args, in_memory=True)
-    from captum_fau.zoo.resolve import resolve_input_spec
+    from captum_fau.inputs.resolve import model_inputs, print_notes
 
     explicit, flags = _options.input_spec_args(args)
-    spec = resolve_input_spec(model, (1, *data.image_size), explicit or None, flags)
-    print("\n".join(f"note: Input: {note}." for note in [spec.describe(), *spec.notes((1, *data.image_size))]),
-          flush=True)  # fmt: skip
+    _, spec, notes = model_inputs(model, data, explicit or None, flags)
+    print_notes(notes)
     fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
                           input_spec=spec)  # fmt: skip
     for note in fold.extra.get("notes", []):

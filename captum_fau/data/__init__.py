@@ -23,8 +23,8 @@ _LAZY = {
     "index_faces": "captum_fau.data.lazy",
     "load_data_spec": "captum_fau.data.spec",
     "subject_kfold": "captum_fau.data.folds",
-    "InputSpec": "captum_fau.data.input_spec",
-    "ModelInputs": "captum_fau.data.model_inputs",
+    "InputSpec": "captum_fau.inputs.spec",  # moved to captum_fau.inputs; kept here for one release
+    "ModelInputs": "captum_fau.inputs.model_inputs",  # moved to captum_fau.inputs; kept here for one release
 }
 
 

@@ -127,7 +127,7 @@ class FaceSet(LabelledRows, Dataset):
     Each item is a dict with ``"image"`` (float32 ``[1, H, W]``, preprocessed
     as the zero-bias reference: ``x / 255 * 2`` minus the local mean; the analysis reads the
     raw crops instead, :meth:`raw_item` / :meth:`raw_images`, through the model's
-    :class:`~captum_fau.data.input_spec.InputSpec`),
+    :class:`~captum_fau.inputs.spec.InputSpec`),
     ``"index"``, and, where available, ``"emotion"``, ``"aus"``, ``"subject"``.
 
     Examples::
@@ -193,7 +193,7 @@ class FaceSet(LabelledRows, Dataset):
 
     def raw_item(self, index: int) -> dict[str, Any]:
         """Item ``index`` with the raw face crop: ``"image"`` is uint8 ``[1, H, W]`` (0..255),
-        what :class:`~captum_fau.data.model_inputs.ModelInputs` turns into a model's input."""
+        what :class:`~captum_fau.inputs.model_inputs.ModelInputs` turns into a model's input."""
         item = {"image": torch.from_numpy(self.images[index][None].copy()), "index": int(index)}
         return self._with_labels(item, index)
 
@@ -202,7 +202,7 @@ class FaceSet(LabelledRows, Dataset):
         return model_input(self.raw_images(indices), self.local_mean, self.local_mean_padding)
 
     def raw_images(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
-        """The raw face crops ``[n, 1, H, W]`` uint8, for an :class:`~captum_fau.data.input_spec.InputSpec`."""
+        """The raw face crops ``[n, 1, H, W]`` uint8, for an :class:`~captum_fau.inputs.spec.InputSpec`."""
         images = self.images if indices is None else self.images[np.asarray(indices)]
         return torch.from_numpy(np.ascontiguousarray(images))[:, None]
 

@@ -15,7 +15,7 @@
   warned and recorded in ``FaceSet.meta["face_crop"]``.
 * Class names stay names: a labels CSV or class subfolders named after emotions keep
   those names (sorted), and accuracy maps them to a model's classes by name
-  (:class:`~captum_fau.data.emotions.ClassMapping`), never by index.
+  (:class:`~captum_fau.inputs.classes.ClassMapping`), never by index.
 * Emotions: a labels CSV with a file column (``file``, ``filename``,
   ``image``, ``path``, ``name`` or ``input``) and optional ``emotion`` /
   ``label``, ``subject``, ``sequence``, ``fold`` columns. Without a CSV,

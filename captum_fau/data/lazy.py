@@ -361,7 +361,7 @@ class LazyFaceSet(LabelledRows, Dataset):
     Each item is a dict like a FaceSet item (``"image"`` float32 ``[1, size, size]`` preprocessed
     as the zero-bias reference, ``"index"``, and ``"emotion"``, ``"aus"``, ``"subject"`` where
     known); :meth:`raw_item` gives the raw uint8 crop. It has no ``raw_images``, so
-    :class:`~captum_fau.data.model_inputs.ModelInputs` reads it item by item, in the workers.
+    :class:`~captum_fau.inputs.model_inputs.ModelInputs` reads it item by item, in the workers.
 
     Raises:
         DatasetError: a file changed or vanished since it was indexed (its crop no longer

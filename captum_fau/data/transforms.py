@@ -10,8 +10,8 @@ At the border the reference box mean zero-pads (a convolution with a
 ``1/25`` kernel and two pixels of zero padding), so a border pixel's mean
 counts the missing neighbours as 0: ``padding="zeros"``, the default. Models
 trained with replicate padding record ``"local_mean_padding": "replicate"``
-in their config; their :class:`~captum_fau.data.input_spec.InputSpec`
-(:meth:`~captum_fau.data.input_spec.InputSpec.from_zerobias_config`) carries
+in their config; their :class:`~captum_fau.inputs.spec.InputSpec`
+(:meth:`~captum_fau.inputs.spec.InputSpec.from_zerobias_config`) carries
 it, so that such a model's inputs are preprocessed as it was trained.
 """
 
@@ -98,7 +98,7 @@ def model_input(images: torch.Tensor, local_mean: int = 5, padding: str = "zeros
         images (Tensor): ``[B, C, H, W]``, uint8 0..255 or float in [0, 1].
         local_mean (int, optional): Box size of the local mean subtraction; 0 disables it. Default: 5
         padding (str, optional): Border handling of the local mean (see :func:`box_mean`);
-            the model's :class:`~captum_fau.data.input_spec.InputSpec` records it. Default: ``"zeros"``
+            the model's :class:`~captum_fau.inputs.spec.InputSpec` records it. Default: ``"zeros"``
 
     Returns:
         Tensor: float32 ``[B, C, H, W]``.

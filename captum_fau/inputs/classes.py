@@ -1,4 +1,4 @@
-"""Emotion names and the mapping of a dataset's classes onto a model's outputs, by name.
+"""Class names and the mapping of a dataset's classes onto a model's outputs, by name.
 
 Datasets and models name the same emotions differently (``anger`` / ``angry``, ``sadness`` /
 ``sad``) and order them differently (CK+ codes, FER2013's order, alphabetical folders).
@@ -34,60 +34,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from captum_fau.data.emotions import (
+    _LOOKUP,
+    CANONICAL_EMOTIONS,
+    EMOTION_SYNONYMS,
+    FER2013_CLASSES,
+    _key,
+    _lookup,
+    canonical_emotion,
+    known_vocabulary,
+)
 from captum_fau.errors import ConfigError, LabelError
-
-#: The canonical emotion names (CK+ codes 0..7, the library's 8-class order).
-CANONICAL_EMOTIONS: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
-#: FER2013's class order as third-party FER models name it (labels 0..6 of ``fer2013.csv``).
-FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-#: Accepted spellings (lower case) of each canonical emotion.
-EMOTION_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "neutral": ("neutral", "neutrality"),
-    "anger": ("anger", "angry", "mad"),
-    "contempt": ("contempt", "contemptuous"),
-    "disgust": ("disgust", "disgusted"),
-    "fear": ("fear", "fearful", "afraid", "scared"),
-    "happy": ("happy", "happiness", "joy", "joyful"),
-    "sadness": ("sadness", "sad"),
-    "surprise": ("surprise", "surprised"),
-}
-_LOOKUP: dict[str, str] = {spelling: name for name, spellings in EMOTION_SYNONYMS.items() for spelling in spellings}
-
-
-def _key(name: str) -> str:
-    return " ".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
-
-
-def _lookup(synonyms: Mapping[str, str] | None) -> dict[str, str]:
-    table = dict(_LOOKUP)
-    for spelling, meaning in (synonyms or {}).items():
-        target = _key(meaning)
-        table[_key(spelling)] = _LOOKUP.get(target, target)
-    return table
-
-
-def canonical_emotion(name: str, synonyms: Mapping[str, str] | None = None) -> str | None:
-    """The canonical name of an emotion, or ``None`` when the name is not known.
-
-    Args:
-        name (str): Any spelling: case, ``_``/``-`` and surrounding spaces are ignored.
-        synonyms (Mapping, optional): Extra spellings -> meaning (a canonical name or a
-            known synonym of one); a name mapped to itself becomes a class of its own.
-
-    Examples::
-
-        >>> canonical_emotion(" Angry "), canonical_emotion("happiness"), canonical_emotion("calm")
-        ('anger', 'happy', None)
-        >>> canonical_emotion("calm", synonyms={"calm": "neutral"})
-        'neutral'
-    """
-    return _lookup(synonyms).get(_key(name))
-
-
-def known_vocabulary() -> str:
-    """The accepted names, one group per emotion, for error messages."""
-    return "; ".join(f"{name} ({'/'.join(s for s in spellings if s != name)})" for name, spellings in EMOTION_SYNONYMS.items())
-
 
 _MODEL_FIX = (
     "Fix the name in --class-names / the config's id2label, or declare it with synonyms={'NAME': 'EMOTION'} "
@@ -469,6 +426,24 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
     }
 
 
+def emotion_accuracy(logits: np.ndarray, emotions: np.ndarray, mapping: ClassMapping) -> dict[str, Any] | None:
+    """:func:`mapped_accuracy` of the labelled images, or None when no labelled image has a class of the model.
+
+    Args:
+        logits (np.ndarray): ``[N, K]`` model outputs.
+        emotions (np.ndarray): ``[N]`` data class indices (-1 = unlabelled).
+        mapping (ClassMapping): Data classes -> model outputs (:func:`model_class_mapping`).
+
+    Returns:
+        dict or None: :func:`mapped_accuracy`'s scores; None when there is nothing to score.
+
+    Raises:
+        ConfigError: the logits have a number of columns other than the mapping's model classes.
+    """
+    scores = mapped_accuracy(logits, emotions, mapping)
+    return scores if scores["accuracy"] is not None else None
+
+
 def model_class_names(model: Any, class_names: str | Sequence[str] | None = None) -> tuple[str, ...] | None:
     """A model's class names in output order: ``class_names`` when given, else what the model declares.
 
@@ -584,6 +559,7 @@ __all__ = [
     "class_names_from_config",
     "known_vocabulary",
     "confusion_matrix",
+    "emotion_accuracy",
     "mapped_accuracy",
     "model_class_mapping",
     "model_class_names",

@@ -2,7 +2,7 @@
 
 Datasets hold raw face crops (uint8 0..255 or float ``[0, 1]``, gray or RGB).
 :class:`ModelInputs` wraps one and yields the same items, labels untouched, with
-``"image"`` replaced by :meth:`InputSpec.apply <captum_fau.data.input_spec.InputSpec.apply>`
+``"image"`` replaced by :meth:`InputSpec.apply <captum_fau.inputs.spec.InputSpec.apply>`
 of the raw crop. It is the one preprocessing path of ``analyze``, ``topn``, ``fau-kl`` and
 ``evaluate``: a :class:`~captum_fau.data.base.FaceSet` is read in batched form
 (:meth:`ModelInputs.tensors`), a lazy :class:`~captum_fau.data.synthfacs.SynthFACS` or any
@@ -13,7 +13,7 @@ Examples::
 
     >>> import numpy as np
     >>> from captum_fau.data.base import FaceSet
-    >>> from captum_fau.data.input_spec import InputSpec
+    >>> from captum_fau.inputs.spec import InputSpec
     >>> faces = FaceSet(images=np.full((3, 96, 96), 255, np.uint8), class_names=("a",), emotions=np.zeros(3))
     >>> inputs = ModelInputs(faces, InputSpec(size=48, channels=3, mean=0.5, std=0.5))
     >>> inputs.tensors([0, 2]).shape, float(inputs[1]["image"].max()), inputs[1]["emotion"]
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from captum_fau.data.input_spec import InputSpec
+from captum_fau.inputs.spec import InputSpec
 from captum_fau.errors import DatasetError, InputShapeError
 
 
@@ -88,6 +88,11 @@ class ModelInputs(Dataset):
             dataset of dict items with a raw ``"image"`` ``[C, H, W]``.
         spec (InputSpec): The model's input contract.
 
+    Attributes:
+        forward_check (ForwardCheck or None): What the one forward check before the first batch found
+            (:func:`captum_fau.inputs.forward.check_forward`, run by
+            :func:`captum_fau.inputs.resolve.model_inputs`), for the steps after it; None until checked.
+
     Raises:
         DatasetError: ``spec`` is not an :class:`InputSpec`.
     """
@@ -97,6 +102,7 @@ class ModelInputs(Dataset):
             raise DatasetError(f"ModelInputs needs an InputSpec, got {type(spec).__name__}.")
         self.data = data
         self.spec = spec
+        self.forward_check: Any = None
 
     @property
     def batched(self) -> bool:
@@ -123,7 +129,7 @@ class ModelInputs(Dataset):
         return self.data.labels(indices)
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("data", "spec") or name.startswith("__"):
+        if name in ("data", "spec", "forward_check") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.data, name)
 

@@ -16,7 +16,8 @@ Datasets yield raw face crops, gray or RGB, with pixels in ``[0, 1]``. A model's
 A spec records where each of its fields came from (:attr:`InputSpec.sources`), so reports
 can say so. Specs come from, first wins: explicit arguments, the zero-bias CNN's config,
 timm's ``pretrained_cfg``, a Hub folder's ``preprocessor_config.json``, a probe forward
-(:func:`captum_fau.data.probe.probe_input`), defaults. :meth:`InputSpec.resolve` merges
+(:func:`captum_fau.inputs.probe.probe_input`), defaults (:mod:`captum_fau.inputs.sources`).
+:func:`captum_fau.inputs.resolve.merge_spec` merges
 them and writes a note wherever an explicit value overrides a different discovered one.
 
 Examples::
@@ -31,22 +32,16 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import os
 import re
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from captum_fau.errors import ConfigError, InputShapeError
-
-if TYPE_CHECKING:
-    from torch import nn
 
 #: Interpolation modes :meth:`InputSpec.apply` understands.
 INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "area")
@@ -64,15 +59,6 @@ SOURCE_DEFAULT = "default"
 #: Source of a channel count taken from the data because nothing else declared one.
 SOURCE_DATA = "data"
 
-#: PIL resampling codes (``PIL.Image.Resampling``) -> (interpolation, remark when approximated).
-_PIL_RESAMPLE: dict[int, tuple[str, str | None]] = {
-    0: ("nearest", None),
-    1: ("bicubic", "resample 1 (LANCZOS) is approximated by bicubic"),
-    2: ("bilinear", None),
-    3: ("bicubic", None),
-    4: ("area", None),
-    5: ("bilinear", "resample 5 (HAMMING) is approximated by bilinear"),
-}
 _CHANNEL_NAMES = {1: "gray", 3: "RGB"}
 _DEFAULTS: dict[str, Any] = {
     "size": None,
@@ -521,233 +507,33 @@ class InputSpec:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_zerobias_config(cls, cfg: Mapping[str, Any]) -> "InputSpec":
-        """The zero-bias CNN's reference preprocessing: ``x / 255 * 2`` then a 5x5 local mean.
+        """The zero-bias CNN's reference preprocessing (:func:`captum_fau.inputs.sources.zerobias_spec`)."""
+        from captum_fau.inputs.sources import zerobias_spec
 
-        Args:
-            cfg (Mapping): ``model.config`` of a :class:`~captum_fau.ZeroBiasCNN` or the
-                ``config.json`` of its Hub folder: ``img_size`` and ``in_chans`` at top level,
-                under ``model_args``, or as ``pretrained_cfg["input_size"]``. Optional keys
-                ``local_mean`` (box size) and ``local_mean_padding`` override the reference's
-                5 and ``"zeros"``.
-
-        Returns:
-            InputSpec: ``img_size`` square, ``in_chans`` channels, pixel range ``(0, 2)``,
-            mean 0, std 1, the local mean; sources ``"zero-bias config"``.
-
-        Examples::
-
-            >>> spec = InputSpec.from_zerobias_config({"img_size": 48, "in_chans": 1})
-            >>> spec.size, spec.pixel_range, spec.local_mean
-            ((48, 48), (0.0, 2.0), 5)
-        """
-        if not isinstance(cfg, Mapping):
-            raise ConfigError(f"the zero-bias config must be a mapping (model.config or config.json), got {type(cfg).__name__}.")
-        args = {**(cfg.get("pretrained_cfg") or {}), **(cfg.get("model_args") or {}), **cfg}
-        if "img_size" in args:
-            size = parse_size(args["img_size"])
-        elif "input_size" in args:
-            size = parse_size(args["input_size"])
-        else:
-            size = (96, 96)
-        if "in_chans" in args:
-            channels = args["in_chans"]
-        elif "input_size" in args and len(args["input_size"]) == 3:
-            channels = args["input_size"][0]
-        else:
-            channels = 1
-        read = ("size", "channels", "pixel_range", "mean", "std", "local_mean")
-        extra = {k: args[k] for k in ("local_mean", "local_mean_padding") if k in args}
-        return cls(
-            size=size,
-            channels=int(channels),
-            pixel_range=(0.0, 2.0),
-            local_mean=int(extra.get("local_mean", 5)),
-            local_mean_padding=str(extra.get("local_mean_padding", "zeros")),
-            sources={name: SOURCE_ZEROBIAS for name in (*read, *(("local_mean_padding",) if extra else ()))},
-        )
+        return zerobias_spec(cfg)
 
     @classmethod
     def from_timm_cfg(cls, pretrained_cfg: Mapping[str, Any], in_chans: int | None = None) -> "InputSpec":
-        """A spec from timm's ``pretrained_cfg`` (``model.pretrained_cfg`` or ``config.json``'s).
+        """A spec from timm's ``pretrained_cfg`` (:func:`captum_fau.inputs.sources.timm_spec`)."""
+        from captum_fau.inputs.sources import timm_spec
 
-        Reads ``input_size`` ``(C, H, W)``, ``mean``, ``std``, ``interpolation`` and
-        ``crop_pct``; pixels are in ``[0, 1]`` before normalisation, as timm's transforms make them.
-
-        Args:
-            pretrained_cfg (Mapping): The config.
-            in_chans (int, optional): The channels the model really takes. timm keeps the
-                pretrained ``input_size`` (3 channels) for ``create_model(..., in_chans=1)``;
-                given 1 there, the spec is gray with the channel means of ``mean`` and ``std``
-                (timm sums the RGB filters of the first conv), and a remark says so.
-                :func:`discover_input_spec` reads it from the model's ``first_conv``.
-
-        Raises:
-            ConfigError: not a mapping, or with no ``input_size``.
-
-        Examples::
-
-            >>> cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
-            ...        "std": (0.229, 0.224, 0.225), "interpolation": "bicubic", "crop_pct": 0.95}
-            >>> InputSpec.from_timm_cfg(cfg).describe()
-            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
-        """
-        if not isinstance(pretrained_cfg, Mapping) or "input_size" not in pretrained_cfg:
-            raise ConfigError(
-                "a timm pretrained_cfg must be a mapping with 'input_size' (C, H, W); pass --input-size and "
-                "--channels for a model without one."
-            )
-        input_size = tuple(pretrained_cfg["input_size"])
-        if len(input_size) != 3:
-            raise ConfigError(f"timm pretrained_cfg input_size must be (C, H, W), got {input_size}.")
-        kwargs: dict[str, Any] = {"size": input_size[1:], "channels": int(input_size[0])}
-        for key in ("mean", "std", "interpolation", "crop_pct"):
-            if pretrained_cfg.get(key) is not None:
-                kwargs[key] = pretrained_cfg[key]
-        remarks: tuple[str, ...] = ()
-        if in_chans is not None and int(in_chans) != kwargs["channels"]:
-            kwargs["channels"] = int(in_chans)
-            for key in ("mean", "std"):
-                values = _as_floats(key, kwargs.get(key, _DEFAULTS[key]))
-                if len(values) != kwargs["channels"]:
-                    kwargs[key] = (sum(values) / len(values),)
-            remarks = (
-                f"the model takes {in_chans} channel(s) where its timm pretrained_cfg says {input_size[0]}; "
-                "mean and std are averaged over the pretrained channels",
-            )
-        return cls(**kwargs, sources={name: SOURCE_TIMM for name in kwargs}, remarks=remarks)
+        return timm_spec(pretrained_cfg, in_chans)
 
     @classmethod
     def from_preprocessor_config(cls, config: Mapping[str, Any]) -> "InputSpec":
-        """A spec from a Hugging Face image processor's ``preprocessor_config.json``.
+        """A spec from ``preprocessor_config.json`` (:func:`captum_fau.inputs.sources.preprocessor_spec`)."""
+        from captum_fau.inputs.sources import preprocessor_spec
 
-        Reads ``size`` (an int, ``{"height", "width"}`` or ``{"shortest_edge"}``), a centre
-        crop (``do_center_crop`` + ``crop_size``, or ConvNeXt's ``crop_pct``), ``do_rescale`` +
-        ``rescale_factor`` (pixels 0..255 times the factor: ``1/255`` gives ``[0, 1]``),
-        ``do_normalize`` + ``image_mean`` / ``image_std``, and ``resample`` (PIL codes: 0
-        nearest, 2 bilinear, 3 bicubic, 4 box = area; 1 lanczos and 5 hamming are approximated,
-        with a remark).
-
-        Raises:
-            ConfigError: not a mapping, no usable ``size``, or an unknown ``resample`` code.
-
-        Examples::
-
-            >>> cfg = {"do_normalize": True, "do_rescale": True, "image_mean": [0.5, 0.5, 0.5],
-            ...        "image_std": [0.5, 0.5, 0.5], "resample": 2, "rescale_factor": 1 / 255,
-            ...        "size": {"height": 224, "width": 224}}
-            >>> spec = InputSpec.from_preprocessor_config(cfg)
-            >>> spec.size, spec.channels, spec.pixel_range, spec.mean
-            ((224, 224), 3, (0.0, 1.0), (0.5, 0.5, 0.5))
-        """
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"preprocessor_config.json must hold a JSON object, got {type(config).__name__}.")
-        kwargs: dict[str, Any] = {}
-        remarks: list[str] = []
-        size, crop_pct = _hf_size(config)
-        kwargs["size"] = size
-        if crop_pct is not None:
-            kwargs["crop_pct"] = crop_pct
-        if config.get("do_rescale", True):
-            factor = float(config.get("rescale_factor", 1 / 255))
-            # EfficientNet's processor subtracts 1 after rescaling when rescale_offset is set.
-            offset = 1.0 if config.get("rescale_offset") else 0.0
-            kwargs["pixel_range"] = (0.0 - offset, 255.0 * factor - offset)
-        else:
-            kwargs["pixel_range"] = (0.0, 255.0)
-        if config.get("do_normalize", True) and config.get("image_mean") is not None:
-            kwargs["mean"] = config["image_mean"]
-            kwargs["std"] = config.get("image_std", 1.0)
-        mean_len = len(_as_floats("image_mean", config["image_mean"])) if config.get("image_mean") is not None else 0
-        kwargs["channels"] = 1 if mean_len == 1 and not config.get("do_convert_rgb") else 3
-        if "resample" in config:
-            code = config["resample"]
-            if isinstance(code, bool) or not isinstance(code, int) or code not in _PIL_RESAMPLE:
-                raise ConfigError(
-                    f"preprocessor_config.json resample {code!r} is not a PIL resampling code (0..5); pass "
-                    f"--interpolation ({', '.join(INTERPOLATIONS)})."
-                )
-            kwargs["interpolation"], remark = _PIL_RESAMPLE[code]
-            if remark:
-                remarks.append(remark)
-        return cls(**kwargs, sources={name: SOURCE_HF for name in kwargs}, remarks=tuple(remarks))
+        return preprocessor_spec(config)
 
     @classmethod
-    def resolve(
-        cls,
-        explicit: "Mapping[str, Any] | InputSpec | None" = None,
-        discovered: "InputSpec | None" = None,
-        *,
-        explicit_sources: Mapping[str, str] | None = None,
-        model: "nn.Module | None" = None,
-        data_shape: Sequence[int] | None = None,
-        candidates: Sequence[int] | None = None,
-    ) -> "InputSpec":
-        """Merge the spec's sources: explicit > discovered > (probe) > defaults.
+    def resolve(cls, explicit: "Mapping[str, Any] | InputSpec | None" = None, discovered: "InputSpec | None" = None,
+                **kwargs: Any) -> "InputSpec":
+        """Merge the spec's sources: explicit > discovered > (probe) > defaults
+        (:func:`captum_fau.inputs.resolve.merge_spec`, which takes the same arguments)."""
+        from captum_fau.inputs.resolve import merge_spec
 
-        Args:
-            explicit (Mapping or InputSpec, optional): Field name -> value given by the user (CLI
-                flags or Python arguments); ``None`` values count as not given. Values may be CLI
-                strings (``"48x48"``, ``"0.5,0.5,0.5"``, ``"0-1"``). An :class:`InputSpec` (Python
-                ``input_spec=``) contributes the fields whose source is not ``"default"``.
-            discovered (InputSpec, optional): What the model declares (zero-bias config, timm
-                ``pretrained_cfg``, ``preprocessor_config.json``); its ``"default"`` fields count
-                as not declared.
-            explicit_sources (Mapping, optional): Field name -> how the user gave it, e.g.
-                ``{"size": "--input-size"}``; unlisted explicit fields are ``"explicit"``.
-            model (nn.Module, optional): When given and no size is known, the model is probed
-                with :func:`captum_fau.data.probe.probe_input`. Default: None (no probe)
-            data_shape (sequence of int, optional): The data's ``(C, H, W)`` (or ``(H, W)``):
-                the default channel count and the probe's first size.
-            candidates (sequence of int, optional): Sizes the probe tries after the data's.
-
-        Returns:
-            InputSpec: with :attr:`sources` for every field and a remark for every explicit
-            value that overrides a different discovered one
-            (``"--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg"``).
-
-        Raises:
-            ConfigError: unknown explicit keys, an invalid merged spec (e.g. ``--channels 1``
-                against a discovered 3-channel mean, with the fix), or a failed probe.
-
-        Examples::
-
-            >>> timm_spec = InputSpec.from_timm_cfg({"input_size": (3, 224, 224),
-            ...                                      "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
-            >>> spec = InputSpec.resolve({"mean": 0.5, "std": 0.5}, timm_spec,
-            ...                          explicit_sources={"mean": "--mean", "std": "--std"})
-            >>> spec.mean, spec.remarks[0]
-            ((0.5, 0.5, 0.5), '--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg')
-        """
-        if isinstance(explicit, InputSpec):
-            set_fields = [n for n, src in explicit.sources.items() if src != SOURCE_DEFAULT]
-            explicit_sources = {**{n: explicit.sources[n] for n in set_fields}, **dict(explicit_sources or {})}
-            explicit = {n: getattr(explicit, n) for n in set_fields}
-        given = {k: v for k, v in dict(explicit or {}).items() if v is not None}
-        unknown = set(given) - set(_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown input spec fields {sorted(unknown)}; known fields are {', '.join(_DEFAULTS)}.")
-        labels = {name: str((explicit_sources or {}).get(name, SOURCE_EXPLICIT)) for name in given}
-        given = _normalise_explicit(given)
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        remarks: list[str] = list(discovered.remarks) if discovered is not None else []
-        for name, default in _DEFAULTS.items():
-            found = discovered is not None and discovered.sources.get(name, SOURCE_DEFAULT) != SOURCE_DEFAULT
-            if name in given:
-                values[name], sources[name] = given[name], labels[name]
-            elif found:
-                values[name], sources[name] = getattr(discovered, name), discovered.sources[name]
-            else:
-                values[name], sources[name] = default, SOURCE_DEFAULT
-        data_c = _data_channels(data_shape)
-        if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
-            values["channels"], sources["channels"] = data_c, SOURCE_DATA
-        if values["size"] is None and model is not None:
-            remarks.append(_probe_into(values, sources, model, data_shape, candidates))
-        if discovered is not None:
-            remarks.extend(_override_notes(given, labels, discovered))
-        _check_channel_fit(values, sources)
-        return cls(**values, sources=sources, remarks=tuple(remarks))
+        return merge_spec(explicit, discovered, **kwargs)
 
     def with_changes(self, source: str, **changes: Any) -> "InputSpec":
         """A copy with ``changes`` applied and their :attr:`sources` set to ``source``.
@@ -761,200 +547,14 @@ class InputSpec:
         return replace(self, **changes, sources=sources)
 
 
-def _is_zerobias(cfg: Mapping[str, Any] | None) -> bool:
-    if not isinstance(cfg, Mapping):
-        return False
-    nested = cfg.get("pretrained_cfg") if isinstance(cfg.get("pretrained_cfg"), Mapping) else {}
-    return "zerobias_cnn" in (cfg.get("architecture"), nested.get("architecture")) or "fc4_init" in cfg
-
-
-def discover_input_spec(
-    *,
-    config: Mapping[str, Any] | None = None,
-    pretrained_cfg: Mapping[str, Any] | None = None,
-    folder: str | os.PathLike[str] | None = None,
-    model: "nn.Module | None" = None,
-) -> InputSpec | None:
-    """What a model declares about its input, from the first source that has it.
-
-    Order: the zero-bias CNN's config (``architecture == "zerobias_cnn"`` at top level or in
-    its ``pretrained_cfg``, or a ``model.config`` with ``fc4_init``), timm's
-    ``pretrained_cfg`` (given, or ``config["pretrained_cfg"]``), then ``folder``'s
-    ``preprocessor_config.json``.
-
-    Args:
-        config (Mapping, optional): ``model.config`` or a Hub folder's ``config.json``.
-        pretrained_cfg (Mapping, optional): ``model.pretrained_cfg`` of a timm model.
-        folder (str or Path, optional): A Hub folder that may hold ``preprocessor_config.json``.
-        model (nn.Module, optional): The model; the ``in_channels`` of the module its timm
-            ``pretrained_cfg["first_conv"]`` names override the config's channel count.
-
-    Returns:
-        InputSpec or None: ``None`` when no source declares anything (then probe the model).
-
-    Raises:
-        ConfigError: ``preprocessor_config.json`` is not valid JSON, or a source is malformed.
-
-    Examples::
-
-        >>> discover_input_spec(config={"architecture": "zerobias_cnn", "img_size": 96}).local_mean
-        5
-        >>> discover_input_spec(config={"hidden_size": 8}) is None
-        True
-    """
-    if _is_zerobias(config) or _is_zerobias(pretrained_cfg):
-        return InputSpec.from_zerobias_config(config if _is_zerobias(config) else pretrained_cfg)  # type: ignore[arg-type]
-    timm_cfg = pretrained_cfg
-    if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):
-        timm_cfg = config["pretrained_cfg"]
-    if isinstance(timm_cfg, Mapping) and timm_cfg.get("input_size") is not None:
-        return InputSpec.from_timm_cfg(timm_cfg, in_chans=_first_conv_channels(model, timm_cfg))
-    if folder is not None:
-        path = Path(folder) / "preprocessor_config.json"
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise ConfigError(f"{path} is not readable JSON ({err}); fix it, or pass --input-size/--mean/--std.") from None
-            return InputSpec.from_preprocessor_config(data)
-    return None
-
-
 def _normalised_default(name: str, default: Any, channels: int) -> Any:
     """A default as ``__post_init__`` stores it (mean/std repeated per channel)."""
     return tuple(default) * channels if name in ("mean", "std") else default
 
 
-def _first_conv_channels(model: "nn.Module | None", pretrained_cfg: Mapping[str, Any]) -> int | None:
-    name = pretrained_cfg.get("first_conv")
-    if model is None or not isinstance(name, str):
-        return None
-    try:
-        channels = getattr(model.get_submodule(name), "in_channels", None)
-    except AttributeError:  # the config names a module this model does not have
-        return None
-    return int(channels) if isinstance(channels, int) else None
-
-
 def _scaled_side(side: int, crop_pct: float) -> int:
     """timm's ``floor(side / crop_pct)``, tolerant of the rounding in ``crop / resize`` fractions."""
     return math.floor(side / crop_pct + 1e-6)
-
-
-def _normalise_explicit(given: dict[str, Any]) -> dict[str, Any]:
-    """Explicit values (CLI strings or Python values) as the dataclass stores them, so that
-    overrides compare like with like."""
-    parsers = {"size": parse_size, "pixel_range": parse_pixel_range}
-    out = {k: parsers[k](v) if k in parsers else v for k, v in given.items()}
-    for key, value in out.items():
-        if not isinstance(value, str):
-            continue
-        if key in ("interpolation", "local_mean_padding"):
-            out[key] = value.strip().lower()
-        elif key in ("channels", "local_mean"):
-            out[key] = _parse_int(key, value)
-        elif key in ("crop_pct", "face_margin"):
-            out[key] = _as_floats(key, value)[0]
-    return out
-
-
-def _probe_into(
-    values: dict[str, Any],
-    sources: dict[str, str],
-    model: "nn.Module",
-    data_shape: Sequence[int] | None,
-    candidates: Sequence[int] | None,
-) -> str:
-    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
-    from captum_fau.data.probe import probe_input
-
-    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
-    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
-    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
-    values["size"], sources["size"] = size, SOURCE_PROBE
-    if channels != values["channels"]:
-        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
-            raise ConfigError(
-                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
-                f"{sources['channels']}; pass --channels {channels}."
-            )
-        values["channels"], sources["channels"] = channels, SOURCE_PROBE
-    return note
-
-
-def _parse_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}.") from None
-
-
-def _data_channels(data_shape: Sequence[int] | None) -> int | None:
-    if data_shape is None:
-        return None
-    shape = tuple(data_shape)
-    return 1 if len(shape) == 2 else int(shape[-3])
-
-
-def _override_notes(given: Mapping[str, Any], labels: Mapping[str, str], discovered: InputSpec) -> list[str]:
-    notes = []
-    probe = InputSpec(channels=discovered.channels)
-    for name, value in given.items():
-        source = discovered.sources.get(name, SOURCE_DEFAULT)
-        if source == SOURCE_DEFAULT:
-            continue
-        old = getattr(discovered, name)
-        if name in ("mean", "std"):
-            try:
-                new = getattr(replace(probe, **{name: value}), name)
-            except ConfigError:
-                new = value
-        else:
-            new = value
-        if new != old:
-            label = labels[name] if labels[name] != SOURCE_EXPLICIT else f"explicit {name}"
-            shown = _fmt_value(name, _as_floats(name, value) if name in ("mean", "std") else value)
-            notes.append(f"{label} {shown} overrides {_fmt_value(name, old)} from {source}")
-    return notes
-
-
-def _check_channel_fit(values: dict[str, Any], sources: Mapping[str, str]) -> None:
-    channels = int(values["channels"])
-    for name in ("mean", "std"):
-        v = _as_floats(name, values[name])
-        if len(v) not in (1, channels):
-            raise ConfigError(
-                f"{name} {_fmt_value(name, v)} from {sources[name]} has {len(v)} values but channels is {channels} "
-                f"(from {sources['channels']}); pass --{name} with {channels} value(s) as well."
-            )
-
-
-def _hf_size(config: Mapping[str, Any]) -> tuple[tuple[int, int], float | None]:
-    """``(size, crop_pct)`` from an image processor's ``size`` / ``crop_size`` / ``crop_pct``."""
-    raw = config.get("size")
-    if isinstance(raw, Mapping):
-        if "height" in raw and "width" in raw:
-            resized = (int(raw["height"]), int(raw["width"]))
-        elif "shortest_edge" in raw:
-            # Face crops are square, so the shortest edge is the side.
-            resized = (int(raw["shortest_edge"]),) * 2
-        else:
-            raise ConfigError(
-                f"preprocessor_config.json size {dict(raw)} has neither height/width nor shortest_edge; "
-                "pass --input-size."
-            )
-    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        resized = (int(raw), int(raw))
-    else:
-        raise ConfigError(f"preprocessor_config.json has no usable size (got {raw!r}); pass --input-size.")
-    if config.get("crop_pct") is not None:  # ConvNeXt: resize to size / crop_pct, crop to size
-        return resized, float(config["crop_pct"])
-    crop = config.get("crop_size")
-    if config.get("do_center_crop") and crop is not None:
-        side = (crop["height"], crop["width"]) if isinstance(crop, Mapping) else crop
-        final = parse_size(side) or resized
-        return final, min(1.0, final[0] / resized[0])
-    return resized, None
 
 
 __all__ = [
@@ -970,7 +570,6 @@ __all__ = [
     "SOURCE_TIMM",
     "SOURCE_ZEROBIAS",
     "InputSpec",
-    "discover_input_spec",
     "local_mean_subtract",
     "parse_pixel_range",
     "parse_size",

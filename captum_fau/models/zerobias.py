@@ -122,7 +122,7 @@ class ZeroBiasCNN(
             (the reference code) or ``"replicate"``. It does not change the
             network; it is recorded in the config (``"local_mean_padding"``)
             so that the model's input spec feeds it what it was trained on
-            (:meth:`captum_fau.data.input_spec.InputSpec.from_zerobias_config`).
+            (:meth:`captum_fau.inputs.spec.InputSpec.from_zerobias_config`).
             Default: ``"zeros"``
 
     Examples::

@@ -33,9 +33,9 @@ Batch = tuple[torch.Tensor, dict[str, Any], torch.Tensor]
 
 def is_face_set(data: Any) -> bool:
     """Whether ``data`` is a :class:`~captum_fau.data.base.FaceSet`, or a
-    :class:`~captum_fau.data.model_inputs.ModelInputs` over one (read in batched form)."""
+    :class:`~captum_fau.inputs.model_inputs.ModelInputs` over one (read in batched form)."""
     from captum_fau.data.base import FaceSet
-    from captum_fau.data.model_inputs import ModelInputs
+    from captum_fau.inputs.model_inputs import ModelInputs
 
     return isinstance(data, FaceSet) or (isinstance(data, ModelInputs) and data.batched)
 

@@ -48,18 +48,18 @@ def declared_inputs(model: nn.Module, data: Any) -> Any:
     """A bare FaceSet or SynthFACS set, as ``model`` declares it wants its inputs.
 
     Their items carry the zero-bias CNN's reference preprocessing with the data's own local-mean padding.
-    A model that declares an input spec (:func:`~captum_fau.zoo.resolve.declared_input_spec`: a zero-bias
+    A model that declares an input spec (:func:`~captum_fau.inputs.sources.declared_input_spec`: a zero-bias
     config with the padding it was trained with, timm's ``pretrained_cfg``, a Hub folder's
     ``preprocessor_config.json``) gets the tensors that spec makes. A model that declares nothing gets the
     reference preprocessing, with a warning saying so and how to choose (``analyze`` and the CLI resolve a
     spec for every model, probing when needed). Other data and data already wrapped for a model
-    (:class:`~captum_fau.data.model_inputs.ModelInputs`) pass unchanged.
+    (:class:`~captum_fau.inputs.model_inputs.ModelInputs`) pass unchanged.
     """
-    from captum_fau.data.model_inputs import ModelInputs
+    from captum_fau.inputs.model_inputs import ModelInputs
 
     if isinstance(data, ModelInputs) or not hasattr(data, "raw_item"):
         return data
-    from captum_fau.zoo.resolve import declared_input_spec
+    from captum_fau.inputs.sources import declared_input_spec
 
     spec = declared_input_spec(model, with_conv=False)
     if spec is not None:
@@ -67,7 +67,7 @@ def declared_inputs(model: nn.Module, data: Any) -> Any:
     warnings.warn(
         f"{type(model).__name__} declares no input spec, so {type(data).__name__} items are fed with the zero-bias "
         "CNN's reference preprocessing (x/255*2 minus a 5x5 local mean). If the model was trained on other inputs, "
-        "wrap the data: ModelInputs(data, InputSpec(mean=..., std=..., local_mean=0)) from captum_fau.data, "
+        "wrap the data: ModelInputs(data, InputSpec(mean=..., std=..., local_mean=0)) from captum_fau.inputs, "
         "or use analyze(), which resolves and reports a spec.",
         stacklevel=3,
     )

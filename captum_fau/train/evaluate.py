@@ -23,7 +23,7 @@ from torch import nn
 
 from captum_fau._utils.io import atomic_write_text
 from captum_fau.data.base import FaceSet
-from captum_fau.data.emotions import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
+from captum_fau.inputs.classes import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
 from captum_fau.errors import DatasetError, LabelError, OutputError
 from captum_fau.train.trainer import check_labelled, predict
 
@@ -87,9 +87,9 @@ def evaluate_model(
 
     The model's class names (``class_names``, else its ``class_names`` / ``config`` /
     ``pretrained_cfg``) are mapped onto ``data.class_names`` by emotion name
-    (:func:`~captum_fau.data.emotions.model_class_mapping`); images of classes the model
+    (:func:`~captum_fau.inputs.classes.model_class_mapping`); images of classes the model
     lacks are left out and counted in ``extra["notes"]``. Scores come from
-    :func:`~captum_fau.data.emotions.mapped_accuracy`.
+    :func:`~captum_fau.inputs.classes.mapped_accuracy`.
 
     Args:
         model (nn.Module): A classifier.

@@ -178,7 +178,7 @@ def predict(
     """Predicted class of every image of ``data`` (eval mode), fed through the model's input spec.
 
     The raw face crops become the model's input by ``input_spec``, resolved against what the
-    model declares (:func:`captum_fau.zoo.resolve.resolve_input_spec`): the zero-bias CNN's
+    model declares (:func:`captum_fau.inputs.resolve.resolve_input_spec`): the zero-bias CNN's
     reference preprocessing with the local-mean padding its config records, timm's
     ``pretrained_cfg``, or a probe, so RGB and timm models are scored on what they were trained on.
 
@@ -192,9 +192,9 @@ def predict(
     Returns:
         np.ndarray: ``[N]`` int64 predicted classes.
     """
-    from captum_fau.data.input_spec import InputSpec
-    from captum_fau.data.model_inputs import ModelInputs
-    from captum_fau.zoo.resolve import resolve_input_spec
+    from captum_fau.inputs.model_inputs import ModelInputs
+    from captum_fau.inputs.resolve import resolve_input_spec
+    from captum_fau.inputs.spec import InputSpec
 
     dev = resolve_device(device)
     if len(data) == 0:

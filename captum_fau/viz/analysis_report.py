@@ -121,7 +121,7 @@ def build_report(
 
 def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
-    from captum_fau.data.input_spec import InputSpec
+    from captum_fau.inputs.spec import InputSpec
 
     spec = params.get("input_spec")
     return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}

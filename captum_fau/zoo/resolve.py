@@ -19,9 +19,9 @@ Examples::
     >>> resolve_input_spec(model, (1, 96, 96)).describe()
     '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
 
-Each model's input contract (:class:`~captum_fau.data.input_spec.InputSpec`) is found by
-:func:`resolve_input_spec`: explicit arguments, else what the model declares (the zero-bias
-config, timm's ``pretrained_cfg``, a Hub folder's ``preprocessor_config.json``), else a probe.
+Each model's input contract (:class:`~captum_fau.inputs.spec.InputSpec`) is decided in
+:mod:`captum_fau.inputs` (:func:`~captum_fau.inputs.resolve.model_inputs`); ``declared_input_spec`` and
+``resolve_input_spec`` are re-exported here for one release.
 """
 
 from __future__ import annotations
@@ -30,17 +30,19 @@ import importlib
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from captum_fau.data.input_spec import SOURCE_PROBE, InputSpec, discover_input_spec
-from captum_fau.data.probe import check_single_input
-from captum_fau.errors import ConfigError, UnknownModelError, WeightsError
-
-#: Source name of a channel count read from the model's first convolution.
-SOURCE_FIRST_CONV = "first convolution"
+from captum_fau.errors import UnknownModelError, WeightsError
+from captum_fau.inputs.resolve import resolve_input_spec  # noqa: F401 - re-export for one release
+from captum_fau.inputs.sources import (  # noqa: F401 - re-exports for one release
+    INPUT_SPEC_ATTR,
+    SOURCE_FIRST_CONV,
+    declared_input_spec,
+    discover_input_spec,
+)
 
 SPEC_FORMS = (
     "a zoo name (captum-fau zoo list)",
@@ -209,11 +211,6 @@ def load_model_spec(
     raise UnknownModelError(f"Unknown model spec {spec!r}. Accepted forms: {_forms()}.")
 
 
-#: Attribute :func:`load_model_spec` sets on a model loaded from a Hub folder: the spec its
-#: files declare (``config.json``'s ``pretrained_cfg``, ``preprocessor_config.json``), or None.
-INPUT_SPEC_ATTR = "captum_fau_input_spec"
-
-
 def _attach_folder_spec(model: nn.Module, checkpoint: str | Path) -> None:
     """A ``preprocessor_config.json`` beside a ``module:factory`` checkpoint declares its input,
     unless the model declares one itself."""
@@ -222,111 +219,12 @@ def _attach_folder_spec(model: nn.Module, checkpoint: str | Path) -> None:
         setattr(model, INPUT_SPEC_ATTR, discover_input_spec(folder=folder))
 
 
-def declared_input_spec(model: nn.Module, *, with_conv: bool = True) -> InputSpec | None:
-    """What ``model`` declares about its input, before any explicit argument or probe.
-
-    Read, first found: the spec :func:`load_model_spec` attached for a Hub folder (or for the
-    ``preprocessor_config.json`` beside a ``module:factory`` checkpoint); the
-    zero-bias CNN's ``config`` (with the local-mean padding it records); timm's
-    ``pretrained_cfg``; otherwise only the channel count of the first ``Conv2d``.
-
-    Args:
-        model (nn.Module): The model.
-        with_conv (bool, optional): Fall back on the first ``Conv2d``'s channels. Default: True
-
-    Returns:
-        InputSpec or None: ``None`` when nothing at all is declared.
-
-    Examples::
-
-        >>> from captum_fau import ZeroBiasCNN
-        >>> declared_input_spec(ZeroBiasCNN(img_size=48)).size
-        (48, 48)
-        >>> declared_input_spec(nn.Sequential(nn.Conv2d(3, 4, 3))).describe()
-        "data's size RGB, pixels in [0,1], mean 0 std 1, bilinear; channels from first convolution"
-    """
-    attached = getattr(model, INPUT_SPEC_ATTR, None)
-    if isinstance(attached, InputSpec):
-        return attached
-    config = getattr(model, "config", None)
-    pretrained = getattr(model, "pretrained_cfg", None)
-    spec = discover_input_spec(
-        config=config if isinstance(config, Mapping) else None,
-        pretrained_cfg=pretrained if isinstance(pretrained, Mapping) else None,
-        model=model,
-    )
-    if spec is not None or not with_conv:
-        return spec
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d) and module.in_channels in (1, 3):
-            return InputSpec(channels=module.in_channels, sources={"channels": SOURCE_FIRST_CONV})
-        if isinstance(module, nn.Conv2d):
-            break
-    return None
-
-
-def resolve_input_spec(
-    model: nn.Module,
-    data_shape: Sequence[int] | None = None,
-    explicit: "Mapping[str, Any] | InputSpec | None" = None,
-    explicit_sources: Mapping[str, str] | None = None,
-) -> InputSpec:
-    """The :class:`InputSpec` that turns raw face crops into ``model``'s input.
-
-    Explicit values win over what the model declares (:func:`declared_input_spec`), with a
-    remark for every value they override; a model that declares no size is probed with
-    forwards at the data's size, then the usual sizes (:func:`~captum_fau.data.probe.probe_input`),
-    and the remark names the size found. Finally one forward of two zero images at the spec's
-    size checks that the model runs, so a wrong size fails here, not after a long scan.
-
-    Args:
-        model (nn.Module): The model.
-        data_shape (sequence of int, optional): The raw data's ``(C, H, W)``.
-        explicit (Mapping or InputSpec, optional): Field -> value given by the user (Python
-            ``input_spec=``, or CLI strings such as ``{"size": "48", "mean": "0.5"}``).
-        explicit_sources (Mapping, optional): Field -> how it was given, e.g.
-            :data:`~captum_fau.data.input_spec.CLI_FLAGS`. Default: ``"explicit"``
-
-    Returns:
-        InputSpec: with :attr:`~InputSpec.sources` and :attr:`~InputSpec.remarks`.
-
-    Raises:
-        ConfigError: ``forward`` needs several inputs, an invalid or conflicting value, no
-            size runs (the message names ``--input-size``), or the model fails at the spec's size.
-
-    Examples::
-
-        >>> from captum_fau import ZeroBiasCNN
-        >>> spec = resolve_input_spec(ZeroBiasCNN(img_size=48), (1, 96, 96))
-        >>> spec.size, spec.local_mean, spec.sources["size"]
-        ((48, 48), 5, 'zero-bias config')
-        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 46 * 46, 7))
-        >>> resolve_input_spec(net, (1, 96, 96)).remarks[-1][:60]
-        'the model declares no input size; a probe forward at 48x48 ('
-    """
-    check_single_input(model)
-    spec = InputSpec.resolve(
-        explicit, declared_input_spec(model), explicit_sources=explicit_sources, model=model, data_shape=data_shape
-    )
-    if spec.size is not None and spec.sources.get("size") != SOURCE_PROBE:
-        _check_forward(model, spec)
-    return spec
-
-
-def _check_forward(model: nn.Module, spec: InputSpec) -> None:
-    from captum_fau.data.probe import forward_shape
-
-    assert spec.size is not None
-    try:
-        forward_shape(model, spec.channels, spec.size)
-    except Exception as err:  # noqa: BLE001 - reported with the fix
-        where = spec.sources.get("size", "default")
-        text = str(err).strip().splitlines()
-        raise ConfigError(
-            f"{type(model).__name__} does not run on {spec.channels}-channel {spec.size[0]}x{spec.size[1]} input "
-            f"(size from {where}): {type(err).__name__}: {text[0] if text else ''}. Pass the size and channels the "
-            "model was trained with: --input-size H[xW] --channels C (Python: input_spec={'size': ..., 'channels': ...})."
-        ) from None
-
-
-__all__ = ["INPUT_SPEC_ATTR", "SPEC_FORMS", "declared_input_spec", "load_model_spec", "resolve_input_spec"]
+__all__ = [
+    "INPUT_SPEC_ATTR",
+    "SOURCE_FIRST_CONV",
+    "SPEC_FORMS",
+    "declared_input_spec",
+    "discover_input_spec",
+    "load_model_spec",
+    "resolve_input_spec",
+]
