@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from captum_fau.attr.rules import _IN_PLACE, _OUT_OF_PLACE
+from captum_fau.attr.relu_rules import _IN_PLACE, _OUT_OF_PLACE
 
 _POOL_NAMES = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
 _IDENTITY_NAMES = {"relu", "relu_", "batch_norm", "dropout", "dropout2d"}

@@ -1,4 +1,5 @@
-"""Backward rules for ReLUs: deconvnet, guided backpropagation, plain gradient.
+"""The hooks of the ReLU backward rules (registered in :mod:`captum_fau.attr.rules`): deconvnet, guided
+backpropagation, plain gradient.
 
 Captum applies its ReLU rules through hooks on ``nn.ReLU`` modules, so a ReLU
 written as ``F.relu(x)``, ``torch.relu(x)`` or ``x.relu()`` silently keeps the
@@ -46,8 +47,8 @@ from torch.overrides import TorchFunctionMode
 
 from captum_fau.errors import AttributionError, ConfigError
 
-#: Rules accepted by :class:`ReluRuleMode` and :class:`captum_fau.attr.TopNDeconv`.
-RULES: tuple[str, ...] = ("guided", "deconv", "gradient")
+#: The rules these hooks carry (registered in :mod:`captum_fau.attr.rules`).
+RELU_RULES: tuple[str, ...] = ("guided", "deconv", "gradient")
 
 
 class _RuleReLU(Function):
@@ -334,10 +335,10 @@ def check_activations(
 
 
 def check_rule(rule: str) -> str:
-    """Return ``rule`` if it is one of :data:`RULES`, else raise :class:`~captum_fau.errors.ConfigError`."""
-    if rule not in RULES:
+    """Return ``rule`` if it is one of :data:`RELU_RULES`, else raise :class:`~captum_fau.errors.ConfigError`."""
+    if rule not in RELU_RULES:
         raise ConfigError(
-            f"Unknown rule {rule!r}; use 'guided' (guided backpropagation), 'deconv' (Zeiler-Fergus "
+            f"Unknown ReLU rule {rule!r}; use 'guided' (guided backpropagation), 'deconv' (Zeiler-Fergus "
             "deconvnet) or 'gradient' (plain gradient)."
         )
     return rule
@@ -345,7 +346,7 @@ def check_rule(rule: str) -> str:
 
 __all__ = [
     "NON_RELU_FUNCTIONS",
-    "RULES",
+    "RELU_RULES",
     "ActivationReport",
     "ReluRuleMode",
     "check_activations",

@@ -14,8 +14,7 @@ from captum_fau.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
-#: Back-projection rules (the same tuple as captum_fau.attr.rules.RULES, which imports torch).
-RULES: tuple[str, ...] = ("guided", "deconv", "gradient")
+from captum_fau.attr.rules import RULES, get_rule  # the registry imports no torch
 
 MODEL_FORMS = """\
 model forms (--model):
@@ -213,8 +212,9 @@ def add_featured(parser: argparse.ArgumentParser, default: int, what: str) -> No
 
 def add_rule(parser: argparse.ArgumentParser) -> None:
     """``--rule`` and ``--relu-like``: how reconstructions are projected back to pixels."""
+    described = "; ".join(f"{name}: {get_rule(name).display} ({get_rule(name).description})" for name in RULES)
     parser.add_argument("--rule", choices=RULES, default="guided",
-                        help="back-projection rule (default: guided backpropagation, as the paper)")  # fmt: skip
+                        help=f"back-projection rule: {described} (default: guided, as the paper)")  # fmt: skip
     parser.add_argument("--relu-like", action="store_true",
                         help="apply deconv/guided to non-ReLU activations (GELU, SiLU, clamp, ...) as if they were "
                         "ReLUs; without it such models are refused for those rules")  # fmt: skip
