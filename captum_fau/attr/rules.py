@@ -80,6 +80,9 @@ register_rule(BackwardRule("deconv", "deconvnet", "Zeiler-Fergus deconvnet: relu
                            _RELU, "captum_fau.attr.relu_rules:ReluRuleMode", "captum_fau.attr.relu_rules:check_activations"))
 register_rule(BackwardRule("gradient", "gradient", "the plain gradient", "any model",
                            "captum_fau.attr.relu_rules:ReluRuleMode", "captum_fau.attr.relu_rules:check_activations"))  # fmt: skip
+register_rule(BackwardRule("lrp", "LRP-ε", "layer-wise relevance propagation, epsilon rule on conv/linear",
+                           "chains of Conv2d/Linear, BatchNorm2d after a convolution, ReLU and max pooling",
+                           "captum_fau.attr.lrp:LrpEpsilonMode", "captum_fau.attr.lrp:check_lrp"))  # fmt: skip
 
 #: The registered rule names, in registration order (the command line's ``--rule`` choices).
 RULES: tuple[str, ...] = tuple(_REGISTRY)
