@@ -16,9 +16,9 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 from captum_fau import zoo
+from captum_fau.inputs import fields as fields_module
 from captum_fau.inputs import forward as forward_module
 from captum_fau.inputs import probe as probe_module
-from captum_fau.inputs import resolve as resolve_module
 from captum_fau.inputs import sources as sources_module
 from captum_fau.inputs import spec as input_spec_module
 from captum_fau.data.input_spec import CLI_FLAGS, InputSpec, discover_input_spec, local_mean_subtract
@@ -487,6 +487,6 @@ def test_forward_shape_reads_hugging_face_style_outputs() -> None:
 
 
 def test_module_doctests() -> None:
-    for module in (input_spec_module, probe_module, sources_module, resolve_module, forward_module):
+    for module in (input_spec_module, fields_module, probe_module, sources_module, forward_module):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__

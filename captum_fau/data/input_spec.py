@@ -3,6 +3,9 @@ declares); this name keeps working for one release."""
 
 from __future__ import annotations
 
+from captum_fau.inputs.sources import (  # re-exports for one release
+    discover_input_spec,
+)
 from captum_fau.inputs.spec import (  # re-exports for one release
     BT601_LUMA,
     CLI_FLAGS,
@@ -19,9 +22,6 @@ from captum_fau.inputs.spec import (  # re-exports for one release
     local_mean_subtract,
     parse_pixel_range,
     parse_size,
-)
-from captum_fau.inputs.sources import (  # re-exports for one release
-    discover_input_spec,
 )
 
 __all__ = [

@@ -11,29 +11,16 @@ spec does to these data. :func:`merge_spec` is the merge itself; :func:`resolve_
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any, Mapping, Sequence, TextIO
 
 import torch
 from torch import nn
 
-from captum_fau.errors import ConfigError
 from captum_fau.inputs.forward import check_forward
 from captum_fau.inputs.model_inputs import ModelInputs, raw_shape
-from captum_fau.inputs.probe import _reference_tensor, check_single_input, probe_input
+from captum_fau.inputs.probe import _reference_tensor, check_single_input
 from captum_fau.inputs.sources import declared_input_spec
-from captum_fau.inputs.spec import (
-    _DEFAULTS,
-    SOURCE_DATA,
-    SOURCE_DEFAULT,
-    SOURCE_EXPLICIT,
-    SOURCE_PROBE,
-    InputSpec,
-    _as_floats,
-    _fmt_value,
-    parse_pixel_range,
-    parse_size,
-)
+from captum_fau.inputs.spec import SOURCE_DEFAULT, SOURCE_PROBE, InputSpec
 
 
 def model_inputs(
@@ -142,7 +129,7 @@ def resolve_input_spec(
         'the model declares no input size; a probe forward at 48x48 ('
     """
     check_single_input(model)
-    spec = merge_spec(
+    spec = InputSpec.resolve(
         explicit, declared_input_spec(model), explicit_sources=explicit_sources, model=model, data_shape=data_shape
     )
     if check and spec.size is not None and spec.sources.get("size") != SOURCE_PROBE:
@@ -150,168 +137,9 @@ def resolve_input_spec(
     return spec
 
 
-def merge_spec(
-    explicit: "Mapping[str, Any] | InputSpec | None" = None,
-    discovered: "InputSpec | None" = None,
-    *,
-    explicit_sources: Mapping[str, str] | None = None,
-    model: "nn.Module | None" = None,
-    data_shape: Sequence[int] | None = None,
-    candidates: Sequence[int] | None = None,
-) -> InputSpec:
-    """Merge the spec's sources: explicit > discovered > (probe) > defaults.
-
-    Args:
-        explicit (Mapping or InputSpec, optional): Field name -> value given by the user (CLI
-            flags or Python arguments); ``None`` values count as not given. Values may be CLI
-            strings (``"48x48"``, ``"0.5,0.5,0.5"``, ``"0-1"``). An :class:`InputSpec` (Python
-            ``input_spec=``) contributes the fields whose source is not ``"default"``.
-        discovered (InputSpec, optional): What the model declares (zero-bias config, timm
-            ``pretrained_cfg``, ``preprocessor_config.json``); its ``"default"`` fields count
-            as not declared.
-        explicit_sources (Mapping, optional): Field name -> how the user gave it, e.g.
-            ``{"size": "--input-size"}``; unlisted explicit fields are ``"explicit"``.
-        model (nn.Module, optional): When given and no size is known, the model is probed
-            with :func:`captum_fau.inputs.probe.probe_input`. Default: None (no probe)
-        data_shape (sequence of int, optional): The data's ``(C, H, W)`` (or ``(H, W)``):
-            the default channel count and the probe's first size.
-        candidates (sequence of int, optional): Sizes the probe tries after the data's.
-
-    Returns:
-        InputSpec: with :attr:`sources` for every field and a remark for every explicit
-        value that overrides a different discovered one
-        (``"--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg"``).
-
-    Raises:
-        ConfigError: unknown explicit keys, an invalid merged spec (e.g. ``--channels 1``
-            against a discovered 3-channel mean, with the fix), or a failed probe.
-
-    Examples::
-
-        >>> timm_spec = InputSpec.from_timm_cfg({"input_size": (3, 224, 224),
-        ...                                      "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
-        >>> spec = merge_spec({"mean": 0.5, "std": 0.5}, timm_spec,
-        ...                          explicit_sources={"mean": "--mean", "std": "--std"})
-        >>> spec.mean, spec.remarks[0]
-        ((0.5, 0.5, 0.5), '--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg')
-    """
-    if isinstance(explicit, InputSpec):
-        set_fields = [n for n, src in explicit.sources.items() if src != SOURCE_DEFAULT]
-        explicit_sources = {**{n: explicit.sources[n] for n in set_fields}, **dict(explicit_sources or {})}
-        explicit = {n: getattr(explicit, n) for n in set_fields}
-    given = {k: v for k, v in dict(explicit or {}).items() if v is not None}
-    unknown = set(given) - set(_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown input spec fields {sorted(unknown)}; known fields are {', '.join(_DEFAULTS)}.")
-    labels = {name: str((explicit_sources or {}).get(name, SOURCE_EXPLICIT)) for name in given}
-    given = _normalise_explicit(given)
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    remarks: list[str] = list(discovered.remarks) if discovered is not None else []
-    for name, default in _DEFAULTS.items():
-        found = discovered is not None and discovered.sources.get(name, SOURCE_DEFAULT) != SOURCE_DEFAULT
-        if name in given:
-            values[name], sources[name] = given[name], labels[name]
-        elif found:
-            values[name], sources[name] = getattr(discovered, name), discovered.sources[name]
-        else:
-            values[name], sources[name] = default, SOURCE_DEFAULT
-    data_c = _data_channels(data_shape)
-    if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
-        values["channels"], sources["channels"] = data_c, SOURCE_DATA
-    if values["size"] is None and model is not None:
-        remarks.append(_probe_into(values, sources, model, data_shape, candidates))
-    if discovered is not None:
-        remarks.extend(_override_notes(given, labels, discovered))
-    _check_channel_fit(values, sources)
-    return InputSpec(**values, sources=sources, remarks=tuple(remarks))
-
-
-
-def _normalise_explicit(given: dict[str, Any]) -> dict[str, Any]:
-    """Explicit values (CLI strings or Python values) as the dataclass stores them, so that
-    overrides compare like with like."""
-    parsers = {"size": parse_size, "pixel_range": parse_pixel_range}
-    out = {k: parsers[k](v) if k in parsers else v for k, v in given.items()}
-    for key, value in out.items():
-        if not isinstance(value, str):
-            continue
-        if key in ("interpolation", "local_mean_padding"):
-            out[key] = value.strip().lower()
-        elif key in ("channels", "local_mean"):
-            out[key] = _parse_int(key, value)
-        elif key in ("crop_pct", "face_margin"):
-            out[key] = _as_floats(key, value)[0]
-    return out
-
-
-def _probe_into(
-    values: dict[str, Any],
-    sources: dict[str, str],
-    model: "nn.Module",
-    data_shape: Sequence[int] | None,
-    candidates: Sequence[int] | None,
-) -> str:
-    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
-    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
-    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
-    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
-    values["size"], sources["size"] = size, SOURCE_PROBE
-    if channels != values["channels"]:
-        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
-            raise ConfigError(
-                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
-                f"{sources['channels']}; pass --channels {channels}."
-            )
-        values["channels"], sources["channels"] = channels, SOURCE_PROBE
-    return note
-
-
-def _parse_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}.") from None
-
-
-def _data_channels(data_shape: Sequence[int] | None) -> int | None:
-    if data_shape is None:
-        return None
-    shape = tuple(data_shape)
-    return 1 if len(shape) == 2 else int(shape[-3])
-
-
-def _override_notes(given: Mapping[str, Any], labels: Mapping[str, str], discovered: InputSpec) -> list[str]:
-    notes = []
-    probe = InputSpec(channels=discovered.channels)
-    for name, value in given.items():
-        source = discovered.sources.get(name, SOURCE_DEFAULT)
-        if source == SOURCE_DEFAULT:
-            continue
-        old = getattr(discovered, name)
-        if name in ("mean", "std"):
-            try:
-                new = getattr(replace(probe, **{name: value}), name)
-            except ConfigError:
-                new = value
-        else:
-            new = value
-        if new != old:
-            label = labels[name] if labels[name] != SOURCE_EXPLICIT else f"explicit {name}"
-            shown = _fmt_value(name, _as_floats(name, value) if name in ("mean", "std") else value)
-            notes.append(f"{label} {shown} overrides {_fmt_value(name, old)} from {source}")
-    return notes
-
-
-def _check_channel_fit(values: dict[str, Any], sources: Mapping[str, str]) -> None:
-    channels = int(values["channels"])
-    for name in ("mean", "std"):
-        v = _as_floats(name, values[name])
-        if len(v) not in (1, channels):
-            raise ConfigError(
-                f"{name} {_fmt_value(name, v)} from {sources[name]} has {len(v)} values but channels is {channels} "
-                f"(from {sources['channels']}); pass --{name} with {channels} value(s) as well."
-            )
+def merge_spec(explicit: Any = None, discovered: InputSpec | None = None, **kwargs: Any) -> InputSpec:
+    """Merge a spec's sources: explicit > discovered > (probe) > defaults (:meth:`InputSpec.resolve`)."""
+    return InputSpec.resolve(explicit, discovered, **kwargs)
 
 
 __all__ = ["merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]

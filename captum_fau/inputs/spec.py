@@ -16,8 +16,7 @@ Datasets yield raw face crops, gray or RGB, with pixels in ``[0, 1]``. A model's
 A spec records where each of its fields came from (:attr:`InputSpec.sources`), so reports
 can say so. Specs come from, first wins: explicit arguments, the zero-bias CNN's config,
 timm's ``pretrained_cfg``, a Hub folder's ``preprocessor_config.json``, a probe forward
-(:func:`captum_fau.inputs.probe.probe_input`), defaults (:mod:`captum_fau.inputs.sources`).
-:func:`captum_fau.inputs.resolve.merge_spec` merges
+(:func:`captum_fau.inputs.probe.probe_input`), defaults. :meth:`InputSpec.resolve` merges
 them and writes a note wherever an explicit value overrides a different discovered one.
 
 Examples::
@@ -32,185 +31,46 @@ Examples::
 
 from __future__ import annotations
 
-import math
 import numbers
-import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from captum_fau.errors import ConfigError, InputShapeError
+from captum_fau.inputs.fields import (  # the field constants are part of this module's names
+    _CHANNEL_NAMES,
+    _DEFAULTS,
+    BT601_LUMA,
+    CLI_FLAGS,
+    INTERPOLATIONS,
+    LOCAL_MEAN_PADDINGS,
+    SOURCE_DATA,
+    SOURCE_DEFAULT,
+    SOURCE_EXPLICIT,
+    SOURCE_HF,
+    SOURCE_PROBE,
+    SOURCE_TIMM,
+    SOURCE_ZEROBIAS,
+    _and_list,
+    _as_floats,
+    _check_channel_fit,
+    _data_channels,
+    _fmt_num,
+    _fmt_value,
+    _normalise_explicit,
+    _normalised_default,
+    _scaled_side,
+    local_mean_subtract,
+    parse_pixel_range,
+    parse_size,
+)
+from captum_fau.inputs.readers import preprocessor_fields, timm_fields, zerobias_fields
 
-#: Interpolation modes :meth:`InputSpec.apply` understands.
-INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "area")
-#: Border handling of the local mean: ``"zeros"`` (the reference code) or ``"replicate"``.
-LOCAL_MEAN_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
-#: ITU-R BT.601 luma weights (R, G, B), as PIL's ``convert("L")`` uses.
-BT601_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
-#: Source names recorded in :attr:`InputSpec.sources`.
-SOURCE_EXPLICIT = "explicit"
-SOURCE_ZEROBIAS = "zero-bias config"
-SOURCE_TIMM = "timm pretrained_cfg"
-SOURCE_HF = "preprocessor_config.json"
-SOURCE_PROBE = "probe"
-SOURCE_DEFAULT = "default"
-#: Source of a channel count taken from the data because nothing else declared one.
-SOURCE_DATA = "data"
+if TYPE_CHECKING:
+    from torch import nn
 
-_CHANNEL_NAMES = {1: "gray", 3: "RGB"}
-_DEFAULTS: dict[str, Any] = {
-    "size": None,
-    "channels": 1,
-    "pixel_range": (0.0, 1.0),
-    "mean": (0.0,),
-    "std": (1.0,),
-    "interpolation": "bilinear",
-    "crop_pct": 1.0,
-    "face_margin": None,
-    "local_mean": 0,
-    "local_mean_padding": "zeros",
-}
-#: The command-line flag of each field: pass as ``explicit_sources`` to :meth:`InputSpec.resolve`
-#: so notes and :meth:`InputSpec.describe` name the flag (``"size from --input-size"``).
-CLI_FLAGS: dict[str, str] = {
-    "size": "--input-size",
-    "channels": "--channels",
-    "pixel_range": "--pixel-range",
-    "mean": "--mean",
-    "std": "--std",
-    "interpolation": "--interpolation",
-    "crop_pct": "--crop-pct",
-    "face_margin": "--face-margin",
-    "local_mean": "--local-mean",
-    "local_mean_padding": "--local-mean-padding",
-}
-
-
-def _fmt_num(v: float) -> str:
-    return f"{v:g}"
-
-
-def _fmt_value(name: str, value: Any) -> str:
-    """A field value as people write it on the command line (``48x48``, ``0.5,0.5,0.5``, ``0-1``)."""
-    if value is None:
-        return "none"
-    if name == "size":
-        return f"{value[0]}x{value[1]}"
-    if name == "pixel_range":
-        return f"{_fmt_num(value[0])}-{_fmt_num(value[1])}"
-    if name in ("mean", "std"):
-        return ",".join(_fmt_num(v) for v in value)
-    if isinstance(value, float):
-        return _fmt_num(value)
-    return str(value)
-
-
-def _as_floats(name: str, value: Any) -> tuple[float, ...]:
-    if isinstance(value, str):
-        value = [v for v in re.split(r"[,\s]+", value.strip()) if v]
-    if isinstance(value, (int, float)):
-        value = (value,)
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number or a list of numbers (one per channel), got {value!r}.") from None
-    if not out or not all(math.isfinite(v) for v in out):
-        raise ConfigError(f"{name} must be finite numbers, one per channel (e.g. 0.5 or 0.485,0.456,0.406); got {value!r}.")
-    return out
-
-
-def parse_size(value: Any) -> tuple[int, int] | None:
-    """``48``, ``"48"``, ``"48x64"``, ``(48, 64)`` or ``[3, 48, 64]`` (timm's ``input_size``) -> ``(H, W)``.
-
-    Raises:
-        ConfigError: not one or two positive integers.
-
-    Examples::
-
-        >>> parse_size("48"), parse_size("48x64"), parse_size((3, 224, 224))
-        ((48, 48), (48, 64), (224, 224))
-    """
-    if value is None:
-        return None
-    parts: Sequence[Any]
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:[x,\s]\s*(\d+)\s*)?", value.lower())
-        parts = [p for p in match.groups() if p is not None] if match else []
-    elif isinstance(value, (int, float)):
-        parts = [value]
-    else:
-        parts = list(value)
-        if len(parts) == 3:  # timm's (C, H, W)
-            parts = parts[1:]
-    try:
-        ints = [int(p) for p in parts]
-        exact = all(float(p) == i for p, i in zip(parts, ints))
-    except (TypeError, ValueError):
-        ints, exact = [], False
-    if not exact or len(ints) not in (1, 2) or min(ints) < 1:
-        raise ConfigError(
-            f"input size must be one or two positive integers (e.g. --input-size 48 or 48x64), got {value!r}."
-        )
-    return (ints[0], ints[-1])
-
-
-def parse_pixel_range(value: Any) -> tuple[float, float]:
-    """``"0-1"``, ``"0,255"``, ``"-1-1"``, ``"-1:1"`` or ``(lo, hi)`` -> ``(lo, hi)``.
-
-    Raises:
-        ConfigError: not two numbers with ``lo < hi``.
-
-    Examples::
-
-        >>> parse_pixel_range("0-1"), parse_pixel_range("-1-1"), parse_pixel_range("0,255")
-        ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
-    """
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(-?[\d.]+(?:e-?\d+)?)\s*(?:-|,|:|\.\.|\s)\s*(-?[\d.]+(?:e-?\d+)?)\s*", value)
-        if match is None:
-            raise ConfigError(f"pixel range must read LO-HI (e.g. --pixel-range 0-1, 0-255 or -1-1), got {value!r}.")
-        value = match.groups()
-    lo_hi = _as_floats("pixel_range", value)
-    if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
-        raise ConfigError(f"pixel range must be two numbers LO < HI (e.g. 0-1, 0-255 or -1-1), got {value!r}.")
-    return (lo_hi[0], lo_hi[1])
-
-
-def local_mean_subtract(x: torch.Tensor, size: int, padding: str = "zeros") -> torch.Tensor:
-    """``x`` minus its per-channel ``size`` x ``size`` box mean.
-
-    With ``padding="zeros"`` the window always divides by ``size**2`` and counts pixels
-    outside the image as 0 (``avg_pool2d(..., count_include_pad=True)``), which is what the
-    reference code computed; ``"replicate"`` repeats the border pixels instead.
-
-    Args:
-        x (Tensor): ``[B, C, H, W]`` float.
-        size (int): Odd window side; 0 returns ``x`` unchanged.
-        padding (str, optional): ``"zeros"`` or ``"replicate"``. Default: ``"zeros"``
-
-    Returns:
-        Tensor: same shape as ``x``.
-
-    Examples::
-
-        >>> import torch
-        >>> x = torch.ones(1, 1, 5, 5)
-        >>> out = local_mean_subtract(x, 3)  # a corner window holds 4 of 9 pixels: 1 - 4/9
-        >>> round(float(out[0, 0, 2, 2]), 4), round(float(out[0, 0, 0, 0]), 4)
-        (0.0, 0.5556)
-    """
-    from captum_fau.data.transforms import local_mean_subtract as reference
-
-    # One implementation for training, the datasets and the contract: bit-identical tensors.
-    return reference(x, size, padding)
-
-
-
-def _and_list(names: Sequence[str]) -> str:
-    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -507,33 +367,156 @@ class InputSpec:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_zerobias_config(cls, cfg: Mapping[str, Any]) -> "InputSpec":
-        """The zero-bias CNN's reference preprocessing (:func:`captum_fau.inputs.sources.zerobias_spec`)."""
-        from captum_fau.inputs.sources import zerobias_spec
+        """The zero-bias CNN's reference preprocessing: ``x / 255 * 2`` then a 5x5 local mean.
 
-        return zerobias_spec(cfg)
+        Args:
+            cfg (Mapping): ``model.config`` of a :class:`~captum_fau.ZeroBiasCNN` or the
+                ``config.json`` of its Hub folder: ``img_size`` and ``in_chans`` at top level,
+                under ``model_args``, or as ``pretrained_cfg["input_size"]``. Optional keys
+                ``local_mean`` (box size) and ``local_mean_padding`` override the reference's
+                5 and ``"zeros"``.
+
+        Returns:
+            InputSpec: ``img_size`` square, ``in_chans`` channels, pixel range ``(0, 2)``,
+            mean 0, std 1, the local mean; sources ``"zero-bias config"``.
+
+        Examples::
+
+            >>> spec = InputSpec.from_zerobias_config({"img_size": 48, "in_chans": 1})
+            >>> spec.size, spec.pixel_range, spec.local_mean
+            ((48, 48), (0.0, 2.0), 5)
+        """
+        return cls(**zerobias_fields(cfg))
 
     @classmethod
     def from_timm_cfg(cls, pretrained_cfg: Mapping[str, Any], in_chans: int | None = None) -> "InputSpec":
-        """A spec from timm's ``pretrained_cfg`` (:func:`captum_fau.inputs.sources.timm_spec`)."""
-        from captum_fau.inputs.sources import timm_spec
+        """A spec from timm's ``pretrained_cfg`` (``model.pretrained_cfg`` or ``config.json``'s).
 
-        return timm_spec(pretrained_cfg, in_chans)
+        Reads ``input_size`` ``(C, H, W)``, ``mean``, ``std``, ``interpolation`` and
+        ``crop_pct``; pixels are in ``[0, 1]`` before normalisation, as timm's transforms make them.
+
+        Args:
+            pretrained_cfg (Mapping): The config.
+            in_chans (int, optional): The channels the model really takes. timm keeps the
+                pretrained ``input_size`` (3 channels) for ``create_model(..., in_chans=1)``;
+                given 1 there, the spec is gray with the channel means of ``mean`` and ``std``
+                (timm sums the RGB filters of the first conv), and a remark says so.
+                :func:`discover_input_spec` reads it from the model's ``first_conv``.
+
+        Raises:
+            ConfigError: not a mapping, or with no ``input_size``.
+
+        Examples::
+
+            >>> cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
+            ...        "std": (0.229, 0.224, 0.225), "interpolation": "bicubic", "crop_pct": 0.95}
+            >>> InputSpec.from_timm_cfg(cfg).describe()
+            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
+        """
+        return cls(**timm_fields(pretrained_cfg, in_chans))
 
     @classmethod
     def from_preprocessor_config(cls, config: Mapping[str, Any]) -> "InputSpec":
-        """A spec from ``preprocessor_config.json`` (:func:`captum_fau.inputs.sources.preprocessor_spec`)."""
-        from captum_fau.inputs.sources import preprocessor_spec
+        """A spec from a Hugging Face image processor's ``preprocessor_config.json``.
 
-        return preprocessor_spec(config)
+        Reads ``size`` (an int, ``{"height", "width"}`` or ``{"shortest_edge"}``), a centre
+        crop (``do_center_crop`` + ``crop_size``, or ConvNeXt's ``crop_pct``), ``do_rescale`` +
+        ``rescale_factor`` (pixels 0..255 times the factor: ``1/255`` gives ``[0, 1]``),
+        ``do_normalize`` + ``image_mean`` / ``image_std``, and ``resample`` (PIL codes: 0
+        nearest, 2 bilinear, 3 bicubic, 4 box = area; 1 lanczos and 5 hamming are approximated,
+        with a remark).
+
+        Raises:
+            ConfigError: not a mapping, no usable ``size``, or an unknown ``resample`` code.
+
+        Examples::
+
+            >>> cfg = {"do_normalize": True, "do_rescale": True, "image_mean": [0.5, 0.5, 0.5],
+            ...        "image_std": [0.5, 0.5, 0.5], "resample": 2, "rescale_factor": 1 / 255,
+            ...        "size": {"height": 224, "width": 224}}
+            >>> spec = InputSpec.from_preprocessor_config(cfg)
+            >>> spec.size, spec.channels, spec.pixel_range, spec.mean
+            ((224, 224), 3, (0.0, 1.0), (0.5, 0.5, 0.5))
+        """
+        return cls(**preprocessor_fields(config))
 
     @classmethod
-    def resolve(cls, explicit: "Mapping[str, Any] | InputSpec | None" = None, discovered: "InputSpec | None" = None,
-                **kwargs: Any) -> "InputSpec":
-        """Merge the spec's sources: explicit > discovered > (probe) > defaults
-        (:func:`captum_fau.inputs.resolve.merge_spec`, which takes the same arguments)."""
-        from captum_fau.inputs.resolve import merge_spec
+    def resolve(
+        cls,
+        explicit: "Mapping[str, Any] | InputSpec | None" = None,
+        discovered: "InputSpec | None" = None,
+        *,
+        explicit_sources: Mapping[str, str] | None = None,
+        model: "nn.Module | None" = None,
+        data_shape: Sequence[int] | None = None,
+        candidates: Sequence[int] | None = None,
+    ) -> "InputSpec":
+        """Merge the spec's sources: explicit > discovered > (probe) > defaults.
 
-        return merge_spec(explicit, discovered, **kwargs)
+        Args:
+            explicit (Mapping or InputSpec, optional): Field name -> value given by the user (CLI
+                flags or Python arguments); ``None`` values count as not given. Values may be CLI
+                strings (``"48x48"``, ``"0.5,0.5,0.5"``, ``"0-1"``). An :class:`InputSpec` (Python
+                ``input_spec=``) contributes the fields whose source is not ``"default"``.
+            discovered (InputSpec, optional): What the model declares (zero-bias config, timm
+                ``pretrained_cfg``, ``preprocessor_config.json``); its ``"default"`` fields count
+                as not declared.
+            explicit_sources (Mapping, optional): Field name -> how the user gave it, e.g.
+                ``{"size": "--input-size"}``; unlisted explicit fields are ``"explicit"``.
+            model (nn.Module, optional): When given and no size is known, the model is probed
+                with :func:`captum_fau.inputs.probe.probe_input`. Default: None (no probe)
+            data_shape (sequence of int, optional): The data's ``(C, H, W)`` (or ``(H, W)``):
+                the default channel count and the probe's first size.
+            candidates (sequence of int, optional): Sizes the probe tries after the data's.
+
+        Returns:
+            InputSpec: with :attr:`sources` for every field and a remark for every explicit
+            value that overrides a different discovered one
+            (``"--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg"``).
+
+        Raises:
+            ConfigError: unknown explicit keys, an invalid merged spec (e.g. ``--channels 1``
+                against a discovered 3-channel mean, with the fix), or a failed probe.
+
+        Examples::
+
+            >>> timm_spec = InputSpec.from_timm_cfg({"input_size": (3, 224, 224),
+            ...                                      "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
+            >>> spec = InputSpec.resolve({"mean": 0.5, "std": 0.5}, timm_spec,
+            ...                          explicit_sources={"mean": "--mean", "std": "--std"})
+            >>> spec.mean, spec.remarks[0]
+            ((0.5, 0.5, 0.5), '--mean 0.5 overrides 0.485,0.456,0.406 from timm pretrained_cfg')
+        """
+        if isinstance(explicit, InputSpec):
+            set_fields = [n for n, src in explicit.sources.items() if src != SOURCE_DEFAULT]
+            explicit_sources = {**{n: explicit.sources[n] for n in set_fields}, **dict(explicit_sources or {})}
+            explicit = {n: getattr(explicit, n) for n in set_fields}
+        given = {k: v for k, v in dict(explicit or {}).items() if v is not None}
+        unknown = set(given) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown input spec fields {sorted(unknown)}; known fields are {', '.join(_DEFAULTS)}.")
+        labels = {name: str((explicit_sources or {}).get(name, SOURCE_EXPLICIT)) for name in given}
+        given = _normalise_explicit(given)
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        remarks: list[str] = list(discovered.remarks) if discovered is not None else []
+        for name, default in _DEFAULTS.items():
+            found = discovered is not None and discovered.sources.get(name, SOURCE_DEFAULT) != SOURCE_DEFAULT
+            if name in given:
+                values[name], sources[name] = given[name], labels[name]
+            elif found:
+                values[name], sources[name] = getattr(discovered, name), discovered.sources[name]
+            else:
+                values[name], sources[name] = default, SOURCE_DEFAULT
+        data_c = _data_channels(data_shape)
+        if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
+            values["channels"], sources["channels"] = data_c, SOURCE_DATA
+        if values["size"] is None and model is not None:
+            remarks.append(_probe_into(values, sources, model, data_shape, candidates))
+        if discovered is not None:
+            remarks.extend(_override_notes(given, labels, discovered))
+        _check_channel_fit(values, sources)
+        return cls(**values, sources=sources, remarks=tuple(remarks))
 
     def with_changes(self, source: str, **changes: Any) -> "InputSpec":
         """A copy with ``changes`` applied and their :attr:`sources` set to ``source``.
@@ -547,14 +530,50 @@ class InputSpec:
         return replace(self, **changes, sources=sources)
 
 
-def _normalised_default(name: str, default: Any, channels: int) -> Any:
-    """A default as ``__post_init__`` stores it (mean/std repeated per channel)."""
-    return tuple(default) * channels if name in ("mean", "std") else default
+def _probe_into(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    model: "nn.Module",
+    data_shape: Sequence[int] | None,
+    candidates: Sequence[int] | None,
+) -> str:
+    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
+    from captum_fau.inputs.probe import probe_input
+
+    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
+    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
+    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
+    values["size"], sources["size"] = size, SOURCE_PROBE
+    if channels != values["channels"]:
+        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
+            raise ConfigError(
+                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
+                f"{sources['channels']}; pass --channels {channels}."
+            )
+        values["channels"], sources["channels"] = channels, SOURCE_PROBE
+    return note
 
 
-def _scaled_side(side: int, crop_pct: float) -> int:
-    """timm's ``floor(side / crop_pct)``, tolerant of the rounding in ``crop / resize`` fractions."""
-    return math.floor(side / crop_pct + 1e-6)
+def _override_notes(given: Mapping[str, Any], labels: Mapping[str, str], discovered: InputSpec) -> list[str]:
+    notes = []
+    probe = InputSpec(channels=discovered.channels)
+    for name, value in given.items():
+        source = discovered.sources.get(name, SOURCE_DEFAULT)
+        if source == SOURCE_DEFAULT:
+            continue
+        old = getattr(discovered, name)
+        if name in ("mean", "std"):
+            try:
+                new = getattr(replace(probe, **{name: value}), name)
+            except ConfigError:
+                new = value
+        else:
+            new = value
+        if new != old:
+            label = labels[name] if labels[name] != SOURCE_EXPLICIT else f"explicit {name}"
+            shown = _fmt_value(name, _as_floats(name, value) if name in ("mean", "std") else value)
+            notes.append(f"{label} {shown} overrides {_fmt_value(name, old)} from {source}")
+    return notes
 
 
 __all__ = [

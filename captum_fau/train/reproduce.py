@@ -63,7 +63,7 @@ from typing import Callable, Sequence
 from captum_fau.errors import ConfigError
 from captum_fau.train.protocols import ABLATIONS, run_protocol
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device
-from captum_fau.zoo.registry import user_zoo_dir
+from captum_fau._utils.paths import user_zoo_dir
 
 #: protocol -> zoo entry it produces, and the paper's number for it.
 ZOO_TARGETS: dict[str, tuple[str, str]] = {
@@ -138,7 +138,7 @@ def reproduce_paper(
         tfd (str or Path, optional): ``TFD_96x96.mat`` or its folder; runs ``tfd``.
         out (str or Path, optional): Tables and run folders. Default: ``"reproduction"``
         zoo_dir (str or Path, optional): Where the zoo folders go. Default: the user zoo
-            (:func:`~captum_fau.zoo.registry.user_zoo_dir`), which ``zoo.load`` searches.
+            (:func:`~captum_fau._utils.paths.user_zoo_dir`), which ``zoo.load`` searches.
         variants (sequence of str, optional): Ablation rows. Default: all four.
         folds (sequence of int, optional): Only these folds. Default: all.
         progress (bool, optional): Progress bars. Default: True

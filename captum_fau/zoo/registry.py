@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -25,6 +24,7 @@ from typing import Any
 
 from captum_fau.errors import ConfigError, UnknownModelError, ZooWeightsUnavailable
 from captum_fau._utils.io import atomic_write_text
+from captum_fau._utils.paths import user_zoo_dir  # re-export: zoo.user_zoo_dir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_DIR = PACKAGE_DIR.parent.parent
@@ -87,17 +87,6 @@ class ZooEntry:
         d = asdict(self)
         d["class_names"] = [*self.class_names]
         return d
-
-
-def user_zoo_dir() -> Path:
-    """Where trained models of this user live: ``CAPTUM_FAU_ZOO``, else ``$XDG_DATA_HOME/captum-fau/zoo``.
-
-    ``XDG_DATA_HOME`` defaults to ``~/.local/share``. Read at call time.
-    """
-    if os.environ.get("CAPTUM_FAU_ZOO"):
-        return Path(os.path.expandvars(os.environ["CAPTUM_FAU_ZOO"])).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "captum-fau" / "zoo"
 
 
 @lru_cache(maxsize=1)
