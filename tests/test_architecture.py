@@ -1,5 +1,7 @@
-"""The layout rules of docs/ARCHITECTURE.md, checked on the source: imports point down, no function
-over 150 lines, no backend switching, only public Captum imports."""
+"""The layout rules of docs/ARCHITECTURE.md, checked on the source: every import within the "may import"
+set of its package (read from the document), no import cycle inside a package, every module listed in the
+document, the size budgets (functions over 8 parameters, modules over 600 lines, functions over 100
+lines), no backend switching, only public Captum imports."""
 
 from __future__ import annotations
 
@@ -9,25 +11,76 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "captum_fau"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "captum_fau"
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
 
-#: Top-level parts of the package, lowest first: a part may import only the parts before it.
-LAYERS = ("errors", "_utils", "data", "models", "viz", "zoo", "stats", "attr", "concept", "train", "preflight",
-          "analyze", "cli", "__init__")  # fmt: skip
+#: Modules that only keep an old import path working for one release (marked *re-export* in the document):
+#: their imports of the new home are the one exception to the "may import" sets.
+REEXPORTS = {"data/input_spec", "data/probe", "data/model_inputs", "data/emotions"}
+
+#: Budgets of docs/ARCHITECTURE.md and the project's standards.
+MAX_PARAMETERS, MAX_OVER_PARAMETERS, MAX_MODULE_LINES, MAX_FUNCTION_LINES = 8, 5, 600, 100
+
+# PENDING: limits still broken in files owned by other work in progress (the statistics options, the TopNDeconv
+# split, the SynthFACS subpackage, the report). Each entry names one function or module; empty this list as the
+# branches land. Entries under "this branch" are the input contract's and data loaders' own, still to be cut.
+PENDING_PARAMETERS = {
+    # statistics options (concept/)
+    "concept/faukl.py:FAUKL.__init__", "concept/statistics.py:fau_kl_statistics", "concept/statistics.py:_config",
+    "concept/statistics.py:_within_strata", "concept/resampling.py:permutation_null", "concept/simulate.py:planted_faces",
+    # sanity options and the TopNDeconv split (attr/)
+    "attr/sanity.py:sanity_check", "attr/topn_deconv.py:TopNDeconv.top_n", "attr/topn_deconv.py:TopNDeconv.sanity_check",
+    # SynthFACS subpackage
+    "data/synthfacs.py:SynthFACS.__init__",
+    # report (viz/)
+    "viz/analysis_report.py:build_report", "viz/analysis_report.py:_summary", "viz/report.py:write_report",
+    # this branch, still to be cut: the data loaders' reading options, training and publishing
+    "data/ckplus.py:load_ckplus", "data/ckplus.py:_indexed_crops", "data/folder.py:_indexed_items",
+    "data/folder.py:load_folder", "data/folder.py:_folder_set", "data/lazy.py:index_faces",
+    "data/lazy.py:LazyFaceSet.__init__", "data/spec.py:load_data_spec", "analyze.py:_open_data",
+    "stats/checkpoint.py:scan_settings", "stats/scan.py:scan", "stats/scan.py:_read_source",
+    "train/evaluate.py:evaluate_model", "train/reproduce.py:reproduce_paper", "zoo/publish.py:publish",
+}  # fmt: skip
+# The zero-bias CNN's constructor (its arguments are its Hub config) and the Hub mixin's _from_pretrained
+# (huggingface_hub's signature) are two of the five functions the budget allows.
+PENDING_MODULES = {
+    "attr/sanity.py", "attr/topn_deconv.py", "data/synthfacs_geometry.py",
+    # this branch, still to be split
+    "analyze.py", "data/folder.py", "data/faces.py", "train/trainer.py",
+}  # fmt: skip
+PENDING_FUNCTION_LINES = {"concept/statistics.py:fau_kl_statistics"}
 
 
 def _sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
-def _part(module: str) -> str:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "__init__"
+def _name(path: Path) -> str:
+    return "/".join(path.relative_to(PACKAGE).with_suffix("").parts)
 
 
 def _own_part(path: Path) -> str:
-    rel = path.relative_to(PACKAGE).with_suffix("")
-    return rel.parts[0]
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+def _may_import() -> dict[str, set[str]]:
+    """The "may import" column of the packages table, package -> packages."""
+    table: dict[str, set[str]] = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[\w_]+`", cells[0]):
+            table[cells[0].strip("`")] = {p.strip() for p in cells[2].split(",") if p.strip() not in ("", "—")}
+    return table
+
+
+def _target(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__"
+    if (PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file():
+        return parts[1]
+    return "__init__"  # a name of captum_fau/__init__.py (e.g. __version__)
 
 
 def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
@@ -38,36 +91,131 @@ def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
                 found += [(node.lineno, f"captum_fau.{alias.name}") for alias in node.names]
             else:
                 found.append((node.lineno, node.module))
+                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names
+                          if (PACKAGE / Path(*node.module.split(".")[1:]) / f"{alias.name}.py").is_file()]  # fmt: skip
         elif isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("captum_fau")]
     return found
 
 
-def test_imports_point_down() -> None:
-    upward = []
+def test_the_packages_table_covers_every_package() -> None:
+    parts = {_own_part(path) for path in _sources()}
+    assert parts <= set(_may_import()), f"add {sorted(parts - set(_may_import()))} to docs/ARCHITECTURE.md's table"
+
+
+def test_every_import_is_in_the_may_import_set_of_its_package() -> None:
+    table, wrong = _may_import(), []
     for path in _sources():
         me = _own_part(path)
         for line, module in _imported_modules(ast.parse(path.read_text())):
-            target = _part(module)
-            if target in LAYERS and LAYERS.index(target) > LAYERS.index(me):
-                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({me}) imports {module} ({target})")
-    assert not upward, "imports pointing up the layers of docs/ARCHITECTURE.md:\n" + "\n".join(upward)
+            target = _target(module)
+            if target != me and target not in table.get(me, set()) and _name(path) not in REEXPORTS:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} ({me}) imports {module} ({target})")
+    assert not wrong, "imports outside docs/ARCHITECTURE.md's 'may import' sets:\n" + "\n".join(wrong)
 
 
-def test_every_part_of_the_package_is_placed_in_a_layer() -> None:
-    parts = {_own_part(path) for path in _sources()}
-    assert parts <= set(LAYERS), f"place {sorted(parts - set(LAYERS))} in LAYERS and docs/ARCHITECTURE.md"
+def test_reexport_modules_only_reexport() -> None:
+    for name in REEXPORTS:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        assert not any(isinstance(n, ast.ClassDef) for n in tree.body), name
+        assert "*re-export*" in DOC.read_text().split(f"`{name}`", 1)[1].split("\n", 1)[0], name
 
 
-def test_no_function_is_longer_than_150_lines() -> None:
-    long = []
-    for path in _sources():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
-                if length > 150:
-                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)")
-    assert not long, "split these functions into named steps:\n" + "\n".join(long)
+def _module_graph() -> dict[str, set[str]]:
+    modules = {_name(path): path for path in _sources()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for _, module in _imported_modules(ast.parse(path.read_text())):
+            rel = "/".join(module.split(".")[1:])
+            if rel in modules and rel != name and not rel.endswith("__init__") and "/" in rel:
+                targets.add(rel)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_cycle_inside_a_package() -> None:
+    graph, cycles = _module_graph(), []
+    for start in graph:
+        package = start.split("/")[0]
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt.split("/")[0] != package:
+                    continue
+                if nxt == start:
+                    cycle = " -> ".join(path + [start])
+                    if not any(set(path) == set(c.split(" -> ")) for c in cycles):
+                        cycles.append(cycle)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    pending = {"attr/sanity", "attr/topn_deconv"}  # PENDING: the TopNDeconv split removes this circle
+    cycles = [c for c in cycles if set(c.split(" -> ")) != pending]
+    assert not cycles, "import cycles inside a package:\n" + "\n".join(cycles)
+
+
+def test_every_module_is_listed_in_the_document() -> None:
+    text = DOC.read_text()
+    missing = [_name(path) for path in _sources() if f"`{_name(path)}`" not in text]
+    assert not missing, f"list these modules in docs/ARCHITECTURE.md's Modules section: {missing}"
+
+
+def _functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    out = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((prefix + node.name, node))
+            out += _functions(node, prefix + node.name + ".")
+        elif isinstance(node, ast.ClassDef):
+            out += _functions(node, prefix + node.name + ".")
+    return out
+
+
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    a = node.args
+    names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+    return len(names) + bool(a.vararg) + bool(a.kwarg)
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function without its docstring."""
+    length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        length -= first.end_lineno - first.lineno + 1  # type: ignore[operator]
+    return length
+
+
+def test_at_most_five_functions_take_more_than_eight_parameters() -> None:
+    many = [f"{path.relative_to(PACKAGE)}:{name} ({_parameters(node)})"
+            for path in _sources() for name, node in _functions(ast.parse(path.read_text()))
+            if _parameters(node) > MAX_PARAMETERS]  # fmt: skip
+    counted = [m for m in many if m.rsplit(" ", 1)[0] not in PENDING_PARAMETERS]
+    assert len(counted) <= MAX_OVER_PARAMETERS, (
+        f"{len(counted)} functions take more than {MAX_PARAMETERS} parameters (budget {MAX_OVER_PARAMETERS}); "
+        "pass an options dataclass:\n" + "\n".join(counted)
+    )
+    stale = PENDING_PARAMETERS - {m.rsplit(" ", 1)[0] for m in many}
+    assert not stale, f"remove from PENDING_PARAMETERS (now within the budget): {sorted(stale)}"
+
+
+def test_no_module_is_longer_than_600_lines() -> None:
+    long = {f"{path.relative_to(PACKAGE)}": len(path.read_text().splitlines()) for path in _sources()}
+    long = {name: n for name, n in long.items() if n > MAX_MODULE_LINES}
+    assert set(long) - PENDING_MODULES == set(), f"split these modules: { {k: long[k] for k in set(long) - PENDING_MODULES} }"
+    assert not PENDING_MODULES - set(long), f"remove from PENDING_MODULES: {sorted(PENDING_MODULES - set(long))}"
+
+
+def test_no_function_is_longer_than_100_lines() -> None:
+    long = {f"{path.relative_to(PACKAGE)}:{name}": _code_lines(node)
+            for path in _sources() for name, node in _functions(ast.parse(path.read_text()))
+            if _code_lines(node) > MAX_FUNCTION_LINES}  # fmt: skip
+    counted = {k: v for k, v in long.items() if k not in PENDING_FUNCTION_LINES}
+    assert not counted, "split these functions into named steps (lines without the docstring):\n" + "\n".join(
+        f"{k} ({v})" for k, v in counted.items())
+    assert not PENDING_FUNCTION_LINES - set(long), f"remove from PENDING_FUNCTION_LINES: {PENDING_FUNCTION_LINES - set(long)}"
 
 
 @pytest.mark.parametrize(
