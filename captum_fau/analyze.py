@@ -270,6 +270,25 @@ class AnalysisConfig:
     input_spec: Any = None
     input_spec_sources: dict[str, str] | None = None
 
+    @property
+    def read_options(self) -> Any:
+        """The :class:`~captum_fau.data.options.ReadOptions` of ``data`` given as a spec: ``face_crop``,
+        ``cache``, ``stream`` (``lazy``), ``workers``, ``progress``."""
+        from captum_fau.data.options import ReadOptions
+
+        return ReadOptions(face_crop=self.face_crop, cache=self.cache, lazy=self.stream, workers=self.workers,
+                           progress=self.progress)  # fmt: skip
+
+    @property
+    def scan_options(self) -> Any:
+        """The :class:`~captum_fau.stats.options.ScanOptions` of the analysis' one pass over the data: top-``n``
+        per filter with the images kept for reconstruction, ``batch_size``, ``device``, ``progress``, checkpoints
+        every ``checkpoint_every_s``, rows gathered on rank 0."""
+        from captum_fau.stats.options import ScanOptions
+
+        return ScanOptions(top_n=self.n, batch_size=self.batch_size, device=self.device, progress=self.progress,
+                           keep_inputs=True, checkpoint_every_s=self.checkpoint_every_s, gather="rank0")  # fmt: skip
+
     def __post_init__(self) -> None:
         from captum_fau.attr.rules import check_rule
         from captum_fau.inputs.classes import parse_class_names
@@ -378,27 +397,6 @@ def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
         return region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
 
     return masks_for
-
-
-def _class_mapping(model: nn.Module, faces: Any, class_names: tuple[str, ...] | None) -> tuple[Any, list[str]]:
-    """The data's classes mapped onto the model's outputs by name (None and a note when they cannot be)."""
-    from captum_fau.inputs.classes import model_class_mapping
-
-    data_classes = tuple(getattr(faces, "class_names", ()) or ())
-    if not data_classes:
-        return None, []
-    outputs = getattr(model, "num_classes", None)
-    mapping, notes = model_class_mapping(
-        model, data_classes, class_names=class_names, labels=getattr(faces, "emotions", None),
-        num_outputs=outputs if isinstance(outputs, int) and not isinstance(outputs, bool) else None,
-    )  # fmt: skip
-    return mapping, [_mapping_note(note) for note in notes]
-
-
-def _mapping_note(note: str) -> str:
-    """A note of the class mapping as the report lists it."""
-    note = note if note.endswith(".") else note + "."
-    return "A" + note[1:] if note.startswith("accuracy skipped") else f"Class mapping: {note}"
 
 
 def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
@@ -548,85 +546,26 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
 
 
 def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> _Run:
-    """Check the output folder, resolve the model and the data, adapt the inputs, open the manifest."""
-    from captum_fau.zoo.resolve import load_model_spec
+    """Check the output folder, run the preflight (model, data, inputs, the one forward check, labels), open
+    the manifest."""
+    from captum_fau import preflight
     from captum_fau._utils import distributed
-    from captum_fau._utils.modules import layer_name
 
     rank, world_size = distributed.world()
     torch.manual_seed(config.seed)
     _check_out(config.out)
-    model_name = model if isinstance(model, str) else type(model).__name__
-    data_name = data if isinstance(data, str) else repr(data)[:120]
-    if isinstance(model, str):
-        # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
-        outputs = len(config.class_names) if config.class_names and model.strip().startswith("timm:") else None
-        model = load_model_spec(model, checkpoint=config.checkpoint, device=dev, num_classes=outputs)
-    model = model.to(dev).eval()
-    layer_name(model, config.layer)
-    progress = config.progress and rank == 0
-    faces, notes, provenance = _resolve_data(data, config, progress, model_name)
-    if len(faces) == 0:
-        raise DatasetError(f"The dataset {data_name} is empty.")
-    from captum_fau.preflight import check_items
-
-    check_items(faces)  # before an item is read for the model
-    from captum_fau.inputs.resolve import model_inputs, print_notes
-
-    # the one forward check before the first batch: the first item through the model to the layer
-    dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources,
-                                             layers=[layer_name(model, config.layer)])  # fmt: skip
-    notes += spec_notes
-    if progress:  # before the long work: what the model will see
-        print_notes(spec_notes, file=sys.stderr)
-    _preflight(model, faces, dataset, config, dev)
-    params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
-              "relu_like": config.relu_like,
+    ready = preflight.prepare(model, data, config, dev, progress=config.progress and rank == 0)
+    params = {"model": ready.model_name, "data": ready.data_name, "layer": config.layer, "n": config.n,
+              "rule": config.rule, "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
-              "n_images": len(faces), "data_provenance": provenance, "input_spec": spec.to_dict()}  # fmt: skip
-    if provenance.get("held_out"):
-        notes.insert(0, f"Held-out faces: {provenance['reason']}.")
-    mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan
-    from captum_fau.data.folder import face_crop_note
-    from captum_fau.data.lazy import stream_note
-
-    mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}), stream_note(faces)) if n]
-    params.update(class_names=None if mapping is None else list(mapping.model_classes), face_crop=config.face_crop)
-    manifest = _Manifest(config.out, _fingerprint(model, dataset, input_spec=spec.to_dict()), params, resume=config.resume)
-    return _Run(config=config, model=model, faces=faces, dataset=dataset, model_name=model_name, data_name=data_name,
-                params=params, manifest=manifest, rank=rank, world_size=world_size, notes=notes + mapping_notes,
-                mapping=mapping)  # fmt: skip
-
-
-def _resolve_data(data: Any, config: AnalysisConfig, progress: bool, model_name: str) -> tuple[Any, list[str], dict[str, Any]]:
-    """The dataset ``data`` names (a spec, a dataset, or a float tensor ``[N, C, H, W]``), its notes, and
-    whether the model saw it (``held_out``, ``reason``, ...)."""
-    from captum_fau.preflight import tensor_dataset
-
-    unknown = {"held_out": False, "reason": "the data were passed as an object: captum-fau cannot tell whether "
-               "the model saw these images in training"}  # fmt: skip
-    if isinstance(data, torch.Tensor):
-        return (*tensor_dataset(data), unknown)
-    if isinstance(data, str):
-        faces, provenance = _open_data(data, config.au_csv, config.seed, progress, model_name, config.face_crop,
-                                       config.cache, config.stream, config.workers)  # fmt: skip
-        return faces, [], provenance
-    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
-        raise DatasetError(
-            f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
-            "'folder:PATH', a FaceSet, a map-style dataset of dict items, or a float tensor [N, C, H, W]."
-        )
-    return data, [], unknown
-
-
-def _preflight(model: nn.Module, faces: Any, dataset: Dataset, config: AnalysisConfig, dev: torch.device) -> None:
-    """Everything that can be checked before the first batch (:mod:`captum_fau.preflight`)."""
-    from captum_fau import preflight
-
-    if config.n > len(faces):
-        raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
-                          f"pass --n / n <= {len(faces)}.")  # fmt: skip
-    preflight.check_au_labels(faces)  # the forward check ran in model_inputs (dataset.forward_check)
+              "n_images": len(ready.faces), "data_provenance": ready.provenance, "input_spec": ready.spec.to_dict(),
+              "class_names": None if ready.mapping is None else list(ready.mapping.model_classes),
+              "face_crop": config.face_crop}  # fmt: skip
+    fingerprint = _fingerprint(ready.model, ready.dataset, input_spec=ready.spec.to_dict())
+    manifest = _Manifest(config.out, fingerprint, params, resume=config.resume)
+    return _Run(config=config, model=ready.model, faces=ready.faces, dataset=ready.dataset, model_name=ready.model_name,
+                data_name=ready.data_name, params=params, manifest=manifest, rank=rank, world_size=world_size,
+                notes=ready.notes, mapping=ready.mapping)  # fmt: skip
 
 
 def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
@@ -671,10 +610,9 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     if not config.resume and run.rank == 0 and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
     distributed.barrier()  # no rank starts writing checkpoints before rank 0 has cleared them
-    result = scan(run.model, run.layer, run.dataset, top_n=config.n, batch_size=config.batch_size, device=dev,
-                  progress=run.progress, keep_inputs=True, keep_outputs=emotions_known, checkpoint=checkpoint_dir,
-                  checkpoint_every_s=config.checkpoint_every_s, fingerprint=_scan_inputs(run),
-                  gather="rank0")  # fmt: skip
+    options = config.scan_options.with_changes(device=dev, progress=run.progress, keep_outputs=emotions_known,
+                                               checkpoint=checkpoint_dir, fingerprint=_scan_inputs(run))  # fmt: skip
+    result = scan(run.model, run.layer, run.dataset, options)
     run.notes.extend(result.notes)
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
@@ -782,8 +720,10 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
     if accuracy is None:
         run.notes.append("Accuracy skipped: no labelled image has a class of the model.")
     else:
+        from captum_fau.preflight import mapping_note
+
         known = " ".join(run.notes)
-        run.notes.extend(_mapping_note(n) for n in accuracy["notes"] if n not in known)
+        run.notes.extend(mapping_note(n) for n in accuracy["notes"] if n not in known)
     return accuracy
 
 
@@ -860,34 +800,6 @@ def _report_step(
     run.manifest.key("report", steps=dict(run.manifest.keys), featured=featured, title=run.config.title)
     run.manifest.mark("report")
     return report
-
-
-def _open_data(
-    spec: str, au_csv: str | Path | None, seed: int, progress: bool, model_name: str = "", face_crop: str = "auto",
-    cache: bool = True, stream: bool | None = None, workers: int | None = None,
-) -> tuple[Any, dict[str, Any]]:  # fmt: skip
-    """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
-
-    SynthFACS is opened lazily: each rank renders only the images it scans and memory does not
-    grow with N (the pixels equal those of the in-memory FaceSet). With a zoo model trained on
-    SynthFACS the images start after the subjects of its training pool
-    (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
-    """
-    from captum_fau.data.spec import load_data_spec, parse_data_spec
-
-    kind, argument = parse_data_spec(spec)
-    if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and au_csv is None:
-        from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
-
-        if synthfacs_training_pool(model_name) is not None:
-            return held_out_synthfacs(model_name, int(argument), seed=seed)
-        from captum_fau.data.synthfacs import SynthFACS
-
-        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
-            f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
-    unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
-    return load_data_spec(spec, au_csv=au_csv, seed=seed, progress=progress, face_crop=face_crop, cache=cache,
-                          lazy=stream, workers=workers), unknown
 
 
 #: Label arrays of a FaceSet (attribute) and of a scan's per-item extras (key), in scan order.

@@ -1,4 +1,4 @@
-"""Checks :func:`captum_fau.analyze.analyze` runs before the first batch.
+"""The one pass :func:`captum_fau.analyze.analyze` runs before the first batch (:func:`prepare`), and its checks.
 
 Everything a user can get wrong about the model, the data and their labels is found here,
 in a second, and raised as a :mod:`captum_fau.errors` exception that names the fix, rather
@@ -28,15 +28,16 @@ Examples::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_fau.errors import DatasetError, InputShapeError, LabelError
+from captum_fau.errors import ConfigError, DatasetError, InputShapeError, LabelError
 from captum_fau.inputs.forward import ForwardCheck
 
 #: FAU-KL's histogram bins in :func:`~captum_fau.analyze.analyze`.
@@ -182,5 +183,124 @@ def check_forward(model: nn.Module, dataset: Any, layer: str, device: torch.devi
     return forward_check(model, dataset[0]["image"][None].to(device), [name])
 
 
-__all__ = ["ANALYSIS_BINS", "TensorImages", "au_labelled_count", "check_au_labels", "check_forward", "check_items",
-           "tensor_dataset"]  # fmt: skip
+class Prepared(NamedTuple):
+    """What the preflight found, for the steps after it (:func:`prepare`)."""
+
+    model: nn.Module
+    model_name: str
+    data_name: str
+    faces: Any
+    dataset: Any
+    spec: Any
+    notes: list[str]
+    provenance: dict[str, Any]
+    mapping: Any
+
+
+def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device, progress: bool) -> Prepared:
+    """(``config``: the :class:`~captum_fau.analyze.AnalysisConfig`.) The one pass before the first batch: the model, the data, its inputs for the model (with the one forward
+    check through the analysed layer), the AU labels and the class mapping, each checked, with their notes.
+
+    Raises:
+        captum_fau.errors.CaptumFAUError: whatever is wrong, with the fix, before any long work.
+    """
+    from captum_fau._utils.modules import layer_name
+    from captum_fau.data.folder import face_crop_note
+    from captum_fau.data.lazy import stream_note
+    from captum_fau.inputs.resolve import model_inputs, print_notes
+    from captum_fau.zoo.resolve import load_model_spec
+
+    model_name = model if isinstance(model, str) else type(model).__name__
+    data_name = data if isinstance(data, str) else repr(data)[:120]
+    if isinstance(model, str):
+        # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
+        outputs = len(config.class_names) if config.class_names and model.strip().startswith("timm:") else None
+        model = load_model_spec(model, checkpoint=config.checkpoint, device=device, num_classes=outputs)
+    model = model.to(device).eval()
+    layer = layer_name(model, config.layer)
+    faces, notes, provenance = _resolve_data(data, config, progress, model_name)
+    if len(faces) == 0:
+        raise DatasetError(f"The dataset {data_name} is empty.")
+    check_items(faces)  # before an item is read for the model
+    dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources, layers=[layer])
+    notes += spec_notes
+    if progress:  # before the long work: what the model will see
+        print_notes(spec_notes, file=sys.stderr)
+    if config.n > len(faces):
+        raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
+                          f"pass --n / n <= {len(faces)}.")  # fmt: skip
+    check_au_labels(faces)
+    if provenance.get("held_out"):
+        notes.insert(0, f"Held-out faces: {provenance['reason']}.")
+    mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan
+    mapping_notes += [n for n in (face_crop_note(getattr(faces, "meta", None) or {}), stream_note(faces)) if n]
+    return Prepared(model, model_name, data_name, faces, dataset, spec, notes + mapping_notes, provenance, mapping)
+
+
+def _resolve_data(data: Any, config: Any, progress: bool, model_name: str) -> tuple[Any, list[str], dict[str, Any]]:
+    """The dataset ``data`` names (a spec, a dataset, or a float tensor ``[N, C, H, W]``), its notes, and
+    whether the model saw it (``held_out``, ``reason``, ...)."""
+    unknown = {"held_out": False, "reason": "the data were passed as an object: captum-fau cannot tell whether "
+               "the model saw these images in training"}  # fmt: skip
+    if isinstance(data, torch.Tensor):
+        return (*tensor_dataset(data), unknown)
+    if isinstance(data, str):
+        faces, provenance = _open_data(data, config, progress, model_name)
+        return faces, [], provenance
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise DatasetError(
+            f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
+            "'folder:PATH', a FaceSet, a map-style dataset of dict items, or a float tensor [N, C, H, W]."
+        )
+    return data, [], unknown
+
+
+def _open_data(spec: str, config: Any, progress: bool, model_name: str = "") -> tuple[Any, dict[str, Any]]:
+    """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
+
+    SynthFACS is opened lazily: each rank renders only the images it scans and memory does not
+    grow with N (the pixels equal those of the in-memory FaceSet). With a zoo model trained on
+    SynthFACS the images start after the subjects of its training pool
+    (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
+    """
+    from captum_fau.data.spec import load_data_spec, parse_data_spec
+
+    seed = config.seed
+    kind, argument = parse_data_spec(spec)
+    if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
+        from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
+
+        if synthfacs_training_pool(model_name) is not None:
+            return held_out_synthfacs(model_name, int(argument), seed=seed)
+        from captum_fau.data.synthfacs import SynthFACS
+
+        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
+            f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
+    unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
+    options = config.read_options.with_changes(progress=progress)
+    return load_data_spec(spec, options, au_csv=config.au_csv, seed=seed), unknown
+
+
+def _class_mapping(model: nn.Module, faces: Any, class_names: tuple[str, ...] | None) -> tuple[Any, list[str]]:
+    """The data's classes mapped onto the model's outputs by name (None and a note when they cannot be)."""
+    from captum_fau.inputs.classes import model_class_mapping
+
+    data_classes = tuple(getattr(faces, "class_names", ()) or ())
+    if not data_classes:
+        return None, []
+    outputs = getattr(model, "num_classes", None)
+    mapping, notes = model_class_mapping(
+        model, data_classes, class_names=class_names, labels=getattr(faces, "emotions", None),
+        num_outputs=outputs if isinstance(outputs, int) and not isinstance(outputs, bool) else None,
+    )  # fmt: skip
+    return mapping, [mapping_note(note) for note in notes]
+
+
+def mapping_note(note: str) -> str:
+    """A note of the class mapping as the report lists it."""
+    note = note if note.endswith(".") else note + "."
+    return "A" + note[1:] if note.startswith("accuracy skipped") else f"Class mapping: {note}"
+
+
+__all__ = ["ANALYSIS_BINS", "Prepared", "TensorImages", "au_labelled_count", "check_au_labels", "check_forward",
+           "check_items", "mapping_note", "prepare", "tensor_dataset"]  # fmt: skip

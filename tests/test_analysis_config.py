@@ -22,7 +22,7 @@ from captum_fau.train.evaluate import confusion_matrix, per_class_accuracy
         ({"permutations": -1}, ConfigError, "permutations must be an integer >= 0"),
         ({"checkpoint_every_s": True}, ConfigError, "checkpoint_every_s"),
         ({"checkpoint_every_s": -1.0}, ConfigError, "checkpoint_every_s must be a number of seconds >= 0"),
-        ({"rule": "lrp"}, ConfigError, "Unknown rule 'lrp'"),
+        ({"rule": "lrp-z"}, ConfigError, "Unknown rule 'lrp-z'"),
         ({"layer": ""}, LayerError, "dotted module name"),
         ({"out": 3}, ConfigError, "folder path"),
     ],

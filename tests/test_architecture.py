@@ -38,8 +38,7 @@ PENDING_PARAMETERS = {
     # this branch, still to be cut: the data loaders' reading options, training and publishing
     "data/ckplus.py:load_ckplus", "data/ckplus.py:_indexed_crops", "data/folder.py:_indexed_items",
     "data/folder.py:load_folder", "data/folder.py:_folder_set", "data/lazy.py:index_faces",
-    "data/lazy.py:LazyFaceSet.__init__", "data/spec.py:load_data_spec", "analyze.py:_open_data",
-    "stats/checkpoint.py:scan_settings", "stats/scan.py:scan", "stats/scan.py:_read_source",
+    "data/lazy.py:LazyFaceSet.__init__",
     "train/evaluate.py:evaluate_model", "train/reproduce.py:reproduce_paper", "zoo/publish.py:publish",
 }  # fmt: skip
 # The zero-bias CNN's constructor (its arguments are its Hub config) and the Hub mixin's _from_pretrained

@@ -100,7 +100,7 @@ def test_au_sort_and_strip_shape() -> None:
 def test_the_demo_draws_subjects_the_zoo_model_never_saw() -> None:
     """Proof against the training script's own split: every subject of the training pool (the
     training, validation and test folds of every fold) is absent from the demo's data."""
-    from captum_fau.analyze import _open_data
+    from captum_fau.analyze import AnalysisConfig, _open_data
     from captum_fau.cli.analyze import DEMO_IMAGES, DEMO_MODEL
     from captum_fau.data.folds import subject_kfold
     from captum_fau.data.synthfacs import SynthFACS
@@ -110,7 +110,7 @@ def test_the_demo_draws_subjects_the_zoo_model_never_saw() -> None:
     pool = SynthFACS(n=data["n"], seed=data["seed"], mode=data["mode"])
     folds = subject_kfold(pool.subjects, 5, seed=data["seed"])
     train_valid = set(pool.subjects[folds != 0].tolist())  # the shipped fold-0 model's training + validation
-    faces, provenance = _open_data(f"synthfacs:{DEMO_IMAGES}", None, data["seed"], False, DEMO_MODEL)
+    faces, provenance = _open_data(f"synthfacs:{DEMO_IMAGES}", AnalysisConfig(seed=data["seed"]), False, DEMO_MODEL)
     demo_ids = set(faces.subjects.tolist())
     assert len(faces) == DEMO_IMAGES and provenance["held_out"] is True
     assert demo_ids.isdisjoint(train_valid) and demo_ids.isdisjoint(pool.subjects.tolist())
@@ -119,7 +119,7 @@ def test_the_demo_draws_subjects_the_zoo_model_never_saw() -> None:
     # the same index of the training pool shows another face
     assert not torch.equal(faces[0]["image"], pool[0]["image"])
     # a model without a recorded SynthFACS pool is labelled as not verified
-    _, unknown = _open_data("synthfacs:20", None, 0, False, "my_pkg:build")
+    _, unknown = _open_data("synthfacs:20", AnalysisConfig(seed=0), False, "my_pkg:build")
     assert unknown["held_out"] is False and "cannot tell" in unknown["reason"]
 
 

@@ -261,6 +261,16 @@ def load_model(args: argparse.Namespace) -> nn.Module:
     return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs)
 
 
+def read_options(args: argparse.Namespace) -> Any:
+    """The :class:`~captum_fau.data.options.ReadOptions` of ``--face-crop``, ``--no-cache``, ``--stream`` /
+    ``--no-stream``, ``--workers`` and ``--quiet``, where the command has them."""
+    from captum_fau.data.options import ReadOptions
+
+    return ReadOptions(face_crop=getattr(args, "face_crop", "auto"), cache=not getattr(args, "no_cache", False),
+                       lazy=getattr(args, "stream", None), workers=getattr(args, "workers", None),
+                       progress=not getattr(args, "quiet", False))  # fmt: skip
+
+
 def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: bool = False) -> Any:
     """The FaceSet ``--data`` (or ``spec``) names, with ``--au-csv`` and ``--seed`` where the command has them.
 
@@ -269,12 +279,8 @@ def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: b
     """
     from captum_fau.data.spec import load_data_spec
 
-    data = load_data_spec(
-        spec or args.data, au_csv=getattr(args, "au_csv", None), seed=getattr(args, "seed", 0),
-        progress=not getattr(args, "quiet", False), face_crop=getattr(args, "face_crop", "auto"),
-        cache=not getattr(args, "no_cache", False), lazy=getattr(args, "stream", None),
-        workers=getattr(args, "workers", None),
-    )  # fmt: skip
+    data = load_data_spec(spec or args.data, read_options(args), au_csv=getattr(args, "au_csv", None),
+                          seed=getattr(args, "seed", 0))  # fmt: skip
     materialize = getattr(data, "materialize", None)
     if in_memory and callable(materialize):
         data = materialize(progress=not getattr(args, "quiet", False))
@@ -313,4 +319,5 @@ __all__ = [
     "non_negative_int",
     "parse_filters",
     "positive_int",
+    "read_options",
 ]

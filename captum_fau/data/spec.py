@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from captum_fau.data.options import ReadOptions, read_options
 from captum_fau.errors import DatasetError
 
 #: Images rendered for a bare ``synthfacs`` spec when the renderer has no default of its own.
@@ -68,16 +69,12 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
 
 def load_data_spec(
     spec: str,
+    options: ReadOptions | None = None,
     *,
     au_csv: str | os.PathLike[str] | None = None,
     seed: int = 0,
     size: int | None = None,
-    progress: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-    face_crop: str = "auto",
-    cache: bool = True,
-    lazy: bool | None = None,
-    workers: int | None = None,
+    **settings: Any,
 ) -> Any:
     """Load the dataset a spec names.
 
@@ -86,23 +83,12 @@ def load_data_spec(
         au_csv (str or Path, optional): AU labels for ``folder:`` specs (OpenFace / py-feat).
         seed (int, optional): Seed of SynthFACS rendering. Default: 0
         size (int, optional): Face side in pixels. Default: each loader's own (96; 48 for FER2013).
-        progress (bool, optional): Show progress bars. Default: True
-        cache_dir (str or Path, optional): Face-crop cache folder for CK+ and folders.
-            Default: :func:`~captum_fau.data.cache.default_cache_dir` (``$CAPTUM_FAU_CACHE``, else
-            ``$XDG_CACHE_HOME/captum-fau/preprocessed``).
-        cache (bool, optional): Read and write the face-crop cache; False writes nothing outside
-            the caller's folders. Default: True
-        face_crop (str, optional): How faces are found in ``folder:`` images: ``"auto"``,
-            ``"haar"`` or ``"none"`` (see :func:`~captum_fau.data.folder.load_folder`); CK+ keeps
-            the reference detector. Default: ``"auto"``
-        lazy (bool, optional): ``ckplus:`` and ``folder:`` data as a
-            :class:`~captum_fau.data.lazy.LazyFaceSet` (face items cut per read in worker
-            processes; the same items) when True, in memory when False; ``None`` streams sources
-            of :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` files or more. Other sources are not
-            streamed (TFD reads only its kept rows, memory-mapped when the file allows, see
-            :func:`~captum_fau.data.tfd.load_tfd`), and ``lazy=True`` with them is refused.
-            Default: None
-        workers (int, optional): Worker processes of streamed data. Default: the usable cores, at most 8
+        options (ReadOptions, optional): How ``ckplus:`` / ``folder:`` images are read: face crops, the
+            cache, streaming (``lazy``: ``ckplus:`` and ``folder:`` only; other sources are not streamed and
+            ``lazy=True`` with them is refused), workers, progress; see :class:`~captum_fau.data.options.ReadOptions`.
+            Default: ``ReadOptions()``
+        **settings: :class:`ReadOptions` fields as keywords (``progress=False, lazy=True``); they override
+            ``options``.
 
     Returns:
         FaceSet or LazyFaceSet: the loaded set.
@@ -118,6 +104,9 @@ def load_data_spec(
         FaceSet('synthfacs': 200 images 96x96, 8 classes, 20 AUs, 19 subjects)
         >>> faces = load_data_spec("ckplus6:/data/CK+")            # doctest: +SKIP
     """
+    opts = read_options(options, **settings)
+    progress, cache_dir, face_crop, cache, lazy, workers = (opts.progress, opts.cache_dir, opts.face_crop, opts.cache,
+                                                            opts.lazy, opts.workers)  # fmt: skip
     kind, argument = parse_data_spec(spec)
     if au_csv is not None and kind != "folder":
         raise DatasetError(

@@ -21,6 +21,7 @@ from torch import nn
 from captum_fau._utils.fingerprint import state_dict_hash
 from captum_fau._utils.io import atomic_safetensors
 from captum_fau.errors import ResumeError
+from captum_fau.stats.options import ScanOptions
 from captum_fau.stats.rows import RowStore
 from captum_fau.stats.topn import RunningTopN
 
@@ -35,28 +36,21 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 def scan_settings(
-    model: nn.Module,
-    layers: list[str],
-    top_n: int | None,
-    distinct_images: bool,
-    batch_size: int,
-    num_images: int,
-    keep_outputs: bool,
-    additional_forward_args: bool,
-    fingerprint: dict[str, Any] | None = None,
+    model: nn.Module, layers: list[str], options: ScanOptions, num_images: int, additional_forward_args: Any = None
 ) -> dict[str, Any]:
-    """What must match for a scan to resume from a checkpoint (``additional_forward_args``: whether any were given).
+    """What must match for a scan to resume from a checkpoint.
 
-    ``fingerprint`` adds what identifies the data and the model beyond this (e.g. the data's content hash from
-    :func:`captum_fau._utils.fingerprint.dataset_fingerprint`); a checkpoint written with another one is discarded.
+    ``options.fingerprint`` adds what identifies the data and the model beyond this (e.g. the data's content hash
+    from :func:`captum_fau._utils.fingerprint.dataset_fingerprint`); a checkpoint written with another one is
+    discarded. Of ``additional_forward_args`` only whether any were given counts.
     """
     settings = {
-        "layers": layers, "top_n": top_n, "distinct_images": distinct_images, "batch_size": batch_size,
-        "num_images": num_images, "keep_outputs": keep_outputs, "model": model_fingerprint(model),
-        "additional_forward_args": additional_forward_args,
+        "layers": layers, "top_n": options.top_n, "distinct_images": options.distinct_images,
+        "batch_size": options.batch_size, "num_images": num_images, "keep_outputs": options.keep_outputs,
+        "model": model_fingerprint(model), "additional_forward_args": additional_forward_args is not None,
     }  # fmt: skip
-    if fingerprint:
-        settings["fingerprint"] = fingerprint
+    if options.fingerprint:
+        settings["fingerprint"] = options.fingerprint
     return settings
 
 

@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from captum_fau._utils import distributed
 from captum_fau._utils.device import input_device
 from captum_fau._utils.modules import LayerSpec, eval_mode, resolve_layers
-from captum_fau._utils.validate import one_of, optional_positive_int, positive_int
-from captum_fau.errors import ConfigError, DatasetError
+from captum_fau.errors import DatasetError
 from captum_fau.stats.accumulate import LayerRecorder, ScanAccumulator
 from captum_fau.stats.batching import Batch, MapSource, iter_batches, length_hint, plan_batches
 from captum_fau.stats.checkpoint import ScanCheckpoint, scan_settings
+from captum_fau.stats.options import ScanOptions, scan_options
 from captum_fau.stats.merge import final_inputs, merge_ranks
 from captum_fau.stats.result import LayerScan, ScanResult
 from captum_fau.stats.rows import RowStore
@@ -78,20 +76,10 @@ def scan(
     model: nn.Module,
     layers: LayerSpec | Sequence[LayerSpec],
     data: Any,
+    options: ScanOptions | None = None,
     *,
-    top_n: int | None = None,
-    distinct_images: bool = True,
-    batch_size: int = 64,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    keep_inputs: bool = False,
-    keep_outputs: bool = False,
     additional_forward_args: Any = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every_s: float = 60.0,
-    fingerprint: dict[str, Any] | None = None,
-    spill_bytes: int | None = None,
-    gather: str = "all",
+    **settings: Any,
 ) -> ScanResult:
     r"""Read ``data`` once and record per-image channel maxima (and top-N) at ``layers``.
 
@@ -111,41 +99,16 @@ def scan(
         data: A tensor ``[M, C, H, W]``, a FaceSet or other map-style Dataset
             (row ``i`` is dataset index ``i``), or a DataLoader / iterable of
             batches (single process, no checkpoints).
-        top_n (int, optional): Keep a running top-N per channel of every layer.
-            Default: None (no top-N)
-        distinct_images (bool, optional): With ``top_n``: each image counts at
-            most once per channel (its spatial maximum), as in the paper;
-            ``False`` ranks every position of every map. Default: True
-        batch_size (int, optional): Batch size for tensors and datasets. Default: 64
-        device (str or torch.device, optional): Where inputs go; must be the
-            model's device. Default: the model's device
-        progress (bool, optional): Show a tqdm progress bar (rank 0 only). Default: True
-        keep_inputs (bool, optional): With ``top_n``, also keep (on CPU) the
-            inputs of the images that end up in some top-N list, so that later
-            stages need not read the data again. Default: False
-        keep_outputs (bool, optional): Run the whole model instead of stopping
-            at the deepest layer, and keep its outputs (``ScanResult.outputs``,
-            e.g. logits for accuracy) from the same pass. Default: False
+        options (ScanOptions, optional): How to read and record (top-N, batch size, device, progress,
+            kept inputs/outputs, checkpoints, spilling, gathering); see :class:`~captum_fau.stats.options.ScanOptions`.
+            A checkpoint folder (map-style data only) is saved atomically every ``checkpoint_every_s`` seconds
+            and at the end; a rerun with the same folder and settings continues after the last checkpoint,
+            and a checkpoint written with other settings, another model or other data is discarded
+            (``ScanResult.notes`` says so). Default: ``ScanOptions()``
         additional_forward_args (Any, optional): Extra positional arguments for
             the model after the inputs. Default: None
-        checkpoint (str or Path, optional): Folder for resumable checkpoints
-            (map-style data only). Every ``checkpoint_every_s`` seconds (and at
-            the end) the accumulators are saved atomically; a rerun with the same
-            folder and settings continues after the last checkpoint, and a
-            checkpoint written with other settings, another model or other data
-            is discarded (``ScanResult.notes`` says so). Default: None
-        checkpoint_every_s (float, optional): Seconds between checkpoints; 0
-            saves after every batch. Default: 60
-        fingerprint (dict, optional): What else identifies the model and the
-            data (JSON-serialisable, e.g. the data's content hash); stored in the
-            checkpoint and compared on resume. Default: None
-        spill_bytes (int, optional): Per-image rows kept in memory before they
-            move to memory-mapped files, so memory stays flat however large
-            the dataset. Default: 256 MiB
-        gather (str, optional): Under a process group, ``"all"`` gives every
-            rank the full per-image rows, ``"rank0"`` only rank 0 (the others
-            get the merged top-N and an empty row set: ``ScanResult.rows_here``
-            is False). Default: ``"all"``
+        **settings: :class:`ScanOptions` fields given as keywords (``top_n=3, progress=False``); they
+            override ``options``.
 
     Returns:
         ScanResult: per-layer :class:`LayerScan`, dataset indices, gathered labels.
@@ -159,37 +122,35 @@ def scan(
         >>> result.layers["conv3"].maxima.shape, result.layers["conv3"].topn.result()["indices"].shape
         (torch.Size([10, 256]), torch.Size([256, 3]))
     """
-    top_n = optional_positive_int(top_n, "top_n", error=DatasetError)
-    positive_int(batch_size, "batch_size", error=DatasetError, hint="pass e.g. batch_size=64.")
-    _check_seconds(checkpoint_every_s)
-    one_of(gather, "gather", ("all", "rank0"))
+    opts = scan_options(options, **settings)
+    top_n, batch_size = opts.top_n, opts.batch_size
     names = resolve_layers(model, layers)
-    recorder = LayerRecorder(model, names, input_device(model, device), additional_forward_args,
-                             candidates=None if distinct_images else top_n, keep_outputs=keep_outputs)  # fmt: skip
+    recorder = LayerRecorder(model, names, input_device(model, opts.device), additional_forward_args,
+                             candidates=None if opts.distinct_images else top_n, keep_outputs=opts.keep_outputs)  # fmt: skip
     rank, world_size = distributed.world()
     data = declared_inputs(model, data)
-    source, batches = plan_batches(data, batch_size, resumable=checkpoint is not None)
-    if top_n is not None and distinct_images and source is not None and 0 < len(source) < top_n:
+    source, batches = plan_batches(data, batch_size, resumable=opts.checkpoint is not None)
+    if top_n is not None and opts.distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
                           f"{len(source)}; pass top_n <= {len(source)}.")  # fmt: skip
     ckpt, saved, notes = None, None, []
-    if checkpoint is not None:
-        settings = scan_settings(model, names, top_n, distinct_images, batch_size, len(source),  # type: ignore[arg-type]
-                                 keep_outputs, additional_forward_args is not None, fingerprint)  # fmt: skip
-        ckpt = ScanCheckpoint(checkpoint, settings, rank, world_size)
+    if opts.checkpoint is not None:
+        ckpt = ScanCheckpoint(opts.checkpoint, scan_settings(model, names, opts, len(source), additional_forward_args),  # type: ignore[arg-type]
+                              rank, world_size)  # fmt: skip
         saved = ckpt.load()
         if ckpt.discarded:
             notes.append(ckpt.discarded)
     done = saved["batches_done"] if saved else 0
-    rows = ckpt.rows(saved["rows"] if saved else 0, spill_bytes) if ckpt else RowStore(spill_bytes=spill_bytes)
-    acc = ScanAccumulator(rows, top_n, distinct_images, keep_inputs, label_columns=not (source is not None and source.face_set))
+    rows = ckpt.rows(saved["rows"] if saved else 0, opts.spill_bytes) if ckpt else RowStore(spill_bytes=opts.spill_bytes)
+    acc = ScanAccumulator(rows, top_n, opts.distinct_images, opts.keep_inputs,
+                          label_columns=not (source is not None and source.face_set))  # fmt: skip
     failure: BaseException | None = None
     with eval_mode(model, "The scan"), recorder:
         total = len(batches) if batches is not None else length_hint(data, batch_size)
-        bar = _progress_bar(total, done, names, enabled=progress and rank == 0)
+        bar = _progress_bar(total, done, names, enabled=opts.progress and rank == 0)
         try:
             if batches is not None:
-                _read_source(source, batches, done, recorder, acc, bar, ckpt, checkpoint_every_s, saved)  # type: ignore[arg-type]
+                _read_source(source, batches[done:], done, (recorder, acc, bar), ckpt, opts.checkpoint_every_s, saved)  # type: ignore[arg-type]
             else:
                 _read_iterable(data, batch_size, recorder, acc, bar)
         except BaseException as err:  # noqa: BLE001 - re-raised below, on every rank
@@ -200,25 +161,18 @@ def scan(
             bar.close()
     distributed.agree(failure)
     if world_size > 1:
-        merge_ranks(acc, everyone=gather == "all")
-    rows_here = world_size == 1 or gather == "all" or rank == 0
+        merge_ranks(acc, everyone=opts.gather == "all")
+    rows_here = world_size == 1 or opts.gather == "all" or rank == 0
     if rows_here and len(acc.rows) == 0:
         raise DatasetError(_EMPTY)
-    kept = final_inputs(acc, recorder.input_shape, source, batch_size) if keep_inputs and acc.trackers else {}
+    kept = final_inputs(acc, recorder.input_shape, source, batch_size) if opts.keep_inputs and acc.trackers else {}
     return ScanResult(
         layers=acc.result(rows_here), indices=acc.indices, inputs=kept, input_shape=recorder.input_shape,
-        extras=acc.labels(source, rows_here, loose=world_size == 1 and checkpoint is None),
-        outputs=acc.outputs(rows_here) if keep_outputs else None,
+        extras=acc.labels(source, rows_here, loose=world_size == 1 and opts.checkpoint is None),
+        outputs=acc.outputs(rows_here) if opts.keep_outputs else None,
         total_images=len(source) if source is not None else len(acc.rows), rows_here=rows_here,
         resumed_batches=done, rank=rank, world_size=world_size, notes=notes,
     )  # fmt: skip
-
-
-def _check_seconds(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigError(
-            f"checkpoint_every_s must be a number of seconds >= 0, got {value!r}; pass e.g. checkpoint_every_s=60."
-        )
 
 
 def _progress_bar(total: int | None, done: int, names: list[str], enabled: bool) -> Any:
@@ -238,26 +192,28 @@ def _feed(recorder: LayerRecorder, acc: ScanAccumulator, batch: Batch) -> None:
 
 
 def _read_source(
-    source: MapSource, batches: list[tuple[int, int]], done: int, recorder: LayerRecorder, acc: ScanAccumulator,
-    bar: Any, ckpt: ScanCheckpoint | None, checkpoint_every_s: float, saved: dict[str, Any] | None,
+    source: MapSource, remaining: list[tuple[int, int]], done: int, sinks: tuple[LayerRecorder, ScanAccumulator, Any],
+    ckpt: ScanCheckpoint | None, checkpoint_every_s: float, saved: dict[str, Any] | None,
 ) -> None:  # fmt: skip
-    """Read this rank's ``batches`` of a map-style source from batch ``done`` on, checkpointing every
-    ``checkpoint_every_s`` seconds and at the end."""
+    """Read this rank's ``remaining`` batches of a map-style source (``done`` are read already) into
+    ``sinks`` (recorder, accumulator, progress bar), checkpointing every ``checkpoint_every_s`` seconds and
+    at the end."""
     from captum_fau._utils.faults import pause_point
 
+    recorder, acc, bar = sinks
     if len(source) == 0:
         raise DatasetError(_EMPTY)
     acc.start(recorder.start(source.read(np.arange(1))[0]), saved["trackers"] if saved else None)
-    last_save = time.monotonic()
-    for number, batch in enumerate(source.batches(batches[done:]), start=done + 1):
+    last_save, total = time.monotonic(), done + len(remaining)
+    for number, batch in enumerate(source.batches(remaining), start=done + 1):
         _feed(recorder, acc, batch)
         bar.update(1)
-        if ckpt is not None and number < len(batches) and time.monotonic() - last_save >= checkpoint_every_s:
+        if ckpt is not None and number < total and time.monotonic() - last_save >= checkpoint_every_s:
             ckpt.save(number, acc.rows, acc.trackers)
             last_save = time.monotonic()
             pause_point("scan")
     if ckpt is not None:
-        ckpt.save(len(batches), acc.rows, acc.trackers, complete=True)
+        ckpt.save(total, acc.rows, acc.trackers, complete=True)
 
 
 def _read_iterable(data: Any, batch_size: int, recorder: LayerRecorder, acc: ScanAccumulator, bar: Any) -> None:
@@ -268,4 +224,4 @@ def _read_iterable(data: Any, batch_size: int, recorder: LayerRecorder, acc: Sca
         bar.update(1)
 
 
-__all__ = ["LayerScan", "ScanResult", "iter_batches", "scan"]
+__all__ = ["LayerScan", "ScanOptions", "ScanResult", "iter_batches", "scan"]
