@@ -8,26 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from captum_fau import ZeroBiasCNN
 from captum_fau.analyze import analyze
 from captum_fau.cli import main
-from captum_fau.data.synthfacs import load_synthfacs
 from captum_fau.errors import LayerError, OutputError, UnknownModelError
 
 FAST = dict(n=3, permutations=50, bootstrap=10, progress=False, n_featured=4, sanity_check=False)
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return load_synthfacs(48, seed=3)
+def faces(synthfacs):
+    return synthfacs(48, seed=3)
 
 
 @pytest.fixture(scope="module")
-def model() -> ZeroBiasCNN:
-    torch.manual_seed(0)
-    return ZeroBiasCNN(num_classes=8).eval()
+def model(zerobias) -> ZeroBiasCNN:
+    return zerobias(num_classes=8, seed=0)
 
 
 def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:

@@ -14,7 +14,6 @@ from captum_fau.analyze import analyze
 from captum_fau.cli import main
 from captum_fau.data.emotions import FER2013_CLASSES, canonical_emotion
 from captum_fau.data.folder import load_folder
-from captum_fau.data.synthfacs import load_synthfacs
 from captum_fau.errors import ConfigError, LabelError
 from captum_fau.train.evaluate import evaluate_model
 
@@ -42,8 +41,8 @@ def build():
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return load_synthfacs(40, seed=5)
+def faces(synthfacs):
+    return synthfacs(40, seed=5)
 
 
 @pytest.fixture(scope="module")

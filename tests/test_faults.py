@@ -145,8 +145,8 @@ def trained() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return load_synthfacs(24, seed=3)
+def faces(synthfacs):
+    return synthfacs(24, seed=3)
 
 
 def _counting(monkeypatch) -> dict[str, int]:

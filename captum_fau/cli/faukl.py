@@ -16,7 +16,7 @@ captum-fau fau-kl --model zerobias-synthfacs-8class --checkpoint my.safetensors 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from captum_fau.analyze import featured_filters
+    from captum_fau.featured import featured_filters
     from captum_fau.concept.faukl import FAUKL
 
     out = Path(args.out)

@@ -17,7 +17,7 @@ captum-fau topn --model timm:resnet18 --checkpoint my.safetensors --layer layer3
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from captum_fau.analyze import featured_filters
+    from captum_fau.featured import featured_filters
     from captum_fau.attr import TopNDeconv
 
     torch.manual_seed(args.seed)
