@@ -100,7 +100,8 @@ def test_au_sort_and_strip_shape() -> None:
 def test_the_demo_draws_subjects_the_zoo_model_never_saw() -> None:
     """Proof against the training script's own split: every subject of the training pool (the
     training, validation and test folds of every fold) is absent from the demo's data."""
-    from captum_fau.analyze import AnalysisConfig, _open_data
+    from captum_fau.analyze import AnalysisConfig
+    from captum_fau.preflight import _open_data
     from captum_fau.cli.analyze import DEMO_IMAGES, DEMO_MODEL
     from captum_fau.data.folds import subject_kfold
     from captum_fau.data.synthfacs import SynthFACS

@@ -48,6 +48,7 @@ from captum_fau.data.faces import (
 from captum_fau.data import lazy as lazy_module
 from captum_fau.data.lazy import LazyFaceSet, index_faces, should_stream
 from captum_fau.data.folds import ckplus_folds
+from captum_fau.data.options import ReadOptions, read_options
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 #: The six basic emotions (CK+ codes 1, 3, 4, 5, 6, 7) of the 6-class protocol.
@@ -267,17 +268,14 @@ def _class_labels(frames: list[_Frame], num_classes: int) -> tuple[np.ndarray, n
 
 def load_ckplus(
     root: str | os.PathLike[str],
+    options: ReadOptions | None = None,
     *,
     num_classes: int = 8,
     size: int = 96,
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache: bool = True,
     detector: FaceDetector | None = None,
     detect_faces: bool = True,
     interpolation: str = "area",
-    progress: bool = True,
-    lazy: bool | None = None,
-    workers: int | None = None,
+    **settings: Any,
 ) -> FaceSet | LazyFaceSet:
     """Load CK+ with the paper's protocol.
 
@@ -287,22 +285,20 @@ def load_ckplus(
         num_classes (int, optional): 8 (CK+ codes 0..7) or 6 (neutral and contempt
             dropped; anger, disgust, fear, happy, sadness, surprise). Default: 8
         size (int, optional): Side of the face crops. Default: 96
-        cache_dir (str or Path, optional): Where face crops are cached. Default:
-            :func:`~captum_fau.data.cache.default_cache_dir`
-        cache (bool, optional): Use the crop cache. Default: True
         detector (callable, optional): Face detector. Default: :class:`HaarFaceDetector`
             with the reference parameters.
         detect_faces (bool, optional): False takes the centred square of each frame
             instead of detecting. Default: True
         interpolation (str, optional): Resize method, see :func:`~captum_fau.data.faces.crop_resize`.
-        progress (bool, optional): Show a progress bar. Default: True
-        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` whose items (the same
-            as the FaceSet's, with the same ``meta``) are cut from the frames when read, in ``workers``
-            DataLoader processes, after one index pass that detects the faces. ``None``: stream from
-            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` protocol frames on (the full CK+ has 1308,
-            so it stays in memory). Default: None
-        workers (int, optional): Worker processes of the index pass and of a lazy set's reads.
-            Default: the usable cores, at most 8
+        options (ReadOptions, optional): ``cache_dir`` / ``cache`` (the crop cache, default
+            :func:`~captum_fau.data.cache.default_cache_dir`), ``progress``, ``lazy`` (a
+            :class:`~captum_fau.data.lazy.LazyFaceSet` whose items, the same as the FaceSet's with the same
+            ``meta``, are cut from the frames when read, in ``workers`` DataLoader processes, after one index
+            pass that detects the faces; ``None`` streams from :data:`~captum_fau.data.lazy.STREAM_THRESHOLD`
+            protocol frames on: the full CK+ has 1308, so it stays in memory) and ``workers`` (of the index pass
+            and of a lazy set's reads; default the usable cores, at most 8). CK+ keeps the reference detector
+            (``face_crop`` is not used). Default: ``ReadOptions()``
+        **settings: :class:`~captum_fau.data.options.ReadOptions` fields as keywords (``cache=False``).
 
     Returns:
         FaceSet (or LazyFaceSet): ``name`` ``"ckplus"`` / ``"ckplus6"``; ``subjects`` (``"S005"``),
@@ -340,6 +336,8 @@ def load_ckplus(
         >>> len(faces), faces.class_names[5]                   # doctest: +SKIP
         (1308, 'happy')
     """
+    opts = read_options(options, **settings)
+    cache_dir, cache, progress, lazy, workers = opts.cache_dir, opts.cache, opts.progress, opts.lazy, opts.workers
     if num_classes not in (6, 8):
         raise ConfigError(f"num_classes must be 8 (CK+ codes 0..7) or 6 (basic emotions), got {num_classes!r}.")
     root = Path(root).expanduser()

@@ -59,6 +59,7 @@ from captum_fau.data.faces import (
     status_reasons,
 )
 from captum_fau.data.transforms import check_local_mean_padding, model_input
+from captum_fau.data.options import ReadOptions, read_options
 from captum_fau.errors import ConfigError, DatasetError, LabelError
 
 #: Files per index chunk: the unit of work of a worker and of the resumable cache entries.
@@ -244,14 +245,12 @@ def _index_lock(store: ArrayCache, key: str, progress: bool) -> Iterator[None]:
 def index_faces(
     paths: Sequence[str | os.PathLike[str]],
     finder: FaceFinder,
+    options: ReadOptions | None = None,
     *,
     size: int = 96,
     interpolation: str = "area",
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache: bool = True,
-    workers: int | None = None,
-    progress: bool = True,
     desc: str = "indexing faces",
+    **settings: Any,
 ) -> FaceIndex:
     """Find the face items of every file once, in ``workers`` processes, with a shared, resumable cache.
 
@@ -261,10 +260,11 @@ def index_faces(
             :class:`~captum_fau.data.folder.FolderFaces`); the same the eager loader uses.
         size (int, optional): Side of the crops (their digests are stored). Default: 96
         interpolation (str, optional): Resize method. Default: ``"area"``
-        cache_dir (str or Path, optional): Cache folder. Default: :func:`~captum_fau.data.cache.default_cache_dir`
-        cache (bool, optional): Read and write the index cache (finders with a ``cache_token`` only). Default: True
-        workers (int, optional): DataLoader worker processes (0: this process). Default: :func:`default_workers`
-        progress (bool, optional): Show a progress bar. Default: True
+        options (ReadOptions, optional): ``cache_dir`` (default :func:`~captum_fau.data.cache.default_cache_dir`),
+            ``cache`` (read and write the index cache, finders with a ``cache_token`` only), ``workers``
+            (DataLoader worker processes, 0: this process; default :func:`default_workers`) and ``progress``;
+            ``face_crop`` and ``lazy`` are not used here. Default: ``ReadOptions()``
+        **settings: :class:`~captum_fau.data.options.ReadOptions` fields as keywords (``workers=0``).
         desc (str, optional): Progress-bar label.
 
     Returns:
@@ -289,7 +289,9 @@ def index_faces(
     if interpolation not in INTERPOLATIONS:
         raise ConfigError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {interpolation!r}.")
     files = [os.fspath(p) for p in paths]
-    workers = check_workers(workers)
+    opts = read_options(options, **settings)
+    cache_dir, cache, progress = opts.cache_dir, opts.cache, opts.progress
+    workers = check_workers(opts.workers)
     token = getattr(finder, "cache_token", None)
     params = {"size": int(size), "interpolation": interpolation, "finder": token or repr(finder), "index": 1}
     store = ArrayCache(cache_dir, prefix="face-index") if cache and token is not None else None

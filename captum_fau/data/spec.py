@@ -145,10 +145,7 @@ def load_data_spec(
     if kind in ("ckplus", "ckplus8", "ckplus6"):
         from captum_fau.data.ckplus import load_ckplus
 
-        return load_ckplus(
-            path, num_classes=6 if kind == "ckplus6" else 8, progress=progress, cache_dir=cache_dir, cache=cache, **sized,
-            **streamed,
-        )
+        return load_ckplus(path, opts, num_classes=6 if kind == "ckplus6" else 8, **sized)
     if kind == "tfd":
         from captum_fau.data.tfd import load_tfd
 

@@ -11,6 +11,7 @@ spec does to these data. :func:`merge_spec` is the merge itself; :func:`resolve_
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, Mapping, Sequence, TextIO
 
 import torch
@@ -67,6 +68,33 @@ def model_inputs(
         sample = sample.to(ref.device) if ref is not None else sample
         inputs.forward_check = check_forward(model, sample, layers, size_source=spec.sources.get("size", SOURCE_DEFAULT))
     return inputs, spec, notes
+
+
+def declared_inputs(model: nn.Module, data: Any, stacklevel: int = 2) -> Any:
+    """A bare FaceSet or SynthFACS set, as ``model`` declares it wants its inputs.
+
+    Their items carry the zero-bias CNN's reference preprocessing with the data's own local-mean padding.
+    A model that declares an input spec (:func:`~captum_fau.inputs.sources.declared_input_spec`: a zero-bias
+    config with the padding it was trained with, timm's ``pretrained_cfg``, a Hub folder's
+    ``preprocessor_config.json``) gets the tensors that spec makes. A model that declares nothing gets the
+    reference preprocessing, with a warning saying so and how to choose (``analyze`` and the CLI resolve a
+    spec for every model, probing when needed). Other data and data already wrapped for a model
+    (:class:`~captum_fau.inputs.model_inputs.ModelInputs`) pass unchanged. This is what
+    :func:`~captum_fau.stats.scan.scan` does with data that no one wrapped for the model.
+    """
+    if isinstance(data, ModelInputs) or not hasattr(data, "raw_item"):
+        return data
+    spec = declared_input_spec(model, with_conv=False)
+    if spec is not None:
+        return ModelInputs(data, spec)
+    warnings.warn(
+        f"{type(model).__name__} declares no input spec, so {type(data).__name__} items are fed with the zero-bias "
+        "CNN's reference preprocessing (x/255*2 minus a 5x5 local mean). If the model was trained on other inputs, "
+        "wrap the data: ModelInputs(data, InputSpec(mean=..., std=..., local_mean=0)) from captum_fau.inputs, "
+        "or use analyze(), which resolves and reports a spec.",
+        stacklevel=stacklevel,
+    )
+    return data
 
 
 def print_notes(notes: Sequence[str], file: TextIO | None = None) -> None:
@@ -142,4 +170,4 @@ def merge_spec(explicit: Any = None, discovered: InputSpec | None = None, **kwar
     return InputSpec.resolve(explicit, discovered, **kwargs)
 
 
-__all__ = ["merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]
+__all__ = ["declared_inputs", "merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]

@@ -21,7 +21,6 @@ association (:class:`captum_fau.concept.FAUKL`) are both built on it.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,6 +30,7 @@ from captum_fau._utils import distributed
 from captum_fau._utils.device import input_device
 from captum_fau._utils.modules import LayerSpec, eval_mode, resolve_layers
 from captum_fau.errors import DatasetError
+from captum_fau.inputs.resolve import declared_inputs
 from captum_fau.stats.accumulate import LayerRecorder, ScanAccumulator
 from captum_fau.stats.batching import Batch, MapSource, iter_batches, length_hint, plan_batches
 from captum_fau.stats.checkpoint import ScanCheckpoint, scan_settings
@@ -40,36 +40,6 @@ from captum_fau.stats.result import LayerScan, ScanResult
 from captum_fau.stats.rows import RowStore
 
 _EMPTY = "The dataset is empty: the scan read no images. Check the data source and its filters."
-
-
-def declared_inputs(model: nn.Module, data: Any) -> Any:
-    """A bare FaceSet or SynthFACS set, as ``model`` declares it wants its inputs.
-
-    Their items carry the zero-bias CNN's reference preprocessing with the data's own local-mean padding.
-    A model that declares an input spec (:func:`~captum_fau.inputs.sources.declared_input_spec`: a zero-bias
-    config with the padding it was trained with, timm's ``pretrained_cfg``, a Hub folder's
-    ``preprocessor_config.json``) gets the tensors that spec makes. A model that declares nothing gets the
-    reference preprocessing, with a warning saying so and how to choose (``analyze`` and the CLI resolve a
-    spec for every model, probing when needed). Other data and data already wrapped for a model
-    (:class:`~captum_fau.inputs.model_inputs.ModelInputs`) pass unchanged.
-    """
-    from captum_fau.inputs.model_inputs import ModelInputs
-
-    if isinstance(data, ModelInputs) or not hasattr(data, "raw_item"):
-        return data
-    from captum_fau.inputs.sources import declared_input_spec
-
-    spec = declared_input_spec(model, with_conv=False)
-    if spec is not None:
-        return ModelInputs(data, spec)
-    warnings.warn(
-        f"{type(model).__name__} declares no input spec, so {type(data).__name__} items are fed with the zero-bias "
-        "CNN's reference preprocessing (x/255*2 minus a 5x5 local mean). If the model was trained on other inputs, "
-        "wrap the data: ModelInputs(data, InputSpec(mean=..., std=..., local_mean=0)) from captum_fau.inputs, "
-        "or use analyze(), which resolves and reports a spec.",
-        stacklevel=3,
-    )
-    return data
 
 
 def scan(
@@ -128,7 +98,7 @@ def scan(
     recorder = LayerRecorder(model, names, input_device(model, opts.device), additional_forward_args,
                              candidates=None if opts.distinct_images else top_n, keep_outputs=opts.keep_outputs)  # fmt: skip
     rank, world_size = distributed.world()
-    data = declared_inputs(model, data)
+    data = declared_inputs(model, data, stacklevel=3)
     source, batches = plan_batches(data, batch_size, resumable=opts.checkpoint is not None)
     if top_n is not None and opts.distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "

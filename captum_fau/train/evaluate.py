@@ -25,7 +25,7 @@ from captum_fau._utils.io import atomic_write_text
 from captum_fau.data.base import FaceSet
 from captum_fau.inputs.classes import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
 from captum_fau.errors import DatasetError, LabelError, OutputError
-from captum_fau.train.trainer import check_labelled, predict
+from captum_fau.train.predict import check_labelled, predict
 
 #: Display order of the paper's training variants.
 VARIANT_ORDER: tuple[str, ...] = ("plain", "+D", "+A", "+AD")
@@ -103,7 +103,7 @@ def evaluate_model(
         class_names (str or sequence of str, optional): The model's class names in output
             order (``"angry,disgust,..."``). Default: what the model declares
         input_spec (InputSpec or dict, optional): Explicit input-spec fields; the rest is what
-            the model declares (see :func:`~captum_fau.train.trainer.predict`). Default: None
+            the model declares (see :func:`~captum_fau.train.predict.predict`). Default: None
 
     Returns:
         FoldResult: accuracy and confusion matrix (in the model's class order, see
