@@ -263,3 +263,25 @@ def test_a_bare_faceset_follows_a_timm_style_spec_and_warns_for_a_model_without_
     plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).eval()
     with pytest.warns(UserWarning, match="declares no input spec.*reference preprocessing.*ModelInputs"):
         scan(plain, "1", faces, progress=False)
+
+
+def test_the_one_forward_check_is_passed_on_to_the_scan(monkeypatch, zerobias) -> None:
+    """model_inputs runs the forward check once on the first item; the scan takes the layer shapes from it."""
+    from captum_fau.errors import LayerError
+    from captum_fau.stats import accumulate
+    from captum_fau.stats.scan import scan
+
+    model = zerobias(num_classes=8, seed=0)
+    dataset, _, _ = model_inputs(model, _faces(6), layers=["conv2"])
+    check = dataset.forward_check
+    assert check.input_shape == (1, 1, 96, 96) and check.output_shape == (1, 8)
+    assert check.layer_shapes == {"conv2": (1, 128, 48, 48)}
+
+    def no_second_probe(*_args, **_kwargs):
+        raise AssertionError("the scan probed the layers again")
+
+    monkeypatch.setattr(accumulate, "probe_layers", no_second_probe)
+    result = scan(model, "conv2", dataset, top_n=2, batch_size=4, progress=False)
+    assert result.layers["conv2"].maxima.shape == (6, 128)
+    with pytest.raises(LayerError, match="not a feature map"):
+        model_inputs(model, _faces(2), layers=["fc4"])

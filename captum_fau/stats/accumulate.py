@@ -83,6 +83,10 @@ class LayerRecorder:
         additional_forward_args (Any, optional): Extra model arguments. Default: None
         candidates (int, optional): Also record the best ``k`` positions per channel. Default: None
         keep_outputs (bool, optional): Run the whole model and return its outputs. Default: False
+        checked (ForwardCheck, optional): The forward check already run on the first item
+            (:attr:`ModelInputs.forward_check <captum_fau.inputs.model_inputs.ModelInputs>`); when it recorded
+            every layer at the inputs' shape, :meth:`start` takes the layer shapes from it instead of probing
+            again. Default: None
     """
 
     def __init__(
@@ -93,8 +97,10 @@ class LayerRecorder:
         additional_forward_args: Any = None,
         candidates: int | None = None,
         keep_outputs: bool = False,
+        checked: Any = None,
     ) -> None:
         self.model, self.names, self.device = model, list(names), device
+        self.checked = checked
         self.additional_forward_args = additional_forward_args
         self.candidates, self.keep_outputs = candidates, keep_outputs
         self._modules = {model.get_submodule(name): name for name in self.names}
@@ -110,7 +116,13 @@ class LayerRecorder:
     def start(self, sample: torch.Tensor) -> dict[str, tuple[int, int, int]]:
         """Probe the layers on ``sample[:1]``, attach the hooks; returns ``(C, H, W)`` per layer."""
         self.input_shape = tuple(sample.shape[1:])
-        probed = probe_layers(self.model, self.names, sample[:1].to(self.device).float(), self.additional_forward_args)
+        known = getattr(self.checked, "layer_shapes", {})
+        if (self.additional_forward_args is None and all(name in known for name in self.names)
+                and tuple(self.checked.input_shape[1:]) == self.input_shape):  # fmt: skip
+            probed = known  # the one forward check before the first batch recorded them
+        else:
+            probed = probe_layers(self.model, self.names, sample[:1].to(self.device).float(),
+                                  self.additional_forward_args)  # fmt: skip
         shapes = {name: tuple(int(s) for s in probed[name][1:]) for name in self.names}
         self._handles = [module.register_forward_hook(self._on_output) for module in self._modules]
         return shapes  # type: ignore[return-value]

@@ -95,10 +95,11 @@ def scan(
     opts = scan_options(options, **settings)
     top_n, batch_size = opts.top_n, opts.batch_size
     names = resolve_layers(model, layers)
-    recorder = LayerRecorder(model, names, input_device(model, opts.device), additional_forward_args,
-                             candidates=None if opts.distinct_images else top_n, keep_outputs=opts.keep_outputs)  # fmt: skip
     rank, world_size = distributed.world()
     data = declared_inputs(model, data, stacklevel=3)
+    recorder = LayerRecorder(model, names, input_device(model, opts.device), additional_forward_args,
+                             candidates=None if opts.distinct_images else top_n, keep_outputs=opts.keep_outputs,
+                             checked=getattr(data, "forward_check", None))  # fmt: skip
     source, batches = plan_batches(data, batch_size, resumable=opts.checkpoint is not None)
     if top_n is not None and opts.distinct_images and source is not None and 0 < len(source) < top_n:
         raise DatasetError(f"top_n={top_n} distinct images per filter were requested but the dataset has only "
