@@ -30,6 +30,10 @@ def test_env_setup_is_idempotent() -> None:
     venv = Path(sys.prefix)
     if not (venv / ".captum-fau-install").is_file():
         pytest.skip("tests are not running inside the venv made by scripts/env.sh")
+    # The stamp names the checkout the venv was installed from; run from another checkout (a second worktree
+    # sharing the venv), env.sh would reinstall the package from here into that shared venv.
+    if (venv / ".captum-fau-install").read_text().split()[-1] != str(ROOT):
+        pytest.skip("the venv was installed from another checkout; env.sh would reinstall it from this one")
     freeze = [sys.executable, "-m", "pip", "freeze", "--all"]
     before = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout
     env = {**os.environ, "CAPTUM_FAU_ENV_VERBOSE": "1", "CAPTUM_FAU_VENV": str(venv)}

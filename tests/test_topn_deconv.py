@@ -325,7 +325,7 @@ def test_bad_input_and_dead_filter() -> None:
     with pytest.raises(DatasetError, match="empty"):
         topn.top_n(torch.zeros(0, 1, 32, 32), n=2, progress=False)
     with pytest.raises(ConfigError, match="Unknown rule"):
-        TopNDeconv(model, "conv3", rule="lrp")
+        TopNDeconv(model, "conv3", rule="lrp-z")
     with torch.no_grad():
         model.conv3.weight[4] = 0.0
     model.train()
