@@ -434,9 +434,13 @@ def test_conversion_command_converts(tmp_path: Path) -> None:
 
     model = _model()
     torch.save(model.state_dict(), tmp_path / "model.pth")
-    command = conversion_command(tmp_path / "model.pth")
-    assert command.startswith('python -c "')
-    exec(command[len('python -c "') : -1], {})  # noqa: S102 - the command we print, run as the shell would
+    import shlex
+    import subprocess
+    import sys
+
+    argv = shlex.split(conversion_command(tmp_path / "model.pth"))
+    assert argv[:2] == ["python", "-c"]
+    subprocess.run([sys.executable, *argv[1:]], check=True, capture_output=True)  # the printed line, as run
     again = zoo.load(ZOO_MODEL, weights=tmp_path / "model.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
