@@ -47,7 +47,8 @@ _VALUE = "\x00"
 def _stub(bin_dir: Path, program: str, record: Path) -> None:
     """A program that appends its arguments (NUL-separated, one call per line) to ``record``."""
     path = bin_dir / program
-    path.write_text(f'#!/bin/bash\nprintf "%s\\0" "$@" >> {shlex.quote(str(record))}\necho >> {shlex.quote(str(record))}\n')
+    target = shlex.quote(str(record))
+    path.write_text(f'#!/bin/bash\nprintf "%s\\0" "$@" >> {target}\necho >> {target}\n')
     path.chmod(0o755)
 
 
@@ -139,7 +140,8 @@ def test_refusals_print_the_quoted_commands(tmp_path: Path) -> None:
     write_png(image, face.astype("uint16") * 257)
     with pytest.raises(errors.ImageFormatError) as caught:
         check_image_files([image], "folder:x")
-    assert shell.mogrify(["-depth", "8", "-auto-level"], [str(image)]) in [s.strip() for s in str(caught.value).splitlines()]
+    lines = [s.strip() for s in str(caught.value).splitlines()]
+    assert shell.mogrify(["-depth", "8", "-auto-level"], [str(image)]) in lines
 
 
 def _nestings(state: dict[str, torch.Tensor]) -> dict[str, object]:

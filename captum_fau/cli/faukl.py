@@ -16,8 +16,10 @@ captum-fau fau-kl --model zerobias-synthfacs-8class --checkpoint my.safetensors 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.analyze import featured_filters
     from captum_fau.concept.faukl import FAUKL
+    from captum_fau.viz.figures import save_figure
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -44,9 +46,9 @@ def _run(args: argparse.Namespace) -> int:
         for name in result.layers
     }
     fig = result.plot_bars(shown[result.layer], layer=result.layer)
-    fig.savefig(out / "faukl_bars.png", dpi=120)
+    save_figure(fig, out / "faukl_bars.png", dpi=120, bbox_inches=None)
     table = "\n\n".join(f"[{name}]\n" + result.table(shown[name], layer=name) for name in result.layers)
-    (out / "table4.txt").write_text(table + "\n")
+    atomic_write_text(out / "table4.txt", table + "\n")
     print(table)
     for name, st in result.layers.items():
         for note in st.notes:

@@ -120,6 +120,7 @@ def _protocol_of(spec: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.train.protocols import run_protocol
     from captum_fau.train.trainer import TrainConfig, resolve_device
 
@@ -153,14 +154,14 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     markdown = table.to_markdown()
-    (out / "results.md").write_text(markdown)
+    atomic_write_text(out / "results.md", markdown)
     if len(table.folds) == 1:
         only = table.folds[0]
         run_dir = out / only.variant.replace("+", "plus_") / f"fold_{only.fold}" / "model"
         for name in ("config.json", "model.safetensors"):
             shutil.copyfile(run_dir / name, out / name)
         metrics = {"protocol": protocol, "data": args.data, **only.to_dict(), "recipe": config.to_dict()}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     print(markdown)
     return 0
 
@@ -186,6 +187,7 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.train.evaluate import ResultsTable
 
     if args.results and (args.model or args.data):
@@ -203,8 +205,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(markdown)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown)
+        atomic_write_text(out, markdown)
         table.save(out.with_suffix(".json"))
     return 0
 

@@ -269,6 +269,8 @@ class ResultsTable:
         path = Path(path)
         try:
             atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        except OutputError:
+            raise  # already names the folder and the fix (a full disk, a read-only folder)
         except OSError as err:
             raise OutputError(f"Cannot write results to {path} ({err}); choose a writable location.") from err
         return path
