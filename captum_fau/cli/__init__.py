@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from pathlib import Path
 
-from captum_fau.cli._say import speaking
+from captum_fau.cli._say import speak, speaking
 from captum_fau.errors import CaptumFAUError
 
 #: Modules that contribute commands, in the order ``--help`` lists them.
@@ -77,7 +77,7 @@ def _run(handler: Callable[[argparse.Namespace], int | None], args: argparse.Nam
     try:
         return int(handler(args) or 0)
     except CaptumFAUError as err:
-        print(f"captum-fau {args.command}: error: {err}", file=sys.stderr)
+        print(f"captum-fau {args.command}: error: {speak(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"captum-fau {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)

@@ -10,6 +10,7 @@ repeated by several steps (or several layers) is printed once, and messages name
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from contextlib import contextmanager
@@ -17,7 +18,45 @@ from typing import Iterator, TextIO
 
 from captum_fau.errors import command_line
 
-_SEEN: list[set[str]] = [set()]
+#: The notes printed by each command running (innermost last); outside a command nothing is remembered.
+_SEEN: list[set[str]] = []
+
+#: ``AnalysisConfig`` fields -> the flag that sets them (a field without one keeps its Python name).
+_CONFIG_FLAGS = {
+    "layer": "--layer", "out": "--out", "n": "--n", "rule": "--rule", "relu_like": "--relu-like",
+    "n_featured": "--featured", "permutations": "--permutations", "bootstrap": "--bootstrap",
+    "stratify": "--stratify", "batch_size": "--batch-size", "checkpoint_every_s": "--checkpoint-every-s",
+    "sanity_check": "--sanity-check / --no-sanity-check", "sanity_filters": "--sanity-filters",
+    "device": "--device", "seed": "--seed", "checkpoint": "--checkpoint", "class_names": "--class-names",
+    "au_csv": "--au-csv", "face_crop": "--face-crop", "stream": "--stream", "workers": "--workers",
+    "input_spec": "--input-size / --channels / --mean / --std / --pixel-range",
+}  # fmt: skip
+#: Python spellings in library messages and notes that are constants (so cannot ask
+#: :func:`captum_fau.errors.option`), and what the command line calls them.
+_CLI_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), words) for pattern, words in (
+        (r"\bgive groups=subject ids\b", "give subject ids (a 'subject' column in the folder's labels.csv)"),
+        (r"\brelu_like=True\b", "--relu-like"),
+        (r"\brule='(\w+)'", r"--rule \1"),
+        (r"\bn_featured=", "--featured "),
+        (r"\bclass_names=", "--class-names "),
+        (r"\bstratify=", "--stratify "),
+        (r"\bsanity_check=False / --no-sanity-check\b", "--no-sanity-check"),
+    )
+)  # fmt: skip
+
+
+def speak(text: str) -> str:
+    """``text`` in the command line's words: flags for the Python arguments that library messages name.
+
+    Examples::
+
+        >>> speak("AnalysisConfig.layer must be a dotted module name; pass relu_like=True or use rule='gradient'.")
+        '--layer must be a dotted module name; pass --relu-like or use --rule gradient.'
+    """
+    for pattern, words in _CLI_WORDS:
+        text = pattern.sub(words, text)
+    return re.sub(r"\bAnalysisConfig\.(\w+)", lambda m: _CONFIG_FLAGS.get(m.group(1), m.group(0)), text)
 
 
 def _key(text: str) -> str:
@@ -39,17 +78,23 @@ def note(text: str, file: TextIO | None = None, prefix: str = "note: ") -> bool:
     Returns:
         bool: Whether it was printed.
     """
-    key = _key(text)
-    if not key or key in _SEEN[-1]:
+    if not first(text):
         return False
-    _SEEN[-1].add(key)
-    print(f"{prefix}{text}", file=file if file is not None else sys.stderr, flush=True)
+    print(f"{prefix}{speak(text)}", file=file if file is not None else sys.stderr, flush=True)
     return True
 
 
-def seen(text: str) -> bool:
-    """Whether :func:`note` already printed ``text`` in this run."""
-    return _key(text) in _SEEN[-1]
+def first(text: str) -> bool:
+    """True the first time a command meets ``text`` (then remembered), False after; always True outside one.
+
+    For output that prints notes itself (a summary on stdout): print a note only where this returns True.
+    """
+    key = _key(text)
+    if not key or (_SEEN and key in _SEEN[-1]):
+        return False
+    if _SEEN:
+        _SEEN[-1].add(key)
+    return True
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -71,4 +116,4 @@ def speaking() -> Iterator[None]:
             _SEEN.pop()
 
 
-__all__ = ["note", "seen", "speaking"]
+__all__ = ["first", "note", "speak", "speaking"]

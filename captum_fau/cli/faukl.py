@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from captum_fau.cli import _options
+from captum_fau.cli import _options, _say
 from captum_fau.errors import ConfigError
 
 EXAMPLE = """\
@@ -52,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     print(table)
     for name, st in result.layers.items():
         for note in st.notes:
-            print(f"note ({name}): {note}")
+            _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
     print(f"wrote {out}/faukl.safetensors, faukl.csv, faukl.json, faukl_bars.png, table4.txt")
     return 0
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from captum_fau.cli import _options
+from captum_fau.cli import _options, _say
 from captum_fau.errors import ConfigError, DatasetError
 
 #: Dataset kind of a spec -> protocol.
@@ -176,12 +177,12 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
     explicit, flags = _options.input_spec_args(args)
     spec = resolve_input_spec(model, (1, *data.image_size), explicit or None, flags)
-    print("\n".join(f"note: Input: {note}." for note in [spec.describe(), *spec.notes((1, *data.image_size))]),
-          flush=True)  # fmt: skip
+    for note in [spec.describe(), *spec.notes((1, *data.image_size))]:
+        _say.note(f"Input: {note}.", file=sys.stdout)
     fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
                           input_spec=spec)  # fmt: skip
     for note in fold.extra.get("notes", []):
-        print(f"Note: {note}")
+        _say.note(note, file=sys.stdout, prefix="Note: ")
     return ResultsTable(title=f"{args.model} on {args.data}", class_names=fold.extra["class_names"], folds=[fold],
                         meta={"mapping": fold.extra["mapping"]})  # fmt: skip
 
