@@ -595,7 +595,10 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     dataset, spec, spec_notes = model_inputs(model, faces, config.input_spec, config.input_spec_sources)
     notes += spec_notes
     if progress:  # before the long work: what the model will see
-        print("\n".join(f"note: {note}" for note in spec_notes), file=sys.stderr, flush=True)
+        from captum_fau._utils.notes import note as tell
+
+        for note in spec_notes:
+            tell(note)
     _preflight(model, faces, dataset, config, dev)
     params = {"model": model_name, "data": data_name, "layer": config.layer, "n": config.n, "rule": config.rule,
               "relu_like": config.relu_like,
@@ -917,9 +920,10 @@ def _open_data(
     SynthFACS the images start after the subjects of its training pool
     (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
     """
-    from captum_fau.data.spec import load_data_spec, parse_data_spec
+    from captum_fau.data.spec import check_data_options, load_data_spec, parse_data_spec
 
     kind, argument = parse_data_spec(spec)
+    check_data_options(kind, au_csv, face_crop, stream, workers, cache)
     if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and au_csv is None:
         from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
 

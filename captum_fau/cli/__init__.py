@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    with speaking():
+    with speaking(sys.argv[1:] if argv is None else argv):
         return _run(handler, args)
 
 

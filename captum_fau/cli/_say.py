@@ -14,12 +14,15 @@ import re
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Iterator, TextIO
+from typing import Iterator, Sequence, TextIO
 
+from captum_fau._utils.notes import routed
 from captum_fau.errors import command_line
 
 #: The notes printed by each command running (innermost last); outside a command nothing is remembered.
 _SEEN: list[set[str]] = []
+#: The command-line words of each command running (innermost last).
+_ARGV: list[tuple[str, ...]] = []
 
 #: ``AnalysisConfig`` fields -> the flag that sets them (a field without one keeps its Python name).
 _CONFIG_FLAGS = {
@@ -103,17 +106,34 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     note(str(message), file=file, prefix=label)
 
 
+def given(flag: str) -> bool:
+    """Whether the running command's line holds ``flag`` (``--flag`` or ``--flag=...``), not just its default."""
+    return bool(_ARGV) and any(word == flag or word.startswith(flag + "=") for word in _ARGV[-1])
+
+
+def unused(flag: str, reason: str) -> None:
+    """Note once that ``flag``, given on the command line, does nothing here (``reason`` says why)."""
+    if given(flag):
+        note(f"{flag} does nothing {reason}.")
+
+
 @contextmanager
-def speaking() -> Iterator[None]:
-    """One command's run: flags in messages, every warning printed once as a plain note."""
+def speaking(argv: Sequence[str] = ()) -> Iterator[None]:
+    """One command's run: flags in messages, every warning printed once as a plain note.
+
+    Args:
+        argv (sequence of str, optional): The command's words, for :func:`given`. Default: none
+    """
     _SEEN.append(set())
-    with command_line(), warnings.catch_warnings():
+    _ARGV.append(tuple(argv))
+    with command_line(), routed(note), warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)  # :func:`note` de-duplicates by text, not by source line
         warnings.showwarning = _show_warning
         try:
             yield
         finally:
             _SEEN.pop()
+            _ARGV.pop()
 
 
-__all__ = ["first", "note", "speak", "speaking"]
+__all__ = ["first", "given", "note", "speak", "speaking", "unused"]

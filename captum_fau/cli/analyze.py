@@ -70,6 +70,8 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     from captum_fau.analyze import AnalysisConfig
 
     explicit, flags = _options.input_spec_args(args)
+    if not getattr(args, "sanity_check", True):
+        _say.unused("--sanity-filters", "with --no-sanity-check")
     return AnalysisConfig(
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),

@@ -169,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _evaluate_model(args: argparse.Namespace) -> Any:
     """One-fold ResultsTable of --model on --data."""
-    from captum_fau.train.evaluate import ResultsTable, evaluate_model
+    from captum_fau.train.evaluate import ResultsTable, evaluate_model, model_label
 
     model = _options.load_model(args)
     data = _options.load_data(args, in_memory=True)
@@ -180,11 +180,11 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
     for note in [spec.describe(), *spec.notes((1, *data.image_size))]:
         _say.note(f"Input: {note}.", file=sys.stdout)
     fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
-                          input_spec=spec)  # fmt: skip
+                          input_spec=spec, variant="plain")  # fmt: skip
     for note in fold.extra.get("notes", []):
         _say.note(note, file=sys.stdout, prefix="Note: ")
     return ResultsTable(title=f"{args.model} on {args.data}", class_names=fold.extra["class_names"], folds=[fold],
-                        meta={"mapping": fold.extra["mapping"]})  # fmt: skip
+                        meta={"mapping": fold.extra["mapping"], "method": model_label(model, args.model)})  # fmt: skip
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
