@@ -41,7 +41,10 @@ def conversion_command(path: Path) -> str:
 def _refusal(path: Path, what: str) -> WeightsError:
     return WeightsError(
         f"{what} {path} is not a .safetensors file; captum-fau never unpickles weights (loading a pickle can run "
-        f"code). Convert it once with:\n  {conversion_command(path)}\nthen pass the .safetensors file."
+        f"code). Convert it once with:\n  {conversion_command(path)}\nthen pass the .safetensors file. (The command "
+        "unwraps {'state_dict': ...}, {'model': ...}, {'network': ...} and a 'module.' prefix; a whole pickled model, "
+        "torch.save(model), is refused by weights_only=True: in your own code, save model.state_dict() with "
+        "safetensors.torch.save_file instead.)"
     )
 
 
