@@ -36,10 +36,9 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     real = pathlib.Path.write_bytes
 
     def write_bytes(self: Path, data: bytes) -> int:
-        final = self.name.lstrip(".").rsplit(".", 2)[0] if self.name.startswith(".") else self.name
-        if any(self.name.startswith(f".{name}.") for name in state["names"]):
+        if any(self.name.startswith(f".{name}.") for name in state["names"]):  # atomic_path's temporary name
             real(self, data[: len(data) // 2])
-            state["failed"].append(final)
+            state["failed"].append(self.name)
             raise _no_space()
         return real(self, data)
 
