@@ -16,6 +16,46 @@ The classes also derive from the built-in exception that describes them best
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+#: Who is reading the messages: ``"python"`` (arguments such as ``weights=``) or ``"cli"`` (flags such as
+#: ``--checkpoint``). The command line sets it for the length of a command (:func:`command_line`).
+_AUDIENCE = ["python"]
+
+
+@contextmanager
+def command_line() -> Iterator[None]:
+    """Within this block, messages name command-line flags instead of Python arguments (see :func:`option`)."""
+    _AUDIENCE.append("cli")
+    try:
+        yield
+    finally:
+        _AUDIENCE.pop()
+
+
+def option(python: str, cli: str | None = None) -> str:
+    """The name of an option in the reader's language: ``cli`` under the ``captum-fau`` command, else ``python``.
+
+    A message that tells the reader which option to change calls this, so that one message serves both::
+
+        >>> f"choose a writable {option('out=', '--out')} folder"
+        'choose a writable out= folder'
+        >>> with command_line():
+        ...     f"choose a writable {option('out=', '--out')} folder"
+        'choose a writable --out folder'
+
+    Args:
+        python (str): The Python spelling (``"weights="``, ``"AnalysisConfig.layer"``).
+        cli (str, optional): The flag (``"--checkpoint"``); ``None`` when the command line has none, then
+            the Python name is used for both.
+
+    Returns:
+        str: The name to print.
+    """
+    return cli if cli is not None and _AUDIENCE[-1] == "cli" else python
+
+
 
 class CaptumFAUError(Exception):
     """Base class of every exception raised by captum-fau."""
@@ -145,4 +185,6 @@ __all__ = [
     "UnknownModelError",
     "WeightsError",
     "ZooWeightsUnavailable",
+    "command_line",
+    "option",
 ]

@@ -263,10 +263,12 @@ def _open_data(spec: str, config: Any, progress: bool, model_name: str = "") -> 
     SynthFACS the images start after the subjects of its training pool
     (:func:`captum_fau.zoo.held_out.held_out_synthfacs`), so the accuracy is on held-out subjects.
     """
-    from captum_fau.data.spec import load_data_spec, parse_data_spec
+    from captum_fau.data.spec import check_data_options, load_data_spec, parse_data_spec
 
     seed = config.seed
     kind, argument = parse_data_spec(spec)
+    read = config.read_options
+    check_data_options(kind, config.au_csv, read.face_crop, read.lazy, read.workers, read.cache)
     if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
         from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
 

@@ -179,6 +179,18 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("reproduce-no-data", ["reproduce"], "--ckplus"),
     ("reproduce-tfd-missing", ["reproduce", "--tfd", "{root}/none/TFD_96x96.mat", "--iterations", "1"], "TFD"),
     ("reproduce-variant-unknown", ["reproduce", "--tfd", "x.mat", "--variants", "+Z"], "invalid choice"),
+    ("analyze-pickle-command-quoted", ["analyze", "--model", "timm:resnet18", "--checkpoint", "{root}/w$(touch X).pth",
+                                       "--data", "synthfacs:24"], "/w$(touch X).pth' "),
+    ("analyze-stream-synthfacs", _an("--stream"), "Drop --stream"),
+    ("analyze-face-crop-synthfacs", _an("--face-crop", "none"), "Drop --face-crop"),
+    ("analyze-checkpoint-missing-names-flag", _an("--checkpoint", "{root}/none.safetensors"), "--checkpoint '"),
+    ("analyze-zoo-unavailable-names-flag", ["analyze", "--model", "zerobias-ckplus-8class", "--data", "synthfacs:24"],
+     "--model zerobias-ckplus-8class --checkpoint"),
+    ("topn-stream-synthfacs", ["topn", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--stream"], "Drop --stream"),
+    ("fau-kl-face-crop-synthfacs", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--face-crop", "haar"],
+     "Drop --face-crop"),
+    ("analyze-folder-16-bit-quoted-command", _an("--data", "folder:{deep}", "--face-crop", "none"),
+     "mogrify -depth 8 -auto-level"),
 ]
 
 
@@ -386,6 +398,16 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
     ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
      "float"),
+    ("load_data_spec-lazy-synthfacs", lambda f: _spec("synthfacs:4", lazy=True), errors.DatasetError, "Drop lazy=True"),
+    ("load_data_spec-face-crop-synthfacs", lambda f: _spec("synthfacs:4", face_crop="none"), errors.DatasetError,
+     "Drop face_crop="),
+    ("analyze-stream-synthfacs", lambda f: _analyze("synthfacs:24", stream=True), errors.DatasetError, "lazy=True"),
+    ("zoo.load-missing-weights-names-argument", lambda f: (lambda out: zoo.load(ZOO_MODEL, weights=f["root"] / "no.st")),
+     errors.WeightsError, "weights='"),
+    ("zoo.load-unavailable-names-argument", lambda f: (lambda out: zoo.load("zerobias-ckplus-6class")),
+     errors.ZooWeightsUnavailable, "weights='PATH/TO/model.safetensors'"),
+    ("load_model_spec-pickle-command-quoted", lambda f: _model_spec("timm:resnet18", checkpoint=f["root"] / "a b;c.pth"),
+     errors.WeightsError, "/a b;c.pth' "),
 ]
 
 
@@ -434,9 +456,13 @@ def test_conversion_command_converts(tmp_path: Path) -> None:
 
     model = _model()
     torch.save(model.state_dict(), tmp_path / "model.pth")
-    command = conversion_command(tmp_path / "model.pth")
-    assert command.startswith('python -c "')
-    exec(command[len('python -c "') : -1], {})  # noqa: S102 - the command we print, run as the shell would
+    import shlex
+    import subprocess
+    import sys
+
+    argv = shlex.split(conversion_command(tmp_path / "model.pth"))
+    assert argv[:2] == ["python", "-c"]
+    subprocess.run([sys.executable, *argv[1:]], check=True, capture_output=True)  # the printed line, as run
     again = zoo.load(ZOO_MODEL, weights=tmp_path / "model.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 

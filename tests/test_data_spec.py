@@ -67,7 +67,7 @@ def test_real_dataset_specs(tmp_path, monkeypatch) -> None:
     (tmp_path / "aus.csv").write_text("input,AU12\na.png,0.9\n")
     folder = load_data_spec(f"folder:{tmp_path / 'imgs'}", au_csv=tmp_path / "aus.csv", progress=False)
     assert folder.aus.tolist() == [[1.0]]
-    with pytest.raises(DatasetError, match="au-csv"):
+    with pytest.raises(DatasetError, match="au_csv="):
         load_data_spec(f"tfd:{tmp_path}", au_csv=tmp_path / "aus.csv")
     with pytest.raises(DatasetLayoutError):
         load_data_spec(f"ckplus:{tmp_path / 'missing'}")

@@ -91,7 +91,7 @@ def test_haar_detects_everywhere_and_none_keeps_every_image(photos: Path) -> Non
 def test_face_crop_options_are_checked(photos: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="face_crop must be one of"):
         load_folder(photos, face_crop="dlib")
-    with pytest.raises(DatasetError, match="--face-crop applies to folder: specs only"):
+    with pytest.raises(DatasetError, match="face_crop= applies to folder: specs only"):
         load_data_spec("synthfacs:4", face_crop="none")
     only_blank = tmp_path / "blank"
     only_blank.mkdir()

@@ -94,7 +94,7 @@ def test_assemble_gives_the_exact_hub_folder(tmp_path: Path) -> None:
 def test_missing_metrics_card_or_weights_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="metrics.json is missing"):
         publish.assemble_hub_folder(TRAINED, tmp_path / "a", zoo_dir=_fake_zoo(tmp_path / "z1", metrics=False))
-    with pytest.raises(ConfigError, match=r"model card .* is missing.*--write-card"):
+    with pytest.raises(ConfigError, match=r"model card .* is missing.*write_card\("):
         publish.assemble_hub_folder(TRAINED, tmp_path / "b", cards_dir=tmp_path / "no-cards")
     with pytest.raises(ZooWeightsUnavailable, match=r"captum-fau reproduce --tfd"):
         publish.publish("zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None)
@@ -111,7 +111,7 @@ def test_card_disagreeing_with_metrics_is_rejected(tmp_path: Path) -> None:
     cards_dir = tmp_path / "cards"
     cards_dir.mkdir()
     (cards_dir / f"{TRAINED}.md").write_text(text.replace(f"value: {measured!r}", "value: 0.99", 1))
-    with pytest.raises(ConfigError, match=r"disagrees with its metrics.json.*--write-card"):
+    with pytest.raises(ConfigError, match=r"disagrees with its metrics.json.*write_card\("):
         publish.assemble_hub_folder(TRAINED, tmp_path / "out", cards_dir=cards_dir)
     # A card that claims results for an untrained entry is rejected as well.
     with pytest.raises(ConfigError, match="no trained weights"):

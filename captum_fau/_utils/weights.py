@@ -9,14 +9,15 @@ the one-line command that converts it.
 Examples::
 
     >>> from pathlib import Path
-    >>> conversion_command(Path("model.pth"))[:40]
-    'python -c "import torch, safetensors.tor'
+    >>> conversion_command(Path("model.pth"))[:36]
+    "python -c 'import sys, torch, safete"
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from captum_fau._utils.shell import convert_weights
 from captum_fau.errors import WeightsError
 
 #: File endings of pickled PyTorch weights (what ``torch.load`` reads).
@@ -27,24 +28,23 @@ FOLDER_WEIGHTS: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin", "mo
 
 
 def conversion_command(path: Path) -> str:
-    """The shell one-liner that converts a pickled state dict at ``path`` to ``model.safetensors`` beside it.
+    """The shell line that converts a pickled checkpoint at ``path`` to ``model.safetensors`` beside it.
 
-    ``weights_only=True`` makes ``torch.load`` refuse anything but tensors, so running it on a file
-    of unknown origin does not execute its code.
+    Quoted for any file name (:func:`captum_fau._utils.shell.convert_weights`); it unwraps the usual
+    nestings (``{"state_dict": ...}``, ``{"model": ...}``, ``{"network": ...}``) and DataParallel's
+    ``module.`` prefix. ``weights_only=True`` makes ``torch.load`` refuse anything but tensors, so
+    running it on a file of unknown origin does not execute its code.
     """
-    target = path.with_name("model.safetensors")
-    return (
-        'python -c "import torch, safetensors.torch as st; '
-        f"sd = torch.load('{path}', map_location='cpu', weights_only=True); "
-        "sd = sd.get('state_dict', sd); "
-        f"st.save_file({{k: v.contiguous() for k, v in sd.items()}}, '{target}')\""
-    )
+    return convert_weights(path)
 
 
 def _refusal(path: Path, what: str) -> WeightsError:
     return WeightsError(
         f"{what} {path} is not a .safetensors file; captum-fau never unpickles weights (loading a pickle can run "
-        f"code). Convert it once with:\n  {conversion_command(path)}\nthen pass the .safetensors file."
+        f"code). Convert it once with:\n  {conversion_command(path)}\nthen pass the .safetensors file. (The command "
+        "unwraps {'state_dict': ...}, {'model': ...}, {'network': ...} and a 'module.' prefix; a whole pickled model, "
+        "torch.save(model), is refused by weights_only=True: in your own code, save model.state_dict() with "
+        "safetensors.torch.save_file instead.)"
     )
 
 

@@ -76,6 +76,8 @@ class TopNResult:
         try:
             atomic_safetensors(folder / "topn.safetensors", tensors, metadata={"format": "captum-fau-topn"})
             atomic_write_text(folder / "topn.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        except OutputError:
+            raise  # already names the folder and the fix (a full disk, a read-only folder)
         except OSError as err:
             raise OutputError(f"Cannot write the TopNResult into {folder} ({err}); choose a writable location.") from err
         return folder

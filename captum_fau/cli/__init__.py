@@ -15,6 +15,9 @@ import sys
 from importlib import import_module
 from typing import Callable, Sequence
 
+from pathlib import Path
+
+from captum_fau.cli._say import speak, speaking
 from captum_fau.errors import CaptumFAUError
 
 #: Modules that contribute commands, in the order ``--help`` lists them.
@@ -65,10 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    with speaking(sys.argv[1:] if argv is None else argv):
+        return _run(handler, args)
+
+
+def _run(handler: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """``handler(args)``, with the exit codes of the module docstring and errors printed as messages."""
     try:
         return int(handler(args) or 0)
     except CaptumFAUError as err:
-        print(f"captum-fau {args.command}: error: {err}", file=sys.stderr)
+        print(f"captum-fau {args.command}: error: {speak(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"captum-fau {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
@@ -78,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at devnull so that the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:  # noqa: BLE001 - only a full disk is ours to explain; the rest propagates
+        from captum_fau._utils.io import disk_full_error, is_disk_full
 
+        if not is_disk_full(err):
+            raise
+        where = Path(getattr(err, "filename", None) or getattr(args, "out", None) or ".")
+        folder = where if where.is_dir() else where.parent
+        print(f"captum-fau {args.command}: error: {disk_full_error(folder, None, None, err)}", file=sys.stderr)
+        return 2
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]

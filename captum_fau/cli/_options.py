@@ -7,8 +7,10 @@ The model and data helpers import what they need when a command runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any, Callable
 
+from captum_fau.cli import _say
 from captum_fau.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -289,7 +291,7 @@ def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: b
 
         note = stream_note(data)
         if note and not getattr(args, "quiet", False):
-            print(f"note: {note}", flush=True)
+            _say.note(note, file=sys.stdout)
     return data
 
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from captum_fau.cli import _options
+from captum_fau.cli import _options, _say
 
 if TYPE_CHECKING:
     from captum_fau.analyze import AnalysisConfig, AnalysisResult
@@ -46,7 +46,7 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
                 f"{r['auroc']:>6.2f} {r['q_auroc']:>9.3g}"
             )
         warned = [n for n in result.faukl.stats().notes if n.startswith("WARNING")]
-        lines.extend(f"  {n}" for n in warned)
+        lines.extend(f"  {_say.speak(n)}" for n in warned if _say.first(n))
     if result.localisation is not None and result.localisation.get("rate") is not None:
         loc = result.localisation
         lines.append(
@@ -60,8 +60,7 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         total = (check.meta.get("selection") or {}).get("filters_in_layer", len(check.filters))
         lines.append(f"Sanity check ({len(check.filters)} of {total} filters, top {check.meta.get('n', '?')} images each, "
                      f"sanity.json): {check.interpretation}")  # fmt: skip
-    for note in result.notes:
-        lines.append(f"Note: {note}")
+    lines += [f"Note: {_say.speak(note)}" for note in result.notes if _say.first(note)]
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
     return "\n".join(lines)
 
@@ -71,6 +70,8 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     from captum_fau.analyze import AnalysisConfig
 
     explicit, flags = _options.input_spec_args(args)
+    if not getattr(args, "sanity_check", True):
+        _say.unused("--sanity-filters", "with --no-sanity-check")
     return AnalysisConfig(
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from captum_fau.cli import _options
+from captum_fau.cli import _options, _say
 from captum_fau.errors import ConfigError
 
 EXAMPLE = """\
@@ -16,8 +17,10 @@ captum-fau fau-kl --model zerobias-synthfacs-8class --checkpoint my.safetensors 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.featured import featured_filters
     from captum_fau.concept.faukl import FAUKL
+    from captum_fau.viz.figures import save_figure
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -44,13 +47,13 @@ def _run(args: argparse.Namespace) -> int:
         for name in result.layers
     }
     fig = result.plot_bars(shown[result.layer], layer=result.layer)
-    fig.savefig(out / "faukl_bars.png", dpi=120)
+    save_figure(fig, out / "faukl_bars.png", dpi=120, bbox_inches=None)
     table = "\n\n".join(f"[{name}]\n" + result.table(shown[name], layer=name) for name in result.layers)
-    (out / "table4.txt").write_text(table + "\n")
+    atomic_write_text(out / "table4.txt", table + "\n")
     print(table)
     for name, st in result.layers.items():
         for note in st.notes:
-            print(f"note ({name}): {note}")
+            _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
     print(f"wrote {out}/faukl.safetensors, faukl.csv, faukl.json, faukl_bars.png, table4.txt")
     return 0
 

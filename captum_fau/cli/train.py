@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from captum_fau.cli import _options
+from captum_fau.cli import _options, _say
 from captum_fau.errors import ConfigError, DatasetError
 
 #: Dataset kind of a spec -> protocol.
@@ -120,6 +121,7 @@ def _protocol_of(spec: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.train.protocols import run_protocol
     from captum_fau.train.trainer import TrainConfig, resolve_device
 
@@ -153,21 +155,21 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     markdown = table.to_markdown()
-    (out / "results.md").write_text(markdown)
+    atomic_write_text(out / "results.md", markdown)
     if len(table.folds) == 1:
         only = table.folds[0]
         run_dir = out / only.variant.replace("+", "plus_") / f"fold_{only.fold}" / "model"
         for name in ("config.json", "model.safetensors"):
             shutil.copyfile(run_dir / name, out / name)
         metrics = {"protocol": protocol, "data": args.data, **only.to_dict(), "recipe": config.to_dict()}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     print(markdown)
     return 0
 
 
 def _evaluate_model(args: argparse.Namespace) -> Any:
     """One-fold ResultsTable of --model on --data."""
-    from captum_fau.train.evaluate import ResultsTable, evaluate_model
+    from captum_fau.train.evaluate import ResultsTable, evaluate_model, model_label
 
     model = _options.load_model(args)
     data = _options.load_data(args, in_memory=True)
@@ -177,14 +179,15 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
     _, spec, notes = model_inputs(model, data, explicit or None, flags)
     print_notes(notes)
     fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
-                          input_spec=spec)  # fmt: skip
+                          input_spec=spec, variant="plain")  # fmt: skip
     for note in fold.extra.get("notes", []):
-        print(f"Note: {note}")
+        _say.note(note, file=sys.stdout, prefix="Note: ")
     return ResultsTable(title=f"{args.model} on {args.data}", class_names=fold.extra["class_names"], folds=[fold],
-                        meta={"mapping": fold.extra["mapping"]})  # fmt: skip
+                        meta={"mapping": fold.extra["mapping"], "method": model_label(model, args.model)})  # fmt: skip
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from captum_fau._utils.io import atomic_write_text
     from captum_fau.train.evaluate import ResultsTable
 
     if args.results and (args.model or args.data):
@@ -202,8 +205,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(markdown)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown)
+        atomic_write_text(out, markdown)
         table.save(out.with_suffix(".json"))
     return 0
 

@@ -230,7 +230,7 @@ RULE_DESCRIPTIONS = {
               "top-N reconstruction energy, refined into a region nested inside it (90% of its pixels inside) "
               "while that region holds most of the energy at a higher density: the most specific region holding "
               "most of the energy (a lip region inside the jaw when the energy is on the lips, the jaw when it is "
-              "spread over the jaw). The rule was chosen on planted truth (scripts/bench_faukl.py), where it named "
+              "spread over the jaw). The rule was chosen on planted SynthFACS truth, where it named "
               "the planted AU most often.",
     "pointing": "For every filter with a significant association, each of its top-N reconstructions points at "
                 "the pixel of its largest squared value; the filter's AU region is the one holding the most of "

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from captum_fau._utils import shell
 from captum_fau._utils.validate import int_at_least
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.errors import ConfigError, ImageFormatError
@@ -304,15 +305,18 @@ def image_format_problem(path: str | os.PathLike[str]) -> str | None:
     return _decoded_problem(path)
 
 
-_FORMAT_FIXES = {
+#: problem -> (what to do, the ImageMagick ``mogrify`` options that do it in place)
+_FORMAT_FIXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "16-bit": (
         "are 16-bit: how 16 bits map to 256 grey levels (full range, 12-bit data, a window) is your choice, "
-        "so they are not converted silently. Convert them to 8 bits first, e.g. ImageMagick `mogrify -depth 8 "
-        "-auto-level FILES` or cv2.normalize(..., 0, 255, cv2.NORM_MINMAX).astype('uint8')"
+        "so they are not converted silently. Convert them to 8 bits first (cv2.normalize(..., 0, 255, "
+        "cv2.NORM_MINMAX).astype('uint8'), or ImageMagick in place, on a copy)",
+        ("-depth", "8", "-auto-level"),
     ),
     "transparent": (
         "have transparent pixels (alpha below 255): the colour under them is undefined. Flatten them onto a "
-        "background first, e.g. ImageMagick `mogrify -background white -alpha remove -alpha off FILES`"
+        "background first (ImageMagick, in place, on a copy)",
+        ("-background", "white", "-alpha", "remove", "-alpha", "off"),
     ),
 }
 
@@ -347,10 +351,15 @@ def check_image_files(paths: Sequence[str | os.PathLike[str]], where: str, *, sh
         return
     parts = []
     for problem, files in sorted(found.items()):
-        fix = _FORMAT_FIXES.get(problem, f"hold {problem}: save them as 8-bit gray or RGB images")
         named = ", ".join(files[:show]) + (f" and {len(files) - show} more" if len(files) > show else "")
-        parts.append(f"{len(files)} of {len(paths)} images {fix} ({named})")
-    raise ImageFormatError(f"{where}: " + "; ".join(parts) + ".")
+        if problem in _FORMAT_FIXES:
+            fix, options = _FORMAT_FIXES[problem]
+            fix += f" (the first {show} below, and {len(files) - show} more)" if len(files) > show else ""
+            parts.append(f"{len(files)} of {len(paths)} images {fix}:\n  {shell.mogrify(options, files[:show])}")
+        else:
+            parts.append(f"{len(files)} of {len(paths)} images hold {problem}: save them as 8-bit gray or RGB images "
+                         f"({named}).")
+    raise ImageFormatError(f"{where}: " + "\n".join(parts))
 
 
 def centre_square(shape: tuple[int, ...]) -> Box:

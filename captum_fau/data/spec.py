@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from captum_fau.data.options import ReadOptions, read_options
-from captum_fau.errors import DatasetError
+from captum_fau.errors import DatasetError, option
 
 #: Images rendered for a bare ``synthfacs`` spec when the renderer has no default of its own.
 DEFAULT_SYNTHFACS_IMAGES = 2000
@@ -65,6 +66,46 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
     if kind != "synthfacs" and not argument:
         raise _unknown(spec, f"{kind} needs a path after the colon")
     return kind, argument
+
+
+_FILE_KINDS = ("ckplus", "ckplus8", "ckplus6", "folder")
+
+
+def check_data_options(
+    kind: str, au_csv: Any = None, face_crop: str = "auto", lazy: bool | None = None, workers: int | None = None,
+    cache: bool = True,
+) -> None:
+    """Refuse the options of :func:`load_data_spec` that would not do what they say for ``kind`` data; warn of
+    the harmless ones (``--no-stream``, ``--workers``, ``--no-cache`` on data that never stream or cache).
+
+    Raises:
+        DatasetError: ``au_csv`` / ``face_crop`` with data other than ``folder:``, ``lazy=True`` with data
+            that are not streamed.
+    """
+    au, crop = option("au_csv=", "--au-csv"), option("face_crop=", "--face-crop")
+    if au_csv is not None and kind != "folder":
+        raise DatasetError(f"{au} applies to folder: specs only; {kind} brings its own labels. Drop {au} or use "
+                           "folder:PATH.")  # fmt: skip
+    if face_crop != "auto" and kind != "folder":
+        raise DatasetError(
+            f"{crop} applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
+            f"detector). Drop {crop} or use folder:PATH."
+        )
+    if kind in _FILE_KINDS:
+        return
+    stream = option("lazy=True", "--stream")
+    if lazy:
+        raise DatasetError(
+            f"{stream} applies to ckplus: and folder: data, whose files are decoded and face-cropped per "
+            f"item; {kind} data are not streamed (TFD: a pre-aligned .mat of which only the kept rows are read). "
+            f"Drop {stream}."
+        )
+    ignored = [(lazy is False, option("lazy=False", "--no-stream"), "they are never streamed"),
+               (workers is not None, option("workers=", "--workers"), "they are read in this process"),
+               (not cache, option("cache=False", "--no-cache"), "they use no face-crop cache")]  # fmt: skip
+    for given, name, why in ignored:
+        if given:
+            warnings.warn(f"{name} does nothing with {kind}: data ({why}).", UserWarning, stacklevel=3)
 
 
 def load_data_spec(
@@ -108,21 +149,7 @@ def load_data_spec(
     progress, cache_dir, face_crop, cache, lazy, workers = (opts.progress, opts.cache_dir, opts.face_crop, opts.cache,
                                                             opts.lazy, opts.workers)  # fmt: skip
     kind, argument = parse_data_spec(spec)
-    if au_csv is not None and kind != "folder":
-        raise DatasetError(
-            f"--au-csv applies to folder: specs only; {kind} brings its own labels. Drop --au-csv or use folder:PATH."
-        )
-    if face_crop != "auto" and kind != "folder":
-        raise DatasetError(
-            f"--face-crop applies to folder: specs only; {kind} has its own face crops (CK+ keeps the reference "
-            "detector). Drop --face-crop or use folder:PATH."
-        )
-    if lazy and kind not in ("ckplus", "ckplus8", "ckplus6", "folder"):
-        raise DatasetError(
-            f"--stream (lazy=True) applies to ckplus: and folder: data, whose files are decoded and face-cropped per "
-            f"item; {kind} data are not streamed (TFD: a pre-aligned .mat of which only the kept rows are read). "
-            "Drop --stream."
-        )
+    check_data_options(kind, au_csv, face_crop, lazy, workers, cache)
     sized: dict[str, Any] = {} if size is None else {"size": int(size)}
     streamed: dict[str, Any] = {"lazy": lazy, "workers": workers}
     if kind == "synthfacs":
@@ -166,4 +193,4 @@ def load_data_spec(
                        **sized, **streamed)
 
 
-__all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "load_data_spec", "parse_data_spec"]
+__all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "check_data_options", "load_data_spec", "parse_data_spec"]

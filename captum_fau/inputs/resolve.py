@@ -98,9 +98,18 @@ def declared_inputs(model: nn.Module, data: Any, stacklevel: int = 2) -> Any:
 
 
 def print_notes(notes: Sequence[str], file: TextIO | None = None) -> None:
-    """The one way input notes are shown before long work: ``note: ...`` lines, flushed."""
-    if notes:
-        print("\n".join(f"note: {note}" for note in notes), file=file or sys.stdout, flush=True)
+    """The one way input notes are shown before long work: ``note: ...`` lines, flushed.
+
+    Under the command line they go through its printer (:mod:`captum_fau._utils.notes`), which shows each
+    note once per run; elsewhere they are printed on ``file`` (stdout by default).
+    """
+    from captum_fau._utils import notes as _notes
+
+    for text in notes:
+        if _notes.is_routed():
+            _notes.note(text)
+        else:
+            print(f"note: {text}", file=file or sys.stdout, flush=True)
 
 
 def zeros_like_input(model: nn.Module, spec: InputSpec, batch: int = 2) -> torch.Tensor:

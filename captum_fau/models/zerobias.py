@@ -22,9 +22,10 @@ from typing import Any, Sequence
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from captum_fau._utils.io import atomic_safetensors, atomic_write_text
 from captum_fau._utils.validate import int_at_least, positive_int
 from captum_fau.data.transforms import LOCAL_MEAN_PADDING_KEY, check_local_mean_padding
 from captum_fau.errors import ConfigError, InputShapeError, WeightsError
@@ -281,10 +282,9 @@ class ZeroBiasCNN(
     def _save_pretrained(self, save_directory: Path) -> None:
         """Write ``model.safetensors`` and a ``config.json`` that both
         :meth:`from_pretrained` and ``timm.create_model("hf-hub:...")`` read."""
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(save_directory / "model.safetensors"), metadata={"format": "pt"})
+        atomic_safetensors(save_directory / "model.safetensors", self.state_dict(), metadata={"format": "pt"})
         cfg = timm_hub_config(self)
-        (save_directory / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(save_directory / "config.json", json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def _from_pretrained(  # type: ignore[override]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from captum_fau._utils import shell
 from captum_fau._utils.fingerprint import state_dict_hash
 from captum_fau._utils.io import atomic_safetensors
 from captum_fau.errors import ResumeError
@@ -81,8 +82,8 @@ class ScanCheckpoint:
         if foreign:
             raise ResumeError(
                 f"The checkpoint folder {self.directory} was written by a scan with {foreign[0]} process(es) but this "
-                f"run has {world_size}; resume with the same number of processes (e.g. torchrun --nproc_per_node "
-                f"{foreign[0]}) or delete the folder to start over."
+                f"run has {world_size}; resume with the same number of processes (e.g. "
+                f"{shell.command('torchrun', '--nproc_per_node', str(foreign[0]))} ...) or delete the folder to start over."
             )
 
     def load(self) -> dict[str, Any] | None:

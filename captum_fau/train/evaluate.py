@@ -154,6 +154,28 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=0))
 
 
+#: How a results table names the model of its rows unless ``meta["method"]`` says otherwise.
+DEFAULT_METHOD = "Zero-bias CNN"
+
+
+def model_label(model: nn.Module, spec: str | None = None) -> str:
+    """The name a results row gives ``model``: its architecture, and the spec it was loaded from.
+
+    Examples::
+
+        >>> from torch import nn
+        >>> model_label(nn.Sequential(), "my_pkg.models:build")
+        'Sequential (my_pkg.models:build)'
+    """
+    from captum_fau.models.zerobias import ZeroBiasCNN
+
+    if isinstance(model, ZeroBiasCNN):
+        kind = DEFAULT_METHOD
+    else:
+        kind = str((getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__)
+    return f"{kind} ({spec})" if spec and spec != kind else kind
+
+
 @dataclass
 class ResultsTable:
     """Per-fold results of every variant of one protocol.
@@ -162,7 +184,9 @@ class ResultsTable:
         title (str): E.g. ``"CK+ 8-class, 10 subject folds"``.
         class_names (sequence of str): Class names in label order.
         folds (list of FoldResult): Results, any variants, any folds.
-        meta (dict): Protocol, budget, device, data description.
+        meta (dict): Protocol, budget, device, data description; ``meta["method"]`` names the model in
+            the rows (default ``"Zero-bias CNN"``, what :func:`~captum_fau.train.protocols.run_protocol` trains;
+            :func:`model_label` for any other model).
 
     Examples::
 
@@ -216,14 +240,15 @@ class ResultsTable:
         if not self.folds:
             raise DatasetError(f"Results table {self.title!r} is empty; run the protocol first.")
         summary = self.summary()
+        method = self.meta.get("method", DEFAULT_METHOD)
         lines = [f"### {self.title}", "", "| Method | Accuracy (%) | Folds | Selection |", "|---|---|---|---|"]
+        label = {v: f"{method} {v if v != 'plain' else ''}".rstrip() for v in summary}
         for variant, s in summary.items():
             selection = ", ".join(s["selections"])
             if "test" in s["selections"]:
                 selection += " (checkpoint chosen on the test fold: optimistic, the reference's protocol)"
             lines.append(
-                f"| Zero-bias CNN {variant if variant != 'plain' else ''}".rstrip()
-                + f" | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} | {s['n_folds']} | {selection} |"
+                f"| {label[variant]} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} | {s['n_folds']} | {selection} |"
             )
         variant = confusion_variant or self.best_variant()
         if variant not in summary:
@@ -234,7 +259,7 @@ class ResultsTable:
         names = self.class_names
         lines += [
             "",
-            f"Confusion matrix, Zero-bias CNN {variant}, summed over folds (% of each true class; rows = true, "
+            f"Confusion matrix, {label[variant]}, summed over folds (% of each true class; rows = true, "
             "columns = predicted):",
             "",
             "| | " + " | ".join(names) + " |",
@@ -269,6 +294,8 @@ class ResultsTable:
         path = Path(path)
         try:
             atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        except OutputError:
+            raise  # already names the folder and the fix (a full disk, a read-only folder)
         except OSError as err:
             raise OutputError(f"Cannot write results to {path} ({err}); choose a writable location.") from err
         return path
@@ -286,11 +313,13 @@ class ResultsTable:
 
 
 __all__ = [
+    "DEFAULT_METHOD",
     "VARIANT_ORDER",
     "FoldResult",
     "ResultsTable",
     "confusion_matrix",
     "evaluate_model",
+    "model_label",
     "evaluation_mapping",
     "per_class_accuracy",
 ]

@@ -60,6 +60,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from captum_fau._utils.io import atomic_write_text
 from captum_fau.errors import ConfigError
 from captum_fau.train.protocols import ABLATIONS, run_protocol
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device
@@ -112,7 +113,7 @@ def export_zoo_model(table, protocol: str, runs_dir: Path, zoo_dir: Path, config
         "recipe": config.to_dict(),
         "wall_time_s": round(wall_s, 1),
     }
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
@@ -185,7 +186,7 @@ def reproduce_paper(
                              progress=progress)  # fmt: skip
         table.meta["reproduce_paper"] = {"iterations": config.iterations, "device": str(config.device)}
         markdown = table.to_markdown()
-        (out_dir / "tables" / f"{protocol}.md").write_text(markdown)
+        atomic_write_text(out_dir / "tables" / f"{protocol}.md", markdown)
         table.save(out_dir / "tables" / f"{protocol}.json")
         exported[protocol] = export_zoo_model(table, protocol, runs_dir, zoo, config, time.time() - t0)
         log(markdown)

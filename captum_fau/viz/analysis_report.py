@@ -298,7 +298,7 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
             "Where AUs co-occur (prototypical expressions such as 1+2+5+26 in surprise), neighbouring AUs "
             "share the statistical credit and overlapping regions share the energy, so disagreements often "
             "name a partner AU of the same expression; SynthFACS's independent mode separates them "
-            "(scripts/bench_faukl.py measures agreement there).",
+            "(faces rendered with captum-fau data synthfacs --mode independent show the agreement without them).",
         ],
         figures=figs,
         table=(["filter", "FAU-KL top AU", f"AU region ({localisation.get('rule', '?')} rule)", "maxima inside",

@@ -51,7 +51,7 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(
             f"{path} is missing: a zoo folder must say how well its model does before it is published. "
-            "captum-fau reproduce (and, in a checkout, scripts/train_synthfacs_zoo.py) writes it next to the weights."
+            "captum-fau reproduce writes it next to the weights."
         )
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
@@ -285,7 +285,7 @@ def check_card(name: str, card_text: str, metrics: dict[str, Any] | None) -> Non
         raise ConfigError(
             f"The model card of {name!r} disagrees with its metrics.json: the card's model-index says "
             f"{found or 'nothing'}, metrics.json says {expected or 'nothing (no trained weights)'}. "
-            f"Regenerate the card: python scripts/publish_to_hub.py {name} --write-card"
+            f"Regenerate the card in Python: captum_fau.zoo.cards.write_card({name!r})"
         )
 
 

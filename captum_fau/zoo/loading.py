@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from captum_fau._utils.device import resolve_device
-from captum_fau.errors import ChecksumMismatch, WeightsError, ZooWeightsUnavailable
+from captum_fau.errors import ChecksumMismatch, WeightsError, ZooWeightsUnavailable, option
 from captum_fau.models.zerobias import ZeroBiasCNN, load_weights
 from captum_fau.zoo import _hub_env, registry
 from captum_fau.zoo.registry import WEIGHTS_FILENAME, ZooEntry
@@ -67,8 +67,12 @@ def _unavailable(entry: ZooEntry, why: str) -> ZooWeightsUnavailable:
         f"  They are trained on: {entry.training_data}.\n"
         f"  Data: {entry.dataset_hint}\n"
         f"  Produce them with: {entry.train_command}\n"
-        f"  then load them with zoo.load({entry.name!r}, weights='PATH/TO/model.safetensors' or the output folder),\n"
-        f"  or put the output folder at {registry.user_zoo_dir() / entry.name} (CAPTUM_FAU_ZOO) for zoo.load({entry.name!r})."
+        f"  then load them with "
+        + option(f"zoo.load({entry.name!r}, weights='PATH/TO/model.safetensors' or the output folder)",
+                 f"--model {entry.name} --checkpoint PATH/TO/model.safetensors (or the output folder)")
+        + ",\n"
+        f"  or put the output folder at {registry.user_zoo_dir() / entry.name} (CAPTUM_FAU_ZOO) for "
+        + option(f"zoo.load({entry.name!r}).", f"--model {entry.name}.")
     )
 
 
@@ -142,9 +146,10 @@ def _explicit_weights(weights: str | Path) -> Path:
         return safetensors_in_folder(path)
     if not path.is_file():
         raise WeightsError(
-            f"weights={str(weights)!r} is neither a .safetensors file nor a folder containing {WEIGHTS_FILENAME}."
+            f"{option('weights=', '--checkpoint ')}{str(weights)!r} is neither a .safetensors file nor a folder "
+            f"containing {WEIGHTS_FILENAME}."
         )
-    return require_safetensors(path, "The weights= file")
+    return require_safetensors(path, f"The {option('weights=', '--checkpoint')} file")
 
 
 def local_weights(entry: ZooEntry) -> tuple[Path, str] | None:

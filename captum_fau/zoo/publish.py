@@ -100,8 +100,8 @@ def assemble_hub_folder(
     card_file = card_path(name, cards_dir)
     if not card_file.is_file():
         raise ConfigError(
-            f"The model card {card_file} is missing. Write it from metrics.json with: "
-            f"python scripts/publish_to_hub.py {name} --write-card"
+            f"The model card {card_file} is missing. Write it from metrics.json in Python: "
+            f"captum_fau.zoo.cards.write_card({name!r}, cards_dir={str(card_file.parent)!r})"
         )
     card = card_file.read_text(encoding="utf-8")
     check_card(name, card, metrics)

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from captum_fau.errors import UnknownModelError, WeightsError
+from captum_fau.errors import UnknownModelError, WeightsError, option
 from captum_fau.inputs.resolve import resolve_input_spec  # noqa: F401 - re-export for one release
 from captum_fau.inputs.sources import (  # noqa: F401 - re-exports for one release
     INPUT_SPEC_ATTR,
@@ -56,7 +56,26 @@ def _forms() -> str:
     return "; ".join(SPEC_FORMS)
 
 
-def _load_checkpoint(model: nn.Module, checkpoint: str | Path) -> None:
+def _mismatch_hint(model: nn.Module, state: dict[str, Any], num_classes: int | None) -> str:
+    """What to change when checkpoint and model disagree: the class count of a head, else the architecture."""
+    own = model.state_dict()
+    shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+              if k in own and v.shape != own[k].shape]  # fmt: skip
+    if not shapes:
+        return "Check the architecture name."
+    key, saved, built = shapes[-1]  # the head is last in every architecture timm builds
+    listed = "; ".join(f"{k}: checkpoint {s}, model {b}" for k, s, b in shapes[:3])
+    if num_classes is not None and built and built[0] == num_classes and saved:
+        names = option("class_names=", "--class-names")
+        return (f"({listed}) The model was built with {num_classes} outputs, one per {names} entry, but the "
+                f"checkpoint's head {key} has {saved[0]}: give {names} with {saved[0]} names in the head's output "
+                f"order, or check the architecture name.")
+    names = option("class_names=", "--class-names")
+    hint = f" (for a head of {saved[0]} outputs, give {names} with {saved[0]} names)" if saved else ""
+    return f"({listed}) Check the architecture name{hint}."
+
+
+def _load_checkpoint(model: nn.Module, checkpoint: str | Path, num_classes: int | None = None) -> None:
     from safetensors.torch import load_file
 
     from captum_fau._utils.weights import require_safetensors, safetensors_in_folder
@@ -71,13 +90,13 @@ def _load_checkpoint(model: nn.Module, checkpoint: str | Path) -> None:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
         raise WeightsError(
-            f"Checkpoint {path} does not match the model ({str(err).splitlines()[-1].strip()}). "
-            "Check the architecture name and num_classes."
+            f"Checkpoint {path} does not match the model's tensor shapes. {_mismatch_hint(model, state, num_classes)}"
         ) from err
     if result.missing_keys or result.unexpected_keys:
         raise WeightsError(
             f"Checkpoint {path} does not match the model: missing {result.missing_keys[:6]}, "
-            f"unexpected {result.unexpected_keys[:6]}. Check the architecture name and num_classes."
+            f"unexpected {result.unexpected_keys[:6]}. Check the architecture name (keys that start with 'module.' "
+            "come from DataParallel: save model.module.state_dict() instead)."
         )
 
 
@@ -198,7 +217,7 @@ def load_model_spec(
         kwargs = {"num_classes": num_classes} if num_classes is not None else {}
         model = timm.create_model(name, pretrained=False, **kwargs)
         if checkpoint is not None:
-            _load_checkpoint(model, checkpoint)
+            _load_checkpoint(model, checkpoint, num_classes)
         return model.to(device).eval()
     if ":" in spec:
         model = _factory(spec)()
