@@ -164,11 +164,12 @@ def input_spec_args(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
 
 def model_inputs(args: argparse.Namespace, model: nn.Module, data: Any) -> Any:
     """``data`` through the model's input spec (flags first); prints the spec and its notes."""
-    from captum_fau.inputs.resolve import model_inputs as wrap, print_notes
+    from captum_fau.inputs.resolve import model_inputs as wrap
 
     explicit, flags = input_spec_args(args)
     dataset, _, notes = wrap(model, data, explicit or None, flags)
-    print_notes(notes)
+    for note in notes:  # once per run, on stdout beside the command's results
+        _say.note(note, file=sys.stdout)
     return dataset
 
 

@@ -173,11 +173,12 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
 
     model = _options.load_model(args)
     data = _options.load_data(args, in_memory=True)
-    from captum_fau.inputs.resolve import model_inputs, print_notes
+    from captum_fau.inputs.resolve import model_inputs
 
     explicit, flags = _options.input_spec_args(args)
     _, spec, notes = model_inputs(model, data, explicit or None, flags)
-    print_notes(notes)
+    for note in notes:  # once per run, on stdout beside the command's results
+        _say.note(note, file=sys.stdout)
     fold = evaluate_model(model, data, device=args.device, class_names=getattr(args, "class_names", None),
                           input_spec=spec, variant="plain")  # fmt: skip
     for note in fold.extra.get("notes", []):
