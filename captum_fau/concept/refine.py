@@ -45,50 +45,68 @@ def refine_auroc(
     ranks: np.ndarray,
     labels: np.ndarray,
     auc: np.ndarray,
-    exceed: np.ndarray,
+    null: Any,
     active: np.ndarray,
-    n_permutations: int,
     max_permutations: int,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Continue the AUROC permutation test of the ``active`` pairs near the floor.
 
+    A permutation only reorders whole units inside each exchange class, so a pair's permuted rank
+    sum is ``sum_r G[donor(r), r]`` with ``G = patterns @ slot_rank_sums.T`` per class: one gather
+    of ``units`` numbers per permutation instead of a product over all images.
+
     Args:
-        scheme (PermutationScheme): The permutation scheme of the first ``n_permutations``.
+        scheme (PermutationScheme): The permutation scheme of the first permutations.
         ranks (np.ndarray): ``[M, C]`` float64 average ranks of the activations.
         labels (np.ndarray): ``[M, J]`` float presence.
         auc (np.ndarray): ``[C, J]`` observed AUROC.
-        exceed (np.ndarray): ``[C, J]`` exceedances among the first ``n_permutations``.
+        null (PermutationNull): The first permutations (``exceed_auroc``, ``n_permutations``).
         active (np.ndarray): ``[C, J]`` bool, the tested pairs (others are left alone).
-        n_permutations (int): Permutations behind ``exceed``.
         max_permutations (int): The most permutations any pair gets.
         seed (int): Seed; refinement streams differ from the first permutations'.
 
     Returns:
         tuple: ``(p [C, J], permutations per pair [C, J])``.
     """
-    exceed = exceed.astype(np.float64).copy()
-    done = np.full(auc.shape, float(n_permutations))
+    exceed = null.exceed_auroc.astype(np.float64).copy()
+    done = np.full(auc.shape, float(null.n_permutations))
     running = active & (exceed < STOP_EXCEEDANCES)
-    n_pos = labels.sum(axis=0)
-    n_neg = len(labels) - n_pos
     floor = np.abs(auc - 0.5) - 1e-6
-    round_index = 0
+    n_images = len(labels)
+    slots = [_slot_sums(c, ranks) for c in scheme.classes]
+    rng = np.random.default_rng(seed + 1_000_003)
     while running.any() and done[running].max() < max_permutations:
         width = int(min(done[running].max(), max_permutations - done[running].max()))
-        round_index += 1
         for start in range(0, width, _CHUNK):
             size = min(_CHUNK, width - start)
-            sources = scheme.sources(size, seed=seed + 1_000_003 * round_index + start)
+            orders = scheme.shuffles(size, rng)
             for j in np.flatnonzero(running.any(axis=0)):
                 filters = np.flatnonzero(running[:, j])
-                permuted = labels[sources, j]  # [size, M]
-                sums = permuted @ ranks[:, filters]  # [size, F]
-                auc_perm = auroc_from_rank_sums(sums, n_pos[j], n_neg[j])
-                exceed[filters, j] += (np.abs(auc_perm - 0.5) >= floor[filters, j][None, :]).sum(axis=0)
+                sums = np.zeros((size, len(filters)))
+                n_pos = np.zeros((size, 1))
+                for c, order, (rank_sums, sizes) in zip(scheme.classes, orders, slots):
+                    pattern = labels[c.donors, j]  # [units, slots]
+                    g = np.einsum("ds,rsf->drf", pattern, rank_sums[:, :, filters])  # [donor, receiver, F]
+                    h = pattern @ sizes.T  # [donor, receiver]
+                    receivers = np.arange(len(c.donors))[None, :]
+                    sums += g[order, receivers].sum(axis=1)
+                    n_pos += h[order, receivers].sum(axis=1, keepdims=True)
+                auc_perm = auroc_from_rank_sums(sums, n_pos, n_images - n_pos)
+                exceed[filters, j] += (~(np.abs(auc_perm - 0.5) < floor[filters, j][None, :])).sum(axis=0)
         done[running] += width
         running &= exceed < STOP_EXCEEDANCES
     return (1.0 + exceed) / (1.0 + done), done
+
+
+def _slot_sums(c: Any, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[units, slots, C]`` rank sums and ``[units, slots]`` image counts of each receiving slot."""
+    n_units, n_slots = c.donors.shape
+    rank_sums = np.zeros((n_units, n_slots, ranks.shape[1]))
+    np.add.at(rank_sums, (c.receiver, c.slot), ranks[c.images])
+    sizes = np.zeros((n_units, n_slots))
+    np.add.at(sizes, (c.receiver, c.slot), 1.0)
+    return rank_sums, sizes
 
 
 __all__ = ["STOP_EXCEEDANCES", "default_max_permutations", "refine_auroc"]

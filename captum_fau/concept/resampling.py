@@ -44,22 +44,39 @@ def group_codes(groups: Any, n_images: int) -> np.ndarray:
     return codes.ravel()
 
 
+@dataclass
+class ExchangeClass:
+    """Units that may trade labels: ``donors[d, i]`` is the image whose labels unit ``d`` gives to slot
+    ``i`` of the unit it lands on; image ``images[x]`` is in slot ``slot[x]`` of unit ``receiver[x]``."""
+
+    donors: np.ndarray
+    images: np.ndarray
+    receiver: np.ndarray
+    slot: np.ndarray
+
+
 class PermutationScheme:
     """Which images' labels may trade places: whole units among units of the same structure.
 
     A unit is a group (a subject, else a sequence; with ``strata`` a (group, stratum) cell). Units
-    are exchangeable only when their within-unit structure matches: the same sorted
-    sequence-length signature when sequence ids are known (a subject split [3, 3] trades only with
-    another [3, 3]; labels land sequence by sequence, frame by frame), else the same image count,
-    and the same stratum. Moving a [3, 3] label block onto a [1, 5] subject would cut across the
-    receiver's clusters of near-duplicate frames, which never happens in the observed data and
-    makes the null too narrow. A unit whose signature no other unit shares keeps its labels.
+    are exchangeable only when their within-unit structure matches, so that moved labels never cut
+    across a receiver's clusters of near-duplicate frames (which never happens in the observed
+    data and makes the null too narrow):
+
+    * with sequence ids and labels constant within each of a unit's sequences, units with the same
+      number of sequences trade hierarchically: each of the receiver's sequences (longest first)
+      takes the labels of the donor's sequence of the same rank, on all its frames;
+    * otherwise units trade only with units of the same sorted sequence-length signature (the same
+      image count without sequence ids), frame by frame in canonical order (a neutral first frame
+      stays first);
+    * and only within one stratum. A unit no other unit matches keeps its labels.
 
     Args:
         groups (np.ndarray, optional): ``[M]`` unit ids (None: every image is a unit).
         n_images (int): ``M``.
         sequences (np.ndarray, optional): ``[M]`` sequence ids (nested in the units).
         strata (np.ndarray, optional): ``[M]`` stratum labels.
+        labels (np.ndarray, optional): ``[M, J]`` labels; decide which units trade hierarchically.
 
     Examples::
 
@@ -68,49 +85,42 @@ class PermutationScheme:
         2
     """
 
-    def __init__(self, groups: Any, n_images: int, sequences: Any = None, strata: Any = None) -> None:
+    def __init__(self, groups: Any, n_images: int, sequences: Any = None, strata: Any = None,
+                 labels: np.ndarray | None = None) -> None:  # fmt: skip
         codes = group_codes(groups, n_images)
         stratum = np.zeros(n_images, np.int64) if strata is None else group_codes(strata, n_images)
         if strata is not None:
-            _, codes = np.unique(np.stack([codes, stratum], axis=1), axis=0, return_inverse=True)
-            codes = codes.ravel()
+            codes = np.unique(np.stack([codes, stratum], axis=1), axis=0, return_inverse=True)[1].ravel()
         seq = codes if sequences is None else group_codes(sequences, n_images)
-        _, seq = np.unique(np.stack([codes, seq], axis=1), axis=0, return_inverse=True)
-        seq = seq.ravel()
-        seq_len = np.bincount(seq)[seq]
-        seq_first = np.full(int(seq.max()) + 1 if n_images else 0, n_images, np.int64)
-        np.minimum.at(seq_first, seq, np.arange(n_images))
-        # canonical order: unit, then its sequences longest first (ties by first image), then frames
-        order = np.lexsort((np.arange(n_images), seq_first[seq], -seq_len, codes))
+        seq = np.unique(np.stack([codes, seq], axis=1), axis=0, return_inverse=True)[1].ravel()
         self.n_images = n_images
         self.n_units = int(codes.max()) + 1 if n_images else 0
-        sizes = np.bincount(codes, minlength=self.n_units)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        signature: dict[tuple, list[int]] = {}
-        unit_stratum = np.zeros(self.n_units, np.int64)
-        unit_stratum[codes] = stratum
-        for unit in range(self.n_units):
-            rows = order[starts[unit] : starts[unit] + sizes[unit]]
-            lengths = tuple(np.unique(seq[rows], return_counts=True)[1].tolist())
-            key = (int(unit_stratum[unit]),) + tuple(sorted(lengths, reverse=True))
-            signature.setdefault(key, []).append(unit)
-        #: ``[units, size]`` image indices (canonical order) of each class of exchangeable units.
-        self.classes = [order[starts[u][:, None] + np.arange(int(sizes[u[0]]))[None, :]]
-                        for u in (np.array(v) for v in signature.values())]  # fmt: skip
-        self.n_exchangeable = int(sum(len(m) for m in self.classes if len(m) > 1))
+        keyed: dict[tuple, list[list[np.ndarray]]] = {}
+        for unit_stratum, parts in _units(codes, seq, stratum):
+            constant = sequences is not None and labels is not None and all(
+                (labels[rows] == labels[rows[0]]).all() for rows in parts
+            )
+            key = (unit_stratum, "sequences", len(parts)) if constant else (unit_stratum, "frames", tuple(map(len, parts)))
+            keyed.setdefault(key, []).append(parts if constant else [np.array([i]) for i in np.concatenate(parts)])
+        self.classes = [_exchange_class(units) for units in keyed.values()]
+        self.n_exchangeable = int(sum(len(c.donors) for c in self.classes if len(c.donors) > 1))
         self.n_classes = len(self.classes)
+        self.hierarchical = any(key[1] == "sequences" and len(v) > 1 for key, v in keyed.items())
+
+    def shuffles(self, n_permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One ``[P, units]`` donor order per class (row ``p``: which unit gives its labels to each unit)."""
+        out = []
+        for c in self.classes:
+            n = len(c.donors)
+            out.append(np.zeros((n_permutations, 1), np.int64) if n == 1
+                       else np.argsort(rng.random((n_permutations, n)), axis=1))  # fmt: skip
+        return out
 
     def sources(self, n_permutations: int, seed: int) -> np.ndarray:
         """``[P, M]`` label permutations: row ``p`` says whose labels image ``m`` gets."""
-        rng = np.random.default_rng(seed)
         out = np.empty((n_permutations, self.n_images), dtype=np.int64)
-        for members in self.classes:
-            flat = members.ravel()
-            if len(members) == 1:
-                out[:, flat] = flat[None, :]
-                continue
-            shuffles = np.argsort(rng.random((n_permutations, len(members))), axis=1)
-            out[:, flat] = members[shuffles].reshape(n_permutations, -1)
+        for c, order in zip(self.classes, self.shuffles(n_permutations, np.random.default_rng(seed))):
+            out[:, c.images] = c.donors[order[:, c.receiver], c.slot[None, :]]
         return out
 
     def log10_arrangements(self, labels: np.ndarray) -> np.ndarray:
@@ -123,13 +133,39 @@ class PermutationScheme:
         from scipy.special import gammaln
 
         total = np.zeros(labels.shape[1])
-        for members in self.classes:
-            if len(members) < 2:
+        for c in self.classes:
+            if len(c.donors) < 2:
                 continue
             for j in range(labels.shape[1]):
-                _, counts = np.unique(labels[members, j], axis=0, return_counts=True)
-                total[j] += gammaln(len(members) + 1) - gammaln(counts + 1).sum()
+                _, counts = np.unique(labels[c.donors, j], axis=0, return_counts=True)
+                total[j] += gammaln(len(c.donors) + 1) - gammaln(counts + 1).sum()
         return total / np.log(10)
+
+
+def _units(codes: np.ndarray, seq: np.ndarray, stratum: np.ndarray) -> Any:
+    """Per unit: its stratum and its sequences' image rows, longest first (ties by first image)."""
+    n_images = len(codes)
+    seq_len = np.bincount(seq)
+    seq_first = np.full(len(seq_len), n_images, np.int64)
+    np.minimum.at(seq_first, seq, np.arange(n_images))
+    order = np.lexsort((np.arange(n_images), seq_first[seq], -seq_len[seq], codes))
+    bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        rows = order[start:stop]
+        cuts = np.flatnonzero(seq[rows][1:] != seq[rows][:-1]) + 1
+        yield int(stratum[rows[0]]), np.split(rows, cuts)
+
+
+def _exchange_class(units: list[list[np.ndarray]]) -> ExchangeClass:
+    """The :class:`ExchangeClass` of units given as lists of slots (each slot: its image rows)."""
+    donors = np.array([[int(rows[0]) for rows in parts] for parts in units], dtype=np.int64)
+    images, receiver, slot = [], [], []
+    for r, parts in enumerate(units):
+        for i, rows in enumerate(parts):
+            images.append(rows)
+            receiver.append(np.full(len(rows), r))
+            slot.append(np.full(len(rows), i))
+    return ExchangeClass(donors, np.concatenate(images), np.concatenate(receiver), np.concatenate(slot))
 
 
 def permutation_sources(
@@ -160,9 +196,11 @@ def bootstrap_weights(groups: np.ndarray | None, n_images: int, n_bootstrap: int
 
 def permutation_notes(scheme: PermutationScheme, unit: str) -> list[str]:
     """What the permutation scheme did with these units, and when it loses power."""
+    how = ("whole sequences trade between units with as many sequences (labels are constant within them)"
+           if scheme.hierarchical else "units trade only with units of the same sequence-length signature")
     notes = [
         f"Permutation unit: {unit} ({scheme.n_units} units in {scheme.n_classes} classes of equal within-unit "
-        f"structure); {scheme.n_exchangeable} units can trade labels."
+        f"structure; {how}); {scheme.n_exchangeable} units can trade labels."
     ]
     fixed = scheme.n_units - scheme.n_exchangeable
     if scheme.n_units and fixed / scheme.n_units > 0.2:
@@ -232,8 +270,6 @@ def permutation_null(
     """
     n_images, n_aus = labels.shape
     n_permutations = len(sources)
-    n_pos = labels.sum(axis=0)
-    n_neg = n_images - n_pos
     if chunk_size is None:
         chunk_size = default_chunk(binned, n_aus)
     # A tiny tolerance: the observed and permuted statistics come from different float paths.
@@ -261,8 +297,11 @@ def permutation_null(
         kl_sq += np.square(kl_perm, dtype=np.float64).sum(axis=1)
         exceed_kl += (kl_perm >= kl_floor).sum(axis=1)
         rank_sums = (ranks.T @ permuted).reshape(binned.n_filters, width, n_aus)
-        auc_perm = auroc_from_rank_sums(rank_sums, n_pos, n_neg)
-        exceed_auc += (np.abs(auc_perm - 0.5) >= auc_floor).sum(axis=1)
+        # hierarchical permutations move whole sequences: the count of images with the AU may change
+        pos_perm = permuted.sum(axis=0, dtype=np.float64).reshape(1, width, n_aus)
+        auc_perm = auroc_from_rank_sums(rank_sums, pos_perm, n_images - pos_perm)
+        exceed_auc += (~(np.abs(auc_perm - 0.5) < auc_floor)).sum(axis=1)  # an AUROC-less relabelling counts against
+        auc_perm = np.where(np.isnan(auc_perm), 0.5, auc_perm)
         auc_sum += auc_perm.sum(axis=1, dtype=np.float64)
         auc_sq += np.square(auc_perm, dtype=np.float64).sum(axis=1)
     return PermutationNull(
@@ -333,6 +372,7 @@ __all__ = [
     "bootstrap_kl_interval",
     "bootstrap_weights",
     "group_codes",
+    "ExchangeClass",
     "PermutationScheme",
     "permutation_notes",
     "permutation_null",

@@ -396,7 +396,7 @@ def _prepare(activations: Any, presence: Any, opts: StatisticsOptions, design: D
             UserWarning,
             stacklevel=3,
         )
-    scheme = PermutationScheme(design.groups, n_images, design.sequences)
+    scheme = PermutationScheme(design.groups, n_images, design.sequences, labels=labels)
     binned = BinnedActivations(bin_codes(acts, edges), opts.bins)
     ranks = rankdata(acts, axis=0)
     return _Prepared(acts, labels, opts, design, binned, ranks, scheme, edges, dead, testable_aus, notes)
@@ -437,7 +437,7 @@ def _tests(prep: _Prepared, observed: dict[str, np.ndarray], progress: bool) -> 
     p_auroc, used = null.p_auroc, np.full(shape, float(opts.n_permutations))
     if max_perm > opts.n_permutations and opts.test_statistic == "auroc":
         p_auroc, used = refine_auroc(prep.scheme, prep.ranks, prep.labels.astype(np.float64), observed["auroc"],
-                                     null.exceed_auroc, family, opts.n_permutations, max_perm, opts.seed)  # fmt: skip
+                                     null, family, max_perm, opts.seed)  # fmt: skip
     kl_ok = null.kl_sd > 1e-5 * np.maximum(1.0, np.abs(null.kl_mean))  # float32 noise of a constant null is not spread
     n_pos = prep.labels.sum(axis=0)
     auc_ok = null.auroc_sd > 0.25 / np.maximum(1.0, n_pos * (len(prep.labels) - n_pos))[None, :]
