@@ -75,7 +75,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
-        bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
+        bootstrap=200 if _options.intervals_requested(args) else 0, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
@@ -101,10 +101,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
     _options.add_rule(p)
     _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
-    p.add_argument("--permutations", type=_options.non_negative_int, default=1000,
-                   help="label permutations for p-values (default: 1000)")
-    p.add_argument("--bootstrap", type=_options.non_negative_int, default=200,
-                   help="bootstrap resamples for CIs (default: 200)")
+    _options.add_statistics_options(p, refinement=False)
     _options.add_stratify(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")

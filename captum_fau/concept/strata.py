@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from captum_fau.concept.fdr import benjamini_hochberg
+from captum_fau.concept.refine import default_max_permutations, refine_auroc
 from captum_fau.concept.resampling import PermutationScheme, group_codes, permutation_null
 
 
@@ -53,15 +54,22 @@ def within_strata(prep: Any, kl: np.ndarray, auc: np.ndarray, family: np.ndarray
     sources = scheme.sources(prep.opts.n_permutations, prep.opts.seed + 7)
     null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels, kl, auc, sources,
                             prep.opts.smoothing, prep.opts.chunk_size, progress)  # fmt: skip
+    p_auroc = null.p_auroc
+    max_perm = prep.opts.max_permutations
+    if max_perm is None:
+        max_perm = default_max_permutations(int(testable.sum()), prep.opts.alpha, prep.opts.n_permutations)
+    if max_perm > prep.opts.n_permutations:  # the adaptive refinement of the plain test, inside the strata
+        p_auroc, _ = refine_auroc(scheme, prep.ranks, prep.labels.astype(np.float64), auc, null, testable, max_perm,
+                                  prep.opts.seed + 7)  # fmt: skip
     prep.notes.append(
         f"Within-strata tests (p_kl_within, p_auroc_within): permutations inside {n_strata} strata; they measure "
         "association beyond what the stratum label explains."
     )
     return {
         "p_kl_within": np.where(testable, null.p_kl, 1.0),
-        "p_auroc_within": np.where(testable, null.p_auroc, 1.0),
+        "p_auroc_within": np.where(testable, p_auroc, 1.0),
         "q_kl_within": benjamini_hochberg(null.p_kl, mask=testable),
-        "q_auroc_within": benjamini_hochberg(null.p_auroc, mask=testable),
+        "q_auroc_within": benjamini_hochberg(p_auroc, mask=testable),
     }
 
 
