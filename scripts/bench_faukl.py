@@ -236,7 +236,7 @@ def _planted_replicate(design: str, seed: int, size: dict[str, int], truth: np.n
     acc["power"].append(found[planted].astype(float))
     result = FAUKLResult(layers={"x": st}, au_ids=DESIGN_AUS, n_images=len(data["acts"]))
     for f, j in zip(*np.nonzero(data["planted"] & tested)):
-        order = [result.au_ids.index(a) for a in _ranked(result, int(f))]
+        order = [int(j) for j in result._ranking(st, int(f), "test" if "test" in TOP_AU_RULES else "z")]
         acc["named_first"].append(float(order[:1] == [j]))
         acc["rank"].append(float(order.index(j) + 1) if j in order else np.nan)
     side = getattr(st, "clusters_side", None)
@@ -249,12 +249,6 @@ def _planted_replicate(design: str, seed: int, size: dict[str, int], truth: np.n
     acc["inside"].append(((st.auroc_ci[..., 0] <= st.auroc) & (st.auroc <= st.auroc_ci[..., 1]))[live].astype(float))
 
 
-def _ranked(result: Any, f: int) -> list[str]:
-    st = result.stats()
-    order = result._ranking(st, f, "test" if "test" in TOP_AU_RULES else "z")
-    return [result.au_ids[int(j)] for j in order]
-
-
 def _rate(parts: list[np.ndarray]) -> tuple[float | None, float | None, int]:
     """Pooled rate, its Monte-Carlo SE across replicates (pairs of one data set share labels) and the count."""
     parts = [np.atleast_1d(np.asarray(x, float)) for x in parts]
@@ -264,6 +258,9 @@ def _rate(parts: list[np.ndarray]) -> tuple[float | None, float | None, int]:
     per_rep = np.array([x.mean() for x in parts if x.size])
     se = float(per_rep.std(ddof=1) / np.sqrt(len(per_rep))) if len(per_rep) > 1 else None
     return float(pooled.mean()), se, int(pooled.size)
+
+
+_fmt = lambda value: "n/a" if value is None else f"{value:.3f}"  # noqa: E731
 
 
 def bench_designs(report: dict[str, Any], size: dict[str, int]) -> None:
@@ -303,10 +300,6 @@ def bench_designs(report: dict[str, Any], size: dict[str, int]) -> None:
     report["designs"] = table
     report["design_sizes"] = {k: size[k] for k in ("null_reps", "planted_reps", "permutations", "truth_subjects")}
     _worst_case(report, table)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _worst_case(report: dict[str, Any], table: dict[str, dict[str, Any]]) -> None:
@@ -555,7 +548,7 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
 
 #: Problem sizes of the full run and of ``--quick`` (used by the tests).
 SIZES = {
-    "full": dict(subjects=109, permutations=1000, speed_filters=256, speed_permutations=300, repeats=5,
+    "full": dict(subjects=109, permutations=1000, speed_filters=256, speed_permutations=100, repeats=5,
                  null_reps=10, planted_reps=6, truth_subjects=20000, localisation_images=400, localisation_repeats=4),
     "quick": dict(subjects=40, permutations=200, speed_filters=32, speed_permutations=100, repeats=5,
                   null_reps=1, planted_reps=1, truth_subjects=2000, design_filters=12, design_subjects=50,

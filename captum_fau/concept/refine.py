@@ -32,7 +32,8 @@ _CHUNK = 4096
 
 
 def default_max_permutations(n_pairs: int, alpha: float, n_permutations: int) -> int:
-    """``2 m / alpha`` rounded up to a doubling of ``n_permutations``: one pair at the floor reaches ``q < alpha / 2``."""
+    """``2 m / alpha`` rounded up to a doubling of ``n_permutations``: one pair at the floor reaches
+    ``q < alpha / 2``."""
     target = 2.0 * max(1, n_pairs) / alpha
     total = max(1, n_permutations)
     while total + 1 < target:

@@ -245,8 +245,7 @@ def permutation_null(
     binned: BinnedActivations,
     ranks: np.ndarray,
     labels: np.ndarray,
-    kl: np.ndarray,
-    auc: np.ndarray,
+    observed: tuple[np.ndarray, np.ndarray],
     sources: np.ndarray,
     smoothing: float,
     chunk_size: int | None = None,
@@ -258,8 +257,7 @@ def permutation_null(
         binned (BinnedActivations): The images' bin codes.
         ranks (np.ndarray): ``[M, C]`` float32 average ranks of the activations.
         labels (np.ndarray): ``[M, J]`` float32 presence (0/1).
-        kl (np.ndarray): ``[C, J]`` observed smoothed KL.
-        auc (np.ndarray): ``[C, J]`` observed AUROC.
+        observed (tuple): ``[C, J]`` observed smoothed KL and AUROC.
         sources (np.ndarray): ``[P, M]`` permutations from :func:`permutation_sources`.
         smoothing (float): Pseudo-count of the KL.
         chunk_size (int, optional): Permutations per matrix product. Default: :func:`default_chunk`
@@ -269,6 +267,7 @@ def permutation_null(
         PermutationNull: Null-mean KL and the permutation p-values.
     """
     n_images, n_aus = labels.shape
+    kl, auc = observed
     n_permutations = len(sources)
     if chunk_size is None:
         chunk_size = default_chunk(binned, n_aus)

@@ -428,7 +428,7 @@ def _tests(prep: _Prepared, observed: dict[str, np.ndarray], progress: bool) -> 
     log_arr = prep.scheme.log10_arrangements(prep.labels)
     tested_aus = prep.testable_aus & (log_arr >= math.log10(opts.min_arrangements))
     sources = prep.scheme.sources(opts.n_permutations, opts.seed)
-    null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels_f, observed["kl"], observed["auroc"],
+    null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels_f, (observed["kl"], observed["auroc"]),
                             sources, opts.smoothing, opts.chunk_size, progress)  # fmt: skip
     family = prep.pair_ok & tested_aus[None, :]
     max_perm = opts.max_permutations
@@ -522,7 +522,9 @@ def _check_strata(strata: Any, n_images: int, n_permutations: int) -> None:
             "drop stratify or choose a label with at least two levels."
         )
     if n_permutations == 0:
-        raise ConfigError("stratify needs permutations (n_permutations > 0): the within-strata test is a permutation test.")
+        raise ConfigError(
+            "stratify needs permutations (n_permutations > 0): the within-strata test is a permutation test."
+        )
 
 
 __all__ = [

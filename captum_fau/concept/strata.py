@@ -52,7 +52,7 @@ def within_strata(prep: Any, kl: np.ndarray, auc: np.ndarray, family: np.ndarray
         warnings.warn(message, UserWarning, stacklevel=4)
     scheme = PermutationScheme(prep.design.groups, len(labels), prep.design.sequences, strata, prep.labels)
     sources = scheme.sources(prep.opts.n_permutations, prep.opts.seed + 7)
-    null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels, kl, auc, sources,
+    null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels, (kl, auc), sources,
                             prep.opts.smoothing, prep.opts.chunk_size, progress)  # fmt: skip
     p_auroc = null.p_auroc
     max_perm = prep.opts.max_permutations
