@@ -179,6 +179,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("reproduce-no-data", ["reproduce"], "--ckplus"),
     ("reproduce-tfd-missing", ["reproduce", "--tfd", "{root}/none/TFD_96x96.mat", "--iterations", "1"], "TFD"),
     ("reproduce-variant-unknown", ["reproduce", "--tfd", "x.mat", "--variants", "+Z"], "invalid choice"),
+    ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
+                                          "--max-permutations", "-1"], "max-permutations"),
 ]
 
 
@@ -386,6 +388,12 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
     ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
      "float"),
+    ("FAUKL-options-not-an-options-object", lambda f: _faukl(options={"bins": 4}), errors.ConfigError,
+     "StatisticsOptions"),
+    ("FAUKL-unknown-keyword", lambda f: _faukl(n_permutation=5), errors.ConfigError, "not statistics options"),
+    ("StatisticsOptions-alpha-out-of-range",
+     lambda f: (lambda out: __import__("captum_fau.concept").concept.StatisticsOptions(alpha=2)), errors.ConfigError,
+     "alpha"),
 ]
 
 
