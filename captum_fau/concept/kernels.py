@@ -231,25 +231,6 @@ def _placements(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
 MIN_CLUSTERS_EXACT = 10
 
 
-def _pair_index(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All ordered pairs ``(i, k)``, ``i != k``, of images in the same cluster, and their cluster."""
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    first, second, cluster = [], [], []
-    for size in np.unique(sizes[sizes > 1]):
-        ks = np.flatnonzero(sizes == size)
-        rows = order[starts[ks][:, None] + np.arange(size)[None, :]]  # [n, size]
-        a, b = np.nonzero(~np.eye(size, dtype=bool))
-        first.append(rows[:, a].ravel())
-        second.append(rows[:, b].ravel())
-        cluster.append(np.repeat(ks, len(a)))
-    if not first:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty
-    return np.concatenate(first), np.concatenate(second), np.concatenate(cluster)
-
-
 def auroc_interval(
     activations: np.ndarray, presence: np.ndarray, clusters: np.ndarray, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -297,8 +278,7 @@ def auroc_interval(
     m_k = member.T @ labels  # [K, J] images with the AU per cluster
     n_k = member.T @ (1.0 - labels)
     n_pos, n_neg = labels.sum(axis=0), (1.0 - labels).sum(axis=0)
-    first, second, pair_cluster = _pair_index(codes)
-    pair_weight = labels[first] * (1.0 - labels[second])  # [P, J]: first has the AU, second not
+    below = np.concatenate([[0.0], np.cumsum(np.bincount(codes, minlength=n_clusters))[:-1]])[codes]
     theta = np.empty((acts.shape[1], labels.shape[1]))
     var = np.empty_like(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -309,10 +289,10 @@ def auroc_interval(
             place = _placements(acts[:, c], labels)
             v10 = member.T @ (place * labels)  # [K, J]
             v01 = member.T @ (place * (1.0 - labels))
-            a, b = acts[first, c], acts[second, c]
-            h = (a > b) + 0.5 * (a == b)
-            within = np.zeros((n_clusters, labels.shape[1]))
-            np.add.at(within, pair_cluster, h[:, None] * pair_weight)
+            # concordant pairs inside each cluster: a Mann-Whitney U per cluster, from within-cluster ranks
+            key = codes * (len(acts) + 1.0) + rankdata(acts[:, c])
+            within_rank = rankdata(key) - below
+            within = member.T @ (within_rank[:, None] * labels) - m_k * (m_k + 1) / 2
             total = v10.sum(axis=0) * n_neg  # concordant pairs
             theta[c] = total / (n_pos * n_neg)
             leave_out = (total[None, :] - n_neg * v10 - n_pos * v01 + within) / keep_den

@@ -83,21 +83,35 @@ def refine_auroc(
             size = min(_CHUNK, width - start)
             orders = scheme.shuffles(size, rng)
             for j in np.flatnonzero(running.any(axis=0)):
-                filters = np.flatnonzero(running[:, j])
-                sums = np.zeros((size, len(filters)))
-                n_pos = np.zeros((size, 1))
-                for c, order, (rank_sums, sizes) in zip(scheme.classes, orders, slots):
-                    pattern = labels[c.donors, j]  # [units, slots]
-                    g = np.einsum("ds,rsf->drf", pattern, rank_sums[:, :, filters])  # [donor, receiver, F]
-                    h = pattern @ sizes.T  # [donor, receiver]
-                    receivers = np.arange(len(c.donors))[None, :]
-                    sums += g[order, receivers].sum(axis=1)
-                    n_pos += h[order, receivers].sum(axis=1, keepdims=True)
-                auc_perm = auroc_from_rank_sums(sums, n_pos, n_images - n_pos)
-                exceed[filters, j] += (~(np.abs(auc_perm - 0.5) < floor[filters, j][None, :])).sum(axis=0)
+                for filters in _filter_groups(np.flatnonzero(running[:, j]), scheme):
+                    sums, n_pos = _permuted_sums(scheme, orders, slots, labels[:, j], filters)
+                    auc_perm = auroc_from_rank_sums(sums, n_pos, n_images - n_pos)
+                    exceed[filters, j] += (~(np.abs(auc_perm - 0.5) < floor[filters, j][None, :])).sum(axis=0)
         done[running] += width
         running &= exceed < STOP_EXCEEDANCES
     return (1.0 + exceed) / (1.0 + done), done
+
+
+def _filter_groups(filters: np.ndarray, scheme: Any) -> list[np.ndarray]:
+    """Filters in groups small enough that each class's ``[units, units, filters]`` table stays near 160 MB."""
+    largest = max((len(c.donors) for c in scheme.classes), default=1)
+    per_group = max(1, int(2e7 // max(1, largest**2)))
+    return [filters[i : i + per_group] for i in range(0, len(filters), per_group)]
+
+
+def _permuted_sums(scheme: Any, orders: list[np.ndarray], slots: list[tuple[np.ndarray, np.ndarray]],
+                   label: np.ndarray, filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``[P, F]`` permuted rank sums of the images with the AU and ``[P, 1]`` their counts."""
+    sums = np.zeros((len(orders[0]), len(filters)))
+    n_pos = np.zeros((len(orders[0]), 1))
+    for c, order, (rank_sums, sizes) in zip(scheme.classes, orders, slots):
+        pattern = label[c.donors]  # [units, slots]
+        g = np.einsum("ds,rsf->drf", pattern, rank_sums[:, :, filters])  # [donor, receiver, F]
+        h = pattern @ sizes.T  # [donor, receiver]
+        receivers = np.arange(len(c.donors))[None, :]
+        sums += g[order, receivers].sum(axis=1)
+        n_pos += h[order, receivers].sum(axis=1, keepdims=True)
+    return sums, n_pos
 
 
 def _slot_sums(c: Any, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
