@@ -509,7 +509,7 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     result = FAUKL(model, ["conv3"], n_permutations=n_permutations, n_bootstrap=0, progress=False).interpret(faces)
     st = result.stats()
-    best_q = np.where(st.dead_filters, np.inf, st.q.min(axis=1))
+    best_q = np.where(st.testable, st.q, np.inf).min(axis=1)  # untested pairs (q = NaN) left out
     significant = np.flatnonzero(best_q < alpha)
     significant = significant[np.argsort(best_q[significant], kind="stable")][:max_filters]
     if significant.size == 0:

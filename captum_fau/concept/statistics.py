@@ -204,13 +204,14 @@ class AssociationStatistics:
 
     @property
     def testable(self) -> np.ndarray:
-        """``[C, J]`` bool: the pair has a live filter and a testable AU."""
-        return (~self.dead_filters)[:, None] & self.testable_aus[None, :]
+        """``[C, J]`` bool: the pair has a live filter and a testable AU the design let the permutations test
+        (an untested pair has ``p = q = NaN``)."""
+        return (~self.dead_filters)[:, None] & (self.testable_aus & np.asarray(self.tested_aus, bool))[None, :]
 
     @property
     def tested(self) -> np.ndarray:
-        """``[C, J]`` bool: testable, and the design let the permutations test it."""
-        return self.testable & np.asarray(self.tested_aus, bool)[None, :]
+        """``[C, J]`` bool: the same as :attr:`testable`."""
+        return self.testable
 
     @property
     def ci_approximate(self) -> np.ndarray:
@@ -351,11 +352,12 @@ def fau_kl_statistics(
 
         within = within_strata(prep, observed["kl"], observed["auroc"], family, progress)
     clusters_ids = design.clusters if design.clusters is not None else design.groups
+    bh = lambda p: np.where(untested, np.nan, benjamini_hochberg(p, mask=family))  # noqa: E731
     return AssociationStatistics(
         **neutral,
-        q=benjamini_hochberg(neutral["p"], mask=family),
-        q_kl=benjamini_hochberg(neutral["p_kl"], mask=family),
-        q_auroc=benjamini_hochberg(neutral["p_auroc"], mask=family),
+        q=bh(neutral["p"]),
+        q_kl=bh(neutral["p_kl"]),
+        q_auroc=bh(neutral["p_auroc"]),
         tested_aus=tests["tested_aus"],
         clusters_side=clusters_per_side(prep.labels, group_codes(clusters_ids, len(prep.acts))),
         **within,
