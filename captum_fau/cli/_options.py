@@ -136,6 +136,13 @@ def intervals_requested(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "intervals", True))
 
 
+def bootstrap_value(args: argparse.Namespace) -> int:
+    """``AnalysisConfig.bootstrap`` from ``--intervals`` and the deprecated ``--bootstrap``: 0 = no intervals."""
+    if not intervals_requested(args):
+        return 0
+    return 200 if args.bootstrap is None else int(args.bootstrap)
+
+
 def add_sanity_check(parser: argparse.ArgumentParser, default: bool = True) -> None:
     """``--sanity-check`` / ``--no-sanity-check`` and ``--sanity-filters K``: the model-randomisation check of
     the reconstructions (TopNDeconv.sanity_check)."""

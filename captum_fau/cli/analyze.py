@@ -42,7 +42,7 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         lines.append(f"  {'filter':>6}  {'AU':<6} {'name':<28} {'KL':>6} {'q (KL)':>8} {'AUROC':>6} {'q (AUROC)':>9}")
         for r in rows:
             lines.append(
-                f"  {r['filter']:>6}  {r['au']:<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['q_kl']:>8.3g} "
+                f"  {r['filter']:>6}  {r['au'] or '-':<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['q_kl']:>8.3g} "
                 f"{r['auroc']:>6.2f} {r['q_auroc']:>9.3g}"
             )
         warned = [n for n in result.faukl.stats().notes if n.startswith("WARNING")]
@@ -75,7 +75,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
-        bootstrap=200 if _options.intervals_requested(args) else 0, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
+        bootstrap=_options.bootstrap_value(args), stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),

@@ -201,7 +201,7 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
     if faukl is None:
         return None
     rows = faukl.table_rows(featured, layer)
-    return [f"{r['filter']}\n{r['au']}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
+    return [f"{r['filter']}\n{r['au'] or 'no AU'}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
