@@ -384,7 +384,8 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
                 seed=config.seed, stratify=config.stratify, progress=run.progress)  # fmt: skip
     faukl = fau.interpret_activations(
         {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects, strata=strata,
-        meta={"model": run.model_name, "data": run.data_name},
+        sequences=scanned.labels.get("sequence") if subjects is not None else None,
+        unit="subject" if subjects is not None else "sequence", meta={"model": run.model_name, "data": run.data_name},
     )  # fmt: skip
     run.notes.extend(n for n in faukl.stats().notes if n.startswith("WARNING"))  # e.g. no subject/sequence ids
     from captum_fau._utils.faults import pause_point

@@ -7,36 +7,33 @@ Usage::
     python scripts/bench_faukl.py --json          # ... and one JSON line last
     python scripts/bench_faukl.py --quick --json  # small sizes, statistics only (seconds)
 
-All statistics sections draw from :func:`captum_fau.concept.simulate.planted_faces`: subjects x 3
-sequences x 4 frames (the first neutral), AUs clustered by subject (per-subject logit propensity),
-activations correlated within subject and sequence. Sections:
+The statistics are measured per calibration design (:mod:`captum_fau.concept.designs`: balanced,
+unbalanced, heavy_tailed, correlated, emotion, sparse, few_subjects), each at the default settings
+(1,000 permutations, adaptive refinement, subject units with sequence structure). Sections:
 
-1. Speed: :func:`fau_kl_statistics` (300 permutations, 256 filters x 20 AUs x 1,308 images) against a
-   straightforward vectorised-numpy implementation (one float64 matrix product per permutation), in
-   the same process, after a warm-up, median/min/max of 5 repeats (``speedup_vs_vectorised``); and
-   against a per-pair loop (``np.histogram`` + ``scipy.stats.entropy``), timed on a subset and
-   extrapolated (``speedup_vs_loop``).
-2. Null, 109 subjects: type-I error at 0.05 with subject permutations (``type1_clustered``,
-   ``null_p05``), with the old sequence permutations and with single images (``*_before``); the share
-   of filters whose default top AU is the rarest AU, over chance (``null_top_au_rarest_ratio``; the
-   paper's argmax-KL rule: ``null_top_au_rarest_ratio_kl_before``).
-3. Planted d = 0.8 in 10% of pairs: BH FDR and power (``fdr``, ``power``).
-4. Intervals: 60 replicates of 109 subjects, filter c planted (d = 0.8) on AU c (every CK+ prevalence):
-   coverage of the exact population AUROC (:func:`~captum_fau.concept.simulate.true_auroc`, checked
-   against 20,000 simulated subjects) by the 95% AUROC interval over all testable pairs
-   (``ci_coverage``), planted pairs (``ci_coverage_planted``, 1,200 pairs) and null pairs
-   (``ci_coverage_null``), each with its standard error across replicates (``*_se``); the estimate
-   inside its interval (``ci_inside``); the interval before (``K - 1`` degrees of freedom,
-   ``ci_coverage_*_before``) and the old KL percentile bootstrap (``ci_coverage_kl_before``).
-5. Confounded null: AUs and filters follow the posed emotion, not each other; rejection rate of the
-   within-emotion test (``stratified_type1``) and of the plain one.
-6. Localisation rules on planted truth: a planted filter's 10 windows (32x32, conv3's receptive
+1. Speed: :func:`fau_kl_statistics` (300 permutations, no refinement, 256 filters x 20 AUs x 1,308
+   images of :func:`~captum_fau.concept.simulate.planted_faces`) against a straightforward
+   vectorised-numpy implementation, in the same process, after a warm-up, median/min/max of 5 repeats
+   (``speedup_vs_vectorised``); and against a per-pair loop, timed on a subset and extrapolated.
+2. Designs (``designs`` in the JSON, one row per design): on complete-null data sets, the per-pair
+   type-I error at 0.05 and 0.001 (``type1_05``, ``type1_001``), the share of data sets where BH
+   rejects anything (``bh_fwer``), the share of filters whose default top AU is each AU over chance
+   (``top_au_share_vs_chance``) and AUs named for dead filters; on sparse-effect data sets (filter
+   ``k`` planted on AU ``k``, AUROC about 0.70), the false discovery proportion (``fdr``, false = no
+   marginal association in a 20,000-subject draw), the power on planted AUs with >= 10% prevalence,
+   the share of planted filters whose top AU is the planted one and its mean rank, and the coverage
+   of the 95% AUROC interval of the population AUROC by the number of subjects carrying the AU
+   (``coverage_by_subjects``). Each rate comes as ``[value, Monte-Carlo SE across data sets, count]``.
+   The emotion design is judged by the within-emotion test (its plain test is confounded by design).
+   The keys of earlier releases (``null_p05``, ``fdr``, ``power``, ``ci_coverage``, ...) are the
+   worst case over the designs.
+3. Localisation rules on planted truth: a planted filter's 10 windows (32x32, conv3's receptive
    field, centred on its AU's drawing) hold a share of energy from that AU's own drawing and the rest
    from the face's edges, on SynthFACS's real region masks; three cases: rendered prototype faces,
    a mouth AU drawn inside the jaw (AU26/27), the jaw with mouth AUs inside it. The share of filters
    for which each rule of :mod:`captum_fau.concept.localisation` names the planted AU
    (``localisation_recovery``, the default rule ``localisation_rule``).
-7. Probe model (channel k responds to AU k's drawing only) and 8. the trained SynthFACS model
+4. Probe model (channel k responds to AU k's drawing only) and 5. the trained SynthFACS model
    (agreement with TopNDeconv); skipped by ``--quick`` and ``--skip-models``.
 """
 
@@ -55,7 +52,9 @@ from torch import nn
 
 from captum_fau.concept.statistics import fau_kl_statistics, histogram_edges, permutation_sources
 
-from captum_fau.concept.simulate import CKPLUS_AU_COUNTS, planted_faces  # noqa: E402  (one generator)
+from captum_fau.concept.designs import DESIGN_AUS, DESIGNS, design_faces, design_truth
+from captum_fau.concept.result import TOP_AU_RULES
+from captum_fau.concept.simulate import planted_faces
 
 
 def ckplus_like(seed: int, n_filters: int = 256, d: float = 0.8, planted_fraction: float = 0.1,
@@ -134,11 +133,15 @@ def bench_speed(report: dict[str, Any], size: dict[str, int]) -> None:
     acts, presence, groups = data["acts"], data["presence"], data["groups"]
     perms = size["speed_permutations"]
     sources = permutation_sources(groups, len(acts), perms, seed=0)
-    engine = _timed(lambda: fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0),
-                    size["repeats"])
+    import inspect
+
+    # the same work as the vectorised baseline: a fixed number of permutations, no refinement
+    same = {"max_permutations": 0} if "options" in inspect.signature(fau_kl_statistics).parameters else {}
+    engine = _timed(lambda: fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0,
+                                              **same), size["repeats"])
     vectorised = _timed(lambda: vectorised_statistics(acts, presence, sources, 10, 0.5), size["repeats"])
     tracemalloc.start()
-    fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0)
+    fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0, **same)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     loop_sources = sources[:20]
@@ -160,159 +163,165 @@ def bench_speed(report: dict[str, Any], size: dict[str, int]) -> None:
           f"per-pair loop (extrapolated) {loop_full:.0f} s")
 
 
-def rarest_ratio(st: Any, result_tops: list[int]) -> float:
-    """Share of filters whose top AU is the rarest testable AU, divided by chance (1 / testable AUs)."""
-    testable = np.flatnonzero(st.testable_aus)
-    rarest = testable[np.argmin(st.n_present[testable])]
-    share = float(np.mean([t == rarest for t in result_tops]))
-    return share * len(testable)
+def _statistics(data: dict[str, Any], design: str, permutations: int, seed: int) -> Any:
+    """The default statistics of one data set (subjects as units, sequences for the structure); the
+    emotion design adds the within-emotion tests. Runs on the code of earlier releases too (no
+    ``sequences`` keyword there), so that the same designs measure before and after."""
+    import inspect
+
+    keywords: dict[str, Any] = dict(groups=data["subjects"], n_permutations=permutations, seed=seed)
+    if "options" in inspect.signature(fau_kl_statistics).parameters:
+        keywords["sequences"] = data["sequences"]
+    if DESIGNS[design].get("emotions"):
+        keywords["strata"] = data["emotion"]
+    return fau_kl_statistics(data["acts"], data["presence"], **keywords)
 
 
-def bench_calibration(report: dict[str, Any], size: dict[str, int]) -> None:
-    """Null and planted runs on subject-structured data: type-I by permutation unit, top-AU rule, FDR, power."""
+def _main_test(st: Any, design: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, q, tested)`` of the test a design is judged by: within emotion strata for the confounded design."""
+    tested = getattr(st, "tested", st.testable)
+    if DESIGNS[design].get("emotions"):
+        within = tested & ~np.isnan(st.p_auroc_within)
+        return st.p_auroc_within, st.q_auroc_within, within
+    return st.p, st.q, tested
+
+
+def _clusters_side(data: dict[str, Any]) -> np.ndarray:
+    """``[J]`` subjects on the smaller side (with / without) of each AU."""
+    from captum_fau.concept.kernels import as_presence
+
+    subjects = data["subjects"]
+    labels = as_presence(data["presence"], len(subjects))
+    member = np.zeros((len(subjects), int(subjects.max()) + 1))
+    member[np.arange(len(subjects)), subjects] = 1.0
+    return np.minimum(((member.T @ labels) > 0).sum(axis=0), ((member.T @ ~labels) > 0).sum(axis=0))
+
+
+#: Buckets of subjects carrying an AU (the smaller side) for the interval coverage.
+COVERAGE_BUCKETS = ((3, 5), (6, 9), (10, 19), (20, 10**9))
+
+
+def _null_replicate(design: str, seed: int, size: dict[str, int], acc: dict[str, list]) -> None:
+    """One complete-null data set: per-pair type-I, BH family-wise error, top-AU share per AU."""
     from captum_fau.concept.result import FAUKLResult
 
-    seeds, perms = range(size["seeds"]), size["permutations"]
-    rates: dict[str, list[float]] = {k: [] for k in ("subjects", "sequences", "images", "subjects_kl", "sequences_kl")}
-    ratios: dict[str, list[float]] = {"z": [], "p": [], "kl": []}
-    for seed in seeds:
-        data = ckplus_like(100 + seed, d=0.0, n_filters=size["filters"], n_subjects=size["subjects"])
-        for unit, ids in (("subjects", data["subjects"]), ("sequences", data["sequences"]), ("images", None)):
-            st = fau_kl_statistics(data["acts"], data["presence"], groups=ids, n_permutations=perms, n_bootstrap=0,
-                                   seed=seed)
-            rates[unit].append(float((st.p_auroc[st.testable] < 0.05).mean()))
-            if unit != "images":
-                rates[f"{unit}_kl"].append(float((st.p_kl[st.testable] < 0.05).mean()))
-            if unit == "subjects":
-                res = FAUKLResult(layers={"x": st}, au_ids=tuple(CKPLUS_AU_COUNTS), n_images=len(data["acts"]))
-                for rule in ratios:
-                    tops = [res.au_ids.index(a) for a in res.top_aus(by=rule)]
-                    ratios[rule].append(rarest_ratio(st, tops))
-    mean = {k: float(np.mean(v)) for k, v in rates.items()}
+    data = design_faces(design, 10_000 + seed, n_filters=size.get("design_filters"), n_subjects=size.get("design_subjects"))
+    st = _statistics(data, design, size["permutations"], seed)
+    p, q, tested = _main_test(st, design)
+    acc["p05"].append((p[tested] < 0.05).astype(float))
+    acc["p001"].append((p[tested] < 0.001).astype(float))
+    acc["fwer"].append(float((q[tested] < 0.05).any()))
+    acc["untested"].append(float(1 - tested[~st.dead_filters].mean()))
+    result = FAUKLResult(layers={"x": st}, au_ids=DESIGN_AUS, n_images=len(data["acts"]))
+    tops = [t for t in result.top_aus() if t is not None]
+    au_tested = tested.any(axis=0)
+    counts = np.array([tops.count(au) for au in DESIGN_AUS], dtype=float)
+    acc["top_share"].append(np.where(au_tested, counts / max(1, len(tops)) * au_tested.sum(), np.nan))
+    acc["dead_named"].append(float(sum(result.top_au(int(f)) is not None for f in np.flatnonzero(st.dead_filters))))
+
+
+def _planted_replicate(design: str, seed: int, size: dict[str, int], truth: np.ndarray, acc: dict[str, list]) -> None:
+    """One sparse-effect data set: FDR, power, planted AU named first and its rank, interval coverage."""
+    from captum_fau.concept.result import FAUKLResult
+
+    data = design_faces(design, 20_000 + seed, planted=True, n_filters=size.get("design_filters"),
+                        n_subjects=size.get("design_subjects"))  # fmt: skip
+    st = _statistics(data, design, size["permutations"], seed)
+    p, q, tested = _main_test(st, design)
+    associated = np.abs(truth - 0.5) > 0.02  # marginal association (AU2 beside a planted AU1 counts)
+    found = (q < 0.05) & tested
+    acc["fdp"].append(float((found & ~associated).sum() / max(1, found.sum())))
+    prevalence = data["presence"].mean(axis=0)
+    planted = data["planted"] & tested & (prevalence >= 0.10)[None, :] & (truth >= 0.65)
+    acc["power"].append(found[planted].astype(float))
+    result = FAUKLResult(layers={"x": st}, au_ids=DESIGN_AUS, n_images=len(data["acts"]))
+    for f, j in zip(*np.nonzero(data["planted"] & tested)):
+        order = [int(j) for j in result._ranking(st, int(f), "test" if "test" in TOP_AU_RULES else "z")]
+        acc["named_first"].append(float(order[:1] == [j]))
+        acc["rank"].append(float(order.index(j) + 1) if j in order else np.nan)
+    side = getattr(st, "clusters_side", None)
+    side = _clusters_side(data) if side is None else side
+    live = (~st.dead_filters)[:, None] & st.testable_aus[None, :]
+    hit = (st.auroc_ci[..., 0] <= truth) & (truth <= st.auroc_ci[..., 1])
+    for lo, hi in COVERAGE_BUCKETS:
+        cols = (side >= lo) & (side <= hi)
+        acc[f"cover_{lo}"].append(hit[live & cols[None, :]].astype(float))
+    acc["inside"].append(((st.auroc_ci[..., 0] <= st.auroc) & (st.auroc <= st.auroc_ci[..., 1]))[live].astype(float))
+
+
+def _rate(parts: list[np.ndarray]) -> tuple[float | None, float | None, int]:
+    """Pooled rate, its Monte-Carlo SE across replicates (pairs of one data set share labels) and the count."""
+    parts = [np.atleast_1d(np.asarray(x, float)) for x in parts]
+    pooled = np.concatenate(parts) if parts else np.zeros(0)
+    if not pooled.size:
+        return None, None, 0
+    per_rep = np.array([x.mean() for x in parts if x.size])
+    se = float(per_rep.std(ddof=1) / np.sqrt(len(per_rep))) if len(per_rep) > 1 else None
+    return float(pooled.mean()), se, int(pooled.size)
+
+
+_fmt = lambda value: "n/a" if value is None else f"{value:.3f}"  # noqa: E731
+
+
+def bench_designs(report: dict[str, Any], size: dict[str, int]) -> None:
+    """Every figure per design (:mod:`captum_fau.concept.designs`); the old keys as the worst case over designs."""
+    table: dict[str, dict[str, Any]] = {}
+    for design in size.get("designs") or DESIGNS:
+        t0 = time.perf_counter()
+        acc: dict[str, list] = {k: [] for k in ("p05", "p001", "fwer", "untested", "top_share", "dead_named", "fdp",
+                                                "power", "named_first", "rank", "inside")}  # fmt: skip
+        acc.update({f"cover_{lo}": [] for lo, _ in COVERAGE_BUCKETS})
+        for seed in range(size["null_reps"]):
+            _null_replicate(design, seed, size, acc)
+        truth = design_truth(design, n_filters=size.get("design_filters"), n_subjects=size["truth_subjects"])
+        for seed in range(size["planted_reps"]):
+            _planted_replicate(design, seed, size, truth, acc)
+        shares = np.array(acc["top_share"])
+        row = {
+            "type1_05": _rate(acc["p05"]), "type1_001": _rate(acc["p001"]), "bh_fwer": _rate(acc["fwer"]),
+            "untested_share": _rate(acc["untested"])[0], "fdr": _rate(acc["fdp"]), "power": _rate(acc["power"]),
+            "planted_named_first": _rate(acc["named_first"]), "planted_rank_mean": _rate(acc["rank"])[0],
+            "top_au_share_vs_chance": dict(zip(DESIGN_AUS, np.round(np.nanmean(shares, axis=0), 3).tolist())),
+            "top_au_share_min": float(np.nanmin(np.nanmean(shares, axis=0))),
+            "top_au_share_max": float(np.nanmax(np.nanmean(shares, axis=0))),
+            "dead_filters_named": float(np.mean(acc["dead_named"])),
+            "ci_inside": _rate(acc["inside"])[0],
+            "coverage_by_subjects": {f"{lo}-{hi if hi < 10**9 else ''}": _rate(acc[f"cover_{lo}"])
+                                     for lo, hi in COVERAGE_BUCKETS},  # fmt: skip
+            "seconds": time.perf_counter() - t0,
+        }
+        table[design] = row
+        cov = row["coverage_by_subjects"]
+        print(f"[design {design}] type-I {row['type1_05'][0]:.4f} (0.05) {row['type1_001'][0]:.5f} (0.001); BH FWER "
+              f"{row['bh_fwer'][0]:.3f}; FDR {row['fdr'][0]:.3f}; power {_fmt(row['power'][0])}; planted AU first "
+              f"{_fmt(row['planted_named_first'][0])}; top-AU share/chance {row['top_au_share_min']:.2f}-"
+              f"{row['top_au_share_max']:.2f}; coverage " + ", ".join(f"{k}: {_fmt(v[0])}" for k, v in cov.items())
+              + f" ({row['seconds']:.0f} s)")
+    report["designs"] = table
+    report["design_sizes"] = {k: size[k] for k in ("null_reps", "planted_reps", "permutations", "truth_subjects")}
+    _worst_case(report, table)
+
+
+def _worst_case(report: dict[str, Any], table: dict[str, dict[str, Any]]) -> None:
+    """The keys of earlier releases, now the worst case over the designs."""
+    vals = lambda key: [r[key][0] for r in table.values() if r[key][0] is not None]  # noqa: E731
+    type1 = vals("type1_05")
+    worst_type1 = max(type1, key=lambda v: abs(v - 0.05))
+    coverage = [r["coverage_by_subjects"][k][0] for r in table.values() for k in ("10-19", "20-")
+                if r["coverage_by_subjects"][k][0] is not None]  # fmt: skip
+    approx = [r["coverage_by_subjects"][k][0] for r in table.values() for k in ("3-5", "6-9")
+              if r["coverage_by_subjects"][k][0] is not None]  # fmt: skip
     report.update(
-        null_p05=mean["subjects"], null_p05_kl=mean["subjects_kl"], type1_clustered=mean["subjects"],
-        type1_clustered_kl=mean["subjects_kl"], type1_sequences_before=mean["sequences"],
-        type1_sequences_kl_before=mean["sequences_kl"], type1_no_ids_before=mean["images"],
-        null_top_au_rarest_ratio=float(np.mean(ratios["z"])), null_top_au_rarest_ratio_p=float(np.mean(ratios["p"])),
-        null_top_au_rarest_ratio_kl_before=float(np.mean(ratios["kl"])),
+        null_p05=worst_type1, type1_clustered=worst_type1, type1_001_worst=max(vals("type1_001")),
+        bh_fwer_worst=max(vals("bh_fwer")), fdr=max(vals("fdr")), power=min(vals("power")),
+        planted_named_first=min(vals("planted_named_first")),
+        null_top_au_rarest_ratio=min(r["top_au_share_min"] for r in table.values()),
+        null_top_au_share_max=max(r["top_au_share_max"] for r in table.values()),
+        ci_coverage=min(coverage) if coverage else None, ci_coverage_planted=min(coverage) if coverage else None,
+        ci_coverage_null=min(coverage) if coverage else None, ci_coverage_under_10_subjects=min(approx) if approx else None,
+        ci_inside=min(r["ci_inside"] for r in table.values()),
+        stratified_type1=table.get("emotion", {}).get("type1_05", (None,))[0],
     )
-    print(f"[null, AUs clustered by subject] type-I at 0.05 (AUROC test / KL test): subject permutations "
-          f"{mean['subjects']:.3f} / {mean['subjects_kl']:.3f}; sequence permutations (old default) "
-          f"{mean['sequences']:.3f} / {mean['sequences_kl']:.3f}; single images {mean['images']:.3f}")
-    print(f"[null top AU] share of filters whose top AU is the rarest / chance: z (default) "
-          f"{np.mean(ratios['z']):.2f}, p-then-z {np.mean(ratios['p']):.2f}, argmax KL (paper, old default) "
-          f"{np.mean(ratios['kl']):.2f}")
-
-    fdrs, powers, kl_powers = [], [], []
-    for seed in seeds:
-        data = ckplus_like(200 + seed, n_filters=size["filters"], n_subjects=size["subjects"])
-        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["groups"], n_permutations=perms,
-                               n_bootstrap=0, seed=seed)
-        planted, found = data["planted"], st.q < 0.05
-        fdrs.append(float((found & ~planted).sum() / max(1, found.sum())))
-        common = (data["presence"].mean(axis=0) >= 0.10)[None, :] & planted
-        powers.append(float(found[common].mean()))
-        kl_powers.append(float((st.q_kl < 0.05)[common].mean()))
-    report.update(fdr=float(np.mean(fdrs)), power=float(np.mean(powers)), power_kl_statistic=float(np.mean(kl_powers)))
-    print(f"[planted] d=0.8 in 10% of pairs: FDR {np.mean(fdrs):.4f}, power (AU in >=10% of images) "
-          f"{np.mean(powers):.3f} (AUROC test), {np.mean(kl_powers):.3f} (KL test)")
-
-
-def _old_interval(auc: np.ndarray, se: np.ndarray, n_clusters: int, level: float = 0.95) -> np.ndarray:
-    """The interval before: the same logit-scale interval with ``K - 1`` degrees of freedom for every AU."""
-    from scipy.stats import t as t_dist
-
-    inner = (auc > 0) & (auc < 1) & np.isfinite(se) & (se > 0)
-    safe = np.where(inner, auc, 0.5)
-    half = t_dist.ppf(0.5 + level / 2, max(1, n_clusters - 1)) * np.where(inner, se, 0.0) / (safe * (1 - safe))
-    centre = np.log(safe / (1 - safe))
-    return np.stack([np.where(inner, 1 / (1 + np.exp(-(centre - half))), auc),
-                     np.where(inner, 1 / (1 + np.exp(-(centre + half))), auc)], axis=-1)
-
-
-def _share(hits: list[np.ndarray]) -> tuple[float, float, int]:
-    """Pooled share of covered pairs, its standard error across replicates (pairs of one replicate share
-    their labels, so replicates, not pairs, are the independent units) and the number of pairs."""
-    per_rep = np.array([h.mean() for h in hits if h.size])
-    pooled = np.concatenate(hits)
-    return float(pooled.mean()), float(per_rep.std(ddof=1) / np.sqrt(len(per_rep))), int(pooled.size)
-
-
-def bench_coverage(report: dict[str, Any], size: dict[str, int]) -> None:
-    """Coverage of the AUROC interval (subject clusters) on planted and null pairs, against the exact
-    population AUROC; the interval before (``K - 1`` degrees of freedom) and the old KL percentile
-    bootstrap for comparison."""
-    from captum_fau.concept.kernels import BinnedActivations, auroc, bin_codes, kl_from_counts
-    from captum_fau.concept.resampling import bootstrap_kl_interval, bootstrap_weights
-    from captum_fau.concept.simulate import true_auroc
-
-    n_filters, d = 20, 0.8
-    planted = np.eye(n_filters, 20, dtype=bool)  # filter c responds to AU c: every CK+ prevalence once
-    truth = true_auroc(planted, d)
-    big = planted_faces(99_999, n_subjects=size["truth_subjects"], n_filters=n_filters, d=d, planted=planted)
-    truth_check = float(np.abs(auroc(big["acts"], big["presence"]) - truth).max())
-    hits: dict[str, list[np.ndarray]] = {k: [] for k in ("planted", "null", "all", "planted_before", "null_before")}
-    inside, old_covered, old_null_excl = [], [], []
-    for seed in range(size["coverage_seeds"]):
-        data = planted_faces(300 + seed, n_subjects=size["subjects"], n_filters=n_filters, d=d, planted=planted)
-        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], n_permutations=0,
-                               n_bootstrap=1, seed=seed)
-        ok = st.testable
-        lo, hi = st.auroc_ci[..., 0], st.auroc_ci[..., 1]
-        hit = (lo <= truth) & (truth <= hi)
-        before = _old_interval(st.auroc, st.auroc_se, size["subjects"])
-        hit_before = (before[..., 0] <= truth) & (truth <= before[..., 1])
-        hits["all"].append(hit[ok])
-        hits["planted"].append(hit[ok & planted])
-        hits["null"].append(hit[ok & ~planted])
-        hits["planted_before"].append(hit_before[ok & planted])
-        hits["null_before"].append(hit_before[ok & ~planted])
-        inside.append(((lo <= st.auroc) & (st.auroc <= hi))[ok])
-        if seed < size["old_ci_seeds"]:
-            binned = BinnedActivations(bin_codes(data["acts"], st.bin_edges), st.bin_edges.shape[1] - 1)
-            weights = bootstrap_weights(data["subjects"], len(data["acts"]), 200, seed + 1)
-            old = bootstrap_kl_interval(binned, data["presence"].astype(np.float32), st.kl, weights, 0.5, 0.95)
-            big_binned = BinnedActivations(bin_codes(big["acts"], st.bin_edges), st.bin_edges.shape[1] - 1)
-            q = big_binned.counts(big["presence"].astype(np.float32)).astype(np.float64)
-            true_kl = kl_from_counts(q, big_binned.totals - q, 0.0, axis=1)
-            old_covered.append(((old[..., 0] <= true_kl) & (true_kl <= old[..., 1]))[ok & planted])
-            old_null_excl.append((old[..., 0] > 0)[ok & ~planted])
-    share = {k: _share(v) for k, v in hits.items()}
-    report.update(
-        ci_coverage=share["all"][0], ci_coverage_planted=share["planted"][0], ci_coverage_null=share["null"][0],
-        ci_coverage_se=share["all"][1], ci_coverage_planted_se=share["planted"][1], ci_coverage_null_se=share["null"][1],
-        ci_pairs_planted=share["planted"][2], ci_pairs_null=share["null"][2],
-        ci_inside=float(np.concatenate(inside).mean()),
-        ci_coverage_planted_before=share["planted_before"][0], ci_coverage_null_before=share["null_before"][0],
-        ci_truth="exact population AUROC (captum_fau.concept.simulate.true_auroc)",
-        ci_truth_check_max_abs_diff=truth_check, ci_truth_check_subjects=size["truth_subjects"],
-        ci_coverage_kl_before=float(np.concatenate(old_covered).mean()),
-        ci_kl_before_excludes_zero_under_null=float(np.concatenate(old_null_excl).mean()),
-    )
-    print(f"[intervals] AUROC 95% interval (subject clusters, t with clusters-carrying-the-AU - 1 df) covers the "
-          f"exact AUROC for {share['planted'][0]:.3f} +- {share['planted'][1]:.3f} of {share['planted'][2]} planted "
-          f"pairs and {share['null'][0]:.3f} +- {share['null'][1]:.3f} of {share['null'][2]} null pairs; point inside "
-          f"{report['ci_inside']:.3f}; before (K - 1 df): planted {share['planted_before'][0]:.3f}, null "
-          f"{share['null_before'][0]:.3f}; |MC truth ({size['truth_subjects']} subjects) - exact| <= {truth_check:.4f}; "
-          f"old KL percentile bootstrap: coverage of the true KL (planted) {report['ci_coverage_kl_before']:.3f}, "
-          f"excludes 0 under the null {report['ci_kl_before_excludes_zero_under_null']:.3f}")
-
-
-def bench_stratified(report: dict[str, Any], size: dict[str, int]) -> None:
-    """The confounded null: AUs and activations both depend on the posed emotion, not on each other."""
-    within, plain, within_kl = [], [], []
-    for seed in range(size["seeds"]):
-        data = planted_faces(400 + seed, n_subjects=size["subjects"], n_filters=size["filters"], emotions=6, d=0.0)
-        st = fau_kl_statistics(data["acts"], data["presence"], groups=data["subjects"], strata=data["emotion"],
-                               n_permutations=size["permutations"], n_bootstrap=0, seed=seed)
-        ok = st.testable & (st.p_auroc_within < 1.0 + 1e-12)
-        within.append(float((st.p_auroc_within[ok] < 0.05).mean()))
-        within_kl.append(float((st.p_kl_within[ok] < 0.05).mean()))
-        plain.append(float((st.p_auroc[ok] < 0.05).mean()))
-    report.update(stratified_type1=float(np.mean(within)), stratified_type1_kl=float(np.mean(within_kl)),
-                  unstratified_type1_confounded=float(np.mean(plain)))
-    print(f"[stratified] confounded null (AUs and filters follow the emotion): rejection at 0.05 within emotion "
-          f"strata {np.mean(within):.3f} (AUROC) / {np.mean(within_kl):.3f} (KL); without strata {np.mean(plain):.3f}")
 
 
 #: SynthFACS AUs whose regions lie inside the jaw regions of AU26/AU27 (the mouth).
@@ -500,7 +509,7 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     result = FAUKL(model, ["conv3"], n_permutations=n_permutations, n_bootstrap=0, progress=False).interpret(faces)
     st = result.stats()
-    best_q = np.where(st.dead_filters, np.inf, st.q.min(axis=1))
+    best_q = np.where(st.testable, st.q, np.inf).min(axis=1)  # untested pairs (q = NaN) left out
     significant = np.flatnonzero(best_q < alpha)
     significant = significant[np.argsort(best_q[significant], kind="stable")][:max_filters]
     if significant.size == 0:
@@ -539,24 +548,26 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
 
 #: Problem sizes of the full run and of ``--quick`` (used by the tests).
 SIZES = {
-    "full": dict(subjects=109, filters=128, permutations=1000, seeds=3, speed_filters=256, speed_permutations=300,
-                 repeats=5, coverage_seeds=60, old_ci_seeds=5, truth_subjects=20000,
-                 localisation_images=400, localisation_repeats=4),
-    "quick": dict(subjects=40, filters=24, permutations=200, seeds=1, speed_filters=32, speed_permutations=100,
-                  repeats=5, coverage_seeds=25, old_ci_seeds=1, truth_subjects=3000,
-                 localisation_images=120, localisation_repeats=1),
+    "full": dict(subjects=109, permutations=1000, speed_filters=256, speed_permutations=100, repeats=5,
+                 null_reps=10, planted_reps=6, truth_subjects=20000, localisation_images=400, localisation_repeats=4),
+    "quick": dict(subjects=40, permutations=200, speed_filters=32, speed_permutations=100, repeats=5,
+                  null_reps=1, planted_reps=1, truth_subjects=2000, design_filters=12, design_subjects=50,
+                  designs=("unbalanced", "heavy_tailed", "emotion"), localisation_images=120, localisation_repeats=1),
 }
 
 #: The keys of the JSON line that come first (issue 16's targets).
-KEYS = ["null_p05", "fdr", "power", "null_top_au_rarest_ratio", "ci_coverage", "ci_coverage_planted",
-        "ci_coverage_null", "ci_inside", "type1_clustered", "stratified_type1", "speedup_vs_vectorised", "probe_recovery", "trained_agreement", "speedup_vs_loop"]
+KEYS = ["null_p05", "type1_001_worst", "bh_fwer_worst", "fdr", "power", "planted_named_first", "null_top_au_rarest_ratio",
+        "null_top_au_share_max", "ci_coverage", "ci_coverage_under_10_subjects", "ci_coverage_planted",
+        "ci_coverage_null", "ci_inside", "type1_clustered", "stratified_type1", "designs", "speedup_vs_vectorised",
+        "probe_recovery", "trained_agreement", "speedup_vs_loop"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     parser.add_argument("--quick", action="store_true", help="small sizes, statistics only (seconds; for tests)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds for calibration and power (default: 3)")
+    parser.add_argument("--reps", type=int, default=None, help="null replicates per design (planted: 60%%)")
+    parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=None, help="designs to run (default: all)")
     parser.add_argument("--images", type=int, default=1308, help="SynthFACS images for the trained model")
     parser.add_argument("--probe-images", type=int, default=600, help="SynthFACS images for the probe")
     parser.add_argument("--skip-trained", action="store_true")
@@ -565,13 +576,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     size = dict(SIZES["quick" if args.quick else "full"])
-    if args.seeds is not None:
-        size["seeds"] = args.seeds
+    if args.reps is not None:
+        size["null_reps"], size["planted_reps"] = args.reps, max(1, round(0.6 * args.reps))
+    if args.designs:
+        size["designs"] = tuple(args.designs)
     report: dict[str, Any] = {"sizes": size}
     bench_speed(report, size)
-    bench_calibration(report, size)
-    bench_coverage(report, size)
-    bench_stratified(report, size)
+    bench_designs(report, size)
     bench_localisation(report, size)
     if not (args.quick or args.skip_models):
         bench_probe(report, args.probe_images)

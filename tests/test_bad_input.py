@@ -191,6 +191,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
      "Drop --face-crop"),
     ("analyze-folder-16-bit-quoted-command", _an("--data", "folder:{deep}", "--face-crop", "none"),
      "mogrify -depth 8 -auto-level"),
+    ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
+                                          "--max-permutations", "-1"], "max-permutations"),
 ]
 
 
@@ -408,6 +410,12 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
      errors.ZooWeightsUnavailable, "weights='PATH/TO/model.safetensors'"),
     ("load_model_spec-pickle-command-quoted", lambda f: _model_spec("timm:resnet18", checkpoint=f["root"] / "a b;c.pth"),
      errors.WeightsError, "/a b;c.pth' "),
+    ("FAUKL-options-not-an-options-object", lambda f: _faukl(options={"bins": 4}), errors.ConfigError,
+     "StatisticsOptions"),
+    ("FAUKL-unknown-keyword", lambda f: _faukl(n_permutation=5), errors.ConfigError, "not statistics options"),
+    ("StatisticsOptions-alpha-out-of-range",
+     lambda f: (lambda out: __import__("captum_fau.concept").concept.StatisticsOptions(alpha=2)), errors.ConfigError,
+     "alpha"),
 ]
 
 

@@ -84,7 +84,7 @@ def test_interpret_end_to_end_recovers_probe_and_matches_brute_force():
     scores = result.scores
     assert set(scores) == {"0", "1", "2"} and set(scores["1"]) == {"bands"}
     assert torch.allclose(scores[result.concept_key("AU12")]["bands"]["kl"], torch.from_numpy(result.kl[:, 1]))
-    assert any("groups" in n for n in result.stats().notes)
+    assert any("Permutation unit" in n for n in result.stats().notes)
 
 
 def test_dataloader_and_explicit_au_ids():
@@ -199,7 +199,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} >= {"faukl.safetensors", "faukl.csv", "faukl.json", "faukl_bars.png", "table4.txt"}
     assert FAUKLResult.load(out / "faukl.safetensors").kl.shape == (256, 20)
     out_text = capsys.readouterr().out  # the default rule is significance-consistent (issue 16), both tests shown
-    assert "FAU (null-standardised KL" in out_text and "q (KL)" in out_text and "q (AUROC)" in out_text
+    assert "FAU (smallest p of the main test" in out_text and "q (KL)" in out_text and "q (AUROC)" in out_text
     assert main(["fau-kl", "--model", str(tmp_path / "model"), "--data", "nosuch:1", "--out", str(out), "-q"]) == 2
 
 
@@ -229,7 +229,7 @@ def test_ckplus_fixture_sequences_group_the_permutations(tmp_path):
     fau = FAUKL(ZeroBiasCNN().eval(), ["conv2"], bins=4, n_permutations=30, n_bootstrap=10, progress=False)
     result = fau.interpret(faces)
     st = result.stats()
-    assert st.config["grouped"] and any("groups" in n for n in st.notes)
+    assert st.config["grouped"] and any("Permutation unit" in n for n in st.notes)
     assert result.kl.shape == (128, len(faces.au_ids))
     assert np.isfinite(result.kl).all() and np.isfinite(result.q).all()
     # neutral first frames carry no AUs, so every AU has images without it

@@ -408,3 +408,29 @@ def test_analyze_notes_when_there_is_nothing_to_randomise(tmp_path) -> None:
     result = analyze(model, images, layer="0", out=tmp_path, n=2, progress=False, n_featured=1)
     assert result.sanity is None
     assert any(n.startswith("Sanity check skipped: No layer with weights runs before '0'") for n in result.notes)
+
+
+def test_baseline_is_the_ssim_between_different_filters_at_the_same_unit(setup) -> None:
+    """The verdict reads the randomised SSIM against two different trained filters' pictures at the same unit."""
+    from captum_fau.attr.sanity import SanityOptions, sanity_check
+
+    model, images = setup
+    topn = TopNDeconv(model, "conv2", rule="guided")
+    trained = topn.top_n(images, n=2, progress=False)
+    live = [int(f) for f, v in zip(trained.filters.tolist(), trained.values[:, 0].tolist()) if v > 0][:3]
+    check = sanity_check(topn, trained, images, SanityOptions(n=1, filters=live), progress=False)
+    assert check.baseline_ssim.shape == (3, 1) and np.isfinite(check.baseline_ssim).all()
+    assert (check.baseline_ssim < 1 - 1e-6).all() and (check.baseline_ssim > -1).all()  # other filters differ
+    baseline_row = [r for r in check.summary() if r["mode"] == "baseline"]
+    assert baseline_row and baseline_row[0]["pairs"] == 3
+    assert "Baseline: two different trained filters' reconstructions" in check.interpretation
+    assert SanityCheckResult.from_dict(check.to_dict()).baseline_ssim.tolist() == check.baseline_ssim.tolist()
+    # the old keywords still work, mapped onto the options
+    assert sanity_check(topn, trained, images, n=1, filters=live[:1], progress=False).baseline_ssim is None
+
+
+def test_normalisation_layers_are_named_as_not_randomised() -> None:
+    from captum_fau.attr.randomise import normalisation_layers
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GroupNorm(2, 4))
+    assert normalisation_layers(net) == ["1", "4"]

@@ -158,7 +158,8 @@ def test_permutation_p_values_match_reference_loop(grouped):
     if grouped:  # frames of one group share labels, except a neutral first frame
         aus = np.repeat(aus[::4], 4, axis=0)
         aus[::4] = False
-    st = fau_kl_statistics(acts, aus, groups=groups, bins=4, n_permutations=60, n_bootstrap=0, seed=5)
+    st = fau_kl_statistics(acts, aus, groups=groups, bins=4, n_permutations=60, max_permutations=0, n_bootstrap=0,
+                           seed=5)
     p_kl, p_auc = _reference_p(acts, aus, groups, 60, 5, 4, 0.5)
     np.testing.assert_allclose(st.p_kl, p_kl)
     np.testing.assert_allclose(st.p_auroc, p_auc)
@@ -179,8 +180,8 @@ def test_group_permutations_keep_blocks():
 
 def test_null_corrected_and_ci_and_reproducible():
     acts, aus = _data(4)
-    a = fau_kl_statistics(acts, aus, n_permutations=100, n_bootstrap=50, seed=1)
-    b = fau_kl_statistics(acts, aus, n_permutations=100, n_bootstrap=50, seed=1)
+    a = fau_kl_statistics(acts, aus, n_permutations=100, max_permutations=0, n_bootstrap=50, seed=1)
+    b = fau_kl_statistics(acts, aus, n_permutations=100, max_permutations=0, n_bootstrap=50, seed=1)
     np.testing.assert_array_equal(a.p, b.p)
     np.testing.assert_array_equal(a.ci, b.ci)
     np.testing.assert_allclose(a.kl_corrected, a.kl - a.kl_null_mean)

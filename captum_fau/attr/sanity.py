@@ -36,14 +36,9 @@ not what the network learned.
 
 from __future__ import annotations
 
-import copy
 import json
-import math
-import os
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -51,10 +46,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from captum_fau._utils.io import atomic_write_text
+from captum_fau.attr.sanity_result import BASELINE_MARGIN, READING, SanityCheckResult, interpret
+from captum_fau.attr.randomise import (
+    _RandomisedModel,
+    layers_above,
+    normalisation_layers,
+    randomised_copy,
+    weighted_layers,
+)
 from captum_fau._utils.modules import eval_mode, stop_at_layer
 from captum_fau._utils.validate import non_negative_int, optional_positive_int
-from captum_fau.errors import ConfigError, DatasetError, OutputError
+from captum_fau.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     from captum_fau.attr.topn_deconv import TopNDeconv
@@ -143,251 +145,6 @@ def spearman_abs(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(norm > 0, (x * y).sum(axis=1) / np.where(norm > 0, norm, 1.0), np.nan)
     return np.clip(rho, -1.0, 1.0)
-
-
-def weighted_layers(model: nn.Module, layer: nn.Module, sample: torch.Tensor, additional_forward_args: Any = None) -> list[str]:
-    """Dotted names of the modules with a weight of 2 or more dimensions (convolutions, linear maps)
-    that run before ``layer``'s output is ready, ``layer`` included, in execution order."""
-    names = {module: name for name, module in model.named_modules() if name}
-    order: list[str] = []
-
-    def record(module: nn.Module, _args: Any, _out: Any) -> None:
-        weight = getattr(module, "weight", None)
-        name = names.get(module)
-        if isinstance(weight, torch.Tensor) and weight.dim() >= 2 and name is not None and name not in order:
-            order.append(name)
-
-    handles = [m.register_forward_hook(record) for m in names]
-    try:
-        with torch.no_grad():
-            stop_at_layer(model, layer, additional_forward_args)(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
-
-
-def layers_above(model: nn.Module, below: Sequence[str]) -> list[str]:
-    """The weighted modules (weight of 2 or more dimensions) of ``model`` not in ``below``: those that do not
-    run before the analysed layer, so their weights cannot change the reconstruction of its units."""
-    return [name for name, module in model.named_modules() if name and name not in below
-            and isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() >= 2]  # fmt: skip
-
-
-def _randomise_(module: nn.Module, seed: int, index: int) -> None:
-    """Replace ``module``'s own parameters, in place, by normal draws with each trained tensor's mean and sd,
-    from seed ``(seed, index)``."""
-    gen = torch.Generator().manual_seed(int(seed) * 1009 + int(index))
-    with torch.no_grad():
-        for param in module.parameters(recurse=False):
-            trained = param.detach().double()
-            sd = float(trained.std()) if trained.numel() > 1 else 0.0
-            draw = torch.randn(param.shape, generator=gen, dtype=torch.float64) * sd + float(trained.mean())
-            param.copy_(draw.to(param.dtype))
-
-
-def randomised_copy(model: nn.Module, layers: Sequence[str], seed: int, all_layers: Sequence[str]) -> nn.Module:
-    """A deep copy of ``model`` whose ``layers`` have random parameters (see the module docstring).
-
-    Layer ``all_layers[i]`` is always drawn from seed ``(seed, i)``, so a layer gets the same random
-    weights in every step that randomises it (and in :func:`sanity_check`, which randomises one copy
-    in place step by step).
-
-    Examples::
-
-        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3))
-        >>> clone = randomised_copy(net, ["2"], seed=0, all_layers=["0", "2"])
-        >>> torch.equal(clone[0].weight, net[0].weight), torch.equal(clone[2].weight, net[2].weight)
-        (True, False)
-    """
-    clone = copy.deepcopy(model)
-    for name in layers:
-        _randomise_(clone.get_submodule(name), seed, list(all_layers).index(name))
-    return clone
-
-
-class _RandomisedModel:
-    """One deep copy of the model whose layers are randomised or restored in place, step by step; a layer's
-    random weights are those of :func:`randomised_copy` (same seed, same layer index)."""
-
-    def __init__(self, model: nn.Module, layers: Sequence[str], seed: int) -> None:
-        self.model = copy.deepcopy(model)
-        self.layers, self.seed = list(layers), int(seed)
-        self._trained = {name: [p.detach().clone() for p in self.model.get_submodule(name).parameters(recurse=False)]
-                         for name in self.layers}  # fmt: skip
-        self._random: set[str] = set()
-
-    def set(self, randomised: Sequence[str]) -> None:
-        """Give exactly the layers ``randomised`` random weights, the others their trained ones."""
-        for index, name in enumerate(self.layers):
-            want = name in randomised
-            if want == (name in self._random):
-                continue  # unchanged: the same seed would draw the same weights
-            module = self.model.get_submodule(name)
-            if want:
-                _randomise_(module, self.seed, index)
-            else:
-                with torch.no_grad():
-                    for param, trained in zip(module.parameters(recurse=False), self._trained[name]):
-                        param.copy_(trained)
-        self._random = set(randomised)
-
-
-@dataclass
-class SanityCheckResult:
-    """Similarity of top-N reconstructions with randomised weights to the trained model's.
-
-    Attributes:
-        layer (str): The analysed layer.
-        rule (str): The back-projection rule.
-        seed (int): Seed of the random weights (and of the filter sample).
-        layers (list of str): The weighted layers feeding the analysed one, bottom to top.
-        steps (list of dict): One per randomisation: ``mode`` (``"cascade"`` or
-            ``"independent"``) and ``randomised`` (the layers with random weights).
-        filters (np.ndarray): ``[F]`` the filters checked.
-        ssim (np.ndarray): ``[S, F, N]`` SSIM per step, filter and top-N rank (NaN for dead units).
-        spearman (np.ndarray): ``[S, F, N]`` Spearman correlation of ``|reconstruction|``.
-        interpretation (str): One sentence per cascade stage saying what the numbers mean.
-        meta (dict): ``n``, ``pairs``, ``randomisation``, ``selection`` (how the filters were chosen:
-            ``rule``, ``featured``, ``sampled``, ``filters_in_layer``, ``live_filters``), ``seconds``.
-        images (np.ndarray, optional): ``[F, N]`` dataset index of each checked image.
-        above (list of str): Weighted layers after the analysed one, never randomised (they cannot
-            change the reconstruction of its units).
-        reconstructions (Tensor, optional): ``[S, F, N, C, h, w]`` the randomised reconstructions on the
-            receptive-field windows (only with ``keep_reconstructions=True``; not saved).
-    """
-
-    layer: str
-    rule: str
-    seed: int
-    layers: list[str]
-    steps: list[dict[str, Any]]
-    filters: np.ndarray
-    ssim: np.ndarray
-    spearman: np.ndarray
-    interpretation: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-    images: np.ndarray | None = None
-    above: list[str] = field(default_factory=list)
-    reconstructions: torch.Tensor | None = None
-
-    @property
-    def reading(self) -> str:
-        """The cut-offs the interpretation reads SSIM with (:data:`READING`)."""
-        return READING
-
-    def per_filter(self, measure: str = "ssim") -> np.ndarray:
-        """``[S, F]`` each filter's mean over its checked images (NaN for a dead filter)."""
-        values = {"ssim": self.ssim, "spearman": self.spearman}[measure]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (dead filters)
-            return np.nanmean(values, axis=2)
-
-    def summary(self) -> list[dict[str, Any]]:
-        """One row per step: mode, layers, the median/mean over all checked pairs, and the median and
-        quartiles over filters of each filter's mean (``*_filter_median``, ``*_filter_q1``, ``*_filter_q3``)."""
-        rows = []
-        per = {m: self.per_filter(m) for m in ("ssim", "spearman")}
-        for s, step in enumerate(self.steps):
-            row: dict[str, Any] = {"mode": step["mode"], "randomised": list(step["randomised"])}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                for m, values in (("ssim", self.ssim[s]), ("spearman", self.spearman[s])):
-                    row[f"{m}_median"], row[f"{m}_mean"] = _num(np.nanmedian(values)), _num(np.nanmean(values))
-                    q1, med, q3 = np.nanpercentile(per[m][s], [25, 50, 75]) if np.isfinite(per[m][s]).any() else [np.nan] * 3
-                    row[f"{m}_filter_median"], row[f"{m}_filter_q1"], row[f"{m}_filter_q3"] = _num(med), _num(q1), _num(q3)
-            row["pairs"] = int(np.isfinite(self.ssim[s]).sum())
-            row["filters"] = int(np.isfinite(per["ssim"][s]).sum())
-            rows.append(row)
-        return rows
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything but the reconstructions as JSON-ready values (arrays as nested lists, NaN as None)."""
-        return {
-            "layer": self.layer, "rule": self.rule, "seed": self.seed, "layers": list(self.layers),
-            "above": list(self.above), "steps": [dict(s) for s in self.steps], "filters": [int(f) for f in self.filters],
-            "images": None if self.images is None else np.asarray(self.images).astype(int).tolist(),
-            "ssim": _nested(self.ssim), "spearman": _nested(self.spearman), "summary": self.summary(),
-            "interpretation": self.interpretation, "meta": dict(self.meta),
-        }  # fmt: skip
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_dict` as JSON (atomically); returns the path."""
-        path = Path(path)
-        try:
-            return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
-        except OSError as err:
-            raise OutputError(f"Cannot write the sanity check to {path} ({err}); choose a writable location.") from err
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SanityCheckResult":
-        """The inverse of :meth:`to_dict`."""
-        arr = lambda v: np.array(v, dtype=float)  # noqa: E731 - None -> NaN
-        images = d.get("images")
-        return cls(layer=d["layer"], rule=d["rule"], seed=int(d["seed"]), layers=list(d["layers"]),
-                   steps=list(d["steps"]), filters=np.asarray(d["filters"], dtype=np.int64), ssim=arr(d["ssim"]),
-                   spearman=arr(d["spearman"]), interpretation=d.get("interpretation", ""), meta=d.get("meta", {}),
-                   images=None if images is None else np.asarray(images, dtype=np.int64),
-                   above=list(d.get("above", [])))  # fmt: skip
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "SanityCheckResult":
-        """Read a file written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _num(value: Any) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else round(value, 4)
-
-
-def _nested(a: np.ndarray) -> list:
-    return [_nested(v) for v in a] if a.ndim > 1 else [None if not math.isfinite(v) else float(v) for v in a]
-
-
-#: How :func:`interpret` words a median SSIM (stated in results.json with the check).
-READING = "SSIM >= 0.7: depend little on the randomised weights; 0.4-0.7: partly; < 0.4: depend on them"
-
-
-def _dependence(similarity: float) -> str:
-    if similarity >= 0.7:
-        return "depend little on"
-    if similarity >= 0.4:
-        return "depend partly on"
-    return "depend on"
-
-
-def interpret(rule: str, layer_names: Sequence[str], summary: Sequence[dict[str, Any]]) -> str:
-    """What the cascade says, stage by stage, from the median over filters of the per-filter mean SSIM
-    (see :class:`SanityCheckResult`): the pictures "depend little on" the randomised weights at SSIM >= 0.7,
-    "partly" at 0.4-0.7, and "depend on" them below 0.4 (:data:`READING`; cut-offs for reading the
-    numbers, not a statistical test).
-
-    Examples::
-
-        >>> rows = [{"mode": "cascade", "randomised": ["conv2"], "ssim_filter_median": 0.91},
-        ...         {"mode": "cascade", "randomised": ["conv2", "conv1"], "ssim_filter_median": 0.3}]
-        >>> print(interpret("guided", ["conv1", "conv2"], rows))
-        Guided backpropagation reconstructions stay 0.91 similar (median SSIM over filters) after randomising conv2: they depend little on conv2's trained weights; 0.30 after randomising conv2 down to conv1: they depend on the trained weights below (the check is passed).
-    """
-    cascade = [row for row in summary if row["mode"] == "cascade" and row.get("ssim_filter_median") is not None]
-    if not cascade:
-        return "No live unit could be checked (every checked filter is dead)."
-    what = {"guided": "Guided backpropagation", "deconv": "Deconvnet", "gradient": "Gradient"}[rule]
-    first, last = cascade[0], cascade[-1]
-    top = first["randomised"][0]
-    text = (f"{what} reconstructions stay {first['ssim_filter_median']:.2f} similar (median SSIM over filters) after "
-            f"randomising {top}: they {_dependence(first['ssim_filter_median'])} {top}'s trained weights")  # fmt: skip
-    if len(cascade) > 1:
-        worst = last["ssim_filter_median"]
-        text += (f"; {worst:.2f} after randomising {top} down to {last['randomised'][-1]}: they "
-                 f"{_dependence(worst)} the trained weights below")  # fmt: skip
-    worst = last["ssim_filter_median"]
-    if worst >= 0.7:
-        return text + " (read them as edge maps of the image, not as what the filter learned)."
-    if worst >= 0.4:
-        return text + " (compare them with the randomised ones before reading them)."
-    return text + " (the check is passed)."
 
 
 def _image_source(result: Any, data: Any) -> Callable[[int], torch.Tensor]:
@@ -570,28 +327,68 @@ def _randomised_windows(randomised: TopNDeconv, pairs: _Pairs, fields: Any, imag
     return got
 
 
+@dataclass(frozen=True)
+class SanityOptions:
+    """Settings of the model-randomisation check (:func:`sanity_check`).
+
+    Attributes:
+        n (int, optional): Top-N ranks per filter to check (None: all). Default: 3
+        filters (sequence of int, optional): Exactly these filters. Default: None (see ``max_filters``)
+        max_filters (int, optional): At most this many filters: the featured ones, then a seeded
+            sample (:func:`select_filters`). Default: None (all)
+        featured (sequence of int, optional): Filters to include first. Default: None
+        seed (int): Seed of the random weights and the sample. Default: 0
+        independent (bool): Also randomise each lower layer alone. Default: True
+        keep_reconstructions (bool): Keep the randomised reconstructions (not saved). Default: False
+        baseline (bool): Also measure the SSIM between different trained filters' reconstructions at
+            the same image and unit, the baseline the verdict reads the randomised SSIM against. Default: True
+    """
+
+    n: int | None = 3
+    filters: Sequence[int] | None = None
+    max_filters: int | None = None
+    featured: Sequence[int] | None = None
+    seed: int = 0
+    independent: bool = True
+    keep_reconstructions: bool = False
+    baseline: bool = True
+
+    def __post_init__(self) -> None:
+        optional_positive_int(self.n, "n", hint="give the number of top-N ranks per filter to check, or None for all.")
+        optional_positive_int(self.max_filters, "max_filters", hint="give a number of filters, or None for all.")
+        non_negative_int(self.seed, "seed")
+
+    @classmethod
+    def from_keywords(cls, options: "SanityOptions | None" = None, **keywords: Any) -> "SanityOptions":
+        """Options from the keywords of earlier releases (``n=``, ``seed=``, ...)."""
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(keywords) - known)
+        if unknown:
+            raise ConfigError(f"{unknown} are not sanity-check options; the options are {sorted(known)}.")
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **keywords) if keywords else base
+
+
 def sanity_check(
     topn: TopNDeconv,
     result_or_scan: Any,
     data: Any = None,
+    options: SanityOptions | None = None,
     *,
-    n: int | None = 3,
-    filters: Sequence[int] | None = None,
-    max_filters: int | None = None,
-    featured: Sequence[int] | None = None,
-    seed: int = 0,
-    independent: bool = True,
     progress: bool = True,
     additional_forward_args: Any = None,
-    keep_reconstructions: bool = False,
+    **keywords: Any,
 ) -> SanityCheckResult:
-    """The check behind :meth:`captum_fau.attr.TopNDeconv.sanity_check` (see there)."""
+    """The check behind :meth:`captum_fau.attr.TopNDeconv.sanity_check` (see there); ``options`` holds
+    the settings (the keywords of earlier releases, ``n=``, ``filters=``, ..., are mapped onto it)."""
+    opts = SanityOptions.from_keywords(options, **keywords)
+    n, max_filters, seed, filters = opts.n, opts.max_filters, opts.seed, opts.filters
+    independent, keep_reconstructions, featured = opts.independent, opts.keep_reconstructions, opts.featured
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    n = optional_positive_int(n, "n", hint="give the number of top-N ranks per filter to check, or None for all.")
-    max_filters = optional_positive_int(max_filters, "max_filters", hint="give a number of filters, or None for all.")
-    seed = non_negative_int(seed, "seed")
     trained = _trained_result(topn, result_or_scan, filters, progress, additional_forward_args)
     image_of = _image_source(result_or_scan, data)
     if filters is not None:
@@ -623,6 +420,8 @@ def sanity_check(
     live = pairs.live.numpy()
     bar = tqdm(total=len(steps), desc=f"sanity check {topn.layer_name}", unit="step", disable=not progress)
     with eval_mode(copy_.model, "The sanity check"):
+        baseline = _baseline_ssim(randomised, copy_, pairs, (fields, images), ranks, additional_forward_args) \
+            if opts.baseline else None  # fmt: skip
         for s, step in enumerate(steps):
             copy_.set(step["randomised"])
             got = _randomised_windows(randomised, pairs, fields, images, additional_forward_args).float()
@@ -639,10 +438,31 @@ def sanity_check(
         images=trained.indices[rows][:, :ranks].numpy().astype(np.int64), above=layers_above(topn.model, layers),
         reconstructions=None if kept is None else kept.reshape(len(steps), len(rows), ranks, *kept.shape[2:]),
         meta={"n": ranks, "pairs": int(len(live)), "randomisation": "normal(mean, sd) of each trained tensor",
-              "selection": selection, "seconds": round(time.perf_counter() - started, 2)},
+              "not_randomised": normalisation_layers(topn.model), "selection": selection,
+              "seconds": round(time.perf_counter() - started, 2)},
+        baseline_ssim=None if baseline is None else baseline.reshape(len(rows), ranks),
     )  # fmt: skip
     result.interpretation = interpret(topn.rule, layers, result.summary())
+    if result.meta["not_randomised"]:
+        result.interpretation += (f" Normalisation layers ({', '.join(result.meta['not_randomised'][:6])}) keep their "
+                                  "trained parameters and statistics: they are not randomised.")  # fmt: skip
     return result
+
+
+def _baseline_ssim(randomised: TopNDeconv, copy_: _RandomisedModel, pairs: _Pairs, fields_images: tuple[Any, Any],
+                   ranks: int, additional_forward_args: Any) -> np.ndarray | None:  # fmt: skip
+    """``[F * N]`` SSIM of each trained reconstruction with a different checked filter's trained reconstruction
+    at the same image and unit position (the next checked filter, same rank); None with one filter."""
+    n_filters = len(pairs.channels) // ranks
+    if n_filters < 2:
+        return None
+    fields, images = fields_images
+    copy_.set([])  # the trained weights
+    other = _Pairs(**{**vars(pairs), "channels": pairs.channels.reshape(n_filters, ranks).roll(1, dims=0).reshape(-1)})
+    got = _randomised_windows(randomised, other, fields, images, additional_forward_args).float()
+    out = np.full(len(pairs.channels), np.nan)
+    out[pairs.live.numpy()] = ssim(_display(pairs.reference[pairs.live].float()), _display(got)).numpy()
+    return out
 
 
 def _map_size(topn: TopNDeconv, images: torch.Tensor) -> tuple[int, int]:
@@ -652,6 +472,6 @@ def _map_size(topn: TopNDeconv, images: torch.Tensor) -> tuple[int, int]:
 
 
 __all__ = [
-    "READING", "SanityCheckResult", "cascade_steps", "layers_above", "randomised_copy", "sanity_check", "select_filters",
+    "BASELINE_MARGIN", "interpret", "READING", "SanityCheckResult", "SanityOptions", "normalisation_layers", "cascade_steps", "layers_above", "randomised_copy", "sanity_check", "select_filters",
     "spearman_abs", "ssim", "weighted_layers",
 ]  # fmt: skip

@@ -106,6 +106,44 @@ def add_stratify(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_statistics_options(parser: argparse.ArgumentParser, *, refinement: bool = True) -> None:
+    """``--permutations``, ``--max-permutations`` (with ``refinement``), ``--intervals/--no-intervals`` and the
+    deprecated ``--bootstrap``."""
+    parser.add_argument("--permutations", type=non_negative_int, default=1000,
+                        help="label permutations every filter-AU pair gets; pairs near the floor get more "
+                             "automatically (default: 1000); 0 skips the tests")  # fmt: skip
+    if refinement:
+        parser.add_argument("--max-permutations", type=non_negative_int, default=None, metavar="N",
+                            help="permutations a pair whose p sits at the floor is refined to, only for those pairs "
+                                 "(default: 2 x pairs / 0.05, so that one association can reach q < 0.025); "
+                                 "0: no refinement")  # fmt: skip
+    parser.add_argument("--intervals", action=argparse.BooleanOptionalAction, default=True,
+                        help="clustered AUROC intervals (delete-one-subject jackknife; analytic, no resampling) "
+                             "(default: on)")  # fmt: skip
+    parser.add_argument("--bootstrap", type=non_negative_int, default=None, metavar="N",
+                        help="deprecated (the interval is analytic and never resampled): 0 means --no-intervals, "
+                             "other values change nothing; removed in the next release")  # fmt: skip
+
+
+def intervals_requested(args: argparse.Namespace) -> bool:
+    """Whether the AUROC intervals were asked for; notes the deprecated ``--bootstrap`` on stderr."""
+    import sys
+
+    if getattr(args, "bootstrap", None) is not None:
+        print("note: --bootstrap is deprecated: the AUROC interval is an analytic cluster jackknife, not a bootstrap; "
+              "use --no-intervals instead of --bootstrap 0 (other values change nothing).", file=sys.stderr)  # fmt: skip
+        if args.bootstrap == 0:
+            return False
+    return bool(getattr(args, "intervals", True))
+
+
+def bootstrap_value(args: argparse.Namespace) -> int:
+    """``AnalysisConfig.bootstrap`` from ``--intervals`` and the deprecated ``--bootstrap``: 0 = no intervals."""
+    if not intervals_requested(args):
+        return 0
+    return 200 if args.bootstrap is None else int(args.bootstrap)
+
+
 def add_sanity_check(parser: argparse.ArgumentParser, default: bool = True) -> None:
     """``--sanity-check`` / ``--no-sanity-check`` and ``--sanity-filters K``: the model-randomisation check of
     the reconstructions (TopNDeconv.sanity_check)."""

@@ -42,7 +42,7 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         lines.append(f"  {'filter':>6}  {'AU':<6} {'name':<28} {'KL':>6} {'q (KL)':>8} {'AUROC':>6} {'q (AUROC)':>9}")
         for r in rows:
             lines.append(
-                f"  {r['filter']:>6}  {r['au']:<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['q_kl']:>8.3g} "
+                f"  {r['filter']:>6}  {r['au'] or '-':<6} {r['name'][:28]:<28} {r['kl']:>6.2f} {r['q_kl']:>8.3g} "
                 f"{r['auroc']:>6.2f} {r['q_auroc']:>9.3g}"
             )
         warned = [n for n in result.faukl.stats().notes if n.startswith("WARNING")]
@@ -76,7 +76,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
         au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
-        bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
+        bootstrap=_options.bootstrap_value(args), stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
@@ -102,10 +102,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
     _options.add_rule(p)
     _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
-    p.add_argument("--permutations", type=_options.non_negative_int, default=1000,
-                   help="label permutations for p-values (default: 1000)")
-    p.add_argument("--bootstrap", type=_options.non_negative_int, default=200,
-                   help="bootstrap resamples for CIs (default: 200)")
+    _options.add_statistics_options(p, refinement=False)
     _options.add_stratify(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")

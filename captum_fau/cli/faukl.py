@@ -20,6 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     from captum_fau._utils.io import atomic_write_text
     from captum_fau.featured import featured_filters
     from captum_fau.concept.faukl import FAUKL
+    from captum_fau.concept.options import StatisticsOptions
     from captum_fau.viz.figures import save_figure
 
     out = Path(args.out)
@@ -28,12 +29,12 @@ def _run(args: argparse.Namespace) -> int:
     chosen = _options.parse_filters(args.filters)
     model = _options.load_model(args)
     faces = _options.load_data(args)
-    fau = FAUKL(
-        model, args.layer, bins=args.bins, binning=args.binning, smoothing=args.smoothing,
-        n_permutations=args.permutations, n_bootstrap=args.bootstrap, test_statistic=args.statistic,
-        seed=args.seed, stratify=args.stratify, batch_size=args.batch_size, device=args.device,
-        progress=not args.quiet,
+    options = StatisticsOptions(
+        bins=args.bins, binning=args.binning, smoothing=args.smoothing, n_permutations=args.permutations,
+        max_permutations=args.max_permutations, intervals=_options.intervals_requested(args),
+        test_statistic=args.statistic, seed=args.seed, stratify=args.stratify,
     )  # fmt: skip
+    fau = FAUKL(model, args.layer, options, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
     dataset = _options.model_inputs(args, model, faces)
     # permutation units: subjects first (AUs cluster by subject), then sequences
     groups = next((ids for ids in (getattr(faces, "subjects", None), getattr(faces, "sequences", None))
@@ -54,6 +55,10 @@ def _run(args: argparse.Namespace) -> int:
     for name, st in result.layers.items():
         for note in st.notes:
             _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
+        print(f"note ({name}): top AU = the smallest-p AU of the {st.config['test_statistic']} test; permutation unit "
+              f"{st.config.get('permutation_unit')}; {st.config.get('refined_pairs', 0)} pairs refined up to "
+              f"{st.config.get('max_permutations')} permutations; smallest attainable q "
+              f"{st.config.get('min_attainable_q', float('nan')):.3g}")
     print(f"wrote {out}/faukl.safetensors, faukl.csv, faukl.json, faukl_bars.png, table4.txt")
     return 0
 
@@ -77,8 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--binning", choices=("uniform", "quantile"), default="uniform",
                    help="histogram bin edges: equal width or equal counts (default: uniform)")  # fmt: skip
     p.add_argument("--smoothing", type=float, default=0.5, help="pseudo-count per bin (default: 0.5)")
-    p.add_argument("--permutations", type=_options.non_negative_int, default=1000, help="label permutations (default: 1000)")
-    p.add_argument("--bootstrap", type=_options.non_negative_int, default=200, help="bootstrap resamples for CIs (default: 200)")
+    _options.add_statistics_options(p)
     p.add_argument("--statistic", choices=("auroc", "kl"), default="auroc",
                    help="permutation test statistic (default: auroc)")  # fmt: skip
     _options.add_stratify(p)

@@ -13,7 +13,8 @@ from torch import nn
 from captum_fau._utils.modules import layer_name
 from captum_fau.data.au import parse_au
 from captum_fau.concept.result import FAUKLResult
-from captum_fau.concept.statistics import Binning, TestStatistic, fau_kl_statistics
+from captum_fau.concept.options import Design, StatisticsOptions
+from captum_fau.concept.statistics import fau_kl_statistics
 from captum_fau.errors import ConfigError, LabelError, LayerError
 
 
@@ -73,31 +74,23 @@ class FAUKL(ConceptInterpreter):
     Args:
         model (nn.Module): Any model whose analysed layers output ``[B, C, H, W]``.
         layers (str or sequence of str): Layer names, e.g. ``"conv3"`` or ``["conv2", "conv3"]``.
-        bins (int): Histogram bins per filter. Default: 10
-        binning (str): ``"uniform"`` (the paper's equal-width bins) or ``"quantile"``.
-            Default: ``"uniform"``
-        smoothing (float): Additive pseudo-count of the smoothed KL. Default: 0.5
-        n_permutations (int): Label permutations for p-values. Default: 1000
-        n_bootstrap (int): 0 skips the AUROC intervals (analytic, clustered on subjects). Default: 200
-        ci_level (float): Interval level. Default: 0.95
-        test_statistic (str): ``"auroc"`` or ``"kl"``: the statistic whose permutation p-value
-            feeds ``p`` and ``q``. Default: ``"auroc"``
-        seed (int): Seed of the resampling. Default: 0
-        stratify (str, optional): A per-image label column (``"emotion"``, or any label the items
-            or the FaceSet carry) whose levels become permutation strata: the result then holds,
-            beside the plain tests, tests of association beyond what that label explains
-            (``p_kl_within``, ``p_auroc_within`` and their q-values). Default: None
+        options (StatisticsOptions, optional): Every statistics setting (bins, permutations and
+            their adaptive refinement, intervals, test statistic, seed, ``stratify``: a per-image
+            label such as ``"emotion"`` whose levels become permutation strata). Default:
+            ``StatisticsOptions()``
         batch_size (int): Images per forward pass. Default: 64
         device (str or torch.device, optional): Device of the scan (default: the model's).
         progress (bool): tqdm progress bars. Default: True
+        **keywords: The statistics keywords of earlier releases (``bins=``, ``n_permutations=``,
+            ``n_bootstrap=``, ``stratify=``, ...), mapped onto ``options``; kept for one release.
 
     Examples::
 
         >>> from captum_fau import zoo
-        >>> from captum_fau.concept import FAUKL
+        >>> from captum_fau.concept import FAUKL, StatisticsOptions
         >>> from captum_fau.data.synthfacs import load_synthfacs
         >>> model = zoo.load("zerobias-synthfacs-8class")           # doctest: +SKIP
-        >>> fau = FAUKL(model, layers=["conv3"])                     # doctest: +SKIP
+        >>> fau = FAUKL(model, ["conv3"], StatisticsOptions(n_permutations=2000))  # doctest: +SKIP
         >>> result = fau.interpret(load_synthfacs(1308, mode="independent"))  # doctest: +SKIP
         >>> print(result.table(filters=range(10)))                   # doctest: +SKIP
         >>> result.scores["0"]["conv3"]["kl"].shape                  # doctest: +SKIP
@@ -108,22 +101,17 @@ class FAUKL(ConceptInterpreter):
         self,
         model: nn.Module,
         layers: str | Sequence[str],
+        options: StatisticsOptions | None = None,
         *,
-        bins: int = 10,
-        binning: Binning = "uniform",
-        smoothing: float = 0.5,
-        n_permutations: int = 1000,
-        n_bootstrap: int = 200,
-        ci_level: float = 0.95,
-        test_statistic: TestStatistic = "auroc",
-        seed: int = 0,
-        stratify: str | None = None,
         batch_size: int = 64,
         device: str | torch.device | None = None,
         progress: bool = True,
+        **keywords: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"FAUKL needs a torch.nn.Module, got {type(model).__name__}.")
+        if options is not None and not isinstance(options, StatisticsOptions):
+            raise ConfigError(f"options must be a StatisticsOptions, got {type(options).__name__}.")
         super().__init__(model)
         names = [layers] if isinstance(layers, str) else list(layers)
         if not names or not all(isinstance(n, str) for n in names):
@@ -134,20 +122,19 @@ class FAUKL(ConceptInterpreter):
         for name in names:
             layer_name(model, name)
         self.layers: list[str] = names
-        self.options = dict(
-            bins=bins, binning=binning, smoothing=smoothing, n_permutations=n_permutations,
-            n_bootstrap=n_bootstrap, ci_level=ci_level, test_statistic=test_statistic, seed=seed,
-        )  # fmt: skip
-        if stratify is not None and (not isinstance(stratify, str) or not stratify):
-            raise ConfigError(f"stratify must be a label column name such as 'emotion', got {stratify!r}.")
-        self.stratify = stratify
-        from captum_fau.concept.statistics import check_options
-
-        check_options(bins, smoothing, n_permutations, n_bootstrap, ci_level, test_statistic)  # now, not after a scan
+        self.statistics_options = StatisticsOptions.from_keywords(options, **keywords)  # checked now, not after a scan
+        self.stratify = self.statistics_options.stratify
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
         self.concepts: list[Concept] = []
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The statistics options as a dict (the form of earlier releases)."""
+        from dataclasses import asdict
+
+        return asdict(self.statistics_options)
 
     @staticmethod
     def make_concepts(au_ids: Sequence[str]) -> list[Concept]:
@@ -213,6 +200,11 @@ class FAUKL(ConceptInterpreter):
         labels = _label_columns(dataset, result.extras, order)
         group_ids = _resolve_groups(groups, labels, order)
         subjects = labels.get("subject")
+        unit = "group"
+        if group_ids is not None and subjects is not None and np.array_equal(group_ids, subjects):
+            unit = "subject"
+        elif group_ids is not None and "sequence" in labels and np.array_equal(group_ids, labels["sequence"]):
+            unit = "sequence"
         strata = None
         if self.stratify is not None:
             if self.stratify not in labels:
@@ -223,10 +215,10 @@ class FAUKL(ConceptInterpreter):
             strata = labels[self.stratify]
         maxima = {name: layer.maxima.float().numpy() for name, layer in result.layers.items()}
         meta = {"model": type(self.model).__name__, "dataset": repr(dataset)[:200]}
-        return self.interpret_activations(
-            maxima, aus, au_ids=au_ids, groups=group_ids, bootstrap_groups=subjects if isinstance(groups, str) else None,
-            strata=strata, meta=meta,
-        )
+        # sequences nested in the units give the within-unit structure the permutations keep
+        sequences = labels.get("sequence") if unit != "sequence" else None
+        design = Design(group_ids, sequences, subjects if isinstance(groups, str) else None, strata, unit)
+        return self.interpret_activations(maxima, aus, au_ids=au_ids, design=design, meta=meta)
 
     def interpret_activations(
         self,
@@ -234,10 +226,9 @@ class FAUKL(ConceptInterpreter):
         aus: np.ndarray,
         *,
         au_ids: Sequence[str],
-        groups: np.ndarray | Sequence[Any] | None = None,
-        bootstrap_groups: np.ndarray | Sequence[Any] | None = None,
-        strata: np.ndarray | Sequence[Any] | None = None,
+        design: Design | None = None,
         meta: dict[str, Any] | None = None,
+        **ids: Any,
     ) -> FAUKLResult:
         """The statistics from per-image maxima already computed (e.g. a saved scan).
 
@@ -246,16 +237,16 @@ class FAUKL(ConceptInterpreter):
                 array is taken as the first layer's).
             aus (np.ndarray): ``[M, J]`` AU labels aligned with the rows of ``maxima``.
             au_ids (sequence of str): The ``J`` AU ids.
-            groups (array-like, optional): ``[M]`` sequence or subject ids (permutation units).
-            bootstrap_groups (array-like, optional): ``[M]`` subject ids the AUROC intervals
-                cluster on (default: ``groups``).
-            strata (array-like, optional): ``[M]`` stratum labels for the within-strata tests
-                (e.g. the emotions, when the interpreter was built with ``stratify``).
+            design (Design, optional): ``[M]`` permutation units (subjects, else sequences),
+                sequence ids, interval clusters (subjects) and strata.
             meta (dict, optional): Provenance stored with the result.
+            **ids: The keywords of earlier releases: ``groups``, ``sequences``,
+                ``bootstrap_groups`` (the interval clusters), ``strata``, ``unit``.
 
         Returns:
             FAUKLResult
         """
+        design = _design(design, ids)
         if not isinstance(maxima, dict):
             maxima = {self.layers[0]: np.asarray(maxima)}
         au_ids = tuple(parse_au(a) for a in au_ids)
@@ -283,12 +274,10 @@ class FAUKL(ConceptInterpreter):
             meta["images_without_au_coding"] = n_uncoded
             aus = aus[coded]
             maxima = {name: np.asarray(acts)[coded] for name, acts in maxima.items()}
-            groups = None if groups is None else np.asarray(groups)[coded]
-            bootstrap_groups = None if bootstrap_groups is None else np.asarray(bootstrap_groups)[coded]
-            strata = None if strata is None else np.asarray(strata)[coded]
-        if strata is not None and len(np.asarray(strata)) != len(aus):
-            raise LabelError(f"strata have {len(np.asarray(strata))} entries but there are {len(aus)} images.")
-        if groups is None and self.options["n_permutations"] > 0:
+            design = design.subset(coded)
+        if design.strata is not None and len(np.asarray(design.strata)) != len(aus):
+            raise LabelError(f"strata have {len(np.asarray(design.strata))} entries but there are {len(aus)} images.")
+        if design.groups is None and self.statistics_options.n_permutations > 0:
             from captum_fau.concept.statistics import NO_GROUPS_NOTE
 
             warnings.warn(f"FAU-KL: {NO_GROUPS_NOTE}", UserWarning, stacklevel=2)
@@ -297,11 +286,24 @@ class FAUKL(ConceptInterpreter):
         for name, acts in maxima.items():
             acts = np.asarray(acts)
             n_images = len(acts)
-            stats[name] = fau_kl_statistics(
-                acts, aus, groups=groups, bootstrap_groups=bootstrap_groups, strata=strata, progress=self.progress,
-                **self.options,
-            )
+            stats[name] = fau_kl_statistics(acts, aus, self.statistics_options, design, progress=self.progress)
         return FAUKLResult(layers=stats, au_ids=au_ids, n_images=n_images, meta=meta)
+
+
+def _design(design: Design | None, ids: dict[str, Any]) -> Design:
+    """The design from a :class:`Design` and/or the id keywords of earlier releases."""
+    names = {"groups": "groups", "sequences": "sequences", "bootstrap_groups": "clusters", "strata": "strata",
+             "unit": "unit"}  # fmt: skip
+    unknown = sorted(set(ids) - set(names))
+    if unknown:
+        raise ConfigError(f"interpret_activations got unknown keywords {unknown}; use design=Design(...).")
+    design = Design() if design is None else Design(**vars(design))
+    for old, new in names.items():
+        if ids.get(old) is not None:
+            setattr(design, new, ids[old])
+    if design.groups is not None and design.unit == "group" and design.clusters is not None:
+        design.unit = "subject" if np.array_equal(np.asarray(design.groups), np.asarray(design.clusters)) else "group"
+    return design
 
 
 __all__ = ["FAUKL"]

@@ -227,22 +227,27 @@ def _placements(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Fewest subjects on each side of an AU (with it, without it) for an interval not marked approximate.
+MIN_CLUSTERS_EXACT = 10
+
+
 def auroc_interval(
     activations: np.ndarray, presence: np.ndarray, clusters: np.ndarray, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster-robust confidence interval ``[C, J, 2]`` of the AUROC and its standard error ``[C, J]``.
+    """Cluster-jackknife confidence interval ``[C, J, 2]`` of the AUROC and its standard error ``[C, J]``.
 
-    The variance is Obuchowski's (1997) extension of DeLong's to clustered data: images of one
-    cluster (a subject) are correlated, clusters independent. The interval is built on the logit
-    scale, ``logit(A) +- t se / (A (1 - A))``, so it stays inside (0, 1) and always contains the
-    estimate ``A``. ``t`` is Student's quantile with ``min(K_with, K_without) - 1`` degrees of
-    freedom, ``K_with`` being the number of clusters holding at least one image with the AU (and
-    ``K_without`` those with one without): the positive half of the variance is a sum over the
-    ``K_with`` clusters only, so a rare AU carried by a few subjects has few degrees of freedom,
-    however many subjects the data hold. (With ``K - 1`` degrees of freedom for every AU the
-    interval covered 0.93 of planted pairs with 40 subjects and 0.90 with 20, at nominal 0.95;
-    ``scripts/bench_faukl.py`` measures both.) Where the variance is 0 or undefined (a perfect
-    separation, an untestable AU) the interval collapses onto the estimate.
+    Leaving out one cluster (a subject) at a time is exact for the AUROC's U statistic: the
+    concordant pairs that involve cluster ``k`` are its positives' placements times ``n_neg``, plus
+    its negatives' placements times ``n_pos``, minus the pairs inside the cluster (counted twice).
+    The delete-one-cluster jackknife variance ``(K - 1) / K sum (A_(-k) - mean)^2`` is a
+    small-sample corrected sandwich (it is larger than Obuchowski's clustered DeLong variance where
+    a few subjects dominate, e.g. with heavy-tailed subject effects, where the sandwich is biased
+    low). The interval is built on the logit scale, ``logit(A) +- t se / (A (1 - A))``, so it stays
+    inside (0, 1) and contains ``A``; ``t`` is Student's quantile with ``min(K_with, K_without) - 1``
+    degrees of freedom (the clusters that carry each side of the AU). With fewer than
+    :data:`MIN_CLUSTERS_EXACT` clusters on a side the interval is approximate (coverage measured
+    below nominal by ``scripts/bench_faukl.py``); callers mark it. Where the variance is 0 or
+    undefined (a perfect separation, an untestable AU) the interval collapses onto the estimate.
 
     Args:
         activations (np.ndarray): ``[M, C]`` per-image maxima.
@@ -273,25 +278,28 @@ def auroc_interval(
     m_k = member.T @ labels  # [K, J] images with the AU per cluster
     n_k = member.T @ (1.0 - labels)
     n_pos, n_neg = labels.sum(axis=0), (1.0 - labels).sum(axis=0)
-    n_filters = acts.shape[1]
-    theta = np.empty((n_filters, labels.shape[1]))
+    below = np.concatenate([[0.0], np.cumsum(np.bincount(codes, minlength=n_clusters))[:-1]])[codes]
+    theta = np.empty((acts.shape[1], labels.shape[1]))
     var = np.empty_like(theta)
-    scale = n_clusters / max(1, n_clusters - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for c in range(n_filters):
+        keep_den = (n_pos[None, :] - m_k) * (n_neg[None, :] - n_k)  # [K, J]
+        usable = keep_den > 0
+        n_usable = usable.sum(axis=0)
+        for c in range(acts.shape[1]):
             place = _placements(acts[:, c], labels)
             v10 = member.T @ (place * labels)  # [K, J]
             v01 = member.T @ (place * (1.0 - labels))
-            th = v10.sum(axis=0) / n_pos
-            d10 = v10 - m_k * th
-            d01 = v01 - n_k * th
-            s10 = scale * (d10**2).sum(axis=0) / n_pos
-            s01 = scale * (d01**2).sum(axis=0) / n_neg
-            s11 = scale * (d10 * d01).sum(axis=0)
-            theta[c] = th
-            var[c] = s10 / n_pos + s01 / n_neg + 2 * s11 / (n_pos * n_neg)
+            # concordant pairs inside each cluster: a Mann-Whitney U per cluster, from within-cluster ranks
+            key = codes * (len(acts) + 1.0) + rankdata(acts[:, c])
+            within_rank = rankdata(key) - below
+            within = member.T @ (within_rank[:, None] * labels) - m_k * (m_k + 1) / 2
+            total = v10.sum(axis=0) * n_neg  # concordant pairs
+            theta[c] = total / (n_pos * n_neg)
+            leave_out = (total[None, :] - n_neg * v10 - n_pos * v01 + within) / keep_den
+            leave_out = np.where(usable, leave_out, np.nan)
+            centre = np.nanmean(leave_out, axis=0)
+            var[c] = (n_usable - 1) / n_usable * np.nansum((leave_out - centre) ** 2, axis=0)
         se = np.sqrt(np.maximum(var, 0.0))
-        # degrees of freedom: the clusters that carry each side of the AU, not all clusters
         k_side = np.minimum((m_k > 0).sum(axis=0), (n_k > 0).sum(axis=0))
         z = t_dist.ppf(0.5 + level / 2, df=np.maximum(1, k_side - 1))[None, :]
         inner = (theta > 0) & (theta < 1) & np.isfinite(se) & (se > 0)
@@ -304,10 +312,23 @@ def auroc_interval(
     return ci, np.where(np.isfinite(se), se, np.nan)
 
 
+def clusters_per_side(presence: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """``[J]`` the smaller of the numbers of clusters holding an image with, and one without, each AU."""
+    labels = as_presence(presence, len(clusters))
+    codes = np.asarray(clusters).ravel()
+    member = np.zeros((len(codes), int(codes.max()) + 1 if len(codes) else 0))
+    member[np.arange(len(codes)), codes] = 1.0
+    with_au = (member.T @ labels) > 0
+    without = (member.T @ ~labels) > 0
+    return np.minimum(with_au.sum(axis=0), without.sum(axis=0)).astype(np.int64)
+
+
 __all__ = [
     "BinnedActivations",
+    "MIN_CLUSTERS_EXACT",
     "auroc_interval",
     "Binning",
+    "clusters_per_side",
     "as_activations",
     "as_presence",
     "auroc",

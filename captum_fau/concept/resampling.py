@@ -44,17 +44,135 @@ def group_codes(groups: Any, n_images: int) -> np.ndarray:
     return codes.ravel()
 
 
-def permutation_sources(
-    groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0, strata: np.ndarray | None = None
-) -> np.ndarray:
-    """Label permutations at the group level, ``[P, M]``: row ``p`` says whose labels image ``m`` gets.
+@dataclass
+class ExchangeClass:
+    """Units that may trade labels: ``donors[d, i]`` is the image whose labels unit ``d`` gives to slot
+    ``i`` of the unit it lands on; image ``images[x]`` is in slot ``slot[x]`` of unit ``receiver[x]``."""
 
-    Groups (sequences or subjects) move as wholes: a group receives the label block of another
-    group of the same size, in the same within-group order (so a neutral first frame stays
-    first). Without groups every image is its own group. With ``strata`` (e.g. the emotion of
-    each image), the units are the (group, stratum) cells and a cell only receives the labels of
-    a cell of the same stratum: the permutations keep every association of the labels with the
-    strata, so the test asks for association beyond what the strata explain.
+    donors: np.ndarray
+    images: np.ndarray
+    receiver: np.ndarray
+    slot: np.ndarray
+
+
+class PermutationScheme:
+    """Which images' labels may trade places: whole units among units of the same structure.
+
+    A unit is a group (a subject, else a sequence; with ``strata`` a (group, stratum) cell). Units
+    are exchangeable only when their within-unit structure matches, so that moved labels never cut
+    across a receiver's clusters of near-duplicate frames (which never happens in the observed
+    data and makes the null too narrow):
+
+    * with sequence ids and labels constant within each of a unit's sequences, units with the same
+      number of sequences trade hierarchically: each of the receiver's sequences (longest first)
+      takes the labels of the donor's sequence of the same rank, on all its frames;
+    * otherwise units trade only with units of the same sorted sequence-length signature (the same
+      image count without sequence ids), frame by frame in canonical order (a neutral first frame
+      stays first);
+    * and only within one stratum. A unit no other unit matches keeps its labels.
+
+    Args:
+        groups (np.ndarray, optional): ``[M]`` unit ids (None: every image is a unit).
+        n_images (int): ``M``.
+        sequences (np.ndarray, optional): ``[M]`` sequence ids (nested in the units).
+        strata (np.ndarray, optional): ``[M]`` stratum labels.
+        labels (np.ndarray, optional): ``[M, J]`` labels; decide which units trade hierarchically.
+
+    Examples::
+
+        >>> scheme = PermutationScheme(np.array([0, 0, 1, 1, 2, 2]), 6, sequences=np.array([0, 0, 1, 2, 3, 3]))
+        >>> scheme.n_exchangeable  # units 0 and 2 ([2]) trade; unit 1 ([1, 1]) cannot move
+        2
+    """
+
+    def __init__(self, groups: Any, n_images: int, sequences: Any = None, strata: Any = None,
+                 labels: np.ndarray | None = None) -> None:  # fmt: skip
+        codes = group_codes(groups, n_images)
+        stratum = np.zeros(n_images, np.int64) if strata is None else group_codes(strata, n_images)
+        if strata is not None:
+            codes = np.unique(np.stack([codes, stratum], axis=1), axis=0, return_inverse=True)[1].ravel()
+        seq = codes if sequences is None else group_codes(sequences, n_images)
+        seq = np.unique(np.stack([codes, seq], axis=1), axis=0, return_inverse=True)[1].ravel()
+        self.n_images = n_images
+        self.n_units = int(codes.max()) + 1 if n_images else 0
+        keyed: dict[tuple, list[list[np.ndarray]]] = {}
+        for unit_stratum, parts in _units(codes, seq, stratum):
+            constant = sequences is not None and labels is not None and all(
+                (labels[rows] == labels[rows[0]]).all() for rows in parts
+            )
+            key = (unit_stratum, "sequences", len(parts)) if constant else (unit_stratum, "frames", tuple(map(len, parts)))
+            keyed.setdefault(key, []).append(parts if constant else [np.array([i]) for i in np.concatenate(parts)])
+        self.classes = [_exchange_class(units) for units in keyed.values()]
+        self.n_exchangeable = int(sum(len(c.donors) for c in self.classes if len(c.donors) > 1))
+        self.n_classes = len(self.classes)
+        self.hierarchical = any(key[1] == "sequences" and len(v) > 1 for key, v in keyed.items())
+
+    def shuffles(self, n_permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One ``[P, units]`` donor order per class (row ``p``: which unit gives its labels to each unit)."""
+        out = []
+        for c in self.classes:
+            n = len(c.donors)
+            out.append(np.zeros((n_permutations, 1), np.int64) if n == 1
+                       else np.argsort(rng.random((n_permutations, n)), axis=1))  # fmt: skip
+        return out
+
+    def sources(self, n_permutations: int, seed: int) -> np.ndarray:
+        """``[P, M]`` label permutations: row ``p`` says whose labels image ``m`` gets."""
+        out = np.empty((n_permutations, self.n_images), dtype=np.int64)
+        for c, order in zip(self.classes, self.shuffles(n_permutations, np.random.default_rng(seed))):
+            out[:, c.images] = c.donors[order[:, c.receiver], c.slot[None, :]]
+        return out
+
+    def log10_arrangements(self, labels: np.ndarray) -> np.ndarray:
+        """``[J]`` log10 of the number of distinct label arrangements each AU column admits.
+
+        Within a class, units with the same label pattern are interchangeable, so a class of ``n``
+        units with pattern counts ``k_1..k_r`` gives ``n! / prod k_i!`` arrangements. The smallest
+        p a permutation test can reach is about one over this number.
+        """
+        from scipy.special import gammaln
+
+        total = np.zeros(labels.shape[1])
+        for c in self.classes:
+            if len(c.donors) < 2:
+                continue
+            for j in range(labels.shape[1]):
+                _, counts = np.unique(labels[c.donors, j], axis=0, return_counts=True)
+                total[j] += gammaln(len(c.donors) + 1) - gammaln(counts + 1).sum()
+        return total / np.log(10)
+
+
+def _units(codes: np.ndarray, seq: np.ndarray, stratum: np.ndarray) -> Any:
+    """Per unit: its stratum and its sequences' image rows, longest first (ties by first image)."""
+    n_images = len(codes)
+    seq_len = np.bincount(seq)
+    seq_first = np.full(len(seq_len), n_images, np.int64)
+    np.minimum.at(seq_first, seq, np.arange(n_images))
+    order = np.lexsort((np.arange(n_images), seq_first[seq], -seq_len[seq], codes))
+    bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        rows = order[start:stop]
+        cuts = np.flatnonzero(seq[rows][1:] != seq[rows][:-1]) + 1
+        yield int(stratum[rows[0]]), np.split(rows, cuts)
+
+
+def _exchange_class(units: list[list[np.ndarray]]) -> ExchangeClass:
+    """The :class:`ExchangeClass` of units given as lists of slots (each slot: its image rows)."""
+    donors = np.array([[int(rows[0]) for rows in parts] for parts in units], dtype=np.int64)
+    images, receiver, slot = [], [], []
+    for r, parts in enumerate(units):
+        for i, rows in enumerate(parts):
+            images.append(rows)
+            receiver.append(np.full(len(rows), r))
+            slot.append(np.full(len(rows), i))
+    return ExchangeClass(donors, np.concatenate(images), np.concatenate(receiver), np.concatenate(slot))
+
+
+def permutation_sources(
+    groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0, strata: np.ndarray | None = None,
+    sequences: np.ndarray | None = None,
+) -> np.ndarray:
+    """Label permutations at the unit level, ``[P, M]`` (see :class:`PermutationScheme`).
 
     Examples::
 
@@ -62,32 +180,7 @@ def permutation_sources(
         >>> src.shape, bool((src[:, 4] == 4).all())  # the only group of size 1 cannot move
         ((3, 5), True)
     """
-    codes = group_codes(groups, n_images)
-    cell_stratum = np.zeros(int(codes.max()) + 1 if n_images else 0, dtype=np.int64)
-    if strata is not None:
-        strata_codes = group_codes(strata, n_images)
-        _, codes = np.unique(np.stack([codes, strata_codes], axis=1), axis=0, return_inverse=True)
-        codes = codes.ravel()
-        cell_stratum = np.zeros(int(codes.max()) + 1, dtype=np.int64)
-        cell_stratum[codes] = strata_codes
-    rng = np.random.default_rng(seed)
-    sources = np.empty((n_permutations, n_images), dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    # cells are exchangeable when they have the same size and the same stratum
-    kinds = sizes * (int(cell_stratum.max()) + 1 if len(cell_stratum) else 1) + cell_stratum
-    for kind in np.unique(kinds):
-        same = np.flatnonzero(kinds == kind)
-        size = int(sizes[same[0]])
-        # members[g, i]: the i-th image (dataset order) of the g-th group of this size
-        members = order[starts[same][:, None] + np.arange(size)[None, :]]
-        if len(same) == 1:
-            sources[:, members.ravel()] = members.ravel()[None, :]
-            continue
-        shuffles = np.argsort(rng.random((n_permutations, len(same))), axis=1)
-        sources[:, members.ravel()] = members[shuffles].reshape(n_permutations, -1)
-    return sources
+    return PermutationScheme(groups, n_images, sequences, strata).sources(n_permutations, seed)
 
 
 def bootstrap_weights(groups: np.ndarray | None, n_images: int, n_bootstrap: int, seed: int = 0) -> np.ndarray:
@@ -101,17 +194,19 @@ def bootstrap_weights(groups: np.ndarray | None, n_images: int, n_bootstrap: int
     return counts[:, codes]
 
 
-def permutation_notes(codes: np.ndarray) -> list[str]:
-    """What the group-level permutation scheme does with these group codes, and when it loses power."""
-    notes = [f"Permutations exchange whole groups ({int(codes.max()) + 1} groups) among groups of equal size."]
-    group_sizes = np.bincount(codes)
-    groups_per_size = np.bincount(group_sizes)
-    singletons = groups_per_size[group_sizes[codes]] == 1
-    if singletons.mean() > 0.2:
+def permutation_notes(scheme: PermutationScheme, unit: str) -> list[str]:
+    """What the permutation scheme did with these units, and when it loses power."""
+    how = ("whole sequences trade between units with as many sequences (labels are constant within them)"
+           if scheme.hierarchical else "units trade only with units of the same sequence-length signature")
+    notes = [
+        f"Permutation unit: {unit} ({scheme.n_units} units in {scheme.n_classes} classes of equal within-unit "
+        f"structure; {how}); {scheme.n_exchangeable} units can trade labels."
+    ]
+    fixed = scheme.n_units - scheme.n_exchangeable
+    if scheme.n_units and fixed / scheme.n_units > 0.2:
         notes.append(
-            f"{singletons.mean():.0%} of images belong to groups whose size no other group shares; "
-            "their labels cannot move, so the permutation test loses power. Use sequence ids, "
-            "or groups of equal size, where possible."
+            f"{fixed / scheme.n_units:.0%} of {unit} have a structure (image count, sequence lengths) no other unit "
+            "shares; their labels cannot move, so the permutation test loses power."
         )
     return notes
 
@@ -130,20 +225,27 @@ class PermutationNull:
         kl_sd: Standard deviation of the smoothed KL under the permutations.
         p_kl: ``(1 + #{KL_perm >= KL}) / (1 + P)``.
         p_auroc: The same for the two-sided ``|AUROC - 1/2|``.
+        auroc_mean: Mean AUROC under the permutations.
+        auroc_sd: Standard deviation of the AUROC under the permutations.
+        exceed_auroc: ``#{|AUROC_perm - 1/2| >= |AUROC - 1/2|}`` (what a refinement continues from).
+        n_permutations: Permutations behind the counts.
     """
 
     kl_mean: np.ndarray
     kl_sd: np.ndarray
     p_kl: np.ndarray
     p_auroc: np.ndarray
+    auroc_mean: np.ndarray
+    auroc_sd: np.ndarray
+    exceed_auroc: np.ndarray
+    n_permutations: int
 
 
 def permutation_null(
     binned: BinnedActivations,
     ranks: np.ndarray,
     labels: np.ndarray,
-    kl: np.ndarray,
-    auc: np.ndarray,
+    observed: tuple[np.ndarray, np.ndarray],
     sources: np.ndarray,
     smoothing: float,
     chunk_size: int | None = None,
@@ -155,8 +257,7 @@ def permutation_null(
         binned (BinnedActivations): The images' bin codes.
         ranks (np.ndarray): ``[M, C]`` float32 average ranks of the activations.
         labels (np.ndarray): ``[M, J]`` float32 presence (0/1).
-        kl (np.ndarray): ``[C, J]`` observed smoothed KL.
-        auc (np.ndarray): ``[C, J]`` observed AUROC.
+        observed (tuple): ``[C, J]`` observed smoothed KL and AUROC.
         sources (np.ndarray): ``[P, M]`` permutations from :func:`permutation_sources`.
         smoothing (float): Pseudo-count of the KL.
         chunk_size (int, optional): Permutations per matrix product. Default: :func:`default_chunk`
@@ -166,9 +267,8 @@ def permutation_null(
         PermutationNull: Null-mean KL and the permutation p-values.
     """
     n_images, n_aus = labels.shape
+    kl, auc = observed
     n_permutations = len(sources)
-    n_pos = labels.sum(axis=0)
-    n_neg = n_images - n_pos
     if chunk_size is None:
         chunk_size = default_chunk(binned, n_aus)
     # A tiny tolerance: the observed and permuted statistics come from different float paths.
@@ -178,6 +278,8 @@ def permutation_null(
     kl_sq = np.zeros(kl.shape)
     exceed_kl = np.zeros(kl.shape)
     exceed_auc = np.zeros(kl.shape)
+    auc_sum = np.zeros(kl.shape)
+    auc_sq = np.zeros(kl.shape)
     chunks: Any = range(0, n_permutations, chunk_size)
     if progress:
         from tqdm.auto import tqdm
@@ -194,16 +296,28 @@ def permutation_null(
         kl_sq += np.square(kl_perm, dtype=np.float64).sum(axis=1)
         exceed_kl += (kl_perm >= kl_floor).sum(axis=1)
         rank_sums = (ranks.T @ permuted).reshape(binned.n_filters, width, n_aus)
-        auc_perm = auroc_from_rank_sums(rank_sums, n_pos, n_neg)
-        exceed_auc += (np.abs(auc_perm - 0.5) >= auc_floor).sum(axis=1)
-    mean = kl_sum / n_permutations
-    var = np.maximum(kl_sq / n_permutations - mean**2, 0.0) * n_permutations / max(1, n_permutations - 1)
+        # hierarchical permutations move whole sequences: the count of images with the AU may change
+        pos_perm = permuted.sum(axis=0, dtype=np.float64).reshape(1, width, n_aus)
+        auc_perm = auroc_from_rank_sums(rank_sums, pos_perm, n_images - pos_perm)
+        exceed_auc += (~(np.abs(auc_perm - 0.5) < auc_floor)).sum(axis=1)  # an AUROC-less relabelling counts against
+        auc_perm = np.where(np.isnan(auc_perm), 0.5, auc_perm)
+        auc_sum += auc_perm.sum(axis=1, dtype=np.float64)
+        auc_sq += np.square(auc_perm, dtype=np.float64).sum(axis=1)
     return PermutationNull(
-        kl_mean=mean,
-        kl_sd=np.sqrt(var),
+        kl_mean=kl_sum / n_permutations,
+        kl_sd=_sd(kl_sum, kl_sq, n_permutations),
         p_kl=(1.0 + exceed_kl) / (1.0 + n_permutations),
         p_auroc=(1.0 + exceed_auc) / (1.0 + n_permutations),
+        auroc_mean=auc_sum / n_permutations,
+        auroc_sd=_sd(auc_sum, auc_sq, n_permutations),
+        exceed_auroc=exceed_auc,
+        n_permutations=n_permutations,
     )
+
+
+def _sd(total: np.ndarray, squares: np.ndarray, n: int) -> np.ndarray:
+    mean = total / n
+    return np.sqrt(np.maximum(squares / n - mean**2, 0.0) * n / max(1, n - 1))
 
 
 def bootstrap_kl_interval(
@@ -257,6 +371,8 @@ __all__ = [
     "bootstrap_kl_interval",
     "bootstrap_weights",
     "group_codes",
+    "ExchangeClass",
+    "PermutationScheme",
     "permutation_notes",
     "permutation_null",
     "permutation_sources",

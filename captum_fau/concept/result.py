@@ -22,12 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Per-pair statistics exposed in :attr:`FAUKLResult.scores` and the CSV export.
 SCORE_FIELDS = ("kl", "kl_plain", "kl_corrected", "kl_null_mean", "kl_null_sd", "kl_z", "p", "p_kl", "p_auroc", "q",
-                "q_kl", "q_auroc", "auroc", "auroc_se")  # fmt: skip
+                "q_kl", "q_auroc", "auroc", "auroc_se", "auroc_z", "permutations_used")  # fmt: skip
 #: Scores present only when the statistics were stratified.
 STRATIFIED_FIELDS = ("p_kl_within", "p_auroc_within", "q_kl_within", "q_auroc_within")
 
 #: How :meth:`FAUKLResult.top_au` can rank the AUs of a filter, and what each rule is.
 TOP_AU_RULES = {
+    "test": "smallest p of the main test, ties by |AUROC z|",
     "z": "null-standardised KL, (KL - null mean) / null SD",
     "p": "KL permutation p-value, ties broken by the null-standardised KL",
     "kl": "paper's rule (argmax KL)",
@@ -35,9 +36,14 @@ TOP_AU_RULES = {
     "kl_corrected": "argmax of KL - null mean",
     "auroc": "argmax AUROC",
 }
-#: The default rule: significance-consistent (under no association every AU is equally likely to be
-#: a filter's top AU, whatever its prevalence; ``scripts/bench_faukl.py`` measures it).
-DEFAULT_TOP_AU = "z"
+#: The default rule: the AU of the filter's smallest p of the main (AUROC, rank-based) test, so that the AU
+#: shown, its statistic, its q, the significance flag, the grid label and the localisation check are
+#: one test; under no association every AU is about equally likely, whatever its prevalence
+#: (``scripts/bench_faukl.py`` measures it per design).
+DEFAULT_TOP_AU = "test"
+#: A second AU whose effect ``|AUROC - 1/2|`` is at least this share of the top AU's, and significant too,
+#: is named beside it ("nearly as strong": AU6 beside AU12).
+NEARLY_AS_STRONG = 0.8
 _FORMAT = "captum-fau/faukl-result/1"
 
 
@@ -133,51 +139,82 @@ class FAUKLResult:
         return int(filter)
 
     def _ranking(self, st: AssociationStatistics, f: int, by: str) -> np.ndarray:
-        """AU indices of filter ``f`` from strongest to weakest under rule ``by``; untestable AUs last."""
+        """Candidate AU indices of filter ``f`` from strongest to weakest under rule ``by``.
+
+        Dead filters have no candidate; untestable AUs are never candidates, nor (for the test-based
+        rules) AUs the design left untested.
+        """
+        if st.dead_filters[f]:
+            return np.zeros(0, np.int64)
         ok = st.testable_aus.copy()
-        if by in ("z", "p") and st.config.get("n_permutations", 1) == 0:
-            # no permutation null: the Mann-Whitney z of the AUROC is the significance-consistent score
-            n_pos = st.n_present.astype(np.float64)
-            n_neg = float(st.config.get("n_images", self.n_images)) - n_pos
-            with np.errstate(divide="ignore", invalid="ignore"):
-                score = np.abs(st.auroc[f] - 0.5) / np.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
-            return np.lexsort((np.arange(len(ok)), -np.where(ok & np.isfinite(score), score, -np.inf)))
-        if by == "p":
-            z = np.where(ok & np.isfinite(st.kl_z[f]), st.kl_z[f], -np.inf)
-            return np.lexsort((-z, np.where(ok, st.p_kl[f], np.inf)))
-        values = st.kl_z[f] if by == "z" else getattr(st, by)[f]
-        values = np.where(ok & ~np.isnan(values), values, -np.inf)
-        return np.argsort(-values, kind="stable")
+        if by in ("test", "p", "z"):
+            ok &= np.asarray(st.tested_aus, bool)
+        if by == "test" or (by in ("z", "p") and st.config.get("n_permutations", 1) == 0):
+            order = np.lexsort((np.arange(len(ok)), -self._strength(st, f), np.where(np.isnan(st.p[f]), 2.0, st.p[f])))
+        elif by == "p":
+            z = np.where(np.isfinite(st.kl_z[f]), st.kl_z[f], -np.inf)
+            order = np.lexsort((-z, np.where(np.isnan(st.p_kl[f]), 2.0, st.p_kl[f])))
+        else:
+            values = getattr(st, "kl_z" if by == "z" else by)[f]
+            order = np.argsort(-np.where(np.isnan(values), -np.inf, values), kind="stable")
+        return order[ok[order]]
 
-    def top_au(self, filter: int, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> str:
-        """The AU most strongly associated with ``filter`` under the rule ``by``.
+    def _strength(self, st: AssociationStatistics, f: int) -> np.ndarray:
+        """``[J]`` the size of the AUROC effect in null-SD units: ``|auroc_z|``, or the Mann-Whitney z
+        without permutations (both prevalence-neutral under no association)."""
+        z = np.abs(np.asarray(st.auroc_z)[f])
+        n_pos = st.n_present.astype(np.float64)
+        n_neg = float(st.config.get("n_images", self.n_images)) - n_pos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mw = np.abs(st.auroc[f] - 0.5) / np.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+        return np.nan_to_num(np.where(np.isfinite(z), z, mw), nan=-1.0)
 
-        Untestable AUs (no image with, or none without it) are never chosen while a testable one
-        exists.
+    def top_au(self, filter: int, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> str | None:
+        """The AU most strongly associated with ``filter`` under the rule ``by``; None if it has none.
+
+        A dead (constant) filter has no AU, and neither has a filter without a testable AU (the
+        result never names AU1 with KL 0 for lack of a choice).
 
         Args:
             filter (int): Filter (channel) index.
             layer (str, optional): Layer name (default: :attr:`layer`).
-            by (str): ``"z"`` (the default: the null-standardised KL ``(KL - null mean) / null
-                SD``, comparable across AU prevalences), ``"p"`` (the KL permutation p, ties by
-                ``z``), ``"kl"`` (the paper's rule, argmax KL, which favours rare AUs: their KL is
-                larger and noisier), ``"kl_plain"``, ``"kl_corrected"`` or ``"auroc"``. Without
-                permutations ``"z"`` and ``"p"`` rank by the AUROC's Mann-Whitney z.
-                Default: ``"z"``
+            by (str): ``"test"`` (the default: the smallest p of the main test, ``p``/``q``, ties
+                broken by ``|auroc_z|``, so the AU shown and its q belong to one test), ``"z"``
+                (the null-standardised KL), ``"p"`` (the KL permutation p, ties by ``z``), ``"kl"``
+                (the paper's rule, argmax KL, which favours rare AUs: their KL is larger and
+                noisier; its equal-width bins also let one outlying activation move it),
+                ``"kl_plain"``, ``"kl_corrected"`` or ``"auroc"``. Default: ``"test"``
 
         Returns:
-            str: AU id such as ``"AU12"``.
+            str or None: AU id such as ``"AU12"``.
         """
         st = self.stats(layer)
         f = self._filter(filter, st)
         if by not in TOP_AU_RULES:
             raise ConfigError(f"by={by!r} is not known; use one of {sorted(TOP_AU_RULES)}.")
-        return self.au_ids[int(self._ranking(st, f, by)[0])]
+        order = self._ranking(st, f, by)
+        return self.au_ids[int(order[0])] if len(order) else None
 
-    def top_aus(self, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> list[str]:
+    def top_aus(self, layer: str | None = None, by: str = DEFAULT_TOP_AU) -> list[str | None]:
         """:meth:`top_au` of every filter of the layer."""
         st = self.stats(layer)
         return [self.top_au(f, layer, by) for f in range(st.kl.shape[0])]
+
+    def nearly_as_strong(self, filter: int, layer: str | None = None, alpha: float = 0.05) -> list[str]:
+        """Other AUs significant for ``filter`` whose effect is at least 80% of its top AU's (co-occurring AUs).
+
+        Where AU6 nearly always comes with AU12, a filter for one shows both; the table names them.
+        """
+        st = self.stats(layer)
+        f = self._filter(filter, st)
+        order = self._ranking(st, f, DEFAULT_TOP_AU)
+        if not len(order):
+            return []
+        effect = np.abs(st.auroc[f] - 0.5)
+        top = int(order[0])
+        with np.errstate(invalid="ignore"):
+            close = (st.q[f] < alpha) & (effect >= NEARLY_AS_STRONG * effect[top])
+        return [self.au_ids[int(j)] for j in order[1:] if close[j]]
 
     # ------------------------------------------------------------------ reports
     def table_rows(
@@ -198,27 +235,38 @@ class FAUKLResult:
         if by not in TOP_AU_RULES:
             raise ConfigError(f"by={by!r} is not known; use one of {sorted(TOP_AU_RULES)}.")
         chosen = range(st.kl.shape[0]) if filters is None else filters
-        rows = []
-        for f in chosen:
-            f = self._filter(int(f), st)
-            au = self.top_au(f, layer, by)
-            j = self.au_ids.index(au)
-            row: dict[str, Any] = {
-                "filter": f, "au": au, "name": au_name(au), "rule": TOP_AU_RULES[by],
-                "kl": float(st.kl[f, j]), "kl_corrected": float(st.kl_corrected[f, j]), "kl_z": float(st.kl_z[f, j]),
-                "p_kl": float(st.p_kl[f, j]), "q_kl": float(st.q_kl[f, j]),
-                "auroc": float(st.auroc[f, j]), "auroc_ci_low": float(st.auroc_ci[f, j, 0]),
-                "auroc_ci_high": float(st.auroc_ci[f, j, 1]),
-                "p_auroc": float(st.p_auroc[f, j]), "q_auroc": float(st.q_auroc[f, j]),
-                "test": st.config.get("test_statistic", "auroc"), "p": float(st.p[f, j]), "q": float(st.q[f, j]),
-                "significant": bool(st.q[f, j] < alpha),
-                "testable": bool(st.testable_aus[j] and not st.dead_filters[f]), "dead": bool(st.dead_filters[f]),
-            }  # fmt: skip
-            if st.stratified:
-                for key in STRATIFIED_FIELDS:
-                    row[key] = float(getattr(st, key)[f, j])
-            rows.append(row)
+        rows = [self._row(st, self._filter(int(f), st), layer, alpha, by) for f in chosen]
         return rows
+
+    def _row(self, st: AssociationStatistics, f: int, layer: str | None, alpha: float, by: str) -> dict[str, Any]:
+        """One :meth:`table_rows` row; a filter without an AU gets NaN statistics and ``au = None``."""
+        au = self.top_au(f, layer, by)
+        row: dict[str, Any] = {"filter": f, "au": au, "name": au_name(au) if au else "", "rule": TOP_AU_RULES[by],
+                               "dead": bool(st.dead_filters[f])}  # fmt: skip
+        if au is None:
+            nan = float("nan")
+            row.update({k: nan for k in ("kl", "kl_corrected", "kl_z", "p_kl", "q_kl", "auroc", "auroc_ci_low",
+                                         "auroc_ci_high", "p_auroc", "q_auroc", "p", "q")})  # fmt: skip
+            row.update(test=st.config.get("test_statistic", "auroc"), significant=False, testable=False, tested=False,
+                       also=[], ci_approximate=False, ci_subjects=0)  # fmt: skip
+            return row
+        j = self.au_ids.index(au)
+        q = float(st.q[f, j])
+        row.update({
+            "kl": float(st.kl[f, j]), "kl_corrected": float(st.kl_corrected[f, j]), "kl_z": float(st.kl_z[f, j]),
+            "p_kl": float(st.p_kl[f, j]), "q_kl": float(st.q_kl[f, j]),
+            "auroc": float(st.auroc[f, j]), "auroc_ci_low": float(st.auroc_ci[f, j, 0]),
+            "auroc_ci_high": float(st.auroc_ci[f, j, 1]),
+            "p_auroc": float(st.p_auroc[f, j]), "q_auroc": float(st.q_auroc[f, j]),
+            "test": st.config.get("test_statistic", "auroc"), "p": float(st.p[f, j]), "q": q,
+            "significant": bool(q < alpha), "testable": bool(st.testable[f, j]), "tested": bool(st.tested[f, j]),
+            "also": self.nearly_as_strong(f, layer, alpha) if by == DEFAULT_TOP_AU else [],
+            "ci_approximate": bool(st.ci_approximate[j]), "ci_subjects": int(st.clusters_side[j]),
+        })  # fmt: skip
+        if st.stratified:
+            for key in STRATIFIED_FIELDS:
+                row[key] = float(getattr(st, key)[f, j])
+        return row
 
     def table(
         self, filters: Sequence[int] | None = None, layer: str | None = None, alpha: float = 0.05, by: str = DEFAULT_TOP_AU
@@ -231,25 +279,33 @@ class FAUKLResult:
         ``q < alpha``), and the within-strata q-values when the result is stratified.
         """
         rows = self.table_rows(filters, layer, alpha, by)
-        stratified = self.stats(layer).stratified
+        st = self.stats(layer)
         header = ["Filter", f"FAU ({TOP_AU_RULES[by]})", "KL", "KL z", "q (KL)", "AUROC [CI]", "q (AUROC)"]
-        if stratified:
+        if st.stratified:
             header += ["q (KL, within strata)", "q (AUROC, within strata)"]
-        star = lambda q: f"{q:.3g}{'*' if q < alpha else ''}"  # noqa: E731
+        header.append("Nearly as strong")
+
+        def star(q: float) -> str:
+            return "untested" if np.isnan(q) else f"{q:.3g}{'*' if q < alpha else ''}"
+
         lines = []
         for r in rows:
-            label = f"{r['au']}: {r['name']}" + (" (dead filter)" if r["dead"] else "")
-            line = [
-                str(r["filter"]), label, f"{r['kl']:.3f}", f"{r['kl_z']:.2f}", star(r["q_kl"]),
-                f"{r['auroc']:.3f} [{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]", star(r["q_auroc"]),
-            ]  # fmt: skip
-            if stratified:
+            if r["au"] is None:
+                why = "dead filter" if r["dead"] else "no testable AU"
+                lines.append([str(r["filter"]), f"- ({why})"] + [""] * (len(header) - 2))
+                continue
+            ci = f"[{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]"
+            if r["ci_approximate"]:
+                ci += f" approx. ({r['ci_subjects']} subjects)"
+            line = [str(r["filter"]), f"{r['au']}: {r['name']}", f"{r['kl']:.3f}", f"{r['kl_z']:.2f}",
+                    star(r["q_kl"]), f"{r['auroc']:.3f} {ci}", star(r["q_auroc"])]  # fmt: skip
+            if st.stratified:
                 line += [star(r["q_kl_within"]), star(r["q_auroc_within"])]
-            lines.append(line)
+            lines.append(line + [", ".join(r["also"])])
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
         fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
-        notes = [n for n in self.stats(layer).notes if n.startswith("WARNING")]
+        notes = [n for n in st.notes if n.startswith("WARNING")]
         return "\n".join(out + notes)
 
     def plot_bars(
@@ -300,13 +356,15 @@ class FAUKLResult:
             heights = np.nan_to_num(getattr(st, value)[f][au_order], posinf=np.nan)
             finite_max = np.nanmax(heights) if np.isfinite(heights).any() else 1.0
             heights = np.where(np.isnan(heights), finite_max, heights)
-            top = au_order.index(self.au_ids.index(self.top_au(f, layer)))
+            top_id = self.top_au(f, layer)
+            top = au_order.index(self.au_ids.index(top_id)) if top_id else -1
             colors = ["#b0b0b0"] * len(x)
-            colors[top] = "#d62728"
+            if top >= 0:
+                colors[top] = "#d62728"
             ax.bar(x, heights, color=colors, width=0.8)
             for j in np.flatnonzero(st.q_kl[f][au_order] < alpha):
                 ax.text(x[j], heights[j], "*", ha="center", va="bottom", fontsize=9)
-            ax.set_title(f"Filter {f}: {self.au_ids[au_order[top]]}", fontsize=10)
+            ax.set_title(f"Filter {f}: {top_id or 'no AU'}", fontsize=10)
             ax.set_xticks(x)
             ax.set_xticklabels(labels, fontsize=8, rotation=90)
             ax.tick_params(axis="y", labelsize=8)
@@ -332,6 +390,9 @@ class FAUKLResult:
                     row["auroc_ci_low"], row["auroc_ci_high"] = float(st.auroc_ci[f, j, 0]), float(st.auroc_ci[f, j, 1])
                     row["n_present"] = int(st.n_present[j])
                     row["testable"] = bool(st.testable_aus[j] and not st.dead_filters[f])
+                    row["tested"] = bool(st.tested[f, j])
+                    row["ci_approximate"] = bool(st.ci_approximate[j])
+                    row["ci_subjects"] = int(st.clusters_side[j])
                     rows.append(row)
         return rows
 
@@ -345,8 +406,12 @@ class FAUKLResult:
         return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
     def to_json(self, path: str | Path) -> Path:
-        """Write metadata, notes and every pair's statistics as JSON (``inf`` as ``"inf"``); atomic."""
-        clean = lambda v: ("inf" if v > 0 else "-inf") if isinstance(v, float) and np.isinf(v) else v  # noqa: E731
+        """Write metadata, notes and every pair's statistics as JSON (``inf`` as ``"inf"``, NaN as null); atomic."""
+        def clean(v: Any) -> Any:  # inf as a string, NaN (an untested pair) as null
+            if isinstance(v, float) and np.isinf(v):
+                return "inf" if v > 0 else "-inf"
+            return None if isinstance(v, float) and np.isnan(v) else v
+
         payload = {
             "format": _FORMAT,
             "au_ids": list(self.au_ids),

@@ -87,6 +87,11 @@ def build_report(
     if faukl is not None:
         st = faukl.stats(layer)
         results["fau_kl"] = {"significant_filters": int(_significant_filters(st).sum()),
+                             "permutation_unit": st.config.get("permutation_unit"),
+                             "permutations": {k: st.config.get(k) for k in ("n_permutations", "max_permutations",
+                                                                             "refined_pairs", "min_attainable_q")},
+                             "untested_aus": [faukl.au_ids[j] for j in st.config.get("untested_aus", [])],
+                             "top_au_rule": DEFAULT_RULE_TEXT,
                              "table": faukl.table_rows(featured, layer)}  # fmt: skip
     results["localisation"] = localisation
     results["held_out"] = bool(provenance.get("held_out", False))
@@ -119,6 +124,10 @@ def build_report(
     )  # fmt: skip
 
 
+#: How the report's top AU is chosen (the results.json record of the rule).
+DEFAULT_RULE_TEXT = "smallest p of the main test (two-sided AUROC permutation test), ties by |AUROC z|"
+
+
 def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
     from captum_fau.inputs.spec import InputSpec
@@ -132,13 +141,14 @@ def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]
     extra = [str(n) for n in (faukl.stats(layer).notes if faukl is not None else [])]
     if faukl is not None:
         st = faukl.stats(layer)
-        n_perm = int(st.config.get("n_permutations", 0) or 0)
-        if not _significant_filters(st).any() and 0 < n_perm < 1000:
+        n_perm = int(st.config.get("max_permutations", st.config.get("n_permutations", 0)) or 0)
+        floor_q = float(st.config.get("min_attainable_q", int(st.testable.sum()) / (n_perm + 1)))
+        if n_perm > 0 and floor_q > 0.05:
             extra.append(
-                f"No association reaches q < 0.05, but only {n_perm} permutations were run: the smallest possible "
-                f"p-value is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, before the correction over "
-                f"{int(st.testable.sum())} filter × AU tests. Rerun with --permutations 1000 or more before "
-                "reading the q-values."
+                f"The smallest attainable q is {floor_q:.3g} > 0.05: with at most {n_perm} permutations per pair the "
+                f"smallest p-value is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, before the correction over "
+                f"{int(st.tested.sum())} filter × AU tests, so no single association can be declared significant. "
+                "Rerun with a larger --max-permutations (or leave it at its automatic value) before reading the q-values."
             )
     return list(dict.fromkeys([*notes, *extra]))
 
@@ -191,7 +201,7 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
     if faukl is None:
         return None
     rows = faukl.table_rows(featured, layer)
-    return [f"{r['filter']}\n{r['au']}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
+    return [f"{r['filter']}\n{r['au'] or 'no AU'}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
@@ -221,28 +231,33 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
     table = Section(
         "Filter → action unit (paper Table 4)",
         text=[
-            "For each featured filter, its top AU by the null-standardised KL, z = (KL − null mean) / null SD "
-            "(comparable across AU prevalences; the paper's rule, argmax KL, favours rare AUs: "
-            "FAUKLResult.table(by='kl')). KL = D_KL(Q‖R), Q over images with the AU, R without. Each statistic "
-            "has its own permutation test: q (KL) and q (AUROC), Benjamini–Hochberg over all filter × AU pairs. "
-            "AUROC interval: 95%, clustered on subjects (Obuchowski's clustered DeLong variance, logit scale, "
-            "Student t with one degree of freedom fewer than the smaller of the subject groups with and without "
-            "the AU)."
+            "For each featured filter, its top AU is the AU with the smallest p of the main test (the two-sided "
+            "AUROC permutation test; ties by the permutation-standardised AUROC), so the AU shown, its q, the "
+            "significance flag, the grid label and the localisation check are one test (the paper's rule, argmax "
+            "KL, favours rare AUs: FAUKLResult.table(by='kl')). Dead filters get no AU. KL = D_KL(Q‖R), Q over "
+            "images with the AU, R without. Each statistic has its own permutation test: q (KL) and q (AUROC), "
+            "Benjamini–Hochberg over all tested filter × AU pairs; 'untested' where the design leaves too few "
+            "exchangeable subjects. AUROC interval: 95%, clustered on subjects (delete-one-subject jackknife, "
+            "logit scale, Student t with one degree of freedom fewer than the smaller of the subject groups with "
+            "and without the AU); 'approx.' with the subject count where that group has fewer than 10 subjects. "
+            "'Nearly as strong': other significant AUs with at least 80% of the top AU's effect (co-occurring AUs)."
             + (" Within-strata q-values: permutations inside each level of the stratifying label "
                "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
         ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
         table=(
             # each test's q beside its statistic, so that both stay in view on a phone; the interval last
-            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "q (AUROC)", "CI low", "CI high"]
+            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "q (AUROC)", "CI low", "CI high", "nearly as strong"]
             + (["q (KL, within)", "q (AUROC, within)"] if faukl.stats(layer).stratified else []),
-            [[r["filter"], r["au"], r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["kl_z"], r["q_kl"],
-              r["auroc"], r["q_auroc"], r["auroc_ci_low"], r["auroc_ci_high"]]
+            [[r["filter"], r["au"] or "—", r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["kl_z"], r["q_kl"],
+              r["auroc"], r["q_auroc"], r["auroc_ci_low"],
+              f"{r['auroc_ci_high']:.3f} approx. ({r['ci_subjects']} subjects)" if r["ci_approximate"]
+              else r["auroc_ci_high"], ", ".join(r["also"])]
              + ([r["q_kl_within"], r["q_auroc_within"]] if "q_kl_within" in r else []) for r in rows],
         ),  # fmt: skip
     )
     bars = Section(
         "KL divergence of every AU (paper Fig. 5)",
-        text=["One panel per featured filter; its top AU (null-standardised KL) in red, * where q (KL) < 0.05."],
+        text=["One panel per featured filter; its top AU (smallest p of the main test) in red, * where q (KL) < 0.05."],
         figures=[(bars_png, "KL divergence per AU for each featured filter")],
     )
     st = faukl.stats(layer)

@@ -138,6 +138,10 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
              ("p (KL permutation)", _fmt(row["p_kl"], 4)), ("q (KL, BH)", _fmt(row["q_kl"], 4)),
              ("AUROC [95% CI]", f"{_fmt(row['auroc'])} [{_fmt(row['auroc_ci_low'])}, {_fmt(row['auroc_ci_high'])}]"),
              ("p (AUROC permutation)", _fmt(row["p_auroc"], 4)), ("q (AUROC, BH)", _fmt(row["q_auroc"], 4))]  # fmt: skip
+    if row.get("ci_approximate"):
+        cells.append(("interval", f"approximate: {row['ci_subjects']} subjects on the smaller side of the AU"))
+    if row.get("also"):
+        cells.append(("nearly as strong", ", ".join(row["also"])))
     if row.get("dead"):
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
@@ -214,7 +218,8 @@ def filter_browser_section(
     """
     strips = write_strips(out, topn)
     st = faukl.stats(layer) if faukl is not None else None
-    rows = {r["filter"]: r for r in faukl.table_rows(None, layer, alpha)} if faukl is not None else {}
+    # a dead filter, or one without a testable AU, is named by no AU
+    rows = {r["filter"]: {**r, "au": r["au"] or "—"} for r in faukl.table_rows(None, layer, alpha)} if faukl else {}
     locs = {r["filter"]: r for r in (localisation or {}).get("per_filter", [])}
     order = sorted(range(len(faukl.au_ids)), key=lambda j: au_sort_key(faukl.au_ids[j])) if faukl is not None else []
     top_values = {int(f): float(v) for f, v in zip(topn.filters.tolist(), topn.values[:, 0].tolist())}
