@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench  # noqa: E402
 
 from captum_fau.data.synthfacs import region_masks, render  # noqa: E402
-from captum_fau.data.synthfacs_writer import write_synthfacs  # noqa: E402
+from captum_fau.synthfacs.writer import write_synthfacs  # noqa: E402
 
 TARGET_IMAGES_PER_S = 500.0
 

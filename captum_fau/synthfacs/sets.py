@@ -31,7 +31,7 @@ AU).
 
 Examples::
 
-    >>> from captum_fau.data.synthfacs import render, SYNTHFACS_AUS
+    >>> from captum_fau.synthfacs import render, SYNTHFACS_AUS
     >>> batch = render(4, seed=0, masks=True)
     >>> batch.images.shape, batch.aus.shape, batch.masks.shape
     ((4, 96, 96), (4, 20), (4, 20, 96, 96))
@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from captum_fau._utils.validate import int_at_least
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet
-from captum_fau.data.synthfacs_geometry import (
+from captum_fau.synthfacs.geometry import (
     AU_INDEX,
     SYNTHFACS_AUS,
     Identity,
@@ -63,9 +63,20 @@ from captum_fau.data.synthfacs_geometry import (
 )
 from captum_fau.data.transforms import check_local_mean_padding, model_input
 from captum_fau.errors import ConfigError, DatasetError
+from captum_fau.synthfacs.photo import (
+    PhotoIdentity,
+    PhotoNuisance,
+    draw_photo,
+    photo_regions,
+    sample_photo_identity,
+    sample_photo_nuisance,
+)
 
 #: Render modes: EMFACS prototypes per emotion, or AUs independent of emotion.
 MODES: tuple[str, ...] = ("prototype", "independent")
+#: Rendering styles: flat OpenCV drawings, or shaded photo-like faces in a CK+-style detector crop or a
+#: FER2013-style tight crop (see :mod:`captum_fau.synthfacs.photo`).
+STYLES: tuple[str, ...] = ("cartoon", "photo", "photo-tight")
 #: Images per subject when ``n_subjects`` is not given (CK+: 1308 / 123 = 10.6).
 IMAGES_PER_SUBJECT: int = 11
 #: Smallest image side that still resolves eyelids and lip gaps.
@@ -135,6 +146,12 @@ class SynthBatch:
 
 def _check_int(value: Any, name: str, minimum: int, fix: str) -> int:
     return int_at_least(value, f"SynthFACS {name}", minimum, hint=fix)
+
+
+def _check_style(style: Any) -> str:
+    if style not in STYLES:
+        raise ConfigError(f"Unknown SynthFACS style {style!r}; use one of {', '.join(STYLES)}.")
+    return str(style)
 
 
 def _check_params(seed: Any, size: Any, mode: Any, n_subjects: Any) -> tuple[int, int, str, int | None]:
@@ -218,15 +235,33 @@ class _ImageParams:
     nuisance: Nuisance
     emotion: int
     aus: np.ndarray
-    rng: np.random.Generator  # positioned after the labels: the noise comes next
+    rng: np.random.Generator  # positioned after the labels (and the photo camera): the noise comes next
+    photo: tuple[PhotoIdentity, PhotoNuisance] | None = None
+
+    def draw(self, aus: np.ndarray, size: int) -> np.ndarray:
+        """The image with ``aus``; consumes the noise draws of the generator (call once per image)."""
+        noise = _noise(self.rng, size)
+        if self.photo is None:
+            return draw_face(self.identity, self.nuisance, aus, size, noise)
+        return draw_photo(self.identity, self.photo[0], self.photo[1], aus, size, noise)
+
+    def regions(self, aus: np.ndarray, size: int) -> np.ndarray:
+        if self.photo is None:
+            return draw_regions(self.identity, self.nuisance, aus, size)
+        return photo_regions(self.identity, self.photo[0], self.photo[1], aus, size)
 
 
-def _image_params(seed: int, index: int, mode: str, n_subjects: int | None) -> _ImageParams:
+def _image_params(seed: int, index: int, mode: str, n_subjects: int | None, style: str = "cartoon") -> _ImageParams:
+    # the same (seed, index) has the same subject, emotion and AUs in every style
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     nuisance = sample_nuisance(rng)
     emotion, aus = _sample_prototype(rng) if mode == "prototype" else _sample_independent(rng)
     subject = subject_of(index, n_subjects)
-    return _ImageParams(subject, sample_identity(seed, subject), nuisance, emotion, aus, rng)
+    photo = None
+    if style != "cartoon":
+        crop = "tight" if style == "photo-tight" else "detector"
+        photo = (sample_photo_identity(seed, subject), sample_photo_nuisance(rng, crop))
+    return _ImageParams(subject, sample_identity(seed, subject), nuisance, emotion, aus, rng, photo)
 
 
 @lru_cache(maxsize=8)
@@ -251,10 +286,12 @@ def render_with_aus(
     size: int = 96,
     mode: str = "prototype",
     n_subjects: int | None = None,
+    style: str = "cartoon",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Image ``index`` of a set, with its AU vector replaced by ``aus`` (same subject, pose, light, noise).
 
-    Used to measure what one AU changes: render the same face with and without it.
+    Used to measure what one AU changes: render the same face with and without it. Works for every
+    style (``style=`` as given to :func:`render`).
 
     Returns:
         tuple: uint8 image ``[size, size]`` and bool region masks ``[J, size, size]`` for ``aus``.
@@ -263,9 +300,8 @@ def render_with_aus(
     vector = np.asarray(aus, dtype=np.float32)
     if vector.shape != (len(SYNTHFACS_AUS),) or not np.all((vector >= 0) & (vector <= 5)):
         raise ConfigError(f"aus must be {len(SYNTHFACS_AUS)} intensities in 0..5 in SYNTHFACS_AUS order, got {vector!r}.")
-    p = _image_params(seed, index, mode, n_subjects)
-    image = draw_face(p.identity, p.nuisance, vector, size, _noise(p.rng, size))
-    return image, draw_regions(p.identity, p.nuisance, vector, size)
+    p = _image_params(seed, index, mode, n_subjects, _check_style(style))
+    return p.draw(vector, size), p.regions(vector, size)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -281,6 +317,7 @@ def render(
     start: int = 0,
     masks: bool = False,
     progress: bool = False,
+    style: str = "cartoon",
 ) -> SynthBatch:
     """Render images ``start .. start + n - 1`` of the SynthFACS set given by ``seed`` and the parameters.
 
@@ -296,13 +333,17 @@ def render(
             same indices have in a bigger render. Default: 0
         masks (bool, optional): Also return the per-AU region masks. Default: False
         progress (bool, optional): Show a progress bar. Default: False
+        style (str, optional): ``"cartoon"`` (flat drawings; the packaged zoo model's data),
+            ``"photo"`` (shaded photo-like faces, CK+-style detector crop) or ``"photo-tight"`` (the
+            same, FER2013-style tight crop; render it at ``size=48``). Labels and subjects do not
+            depend on the style. Default: ``"cartoon"``
 
     Returns:
         SynthBatch: images, emotions, aus, subjects, masks (or None) and indices.
 
     Examples::
 
-        >>> from captum_fau.data.synthfacs import render
+        >>> from captum_fau.synthfacs import render
         >>> whole = render(8, seed=3)
         >>> part = render(3, seed=3, start=5)
         >>> bool((whole.images[5:] == part.images).all())
@@ -311,19 +352,20 @@ def render(
     n = _check_int(n, "n", 1, "ask for at least one image.")
     start = _check_int(start, "start", 0, "pass the non-negative index of the first image.")
     seed, size, mode, n_subjects = _check_params(seed, size, mode, n_subjects)
+    style = _check_style(style)
     images = np.empty((n, size, size), dtype=np.uint8)
     emotions = np.empty(n, dtype=np.int64)
     aus = np.empty((n, len(SYNTHFACS_AUS)), dtype=np.float32)
     subjects = np.empty(n, dtype=np.int64)
     region = np.zeros((n, len(SYNTHFACS_AUS), size, size), dtype=bool) if masks else None
     for k in tqdm(range(n), desc="SynthFACS", unit="img", disable=not progress, leave=False):
-        p = _image_params(seed, start + k, mode, n_subjects)
-        images[k] = draw_face(p.identity, p.nuisance, p.aus, size, _noise(p.rng, size))
+        p = _image_params(seed, start + k, mode, n_subjects, style)
+        images[k] = p.draw(p.aus, size)
         emotions[k] = p.emotion
         aus[k] = p.aus
         subjects[k] = p.subject
         if region is not None:
-            region[k] = draw_regions(p.identity, p.nuisance, p.aus, size)
+            region[k] = p.regions(p.aus, size)
     return SynthBatch(images, emotions, aus, subjects, region, np.arange(start, start + n, dtype=np.int64))
 
 
@@ -334,13 +376,14 @@ def region_masks(
     size: int = 96,
     mode: str = "prototype",
     n_subjects: int | None = None,
+    style: str = "cartoon",
 ) -> np.ndarray:
     """Recompute where each AU acts on the given images (without drawing them).
 
     Args:
         seed (int): The seed the images were rendered with.
         indices (iterable of int): Global image indices.
-        size, mode, n_subjects: As given to :func:`render` (``FaceSet.meta`` of
+        size, mode, n_subjects, style: As given to :func:`render` (``FaceSet.meta`` of
             :func:`load_synthfacs` holds them).
 
     Returns:
@@ -348,12 +391,13 @@ def region_masks(
 
     Examples::
 
-        >>> from captum_fau.data.synthfacs import region_masks, render
+        >>> from captum_fau.synthfacs import region_masks, render
         >>> m = region_masks(0, [0, 1])
         >>> bool((m == render(2, seed=0, masks=True).masks).all())
         True
     """
     seed, size, mode, n_subjects = _check_params(seed, size, mode, n_subjects)
+    style = _check_style(style)
     idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
         raise ConfigError(f"region_masks indices must be a 1-D sequence of integers, got {idx.dtype} {idx.shape}.")
@@ -361,8 +405,8 @@ def region_masks(
         raise ConfigError(f"region_masks indices must be non-negative, got {int(idx.min())}.")
     out = np.zeros((len(idx), len(SYNTHFACS_AUS), size, size), dtype=bool)
     for k, index in enumerate(idx.tolist()):
-        p = _image_params(seed, index, mode, n_subjects)
-        out[k] = draw_regions(p.identity, p.nuisance, p.aus, size)
+        p = _image_params(seed, index, mode, n_subjects, style)
+        out[k] = p.regions(p.aus, size)
     return out
 
 
@@ -374,6 +418,7 @@ def load_synthfacs(
     mode: str = "prototype",
     n_subjects: int | None = None,
     progress: bool = False,
+    style: str = "cartoon",
 ) -> FaceSet:
     """Render a SynthFACS set into memory as a :class:`~captum_fau.data.base.FaceSet`.
 
@@ -386,6 +431,7 @@ def load_synthfacs(
         mode (str, optional): ``"prototype"`` or ``"independent"``. Default: ``"prototype"``
         n_subjects (int, optional): Subjects; ``None`` gives 11 images per subject. Default: None
         progress (bool, optional): Show a progress bar. Default: False
+        style (str, optional): See :func:`render`. Default: ``"cartoon"``
 
     Returns:
         FaceSet: ``name="synthfacs"``, CK+ class names, ``au_ids=SYNTHFACS_AUS``, subject ids,
@@ -393,12 +439,12 @@ def load_synthfacs(
 
     Examples::
 
-        >>> from captum_fau.data.synthfacs import load_synthfacs
+        >>> from captum_fau.synthfacs import load_synthfacs
         >>> faces = load_synthfacs(n=22)
         >>> faces
         FaceSet('synthfacs': 22 images 96x96, 8 classes, 20 AUs, 2 subjects)
     """
-    batch = render(n, seed, size=size, mode=mode, n_subjects=n_subjects, progress=progress)
+    batch = render(n, seed, size=size, mode=mode, n_subjects=n_subjects, progress=progress, style=style)
     return FaceSet(
         images=batch.images,
         class_names=CKPLUS_CLASSES,
@@ -407,8 +453,9 @@ def load_synthfacs(
         au_ids=SYNTHFACS_AUS,
         subjects=batch.subjects,
         names=batch.indices,
-        name="synthfacs",
-        meta={"seed": int(seed), "size": int(size), "mode": mode, "n_subjects": n_subjects, "source": "synthfacs"},
+        name="synthfacs" if style == "cartoon" else f"synthfacs-{style}",
+        meta={"seed": int(seed), "size": int(size), "mode": mode, "n_subjects": n_subjects, "source": "synthfacs",
+              **({} if style == "cartoon" else {"style": style})},
     )
 
 
@@ -432,11 +479,12 @@ class SynthFACS(Dataset):
         start (int, optional): Item ``i`` is image ``start + i`` of the seeded set, so a set can
             begin past the images (and subjects) another set used, e.g. a model's training
             pool. Default: 0
+        style (str, optional): See :func:`render`. Default: ``"cartoon"``
 
     Examples::
 
         >>> from torch.utils.data import DataLoader
-        >>> from captum_fau.data.synthfacs import SynthFACS
+        >>> from captum_fau.synthfacs import SynthFACS
         >>> ds = SynthFACS(n=1_000_000)
         >>> batch = next(iter(DataLoader(ds, batch_size=4)))
         >>> batch["image"].shape, batch["aus"].shape
@@ -459,6 +507,7 @@ class SynthFACS(Dataset):
         local_mean_padding: str = "zeros",
         masks: bool = False,
         start: int = 0,
+        style: str = "cartoon",
     ) -> None:
         self.n = _check_int(n, "n", 1, "ask for at least one image.")
         self.start = _check_int(start, "start", 0, "pass the index of the first image, 0 or more.")
@@ -466,8 +515,13 @@ class SynthFACS(Dataset):
         self.local_mean = _check_int(local_mean, "local_mean", 0, "pass 0 (off) or an odd box size such as 5.")
         self.local_mean_padding = check_local_mean_padding(local_mean_padding)
         self.masks = bool(masks)
+        self.style = _check_style(style)
+        if self.style != "cartoon":  # callers that render cartoon masks from meta must not take it for one
+            self.name = f"synthfacs-{self.style}"
         self.meta = {"seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects,
                      "source": "synthfacs", "start": self.start}  # fmt: skip
+        if self.style != "cartoon":
+            self.meta["style"] = self.style
 
     def __len__(self) -> int:
         return self.n
@@ -487,8 +541,8 @@ class SynthFACS(Dataset):
             index += self.n
         if not 0 <= index < self.n:
             raise IndexError(f"SynthFACS index {index} out of range for a set of {self.n} images.")
-        p = _image_params(self.seed, self.start + int(index), self.mode, self.n_subjects)
-        image = draw_face(p.identity, p.nuisance, p.aus, self.size, _noise(p.rng, self.size))
+        p = _image_params(self.seed, self.start + int(index), self.mode, self.n_subjects, self.style)
+        image = p.draw(p.aus, self.size)
         item: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image))[None],
             "index": int(index),
@@ -497,7 +551,7 @@ class SynthFACS(Dataset):
             "subject": int(p.subject),
         }
         if self.masks:
-            item["masks"] = torch.from_numpy(draw_regions(p.identity, p.nuisance, p.aus, self.size))
+            item["masks"] = torch.from_numpy(p.regions(p.aus, self.size))
         return item
 
     @property
@@ -513,13 +567,17 @@ class SynthFACS(Dataset):
 
         params = {"n": self.n, "seed": self.seed, "size": self.size, "mode": self.mode, "n_subjects": self.n_subjects,
                   "local_mean": self.local_mean, "local_mean_padding": self.local_mean_padding}  # fmt: skip
+        if self.style != "cartoon":
+            params["style"] = self.style
         sample = sampled_items_fingerprint(self, count=2)["hash"]
         return {"method": "rendering parameters + first and last item", "type": "SynthFACS", **params, "hash": sample}
 
     def __repr__(self) -> str:
         n_subj = len(np.unique(self.subjects))
         first = f", start={self.start}" if self.start else ""
-        return f"SynthFACS(n={self.n}, seed={self.seed}{first}, size={self.size}, mode={self.mode!r}, subjects={n_subj})"
+        look = f", style={self.style!r}" if self.style != "cartoon" else ""
+        return (f"SynthFACS(n={self.n}, seed={self.seed}{first}, size={self.size}, mode={self.mode!r}{look}, "
+                f"subjects={n_subj})")  # fmt: skip
 
 
 __all__ = [
@@ -527,6 +585,7 @@ __all__ = [
     "MODES",
     "PROTOTYPES",
     "Prototype",
+    "STYLES",
     "SYNTHFACS_AUS",
     "SynthBatch",
     "SynthFACS",

@@ -1,0 +1,602 @@
+"""The photometric SynthFACS style: a shaded height-field head with skin texture and FACS appearance changes.
+
+A face is the feature layout of the cartoon style (:class:`~captum_fau.synthfacs.geometry.Identity`,
+the same lid, brow and lip curves, so both styles show one subject with the same AUs) turned into an
+image the way a camera sees a face:
+
+* **Geometry** is a height field in canonical pixels: a head dome, the brow ridge, eye sockets, the
+  nose (bridge, tip, wings), cheeks, lips and chin. FACS appearance changes are height changes:
+  horizontal forehead wrinkles (AU1 inner, AU2 outer), vertical glabellar furrows (AU4), crow's
+  feet and raised cheeks (AU6), the lower-lid bulge (AU7), wrinkles across the root of the nose
+  (AU9), the nasolabial furrow deepened by AU9/AU10 (upper part) and AU12 (lower part), dimples
+  (AU14), the fold below a depressed corner (AU15), the raised, wrinkled chin boss (AU17), skin
+  bulging around pressed lips (AU24). Intensities A..E (1..5) scale each change.
+* **Shading**: Lambertian under one directional light plus ambient, with the socket and mouth
+  cavities darkened and the nose casting a shadow away from the light.
+* **Albedo**: skin with multi-scale texture (pores, blotches, tone gradient), age cues (baseline
+  forehead lines, deeper folds), textured brows and hair, eyes with sclera, iris, pupil, lids and
+  lashes, lips, a dark mouth interior with upper and lower teeth once the lips part.
+* **Camera**: yaw / pitch / roll within +-20 degrees (yaw and pitch move points by their height),
+  a crop (``"detector"``: a CK+-style face-detector box; ``"tight"``: a FER2013-style tight crop),
+  blur, sensor noise and, for most images, JPEG compression at a random quality.
+
+Nothing here is fitted to a classifier: every constant comes from facial anatomy and the FACS
+descriptions of appearance changes. Region masks (:func:`photo_regions`) are the cartoon style's
+canonical regions with a margin, moved by the same camera warp, grown by the blur radius and, for
+JPEG-compressed images, to whole 8x8 blocks, so they cover every pixel an AU can change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from captum_fau.synthfacs.geometry import (
+    AU_INDEX,
+    SYNTHFACS_AUS,
+    Identity,
+    _AUs,
+    _face_outline,
+    _Layout,
+    _mouth_shape,
+    _region_ellipses,
+    _jaw_region,
+)
+from captum_fau.synthfacs.photo_fields import band, banks, bump, crop, grid, hgroove, paint, polygon, segment, window
+
+#: Crop conventions of the photo style: a CK+-style face-detector box, or a FER2013-style tight crop.
+CROPS: tuple[str, ...] = ("detector", "tight")
+_PHOTO_STREAM = 0x9407  # separates the photo identity stream from the cartoon one
+_MOUTH_SPREAD = 1.15  # lips drawn this much wider than the cartoon layout (the regions' margin covers it)
+_REGION_MARGIN = 0.018  # region masks grow by this fraction of the side (wrinkle and shading tails)
+
+
+@dataclass(frozen=True)
+class PhotoIdentity:
+    """What the photo style adds to a subject: tones, texture offsets, age."""
+
+    skin: float
+    lip: float
+    hair: float
+    brow: float
+    iris: float
+    sclera: float
+    age: float  # 0 young .. 1 old: baseline wrinkles, fold depth, skin texture
+    texture: tuple[int, int, int, int]  # noise-bank offsets (skin y, x; hair y, x)
+    hair_style: float  # 0 short and high .. 1 long and low at the sides
+    depth: float  # how far the face stands out (nose, brow ridge, cheeks)
+    background: float
+
+
+@dataclass(frozen=True)
+class PhotoNuisance:
+    """Per-image camera and light of the photo style."""
+
+    yaw: float  # degrees
+    pitch: float
+    roll: float
+    zoom: float
+    shift_x: float
+    shift_y: float
+    light: tuple[float, float, float]  # unit vector towards the light (x right, y down, z to the camera)
+    ambient: float
+    gain: float
+    blur: float  # sigma in pixels at 96
+    noise: float  # grey levels
+    jpeg: int  # quality 1..100, 0 = not compressed
+    background_slope: float
+
+
+@lru_cache(maxsize=4096)
+def sample_photo_identity(seed: int, subject: int) -> PhotoIdentity:
+    """The photo-style look of ``subject`` under ``seed``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _PHOTO_STREAM, subject]))
+    u = rng.uniform
+    skin = u(95.0, 200.0)
+    dark_hair = rng.random() < 0.85
+    hair = u(15.0, 70.0) if dark_hair else u(110.0, 180.0)
+    return PhotoIdentity(
+        skin=skin,
+        lip=skin * u(0.62, 0.78),
+        hair=hair,
+        brow=min(hair + u(0.0, 25.0), skin * 0.55),
+        iris=u(20.0, 90.0),
+        sclera=u(185.0, 225.0),
+        age=float(u(0.0, 1.0) ** 1.5),
+        texture=tuple(int(v) for v in rng.integers(0, 1 << 16, size=4)),  # type: ignore[arg-type]
+        hair_style=u(0.0, 1.0),
+        depth=u(0.85, 1.15),
+        background=u(30.0, 225.0),
+    )
+
+
+def sample_photo_nuisance(rng: np.random.Generator, crop: str) -> PhotoNuisance:
+    """Per-image camera and light (drawn after the labels from the image's generator)."""
+    u = rng.uniform
+    azimuth, elevation = u(0.0, 2.0 * np.pi), np.deg2rad(u(25.0, 70.0))
+    light = (float(np.cos(elevation) * np.cos(azimuth)), float(np.cos(elevation) * np.sin(azimuth) - 0.25),
+             float(np.sin(elevation)))  # fmt: skip
+    norm = float(np.sqrt(sum(c * c for c in light)))
+    tight = crop == "tight"
+    return PhotoNuisance(
+        yaw=float(np.clip(rng.normal(0.0, 8.0), -20.0, 20.0)),
+        pitch=float(np.clip(rng.normal(0.0, 6.0), -20.0, 20.0)),
+        roll=float(np.clip(rng.normal(0.0, 5.0), -20.0, 20.0)),
+        zoom=u(1.30, 1.42) if tight else u(1.02, 1.14),
+        shift_x=u(-0.025, 0.025),
+        shift_y=u(-0.02, 0.02) + (0.035 if tight else 0.0),
+        light=(light[0] / norm, light[1] / norm, light[2] / norm),
+        ambient=u(0.30, 0.55),
+        gain=u(0.85, 1.15),
+        blur=u(0.35, 0.9),
+        noise=u(1.0, 4.0),
+        jpeg=int(rng.integers(40, 96)) if rng.random() < 0.7 else 0,
+        background_slope=u(-40.0, 40.0),
+    )
+
+
+# ----------------------------------------------------------------------------- the subject
+
+
+class _Scene:
+    """One face in the canonical frame: layout with the AUs applied, and the regions that gate AU changes."""
+
+    def __init__(self, ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int) -> None:
+        self.ident, self.pid, self.size = ident, pid, size
+        self.a = _AUs(aus)
+        self.lay = _Layout(ident, self.a, size)
+        self.s = float(size)
+        self.k = self.s / 96.0  # pixel scale of details designed at 96 px
+        self._regions = _region_ellipses(ident, self.a, size)
+
+    def gated(self, au: str, term: np.ndarray) -> np.ndarray:
+        """``term`` faded to exactly 0 at the border of ``au``'s canonical regions."""
+        return term * window(self.size, self._regions.get(au, []))
+
+
+@lru_cache(maxsize=64)
+def head_depth(ident: Identity, pid: PhotoIdentity, size: int) -> np.ndarray:
+    """AU-independent depth (pixels towards the camera) of the head: dome, brow ridge, sockets, nose, cheeks."""
+    s = float(size)
+    lay = _Layout(ident, _AUs(np.zeros(len(SYNTHFACS_AUS))), size)
+    x, y = grid(size)
+    fw, fh = lay.fw * 1.08, lay.fh * 1.05
+    r2 = ((x - np.float32(lay.cx)) / np.float32(fw)) ** 2 + ((y - np.float32(lay.cy)) / np.float32(fh)) ** 2
+    depth = np.float32(0.5 * lay.fw) * np.clip(1.0 - r2, 0.0, None) ** np.float32(0.6)
+    d, ny = pid.depth * s, lay.nose_y
+    # the nose: a ridge from between the eyes growing towards the tip, the tip, the wings
+    t = np.clip((y - np.float32(lay.eye_y)) / np.float32(ny - lay.eye_y), 0.0, 1.0)
+    below = np.clip(1.0 - (y - np.float32(ny)) / np.float32(0.03 * s), 0.0, 1.0) ** 2
+    half = np.float32(0.03 * s) + np.float32(0.02 * s) * t
+    across = np.square(np.clip(1.0 - ((x - np.float32(lay.cx)) / half) ** 2, 0.0, None))
+    depth += np.float32(0.03 * d) * t**1.5 * below * across
+    bump(depth, lay.cx, ny - 0.008 * s, 0.03 * s, 0.028 * s, 0.016 * d)
+    for side in (-1, 1):
+        ex = lay.cx + side * lay.eye_dx
+        bump(depth, lay.cx + side * 0.03 * s, ny, 0.022 * s, 0.018 * s, 0.008 * d)  # wings
+        bump(depth, ex, lay.eye_y - 0.006 * s, 0.09 * s, 0.06 * s, -0.018 * d)  # socket
+        bump(depth, ex + side * 0.015 * s, lay.eye_y + 0.085 * s, 0.07 * s, 0.05 * s, 0.012 * d)  # cheekbone
+        bump(depth, ex, lay.brow_y - 0.006 * s, 0.08 * s, 0.028 * s, 0.008 * d)  # brow ridge
+        bump(depth, ex, lay.eye_y + 0.004 * s, 0.05 * s, 0.03 * s, 0.006 * d)  # the eyeball under the lids
+    bump(depth, lay.cx, lay.mouth_y, 0.11 * s, 0.06 * s, 0.012 * d)  # the teeth arch under the lips
+    return depth
+
+
+@lru_cache(maxsize=64)
+def _look(ident: Identity, pid: PhotoIdentity, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AU-independent albedo of skin and hair, hair coverage, and the hair-behind-the-head coverage."""
+    s = float(size)
+    lay = _Layout(ident, _AUs(np.zeros(len(SYNTHFACS_AUS))), size)
+    x, y = grid(size)
+    fine, blotch, strands = (crop(b, pid.texture[0] + 5 * i, pid.texture[1] + 3 * i, size) for i, b in enumerate(banks(size)))
+    tone = np.float32(pid.skin) * (1.0 + np.float32(0.03 + 0.025 * pid.age) * fine + np.float32(0.035) * blotch)
+    tone *= 1.0 - 0.07 * np.clip((y - np.float32(lay.cy)) / np.float32(lay.fh), 0.0, 1.0)
+    hair_tex = np.float32(pid.hair) * (1.0 + 0.12 * strands)
+    behind = np.zeros((size, size), dtype=np.float32)
+    bump(behind, lay.cx, lay.cy - 0.15 * lay.fh, lay.fw * (1.12 + 0.15 * pid.hair_style),
+         lay.fh * (0.98 + 0.22 * pid.hair_style), 1.0)  # fmt: skip
+    low = np.float32(lay.cy + lay.fh * (0.15 + 0.55 * pid.hair_style))
+    behind = np.clip(behind * 5.0, 0.0, 1.0) * np.clip((low - y) / np.float32(0.05 * s), 0.0, 1.0)
+    rel = (x - np.float32(lay.cx)) / np.float32(lay.fw)
+    hairline = np.float32(lay.cy - ident.hairline * s) + np.float32(0.11 * s) * rel * rel
+    cap = np.clip((hairline - y) / np.float32(0.025 * s) + 0.25 * strands, 0.0, 1.0)
+    return tone + cap * (hair_tex - tone), cap, behind * (0.85 + 0.15 * np.clip(strands, -1.0, 1.0))
+
+
+def _zeros(sc: _Scene) -> np.ndarray:
+    return np.zeros((sc.size, sc.size), dtype=np.float32)
+
+
+def _upper_face_wrinkles(sc: _Scene) -> np.ndarray:
+    """Height changes of AU1, AU2, AU4, AU6, AU7, AU9 (and the baseline lines of age), in pixels."""
+    s, lay, a, k = sc.s, sc.lay, sc.a, sc.k
+    h = _zeros(sc)
+    w = 0.012 * s
+    by, ey, cx = lay.brow_y, lay.eye_y, lay.cx
+    for j in range(2):  # age: faint long forehead lines
+        hgroove(h, by - (0.062 + 0.026 * j) * s, cx, 0.15 * s, w, 0.01 * s, -0.3 * k * sc.pid.age)
+    if a.aAU1 > 0:
+        g = _zeros(sc)
+        for j in range(3):
+            hgroove(g, by - (0.045 + 0.021 * j) * s, cx, 0.06 * s, w, 0.006 * s, -0.13 * k * a.aAU1)
+        h += sc.gated("AU1", g)
+    if a.aAU2 > 0:
+        g = _zeros(sc)
+        for j in range(2):
+            for side in (-1, 1):
+                hgroove(g, by - (0.045 + 0.021 * j) * s, cx + side * (lay.eye_dx + 0.02 * s), 0.045 * s, w, 0.006 * s,
+                        -0.13 * k * a.aAU2)  # fmt: skip
+        h += sc.gated("AU2", g)
+    if a.aAU4 > 0:
+        g = _zeros(sc)
+        for side in (-1, 1):
+            segment(g, (cx + side * 0.013 * s, by - 0.012 * s), (cx + side * 0.016 * s, by + 0.03 * s), w, -0.16 * k * a.aAU4)
+            bump(g, cx + side * 0.035 * s, by + 0.004 * s, 0.03 * s, 0.018 * s, 0.14 * k * a.aAU4)
+        hgroove(g, by + 0.032 * s, cx, 0.028 * s, w, 0.0, -0.08 * k * a.aAU4)
+        h += sc.gated("AU4", g)
+    for side in (-1, 1):
+        ex = cx + side * lay.eye_dx
+        corner = ex + side * sc.ident.eye_w * s
+        feet = [((corner + side * 0.010 * s, ey + dy * 0.6 * s), (corner + side * 0.036 * s, ey + dy * 2.2 * s))
+                for dy in (-0.012, 0.0, 0.012)]  # fmt: skip
+        for p0, p1 in feet:
+            segment(h, p0, p1, w, -0.15 * k * sc.pid.age)
+        bump(h, ex, ey + (sc.ident.lid_lo + 0.02) * s, 0.05 * s, 0.014 * s, 0.25 * k * sc.pid.age)  # bags
+        if a.aAU6 > 0:
+            g = _zeros(sc)
+            for p0, p1 in feet:
+                segment(g, p0, p1, w, -0.2 * k * a.aAU6)
+            bump(g, ex + side * 0.012 * s, ey + (0.066 - 0.004 * a.aAU6) * s, 0.05 * s, 0.026 * s, 0.4 * k * a.aAU6)
+            hgroove(g, ey + (0.040 - 0.002 * a.aAU6) * s, ex, 0.05 * s, w, -0.008 * s, -0.14 * k * a.aAU6)
+            h += sc.gated("AU6", g)
+        if a.aAU7 > 0:
+            g = _zeros(sc)
+            hgroove(g, ey + (sc.ident.lid_lo + 0.010) * s, ex, 0.06 * s, 0.010 * s, -0.008 * s, 0.16 * k * a.aAU7)
+            h += sc.gated("AU7", g)
+    if a.aAU9 > 0:
+        g = _zeros(sc)
+        for j in range(3):
+            hgroove(g, ey + (0.006 + 0.013 * j) * s, cx, 0.03 * s, w, -0.004 * s, -0.15 * k * a.aAU9)
+        h += sc.gated("AU9", g)
+    return h
+
+
+def _nasolabial(sc: _Scene, mouth: dict[str, np.ndarray], h: np.ndarray) -> None:
+    """The nasolabial furrow: age and identity, deepened above by AU9 / AU10 and below by AU12."""
+    s, lay, a, k, ident = sc.s, sc.lay, sc.a, sc.k, sc.ident
+    w = 0.013 * s
+    cx, my = lay.cx, lay.mouth_y
+    base = 0.12 + 0.025 * ident.fold_depth * (0.6 + sc.pid.age)
+    for side_i, side in enumerate((-1, 1)):
+        top = (cx + side * (ident.nostril_dx + 0.024) * s, lay.nose_y - 0.004 * s)
+        mid = (cx + side * ((ident.nostril_dx + ident.mouth_w + 0.056) * 0.5 + 0.01) * s, 0.5 * (lay.nose_y + my))
+        bottom = (cx + side * (ident.mouth_w + 0.020) * s, my + 0.014 * s)
+        segment(h, top, mid, w, -base * k)
+        segment(h, mid, bottom, w, -base * k)
+        if a.aAU9 > 0 or a.aAU10 > 0:
+            for au in ("AU9", "AU10"):
+                if a.get(au) > 0:
+                    g = _zeros(sc)
+                    segment(g, top, mid, w, -0.10 * k * a.get(au))
+                    h += sc.gated(au, g)
+        a12 = a.au12(side)
+        if a12 > 0:
+            c = mouth["corners"][side_i]
+            g = _zeros(sc)
+            segment(g, mid, (c[0] + side * 0.022 * s, c[1] - 0.004 * s), 1.1 * w, -0.16 * k * a12)
+            bump(g, c[0] + side * 0.035 * s, c[1] - 0.03 * s, 0.03 * s, 0.03 * s, 0.12 * k * a12)
+            h += sc.gated("AU12" if a.aAU12 >= a.aR12 or side > 0 else "R12", g)
+
+
+def _lower_face_wrinkles(sc: _Scene, mouth: dict[str, np.ndarray]) -> np.ndarray:
+    """Height changes of AU9/10/12 (the furrow), AU14, AU15, AU17, AU24 and the chin moved by the jaw, in pixels."""
+    s, lay, a, k, ident = sc.s, sc.lay, sc.a, sc.k, sc.ident
+    h = _zeros(sc)
+    w = 0.012 * s
+    cx, my = lay.cx, lay.mouth_y
+    _nasolabial(sc, mouth, h)
+    for side_i, side in enumerate((-1, 1)):
+        c = mouth["corners"][side_i]
+        a14 = a.au14(side)
+        if a14 > 0:
+            g = _zeros(sc)
+            bump(g, c[0] + side * 0.012 * s, c[1], 0.008 * s, 0.012 * s, -0.3 * k * a14)
+            h += sc.gated("AU14" if a.aAU14 >= a.aR14 or side > 0 else "R14", g)
+        if a.aAU15 > 0:
+            g = _zeros(sc)
+            segment(g, (c[0] + side * 0.004 * s, c[1] + 0.004 * s), (c[0] + side * 0.014 * s, c[1] + 0.032 * s), w,
+                    -0.15 * k * a.aAU15)  # fmt: skip
+            h += sc.gated("AU15", g)
+    chin_y = my + (ident.lip_lo + 0.062) * s + lay.jaw
+    furrow_y = my + (ident.lip_lo + 0.026) * s + lay.jaw
+    hgroove(h, furrow_y, cx, 0.045 * s, w, -0.006 * s, -0.25 * k)
+    bump(h, cx, chin_y, 0.06 * s, 0.04 * s, 0.012 * s)
+    if a.aAU17 > 0:
+        g = _zeros(sc)
+        bump(g, cx, chin_y - 0.01 * s, 0.045 * s, 0.035 * s, 0.004 * s * a.aAU17)
+        hgroove(g, furrow_y - 0.004 * s * a.aAU17, cx, 0.04 * s, w, -0.006 * s, -0.1 * k * a.aAU17)
+        boss = _zeros(sc)
+        bump(boss, cx, chin_y - 0.01 * s, 0.045 * s, 0.035 * s, 0.15 * k * a.aAU17)
+        g += boss * crop(banks(sc.size)[0], sc.pid.texture[0] + 7, sc.pid.texture[1] + 7, sc.size)  # peau d'orange
+        h += sc.gated("AU17", g)
+    if a.aAU24 > 0:
+        g = _zeros(sc)
+        half = 0.5 * float(mouth["x"][-1] - mouth["x"][0])
+        hgroove(g, float(mouth["upper_top"][6]) - 0.010 * s, cx, half, 1.5 * w, 0.004 * s, 0.13 * k * a.aAU24)
+        hgroove(g, float(mouth["lower_low"][6]) + 0.010 * s, cx, half, 1.5 * w, -0.004 * s, 0.13 * k * a.aAU24)
+        h += sc.gated("AU24", g)
+    return h
+
+
+def _eyes(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
+    """Sclera, iris, pupil, the upper lid's shadow, lashes and lid creases, painted into ``albedo`` / ``height``."""
+    s, lay, a, ident, pid, size = sc.s, sc.lay, sc.a, sc.ident, sc.pid, sc.size
+    up = ident.lid_up * s * (1.0 + 0.13 * a.aAU5 - 0.045 * a.aAU7)
+    lo = ident.lid_lo * s * max(0.15, 1.0 - 0.09 * a.aAU7 - 0.065 * a.aAU6)
+    lo_power = max(0.35, 0.9 - 0.09 * a.aAU7)
+    w, r = ident.eye_w * s, ident.iris_r * s * 0.95
+    xr = np.linspace(-1.0, 1.0, 17)
+    bulge = np.sqrt(np.clip(1.0 - xr**2, 0.0, 1.0))
+    x, y = grid(size)
+    fine = crop(banks(size)[0], pid.texture[0] + 31, pid.texture[1], size)
+    for side in (-1, 1):
+        ex, ey = lay.cx + side * lay.eye_dx, lay.eye_y
+        xs = ex + xr * w
+        tilt = -ident.eye_tilt * s * xr * side
+        y_up = ey + tilt - up * bulge**1.7
+        y_lo = ey + tilt + lo * bulge ** (2.0 * lo_power)
+        found = band(size, xs, y_up, y_lo)
+        if found is not None:
+            b, cover = found
+            xb, yb = x[b], y[b]
+            d = np.sqrt((xb - np.float32(ex)) ** 2 + (yb - np.float32(ey + 0.1 * ident.lid_up * s)) ** 2)
+            iris = np.clip(np.float32(r) - d + 0.5, 0.0, 1.0)
+            pupil = np.clip(np.float32(0.42 * r) - d + 0.5, 0.0, 1.0)
+            corner = np.clip(np.abs(xb - np.float32(ex)) / np.float32(w), 0.0, 1.0)
+            eye = np.float32(pid.sclera) * (1.0 - 0.3 * corner * corner)
+            eye += iris * (np.float32(pid.iris) * (1.0 + 0.2 * fine[b]) - eye)
+            eye += pupil * (np.float32(8.0) - eye)
+            lid = np.interp(xb[0], xs, y_up, left=ey, right=ey).astype(np.float32)[None, :]
+            eye *= 1.0 - 0.45 * np.clip(1.0 - (yb - lid) / np.float32(0.03 * s), 0.0, 1.0)
+            albedo[b] += cover * (eye - albedo[b])
+            height[b] -= np.float32(0.006 * s) * cover
+        paint(albedo, band(size, xs, y_up - (0.008 + 0.006 * bulge) * s, y_up + 0.004 * s, soft=0.6), 15.0, 0.85)
+        paint(albedo, band(size, xs[2:-2], y_lo[2:-2] - 0.002 * s, y_lo[2:-2] + 0.005 * s), 0.6 * pid.skin, 0.5)
+        crease = ey + tilt - ident.lid_up * s * (1.8 + 0.06 * a.aAU5) * bulge**1.4 - 0.004 * s
+        found = band(size, xs[2:-2], crease[2:-2] - 0.008 * s, crease[2:-2] + 0.006 * s, soft=1.0)
+        if found is not None:
+            height[found[0]] -= np.float32(0.3 * sc.k) * found[1]
+
+
+def _brows(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
+    """Textured brows along the cartoon style's brow curves (AU1 / AU2 raise them, AU4 lowers and draws them in)."""
+    s, lay, a, ident, pid = sc.s, sc.lay, sc.a, sc.ident, sc.pid
+    strands = crop(banks(sc.size)[2], pid.texture[2], pid.texture[3] + 97, sc.size)
+    u = np.linspace(0.0, 1.0, 12)
+    for side in (-1, 1):
+        ex = lay.cx + side * lay.eye_dx
+        inner = ex - side * (ident.brow_in - 0.004 * a.aAU4) * s
+        outer = ex + side * ident.brow_out * s
+        xs = inner + (outer - inner) * u
+        yc = lay.brow_y - ident.brow_arch * s * 4.0 * u * (1.0 - u) + 0.006 * s * u
+        yc = yc - 0.0085 * s * a.aAU1 * (1.0 - u) ** 1.5
+        yc = yc - 0.0085 * s * a.aAU2 * u**1.5 - 0.003 * s * a.aAU2 * 4.0 * u * (1.0 - u)
+        yc = yc + 0.0065 * s * a.aAU4 * (1.0 - 0.55 * u)
+        half = 0.5 * ident.brow_th * s * (1.5 - 0.6 * u)
+        if side < 0:
+            xs, yc, half = xs[::-1], yc[::-1], half[::-1]
+        found = band(sc.size, xs, yc - half, yc + half, soft=0.8)
+        if found is None:
+            continue
+        b, cover = found
+        alpha = cover * np.clip(0.8 + 0.25 * strands[b], 0.0, 1.0)
+        albedo[b] += alpha * (np.float32(pid.brow) - albedo[b])
+        height[b] += np.float32(0.25 * sc.k) * cover
+
+
+def _teeth(sc: _Scene, mouth: dict[str, np.ndarray], gap: np.ndarray) -> np.ndarray:
+    """Grey levels of the mouth interior with the upper (and, wide open, lower) teeth, full size."""
+    s, lay, size = sc.s, sc.lay, sc.size
+    x, y = grid(size)
+    xs = mouth["x"]
+    inside = np.float32(25.0) + np.float32(25.0) * np.clip((y - np.float32(lay.mouth_y)) / np.float32(0.04 * s), 0.0, 1.0)
+    teeth = _zeros(sc)
+    found = band(size, xs[2:-2], mouth["upper_low"][2:-2] - 1.0, (mouth["upper_low"] + np.minimum(gap, 0.022 * s) * 0.9)[2:-2])
+    if found is not None:
+        teeth[found[0]] = found[1]
+    if gap.max() > 0.05 * s:
+        low_h = np.minimum(gap * 0.2, 0.012 * s)
+        found = band(size, xs[3:-3], (mouth["lower_top"] - low_h)[3:-3], mouth["lower_top"][3:-3] + 1.0)
+        if found is not None:
+            np.maximum(teeth[found[0]], found[1], out=teeth[found[0]])
+    pitch = np.float32(0.024 * s)
+    frac = np.abs(((x - np.float32(lay.cx)) / pitch + 0.5) % 1.0 - 0.5) * pitch
+    xr = np.clip(np.abs(x - np.float32(lay.cx)) / np.float32(0.5 * (xs[-1] - xs[0])), 0.0, 1.0)
+    tooth = np.float32(210.0) * (1.0 - 0.35 * np.clip(1.0 - frac / np.float32(0.6 * sc.k), 0.0, 1.0)) * (1.0 - 0.5 * xr * xr)
+    return inside + teeth * (tooth - inside)
+
+
+def _mouth(sc: _Scene, albedo: np.ndarray, height: np.ndarray, mouth: dict[str, np.ndarray]) -> np.ndarray:
+    """Lips, the mouth interior and teeth; returns the cavity weight (deep, hardly lit)."""
+    s, a, pid, size = sc.s, sc.a, sc.pid, sc.size
+    xs = mouth["x"]
+    fine = crop(banks(size)[0], pid.texture[0] + 53, pid.texture[1] + 11, size)
+    lip = np.float32(pid.lip) * (1.0 + 0.05 * fine)
+    for top, low, tone in (("upper_top", "upper_low", 0.9), ("lower_top", "lower_low", 1.04)):
+        found = band(size, xs, mouth[top], mouth[low], soft=0.7)
+        paint(albedo, found, lip * np.float32(tone - 0.03 * a.aAU23))
+        if found is not None:
+            height[found[0]] += np.float32(0.008 * s) * found[1]
+    gap = mouth["lower_top"] - mouth["upper_low"]
+    cavity = _zeros(sc)
+    if gap.max() <= 0.3:
+        line = 0.5 * (mouth["upper_low"] + mouth["lower_top"])
+        paint(albedo, band(size, xs, line - 0.005 * s, line + 0.005 * s), 0.35 * pid.lip, 0.8)
+        return cavity
+    found = band(size, xs, mouth["upper_low"], mouth["lower_top"])
+    if found is not None:
+        interior = _teeth(sc, mouth, gap)
+        paint(albedo, found, interior)
+        cavity[found[0]] = found[1] * (interior[found[0]] < 100.0)
+    return cavity
+
+
+def _shade(height: np.ndarray, light: tuple[float, float, float], ambient: float) -> np.ndarray:
+    """Lambertian shading of a height field under one directional light plus ambient (1 on a flat surface facing it)."""
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=1) * np.float32(0.5)
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=1) * np.float32(0.5)
+    np.clip(gx, -3.0, 3.0, out=gx)
+    np.clip(gy, -3.0, 3.0, out=gy)
+    lx, ly, lz = light
+    lambert = (np.float32(lz) - np.float32(lx) * gx - np.float32(ly) * gy) / np.sqrt(gx * gx + gy * gy + 1.0)
+    return np.float32(ambient) + np.float32((1.0 - ambient) / max(lz, 0.3)) * np.clip(lambert, 0.0, None)
+
+
+def _cast_shadow(base: np.ndarray, light: tuple[float, float, float], size: int, depth: float) -> np.ndarray:
+    """Where the AU-independent head rises between a point and the light (nose, brow ridge): 0..1."""
+    shift = 0.03 * size
+    m = np.float32([[1.0, 0.0, -light[0] * shift], [0.0, 1.0, -light[1] * shift]])
+    towards = cv2.warpAffine(base, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.clip((towards - base - np.float32(0.01 * size)) / np.float32(0.02 * size * depth), 0.0, 1.0)
+
+
+def _canonical(ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int, pn: PhotoNuisance) -> np.ndarray:
+    """The lit face in the canonical frame, float32 grey levels."""
+    sc = _Scene(ident, pid, aus, size)
+    lay, s = sc.lay, sc.s
+    mouth = _mouth_shape(ident, lay, sc.a)
+    mouth["x"] = lay.cx + (mouth["x"] - lay.cx) * _MOUTH_SPREAD  # the cartoon mouth is narrow for a real face
+    mouth["corners"] = mouth["corners"].copy()
+    mouth["corners"][:, 0] = lay.cx + (mouth["corners"][:, 0] - lay.cx) * _MOUTH_SPREAD
+    base = head_depth(ident, pid, size)
+    look, cap, behind = _look(ident, pid, size)
+    albedo = look.copy()
+    wrinkles = _upper_face_wrinkles(sc) + _lower_face_wrinkles(sc, mouth)
+    height = base + wrinkles
+    _brows(sc, albedo, height)
+    _eyes(sc, albedo, height)
+    cavity = _mouth(sc, albedo, height, mouth)
+    ny = lay.nose_y - 0.005 * sc.a.aAU9 * s
+    nostrils = _zeros(sc)
+    for side in (-1, 1):
+        bump(nostrils, lay.cx + side * ident.nostril_dx * s, ny + 0.009 * s, 0.012 * s, 0.0065 * s, 0.6)
+    albedo *= 1.0 - nostrils
+    lit = _shade(height, pn.light, pn.ambient)
+    lit *= 1.0 - 0.45 * _cast_shadow(base, pn.light, size, pid.depth) * (1.0 - cap)
+    lit *= (1.0 - 0.8 * cavity) * (1.0 + np.float32(0.05 / sc.k) * np.clip(wrinkles, None, 0.0))  # creases trap light
+    fx, fy = _face_outline(ident, lay)
+    face = polygon(size, np.stack([fx, fy], axis=1))
+    neck = polygon(size, np.array([[lay.cx - 0.5 * lay.fw, lay.cy + 0.4 * lay.fh], [lay.cx + 0.5 * lay.fw, lay.cy + 0.4 * lay.fh],
+                                   [lay.cx + 0.62 * lay.fw, 1.3 * s], [lay.cx - 0.62 * lay.fw, 1.3 * s]]))  # fmt: skip
+    for side in (-1, 1):  # ears
+        bump(neck, lay.cx + side * 0.99 * lay.fw, lay.eye_y + 0.06 * s, 0.035 * s, 0.07 * s, 6.0)
+    np.clip(neck, 0.0, 1.0, out=neck)
+    x = grid(size)[0]
+    background = np.float32(pid.background) + np.float32(pn.background_slope / s) * (x - np.float32(0.5 * s))
+    shadowed = lit * np.float32(0.6)
+    head = face * (albedo * lit) + (1.0 - face) * (neck * (look * shadowed) + (1.0 - neck) * background)
+    hair = behind * (1.0 - face) * (1.0 - 0.5 * neck * (1.0 - cap))
+    return head + hair * (np.float32(pid.hair) * shadowed - head)
+
+
+def _camera_maps(ident: Identity, pid: PhotoIdentity, pn: PhotoNuisance, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output pixel, the canonical point it shows: roll / zoom / shift inverted, then yaw and pitch
+    undone with the head's depth there (one fixed-point step)."""
+    s = float(size)
+    x, y = grid(size)
+    cx, cy = ident.cx * s, (ident.cy - 0.02) * s
+    ox, oy = 0.5 * s + pn.shift_x * s, 0.5 * s + pn.shift_y * s
+    c, sn = np.cos(np.deg2rad(pn.roll)), np.sin(np.deg2rad(pn.roll))
+    u, v = (x - np.float32(ox)) / np.float32(pn.zoom), (y - np.float32(oy)) / np.float32(pn.zoom)
+    xr, yr = np.float32(c) * u + np.float32(sn) * v, -np.float32(sn) * u + np.float32(c) * v
+    cyaw, syaw = np.cos(np.deg2rad(pn.yaw)), np.sin(np.deg2rad(pn.yaw))
+    cpit, spit = np.cos(np.deg2rad(pn.pitch)), np.sin(np.deg2rad(pn.pitch))
+    mx, my = xr / np.float32(cyaw) + np.float32(cx), yr / np.float32(cpit) + np.float32(cy)
+    z = cv2.remap(head_depth(ident, pid, size), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mx = (xr - z * np.float32(syaw)) / np.float32(cyaw) + np.float32(cx)
+    my = (yr - z * np.float32(spit)) / np.float32(cpit) + np.float32(cy)
+    return mx, my
+
+
+def draw_photo(
+    ident: Identity, pid: PhotoIdentity, pn: PhotoNuisance, aus: np.ndarray, size: int, noise: np.ndarray | None
+) -> np.ndarray:
+    """Render one photo-style face as uint8 ``[size, size]``.
+
+    Args:
+        ident (Identity): The subject's feature layout (shared with the cartoon style).
+        pid (PhotoIdentity): The subject's photo look.
+        pn (PhotoNuisance): Camera and light of this image.
+        aus (np.ndarray): ``[J]`` AU intensities 0..5 in :data:`SYNTHFACS_AUS` order.
+        size (int): Image side in pixels.
+        noise (np.ndarray, optional): ``[size, size]`` float32 standard normal noise; ``None`` for none.
+
+    Returns:
+        np.ndarray: uint8 ``[size, size]``.
+    """
+    canonical = _canonical(ident, pid, aus, size, pn)
+    mx, my = _camera_maps(ident, pid, pn, size)
+    img = cv2.remap(canonical, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    img = cv2.GaussianBlur(img, (0, 0), pn.blur * size / 96.0)
+    img *= np.float32(pn.gain)
+    if noise is not None:
+        img += np.float32(pn.noise) * noise
+    np.clip(img, 0.0, 255.0, out=img)
+    out = (img + 0.5).astype(np.uint8)
+    if pn.jpeg:
+        out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, pn.jpeg])[1], cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def _blocks(mask: np.ndarray, block: int = 8) -> np.ndarray:
+    """Grow a mask to the whole JPEG blocks it touches."""
+    h, w = mask.shape
+    ph, pw = -h % block, -w % block
+    hit = np.pad(mask, ((0, ph), (0, pw))).reshape((h + ph) // block, block, (w + pw) // block, block).any(axis=(1, 3))
+    return np.repeat(np.repeat(hit, block, axis=0), block, axis=1)[:h, :w]
+
+
+def photo_regions(ident: Identity, pid: PhotoIdentity, pn: PhotoNuisance, aus: np.ndarray, size: int) -> np.ndarray:
+    """Boolean ``[J, size, size]`` masks of where each present AU changes the photo-style image (absent: all False)."""
+    a = _AUs(aus)
+    masks = np.zeros((len(SYNTHFACS_AUS), size, size), dtype=bool)
+    regions = _region_ellipses(ident, a, size)
+    if not regions:
+        return masks
+    if "R12" in regions:  # the lip thinning of a unilateral corner puller reaches the middle of the lips
+        lay = _Layout(ident, a, size)
+        regions["R12"] = regions["R12"] + [(lay.cx, lay.mouth_y, lay.mouth_w * _MOUTH_SPREAD + 0.01 * size, 0.03 * size)]
+    mx, my = _camera_maps(ident, pid, pn, size)
+    margin = _REGION_MARGIN * size
+    radius = int(np.ceil(4.0 * pn.blur * size / 96.0)) + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    for au, ellipses in regions.items():
+        canvas = np.zeros((size, size), dtype=np.uint8)
+        for ecx, ecy, ax, ay in ellipses:
+            cv2.ellipse(canvas, (int(round(ecx * 16)), int(round(ecy * 16))),
+                        (int(round((ax + margin) * 16)), int(round((ay + margin) * 16))), 0.0, 0.0, 360.0, 1, -1,
+                        cv2.LINE_8, 4)  # fmt: skip
+        if au in ("AU26", "AU27"):
+            jaw = np.rint(_jaw_region(ident, a, size, au) * 16).astype(np.int32)
+            cv2.fillPoly(canvas, [jaw], 1, cv2.LINE_8, 4)
+            cv2.polylines(canvas, [jaw], True, 1, max(2, int(round(0.05 * size))), cv2.LINE_8, 4)
+        canvas = cv2.dilate(canvas, np.ones((3, 3), np.uint8))  # bilinear sampling reads one pixel further
+        warped = cv2.remap(canvas, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.dilate(cv2.dilate(warped, np.ones((3, 3), np.uint8)), kernel).astype(bool)
+        masks[AU_INDEX[au]] = _blocks(warped) if pn.jpeg else warped
+    return masks
+
+
+__all__ = [
+    "CROPS",
+    "PhotoIdentity",
+    "PhotoNuisance",
+    "draw_photo",
+    "head_depth",
+    "photo_regions",
+    "sample_photo_identity",
+    "sample_photo_nuisance",
+]
