@@ -404,7 +404,7 @@ def _teeth(sc: _Scene, mouth: dict[str, np.ndarray], gap: np.ndarray) -> np.ndar
     xs = mouth["x"]
     inside = np.float32(25.0) + np.float32(25.0) * np.clip((y - np.float32(lay.mouth_y)) / np.float32(0.04 * s), 0.0, 1.0)
     teeth = _zeros(sc)
-    found = band(size, xs[2:-2], mouth["upper_low"][2:-2] - 1.0, (mouth["upper_low"] + np.minimum(gap, 0.022 * s) * 0.9)[2:-2])
+    found = band(size, xs[2:-2], mouth["upper_low"][2:-2] - 1.0, (mouth["upper_low"] + np.minimum(gap * 0.95, 0.024 * s))[2:-2])
     if found is not None:
         teeth[found[0]] = found[1]
     if gap.max() > 0.05 * s:
