@@ -50,7 +50,12 @@ from captum_fau.synthfacs.photo_fields import band, banks, bump, crop, grid, hgr
 #: Crop conventions of the photo style: a CK+-style face-detector box, or a FER2013-style tight crop.
 CROPS: tuple[str, ...] = ("detector", "tight")
 _PHOTO_STREAM = 0x9407  # separates the photo identity stream from the cartoon one
-_MOUTH_SPREAD = 1.15  # lips drawn this much wider than the cartoon layout (the regions' margin covers it)
+# The cartoon layout's mouth is small for a real face (a mouth is about as wide as the distance between the
+# pupils, its lips about a sixth of its width high): the photo style draws it wider and its lips fuller, and
+# widens the regions of the AUs that act on it the same way.
+_MOUTH_SPREAD = 1.45
+_LIP_FULLNESS = 1.6
+_MOUTH_AUS = frozenset({"AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26", "AU27", "R12", "R14"})
 _REGION_MARGIN = 0.018  # region masks grow by this fraction of the side (wrinkle and shading tails)
 
 
@@ -141,6 +146,31 @@ def sample_photo_nuisance(rng: np.random.Generator, crop: str) -> PhotoNuisance:
 # ----------------------------------------------------------------------------- the subject
 
 
+def _photo_ellipses(ident: Identity, a: _AUs, size: int) -> dict[str, list[tuple[float, float, float, float]]]:
+    """The cartoon style's canonical AU regions, those of the mouth widened as the photo style draws it."""
+    lay = _Layout(ident, a, size)
+    out = {}
+    for au, ellipses in _region_ellipses(ident, a, size).items():
+        if au in _MOUTH_AUS:
+            ellipses = [(lay.cx + (ecx - lay.cx) * _MOUTH_SPREAD, ecy, ax * _MOUTH_SPREAD, ay * 1.2)
+                        for ecx, ecy, ax, ay in ellipses]  # fmt: skip
+        out[au] = ellipses
+    if "R12" in out:  # the lip thinning of a unilateral corner puller reaches the middle of the lips
+        out["R12"] = out["R12"] + [(lay.cx, lay.mouth_y, lay.mouth_w * _MOUTH_SPREAD + 0.01 * size, 0.04 * size)]
+    return out
+
+
+def _photo_mouth(ident: Identity, lay: _Layout, a: _AUs) -> dict[str, np.ndarray]:
+    """The cartoon mouth curves, wider and with fuller lips."""
+    mouth = _mouth_shape(ident, lay, a)
+    mouth["x"] = lay.cx + (mouth["x"] - lay.cx) * _MOUTH_SPREAD
+    mouth["corners"] = mouth["corners"].copy()
+    mouth["corners"][:, 0] = lay.cx + (mouth["corners"][:, 0] - lay.cx) * _MOUTH_SPREAD
+    mouth["upper_top"] = mouth["upper_low"] - (mouth["upper_low"] - mouth["upper_top"]) * _LIP_FULLNESS
+    mouth["lower_low"] = mouth["lower_top"] + (mouth["lower_low"] - mouth["lower_top"]) * _LIP_FULLNESS
+    return mouth
+
+
 class _Scene:
     """One face in the canonical frame: layout with the AUs applied, and the regions that gate AU changes."""
 
@@ -150,7 +180,7 @@ class _Scene:
         self.lay = _Layout(ident, self.a, size)
         self.s = float(size)
         self.k = self.s / 96.0  # pixel scale of details designed at 96 px
-        self._regions = _region_ellipses(ident, self.a, size)
+        self._regions = _photo_ellipses(ident, self.a, size)
 
     def gated(self, au: str, term: np.ndarray) -> np.ndarray:
         """``term`` faded to exactly 0 at the border of ``au``'s canonical regions."""
@@ -272,8 +302,9 @@ def _nasolabial(sc: _Scene, mouth: dict[str, np.ndarray], h: np.ndarray) -> None
     base = 0.12 + 0.025 * ident.fold_depth * (0.6 + sc.pid.age)
     for side_i, side in enumerate((-1, 1)):
         top = (cx + side * (ident.nostril_dx + 0.024) * s, lay.nose_y - 0.004 * s)
-        mid = (cx + side * ((ident.nostril_dx + ident.mouth_w + 0.056) * 0.5 + 0.01) * s, 0.5 * (lay.nose_y + my))
-        bottom = (cx + side * (ident.mouth_w + 0.020) * s, my + 0.014 * s)
+        mw = ident.mouth_w * _MOUTH_SPREAD
+        mid = (cx + side * ((ident.nostril_dx + mw + 0.056) * 0.5 + 0.01) * s, 0.5 * (lay.nose_y + my))
+        bottom = (cx + side * (mw + 0.020) * s, my + 0.014 * s)
         segment(h, top, mid, w, -base * k)
         segment(h, mid, bottom, w, -base * k)
         if a.aAU9 > 0 or a.aAU10 > 0:
@@ -352,7 +383,9 @@ def _eyes(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
         if found is not None:
             b, cover = found
             xb, yb = x[b], y[b]
-            d = np.sqrt((xb - np.float32(ex)) ** 2 + (yb - np.float32(ey + 0.1 * ident.lid_up * s)) ** 2)
+            # the iris sits on the eyeball, not on the lids: at rest the upper lid hides its top, a raised lid
+            # (AU5) bares the white above it
+            d = np.sqrt((xb - np.float32(ex)) ** 2 + (yb - np.float32(ey - ident.lid_up * s + 0.72 * r)) ** 2)
             iris = np.clip(np.float32(r) - d + 0.5, 0.0, 1.0)
             pupil = np.clip(np.float32(0.42 * r) - d + 0.5, 0.0, 1.0)
             corner = np.clip(np.abs(xb - np.float32(ex)) / np.float32(w), 0.0, 1.0)
@@ -467,10 +500,7 @@ def _canonical(ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int, 
     """The lit face in the canonical frame, float32 grey levels."""
     sc = _Scene(ident, pid, aus, size)
     lay, s = sc.lay, sc.s
-    mouth = _mouth_shape(ident, lay, sc.a)
-    mouth["x"] = lay.cx + (mouth["x"] - lay.cx) * _MOUTH_SPREAD  # the cartoon mouth is narrow for a real face
-    mouth["corners"] = mouth["corners"].copy()
-    mouth["corners"][:, 0] = lay.cx + (mouth["corners"][:, 0] - lay.cx) * _MOUTH_SPREAD
+    mouth = _photo_mouth(ident, lay, sc.a)
     base = head_depth(ident, pid, size)
     look, cap, behind = _look(ident, pid, size)
     albedo = look.copy()
@@ -563,12 +593,9 @@ def photo_regions(ident: Identity, pid: PhotoIdentity, pn: PhotoNuisance, aus: n
     """Boolean ``[J, size, size]`` masks of where each present AU changes the photo-style image (absent: all False)."""
     a = _AUs(aus)
     masks = np.zeros((len(SYNTHFACS_AUS), size, size), dtype=bool)
-    regions = _region_ellipses(ident, a, size)
+    regions = _photo_ellipses(ident, a, size)
     if not regions:
         return masks
-    if "R12" in regions:  # the lip thinning of a unilateral corner puller reaches the middle of the lips
-        lay = _Layout(ident, a, size)
-        regions["R12"] = regions["R12"] + [(lay.cx, lay.mouth_y, lay.mouth_w * _MOUTH_SPREAD + 0.01 * size, 0.03 * size)]
     mx, my = _camera_maps(ident, pid, pn, size)
     margin = _REGION_MARGIN * size
     radius = int(np.ceil(4.0 * pn.blur * size / 96.0)) + 1
