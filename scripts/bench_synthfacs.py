@@ -118,12 +118,16 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=1200, help="images per look for the realism figures (default 1200)")
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--no-realism", action="store_true", help="measure speed only")
+    parser.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
+                        help="auto: the process's CPU time with one torch thread (other users of a shared machine "
+                             "delay the work but do not add to it), else wall time")
     parser.add_argument("--json", action="store_true", help="print one JSON line with all numbers last")
     args = parser.parse_args()
+    clock = _bench.pick_clock(args.clock)
 
     env = _bench.environment()
     print(_bench.describe(env))
-    results: dict[str, object] = {"n": args.n, "size": args.size, "repeats": args.repeats, **env}
+    results: dict[str, object] = {"n": args.n, "size": args.size, "repeats": args.repeats, "clock": clock, **env}
     memory_n = args.memory_n or args.n
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
@@ -136,7 +140,7 @@ def main() -> None:
         }
         for name, fn in cases.items():
             # tracemalloc slows Python code several-fold: the peak comes from one separate traced run
-            times, _ = _bench.repeat({name: lambda: fn(args.n)}, repeats=args.repeats)
+            times, _ = _bench.repeat({name: lambda: fn(args.n)}, repeats=args.repeats, clock=clock)
             rates = [args.n / t for t in times[name]]
             peak = _bench.traced_peak_mb(lambda: fn(memory_n))
             results[f"{name}_images_per_s"] = round(statistics.median(rates), 1)

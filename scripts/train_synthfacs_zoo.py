@@ -31,6 +31,7 @@ sha256 and metrics in ``zoo/registry.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -104,6 +105,19 @@ def selected_iteration(metrics: dict[str, Any]) -> int:
     return int(found.group(1))
 
 
+def check_rendered_data(fold_dir: Path, images_sha256: str) -> None:
+    """Refuse to resume or reuse a fold whose faces were rendered differently (another renderer version).
+
+    The first run of a fold records the sha256 of the rendered images in ``fold_dir/images.sha256``.
+    """
+    marker = fold_dir / "images.sha256"
+    if marker.is_file() and marker.read_text().strip() != images_sha256:
+        raise ConfigError(f"{fold_dir} was trained on other faces than these (another renderer version, or other "
+                          "rendering arguments); delete that folder to train the fold afresh.")
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, images_sha256 + "\n")
+
+
 def check_fold_metrics(metrics: dict[str, Any], expected: dict[str, Any], fold_dir: Path) -> None:
     """Refuse to reuse a finished fold trained with other data, split or budget than asked for."""
     found = {
@@ -164,12 +178,14 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
         expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style, "iterations": args.iterations,
                     "test_fold": test_fold, "valid_fold": valid_fold, "test_subjects": test_subjects}
         check_fold_metrics(metrics, expected, fold_dir)
+        check_rendered_data(fold_dir, args.images_sha256)
         export_selected_model(fold_dir, data.class_names, data.image_size[0])
         print(f"fold {test_fold}: finished earlier, accuracy {metrics['accuracy']:.4f} (reused)", flush=True)
         return metrics
 
     print(f"fold {test_fold}: train {len(train_idx)}, valid {len(valid_idx)} (fold {valid_fold}), "
           f"test {len(test_idx)}", flush=True)
+    check_rendered_data(fold_dir, args.images_sha256)
     t_start = time.time()
     config = TrainConfig(
         iterations=args.iterations, checkpoint_every=args.checkpoint_every, seed=args.seed,
@@ -189,6 +205,7 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
         "model": ZOO_NAMES[args.style],
         "data": {
             "dataset": "SynthFACS", "n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
+            "images_sha256": args.images_sha256,
             "n_subjects": int(len(np.unique(data.subjects))), "classes": list(data.class_names),
         },
         "split": {
@@ -350,7 +367,7 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
 def pin_registry(registry: Path, sha: str, metrics: dict[str, Any], train_command: str, name: str = ZOO_NAME) -> None:
     """Set entry ``name``'s sha256, short metrics and command in the registry, in its own layout."""
     raw = json.loads(registry.read_text())
-    raw[name].update(sha256=sha, train_command=train_command, metrics=metrics)
+    raw[name].update(sha256=sha, packaged=True, train_command=train_command, metrics=metrics)
     atomic_write_text(registry, registry_text(raw))
 
 
@@ -429,6 +446,7 @@ def main(argv: Sequence[str] | None = None, *, target: Path | None = None, regis
         raise ConfigError(f"Folds {left} are not finished in {out}; train them (--test-folds {' '.join(map(str, left))}) "
                           "or leave out --test-folds to train every fold before packaging.")
     data = load_synthfacs(n=args.n, seed=args.seed, mode=args.mode, n_subjects=args.n_subjects, style=args.style)
+    args.images_sha256 = hashlib.sha256(np.ascontiguousarray(data.images).tobytes()).hexdigest()
     fold_ids = subject_kfold(data.subjects, args.folds, seed=args.seed)
     print(f"data {data}", flush=True)
     for k in args.test_folds:

@@ -45,7 +45,7 @@ from captum_fau.synthfacs.geometry import (
     _region_ellipses,
     _jaw_region,
 )
-from captum_fau.synthfacs.photo_fields import band, banks, bump, crop, grid, hgroove, paint, polygon, segment, window
+from captum_fau.synthfacs.photo_fields import band, banks, bump, clamp, crop, grid, hgroove, paint, polygon, segment, window
 
 #: Crop conventions of the photo style: a CK+-style face-detector box, or a FER2013-style tight crop.
 CROPS: tuple[str, ...] = ("detector", "tight")
@@ -195,13 +195,13 @@ def head_depth(ident: Identity, pid: PhotoIdentity, size: int) -> np.ndarray:
     x, y = grid(size)
     fw, fh = lay.fw * 1.08, lay.fh * 1.05
     r2 = ((x - np.float32(lay.cx)) / np.float32(fw)) ** 2 + ((y - np.float32(lay.cy)) / np.float32(fh)) ** 2
-    depth = np.float32(0.5 * lay.fw) * np.clip(1.0 - r2, 0.0, None) ** np.float32(0.6)
+    depth = np.float32(0.5 * lay.fw) * clamp(1.0 - r2, 0.0, None) ** np.float32(0.6)
     d, ny = pid.depth * s, lay.nose_y
     # the nose: a ridge from between the eyes growing towards the tip, the tip, the wings
-    t = np.clip((y - np.float32(lay.eye_y)) / np.float32(ny - lay.eye_y), 0.0, 1.0)
-    below = np.clip(1.0 - (y - np.float32(ny)) / np.float32(0.03 * s), 0.0, 1.0) ** 2
+    t = clamp((y - np.float32(lay.eye_y)) / np.float32(ny - lay.eye_y), 0.0, 1.0)
+    below = clamp(1.0 - (y - np.float32(ny)) / np.float32(0.03 * s), 0.0, 1.0) ** 2
     half = np.float32(0.03 * s) + np.float32(0.02 * s) * t
-    across = np.square(np.clip(1.0 - ((x - np.float32(lay.cx)) / half) ** 2, 0.0, None))
+    across = np.square(clamp(1.0 - ((x - np.float32(lay.cx)) / half) ** 2, 0.0, None))
     depth += np.float32(0.03 * d) * t**1.5 * below * across
     bump(depth, lay.cx, ny - 0.008 * s, 0.03 * s, 0.028 * s, 0.016 * d)
     for side in (-1, 1):
@@ -223,17 +223,17 @@ def _look(ident: Identity, pid: PhotoIdentity, size: int) -> tuple[np.ndarray, n
     x, y = grid(size)
     fine, blotch, strands = (crop(b, pid.texture[0] + 5 * i, pid.texture[1] + 3 * i, size) for i, b in enumerate(banks(size)))
     tone = np.float32(pid.skin) * (1.0 + np.float32(0.03 + 0.025 * pid.age) * fine + np.float32(0.035) * blotch)
-    tone *= 1.0 - 0.07 * np.clip((y - np.float32(lay.cy)) / np.float32(lay.fh), 0.0, 1.0)
+    tone *= 1.0 - 0.07 * clamp((y - np.float32(lay.cy)) / np.float32(lay.fh), 0.0, 1.0)
     hair_tex = np.float32(pid.hair) * (1.0 + 0.12 * strands)
     behind = np.zeros((size, size), dtype=np.float32)
     bump(behind, lay.cx, lay.cy - 0.15 * lay.fh, lay.fw * (1.12 + 0.15 * pid.hair_style),
          lay.fh * (0.98 + 0.22 * pid.hair_style), 1.0)  # fmt: skip
     low = np.float32(lay.cy + lay.fh * (0.15 + 0.55 * pid.hair_style))
-    behind = np.clip(behind * 5.0, 0.0, 1.0) * np.clip((low - y) / np.float32(0.05 * s), 0.0, 1.0)
+    behind = clamp(behind * 5.0, 0.0, 1.0) * clamp((low - y) / np.float32(0.05 * s), 0.0, 1.0)
     rel = (x - np.float32(lay.cx)) / np.float32(lay.fw)
     hairline = np.float32(lay.cy - ident.hairline * s) + np.float32(0.11 * s) * rel * rel
-    cap = np.clip((hairline - y) / np.float32(0.025 * s) + 0.25 * strands, 0.0, 1.0)
-    return tone + cap * (hair_tex - tone), cap, behind * (0.85 + 0.15 * np.clip(strands, -1.0, 1.0))
+    cap = clamp((hairline - y) / np.float32(0.025 * s) + 0.25 * strands, 0.0, 1.0)
+    return tone + cap * (hair_tex - tone), cap, behind * (0.85 + 0.15 * clamp(strands, -1.0, 1.0))
 
 
 def _zeros(sc: _Scene) -> np.ndarray:
@@ -370,7 +370,7 @@ def _eyes(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
     lo_power = max(0.35, 0.9 - 0.09 * a.aAU7)
     w, r = ident.eye_w * s, ident.iris_r * s * 0.95
     xr = np.linspace(-1.0, 1.0, 17)
-    bulge = np.sqrt(np.clip(1.0 - xr**2, 0.0, 1.0))
+    bulge = np.sqrt(clamp(1.0 - xr**2, 0.0, 1.0))
     x, y = grid(size)
     fine = crop(banks(size)[0], pid.texture[0] + 31, pid.texture[1], size)
     for side in (-1, 1):
@@ -386,14 +386,14 @@ def _eyes(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
             # the iris sits on the eyeball, not on the lids: at rest the upper lid hides its top, a raised lid
             # (AU5) bares the white above it
             d = np.sqrt((xb - np.float32(ex)) ** 2 + (yb - np.float32(ey - ident.lid_up * s + 0.72 * r)) ** 2)
-            iris = np.clip(np.float32(r) - d + 0.5, 0.0, 1.0)
-            pupil = np.clip(np.float32(0.42 * r) - d + 0.5, 0.0, 1.0)
-            corner = np.clip(np.abs(xb - np.float32(ex)) / np.float32(w), 0.0, 1.0)
+            iris = clamp(np.float32(r) - d + 0.5, 0.0, 1.0)
+            pupil = clamp(np.float32(0.42 * r) - d + 0.5, 0.0, 1.0)
+            corner = clamp(np.abs(xb - np.float32(ex)) / np.float32(w), 0.0, 1.0)
             eye = np.float32(pid.sclera) * (1.0 - 0.3 * corner * corner)
             eye += iris * (np.float32(pid.iris) * (1.0 + 0.2 * fine[b]) - eye)
             eye += pupil * (np.float32(8.0) - eye)
             lid = np.interp(xb[0], xs, y_up, left=ey, right=ey).astype(np.float32)[None, :]
-            eye *= 1.0 - 0.45 * np.clip(1.0 - (yb - lid) / np.float32(0.03 * s), 0.0, 1.0)
+            eye *= 1.0 - 0.45 * clamp(1.0 - (yb - lid) / np.float32(0.03 * s), 0.0, 1.0)
             albedo[b] += cover * (eye - albedo[b])
             height[b] -= np.float32(0.006 * s) * cover
         paint(albedo, band(size, xs, y_up - (0.008 + 0.006 * bulge) * s, y_up + 0.004 * s, soft=0.6), 15.0, 0.85)
@@ -425,7 +425,7 @@ def _brows(sc: _Scene, albedo: np.ndarray, height: np.ndarray) -> None:
         if found is None:
             continue
         b, cover = found
-        alpha = cover * np.clip(0.8 + 0.25 * strands[b], 0.0, 1.0)
+        alpha = cover * clamp(0.8 + 0.25 * strands[b], 0.0, 1.0)
         albedo[b] += alpha * (np.float32(pid.brow) - albedo[b])
         height[b] += np.float32(0.25 * sc.k) * cover
 
@@ -435,7 +435,7 @@ def _teeth(sc: _Scene, mouth: dict[str, np.ndarray], gap: np.ndarray) -> np.ndar
     s, lay, size = sc.s, sc.lay, sc.size
     x, y = grid(size)
     xs = mouth["x"]
-    inside = np.float32(25.0) + np.float32(25.0) * np.clip((y - np.float32(lay.mouth_y)) / np.float32(0.04 * s), 0.0, 1.0)
+    inside = np.float32(25.0) + np.float32(25.0) * clamp((y - np.float32(lay.mouth_y)) / np.float32(0.04 * s), 0.0, 1.0)
     teeth = _zeros(sc)
     found = band(size, xs[2:-2], mouth["upper_low"][2:-2] - 1.0, (mouth["upper_low"] + np.minimum(gap * 0.95, 0.024 * s))[2:-2])
     if found is not None:
@@ -447,8 +447,8 @@ def _teeth(sc: _Scene, mouth: dict[str, np.ndarray], gap: np.ndarray) -> np.ndar
             np.maximum(teeth[found[0]], found[1], out=teeth[found[0]])
     pitch = np.float32(0.024 * s)
     frac = np.abs(((x - np.float32(lay.cx)) / pitch + 0.5) % 1.0 - 0.5) * pitch
-    xr = np.clip(np.abs(x - np.float32(lay.cx)) / np.float32(0.5 * (xs[-1] - xs[0])), 0.0, 1.0)
-    tooth = np.float32(210.0) * (1.0 - 0.35 * np.clip(1.0 - frac / np.float32(0.6 * sc.k), 0.0, 1.0)) * (1.0 - 0.5 * xr * xr)
+    xr = clamp(np.abs(x - np.float32(lay.cx)) / np.float32(0.5 * (xs[-1] - xs[0])), 0.0, 1.0)
+    tooth = np.float32(210.0) * (1.0 - 0.35 * clamp(1.0 - frac / np.float32(0.6 * sc.k), 0.0, 1.0)) * (1.0 - 0.5 * xr * xr)
     return inside + teeth * (tooth - inside)
 
 
@@ -485,7 +485,7 @@ def _shade(height: np.ndarray, light: tuple[float, float, float], ambient: float
     np.clip(gy, -3.0, 3.0, out=gy)
     lx, ly, lz = light
     lambert = (np.float32(lz) - np.float32(lx) * gx - np.float32(ly) * gy) / np.sqrt(gx * gx + gy * gy + 1.0)
-    return np.float32(ambient) + np.float32((1.0 - ambient) / max(lz, 0.3)) * np.clip(lambert, 0.0, None)
+    return np.float32(ambient) + np.float32((1.0 - ambient) / max(lz, 0.3)) * clamp(lambert, 0.0, None)
 
 
 def _cast_shadow(base: np.ndarray, light: tuple[float, float, float], size: int, depth: float) -> np.ndarray:
@@ -493,7 +493,7 @@ def _cast_shadow(base: np.ndarray, light: tuple[float, float, float], size: int,
     shift = 0.03 * size
     m = np.float32([[1.0, 0.0, -light[0] * shift], [0.0, 1.0, -light[1] * shift]])
     towards = cv2.warpAffine(base, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.clip((towards - base - np.float32(0.01 * size)) / np.float32(0.02 * size * depth), 0.0, 1.0)
+    return clamp((towards - base - np.float32(0.01 * size)) / np.float32(0.02 * size * depth), 0.0, 1.0)
 
 
 def _canonical(ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int, pn: PhotoNuisance) -> np.ndarray:
@@ -516,7 +516,7 @@ def _canonical(ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int, 
     albedo *= 1.0 - nostrils
     lit = _shade(height, pn.light, pn.ambient)
     lit *= 1.0 - 0.45 * _cast_shadow(base, pn.light, size, pid.depth) * (1.0 - cap)
-    lit *= (1.0 - 0.8 * cavity) * (1.0 + np.float32(0.05 / sc.k) * np.clip(wrinkles, None, 0.0))  # creases trap light
+    lit *= (1.0 - 0.8 * cavity) * (1.0 + np.float32(0.05 / sc.k) * clamp(wrinkles, None, 0.0))  # creases trap light
     fx, fy = _face_outline(ident, lay)
     face = polygon(size, np.stack([fx, fy], axis=1))
     neck = polygon(size, np.array([[lay.cx - 0.5 * lay.fw, lay.cy + 0.4 * lay.fh], [lay.cx + 0.5 * lay.fw, lay.cy + 0.4 * lay.fh],
@@ -532,6 +532,7 @@ def _canonical(ident: Identity, pid: PhotoIdentity, aus: np.ndarray, size: int, 
     return head + hair * (np.float32(pid.hair) * shadowed - head)
 
 
+@lru_cache(maxsize=4)  # an image's pixels and its masks use the same maps
 def _camera_maps(ident: Identity, pid: PhotoIdentity, pn: PhotoNuisance, size: int) -> tuple[np.ndarray, np.ndarray]:
     """For each output pixel, the canonical point it shows: roll / zoom / shift inverted, then yaw and pitch
     undone with the head's depth there (one fixed-point step)."""

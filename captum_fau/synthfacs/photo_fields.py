@@ -36,6 +36,12 @@ def banks(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(b / b.std() for b in (fine, blotch, strands))  # type: ignore[return-value]
 
 
+def clamp(a: np.ndarray, lo: float | None, hi: float | None = None) -> np.ndarray:
+    """``np.clip`` without its dispatch overhead (the same values; it is called thousands of times per batch)."""
+    out = a if lo is None else np.maximum(a, np.float32(lo))
+    return out if hi is None else np.minimum(out, np.float32(hi))
+
+
 def crop(bank: np.ndarray, oy: int, ox: int, size: int) -> np.ndarray:
     """A ``[size, size]`` view of ``bank`` at a seeded offset."""
     span = bank.shape[0] - size
@@ -58,7 +64,7 @@ def bump(out: np.ndarray, cx: float, cy: float, rx: float, ry: float, amp: float
         return
     x, y = grid(out.shape[0])
     r2 = ((x[b] - np.float32(cx)) * np.float32(1.0 / rx)) ** 2 + ((y[b] - np.float32(cy)) * np.float32(1.0 / ry)) ** 2
-    out[b] += np.float32(amp) * np.square(np.clip(1.0 - r2, 0.0, None))
+    out[b] += np.float32(amp) * np.square(clamp(1.0 - r2, 0.0, None))
 
 
 def segment(out: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], width: float, amp: float) -> None:
@@ -74,7 +80,7 @@ def segment(out: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], w
     rx, ry = x[b] - np.float32(p0[0]), y[b] - np.float32(p0[1])
     t = (rx * np.float32(ux) + ry * np.float32(uy)) * np.float32(2.0 / length) - 1.0
     d = (ry * np.float32(ux) - rx * np.float32(uy)) * np.float32(1.0 / width)
-    out[b] += np.float32(amp) * np.square(np.clip(1.0 - d * d, 0.0, None)) * np.clip(1.0 - t * t, 0.0, None)
+    out[b] += np.float32(amp) * np.square(clamp(1.0 - d * d, 0.0, None)) * clamp(1.0 - t * t, 0.0, None)
 
 
 def hgroove(out: np.ndarray, yc: float, xc: float, half: float, width: float, bend: float, amp: float) -> None:
@@ -85,7 +91,7 @@ def hgroove(out: np.ndarray, yc: float, xc: float, half: float, width: float, be
     x, y = grid(out.shape[0])
     t = (x[b] - np.float32(xc)) * np.float32(1.0 / half)
     across = (y[b] - np.float32(yc) - np.float32(bend) * t * t) * np.float32(1.0 / width)
-    out[b] += np.float32(amp) * np.square(np.clip(1.0 - across * across, 0.0, None)) * np.clip(1.0 - t * t, 0.0, None)
+    out[b] += np.float32(amp) * np.square(clamp(1.0 - across * across, 0.0, None)) * clamp(1.0 - t * t, 0.0, None)
 
 
 def band(size: int, xs: np.ndarray, top: np.ndarray, low: np.ndarray, soft: float = 0.5) -> tuple[Box, np.ndarray] | None:
@@ -103,7 +109,7 @@ def band(size: int, xs: np.ndarray, top: np.ndarray, low: np.ndarray, soft: floa
     lo = np.interp(col, xs, low, left=-np.inf, right=-np.inf).astype(np.float32)
     yy = y[b]
     scale = np.float32(0.5 / soft)
-    cover = np.clip((yy - t[None, :]) * scale + 0.5, 0.0, 1.0) * np.clip((lo[None, :] - yy) * scale + 0.5, 0.0, 1.0)
+    cover = clamp((yy - t[None, :]) * scale + 0.5, 0.0, 1.0) * clamp((lo[None, :] - yy) * scale + 0.5, 0.0, 1.0)
     return b, cover
 
 
@@ -136,4 +142,4 @@ def polygon(size: int, points: np.ndarray) -> np.ndarray:
     return canvas.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-__all__ = ["band", "banks", "box", "bump", "crop", "grid", "hgroove", "paint", "polygon", "segment", "window"]
+__all__ = ["band", "banks", "box", "bump", "clamp", "crop", "grid", "hgroove", "paint", "polygon", "segment", "window"]
