@@ -88,3 +88,20 @@ def test_photo_render_speed_smoke():
     render(300, seed=0, style="photo")
     rate = 300 / (time.process_time() - t0)
     assert rate > 150, f"{rate:.0f} images/s per CPU second at 96x96 (target 300/s: scripts/bench_synthfacs.py)"
+
+
+def test_bench_reports_networks_that_are_not_installed_as_null_with_the_reason(monkeypatch):
+    import argparse
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import _fer_models
+    import bench_synthfacs
+
+    monkeypatch.setattr(_fer_models, "_package_dir", lambda package: None)
+    out = bench_synthfacs.realism(argparse.Namespace(eval_n=44, eval_seed=0))
+    assert set(out["fer_models"]) == set(_fer_models.LOADERS)
+    for entry in out["fer_models"].values():
+        assert entry["result"] is None and "not installed" in entry["reason"]
+    assert out["fer_mean_accuracy_photo"] is None
+    assert 0.0 <= out["ridge_pixels_accuracy"] <= 1.0 and out["ridge_pixels_accuracy_cartoon"] > 0.0
