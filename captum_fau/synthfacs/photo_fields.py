@@ -102,7 +102,7 @@ def band(
     Returns:
         tuple or None: the window and the coverage on it (None when the area misses the image).
     """
-    b = box(size, float(xs[0]), float(xs[-1]), float(np.min(top)) - soft, float(np.max(low)) + soft)
+    b = box(size, float(xs[0]), float(xs[-1]), float(top.min()) - soft, float(low.max()) + soft)
     if b is None:
         return None
     x, y = grid(size)
