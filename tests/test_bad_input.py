@@ -386,6 +386,9 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
     ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
      "float"),
+    ("synthfacs-style-unknown", lambda f: lambda out: __import__("captum_fau.synthfacs", fromlist=["render"]).render(
+        2, style="watercolour"), errors.ConfigError, "photo"),
+    ("synthfacs-photo-spec-bad-n", lambda f: _spec("synthfacs-photo:0"), errors.DatasetError, "positive integer"),
 ]
 
 
