@@ -31,6 +31,7 @@ sha256 and metrics in ``zoo/registry.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -61,6 +62,8 @@ from captum_fau.zoo import ZOO_DIR, sha256_file  # noqa: E402
 from captum_fau.zoo.registry import registry_text  # noqa: E402
 
 ZOO_NAME = "zerobias-synthfacs-8class"
+#: The zoo entry trained on each SynthFACS style.
+ZOO_NAMES = {"cartoon": ZOO_NAME, "photo": "zerobias-synthfacs-photo-8class"}
 REFERENCE_ITERATIONS = 31_000
 TARGET_ACCURACY = 0.95
 PACKAGE_FILES = ("config.json", "model.safetensors", LOG_FILE)
@@ -102,12 +105,26 @@ def selected_iteration(metrics: dict[str, Any]) -> int:
     return int(found.group(1))
 
 
+def check_rendered_data(fold_dir: Path, images_sha256: str) -> None:
+    """Refuse to resume or reuse a fold whose faces were rendered differently (another renderer version).
+
+    The first run of a fold records the sha256 of the rendered images in ``fold_dir/images.sha256``.
+    """
+    marker = fold_dir / "images.sha256"
+    if marker.is_file() and marker.read_text().strip() != images_sha256:
+        raise ConfigError(f"{fold_dir} was trained on other faces than these (another renderer version, or other "
+                          "rendering arguments); delete that folder to train the fold afresh.")
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, images_sha256 + "\n")
+
+
 def check_fold_metrics(metrics: dict[str, Any], expected: dict[str, Any], fold_dir: Path) -> None:
     """Refuse to reuse a finished fold trained with other data, split or budget than asked for."""
     found = {
         "n": metrics.get("data", {}).get("n"),
         "seed": metrics.get("data", {}).get("seed"),
         "mode": metrics.get("data", {}).get("mode"),
+        "style": metrics.get("data", {}).get("style", "cartoon"),
         "iterations": metrics.get("iterations"),
         "test_fold": metrics.get("split", {}).get("test_fold"),
         "valid_fold": metrics.get("split", {}).get("valid_fold"),
@@ -158,15 +175,18 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
     done = fold_dir / "metrics.json"
     if done.is_file():
         metrics = json.loads(done.read_text())
-        expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "iterations": args.iterations,
+        expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
+                    "iterations": args.iterations,
                     "test_fold": test_fold, "valid_fold": valid_fold, "test_subjects": test_subjects}
         check_fold_metrics(metrics, expected, fold_dir)
+        check_rendered_data(fold_dir, args.images_sha256)
         export_selected_model(fold_dir, data.class_names, data.image_size[0])
         print(f"fold {test_fold}: finished earlier, accuracy {metrics['accuracy']:.4f} (reused)", flush=True)
         return metrics
 
     print(f"fold {test_fold}: train {len(train_idx)}, valid {len(valid_idx)} (fold {valid_fold}), "
           f"test {len(test_idx)}", flush=True)
+    check_rendered_data(fold_dir, args.images_sha256)
     t_start = time.time()
     config = TrainConfig(
         iterations=args.iterations, checkpoint_every=args.checkpoint_every, seed=args.seed,
@@ -183,9 +203,10 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
     train_wall = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
     save_model(result.model, fold_dir)
     metrics = {
-        "model": ZOO_NAME,
+        "model": ZOO_NAMES[args.style],
         "data": {
-            "dataset": "SynthFACS", "n": args.n, "seed": args.seed, "mode": args.mode,
+            "dataset": "SynthFACS", "n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
+            "images_sha256": args.images_sha256,
             "n_subjects": int(len(np.unique(data.subjects))), "classes": list(data.class_names),
         },
         "split": {
@@ -274,7 +295,7 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
     budget = iterations.pop()
     reached = "reaches" if s["mean"] >= TARGET_ACCURACY else "does not reach"
     return {
-        "model": ZOO_NAME,
+        "model": first.get("model", ZOO_NAME),
         "note": (
             f"CPU-budget training: the paper's recipe ({variant}) for {budget} iterations per fold instead of the "
             f"reference's {REFERENCE_ITERATIONS:,}, which do not fit on the 2-core CPU these models were trained "
@@ -282,7 +303,8 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
             f"{s['mean']:.1%}, {reached} it. The shipped weights are fold {shipped_fold}'s model "
             f"({float(shipped['accuracy']):.1%} on its held-out subjects)."
         ),
-        "data": {key: first["data"][key] for key in ("dataset", "n", "seed", "mode", "n_subjects", "classes")},
+        "data": {key: first["data"].get(key, "cartoon")
+                 for key in ("dataset", "n", "seed", "mode", "style", "n_subjects", "classes")},  # fmt: skip
         "split": {
             "kind": first["split"]["kind"],
             "test_folds": [int(m["split"]["test_fold"]) for m in folds],
@@ -343,10 +365,10 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
     }
 
 
-def pin_registry(registry: Path, sha: str, metrics: dict[str, Any], train_command: str) -> None:
-    """Set this entry's sha256, short metrics and command in the registry, in its own layout."""
+def pin_registry(registry: Path, sha: str, metrics: dict[str, Any], train_command: str, name: str = ZOO_NAME) -> None:
+    """Set entry ``name``'s sha256, short metrics and command in the registry, in its own layout."""
     raw = json.loads(registry.read_text())
-    raw[ZOO_NAME].update(sha256=sha, train_command=train_command, metrics=metrics)
+    raw[name].update(sha256=sha, packaged=True, train_command=train_command, metrics=metrics)
     atomic_write_text(registry, registry_text(raw))
 
 
@@ -372,7 +394,9 @@ def package(out: Path, combined: dict[str, Any], target: Path, registry: Path) -
             "evaluation": f"held-out SynthFACS subjects, mean +- std over {combined['folds_measured']} subject folds",
             "iterations": combined["iterations"],
         },
-        "python scripts/train_synthfacs_zoo.py --package",
+        "python scripts/train_synthfacs_zoo.py --package"
+        + ("" if combined["model"] == ZOO_NAME else " --style photo --finished-only"),
+        combined["model"],
     )
     return sha
 
@@ -383,6 +407,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-subjects", type=int, default=None)
     p.add_argument("--mode", default="prototype")
+    p.add_argument("--style", default="cartoon", choices=sorted(ZOO_NAMES),
+                   help="SynthFACS style; photo trains and packages zerobias-synthfacs-photo-8class (default cartoon)")
     p.add_argument("--folds", type=int, default=5, help="subject folds (default 5)")
     p.add_argument("--test-folds", type=int, nargs="+", default=None,
                    help="test folds to train in this call (default: all)")
@@ -390,11 +416,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=700, help="SGD steps per fold (default 700)")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/synthfacs-zoo")
+    p.add_argument("--out", default=None, help="run folder (default runs/synthfacs-zoo, runs/synthfacs-photo-zoo)")
     p.add_argument("--package", action="store_true",
                    help="ship the --shipped-fold model with the combined metrics and pin its sha256")
+    p.add_argument("--finished-only", action="store_true",
+                   help="with --package: combine and ship the folds finished so far (the metrics say how many)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = "runs/synthfacs-zoo" if args.style == "cartoon" else f"runs/synthfacs-{args.style}-zoo"
     if args.folds < 3:
         raise ConfigError(f"--folds must be >= 3 (test, validation and training folds), got {args.folds}.")
     folds = list(range(args.folds))
@@ -411,26 +441,33 @@ def main(argv: Sequence[str] | None = None, *, target: Path | None = None, regis
     out = Path(args.out)
     finished = {k for k in range(args.folds) if (out / f"fold{k}" / "metrics.json").is_file()}
     left = sorted(set(range(args.folds)) - finished - set(args.test_folds))
+    if args.package and args.finished_only:
+        left = [] if args.shipped_fold in finished else [args.shipped_fold]
+        args.test_folds = []
     if args.package and left:
         raise ConfigError(f"Folds {left} are not finished in {out}; train them (--test-folds {' '.join(map(str, left))}) "
                           "or leave out --test-folds to train every fold before packaging.")
-    data = load_synthfacs(n=args.n, seed=args.seed, mode=args.mode, n_subjects=args.n_subjects)
+    data = load_synthfacs(n=args.n, seed=args.seed, mode=args.mode, n_subjects=args.n_subjects, style=args.style)
+    args.images_sha256 = hashlib.sha256(np.ascontiguousarray(data.images).tobytes()).hexdigest()
     fold_ids = subject_kfold(data.subjects, args.folds, seed=args.seed)
     print(f"data {data}", flush=True)
     for k in args.test_folds:
         run_fold(args, data, fold_ids, k)
 
     left = [k for k in range(args.folds) if not (out / f"fold{k}" / "metrics.json").is_file()]
-    if left:  # other processes may still be training them
+    if left and args.package and args.finished_only:
+        print(f"folds {left} not finished: packaging the {args.folds - len(left)} finished fold(s) only", flush=True)
+    elif left:  # other processes may still be training them
         print(f"folds {left} not finished yet; {out / 'metrics.json'} is written once all are.")
         return 0
-    combined = combine_folds([json.loads((out / f"fold{k}" / "metrics.json").read_text()) for k in range(args.folds)],
+    done = [k for k in range(args.folds) if k not in left]
+    combined = combine_folds([json.loads((out / f"fold{k}" / "metrics.json").read_text()) for k in done],
                              args.shipped_fold)
     atomic_write_text(out / "metrics.json", json.dumps(combined, indent=1) + "\n")
     print(json.dumps({k: combined[k] for k in ("accuracy_mean", "accuracy_std", "fold_accuracies",
                                                 "accuracy_pooled", "per_class_accuracy")}, indent=1))
     if args.package:
-        target = target or ZOO_DIR / ZOO_NAME
+        target = target or ZOO_DIR / ZOO_NAMES[args.style]
         registry = registry or ZOO_DIR / "registry.json"
         sha = package(out, combined, target, registry)
         print(f"packaged {target} (sha256 {sha})")

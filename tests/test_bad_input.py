@@ -416,6 +416,9 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("StatisticsOptions-alpha-out-of-range",
      lambda f: (lambda out: __import__("captum_fau.concept").concept.StatisticsOptions(alpha=2)), errors.ConfigError,
      "alpha"),
+    ("synthfacs-style-unknown", lambda f: lambda out: __import__("captum_fau.synthfacs", fromlist=["render"]).render(
+        2, style="watercolour"), errors.ConfigError, "photo"),
+    ("synthfacs-photo-spec-bad-n", lambda f: _spec("synthfacs-photo:0"), errors.DatasetError, "positive integer"),
 ]
 
 

@@ -26,7 +26,7 @@ def _synthfacs(args: argparse.Namespace) -> int:
 
     from captum_fau.data.base import CKPLUS_CLASSES
     from captum_fau.data.synthfacs import SYNTHFACS_AUS
-    from captum_fau.data.synthfacs_writer import write_synthfacs
+    from captum_fau.synthfacs.writer import write_synthfacs
 
     stats = write_synthfacs(
         args.out, args.n, args.seed, size=args.size, mode=args.mode, n_subjects=args.n_subjects,

@@ -13,8 +13,8 @@ from typing import Any
 _LAZY = {
     "FaceSet": "captum_fau.data.base",
     "CKPLUS_CLASSES": "captum_fau.data.base",
-    "SynthFACS": "captum_fau.data.synthfacs",
-    "load_synthfacs": "captum_fau.data.synthfacs",
+    "SynthFACS": "captum_fau.synthfacs",
+    "load_synthfacs": "captum_fau.synthfacs",
     "load_ckplus": "captum_fau.data.ckplus",
     "load_tfd": "captum_fau.data.tfd",
     "load_fer2013": "captum_fau.data.fer2013",

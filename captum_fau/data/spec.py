@@ -4,6 +4,7 @@ Commands take ``--data SPEC`` so that every dataset is reachable the same way:
 
 =========================  ===================================================
 ``synthfacs[:N]``          N rendered SynthFACS faces (default: the renderer's, 1308), seeded
+``synthfacs-photo[:N]``    the same faces in the shaded photo style (CK+-style detector crop)
 ``ckplus:PATH``            CK+, 8 classes (``ckplus8:PATH`` is the same)
 ``ckplus6:PATH``           CK+, 6 basic emotions
 ``tfd:PATH``               TFD (``.mat`` file or its folder); ``tfd:PATH#K`` keeps split K
@@ -36,6 +37,7 @@ DEFAULT_SYNTHFACS_IMAGES = 2000
 SPEC_FORMS = (
     "synthfacs",
     "synthfacs:N",
+    "synthfacs-photo:N",
     "ckplus:PATH",
     "ckplus8:PATH",
     "ckplus6:PATH",
@@ -44,7 +46,7 @@ SPEC_FORMS = (
     "fer2013:PATH",
     "folder:PATH",
 )
-_KINDS = ("synthfacs", "ckplus", "ckplus8", "ckplus6", "tfd", "fer2013", "folder")
+_KINDS = ("synthfacs", "synthfacs-photo", "ckplus", "ckplus8", "ckplus6", "tfd", "fer2013", "folder")
 
 
 def _unknown(spec: str, why: str) -> DatasetError:
@@ -63,7 +65,7 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
     kind = kind.lower()
     if kind not in _KINDS:
         raise _unknown(spec, f"unknown dataset {kind!r}")
-    if kind != "synthfacs" and not argument:
+    if not kind.startswith("synthfacs") and not argument:
         raise _unknown(spec, f"{kind} needs a path after the colon")
     return kind, argument
 
@@ -152,7 +154,7 @@ def load_data_spec(
     check_data_options(kind, au_csv, face_crop, lazy, workers, cache)
     sized: dict[str, Any] = {} if size is None else {"size": int(size)}
     streamed: dict[str, Any] = {"lazy": lazy, "workers": workers}
-    if kind == "synthfacs":
+    if kind.startswith("synthfacs"):
         from captum_fau.data.synthfacs import load_synthfacs
 
         accepted = inspect.signature(load_synthfacs).parameters
@@ -167,6 +169,8 @@ def load_data_spec(
             extra["size"] = int(size)
         if "progress" in accepted:
             extra["progress"] = progress
+        if kind == "synthfacs-photo":
+            extra["style"] = "photo"
         return load_synthfacs(**extra)
     path = Path(argument).expanduser()
     if kind in ("ckplus", "ckplus8", "ckplus6"):

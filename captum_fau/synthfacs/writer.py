@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from captum_fau._utils.io import atomic_path, atomic_write_bytes
 from captum_fau.data.base import CKPLUS_CLASSES
-from captum_fau.data.synthfacs import (
+from captum_fau.synthfacs.sets import (
     SYNTHFACS_AUS,
     SynthBatch,
     _check_int,
@@ -118,7 +118,7 @@ def write_synthfacs(
     Args:
         out_dir (str or PathLike): Output folder, created if missing.
         n (int): Number of images.
-        seed, size, mode, n_subjects: As for :func:`~captum_fau.data.synthfacs.render`.
+        seed, size, mode, n_subjects: As for :func:`~captum_fau.synthfacs.sets.render`.
         masks (bool, optional): Also store the region masks (``n * 20 * size**2`` bytes before
             compression). Default: False
         progress (bool, optional): Show a progress bar. Default: True
@@ -129,7 +129,7 @@ def write_synthfacs(
     Examples::
 
         >>> import tempfile
-        >>> from captum_fau.data.synthfacs_writer import write_synthfacs
+        >>> from captum_fau.synthfacs.writer import write_synthfacs
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     stats = write_synthfacs(tmp, 16, progress=False)
         >>> int(stats["n"])
