@@ -2,7 +2,8 @@
 
 from captum_fau.attr.receptive_field import ReceptiveFields, receptive_fields
 from captum_fau.attr.rules import RULES, ReluRuleMode
-from captum_fau.attr.topn_deconv import SizeCheckedModule, TopNDeconv
-from captum_fau.attr.topn_result import TopNResult
+from captum_fau.attr.crops import SizeCheckedModule
+from captum_fau.attr.topn_deconv import TopNDeconv
+from captum_fau.attr.topn_result import TopNResult, TopNSearch
 
-__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SizeCheckedModule", "TopNDeconv", "TopNResult", "receptive_fields"]
+__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SizeCheckedModule", "TopNDeconv", "TopNResult", "TopNSearch", "receptive_fields"]

@@ -57,7 +57,7 @@ from captum_fau._utils.validate import non_negative_int, optional_positive_int
 from captum_fau.errors import ConfigError, DatasetError, OutputError
 
 if TYPE_CHECKING:
-    from captum_fau.attr.topn_deconv import TopNDeconv
+    from captum_fau.attr.topn_attribution import TopNAttribution as TopNDeconv
     from captum_fau.attr.topn_result import TopNResult
 
 
@@ -556,7 +556,7 @@ def _randomised_windows(randomised: TopNDeconv, pairs: _Pairs, fields: Any, imag
     """The live pairs' reconstructions through ``randomised`` (a TopNDeconv on the randomised copy), on the
     trained reconstructions' windows: ``[L, C, h, w]``. The trained unit value is back-projected; the
     randomised one only checks the receptive-field crops."""
-    from captum_fau.attr.topn_deconv import paste_window
+    from captum_fau.attr.crops import paste_window
 
     live = pairs.live
     channels, positions = pairs.channels[live], pairs.positions[live]
