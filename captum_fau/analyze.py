@@ -210,6 +210,11 @@ class AnalysisConfig:
             (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 images of
             ``sanity_filters`` filters), written to ``out/sanity.json`` and shown in the report;
             False skips it, with a note that the pictures are unchecked. Default: True
+        topn_budget_mb (float): Size budget of the reconstructions kept (``topn.safetensors``, stored as
+            float16 with 8-bit input windows): the featured filters are always reconstructed, then the
+            significant ones and the others by strength while they fit; the rest stay pending (their
+            top-N images are found, not back-projected), as the report and ``results.json`` say, and
+            ``captum-fau topn --out OUT --filters ...`` completes them. 0 reconstructs every filter. Default: 48
         sanity_filters (int): Filters the sanity check looks at: the featured ones first, then a
             sample of the other live filters seeded by ``seed`` (the choice is stated in the report
             and ``results.json``); 0 checks every filter. Default: 32
@@ -263,6 +268,7 @@ class AnalysisConfig:
     checkpoint_every_s: float = 60.0
     sanity_check: bool = True
     sanity_filters: int = 32
+    topn_budget_mb: float = 48.0
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
     stream: bool | None = None
@@ -297,6 +303,12 @@ class AnalysisConfig:
                 raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
         for name in ("n", "n_featured", "batch_size"):
             _check_count(name, getattr(self, name), 1)
+        budget = self.topn_budget_mb
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) or not budget >= 0:
+            raise ConfigError(
+                f"AnalysisConfig.topn_budget_mb must be a number of megabytes >= 0 (0: every filter), got {budget!r}; "
+                "pass e.g. topn_budget_mb=48."
+            )
         every = self.checkpoint_every_s
         if isinstance(every, bool) or not isinstance(every, (int, float, np.integer, np.floating)) or not every >= 0:
             raise ConfigError(
@@ -359,8 +371,9 @@ def featured_filters(topn: Any = None, faukl: Any = None, layer: str | None = No
         return [int(f) for f in order[:count]]
     if topn is None:
         raise ConfigError("featured_filters needs a TopNResult or a FAUKLResult.")
-    top_values = topn.values[:, 0].numpy()
-    return [int(topn.filters[i]) for i in np.argsort(-top_values, kind="stable")[:count]]
+    top = topn.top_values()  # reconstructed and pending filters
+    filters, top_values = np.array(list(top), dtype=np.int64), np.array(list(top.values()))
+    return [int(filters[i]) for i in np.argsort(-top_values, kind="stable")[:count]]
 
 
 def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -557,7 +570,9 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
         accuracy = _accuracy_step(run, scanned)
-    featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
+    with _timed(run.timings, "reconstruct"):
+        scanned = scanned._replace(topn=_reconstruct_step(run, scanned.topn, faukl))
+    featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, len(scanned.topn.top_values())))
     with _timed(run.timings, "sanity"):
         sanity = _sanity_step(run, scanned.topn, featured)
     with _timed(run.timings, "report"):
@@ -724,7 +739,9 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     run.notes.extend(result.notes)
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
-    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(result, progress=run.progress)
+    # The search only: which filters are back-projected is decided after FAU-KL (_reconstruct_step).
+    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(
+        result, progress=run.progress, reconstruct=[])
     scanned: _Scanned | None = None
     error: BaseException | None = None
     if run.rank == 0:
@@ -744,7 +761,7 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
 
     if topn is None:
         raise DistributedError("Rank 0 received no top-N result from the scan.")
-    topn.save(run.out)
+    topn.save(run.out, compact=True)
     maxima = result.layers[run.layer].maxima.float().numpy()
     order = result.indices.numpy()
     outputs = result.outputs
@@ -753,6 +770,35 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
     atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits, **{f"label_{k}": v for k, v in labels.items()})
     run.manifest.mark("scan", {"images": int(len(order)), "processes": run.world_size})
     return _Scanned(topn, maxima, logits, labels)
+
+
+def _reconstruct_step(run: _Run, topn: Any, faukl: Any | None) -> Any:
+    """Step 2', back-projections: the featured filters, then significant and strong ones within
+    ``config.topn_budget_mb``; saved into ``topn.safetensors`` every 16 filters (a killed run resumes),
+    the rest left pending for ``captum-fau topn --filters``."""
+    from captum_fau.attr import TopNDeconv
+    from captum_fau.attr.topn_pipeline import within_budget
+
+    config = run.config
+    if not topn.pending_filters:
+        return topn
+    order = featured_filters(topn, faukl, run.layer, len(topn.top_values()))
+    attribution = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like)
+    wanted = order if not config.topn_budget_mb else within_budget(
+        attribution, topn, order, config.topn_budget_mb, keep=config.n_featured)  # fmt: skip
+    todo = [f for f in wanted if f in set(topn.pending_filters)]
+    if todo:
+        topn = attribution.complete(topn, run.dataset, todo, progress=run.progress,
+                                    checkpoint=lambda part: part.save(run.out, compact=True))  # fmt: skip
+    if topn.pending_filters:
+        run.notes.append(
+            f"{len(topn.filters)} of {len(topn.top_values())} filters of {run.layer} are reconstructed (the featured, "
+            f"then significant and strongest ones within topn_budget_mb={config.topn_budget_mb:g}); the top-N images of "
+            f"the other {len(topn.pending_filters)} are found but not back-projected. Complete them with captum-fau "
+            f"topn --out {run.out} --filters K,... (the same --model/--data/--layer/--rule), or rerun with "
+            "--topn-budget-mb 0 (Python: topn_budget_mb=0)."
+        )
+    return topn
 
 
 def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
@@ -840,6 +886,7 @@ def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any
 
     st = faukl.stats(run.layer)
     significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
+    significant = [f for f in significant if f not in set(topn.pending_filters)]  # reconstructed ones only
     if not significant:
         return {"rate": None, "n_filters": 0, "per_filter": []}
     rows = [topn.row(f) for f in significant]
@@ -868,6 +915,8 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
 
     path = run.out / "sanity.json"
     max_filters = config.sanity_filters or None
+    if max_filters is not None:
+        n, max_filters = _sanity_budget(run, topn, n, max_filters)
     run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=config.seed, max_filters=max_filters,
                      featured=featured if max_filters else None, independent=True)  # fmt: skip
     figure = run.out / "sanity.png"
@@ -887,6 +936,36 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
     sanity.save(path)
     run.manifest.mark("sanity", {"n": n, "seed": config.seed, "filters": len(sanity.filters), "figure": drawn})
     return sanity
+
+
+#: Pixels back-projected by the sanity check at most (pairs x randomisation steps x window pixels), about a
+#: minute on one CPU core; --sanity-filters 0 checks every reconstructed filter whatever it costs.
+SANITY_BUDGET_PIXELS = 4e7
+
+
+def _sanity_budget(run: _Run, topn: Any, n: int, max_filters: int) -> tuple[int, int]:
+    """``(ranks, filters)`` of the sanity check within :data:`SANITY_BUDGET_PIXELS`: fewer ranks first
+    (down to the top-1 image), then fewer filters (the featured ones first); a note says so."""
+    from captum_fau.attr.sanity import cascade_steps, weighted_layers
+
+    if not len(topn.filters) or topn.patches.numel() == 0:
+        return n, max_filters
+    device = next(iter(run.model.parameters()), torch.empty(0)).device
+    sample = torch.zeros((1, *topn.meta["input_shape"]), device=device)
+    with torch.no_grad():
+        steps = len(cascade_steps(weighted_layers(run.model, run.model.get_submodule(run.layer), sample), True))
+    per_pair = steps * topn.patches[0, 0].numel()
+    allowed = max(1, int(SANITY_BUDGET_PIXELS // max(1, per_pair)))
+    filters = min(max_filters, len(topn.filters))
+    ranks = min(n, max(1, allowed // filters))
+    fit = min(filters, max(1, allowed // ranks))
+    if (ranks, fit) != (n, filters):
+        run.notes.append(
+            f"The sanity check looks at the top {ranks} image(s) of {fit} filter(s) (not {n} of {filters}): each pair "
+            f"is back-projected {steps} times over {tuple(topn.patches.shape[-3:])} windows, and the check is kept "
+            "near a minute; --sanity-filters 0 (Python: sanity_filters=0) checks every reconstructed filter's top 3."
+        )
+    return ranks, fit
 
 
 def _report_step(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from captum_fau._utils.modules import eval_mode
+from captum_fau._utils.modules import eval_mode, stop_at_layer
 from captum_fau._utils.validate import positive_int
 from captum_fau.attr.crops import paste_window
 from captum_fau.attr.topn_result import TopNResult, TopNSearch
@@ -178,6 +178,8 @@ def complete(
             f"The images given have shape {tuple(sample.shape)}, but the result was computed on "
             f"{geometry.input_shape}; pass the data (and preprocessing) of the original run."
         )
+    if sample is not None:
+        _check_same_data(attribution, todo, sample, options.additional_forward_args)
     step = TopNOptions(n=result.n, progress=options.progress, additional_forward_args=options.additional_forward_args,
                        full_image=options.full_image, full_maps=result.full_maps is not None)  # fmt: skip
     for start in range(0, len(todo), chunk_filters):
@@ -186,6 +188,43 @@ def complete(
         if checkpoint is not None:
             checkpoint(result)
     return result
+
+
+def within_budget(attribution: TopNAttribution, result: TopNResult, order: Sequence[int], budget_mb: float,
+                  keep: int = 0) -> list[int]:  # fmt: skip
+    """The first filters of ``order`` whose windows fit ``budget_mb`` as :meth:`TopNResult.save` stores
+    them compactly (float16 reconstructions, 8-bit input windows); the first ``keep`` always.
+
+    Args:
+        attribution (TopNAttribution): Of the result's layer (for the receptive field).
+        result (TopNResult): Its ``meta`` gives the input shape and map size.
+        order (sequence of int): Filters, most wanted first.
+        budget_mb (float): Megabytes (2**20 bytes).
+        keep (int, optional): Filters taken whatever the budget. Default: 0
+
+    Returns:
+        list of int: A prefix of ``order``.
+    """
+    input_shape, map_size = tuple(result.meta["input_shape"]), tuple(result.meta["map_size"])
+    fields = attribution.receptive_fields(input_shape, map_size)  # type: ignore[arg-type]
+    per_filter = result.n * input_shape[0] * int(fields.size[0]) * int(fields.size[1]) * 3  # 2 + 1 bytes a pixel
+    fit = int(budget_mb * 2**20 // max(1, per_filter))
+    return [int(f) for f in order[: max(int(keep), fit)]]
+
+
+def _check_same_data(attribution: TopNAttribution, todo: TopNSearch, sample: torch.Tensor, extra: Any) -> None:
+    """Refuse data that does not reproduce the result's first pending unit (another model, data or preprocessing)."""
+    device = next(iter(attribution.model.parameters()), torch.empty(0)).device
+    with eval_mode(attribution.model, "TopNDeconv"), torch.no_grad():
+        out = stop_at_layer(attribution.model, attribution.layer, extra)(sample[None].to(device))
+    h, w = (int(v) for v in todo.positions[0, 0])
+    got, want = float(out[0, int(todo.filters[0]), h, w]), float(todo.values[0, 0])
+    if abs(got - want) > 1e-3 * max(1.0, abs(want)):
+        raise DatasetError(
+            f"Image {int(todo.indices[0, 0])} gives filter {int(todo.filters[0])} the value {got:.4g} where the result "
+            f"recorded {want:.4g}: the model or the data (or its preprocessing) differ from the run that found the "
+            "top-N images; pass the same ones to complete it."
+        )
 
 
 def _search(attribution: TopNAttribution, result: ScanResult, filters: Any) -> tuple[TopNSearch, _Geometry]:
@@ -307,4 +346,4 @@ def _sharded(attribution: TopNAttribution, result: ScanResult, search: TopNSearc
 
 
 __all__ = ["CHUNK_PAIRS", "TopNOptions", "complete", "first_image", "from_scan", "image_source", "reconstruct_search",
-           "top_n"]  # fmt: skip
+           "top_n", "within_budget"]  # fmt: skip

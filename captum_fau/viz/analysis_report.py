@@ -88,6 +88,10 @@ def build_report(
         st = faukl.stats(layer)
         results["fau_kl"] = {"significant_filters": int(_significant_filters(st).sum()),
                              "table": faukl.table_rows(featured, layer)}  # fmt: skip
+    results["topn"] = topn_status(topn)
+    if topn.pending_filters:
+        summary["Reconstructions"] = (f"{len(topn.filters)} of {len(topn.top_values())} filters complete; "
+                                      f"{len(topn.pending_filters)} pending (see the filter browser)")  # fmt: skip
     results["localisation"] = localisation
     results["held_out"] = bool(provenance.get("held_out", False))
     results["held_out_reason"] = provenance.get("reason", "not recorded")
@@ -192,6 +196,12 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
         return None
     rows = faukl.table_rows(featured, layer)
     return [f"{r['filter']}\n{r['au']}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
+
+
+def topn_status(topn: Any) -> dict[str, Any]:
+    """Which filters of a top-N result are reconstructed (complete) and which are pending, for ``results.json``."""
+    return {"complete": not topn.pending_filters, "reconstructed_filters": [int(f) for f in topn.filters.tolist()],
+            "pending_filters": topn.pending_filters, "n": topn.n, "rule": topn.rule, "dead_filters": list(topn.dead)}
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:

@@ -1,0 +1,79 @@
+"""The top-N pipeline: filters reconstructed now or later (pending), exactly; compact storage; completion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_fau.attr import TopNDeconv, TopNResult
+from captum_fau.attr.topn_pipeline import within_budget
+from captum_fau.errors import ConfigError, DatasetError
+from captum_fau.models import ZeroBiasCNN
+from captum_fau.stats.scan import scan
+
+
+def _setup(seed: int = 0) -> tuple[ZeroBiasCNN, torch.Tensor, TopNDeconv]:
+    torch.manual_seed(seed)
+    model = ZeroBiasCNN(img_size=32).eval()
+    images = torch.rand(14, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return model, images, TopNDeconv(model, "conv3", rule="guided")
+
+
+def test_pending_filters_complete_to_the_same_result() -> None:
+    model, images, topn = _setup()
+    found = scan(model, "conv3", images, top_n=3, keep_inputs=True, progress=False)
+    full = topn.from_scan(found, filters=[0, 2, 5, 7], progress=False)
+    part = topn.from_scan(found, filters=[0, 2, 5, 7], reconstruct=[5, 0], progress=False)
+    assert part.filters.tolist() == [0, 5] and part.pending_filters == [2, 7]
+    assert sorted(part.top_values()) == [0, 2, 5, 7]
+    assert torch.equal(part.patches, full.patches[[0, 2]])
+    with pytest.raises(ConfigError, match="not reconstructed"):
+        part.row(2)
+    calls: list[int] = []
+    done = topn.complete(part, images, progress=False, checkpoint=lambda r: calls.append(len(r.filters)))
+    assert done.filters.tolist() == [0, 2, 5, 7] and done.pending is None and calls == [4]
+    for name in ("indices", "values", "positions", "patches", "image_patches", "boxes"):
+        assert torch.equal(getattr(done, name), getattr(full, name)), name
+    one = topn.complete(part, images, filters=[7], progress=False)
+    assert one.filters.tolist() == [0, 5, 7] and one.pending_filters == [2]
+
+
+def test_save_load_keeps_pending_and_compact_storage_is_smaller(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, images, topn = _setup(1)
+    found = scan(model, "conv3", images, top_n=2, keep_inputs=True, progress=False)
+    part = topn.from_scan(found, reconstruct=[1, 3], progress=False)
+    exact = TopNResult.load(part.save(tmp_path / "exact"))
+    compact = TopNResult.load(part.save(tmp_path / "compact", compact=True))
+    assert exact.pending_filters == compact.pending_filters == [f for f in range(len(part.top_values())) if f not in (1, 3)]
+    assert torch.equal(exact.patches, part.patches) and torch.equal(exact.pending.values, part.pending.values)
+    scale = float(part.patches.abs().max())
+    assert float((compact.patches - part.patches).abs().max()) <= 1e-3 * scale
+    span = float(part.image_patches.max() - part.image_patches.min())
+    assert float((compact.image_patches - part.image_patches).abs().max()) <= span / 255
+    size = lambda folder: (folder / "topn.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "compact") < 0.6 * size(tmp_path / "exact")
+    done = topn.complete(compact, images, filters=[0], progress=False)
+    assert torch.equal(done.patches[0], topn.complete(exact, images, filters=[0], progress=False).patches[0])
+
+
+def test_complete_refuses_other_data_and_other_layers() -> None:
+    model, images, topn = _setup(2)
+    found = scan(model, "conv3", images, top_n=2, keep_inputs=True, progress=False)
+    part = topn.from_scan(found, reconstruct=[0], progress=False)
+    with pytest.raises(DatasetError, match="differ from the run"):
+        topn.complete(part, images.flip(-1) * 0.5, progress=False)
+    with pytest.raises(DatasetError, match="shape"):
+        topn.complete(part, torch.rand(14, 1, 28, 28), progress=False)
+    with pytest.raises(ConfigError, match="matching TopNDeconv"):
+        TopNDeconv(model, "conv2").complete(part, images, progress=False)
+
+
+def test_within_budget_keeps_a_prefix_and_the_minimum() -> None:
+    model, images, topn = _setup(3)
+    found = scan(model, "conv3", images, top_n=2, keep_inputs=True, progress=False)
+    part = topn.from_scan(found, reconstruct=[], progress=False)
+    order = list(range(len(part.top_values())))[::-1]
+    per_filter = 2 * 1 * part.meta["receptive_field"][0] * part.meta["receptive_field"][1] * 3
+    assert within_budget(topn, part, order, 3.5 * per_filter / 2**20) == order[:3]
+    assert within_budget(topn, part, order, 0.0, keep=2) == order[:2]
+    assert within_budget(topn, part, order, 1e6) == order
