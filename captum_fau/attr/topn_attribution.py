@@ -38,6 +38,10 @@ from captum_fau.attr.rules import ReluRuleMode, check_activations, check_rule
 from captum_fau.errors import AttributionError, ConfigError, InputShapeError
 
 
+#: Crop pixels per reconstruction batch at most (``recon_batch_size`` pairs of small crops, fewer of large ones).
+CROP_BATCH_PIXELS = 1 << 20
+
+
 class TopNAttribution(NeuronAttribution, GradientAttribution):
     r"""Back-projection of single units (Zeiler & Fergus 2014; Khorrami et al. 2015, section 4.3).
 
@@ -206,8 +210,10 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         signal = values if signal is None else signal
         for size in torch.unique(sizes).tolist():
             group = (sizes == size).nonzero().flatten()
-            for start in range(0, len(group), self.recon_batch_size):
-                ids = group[start : start + self.recon_batch_size]
+            # Large crops in smaller batches: the graph of a batch holds every layer's map up to the layer.
+            per_batch = max(1, min(self.recon_batch_size, CROP_BATCH_PIXELS // max(1, size // 100000 * (size % 100000))))
+            for start in range(0, len(group), per_batch):
+                ids = group[start : start + per_batch]
                 crops = torch.stack(
                     [images[p, :, int(boxes[p, 0]) : int(boxes[p, 2]), int(boxes[p, 1]) : int(boxes[p, 3])] for p in ids.tolist()]
                 ).detach().requires_grad_(True)
@@ -449,4 +455,4 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         return result.reshape(batch, count, *images.shape[1:])
 
 
-__all__ = ["TopNAttribution"]
+__all__ = ["CROP_BATCH_PIXELS", "TopNAttribution"]

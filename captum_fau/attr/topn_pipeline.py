@@ -274,7 +274,8 @@ def reconstruct_search(
         paste_window(image_patches[p], image_of(int(flat_idx[p])), torch.tensor([0, 0, *input_shape[1:]]),
                      torch.tensor([y0, x0, y1, x1]))  # fmt: skip
     device = next(iter(attribution.model.parameters()), torch.empty(0)).device
-    bar = tqdm(total=len(live), desc=f"reconstruct {attribution.layer_name}", unit="unit", disable=not options.progress)
+    bar = tqdm(total=len(live), desc=f"reconstruct {attribution.layer_name}", unit="unit",
+               disable=not options.progress or not len(live))  # fmt: skip
     with eval_mode(attribution.model, "TopNDeconv"):
         for start in range(0, len(live), CHUNK_PAIRS):
             ids = live[start : start + CHUNK_PAIRS]
