@@ -149,7 +149,8 @@ class TopNResult:
 
         Args:
             path (str or Path): The folder.
-            compact (bool, optional): Store the reconstructions as float16 and the input windows
+            compact (bool, optional): Store the reconstructions as float16 (each scaled to its largest
+                |value|, the scale kept as float32) and the input windows
                 as 8-bit (scaled to the result's pixel range), about a third of the size; what
                 :meth:`load` returns then differs from this result by float16/8-bit rounding
                 (``topn.json`` says so under ``storage``). Default: False (exact float32)
@@ -158,7 +159,11 @@ class TopNResult:
         tensors = {name: getattr(self, name).contiguous() for name in _TENSORS}
         storage: dict[str, Any] = {"patches": "float32", "image_patches": "float32"}
         if compact:
-            tensors["patches"] = self.patches.to(torch.float16).contiguous()
+            # Each reconstruction scaled to its own largest |value| first: float16 keeps 3 digits of every one.
+            scale = self.patches.abs().amax(dim=(2, 3, 4)).float().clamp_min(1e-30) if self.patches.numel() else \
+                torch.ones(self.patches.shape[:2])
+            tensors["patches"] = (self.patches / scale[:, :, None, None, None]).to(torch.float16).contiguous()
+            tensors["patch_scale"] = scale.contiguous()
             low, high = (float(self.image_patches.min()), float(self.image_patches.max())) if self.image_patches.numel() else (0.0, 1.0)
             scale = (high - low) / 255 or 1.0
             tensors["image_patches"] = ((self.image_patches - low) / scale).round().clamp(0, 255).to(torch.uint8).contiguous()
@@ -193,6 +198,8 @@ class TopNResult:
             raise WeightsError(f"The TopNResult in {folder} lacks tensors {missing}; it is incomplete.")
         storage = info.get("storage", {})
         tensors["patches"] = tensors["patches"].float()
+        if "patch_scale" in tensors:
+            tensors["patches"] = tensors["patches"] * tensors.pop("patch_scale")[:, :, None, None, None]
         if storage.get("image_patches") == "uint8":
             tensors["image_patches"] = tensors["image_patches"].float() * storage["image_scale"] + storage["image_low"]
         pending = None
