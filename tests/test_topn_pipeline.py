@@ -81,3 +81,32 @@ def test_within_budget_keeps_a_prefix_and_the_minimum() -> None:
     assert within_budget(topn, part, order, 3.5 * per_filter / 2**20) == order[:3]
     assert within_budget(topn, part, order, 0.0, keep=2) == order[:2]
     assert within_budget(topn, part, order, 1e6) == order
+
+
+def test_cli_topn_completes_pending_filters_in_out(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from captum_fau.attr import TopNSearch
+    from captum_fau.cli import main
+
+    torch.manual_seed(5)
+    ZeroBiasCNN().eval().save_pretrained(tmp_path / "model")
+    out = tmp_path / "run"
+    common = ["topn", "--model", str(tmp_path / "model"), "--data", "synthfacs:12", "--n", "2", "--rule", "deconv",
+              "--out", str(out), "-q"]
+    assert main(common + ["--filters", "0-3"]) == 0
+    full = TopNResult.load(out)
+    keep = [0, 1]
+    part = TopNResult(layer=full.layer, rule=full.rule, filters=full.filters[keep], indices=full.indices[keep],
+                      values=full.values[keep], positions=full.positions[keep], patches=full.patches[keep],
+                      image_patches=full.image_patches[keep], boxes=full.boxes[keep], dead=[], meta=full.meta,
+                      pending=TopNSearch(full.filters[2:], full.indices[2:], full.values[2:], full.positions[2:]))
+    part.save(out, compact=True)
+    assert main(common + ["--layer", "conv2"]) == 2  # the folder holds conv3: named in the error
+    assert "--layer conv3" in capsys.readouterr().err
+    assert main(common + ["--filters", "3"]) == 0
+    assert "1 still pending (2)" in capsys.readouterr().out
+    one = TopNResult.load(out)
+    assert one.filters.tolist() == [0, 1, 3] and one.pending_filters == [2]
+    assert torch.allclose(one.patches[2], full.patches[3], rtol=1e-3, atol=1e-3 * float(full.patches[3].abs().max()))
+    assert main(common) == 0
+    done = TopNResult.load(out)
+    assert done.filters.tolist() == [0, 1, 2, 3] and done.pending is None
