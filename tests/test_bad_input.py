@@ -179,6 +179,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("reproduce-no-data", ["reproduce"], "--ckplus"),
     ("reproduce-tfd-missing", ["reproduce", "--tfd", "{root}/none/TFD_96x96.mat", "--iterations", "1"], "TFD"),
     ("reproduce-variant-unknown", ["reproduce", "--tfd", "x.mat", "--variants", "+Z"], "invalid choice"),
+    ("analyze-topn-budget-negative", ["analyze", "--data", "synthfacs:8", "--topn-budget-mb", "-1"], "topn-budget-mb"),
 ]
 
 
@@ -386,6 +387,12 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
     ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
      "float"),
+    ("analyze-topn-budget-negative", lambda f: _analyze("synthfacs:24", topn_budget_mb=-1), errors.ConfigError,
+     "topn_budget_mb"),
+    ("TopNDeconv-complete-other-layer", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
+        _model(), "conv2").complete(__import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").from_scan(
+            _scan(_RAND[:6], top_n=2, keep_inputs=True)(out), reconstruct=[0], progress=False), _RAND[:6])),
+     errors.ConfigError, "matching TopNDeconv"),
 ]
 
 
