@@ -35,7 +35,8 @@ The README's own-model case (``resnet18_layer3_*`` in the JSON): the command
 --data folder:my_faces/ --au-csv openface_output.csv --out my-report/`` run as a subprocess on
 ``--readme-faces`` (60) SynthFACS faces written as PNGs with an OpenFace-style AU csv and a
 random-weight timm resnet18 saved as safetensors (``scripts/readme_case.py``; nothing is
-downloaded), ``--readme-repeats`` times from an empty ``--out``: wall seconds, the size of
+downloaded), ``--readme-repeats`` times from an empty ``--out``: wall seconds (and the
+subprocess's CPU seconds, which a machine shared with other jobs does not inflate), the size of
 ``--out`` in MB and the subprocess's peak resident memory in MB (``ru_maxrss``), each as
 median/min/max. ``--case conv3`` or ``--case resnet18_layer3`` runs one part only.
 
@@ -275,19 +276,22 @@ def readme_case(args: argparse.Namespace) -> dict[str, Any]:
                    str(case["au_csv"]), "--out", str(out), "--no-cache", "-q"]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                            os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-        seconds, sizes, peaks = [], [], []
+        seconds, cpu, sizes, peaks = [], [], [], []
         for _ in range(max(1, args.readme_repeats)):
             shutil.rmtree(out, ignore_errors=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
             seconds.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if done.returncode:
                 raise RuntimeError(f"the README command failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
             sizes.append(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20)
             peaks.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)  # the largest child so far
         status = json.loads((out / "results.json").read_text()).get("topn", {})
         print(f"README case (timm resnet18 layer3, {args.readme_faces} faces, {len(seconds)} run(s)): "
-              f"{statistics.median(seconds):.1f} s, --out {statistics.median(sizes):.1f} MB, peak RSS "
+              f"{statistics.median(seconds):.1f} s wall, {statistics.median(cpu):.1f} s CPU, --out {statistics.median(sizes):.1f} MB, peak RSS "
               f"{max(peaks):.0f} MB; {len(status.get('reconstructed_filters', []))} filters reconstructed, "
               f"{len(status.get('pending_filters', []))} pending")  # fmt: skip
         return {
@@ -295,6 +299,7 @@ def readme_case(args: argparse.Namespace) -> dict[str, Any]:
             "resnet18_layer3_out_mb": round(statistics.median(sizes), 1),
             "resnet18_layer3_peak_mb": round(max(peaks), 0),
             **_bench.flat("resnet18_layer3_seconds", seconds, 1), "resnet18_layer3_runs": len(seconds),
+            **_bench.flat("resnet18_layer3_cpu_seconds", cpu, 1),
             "resnet18_layer3_faces": args.readme_faces,
             "resnet18_layer3_reconstructed": len(status.get("reconstructed_filters", [])),
             "resnet18_layer3_pending": len(status.get("pending_filters", [])),
