@@ -73,7 +73,8 @@ def first_image(data: Any) -> torch.Tensor | None:
     """``[1, C, H, W]``: the first image of a tensor or map-style dataset, or None for other data."""
     if isinstance(data, torch.Tensor):
         return data[:1] if data.dim() == 4 and len(data) else None
-    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (list, tuple)) or not len(data):
+    indexable = hasattr(data, "__getitem__") and hasattr(data, "__len__")
+    if not indexable or isinstance(data, (list, tuple)) or not len(data):
         return None
     item = data[0]
     image = item.get("image") if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
@@ -124,7 +125,8 @@ def from_scan(attribution: TopNAttribution, result: ScanResult, options: TopNOpt
         top = reconstruct_search(attribution, now, lambda i: result.inputs[int(i)], geometry, options)
     if options.reconstruct is not None:
         top.pending = search.without(top.filters.tolist())
-    dead = sorted(set(top.dead) | {int(f) for f, v in zip(search.filters.tolist(), search.values[:, 0].tolist()) if v <= 0})
+    never = {int(f) for f, v in zip(search.filters.tolist(), search.values[:, 0].tolist()) if v <= 0}
+    dead = sorted(set(top.dead) | never)
     top.dead = dead
     if dead:
         warnings.warn(
@@ -169,8 +171,8 @@ def complete(
         return result
     todo = result.pending if filters is None else result.pending.select(filters)
     meta = result.meta
-    geometry = _Geometry(tuple(meta["input_shape"]), tuple(meta["map_size"]), int(meta["num_images"]),  # type: ignore[arg-type]
-                         bool(meta.get("distinct_images", True)))  # fmt: skip
+    geometry = _Geometry(tuple(meta["input_shape"]), tuple(meta["map_size"]),  # type: ignore[arg-type]
+                         int(meta["num_images"]), bool(meta.get("distinct_images", True)))
     image_of = image_source(data)
     sample = image_of(int(todo.indices[0, 0])) if len(todo) else None
     if sample is not None and tuple(sample.shape) != geometry.input_shape:
@@ -243,8 +245,8 @@ def _search(attribution: TopNAttribution, result: ScanResult, filters: Any) -> t
     chosen = attribution._check_filters(filters, layer_scan.num_channels)
     top = tracker.result()
     search = TopNSearch(chosen, top["indices"][chosen], top["values"][chosen], top["positions"][chosen])
-    geometry = _Geometry(tuple(result.input_shape), tuple(layer_scan.map_size), result.num_images,  # type: ignore[arg-type]
-                         tracker.distinct_images)  # fmt: skip
+    geometry = _Geometry(tuple(result.input_shape), tuple(layer_scan.map_size),  # type: ignore[arg-type]
+                         result.num_images, tracker.distinct_images)
     return search, geometry
 
 
@@ -280,8 +282,10 @@ def reconstruct_search(
         for start in range(0, len(live), CHUNK_PAIRS):
             ids = live[start : start + CHUNK_PAIRS]
             images = torch.stack([image_of(int(i)) for i in flat_idx[ids].tolist()]).to(device)
-            recon, boxes = attribution._reconstruct_exact(images, flat_ch[ids], flat_pos[ids], flat_val[ids], fields,
-                                                          options.full_image, options.additional_forward_args)  # fmt: skip
+            recon, boxes = attribution._reconstruct_exact(
+                images, flat_ch[ids], flat_pos[ids], flat_val[ids], fields, options.full_image,
+                options.additional_forward_args,
+            )
             for k, p in enumerate(ids.tolist()):
                 paste_window(patches[p], recon[k], boxes[k], patch_boxes[p])
                 if maps is not None:
@@ -329,7 +333,8 @@ def _sharded(attribution: TopNAttribution, result: ScanResult, search: TopNSearc
     tensors = {f: getattr(part, f) if part is not None else torch.zeros((0,) * d) for f, d in fields.items()}
     tensors["dead"] = torch.tensor(part.dead if part is not None else [], dtype=torch.int64)
     tensors["seconds"] = torch.tensor([part.meta["timings"]["reconstruct_s"] if part is not None else 0.0])
-    parts = [p for p in distributed.gather_tensors(tensors, everyone=True) if p["filters"].numel()]  # type: ignore[union-attr]
+    gathered = distributed.gather_tensors(tensors, everyone=True)
+    parts = [p for p in gathered if p["filters"].numel()]  # type: ignore[union-attr]
     if not parts:  # nothing to reconstruct anywhere
         return reconstruct_search(attribution, search, lambda i: result.inputs[int(i)], geometry, mine)
     merged = {f: torch.cat([p[f] for p in parts]) for f in fields}

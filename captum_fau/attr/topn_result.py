@@ -101,7 +101,8 @@ class TopNResult:
         """Every searched filter's strongest response, reconstructed or pending."""
         values = {int(f): float(v) for f, v in zip(self.filters.tolist(), self.values[:, 0].tolist())}
         if self.pending is not None:
-            values.update({int(f): float(v) for f, v in zip(self.pending.filters.tolist(), self.pending.values[:, 0].tolist())})
+            pending = zip(self.pending.filters.tolist(), self.pending.values[:, 0].tolist())
+            values.update({int(f): float(v) for f, v in pending})
         return dict(sorted(values.items()))
 
     def merged(self, other: "TopNResult") -> "TopNResult":
@@ -114,8 +115,10 @@ class TopNResult:
             )
         keep = ~torch.isin(self.filters, other.filters)
         order = torch.argsort(torch.cat([self.filters[keep], other.filters]))
-        joined = {name: torch.cat([getattr(self, name)[keep].to(getattr(other, name).dtype), getattr(other, name)])[order]
-                  for name in _TENSORS}  # fmt: skip
+        joined = {
+            name: torch.cat([getattr(self, name)[keep].to(getattr(other, name).dtype), getattr(other, name)])[order]
+            for name in _TENSORS
+        }
         maps = None
         if self.full_maps is not None and other.full_maps is not None:
             maps = torch.cat([self.full_maps[keep], other.full_maps])[order]
@@ -160,14 +163,16 @@ class TopNResult:
         storage: dict[str, Any] = {"patches": "float32", "image_patches": "float32"}
         if compact:
             # Each reconstruction scaled to its own largest |value| first: float16 keeps 3 digits of every one.
-            scale = self.patches.abs().amax(dim=(2, 3, 4)).float().clamp_min(1e-30) if self.patches.numel() else \
-                torch.ones(self.patches.shape[:2])
+            scale = torch.ones(self.patches.shape[:2])
+            if self.patches.numel():
+                scale = self.patches.abs().amax(dim=(2, 3, 4)).float().clamp_min(1e-30)
             tensors["patches"] = (self.patches / scale[:, :, None, None, None]).to(torch.float16).contiguous()
             tensors["patch_scale"] = scale.contiguous()
-            low, high = (float(self.image_patches.min()), float(self.image_patches.max())) if self.image_patches.numel() else (0.0, 1.0)
-            scale = (high - low) / 255 or 1.0
-            tensors["image_patches"] = ((self.image_patches - low) / scale).round().clamp(0, 255).to(torch.uint8).contiguous()
-            storage = {"patches": "float16", "image_patches": "uint8", "image_low": low, "image_scale": scale}
+            windows = self.image_patches
+            low, high = (float(windows.min()), float(windows.max())) if windows.numel() else (0.0, 1.0)
+            step = (high - low) / 255 or 1.0
+            tensors["image_patches"] = ((windows - low) / step).round().clamp(0, 255).to(torch.uint8).contiguous()
+            storage = {"patches": "float16", "image_patches": "uint8", "image_low": low, "image_scale": step}
         if self.full_maps is not None:
             tensors["full_maps"] = self.full_maps.contiguous()
         if self.pending is not None:
