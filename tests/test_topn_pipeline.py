@@ -111,3 +111,34 @@ def test_cli_topn_completes_pending_filters_in_out(tmp_path, capsys) -> None:  #
     assert main(common) == 0
     done = TopNResult.load(out)
     assert done.filters.tolist() == [0, 1, 2, 3] and done.pending is None
+
+
+def test_browser_marks_pending_filters_and_links_full_size_strips(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from captum_fau.viz.analysis_report import topn_status
+    from captum_fau.viz.filter_browser import filter_browser_section
+
+    model, images, topn = _setup(6)
+    found = scan(model, "conv3", images, top_n=2, keep_inputs=True, progress=False)
+    part = topn.from_scan(found, filters=[0, 1, 2], reconstruct=[1], progress=False)
+    section = filter_browser_section(tmp_path, part, None, "conv3", None, featured=[1])
+    assert section.html.count('<details class="filt"') == 3 and section.html.count("· pending") == 2
+    assert "--filters 0</code>" in section.html and "--filters 2</code>" in section.html
+    assert '<a href="filters/filter-1.png"' in section.html and (tmp_path / "filters" / "filter-1.png").is_file()
+    assert not (tmp_path / "filters" / "filter-0.png").exists()
+    assert any("Reconstructed: 1 of 3 filters" in t for t in section.text)
+    status = topn_status(part)
+    assert status["complete"] is False and status["reconstructed_filters"] == [1] and status["pending_filters"] == [0, 2]
+
+
+def test_sanity_caveat_follows_the_full_cascade() -> None:
+    from types import SimpleNamespace
+
+    from captum_fau.viz.analysis_report import input_caveat
+
+    steps = [{"mode": "cascade", "randomised": ["b"]}, {"mode": "cascade", "randomised": ["b", "a"]},
+             {"mode": "independent", "randomised": ["a"]}]
+    check = lambda last: SimpleNamespace(layer="b", steps=steps, summary=lambda: [  # noqa: E731
+        {"ssim_median": 0.1}, {"ssim_median": last}, {"ssim_median": 0.05}])
+    assert "mostly show the input" in input_caveat(check(0.9))
+    assert "partly show the input" in input_caveat(check(0.5))
+    assert input_caveat(check(0.2)) is None and input_caveat(check(None)) is None and input_caveat(None) is None
