@@ -78,7 +78,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         bootstrap=args.bootstrap, stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
-        topn_budget_mb=args.topn_budget_mb,
+        topn_budget_mb=getattr(args, "topn_budget_mb", 48.0),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
         stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
     )  # fmt: skip
