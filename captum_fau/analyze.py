@@ -788,8 +788,10 @@ def _reconstruct_step(run: _Run, topn: Any, faukl: Any | None) -> Any:
         attribution, topn, order, config.topn_budget_mb, keep=config.n_featured)  # fmt: skip
     todo = [f for f in wanted if f in set(topn.pending_filters)]
     if todo:
-        topn = attribution.complete(topn, run.dataset, todo, progress=run.progress,
-                                    checkpoint=lambda part: part.save(run.out, compact=True))  # fmt: skip
+        attribution.complete(topn, run.dataset, todo, progress=run.progress,
+                             checkpoint=lambda part: part.save(run.out, compact=True))  # fmt: skip
+        # What is on disk (compact) is what every later step reads, in this run and in a resumed one alike.
+        topn = type(topn).load(run.out)
     if topn.pending_filters:
         run.notes.append(
             f"{len(topn.filters)} of {len(topn.top_values())} filters of {run.layer} are reconstructed (the featured, "
