@@ -91,6 +91,11 @@ class AnalysisConfig:
             (:meth:`~captum_fau.attr.TopNDeconv.sanity_check` on the top 3 images of
             ``sanity_filters`` filters), written to ``out/sanity.json`` and shown in the report;
             False skips it, with a note that the pictures are unchecked. Default: True
+        topn_budget_mb (float): Size budget of the reconstructions kept (``topn.safetensors``, stored as
+            float16 with 8-bit input windows): the featured filters are always reconstructed, then the
+            significant ones and the others by strength while they fit; the rest stay pending (their
+            top-N images are found, not back-projected), as the report and ``results.json`` say, and
+            ``captum-fau topn --out OUT --filters ...`` completes them. 0 reconstructs every filter. Default: 48
         sanity_filters (int): Filters the sanity check looks at: the featured ones first, then a
             sample of the other live filters seeded by ``seed`` (the choice is stated in the report
             and ``results.json``); 0 checks every filter. Default: 32
@@ -144,6 +149,7 @@ class AnalysisConfig:
     checkpoint_every_s: float = 60.0
     sanity_check: bool = True
     sanity_filters: int = 32
+    topn_budget_mb: float = 48.0
     class_names: str | tuple[str, ...] | None = None
     face_crop: str = "auto"
     stream: bool | None = None
@@ -197,6 +203,12 @@ class AnalysisConfig:
                 raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
         for name in ("n", "n_featured", "batch_size"):
             _check_count(name, getattr(self, name), 1)
+        budget = self.topn_budget_mb
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) or not budget >= 0:
+            raise ConfigError(
+                f"AnalysisConfig.topn_budget_mb must be a number of megabytes >= 0 (0: every filter), got {budget!r}; "
+                "pass e.g. topn_budget_mb=48."
+            )
         every = self.checkpoint_every_s
         if isinstance(every, bool) or not isinstance(every, (int, float, np.integer, np.floating)) or not every >= 0:
             raise ConfigError(

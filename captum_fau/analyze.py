@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from captum_fau._utils import shell
 from captum_fau._utils.manifest import StepManifest
 from captum_fau.errors import ConfigError, DatasetError, DistributedError, LabelError, OutputError
 
@@ -239,7 +240,9 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
         accuracy = _accuracy_step(run, scanned)
-    featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, int(scanned.topn.filters.numel())))
+    with _timed(run.timings, "reconstruct"):
+        scanned = scanned._replace(topn=_reconstruct_step(run, scanned.topn, faukl))
+    featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, len(scanned.topn.top_values())))
     with _timed(run.timings, "sanity"):
         sanity = _sanity_step(run, scanned.topn, featured)
     with _timed(run.timings, "report"):
@@ -321,7 +324,9 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
     run.notes.extend(result.notes)
     if result.resumed_batches:
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
-    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(result, progress=run.progress)
+    # The search only: which filters are back-projected is decided after FAU-KL (_reconstruct_step).
+    topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(
+        result, progress=run.progress, reconstruct=[])
     scanned: _Scanned | None = None
     error: BaseException | None = None
     if run.rank == 0:
@@ -341,7 +346,7 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
 
     if topn is None:
         raise DistributedError("Rank 0 received no top-N result from the scan.")
-    topn.save(run.out)
+    topn.save(run.out, compact=True)
     maxima = result.layers[run.layer].maxima.float().numpy()
     order = result.indices.numpy()
     outputs = result.outputs
@@ -350,6 +355,38 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
     atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits, **{f"label_{k}": v for k, v in labels.items()})
     run.manifest.mark("scan", {"images": int(len(order)), "processes": run.world_size})
     return _Scanned(topn, maxima, logits, labels)
+
+
+def _reconstruct_step(run: _Run, topn: Any, faukl: Any | None) -> Any:
+    """Step 2', back-projections: the featured filters, then significant and strong ones within
+    ``config.topn_budget_mb``; saved into ``topn.safetensors`` every 16 filters (a killed run resumes),
+    the rest left pending for ``captum-fau topn --filters``."""
+    from captum_fau.attr import TopNDeconv
+    from captum_fau.attr.topn_pipeline import within_budget
+
+    config = run.config
+    if not topn.pending_filters:
+        return topn
+    order = featured_filters(topn, faukl, run.layer, len(topn.top_values()))
+    attribution = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like)
+    wanted = order if not config.topn_budget_mb else within_budget(
+        attribution, topn, order, config.topn_budget_mb, keep=config.n_featured)  # fmt: skip
+    todo = [f for f in wanted if f in set(topn.pending_filters)]
+    if todo:
+        attribution.complete(topn, run.dataset, todo, progress=run.progress,
+                             checkpoint=lambda part: part.save(run.out, compact=True))  # fmt: skip
+        # What is on disk (compact) is what every later step reads, in this run and in a resumed one alike.
+        topn = type(topn).load(run.out)
+    if topn.pending_filters:
+        run.notes.append(
+            f"{len(topn.filters)} of {len(topn.top_values())} filters of {run.layer} are reconstructed (the featured, "
+            f"then significant and strongest ones within topn_budget_mb={config.topn_budget_mb:g}); the top-N images of "
+            f"the other {len(topn.pending_filters)} are found but not back-projected. Complete them with "
+            f"{shell.captum_fau('topn', '--out', run.out, '--filters', 'K,...')} (the same --model/--data/--layer/--rule), "
+            "or rerun with "
+            "--topn-budget-mb 0 (Python: topn_budget_mb=0)."
+        )
+    return topn
 
 
 def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
@@ -442,6 +479,7 @@ def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any
 
     st = faukl.stats(run.layer)
     significant = [int(f) for f in np.flatnonzero((np.where(st.testable, st.q, 1.0) < 0.05).any(axis=1))]
+    significant = [f for f in significant if f not in set(topn.pending_filters)]  # reconstructed ones only
     if not significant:
         return {"rate": None, "n_filters": 0, "per_filter": []}
     rows = [topn.row(f) for f in significant]
@@ -466,10 +504,14 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
         )
         return None
     from captum_fau.attr import TopNDeconv
-    from captum_fau.attr.sanity import SanityCheckResult
+    from captum_fau.attr.sanity import SanityCheckResult, sanity_budget
 
     path = run.out / "sanity.json"
     max_filters = config.sanity_filters or None
+    if max_filters is not None:
+        n, max_filters, budget_note = sanity_budget(run.model, run.layer, topn, n, max_filters)
+        if budget_note:
+            run.notes.append(budget_note)
     run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=config.seed, max_filters=max_filters,
                      featured=featured if max_filters else None, independent=True)  # fmt: skip
     figure = run.out / "sanity.png"

@@ -35,8 +35,9 @@ def featured_filters(topn: Any = None, faukl: Any = None, layer: str | None = No
         return [int(f) for f in order[:count]]
     if topn is None:
         raise ConfigError("featured_filters needs a TopNResult or a FAUKLResult.")
-    top_values = topn.values[:, 0].numpy()
-    return [int(topn.filters[i]) for i in np.argsort(-top_values, kind="stable")[:count]]
+    top = topn.top_values()  # reconstructed and pending filters
+    filters, top_values = np.array(list(top), dtype=np.int64), np.array(list(top.values()))
+    return [int(filters[i]) for i in np.argsort(-top_values, kind="stable")[:count]]
 
 
 __all__ = ["featured_filters"]

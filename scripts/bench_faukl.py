@@ -502,7 +502,7 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
     are summed, as squared values, inside each AU's ground-truth region of that image
     (:mod:`captum_fau.concept.localisation`).
     """
-    from captum_fau.attr.topn_deconv import TopNDeconv
+    from captum_fau.attr import TopNDeconv
     from captum_fau.concept import FAUKL
     from captum_fau.concept.localisation import localisation_agreement, region_stats
     from captum_fau.data.synthfacs import region_masks

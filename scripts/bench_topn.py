@@ -30,9 +30,20 @@ the clock is the wall clock, the GPU synchronised before each reading. Peak memo
 the largest increase of the process's resident memory over a phase (CUDA: max
 allocated). ``--json`` prints one JSON line last.
 
+The README's own-model case (``resnet18_layer3_*`` in the JSON): the command
+``captum-fau analyze --model timm:resnet18 --checkpoint my_model.safetensors --layer layer3
+--data folder:my_faces/ --au-csv openface_output.csv --out my-report/`` run as a subprocess on
+``--readme-faces`` (60) SynthFACS faces written as PNGs with an OpenFace-style AU csv and a
+random-weight timm resnet18 saved as safetensors (``scripts/readme_case.py``; nothing is
+downloaded), ``--readme-repeats`` times from an empty ``--out``: wall seconds (and the
+subprocess's CPU seconds, which a machine shared with other jobs does not inflate), the size of
+``--out`` in MB and the subprocess's peak resident memory in MB (``ru_maxrss``), each as
+median/min/max. ``--case conv3`` or ``--case resnet18_layer3`` runs one part only.
+
 Usage::
 
     OMP_NUM_THREADS=1 python scripts/bench_topn.py --json   # defaults: 256 images, 32 filters x N=8, every pair timed
+    python scripts/bench_topn.py --case resnet18_layer3 --readme-repeats 3 --json   # the README command alone
     python scripts/bench_topn.py --full --json              # all 2,560 pairs (slow on a CPU)
     python scripts/bench_topn.py --peer crp --json          # with zennit-crp on PYTHONPATH
     python scripts/bench_topn.py --device cuda --json
@@ -41,6 +52,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -82,6 +94,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peer", choices=("crp",), action="append", default=[],
                         help="also time a peer library: crp = zennit-crp's FeatureVisualization")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case", choices=("all", "conv3", "resnet18_layer3"), default="all",
+                        help="which cases run (default: all)")
+    parser.add_argument("--readme-faces", type=int, default=60, help="faces of the README case (default: 60)")
+    parser.add_argument("--readme-repeats", type=int, default=1,
+                        help="runs of the README command, about 3 min each on 2 cores (default: 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.full:
@@ -240,10 +257,66 @@ def build_phases(args: argparse.Namespace, model: torch.nn.Module, images: torch
     return phases, extra
 
 
+def readme_case(args: argparse.Namespace) -> dict[str, Any]:
+    """The README's own-model command on a random-weight resnet18 (layer3) and faces in a folder, as a subprocess."""
+    import os
+    import resource
+    import shutil
+    import subprocess
+    import tempfile
+
+    from readme_case import write_readme_case
+
+    root = Path(tempfile.mkdtemp(prefix="captum-fau-readme-"))
+    try:
+        case = write_readme_case(root, args.readme_faces, seed=args.seed)
+        out = root / "my-report"
+        command = [sys.executable, "-m", "captum_fau.cli", "analyze", "--model", "timm:resnet18", "--checkpoint",
+                   str(case["checkpoint"]), "--layer", "layer3", "--data", f"folder:{case['faces']}", "--au-csv",
+                   str(case["au_csv"]), "--out", str(out), "--no-cache", "-q"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                           os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        seconds, cpu, sizes, peaks = [], [], [], []
+        for _ in range(max(1, args.readme_repeats)):
+            shutil.rmtree(out, ignore_errors=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+            seconds.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            if done.returncode:
+                raise RuntimeError(f"the README command failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+            sizes.append(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20)
+            peaks.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)  # the largest child so far
+        status = json.loads((out / "results.json").read_text()).get("topn", {})
+        print(f"README case (timm resnet18 layer3, {args.readme_faces} faces, {len(seconds)} run(s)): "
+              f"{statistics.median(seconds):.1f} s wall, {statistics.median(cpu):.1f} s CPU, --out {statistics.median(sizes):.1f} MB, peak RSS "
+              f"{max(peaks):.0f} MB; {len(status.get('reconstructed_filters', []))} filters reconstructed, "
+              f"{len(status.get('pending_filters', []))} pending")  # fmt: skip
+        return {
+            "resnet18_layer3_seconds": round(statistics.median(seconds), 1),
+            "resnet18_layer3_out_mb": round(statistics.median(sizes), 1),
+            "resnet18_layer3_peak_mb": round(max(peaks), 0),
+            **_bench.flat("resnet18_layer3_seconds", seconds, 1), "resnet18_layer3_runs": len(seconds),
+            **_bench.flat("resnet18_layer3_cpu_seconds", cpu, 1),
+            "resnet18_layer3_faces": args.readme_faces,
+            "resnet18_layer3_reconstructed": len(status.get("reconstructed_filters", [])),
+            "resnet18_layer3_pending": len(status.get("pending_filters", [])),
+        }  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     args = parse_args()
     torch.manual_seed(args.seed)
     warnings.filterwarnings("ignore", module="captum")
+    readme = readme_case(args) if args.case in ("all", "resnet18_layer3") else {}
+    if args.case == "resnet18_layer3":
+        if args.json:
+            _bench.emit({**readme, **_bench.environment(torch.device("cpu"))})
+        return
 
     from captum_fau._utils.device import resolve_device
     from captum_fau.data.synthfacs import load_synthfacs
@@ -298,6 +371,7 @@ def main() -> None:
             **({"peer_reason": "not asked for (--peer crp)"} if peer is None else
                {"peer_reason": peer["reason"]} if "reason" in peer else {}),
             **mem,
+            **readme,
             **env,
         })  # fmt: skip
 

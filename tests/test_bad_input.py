@@ -193,6 +193,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
      "mogrify -depth 8 -auto-level"),
     ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
                                           "--max-permutations", "-1"], "max-permutations"),
+    ("analyze-topn-budget-negative", ["analyze", "--data", "synthfacs:8", "--topn-budget-mb", "-1"], "topn-budget-mb"),
 ]
 
 
@@ -419,6 +420,12 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("synthfacs-style-unknown", lambda f: lambda out: __import__("captum_fau.synthfacs", fromlist=["render"]).render(
         2, style="watercolour"), errors.ConfigError, "photo"),
     ("synthfacs-photo-spec-bad-n", lambda f: _spec("synthfacs-photo:0"), errors.DatasetError, "positive integer"),
+    ("analyze-topn-budget-negative", lambda f: _analyze("synthfacs:24", topn_budget_mb=-1), errors.ConfigError,
+     "topn_budget_mb"),
+    ("TopNDeconv-complete-other-layer", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
+        _model(), "conv2").complete(__import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").from_scan(
+            _scan(_RAND[:6], top_n=2, keep_inputs=True)(out), reconstruct=[0], progress=False), _RAND[:6])),
+     errors.ConfigError, "matching TopNDeconv"),
 ]
 
 

@@ -14,16 +14,18 @@ _LAZY = {
     "ReluRuleMode": "captum_fau.attr.rules",
     "ReceptiveFields": "captum_fau.attr.receptive_field",
     "receptive_fields": "captum_fau.attr.receptive_field",
-    "SizeCheckedModule": "captum_fau.attr.topn_deconv",
+    "SizeCheckedModule": "captum_fau.attr.crops",
     "TopNDeconv": "captum_fau.attr.topn_deconv",
     "TopNResult": "captum_fau.attr.topn_result",
+    "TopNSearch": "captum_fau.attr.topn_result",
 }
 
 if TYPE_CHECKING:
     from captum_fau.attr.receptive_field import ReceptiveFields, receptive_fields
     from captum_fau.attr.rules import RULES, ReluRuleMode
-    from captum_fau.attr.topn_deconv import SizeCheckedModule, TopNDeconv
-    from captum_fau.attr.topn_result import TopNResult
+    from captum_fau.attr.crops import SizeCheckedModule
+    from captum_fau.attr.topn_deconv import TopNDeconv
+    from captum_fau.attr.topn_result import TopNResult, TopNSearch
 
 
 def __getattr__(name: str) -> Any:
@@ -38,4 +40,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SizeCheckedModule", "TopNDeconv", "TopNResult", "receptive_fields"]
+__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SizeCheckedModule", "TopNDeconv", "TopNResult", "TopNSearch", "receptive_fields"]

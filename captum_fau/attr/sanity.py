@@ -36,9 +36,8 @@ not what the network learned.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -59,7 +58,7 @@ from captum_fau._utils.validate import non_negative_int, optional_positive_int
 from captum_fau.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
-    from captum_fau.attr.topn_deconv import TopNDeconv
+    from captum_fau.attr.topn_attribution import TopNAttribution as TopNDeconv
     from captum_fau.attr.topn_result import TopNResult
 
 
@@ -313,7 +312,7 @@ def _randomised_windows(randomised: TopNDeconv, pairs: _Pairs, fields: Any, imag
     """The live pairs' reconstructions through ``randomised`` (a TopNDeconv on the randomised copy), on the
     trained reconstructions' windows: ``[L, C, h, w]``. The trained unit value is back-projected; the
     randomised one only checks the receptive-field crops."""
-    from captum_fau.attr.topn_deconv import paste_window
+    from captum_fau.attr.crops import paste_window
 
     live = pairs.live
     channels, positions = pairs.channels[live], pairs.positions[live]
@@ -471,7 +470,36 @@ def _map_size(topn: TopNDeconv, images: torch.Tensor) -> tuple[int, int]:
     return int(out.shape[2]), int(out.shape[3])
 
 
+
+#: Pixels back-projected by the sanity check at most (pairs x randomisation steps x window pixels), about a
+#: minute on one CPU core; --sanity-filters 0 checks every reconstructed filter whatever it costs.
+SANITY_BUDGET_PIXELS = 4e7
+
+
+def sanity_budget(model: nn.Module, layer: str, topn: Any, n: int, max_filters: int) -> tuple[int, int, str | None]:
+    """``(ranks, filters, note)`` of the sanity check of ``topn`` within :data:`SANITY_BUDGET_PIXELS`: fewer
+    ranks first (down to the top-1 image), then fewer filters (the featured ones first); the note says so
+    (None when the whole check fits)."""
+    if not len(topn.filters) or topn.patches.numel() == 0:
+        return n, max_filters, None
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    sample = torch.zeros((1, *topn.meta["input_shape"]), device=device)
+    with torch.no_grad():
+        steps = len(cascade_steps(weighted_layers(model, model.get_submodule(layer), sample), True))
+    per_pair = steps * topn.patches[0, 0].numel()
+    allowed = max(1, int(SANITY_BUDGET_PIXELS // max(1, per_pair)))
+    filters = min(max_filters, len(topn.filters))
+    ranks = min(n, max(1, allowed // filters))
+    fit = min(filters, max(1, allowed // ranks))
+    if (ranks, fit) == (n, filters):
+        return ranks, fit, None
+    return ranks, fit, (
+        f"The sanity check looks at the top {ranks} image(s) of {fit} filter(s) (not {n} of {filters}): each pair "
+        f"is back-projected {steps} times over {tuple(topn.patches.shape[-3:])} windows, and the check is kept "
+        "near a minute; --sanity-filters 0 (Python: sanity_filters=0) checks every reconstructed filter's top 3."
+    )
+
 __all__ = [
-    "BASELINE_MARGIN", "interpret", "READING", "SanityCheckResult", "SanityOptions", "normalisation_layers", "cascade_steps", "layers_above", "randomised_copy", "sanity_check", "select_filters",
+    "BASELINE_MARGIN", "interpret", "READING", "SanityCheckResult", "SanityOptions", "normalisation_layers", "cascade_steps", "layers_above", "randomised_copy", "SANITY_BUDGET_PIXELS", "sanity_budget", "sanity_check", "select_filters",
     "spearman_abs", "ssim", "weighted_layers",
 ]  # fmt: skip

@@ -12,9 +12,43 @@ import torch
 from safetensors.torch import load_file
 
 from captum_fau._utils.io import atomic_safetensors, atomic_write_text
+from captum_fau._utils import shell
 from captum_fau.errors import ConfigError, OutputError, WeightsError
 
 _TENSORS = ("filters", "indices", "values", "positions", "patches", "image_patches", "boxes")
+_SEARCH = ("filters", "indices", "values", "positions")
+
+
+@dataclass
+class TopNSearch:
+    """What the scan found for filters whose reconstructions are not computed yet.
+
+    Row ``r`` describes filter ``filters[r]``, as in :class:`TopNResult`.
+
+    Attributes:
+        filters (Tensor): ``[P]`` filter indices.
+        indices (Tensor): ``[P, N]`` dataset index of each top image.
+        values (Tensor): ``[P, N]`` the filter's maximum on that image.
+        positions (Tensor): ``[P, N, 2]`` ``(h, w)`` of that maximum on the layer's map.
+    """
+
+    filters: torch.Tensor
+    indices: torch.Tensor
+    values: torch.Tensor
+    positions: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.filters.numel())
+
+    def select(self, filters: Sequence[int]) -> "TopNSearch":
+        """The rows of ``filters`` (those present), in the order of this search."""
+        keep = torch.isin(self.filters, torch.as_tensor(list(filters), dtype=self.filters.dtype))
+        return TopNSearch(*(getattr(self, name)[keep] for name in _SEARCH))
+
+    def without(self, filters: Sequence[int]) -> "TopNSearch | None":
+        """This search less ``filters``; None when nothing is left."""
+        keep = ~torch.isin(self.filters, torch.as_tensor(list(filters), dtype=self.filters.dtype))
+        return TopNSearch(*(getattr(self, name)[keep] for name in _SEARCH)) if bool(keep.any()) else None
 
 
 @dataclass
@@ -36,6 +70,9 @@ class TopNResult:
         full_maps (Tensor or None): ``[F, N, C, H, W]`` full-size reconstructions, when requested.
         dead (list of int): Filters whose strongest response is <= 0 (never active).
         meta (dict): Input shape, map size, dataset size, receptive field, stride, ...
+        pending (TopNSearch or None): Filters the scan searched but whose reconstructions were
+            not computed (a run that reconstructs the informative filters first); complete them
+            with :meth:`~captum_fau.attr.TopNDeconv.complete` or ``captum-fau topn --filters``.
     """
 
     layer: str
@@ -50,14 +87,59 @@ class TopNResult:
     full_maps: torch.Tensor | None = None
     dead: list[int] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    pending: TopNSearch | None = None
 
     @property
     def n(self) -> int:
         return int(self.indices.shape[1])
 
+    @property
+    def pending_filters(self) -> list[int]:
+        """Filters searched but not reconstructed yet (empty when the result is complete)."""
+        return [] if self.pending is None else [int(f) for f in self.pending.filters.tolist()]
+
+    def top_values(self) -> dict[int, float]:
+        """Every searched filter's strongest response, reconstructed or pending."""
+        values = {int(f): float(v) for f, v in zip(self.filters.tolist(), self.values[:, 0].tolist())}
+        if self.pending is not None:
+            pending = zip(self.pending.filters.tolist(), self.pending.values[:, 0].tolist())
+            values.update({int(f): float(v) for f, v in pending})
+        return dict(sorted(values.items()))
+
+    def merged(self, other: "TopNResult") -> "TopNResult":
+        """This result with ``other``'s reconstructed filters added (sorted by filter; ``other`` wins
+        where both hold a filter); they leave :attr:`pending`."""
+        if (other.layer, other.rule, other.n) != (self.layer, self.rule, self.n):
+            raise ConfigError(
+                f"Cannot merge top-N results of {other.layer!r}/{other.rule}/N={other.n} into "
+                f"{self.layer!r}/{self.rule}/N={self.n}."
+            )
+        keep = ~torch.isin(self.filters, other.filters)
+        order = torch.argsort(torch.cat([self.filters[keep], other.filters]))
+        joined = {
+            name: torch.cat([getattr(self, name)[keep].to(getattr(other, name).dtype), getattr(other, name)])[order]
+            for name in _TENSORS
+        }
+        maps = None
+        if self.full_maps is not None and other.full_maps is not None:
+            maps = torch.cat([self.full_maps[keep], other.full_maps])[order]
+        done = other.filters.tolist()
+        dead = sorted({d for d in self.dead if d not in done} | set(other.dead))
+        pending = None if self.pending is None else self.pending.without(done)
+        meta = {**self.meta, "timings": {k: round(float(v) + float(other.meta.get("timings", {}).get(k, 0.0)), 4)
+                                         for k, v in self.meta.get("timings", {}).items()}}  # fmt: skip
+        return TopNResult(layer=self.layer, rule=self.rule, **joined, full_maps=maps, dead=dead, meta=meta,
+                          pending=pending)  # fmt: skip
+
     def row(self, filter_index: int) -> int:
         """Row of ``filter_index`` in this result."""
         hits = (self.filters == int(filter_index)).nonzero().flatten()
+        if hits.numel() == 0 and int(filter_index) in self.pending_filters:
+            raise ConfigError(
+                f"Filter {filter_index} was searched but not reconstructed in this result; complete it with "
+                f"TopNDeconv.complete(result, data, filters=[{filter_index}]) (CLI: "
+                f"{shell.captum_fau('topn', '--filters', str(filter_index), '--out', 'DIR')}, on the run's folder)."
+            )
         if hits.numel() == 0:
             raise ConfigError(
                 f"Filter {filter_index} is not in this result (it holds filters {self.filters.tolist()[:20]}...); "
@@ -66,13 +148,38 @@ class TopNResult:
         return int(hits[0])
 
     # ------------------------------------------------------------------- io
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``path/topn.safetensors`` and ``path/topn.json`` (atomically); returns the folder."""
+    def save(self, path: str | os.PathLike[str], compact: bool = False) -> Path:
+        """Write ``path/topn.safetensors`` and ``path/topn.json`` (atomically); returns the folder.
+
+        Args:
+            path (str or Path): The folder.
+            compact (bool, optional): Store the reconstructions as float16 (each scaled to its largest
+                |value|, the scale kept as float32) and the input windows
+                as 8-bit (scaled to the result's pixel range), about a third of the size; what
+                :meth:`load` returns then differs from this result by float16/8-bit rounding
+                (``topn.json`` says so under ``storage``). Default: False (exact float32)
+        """
         folder = Path(path)
         tensors = {name: getattr(self, name).contiguous() for name in _TENSORS}
+        storage: dict[str, Any] = {"patches": "float32", "image_patches": "float32"}
+        if compact:
+            # Each reconstruction scaled to its own largest |value| first: float16 keeps 3 digits of every one.
+            scale = torch.ones(self.patches.shape[:2])
+            if self.patches.numel():
+                scale = self.patches.abs().amax(dim=(2, 3, 4)).float().clamp_min(1e-30)
+            tensors["patches"] = (self.patches / scale[:, :, None, None, None]).to(torch.float16).contiguous()
+            tensors["patch_scale"] = scale.contiguous()
+            windows = self.image_patches
+            low, high = (float(windows.min()), float(windows.max())) if windows.numel() else (0.0, 1.0)
+            step = (high - low) / 255 or 1.0
+            tensors["image_patches"] = ((windows - low) / step).round().clamp(0, 255).to(torch.uint8).contiguous()
+            storage = {"patches": "float16", "image_patches": "uint8", "image_low": low, "image_scale": step}
         if self.full_maps is not None:
             tensors["full_maps"] = self.full_maps.contiguous()
-        info = {"layer": self.layer, "rule": self.rule, "dead": list(self.dead), "meta": self.meta, "format": 1}
+        if self.pending is not None:
+            tensors.update({f"pending_{name}": getattr(self.pending, name).contiguous() for name in _SEARCH})
+        info = {"layer": self.layer, "rule": self.rule, "dead": list(self.dead), "meta": self.meta, "format": 1,
+                "storage": storage}  # fmt: skip
         try:
             atomic_safetensors(folder / "topn.safetensors", tensors, metadata={"format": "captum-fau-topn"})
             atomic_write_text(folder / "topn.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -97,6 +204,15 @@ class TopNResult:
         missing = [name for name in _TENSORS if name not in tensors]
         if missing:
             raise WeightsError(f"The TopNResult in {folder} lacks tensors {missing}; it is incomplete.")
+        storage = info.get("storage", {})
+        tensors["patches"] = tensors["patches"].float()
+        if "patch_scale" in tensors:
+            tensors["patches"] = tensors["patches"] * tensors.pop("patch_scale")[:, :, None, None, None]
+        if storage.get("image_patches") == "uint8":
+            tensors["image_patches"] = tensors["image_patches"].float() * storage["image_scale"] + storage["image_low"]
+        pending = None
+        if "pending_filters" in tensors:
+            pending = TopNSearch(*(tensors[f"pending_{name}"] for name in _SEARCH))
         return cls(
             layer=info["layer"],
             rule=info["rule"],
@@ -104,6 +220,7 @@ class TopNResult:
             full_maps=tensors.get("full_maps"),
             dead=list(info.get("dead", [])),
             meta=dict(info.get("meta", {})),
+            pending=pending,
         )
 
     # ------------------------------------------------------------------ plot
@@ -175,8 +292,9 @@ class TopNResult:
         return fig
 
     def __repr__(self) -> str:
+        pending = f", pending={len(self.pending)}" if self.pending is not None else ""
         return (f"TopNResult(layer={self.layer!r}, rule={self.rule!r}, filters={len(self.filters)}, n={self.n}, "
-                f"patch={tuple(self.patches.shape[-2:])}, dead={len(self.dead)})")
+                f"patch={tuple(self.patches.shape[-2:])}, dead={len(self.dead)}{pending})")
 
 
-__all__ = ["TopNResult"]
+__all__ = ["TopNResult", "TopNSearch"]

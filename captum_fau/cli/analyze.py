@@ -79,6 +79,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         bootstrap=_options.bootstrap_value(args), stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
+        topn_budget_mb=getattr(args, "topn_budget_mb", 48.0),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
         stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
     )  # fmt: skip
@@ -109,6 +110,10 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--checkpoint-every-s", type=_options.non_negative_float, default=60.0, metavar="S",
                    help="save the scan's state every S seconds (and when it ends) so a killed run resumes there; "
                    "0: after every batch (default: 60)")
+    p.add_argument("--topn-budget-mb", type=_options.non_negative_float, default=48.0, metavar="MB",
+                   help="size budget of the reconstructions kept: the featured filters always, then significant and "
+                   "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
+                   "--out OUT --filters ... completes them); 0: every filter (default: 48)")
     _options.add_sanity_check(p)
     _options.add_quiet(p)
     _options.add_device(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from captum_fau.cli import _options
 
@@ -11,6 +12,9 @@ captum-fau topn --model zerobias-synthfacs-8class --data synthfacs:1308 \\
     --layer conv3 --n 10 --filters 0-15 --rule guided --out runs/topn-conv3
 captum-fau topn --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
     --data folder:faces/ --out runs/topn-resnet
+# complete filters an analyze run left pending (same model, data, layer and rule; resumable)
+captum-fau topn --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
+    --data folder:my_faces/ --out my-report/ --filters 0-63
 """
 
 
@@ -22,9 +26,12 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     filters = _options.parse_filters(args.filters)
+    pending = _pending_result(args)
     model = _options.load_model(args)
     dataset = _options.model_inputs(args, model, _options.load_data(args))
     topn = TopNDeconv(model, args.layer, rule=args.rule, relu_like=args.relu_like)
+    if pending is not None:
+        return _complete(args, topn, pending, dataset, filters)
     result = topn.top_n(dataset, n=args.n, filters=filters, batch_size=args.batch_size,
                         full_maps=args.full_maps, progress=not args.quiet)  # fmt: skip
     out = result.save(args.out)
@@ -41,6 +48,58 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  randomised {' + '.join(row['randomised']):<32} SSIM {row['ssim_median']}  "
                   f"Spearman {row['spearman_median']}")  # fmt: skip
         print(f"sanity check: {check.interpretation}\nwrote {out / 'sanity.json'}")
+    return 0
+
+
+def _pending_result(args: argparse.Namespace) -> Any:
+    """The result in ``--out`` when it has pending filters (completion mode), else None; checked against the flags."""
+    from pathlib import Path
+
+    from captum_fau.attr import TopNResult
+    from captum_fau.errors import ConfigError
+
+    out = Path(args.out)
+    if not (out / "topn.safetensors").is_file():
+        return None
+    result = TopNResult.load(out)
+    if not result.pending_filters:
+        return None
+    if (result.layer, result.rule) != (args.layer, args.rule):
+        raise ConfigError(
+            f"{out} holds top-N results of layer {result.layer!r} with rule {result.rule!r}, with filters pending; "
+            f"pass --layer {result.layer} --rule {result.rule} to complete them, or another --out for a new run."
+        )
+    return result
+
+
+def _ranges(filters: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the --filters form)."""
+    parts: list[str] = []
+    for f in sorted(filters):
+        if parts and int(parts[-1].split("-")[-1]) == f - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{f}"
+        else:
+            parts.append(str(f))
+    return ",".join(parts)
+
+
+def _complete(args: argparse.Namespace, topn: Any, result: Any, dataset: Any, filters: list[int] | None) -> int:
+    """Reconstruct pending filters of the result in ``--out``, saving every 16 filters (a rerun resumes)."""
+    import json
+    from pathlib import Path
+
+    out = Path(args.out)
+    storage = json.loads((out / "topn.json").read_text()).get("storage", {})
+    compact = storage.get("patches") == "float16"
+    before = len(result.pending_filters)
+    result = topn.complete(result, dataset, filters, progress=not args.quiet,
+                           checkpoint=lambda part: part.save(out, compact=compact))  # fmt: skip
+    result.save(out, compact=compact)
+    left = result.pending_filters
+    print(f"{result!r}\nreconstructed {before - len(left)} pending filter(s) into {out / 'topn.safetensors'}; "
+          f"{len(left)} still pending" + (f" ({_ranges(left)})" if left else "") + ".")
+    if (out / "analysis.json").is_file():
+        print("Rerun the same captum-fau analyze command to rebuild the report with them (finished steps are reused).")
     return 0
 
 

@@ -93,6 +93,10 @@ def build_report(
                              "untested_aus": [faukl.au_ids[j] for j in st.config.get("untested_aus", [])],
                              "top_au_rule": DEFAULT_RULE_TEXT,
                              "table": faukl.table_rows(featured, layer)}  # fmt: skip
+    results["topn"] = topn_status(topn)
+    if topn.pending_filters:
+        summary["Reconstructions"] = (f"{len(topn.filters)} of {len(topn.top_values())} filters complete; "
+                                      f"{len(topn.pending_filters)} pending (see the filter browser)")  # fmt: skip
     results["localisation"] = localisation
     results["held_out"] = bool(provenance.get("held_out", False))
     results["held_out_reason"] = provenance.get("reason", "not recorded")
@@ -103,7 +107,7 @@ def build_report(
         summary["Sanity check"] = (f"{sanity.interpretation} ({len(sanity.filters)} of {total} filters checked, top "
                                    f"{sanity.meta.get('n', '?')} images each)")  # fmt: skip
 
-    sections = [_topn_section(out, topn, layer, featured, faukl)]
+    sections = [_topn_section(out, topn, layer, featured, faukl, input_caveat(sanity))]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
     if sanity is not None:
@@ -204,8 +208,32 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
     return [f"{r['filter']}\n{r['au'] or 'no AU'}\nq ({statistic_label(r['test'])}) {r['q']:.2g}" for r in rows]
 
 
-def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None) -> Section:
-    """Paper Fig. 1/3/4: top-N reconstructions of the featured filters, and their image windows."""
+def topn_status(topn: Any) -> dict[str, Any]:
+    """Which filters of a top-N result are reconstructed (complete) and which are pending, for ``results.json``."""
+    return {"complete": not topn.pending_filters, "reconstructed_filters": [int(f) for f in topn.filters.tolist()],
+            "pending_filters": topn.pending_filters, "n": topn.n, "rule": topn.rule, "dead_filters": list(topn.dead)}
+
+
+def input_caveat(sanity: Any | None) -> str | None:
+    """The sanity check's caveat for the pictures, when its full cascade leaves them similar (median SSIM
+    >= 0.4): they show the input more than what the filters learned. None otherwise or without a check."""
+    if sanity is None:
+        return None
+    rows = [(step, row) for step, row in zip(sanity.steps, sanity.summary()) if step["mode"] == "cascade"]
+    median = rows[-1][1].get("ssim_median") if rows else None
+    similarity = None if median is None else _finite(median)
+    if similarity is None or similarity < 0.4:
+        return None
+    how = "mostly" if similarity >= 0.7 else "partly"
+    return (f"Sanity check: with every layer up to {sanity.layer} randomised, these reconstructions stay {similarity:.2f} "
+            f"similar to the trained ones (median SSIM): they {how} show the input image (its edges), not what the "
+            "filters learned. Read them with the sanity check section below.")
+
+
+def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None,
+                  caveat: str | None = None) -> Section:  # fmt: skip
+    """Paper Fig. 1/3/4: top-N reconstructions of the featured filters, and their image windows (with the
+    sanity check's ``caveat`` beside them)."""
     labels = _row_labels(featured, faukl, layer)
     grid = save_figure(topn.plot(filters=featured, show="reconstruction", labels=labels), out / "topn_grid.png")
     patches = save_figure(topn.plot(filters=featured, show="image", labels=labels), out / "topn_images.png")
@@ -221,6 +249,7 @@ def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: 
         ],
         figures=[(grid, f"Reconstructions of the {len(featured)} featured filters (paper Fig. 1/3/4 layout)"),
                  (patches, "The same windows of the input images")],  # fmt: skip
+        notes=[caveat] if caveat else [],
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from captum_fau._utils import shell
 from captum_fau._utils.io import atomic_write_bytes
 from captum_fau.viz.report import Section
 
@@ -222,15 +223,13 @@ def filter_browser_section(
     rows = {r["filter"]: {**r, "au": r["au"] or "—"} for r in faukl.table_rows(None, layer, alpha)} if faukl else {}
     locs = {r["filter"]: r for r in (localisation or {}).get("per_filter", [])}
     order = sorted(range(len(faukl.au_ids)), key=lambda j: au_sort_key(faukl.au_ids[j])) if faukl is not None else []
-    top_values = {int(f): float(v) for f, v in zip(topn.filters.tolist(), topn.values[:, 0].tolist())}
+    top_values = topn.top_values()  # every searched filter, reconstructed or pending
     entries, blocks = [], []
     featured_set = {int(f) for f in featured}
-    for f in topn.filters.tolist():
-        f = int(f)
+    for f in top_values:
         row, loc = rows.get(f), locs.get(f)
         entries.append((f, row, loc, top_values[f]))
-        src, width, height = strips[f]
-        summary = f"<b>Filter {f}</b> · max activation {_fmt(top_values[f])}"
+        summary = f"<b>Filter {f}</b> · max activation {_fmt(top_values[f])}" + ("" if f in strips else " · pending")
         detail = ""
         if row is not None and st is not None:
             summary += (f" · {html.escape(row['au'])} {html.escape(row['name'])} · KL − null {_fmt(row['kl_corrected'])}"
@@ -242,10 +241,7 @@ def filter_browser_section(
             )
         blocks.append(
             f'<details class="filt" id="filter-{f}"{" open" if f in featured_set else ""}><summary>{summary}</summary>'
-            f'<figure><div class="scroll"><img src="{html.escape(src)}" width="{width}" height="{height}" loading="lazy" '
-            f'alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></div><figcaption>Top: the '
-            f"{topn.n} strongest reconstructions ({html.escape(topn.rule)} rule), strongest left; bottom: the same "
-            f"windows of the input images.</figcaption></figure>{detail}</details>"
+            f"{_strip_html(f, strips.get(f), topn, out)}{detail}</details>"
         )
     aus = sorted(faukl.au_ids, key=au_sort_key) if faukl is not None else []
     text = [
@@ -253,8 +249,30 @@ def filter_browser_section(
         "The index table sorts by any column (click its header) and filters by AU, q and effect; "
         "the filters featured in the figures above start open."
     ]
+    if topn.pending_filters:
+        text.append(
+            f"Reconstructed: {len(strips)} of {len(entries)} filters (the featured, then significant and strongest "
+            f"ones within the run's size budget). The other {len(topn.pending_filters)} are pending: their top-N "
+            "images are found but not back-projected; complete them with "
+            f"{html.escape(shell.captum_fau('topn', '--out', out, '--filters', 'K,...'))} "
+            "(the run's --model, --data, --layer and --rule) and rebuild the report by rerunning analyze."
+        )
     return Section("Filter browser", text=text, anchor="filters",
                    html=_index_html(entries, aus) + '<div class="fentries">' + "".join(blocks) + "</div>")  # fmt: skip
+
+
+def _strip_html(f: int, strip: tuple[str, int, int] | None, topn: Any, out: Path) -> str:
+    """A filter's strip as a figure (scaled to the width, the full-size image one tap away), or the pending note."""
+    if strip is None:
+        return (f'<p class="meta">Not reconstructed in this run (pending). Complete it with <code>captum-fau topn '
+                f"--out {html.escape(str(out))} --filters {f}</code> and the run's --model, --data, --layer and --rule.</p>")
+    src, width, height = strip
+    return (
+        f'<figure><a href="{html.escape(src)}" title="full size"><img class="fit" src="{html.escape(src)}" width="{width}" '
+        f'height="{height}" loading="lazy" alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></a>'
+        f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(topn.rule)} rule), strongest left; bottom: "
+        "the same windows of the input images (tap for full size).</figcaption></figure>"
+    )
 
 
 BROWSER_CSS = """

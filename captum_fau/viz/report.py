@@ -2,8 +2,8 @@
 
 Figures inside the report folder are linked by relative path and load lazily (the folder is the
 unit); figures elsewhere are embedded as base64 PNG. Tables are plain HTML, styling and scripts
-are inline, the layout is responsive: on a narrow screen figures keep their natural size and
-scroll sideways, so their text stays as large as it was drawn. Notes that change how to read
+are inline, the layout is responsive: every figure is scaled to the width of the screen, whole,
+and links to its full-size image (one tap on a phone). Notes that change how to read
 the results are shown at the top, next to the summary.
 
 Examples::
@@ -41,7 +41,7 @@ h1 { font-size: 1.6rem; margin: .5rem 0; } h2 { font-size: 1.25rem; margin-top: 
 .note, .notes li, p { overflow-wrap: anywhere; }
 figure { margin: 1rem 0; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
 figure img { max-width: 100%; height: auto; display: block; }
-figure .scroll { overflow-x: auto; }
+figure a.full { display: block; }
 .notes-top { margin: .8rem 0; }
 figcaption { color: var(--muted); font-size: .9rem; margin-top: .3rem; }
 .table-wrap { overflow-x: auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
@@ -52,7 +52,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { background: #fff8e1; border-left: 4px solid #f9a825; padding: .5rem .8rem; margin: .8rem 0; }
 .trunc { color: var(--muted); font-size: .9rem; }
 @media (max-width: 600px) { body { font-size: 15px; } main { padding: .5rem; } h1 { font-size: 1.3rem; }
-  figure img { max-width: none; } .kv { grid-template-columns: 1fr; } .kv dd { margin-bottom: .4rem; } }
+  figure { padding: .25rem; } .kv { grid-template-columns: 1fr; } .kv dd { margin-bottom: .4rem; } }
 """
 
 
@@ -111,11 +111,13 @@ def _section_html(section: Section, out_dir: Path | None = None) -> str:
     parts += [f"<p>{html.escape(p)}</p>" for p in section.text]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
     for path, caption in section.figures:
-        parts.append(
-            f'<figure><div class="scroll"><img src="{_img(path, out_dir)}" alt="{html.escape(caption)}" '
-            f'loading="lazy"></div>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        src = _img(path, out_dir)
+        img = f'<img src="{src}" alt="{html.escape(caption)}" loading="lazy">'
+        if src.startswith("data:"):  # embedded: no file to link to
+            parts.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
+        else:
+            parts.append(f'<figure><a class="full" href="{src}" title="full size">{img}</a>'
+                         f"<figcaption>{html.escape(caption)} (tap for full size)</figcaption></figure>")
     if section.table is not None:
         columns, rows = section.table
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
