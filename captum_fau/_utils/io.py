@@ -122,6 +122,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text writes a str, got {type(text).__name__}")
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
