@@ -8,5 +8,7 @@
 
 from captum_fau.probes.au_probe import AUProbe, AUProbeResult, ProbeOptions
 from captum_fau.probes.facs import EMFACS_PROTOTYPES, FACSTable, facs_table
+from captum_fau.probes.importance import FilterImportance, ImportanceResult
 
-__all__ = ["EMFACS_PROTOTYPES", "AUProbe", "AUProbeResult", "FACSTable", "ProbeOptions", "facs_table"]
+__all__ = ["EMFACS_PROTOTYPES", "AUProbe", "AUProbeResult", "FACSTable", "FilterImportance", "ImportanceResult", "ProbeOptions",
+           "facs_table"]
