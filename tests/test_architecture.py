@@ -12,8 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "captum_fau"
 
 #: Top-level parts of the package, lowest first: a part may import only the parts before it.
-LAYERS = ("errors", "_utils", "data", "models", "viz", "zoo", "stats", "attr", "concept", "train", "preflight",
-          "analyze", "cli", "__init__")  # fmt: skip
+LAYERS = ("errors", "_utils", "data", "models", "viz", "zoo", "stats", "attr", "concept", "train", "probes",
+          "preflight", "analyze", "cli", "__init__")  # fmt: skip
 
 
 def _sources() -> list[Path]:

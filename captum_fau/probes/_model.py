@@ -24,17 +24,15 @@ def check_model(model: Any, what: str) -> nn.Module:
 
 def resolve_spec(model: nn.Module, input_spec: Any) -> tuple[Any, list[str]]:
     """The model's input spec: ``input_spec`` when given, else what the model declares, else the default."""
-    import captum_fau
+    # The one import of the input contract in probes/ (it moves with the input contract's package).
+    from captum_fau.data.input_spec import InputSpec as spec_cls, discover_input_spec
 
-    spec_cls = captum_fau.InputSpec
     if input_spec is not None:
         if not isinstance(input_spec, spec_cls):
             raise ConfigError(f"input_spec must be an InputSpec, got {type(input_spec).__name__}.")
         return input_spec, []
-    from captum_fau.data import input_spec as spec_module
-
     config = getattr(model, "config", None)
-    found = spec_module.discover_input_spec(config=config if isinstance(config, dict) else None, model=model)
+    found = discover_input_spec(config=config if isinstance(config, dict) else None, model=model)
     if found is not None:
         return found, [f"Input spec from the model's own configuration: {found.describe()}."]
     return spec_cls(), ["The model declares no input spec; the default InputSpec() (size of the data, [0, 1]) is used."]
@@ -82,11 +80,20 @@ def model_device(model: nn.Module) -> torch.device:
 def batched_maxima(
     f: Callable[[torch.Tensor], torch.Tensor], spec: Any, images: np.ndarray, batch_size: int, device: torch.device
 ) -> np.ndarray:
-    """``f`` over uint8 images ``[N, S, S]`` through ``spec.apply`` in batches: float32 ``[N, C]``."""
+    """``f`` over uint8 images ``[N, S, S]`` through ``spec.apply`` in batches: float32 ``[N, C]``.
+
+    Every batch is padded to ``batch_size`` images: convolution libraries pick their algorithm by
+    batch size, and the same image must give bit-identical maxima wherever it falls, so that an AU
+    without effect yields a difference of exactly zero.
+    """
     outs = []
     for start in range(0, len(images), batch_size):
-        raw = torch.from_numpy(images[start : start + batch_size])[:, None].to(device)
-        outs.append(f(spec.apply(raw)).cpu().numpy())
+        chunk = images[start : start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
+        raw = torch.from_numpy(chunk)[:, None].to(device)
+        outs.append(f(spec.apply(raw))[:n].cpu().numpy())
     return np.concatenate(outs).astype(np.float32)
 
 
