@@ -259,20 +259,21 @@ class AUProbe:
 
     def _measure(self, images: np.ndarray) -> np.ndarray:
         flat = images.reshape((-1,) + images.shape[-2:])
-        out = batched_maxima(self._maxima, self.spec, flat, self.options.batch_size, model_device(self.model))
+        batch = min(self.options.batch_size, len(flat))
+        out = batched_maxima(self._maxima, self.spec, flat, batch, model_device(self.model))
         return out.reshape(images.shape[:-2] + (out.shape[-1],))
 
-    def _sweep(self, au: str, neutral_zero: np.ndarray) -> dict[str, np.ndarray]:
-        """Maxima ``[conditions, K, I, F]`` of one AU; the neutral intensity 0 comes from ``neutral_zero``."""
+    def _sweep(self, au: str) -> dict[str, np.ndarray]:
+        """Maxima ``[conditions, K, I, F]`` of one AU, every condition swept over every intensity.
+
+        Every call measures the same number of images in the same batch layout, so the same face
+        gives bit-identical maxima in every call (an AU without effect differs by exactly zero).
+        """
         o = self.options
         sweeps = []
-        for name, base in F.conditions(au, o.context_intensity, o.prototypes):
-            levels = o.intensities[1:] if name == "neutral" else o.intensities
-            images = F.render_sweep(o.seed, o.n_faces, base, au, levels, self.size, self.render_extra)
-            acts = self._measure(images)
-            if name == "neutral":
-                acts = np.concatenate([neutral_zero[:, None], acts], axis=1)
-            sweeps.append(acts)
+        for _name, base in F.conditions(au, o.context_intensity, o.prototypes):
+            images = F.render_sweep(o.seed, o.n_faces, base, au, o.intensities, self.size, self.render_extra)
+            sweeps.append(self._measure(images))
         return {"acts": np.stack(sweeps)}
 
     def probe(self, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> AUProbeResult:
@@ -286,16 +287,12 @@ class AUProbe:
         Returns:
             AUProbeResult
         """
-        o = self.options
         key = self._key()
         cache = Path(cache_dir) if cache_dir is not None else None
         with eval_mode(self.model, "The AU probe"):
-            zero = np.zeros(len(F.SYNTHFACS_AUS), np.float32)
-            neutral = self._cached(cache, f"{key}-base", lambda: {"acts": self._measure(
-                F.render_sweep(o.seed, o.n_faces, zero, self.aus[0], (0,), self.size, self.render_extra))[:, 0]})
             per_au = []
             for au in tqdm(self.aus, desc=f"AU probe {self.layer}", unit="AU", disable=not progress, leave=False):
-                per_au.append(self._cached(cache, f"{key}-{au}", lambda au=au: self._sweep(au, neutral["acts"]))["acts"])
+                per_au.append(self._cached(cache, f"{key}-{au}", lambda au=au: self._sweep(au))["acts"])
         return self._result(per_au, key)
 
     @staticmethod
