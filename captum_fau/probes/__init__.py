@@ -9,6 +9,18 @@
 from captum_fau.probes.au_probe import AUProbe, AUProbeResult, ProbeOptions
 from captum_fau.probes.facs import EMFACS_PROTOTYPES, FACSTable, facs_table
 from captum_fau.probes.importance import FilterImportance, ImportanceResult
+from captum_fau.probes.occlusion import AUOcclusion, OcclusionResult, synthfacs_masks
 
-__all__ = ["EMFACS_PROTOTYPES", "AUProbe", "AUProbeResult", "FACSTable", "FilterImportance", "ImportanceResult", "ProbeOptions",
-           "facs_table"]
+__all__ = [
+    "EMFACS_PROTOTYPES",
+    "AUOcclusion",
+    "AUProbe",
+    "AUProbeResult",
+    "FACSTable",
+    "FilterImportance",
+    "ImportanceResult",
+    "OcclusionResult",
+    "ProbeOptions",
+    "facs_table",
+    "synthfacs_masks",
+]
