@@ -181,3 +181,22 @@ def test_bad_input(call, error, keyword) -> None:
     with pytest.raises(error, match=None) as info:
         call()
     assert keyword.lower() in str(info.value).lower()
+
+
+def test_figures_render_from_results(tmp_path) -> None:
+    from captum_fau.viz.causal import plot_causal_vs_association, plot_facs_table, plot_importance, plot_tuning_curves
+
+    net = brow_masked_net(0, 4, 96).eval()
+    probe = AUProbe(net, "body.2", SPEC, aus=["AU1", "AU2", "AU12"], options=ProbeOptions(n_faces=4)).probe(progress=False)
+    plot_tuning_curves(probe, [0, 1], path=tmp_path / "curves.png")
+    plot_causal_vs_association(probe, ["AU1"] * 8, path=tmp_path / "agree.png")
+    batch = render(48, seed=2)
+    x = SPEC.apply(torch.from_numpy(batch.images)[:, None])
+    names = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+    importance = FilterImportance(planted_decision_net(1), "conv").run(x, batch.emotions, names,
+                                                                       units=batch.subjects, progress=False)
+    plot_importance(importance, path=tmp_path / "importance.png")
+    table = facs_table(importance.ranking(), {"causal": ["AU12", "AU6"] * 8}, top_k=3, n_permutations=50)
+    plot_facs_table(table, path=tmp_path / "facs.png")
+    for name in ("curves", "agree", "importance", "facs"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
