@@ -187,7 +187,8 @@ def test_figures_render_from_results(tmp_path) -> None:
     from captum_fau.viz.causal import plot_causal_vs_association, plot_facs_table, plot_importance, plot_tuning_curves
 
     net = brow_masked_net(0, 4, 96).eval()
-    probe = AUProbe(net, "body.2", SPEC, aus=["AU1", "AU2", "AU12"], options=ProbeOptions(n_faces=4)).probe(progress=False)
+    options = ProbeOptions(n_faces=4)
+    probe = AUProbe(net, "body.2", SPEC, aus=["AU1", "AU2", "AU12"], options=options).probe(progress=False)
     plot_tuning_curves(probe, [0, 1], path=tmp_path / "curves.png")
     plot_causal_vs_association(probe, ["AU1"] * 8, path=tmp_path / "agree.png")
     batch = render(48, seed=2)

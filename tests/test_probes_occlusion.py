@@ -35,16 +35,20 @@ def test_occlusion_refuses_a_layer_that_sees_the_whole_face() -> None:
         AUOcclusion(planted_decision_net(0), "pool", SPEC).check_local(96)
 
 
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int) -> np.ndarray:
+    t = np.linspace(np.pi, -np.pi, n + 1)[:n]
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+
+
 def _face_landmarks() -> np.ndarray:
     """68 plausible points on a 200x200 photo (jaw arc, brows, nose, eyes, lips)."""
     t = np.linspace(np.pi, 2 * np.pi, 17)
     jaw = np.stack([100 + 60 * np.cos(t), 100 - 70 * np.sin(t)], 1)
     brows = np.stack([np.r_[np.linspace(55, 90, 5), np.linspace(110, 145, 5)], np.full(10, 70.0)], 1)
-    nose = np.stack([np.r_[np.full(4, 100.0), np.linspace(88, 112, 5)], np.r_[np.linspace(85, 115, 4), np.full(5, 122.0)]], 1)
-    eye = lambda cx: np.stack([cx + 12 * np.cos(np.linspace(np.pi, -np.pi, 7)[:6]), 88 + 5 * np.sin(np.linspace(np.pi, -np.pi, 7)[:6])], 1)  # noqa: E731
-    lips = np.stack([100 + 25 * np.cos(np.linspace(np.pi, -np.pi, 13)[:12]), 145 + 8 * np.sin(np.linspace(np.pi, -np.pi, 13)[:12])], 1)
-    inner = np.stack([100 + 15 * np.cos(np.linspace(np.pi, -np.pi, 9)[:8]), 145 + 3 * np.sin(np.linspace(np.pi, -np.pi, 9)[:8])], 1)
-    return np.concatenate([jaw, brows, nose, eye(75), eye(125), lips, inner])
+    nose_x = np.r_[np.full(4, 100.0), np.linspace(88, 112, 5)]
+    nose = np.stack([nose_x, np.r_[np.linspace(85, 115, 4), np.full(5, 122.0)]], 1)
+    eyes = [_ellipse(75, 88, 12, 5, 6), _ellipse(125, 88, 12, 5, 6)]
+    return np.concatenate([jaw, brows, nose, *eyes, _ellipse(100, 145, 25, 8, 12), _ellipse(100, 145, 15, 3, 8)])
 
 
 def test_landmark_regions_map_through_the_crop_and_fail_loudly() -> None:

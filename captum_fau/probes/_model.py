@@ -44,7 +44,9 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def layer_forward(model: nn.Module, layer: Any, precision: str = "float32") -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
+def layer_forward(
+    model: nn.Module, layer: Any, precision: str = "float32"
+) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
     """``(layer name, f)`` with ``f(x)`` = the per-filter spatial maximum ``[B, C]`` of the layer (float32).
 
     The forward stops at the layer. ``precision="bfloat16"`` runs it under CPU/GPU autocast in

@@ -24,7 +24,9 @@ from captum_fau.errors import OutputError, ResumeError
 FORMAT = "captum-fau-probe/1"
 
 
-def save_arrays(path: str | os.PathLike[str], kind: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
+def save_arrays(
+    path: str | os.PathLike[str], kind: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> Path:
     """Write ``arrays`` and ``meta`` (JSON-serialisable) to ``path`` atomically; returns the path."""
     path = Path(path)
     if path.suffix != ".npz":

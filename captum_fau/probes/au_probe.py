@@ -91,7 +91,9 @@ class ProbeOptions:
         int_at_least(self.n_permutations, "n_permutations", 99, hint="pass n_permutations >= 99, e.g. 2000.")
         levels = tuple(int(i) for i in self.intensities)
         if len(levels) < 2 or levels[0] != 0 or sorted(set(levels)) != list(levels) or levels[-1] > 5:
-            raise ConfigError(f"intensities must rise from 0 to at most 5, e.g. (0, 1, 2, 3, 4, 5); got {self.intensities!r}.")
+            raise ConfigError(
+                f"intensities must rise from 0 to at most 5, e.g. (0, 1, 2, 3, 4, 5); got {self.intensities!r}."
+            )
         object.__setattr__(self, "intensities", levels)
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha!r}.")
@@ -149,7 +151,9 @@ class AUProbeResult:
         best = masked.argmax(1)
         return [self.aus[j] if np.isfinite(masked[f, j]) else None for f, j in enumerate(best)]
 
-    def agreement(self, association_top: Sequence[str | None], n_permutations: int = 1000, seed: int = 0) -> dict[str, Any]:
+    def agreement(
+        self, association_top: Sequence[str | None], n_permutations: int = 1000, seed: int = 0
+    ) -> dict[str, Any]:
         """Agreement of :attr:`top_au` with an associational top AU per filter (e.g. FAU-KL's).
 
         Args:
@@ -167,20 +171,24 @@ class AUProbeResult:
 
         assoc = [None if a is None else F.normalise_au(a) for a in association_top]
         if len(assoc) != len(self.scale):
-            raise ConfigError(f"association_top needs one AU (or None) per filter ({len(self.scale)}), got {len(assoc)}.")
+            raise ConfigError(
+                f"association_top needs one AU (or None) per filter ({len(self.scale)}), got {len(assoc)}."
+            )
         causal = self.top_au
         both = [f for f in range(len(causal)) if causal[f] is not None and assoc[f] is not None]
         per_filter = [{"filter": f, "causal": causal[f], "association": assoc[f], "equal": causal[f] == assoc[f]}
                       for f in range(len(causal))]  # fmt: skip
         if not both:
-            return {"n_filters": 0, "agreement": None, "kappa": None, "chance": None, "p": None, "per_filter": per_filter}
+            empty = dict.fromkeys(("agreement", "kappa", "chance", "p"))
+            return {"n_filters": 0, **empty, "per_filter": per_filter}
         c = np.array([causal[f] for f in both])
         a = np.array([assoc[f] for f in both])
         observed = float((c == a).mean())
         rng = np.random.default_rng(seed)
         null = np.array([(c == rng.permutation(a)).mean() for _ in range(n_permutations)])
         return {"n_filters": len(both), "agreement": observed, "kappa": cohen_kappa(c, a), "chance": float(null.mean()),
-                "p": float((1 + (null >= observed).sum()) / (1 + n_permutations)), "per_filter": per_filter}  # fmt: skip
+                "p": float((1 + (null >= observed).sum()) / (1 + n_permutations)),
+                "per_filter": per_filter}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON summary: per filter the top AU with its effect, p, q and interval, plus layer counts."""
@@ -196,7 +204,8 @@ class AUProbeResult:
         return {
             "layer": self.layer, "aus": list(self.aus), "intensities": list(self.intensities),
             "n_faces": self.n_faces, "alpha": self.alpha, "unit": "face",
-            "effect_definition": "mean over faces of max(AU at top intensity) - max(AU at 0), averaged over conditions, "
+            "effect_definition": "mean over faces of max(AU at top intensity) - max(AU at 0), averaged over "
+                                 "conditions, "
                                  "divided by the filter's activation sd over all probe images",
             "n_significant": int(self.significant.sum()),
             "filters_with_causal_au": int(sum(a is not None for a in top)),
@@ -328,7 +337,8 @@ class AUProbe:
         low, high = t_interval(standardised)
         meta = {"options": dataclasses.asdict(o), "input_spec": self.spec.to_dict(), "cache_key": key,
                 "model_fingerprint": model_fingerprint(self.model), "precision": o.precision,
-                "conditions": {au: [n for n, _ in F.conditions(au, o.context_intensity, o.prototypes)] for au in self.aus},
+                "conditions": {au: [n for n, _ in F.conditions(au, o.context_intensity, o.prototypes)]
+                               for au in self.aus},
                 "test": "two-sided sign-flip permutation over faces (exact for <= 16 faces), BH q over filter x AU",
                 "interval": "Student-t 95% interval over faces", "notes": self.notes}  # fmt: skip
         return AUProbeResult(

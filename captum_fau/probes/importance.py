@@ -143,7 +143,9 @@ class FilterImportance:
         with eval_mode(self.model, "FilterImportance"):
             return SplitModel.build(self.model, self.layer_spec, sample)
 
-    def cache(self, split: SplitModel, inputs: torch.Tensor, batch_size: int, progress: bool) -> dict[str, torch.Tensor]:
+    def cache(
+        self, split: SplitModel, inputs: torch.Tensor, batch_size: int, progress: bool
+    ) -> dict[str, torch.Tensor]:
         """One pass: the head prefix of every image, the layer's mean map and the un-ablated log-probabilities."""
         reduced, logp = [], []
         total: torch.Tensor | None = None
@@ -217,10 +219,12 @@ class FilterImportance:
         correct = (cached["logp"].argmax(1) == targets).numpy()
         drops, acc = [], []
         for mode in modes:
-            ablated, still = self.ablated_logp(split, cached["reduced"], cached[f"fill_{mode}"], targets, progress=progress)
+            fill = cached[f"fill_{mode}"]
+            ablated, still = self.ablated_logp(split, cached["reduced"], fill, targets, progress=progress)
             drops.append((base[None] - ablated).numpy())
             acc.append(correct[None].astype(float) - still.numpy().astype(float))
-        return self._summarise(layer, tuple(modes), mapping, y, codes, unit_kind, np.stack(drops), np.stack(acc), correct)
+        drops_all, acc_all = np.stack(drops), np.stack(acc)
+        return self._summarise(layer, tuple(modes), mapping, y, codes, unit_kind, drops_all, acc_all, correct)
 
     def compare_with_captum(
         self, inputs: torch.Tensor, targets: Sequence[int] | np.ndarray, filters: Sequence[int], batch_size: int = 64
@@ -289,7 +293,8 @@ class FilterImportance:
         return inputs, y, mapping
 
     def _summarise(self, layer: str, modes: tuple[str, ...], mapping: ClassMapping, y: np.ndarray, codes: np.ndarray,
-                   unit_kind: str, drops: np.ndarray, acc: np.ndarray, correct: np.ndarray) -> ImportanceResult:  # fmt: skip
+                   unit_kind: str, drops: np.ndarray, acc: np.ndarray, correct: np.ndarray
+                   ) -> ImportanceResult:  # fmt: skip
         emotions = [c for c in sorted(set(y.tolist()))]
         shape = (len(modes), len(emotions), drops.shape[1])
         arrays = {k: np.full(shape, np.nan) for k in ("lp", "lpl", "lph", "ac", "acl", "ach")}

@@ -43,7 +43,9 @@ def receptive_extent(model: nn.Module, layer: Any, spec: Any, size: int) -> tupl
     with eval_mode(model, "AUOcclusion"):
         out = run(x)
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise LayerError(f"Layer {name!r} does not output a [B, C, H, W] map; occlusion needs a convolutional layer.")
+            raise LayerError(
+                f"Layer {name!r} does not output a [B, C, H, W] map; occlusion needs a convolutional layer."
+            )
         out[0, :, out.shape[2] // 2, out.shape[3] // 2].abs().sum().backward()
     support = np.argwhere(x.grad[0].abs().sum(0).cpu().numpy() > 0)
     if not len(support):
@@ -146,6 +148,8 @@ class AUOcclusion:
         self.spec, self.notes = resolve_spec(model, input_spec)
         self.layer, self._maxima = layer_forward(model, layer)
         self._layer_arg = layer
+        if self.spec.size is not None:
+            self.check_local(self.spec.size[0])
 
     def check_local(self, size: int) -> tuple[int, int]:
         """The layer's receptive extent at ``size``; raises when it covers the whole face."""
@@ -153,7 +157,8 @@ class AUOcclusion:
         extent = receptive_extent(self.model, self._layer_arg, self.spec, size)
         if min(extent) >= self.max_extent * side:
             raise LayerError(
-                f"Layer {self.layer!r} is not local: each of its units sees {extent[0]}x{extent[1]} of the {side}x{side} "
+                f"Layer {self.layer!r} is not local: each of its units sees {extent[0]}x{extent[1]} of the "
+                f"{side}x{side} "
                 "input, i.e. the whole face, so hiding one AU's region can change every unit and an occlusion result "
                 "would not be about that region. Pick an earlier layer (e.g. conv2 or conv3)."
             )
@@ -205,7 +210,9 @@ class AUOcclusion:
                                arrays["p"], bh_q(arrays["p"]), n_units, meta=meta)  # fmt: skip
 
     @staticmethod
-    def _checked(images: Any, masks: Any, present: Any, aus: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _checked(
+        images: Any, masks: Any, present: Any, aus: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         images = np.asarray(images)
         if images.ndim == 4 and images.shape[1] == 1:
             images = images[:, 0]

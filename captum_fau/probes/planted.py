@@ -39,7 +39,10 @@ class RegionMeans(nn.Module):
         self.register_buffer("weights", m / m.sum((1, 2), keepdim=True).clamp_min(1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        energy = x if self.feature == "brightness" else (x - nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)) ** 2
+        if self.feature == "brightness":
+            energy = x
+        else:
+            energy = (x - nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)) ** 2
         return torch.einsum("bhw,chw->bc", energy[:, 0], self.weights)[:, :, None, None]
 
 

@@ -96,7 +96,8 @@ class SplitModel:
         split = cls(stop_at_layer(model, target), [], [])
         n_prefix = 0
         for step in steps:
-            if isinstance(step.module, CHANNELWISE) and len(step.in_shape) == 3 and step.in_shape[0] == layer_out.shape[1]:
+            same_channels = len(step.in_shape) == 3 and step.in_shape[0] == layer_out.shape[1]
+            if isinstance(step.module, CHANNELWISE) and same_channels:
                 n_prefix += 1
             else:
                 break
@@ -112,7 +113,9 @@ class SplitModel:
         return name, split
 
 
-def _record(model: nn.Module, target: nn.Module, sample: torch.Tensor) -> tuple[torch.Tensor, list[_Step], torch.Tensor, bool]:
+def _record(
+    model: nn.Module, target: nn.Module, sample: torch.Tensor
+) -> tuple[torch.Tensor, list[_Step], torch.Tensor, bool]:
     """The layer's output, the leaf modules called after it (input shapes), the model output, and
     whether each module took the previous one's output."""
     leaves = [m for m in model.modules() if not list(m.children())]
