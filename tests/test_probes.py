@@ -103,9 +103,14 @@ def test_ablation_ranks_the_planted_happy_filter_first(planted: int, tmp_path) -
     batch = render(96, seed=2)
     x = SPEC.apply(torch.from_numpy(batch.images)[:, None])
     names = ("neutral", "angry", "contempt", "disgusted", "fearful", "happiness", "sad", "surprised")  # by name
-    result = FilterImportance(net, "conv").run(x, batch.emotions, names, units=batch.subjects, progress=False)
+    result = FilterImportance(net, "conv").run(x, batch.emotions, names, units=batch.subjects, progress=False,
+                                               cache_dir=tmp_path / "cache")
     for mode in ("zero", "mean"):
         assert result.ranking(mode)["happiness"][0] == planted
+    resumed = FilterImportance(net, "conv").run(x, batch.emotions, names, units=batch.subjects, progress=False,
+                                                cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(resumed.logprob_drop, result.logprob_drop)
+    assert len(list((tmp_path / "cache").glob("importance-activations-*.npz"))) == 1
     assert result.meta["unit"].startswith("subject")
     loaded = ImportanceResult.load(result.save(tmp_path / "importance.npz"))
     assert loaded.ranking() == result.ranking()

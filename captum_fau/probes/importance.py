@@ -24,6 +24,7 @@ Examples::
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from captum_fau._utils.modules import eval_mode
 from captum_fau.data.emotions import ClassMapping, model_class_names
 from captum_fau.errors import ConfigError, InputShapeError, LabelError
 from captum_fau.probes._model import check_model, model_device
-from captum_fau.probes._result import load_arrays, save_arrays
+from captum_fau.probes._result import cache_key, load_arrays, model_fingerprint, save_arrays
 from captum_fau.probes._stats import t_interval, unit_codes, unit_means
 from captum_fau.probes.split import SplitModel
 
@@ -192,6 +193,7 @@ class FilterImportance:
         modes: Sequence[str] = MODES,
         batch_size: int = 128,
         progress: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> ImportanceResult:
         """Ablate every filter in every mode on ``inputs`` (model inputs ``[N, C, H, W]``).
 
@@ -204,6 +206,9 @@ class FilterImportance:
             modes (sequence of str, optional): ``"zero"`` and/or ``"mean"``. Default: both
             batch_size (int, optional): Images per forward pass. Default: 128
             progress (bool, optional): Progress bars. Default: True
+            cache_dir (str or Path, optional): Folder for the cached layer activations (the one pass
+                over the data), keyed by the model's weights, the layer and the inputs; a rerun after
+                a kill starts from it. Default: None
 
         Returns:
             ImportanceResult
@@ -214,7 +219,7 @@ class FilterImportance:
         codes, unit_kind = unit_codes(None if units is None else np.asarray(units)[keep], len(y))
         targets = torch.from_numpy(mapping.remap(y).astype(np.int64))
         layer, split = self.split(x[: min(4, len(x))].to(model_device(self.model)))
-        cached = self.cache(split, x, batch_size, progress)
+        cached = self._cached_pass(split, layer, x, batch_size, progress, cache_dir)
         base = cached["logp"].gather(1, targets[:, None])[:, 0]
         correct = (cached["logp"].argmax(1) == targets).numpy()
         drops, acc = [], []
@@ -225,6 +230,20 @@ class FilterImportance:
             acc.append(correct[None].astype(float) - still.numpy().astype(float))
         drops_all, acc_all = np.stack(drops), np.stack(acc)
         return self._summarise(layer, tuple(modes), mapping, y, codes, unit_kind, drops_all, acc_all, correct)
+
+    def _cached_pass(self, split: SplitModel, layer: str, x: torch.Tensor, batch_size: int, progress: bool,
+                     cache_dir: str | os.PathLike[str] | None) -> dict[str, torch.Tensor]:  # fmt: skip
+        if cache_dir is None:
+            return self.cache(split, x, batch_size, progress)
+        digest = hashlib.sha256(x.detach().cpu().float().numpy().tobytes()).hexdigest()[:16]
+        key = cache_key(model=model_fingerprint(self.model), layer=layer, inputs=digest, shape=list(x.shape))
+        path = Path(cache_dir) / f"importance-activations-{key}.npz"
+        if path.is_file():
+            arrays, _ = load_arrays(path, "importance_step")
+            return {k: torch.from_numpy(v) for k, v in arrays.items()}
+        cached = self.cache(split, x, batch_size, progress)
+        save_arrays(path, "importance_step", {k: v.numpy() for k, v in cached.items()}, {"key": key})
+        return cached
 
     def compare_with_captum(
         self, inputs: torch.Tensor, targets: Sequence[int] | np.ndarray, filters: Sequence[int], batch_size: int = 64
