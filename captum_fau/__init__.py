@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type che
     from captum_fau.concept import FAUKL, FAUKLResult
     from captum_fau.data.synthfacs import SynthFACS
     from captum_fau.models import ZeroBiasCNN
+    from captum_fau.probes import AUProbe, AUProbeResult, FilterImportance, ImportanceResult
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -37,6 +38,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "analyze": ("captum_fau.analyze", "analyze"),
     "AnalysisConfig": ("captum_fau.analyze", "AnalysisConfig"),
     "InputSpec": ("captum_fau.inputs.spec", "InputSpec"),
+    "AUProbe": ("captum_fau.probes", "AUProbe"),
+    "AUProbeResult": ("captum_fau.probes", "AUProbeResult"),
+    "FilterImportance": ("captum_fau.probes", "FilterImportance"),
+    "ImportanceResult": ("captum_fau.probes", "ImportanceResult"),
 }
 
 
@@ -55,9 +60,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AUProbe",
+    "AUProbeResult",
     "FAUKL",
     "AnalysisConfig",
     "FAUKLResult",
+    "FilterImportance",
+    "ImportanceResult",
     "InputSpec",
     "SynthFACS",
     "TopNDeconv",

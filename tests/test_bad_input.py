@@ -426,6 +426,19 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
         _model(), "conv2").complete(__import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").from_scan(
             _scan(_RAND[:6], top_n=2, keep_inputs=True)(out), reconstruct=[0], progress=False), _RAND[:6])),
      errors.ConfigError, "matching TopNDeconv"),
+    ("AUProbe-au-not-drawable", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUProbe(
+        _model(), "conv3", aus=["AU16"])), errors.ConfigError, "cannot draw"),
+    ("AUProbe-spec-not-square", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUProbe(
+        _model(), "conv3", __import__("captum_fau").InputSpec(size=(96, 64)))), errors.ConfigError, "96x64"),
+    ("AUOcclusion-not-local", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUOcclusion(
+        __import__("captum_fau.probes.planted").probes.planted.planted_decision_net(0), "pool",
+        __import__("captum_fau").InputSpec(size=96)).check_local(96)), errors.LayerError, "not local"),
+    ("landmarks-missing-columns", lambda f: (lambda out: __import__(
+        "captum_fau.probes.landmark_regions").probes.landmark_regions.landmarks_from_columns({"x_0": [1.0]})),
+     errors.LabelError, "y_0"),
+    ("FilterImportance-shape-changing-layer", lambda f: (lambda out: __import__("captum_fau.probes").probes
+        .FilterImportance(_model(), "fc4").run(_RAND[:4], [0] * 4, ("neutral",), progress=False)),
+     errors.LayerError, "[B, C, H, W]"),
 ]
 
 
