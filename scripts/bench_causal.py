@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bench  # noqa: E402
 
 from captum_fau import InputSpec, zoo  # noqa: E402
-from captum_fau.data.synthfacs import load_synthfacs, render  # noqa: E402
+from captum_fau.synthfacs import load_synthfacs, render  # noqa: E402
 from captum_fau.probes import AUProbe, FilterImportance, ProbeOptions  # noqa: E402
 from captum_fau.probes.planted import (  # noqa: E402
     MOUTH_AUS,

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from torch import nn
 
 from captum_fau import InputSpec, errors
-from captum_fau.data.synthfacs import render
+from captum_fau.synthfacs import render
 from captum_fau.probes import AUProbe, AUProbeResult, FilterImportance, ImportanceResult, ProbeOptions, facs_table
 from captum_fau.probes._stats import sign_flip_test
 from captum_fau.probes.planted import (
@@ -31,7 +31,7 @@ def _association(net: nn.Module, aus: tuple[str, ...]) -> np.ndarray:
     x = SPEC.apply(torch.from_numpy(batch.images[keep])[:, None])
     with torch.no_grad():
         acts = net(x).amax((2, 3)).numpy()
-    from captum_fau.data.synthfacs_geometry import AU_INDEX
+    from captum_fau.synthfacs.geometry import AU_INDEX
 
     present = batch.aus[keep] > 0
     out = np.empty((acts.shape[1], len(aus)))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from captum_fau import InputSpec, errors
-from captum_fau.data.synthfacs import load_synthfacs
-from captum_fau.data.synthfacs_geometry import SYNTHFACS_AUS
+from captum_fau.synthfacs import load_synthfacs
+from captum_fau.synthfacs.geometry import SYNTHFACS_AUS
 from captum_fau.probes import AUOcclusion, OcclusionResult, synthfacs_masks
 from captum_fau.probes.landmark_regions import landmarks_from_columns, region_masks, to_crop
 from captum_fau.probes.planted import MOUTH_AUS, brow_masked_net, planted_decision_net

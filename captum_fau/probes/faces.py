@@ -2,7 +2,7 @@
 
 Face ``k`` is image ``k`` of a SynthFACS set rendered with ``n_subjects = n_faces``, so every
 face is a different identity with its own pose, lighting and sensor noise; only the AU vector
-changes between the renders of one face (:func:`captum_fau.data.synthfacs.render_with_aus`).
+changes between the renders of one face (:func:`captum_fau.synthfacs.render_with_aus`).
 
 Each AU is swept on a *condition*: the neutral face (every other AU at 0), and each emotion
 prototype whose recipe contains the AU (its other prototype AUs held at a fixed intensity), so
@@ -17,8 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from captum_fau.data.base import CKPLUS_CLASSES
-from captum_fau.data.synthfacs import MAX_SIZE, MIN_SIZE, PROTOTYPES, render_with_aus
-from captum_fau.data.synthfacs_geometry import AU_INDEX, SYNTHFACS_AUS
+from captum_fau.synthfacs.sets import MAX_SIZE, MIN_SIZE, PROTOTYPES, render_with_aus
+from captum_fau.synthfacs.geometry import AU_INDEX, SYNTHFACS_AUS
 from captum_fau.errors import ConfigError
 
 #: Intensities of a full sweep (0 = absent, 1..5 = FACS A..E).

@@ -13,7 +13,7 @@ image), batched over filters. Per emotion (data classes matched to the model's c
 Examples::
 
     >>> from captum_fau import zoo
-    >>> from captum_fau.data.synthfacs import load_synthfacs
+    >>> from captum_fau.synthfacs import load_synthfacs
     >>> from captum_fau.probes import FilterImportance
     >>> model = zoo.load("zerobias-synthfacs-8class")
     >>> faces = load_synthfacs(64)

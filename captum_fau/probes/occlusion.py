@@ -56,7 +56,7 @@ def receptive_extent(model: nn.Module, layer: Any, spec: Any, size: int) -> tupl
 def synthfacs_masks(faces: Any, dilate: int = 2) -> np.ndarray:
     """bool ``[N, J, S, S]`` ground-truth AU regions of a ``load_synthfacs`` FaceSet, dilated by ``dilate`` px
     (the renderer's masks miss a few pixels next to moving features)."""
-    from captum_fau.data.synthfacs import region_masks
+    from captum_fau.synthfacs import region_masks
 
     meta = getattr(faces, "meta", {}) or {}
     if "seed" not in meta:

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from captum_fau.data.base import CKPLUS_CLASSES
-from captum_fau.data.synthfacs_geometry import SYNTHFACS_AUS
-from captum_fau.data.synthfacs import render_with_aus
-from captum_fau.data.synthfacs_geometry import AU_INDEX
+from captum_fau.synthfacs.geometry import SYNTHFACS_AUS
+from captum_fau.synthfacs import render_with_aus
+from captum_fau.synthfacs.geometry import AU_INDEX
 
 #: AUs acting on the mouth and jaw only (below the brows and eyes).
 MOUTH_AUS: tuple[str, ...] = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26", "AU27",
