@@ -130,7 +130,7 @@ def au_labelled_count(faces: Any) -> int | None:
     if not tuple(getattr(faces, "au_ids", ()) or ()):
         return None
     if aus is None:  # a lazy set (SynthFACS) labels every item it renders
-        return len(faces) if getattr(faces, "name", "") == "synthfacs" else None
+        return len(faces) if getattr(faces, "name", "") in ("synthfacs", "synthfacs-photo") else None
     values = np.asarray(aus, dtype=np.float64)
     return int(np.isfinite(values).any(axis=1).sum()) if values.ndim == 2 else None
 
@@ -269,14 +269,15 @@ def _open_data(spec: str, config: Any, progress: bool, model_name: str = "") -> 
     kind, argument = parse_data_spec(spec)
     read = config.read_options
     check_data_options(kind, config.au_csv, read.face_crop, read.lazy, read.workers, read.cache)
-    if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
+    if kind in ("synthfacs", "synthfacs-photo") and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
         from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
 
+        style = "photo" if kind == "synthfacs-photo" else "cartoon"
         if synthfacs_training_pool(model_name) is not None:
-            return held_out_synthfacs(model_name, int(argument), seed=seed)
+            return held_out_synthfacs(model_name, int(argument), seed=seed, style=style)
         from captum_fau.data.synthfacs import SynthFACS
 
-        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
+        return SynthFACS(n=int(argument), seed=seed, style=style), {"held_out": False, "seed": seed, "reason": (
             f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
     options = config.read_options.with_changes(progress=progress)

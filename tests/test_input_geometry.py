@@ -1,0 +1,114 @@
+"""Models at their own input size (issue 29): AU region masks, reconstruction windows and reconstructions
+share the model's input frame at 48 px (gray, [-1, 1]), 96 px and 224 px (a timm RGB model, centre crop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from captum_fau.analyze import _masks_fn
+from captum_fau.concept.localisation import localisation_agreement, region_stats
+from captum_fau.errors import ConfigError
+from captum_fau.inputs.model_inputs import map_masks
+from captum_fau.inputs.spec import InputSpec
+from captum_fau.synthfacs import SYNTHFACS_AUS, SynthFACS, region_masks, render, render_with_aus
+
+GRAY_48 = InputSpec(size=48, pixel_range=(-1, 1))
+
+
+def _timm_spec() -> InputSpec:
+    timm = pytest.importorskip("timm")
+    from captum_fau.inputs.sources import declared_input_spec
+
+    spec = declared_input_spec(timm.create_model("resnet18", pretrained=False, num_classes=7))
+    assert spec is not None and spec.size == (224, 224) and spec.channels == 3 and spec.crop_pct < 1
+    return spec
+
+
+@pytest.mark.parametrize("spec", [GRAY_48, InputSpec(size=(64, 80)), InputSpec(size=224, crop_pct=0.875)],
+                         ids=["48", "64x80", "224-crop"])
+def test_masks_follow_the_images_through_resize_and_crop(spec):
+    masks = np.zeros((1, 1, 96, 96), bool)
+    masks[0, 0, 60:80, 30:70] = True  # a mouth-sized block
+    image = torch.from_numpy(masks[:, :1].astype(np.float32))
+    seen = InputSpec(size=spec.size, crop_pct=spec.crop_pct, interpolation=spec.interpolation).apply(image)[0, 0]
+    mapped = map_masks(spec, masks)[0, 0]
+    assert mapped.shape == tuple(seen.shape) == spec.size
+    np.testing.assert_array_equal(mapped, seen.numpy() >= 0.5)  # the images' own transform, thresholded
+    ys, xs = np.nonzero(mapped)
+    h, w = spec.size
+    s = 1 / spec.crop_pct
+    centre = lambda c, side: (c / 96 * side * s - (side * s - side) / 2) / side  # noqa: E731
+    assert abs(ys.mean() / h - centre(70, h)) < 0.03 and abs(xs.mean() / w - centre(50, w)) < 0.03
+
+
+@pytest.mark.parametrize("style", ["cartoon", "photo"])
+def test_masks_fn_renders_the_style_in_the_model_frame(style):
+    faces = SynthFACS(n=12, seed=3, style=style)
+    spec = GRAY_48
+    masks_for = _masks_fn(faces, spec)
+    assert masks_for is not None
+    got = masks_for(np.array([2, 5]))
+    raw = region_masks(3, [2, 5], style=style)
+    assert got.shape == (2, len(SYNTHFACS_AUS), 48, 48)
+    np.testing.assert_array_equal(got, map_masks(spec, raw))
+    if style == "photo":
+        assert not np.array_equal(raw, region_masks(3, [2, 5]))  # the photo masks are the photo face's own
+
+
+def _planted_mouth(spec: InputSpec, au: str = "AU25", n_top: int = 6) -> tuple[SynthFACS, dict]:
+    """A filter planted on a mouth AU: its reconstructions are the AU's own drawing as the model sees it."""
+    faces = SynthFACS(n=80, seed=5)
+    k = SYNTHFACS_AUS.index(au)
+    batch = render(80, seed=5)
+    rows = np.flatnonzero(batch.aus[:, k] > 0)[:n_top]
+    assert len(rows) == n_top
+    side = spec.size[0]
+    window = int(round(32 * side / 96))
+    patches = torch.zeros(1, n_top, spec.channels, window, window)
+    boxes = torch.zeros(1, n_top, 4, dtype=torch.int64)
+    for n, i in enumerate(rows):
+        vec = batch.aus[i].astype(np.float32)
+        image, _ = render_with_aus(5, int(i), vec)
+        vec[k] = 0
+        without, _ = render_with_aus(5, int(i), vec)
+        pair = torch.from_numpy(np.stack([image, without])[:, None].astype(np.float32) / 255.0)
+        seen = spec.apply(pair)
+        drawing = (seen[0] - seen[1]).pow(2).sum(0)
+        cy, cx = np.unravel_index(int(drawing.argmax()), drawing.shape)
+        y0, x0 = (int(np.clip(c - window // 2, 0, side - window)) for c in (cy, cx))
+        patches[0, n] = (seen[0] - seen[1])[:, y0:y0 + window, x0:x0 + window]
+        boxes[0, n] = torch.tensor([y0, x0, y0 + window, x0 + window])
+    return faces, {"patches": patches, "boxes": boxes, "indices": torch.from_numpy(rows)[None]}
+
+
+@pytest.mark.parametrize("which", ["48-gray", "224-timm"])
+def test_a_planted_mouth_filter_is_localised_to_the_mouth(which):
+    spec = GRAY_48 if which == "48-gray" else _timm_spec()
+    faces, planted = _planted_mouth(spec)
+    regions = region_stats(planted["patches"], planted["boxes"], planted["indices"], _masks_fn(faces, spec))
+    out = localisation_agreement(regions, ["AU25"], faces.au_ids, [0])
+    assert out["per_filter"][0]["region_au"] == "AU25" and out["rate"] == 1.0
+    assert out["per_filter"][0]["share"] > 0.5
+    unmapped = _masks_fn(faces)  # the masks at the rendered 96 px: not the model's frame
+    if which == "224-timm":
+        with pytest.raises(ConfigError, match="model's input frame"):
+            region_stats(planted["patches"], planted["boxes"], planted["indices"], unmapped)
+    else:
+        wrong = region_stats(planted["patches"], planted["boxes"], planted["indices"], unmapped)
+        assert localisation_agreement(wrong, ["AU25"], faces.au_ids, [0])["rate"] != 1.0
+
+
+@pytest.mark.slow
+def test_localisation_recovery_is_the_same_at_48_96_224():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/bench_localisation_sizes.py", "--quick", "--json"],
+                         capture_output=True, text=True, check=True)
+    import json
+
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["spread"] <= 0.05, report
+    assert min(r["nested"] for r in report["recovery"].values()) > 0.8
