@@ -351,6 +351,7 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
 
     if topn is None:
         raise DistributedError("Rank 0 received no top-N result from the scan.")
+    topn.meta.setdefault("input_spec", run.params["input_spec"])  # the windows shown as the model saw them
     topn.save(run.out, compact=True)
     maxima = result.layers[run.layer].maxima.float().numpy()
     order = result.indices.numpy()

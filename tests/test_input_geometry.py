@@ -112,3 +112,66 @@ def test_localisation_recovery_is_the_same_at_48_96_224():
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["spread"] <= 0.05, report
     assert min(r["nested"] for r in report["recovery"].values()) > 0.8
+
+
+# ---------------------------------------------------------------- item 6: windows as the model saw them
+def _gray_faces(n: int = 4) -> torch.Tensor:
+    return torch.from_numpy(render(n, seed=2).images[:, None].astype(np.float32) / 255.0)
+
+
+def test_gray_faces_in_a_timm_rgb_model_windows_stay_gray(tmp_path):
+    timm = pytest.importorskip("timm")
+    from captum_fau.attr import TopNDeconv
+    from captum_fau.attr.topn_result import TopNResult
+    from captum_fau.data.base import FaceSet
+    from captum_fau.inputs.model_inputs import ModelInputs
+    from captum_fau.inputs.sources import declared_input_spec
+    from captum_fau.viz.filter_browser import write_strips
+
+    model = timm.create_model("resnet18", pretrained=False, num_classes=7).eval()
+    spec = declared_input_spec(model)
+    raw = _gray_faces(3)
+    faces = FaceSet(images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",),
+                    emotions=np.zeros(3, np.int64))
+    result = TopNDeconv(model, "layer1", rule="guided").top_n(ModelInputs(faces, spec), n=2, filters=[0, 1],
+                                                              progress=False)
+    windows = result.image_patches
+    assert windows.shape[2] == 3
+    assert float((windows[:, :, 2] - windows[:, :, 0]).abs().mean()) > 0.1  # normalised: blue above red
+    shown = result.display_windows()
+    assert shown is not None and float(shown.min()) >= 0 and float(shown.max()) <= 1
+    assert float((shown[:, :, 2] - shown[:, :, 0]).abs().max()) < 1e-5  # gray again: R = G = B
+    seen = spec.apply(raw)  # the window equals the model input, de-normalised
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    y0, x0, y1, x1 = result.boxes[0, 0].tolist()
+    expect = (seen[int(result.indices[0, 0])] * std[0] + mean[0])[:, y0:y1, x0:x1].clamp(0, 1)
+    torch.testing.assert_close(shown[0, 0], expect, atol=1e-5, rtol=0)
+    result.save(tmp_path, compact=True)
+    again = TopNResult.load(tmp_path)
+    strips = write_strips(tmp_path, again)
+    import cv2
+
+    strip = cv2.imread(str(tmp_path / strips[0][0]))
+    bottom = strip[strip.shape[0] // 2 + 4:].astype(int)
+    assert np.abs(bottom[..., 0] - bottom[..., 2]).max() <= 2  # no tint in the filter browser either
+
+
+def test_a_48_px_model_in_minus_one_to_one_shows_its_windows_in_the_unit_range():
+    from torch import nn
+
+    from captum_fau.attr import TopNDeconv
+    from captum_fau.data.base import FaceSet
+    from captum_fau.inputs.model_inputs import ModelInputs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.ReLU()).eval()
+    raw = _gray_faces(3)
+    faces = FaceSet(images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",),
+                    emotions=np.zeros(3, np.int64))
+    result = TopNDeconv(model, "3", rule="guided").top_n(ModelInputs(faces, GRAY_48), n=2, progress=False)
+    assert float(result.image_patches.min()) < 0  # the model's own [-1, 1]
+    shown = result.display_windows()
+    resized = InputSpec(size=48).apply(raw)
+    y0, x0, y1, x1 = result.boxes[0, 0].tolist()
+    torch.testing.assert_close(shown[0, 0], resized[int(result.indices[0, 0])][:, y0:y1, x0:x1], atol=1e-5, rtol=0)

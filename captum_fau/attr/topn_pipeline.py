@@ -111,6 +111,9 @@ def top_n(attribution: TopNAttribution, data: Any, options: TopNOptions) -> TopN
         additional_forward_args=options.additional_forward_args,
     )  # fmt: skip
     top = from_scan(attribution, result, options)
+    spec = getattr(data, "spec", None)  # a ModelInputs: the windows can be shown as the model saw them
+    if callable(getattr(spec, "to_dict", None)):
+        top.meta["input_spec"] = spec.to_dict()
     top.meta["timings"]["scan_s"] = round(time.perf_counter() - started - top.meta["timings"]["reconstruct_s"], 4)
     return top
 

@@ -147,6 +147,25 @@ class TopNResult:
             )
         return int(hits[0])
 
+    def display_windows(self) -> torch.Tensor | None:
+        """The input windows as the model saw them, in ``[0, 1]``: :attr:`image_patches` with the model's own
+        normalisation undone (``x * std + mean``, mapped back from the pixel range), so that a gray face given
+        to an RGB model with ImageNet's mean/std is gray again (a joint stretch of the normalised channels
+        tints it blue). None when the result does not record the model's :class:`InputSpec`
+        (``meta["input_spec"]``) or its local mean subtraction cannot be undone; then show each window
+        stretched on its own."""
+        spec = self.meta.get("input_spec") or {}
+        if not spec or int(spec.get("local_mean", 0) or 0):
+            return None
+        channels = self.image_patches.shape[2] if self.image_patches.dim() == 5 else 0
+        mean, std = list(spec.get("mean", [0.0])), list(spec.get("std", [1.0]))
+        if len(mean) != channels or len(std) != channels:
+            return None
+        low, high = (float(v) for v in spec.get("pixel_range", (0.0, 1.0)))
+        view = (1, 1, channels, 1, 1)
+        x = self.image_patches.float() * torch.tensor(std).view(view) + torch.tensor(mean).view(view)
+        return ((x - low) / ((high - low) or 1.0)).clamp(0, 1)
+
     # ------------------------------------------------------------------- io
     def save(self, path: str | os.PathLike[str], compact: bool = False) -> Path:
         """Write ``path/topn.safetensors`` and ``path/topn.json`` (atomically); returns the folder.
@@ -261,6 +280,7 @@ class TopNResult:
         kinds = ["reconstruction", "image"] if show == "both" else [show]
         fig = new_figure((n * patch_inches + 0.8, len(rows) * len(kinds) * patch_inches))
         axes = fig.subplots(len(rows) * len(kinds), n, squeeze=False)
+        shown = self.display_windows()
         for r, row in enumerate(rows):
             for k, kind in enumerate(kinds):
                 line = r * len(kinds) + k
@@ -273,6 +293,9 @@ class TopNResult:
                         # Centre on zero and stretch symmetrically, as deconvnet figures do.
                         scale = float(patch.abs().max()) or 1.0
                         img = 0.5 + 0.5 * img / scale
+                    elif shown is not None:  # the window as the model saw it (its normalisation undone)
+                        seen = shown[row, col]
+                        img = seen.permute(1, 2, 0).numpy() if seen.shape[0] == 3 else seen[0].numpy()
                     else:
                         low, high = float(patch.min()), float(patch.max())
                         img = (img - low) / ((high - low) or 1.0)
