@@ -263,6 +263,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     the manifest."""
     from captum_fau import preflight
     from captum_fau._utils import distributed
+    from captum_fau.inputs.fields import unverified_fields
 
     rank, world_size = distributed.world()
     torch.manual_seed(config.seed)
@@ -272,6 +273,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
               "rule": config.rule, "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(ready.faces), "data_provenance": ready.provenance, "input_spec": ready.spec.to_dict(),
+              "input_unverified": unverified_fields(ready.spec.to_dict(), ready.spec.sources),
               "class_names": None if ready.mapping is None else list(ready.mapping.model_classes),
               "face_crop": config.face_crop}  # fmt: skip
     fingerprint = _fingerprint(ready.model, ready.dataset, input_spec=ready.spec.to_dict())

@@ -175,3 +175,68 @@ def test_a_48_px_model_in_minus_one_to_one_shows_its_windows_in_the_unit_range()
     resized = InputSpec(size=48).apply(raw)
     y0, x0, y1, x1 = result.boxes[0, 0].tolist()
     torch.testing.assert_close(shown[0, 0], resized[int(result.indices[0, 0])][:, y0:y1, x0:x1], atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- item 3: guessed input fields are named
+def _fully_convolutional() -> torch.nn.Module:
+    """A 64x64 [-1, 1] network that runs at any size: nothing in it says 64 or [-1, 1]."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8)).eval()
+
+
+def test_a_fully_convolutional_model_without_flags_names_every_guessed_field(tmp_path, synthfacs):
+    import json
+
+    from captum_fau.analyze import analyze
+
+    faces = synthfacs(48, seed=3)
+    result = analyze(_fully_convolutional(), faces, layer="3", out=tmp_path, n=2, permutations=50, bootstrap=10,
+                     progress=False, n_featured=2, sanity_check=False, class_names=faces.class_names)
+    note = next(n for n in result.notes if n.startswith("UNVERIFIED input"))
+    for text in ("size 96x96 (probe)", "mean 0 (default)", "std 1 (default)", "pixel range 0-1 (default)",
+                 "--input-size", "--mean", "--std", "--pixel-range", "input_spec={'size': ..."):
+        assert text in note, (text, note)
+    assert "channels" not in note  # the first convolution's weights declare 1 channel
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["params"]["input_unverified"]) == {"size", "pixel_range", "mean", "std"}
+    assert saved["params"]["input_unverified"]["size"]["flag"] == "--input-size"
+    assert any(n.startswith("UNVERIFIED input") for n in saved["notes"])
+    page = (tmp_path / "index.html").read_text()
+    assert "Unverified input" in page and "size 96x96 (probe)" in page
+
+
+@pytest.mark.parametrize("which", ["64-fcn-given", "48-gray-given", "224-timm"])
+def test_declared_or_given_fields_are_not_called_unverified(which, synthfacs):
+    from captum_fau.inputs.resolve import model_inputs
+
+    faces = synthfacs(48, seed=3).subset(np.arange(4))
+    if which == "224-timm":
+        timm = pytest.importorskip("timm")
+        model, explicit = timm.create_model("resnet18", pretrained=False, num_classes=8).eval(), None
+    elif which == "64-fcn-given":
+        model = _fully_convolutional()
+        explicit = {"size": 64, "channels": 1, "pixel_range": (-1, 1), "mean": 0, "std": 1}
+    else:
+        from captum_fau import ZeroBiasCNN
+
+        model = ZeroBiasCNN(img_size=48, num_classes=8)  # its config declares 48 px
+        explicit = {"pixel_range": (-1, 1), "mean": 0, "std": 1, "local_mean": 0}
+    _, spec, notes = model_inputs(model, faces, explicit)
+    assert not any("UNVERIFIED" in n for n in notes), notes
+    _, _, partial = model_inputs(_fully_convolutional(), faces, {"size": 64})
+    guessed = next(n for n in partial if n.startswith("UNVERIFIED"))
+    assert "--input-size" not in guessed and "size 64" not in guessed and "mean 0 (default)" in guessed
+
+
+def test_channels_taken_from_the_data_are_unverified_too():
+    from captum_fau.inputs.fields import unverified_fields, unverified_note
+
+    spec = InputSpec.resolve(None, None, data_shape=(3, 64, 64))
+    assert spec.sources["channels"] == "data"
+    out = unverified_fields(spec.to_dict(), spec.sources)
+    assert out["channels"] == {"value": "3", "source": "the data's", "flag": "--channels",
+                               "python": "input_spec={'channels': ...}"}
+    assert "channels 3 (the data's)" in unverified_note(out) and "--channels" in unverified_note(out)

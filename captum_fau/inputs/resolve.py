@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence, TextIO
 import torch
 from torch import nn
 
+from captum_fau.inputs.fields import unverified_fields, unverified_note
 from captum_fau.inputs.forward import check_forward
 from captum_fau.inputs.model_inputs import ModelInputs, raw_shape
 from captum_fau.inputs.probe import _reference_tensor, check_single_input
@@ -50,7 +51,9 @@ def model_inputs(
 
     Returns:
         tuple: ``(ModelInputs, InputSpec, notes)``; the notes say where the spec came from and
-        what it does to these data (conversions, resizing, probes, overrides).
+        what it does to these data (conversions, resizing, probes, overrides), and name every field a
+        probe, a default or the data supplied as UNVERIFIED, with its flag
+        (:func:`~captum_fau.inputs.fields.unverified_note`).
 
     Raises:
         ConfigError / InputShapeError: conflicting or impossible specs, data that are not raw
@@ -61,6 +64,9 @@ def model_inputs(
     shape = raw_shape(data)
     spec = resolve_input_spec(model, shape, explicit, explicit_sources, check=False)
     notes = [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(shape)]
+    guessed = unverified_note(unverified_fields(spec.to_dict(), spec.sources))
+    if guessed:
+        notes.append(guessed + ".")
     inputs = ModelInputs(data, spec)
     if check and len(inputs):
         ref = _reference_tensor(model)

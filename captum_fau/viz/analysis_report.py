@@ -136,8 +136,14 @@ def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
     from captum_fau.inputs.spec import InputSpec
 
+    from captum_fau.inputs.fields import unverified_note
+
     spec = params.get("input_spec")
-    return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
+    out = {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
+    guessed = unverified_note(params.get("input_unverified") or {})
+    if guessed:
+        out["Unverified input"] = guessed.removeprefix("UNVERIFIED input: ")
+    return out
 
 
 def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]:
