@@ -90,8 +90,7 @@ def _check_out(out: Path) -> None:
 
 def _masks_fn(faces: Any, spec: Any = None) -> Callable[[np.ndarray], np.ndarray] | None:
     """Ground-truth AU regions for dataset indices, when the data can render them (SynthFACS, either style), in the
-    model's input frame: drawn at the rendered size, then through ``spec``'s resize and crop (the reconstruction
-    windows' frame)."""
+    frame of the model's input and reconstruction windows (drawn at the rendered size, then ``spec``'s resize/crop)."""
     meta = getattr(faces, "meta", None) or {}
     if getattr(faces, "name", "") not in ("synthfacs", "synthfacs-photo") or "seed" not in meta:
         return None
@@ -241,6 +240,8 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
     scanned = _scan_step(run, dev)
     if scanned is None:  # a rank other than 0: rank 0 writes the results
         return _other_rank_result(run.out, run.rank, run.world_size)
+    if scanned.topn.rule_caveat:  # --relu-like: said wherever the rule is named, the notes first
+        run.notes.append(f"WARNING: {scanned.topn.rule_caveat}.")
     with _timed(run.timings, "faukl"):
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
@@ -263,7 +264,6 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     the manifest."""
     from captum_fau import preflight
     from captum_fau._utils import distributed
-    from captum_fau.inputs.fields import unverified_fields
 
     rank, world_size = distributed.world()
     torch.manual_seed(config.seed)
@@ -273,7 +273,6 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
               "rule": config.rule, "relu_like": config.relu_like,
               "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
               "n_images": len(ready.faces), "data_provenance": ready.provenance, "input_spec": ready.spec.to_dict(),
-              "input_unverified": unverified_fields(ready.spec.to_dict(), ready.spec.sources),
               "class_names": None if ready.mapping is None else list(ready.mapping.model_classes),
               "face_crop": config.face_crop}  # fmt: skip
     fingerprint = _fingerprint(ready.model, ready.dataset, input_spec=ready.spec.to_dict())

@@ -240,3 +240,62 @@ def test_channels_taken_from_the_data_are_unverified_too():
     assert out["channels"] == {"value": "3", "source": "the data's", "flag": "--channels",
                                "python": "input_spec={'channels': ...}"}
     assert "channels 3 (the data's)" in unverified_note(out) and "--channels" in unverified_note(out)
+
+
+# ---------------------------------------------------------------- item 4: --relu-like said wherever the rule is
+def _gelu_fcn() -> torch.nn.Module:
+    from torch import nn
+
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.GELU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
+                         nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8)).eval()
+
+
+def test_relu_like_is_said_in_notes_report_results_and_browser(tmp_path, synthfacs):
+    import json
+
+    from captum_fau.analyze import analyze
+
+    faces = synthfacs(48, seed=3)
+    result = analyze(_gelu_fcn(), faces, layer="3", out=tmp_path, n=2, permutations=50, bootstrap=10, progress=False,
+                     n_featured=2, sanity_check=False, class_names=faces.class_names, relu_like=True,
+                     input_spec={"size": 64, "pixel_range": (-1, 1)})
+    assert result.topn.relu_like and "as if ReLUs" in result.topn.rule_label
+    warning = next(n for n in result.notes if n.startswith("WARNING: relu_like=True"))
+    assert "as if they were ReLUs" in warning and "GELU" in warning and "--rule gradient" in warning
+    saved = json.loads((tmp_path / "results.json").read_text())
+    status = next(v for v in saved.values() if isinstance(v, dict) and "rule_label" in v)
+    assert status["relu_like"] is True and "as if ReLUs" in status["rule_label"] and "GELU" in status["rule_caveat"]
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("as if ReLUs") >= 3  # the layer line, the top-N text, every browser caption
+    assert "guided backpropagation applied to non-ReLU activations as if ReLUs (--relu-like) rule" in page
+
+
+def test_relu_like_on_a_48_px_tanh_model_names_itself_in_the_figure_title():
+    from torch import nn
+
+    from captum_fau.attr import TopNDeconv
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()).eval()
+    images = GRAY_48.apply(_gray_faces(3))
+    guided = TopNDeconv(model, "2", rule="deconv", relu_like=True).top_n(images, n=2, progress=False)
+    assert guided.rule_caveat is not None and "Tanh" in guided.rule_caveat and "deconvnet" in guided.rule_caveat
+    fig = guided.plot(show="both")
+    assert "as if ReLUs" in fig._suptitle.get_text()
+    plain = TopNDeconv(nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU()).eval(), "1", rule="guided")
+    result = plain.top_n(images, n=2, progress=False)
+    assert not result.relu_like and result.rule_caveat is None and result.rule_label == "guided backpropagation"
+
+
+def test_relu_like_on_a_relu_only_model_is_not_claimed():
+    from torch import nn
+
+    from captum_fau.attr import TopNDeconv
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU()).eval()
+    with pytest.warns(UserWarning, match="changes nothing"):
+        result = TopNDeconv(model, "1", rule="guided", relu_like=True).top_n(GRAY_48.apply(_gray_faces(2)), n=1,
+                                                                              progress=False)
+    assert not result.relu_like and result.rule_caveat is None

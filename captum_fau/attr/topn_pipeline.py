@@ -307,6 +307,7 @@ def reconstruct_search(
             "map_size": list(geometry.map_size), "num_images": geometry.num_images,
             "distinct_images": geometry.distinct_images, "receptive_field": list(fields.size),
             "stride": list(fields.stride), "local": fields.local,
+            "relu_like": bool(attribution.relu_like), "relu_like_activations": attribution.relu_like_activations,
             "timings": {"scan_s": 0.0, "reconstruct_s": round(time.perf_counter() - started, 4)},
         },
     )  # fmt: skip

@@ -38,6 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     featured = featured_filters(topn=result, count=args.featured)
     result.plot(featured, path=out / "topn.png")
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
+    if result.rule_caveat:
+        print(f"note: {result.rule_caveat}.")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
     if args.sanity_check:

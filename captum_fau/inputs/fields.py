@@ -282,13 +282,14 @@ CHECKED_FIELDS: tuple[str, ...] = ("size", "channels", "pixel_range", "mean", "s
 GUESSED_SOURCES: dict[str, str] = {SOURCE_PROBE: "probe", SOURCE_DEFAULT: "default", SOURCE_DATA: "the data's"}
 
 
-def unverified_fields(values: Mapping[str, Any], sources: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def unverified_fields(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """The fields of :data:`CHECKED_FIELDS` that a probe, a default or the data supplied: nothing the model
     declared and no one gave, so the run may be on the wrong preprocessing.
 
     Args:
         values (Mapping): Field -> value (an :class:`InputSpec`'s ``to_dict()``).
-        sources (Mapping): Field -> where the value came from (``InputSpec.sources``).
+        sources (Mapping, optional): Field -> where the value came from. Default: ``values["sources"]``
+            (``to_dict()`` holds them)
 
     Returns:
         dict: field -> ``{"value", "source", "flag", "python"}``, in :data:`CHECKED_FIELDS` order; the
@@ -301,6 +302,7 @@ def unverified_fields(values: Mapping[str, Any], sources: Mapping[str, str]) -> 
         {'value': '64x64', 'source': 'probe', 'flag': '--input-size', 'python': "input_spec={'size': ...}"}
     """
     out = {}
+    sources = values.get("sources") or {} if sources is None else sources
     for name in CHECKED_FIELDS:
         source = str(sources.get(name, SOURCE_DEFAULT))
         if source in GUESSED_SOURCES and name in values:

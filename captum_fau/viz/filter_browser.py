@@ -275,11 +275,13 @@ def _strip_html(f: int, strip: tuple[str, int, int] | None, topn: Any, out: Path
         return (f'<p class="meta">Not reconstructed in this run (pending). Complete it with <code>captum-fau topn '
                 f"--out {html.escape(str(out))} --filters {f}</code> and the run's --model, --data, --layer and --rule.</p>")
     src, width, height = strip
+    label, caveat = str(getattr(topn, "rule_label", topn.rule)), getattr(topn, "rule_caveat", None)
     return (
         f'<figure><a href="{html.escape(src)}" title="full size"><img class="fit" src="{html.escape(src)}" width="{width}" '
         f'height="{height}" loading="lazy" alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></a>'
-        f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(topn.rule)} rule), strongest left; bottom: "
-        "the same windows of the input images (tap for full size).</figcaption></figure>"
+        f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(label)} rule), strongest left; "
+        "bottom: the same windows of the input images (tap for full size)."
+        + (f" {html.escape(caveat)}." if caveat else "") + "</figcaption></figure>"
     )
 
 
