@@ -299,3 +299,94 @@ def test_relu_like_on_a_relu_only_model_is_not_claimed():
         result = TopNDeconv(model, "1", rule="guided", relu_like=True).top_n(GRAY_48.apply(_gray_faces(2)), n=1,
                                                                               progress=False)
     assert not result.relu_like and result.rule_caveat is None
+
+
+# ---------------------------------------------------------------- item 2: folder faces cut at the model's side
+def _config(tmp_path, root, **kw):
+    from captum_fau.analysis_config import AnalysisConfig
+
+    return AnalysisConfig(layer=kw.pop("layer", "layer1"), out=tmp_path / "out",
+                          face_crop="none", cache=False, progress=False, class_names=kw.pop("class_names", None), n=2,
+                          **kw)
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from helpers.real_formats import write_labelled_folder
+
+    from captum_fau.synthfacs import load_synthfacs
+
+    faces = load_synthfacs(6, seed=4, size=256)  # photos with more detail than 96 px
+    return write_labelled_folder(tmp_path_factory.mktemp("big") / "faces", faces), faces
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["eager", "streamed"])
+def test_folder_faces_for_a_224_model_are_cut_at_its_side(tmp_path, big_folder, stream):
+    timm = pytest.importorskip("timm")
+    from captum_fau.inputs.model_inputs import raw_shape
+    from captum_fau.preflight import prepare
+
+    root, source = big_folder
+    model = timm.create_model("resnet18", pretrained=False, num_classes=8).eval()
+    config = _config(tmp_path, root, stream=stream, workers=1 if stream else None, class_names=source.class_names)
+    ready = prepare(model, f"folder:{root}", config, torch.device("cpu"), progress=False)
+    side = int(224 / ready.spec.crop_pct + 1e-6)  # 235 for resnet18 (crop_pct 0.95): where timm's resize starts
+    assert ready.spec.size == (224, 224) and side > 224
+    assert raw_shape(ready.faces) == (1, side, side)
+    assert any(f"Faces cut at {side} px" in n for n in ready.notes)
+    seen = ready.dataset.tensors([0, 3]) if not stream else torch.stack([ready.dataset[i]["image"] for i in (0, 3)])
+    expect = ready.spec.apply(torch.from_numpy(source.images[[0, 3]][:, None]))  # straight from the 256 px source
+    assert float((seen - expect).abs().mean()) < 0.02  # one area resize 256 -> side on the way, no 96 px bottleneck
+    at_96 = InputSpec(size=96, interpolation="area").apply(torch.from_numpy(source.images[[0, 3]][:, None]))
+    via_96 = ready.spec.apply(at_96)
+    assert float((via_96 - expect).abs().mean()) > 2 * float((seen - expect).abs().mean())  # the detail 96 px lost
+
+
+def test_folder_faces_for_a_48_model_and_the_cache_key(tmp_path, big_folder):
+    from captum_fau.data.folder import load_folder
+    from captum_fau.inputs.resolve import face_crop_side
+    from captum_fau.models import ZeroBiasCNN
+
+    root, _ = big_folder
+    assert face_crop_side(ZeroBiasCNN(img_size=48, num_classes=8)) == 48
+    assert face_crop_side(_fully_convolutional()) is None  # a probe decides later: the loader's own 96
+    assert face_crop_side(_fully_convolutional(), {"size": 64}) == 64
+    cache = tmp_path / "cache"
+    small = load_folder(root, size=48, face_crop="none", cache_dir=cache, progress=False)
+    large = load_folder(root, size=224, face_crop="none", cache_dir=cache, progress=False)
+    again = load_folder(root, size=48, face_crop="none", cache_dir=cache, progress=False)
+    assert small.images.shape[1:] == (48, 48) and large.images.shape[1:] == (224, 224)
+    assert np.array_equal(small.images, again.images)
+
+
+def test_ckplus_keeps_the_reference_crop(monkeypatch, tmp_path):
+    import captum_fau.data.spec as spec_module
+    from captum_fau import preflight
+    from captum_fau.analysis_config import AnalysisConfig
+
+    seen = {}
+    monkeypatch.setattr(spec_module, "load_data_spec", lambda spec, options, **kw: seen.update(kw) or "faces")
+    monkeypatch.setattr(spec_module, "check_data_options", lambda *a: None)
+    config = AnalysisConfig(out=tmp_path, progress=False)
+    preflight._open_data(f"ckplus:{tmp_path}", config, False, "m", crop=256)
+    assert "size" not in seen
+    preflight._open_data(f"folder:{tmp_path}", config, False, "m", crop=256)
+    assert seen["size"] == 256
+
+
+def test_streamed_and_eager_folder_faces_at_a_224_model_are_equal(tmp_path, big_folder):
+    timm = pytest.importorskip("timm")
+    from captum_fau.preflight import prepare
+
+    root, source = big_folder
+    model = timm.create_model("resnet18", pretrained=False, num_classes=8).eval()
+    got = []
+    for stream in (False, True):
+        config = _config(tmp_path / str(stream), root, stream=stream, workers=1 if stream else None,
+                         class_names=source.class_names)
+        ready = prepare(model, f"folder:{root}", config, torch.device("cpu"), progress=False)
+        got.append(torch.stack([ready.dataset[i]["image"] for i in range(len(ready.dataset))]))
+    assert got[0].shape[-2:] == (224, 224) and torch.equal(got[0], got[1])
