@@ -390,3 +390,19 @@ def test_streamed_and_eager_folder_faces_at_a_224_model_are_equal(tmp_path, big_
         ready = prepare(model, f"folder:{root}", config, torch.device("cpu"), progress=False)
         got.append(torch.stack([ready.dataset[i]["image"] for i in range(len(ready.dataset))]))
     assert got[0].shape[-2:] == (224, 224) and torch.equal(got[0], got[1])
+
+
+def test_synthfacs_photo_specs_get_held_out_subjects_and_photo_masks(tmp_path):
+    from captum_fau import preflight
+    from captum_fau.analysis_config import AnalysisConfig
+
+    config = AnalysisConfig(out=tmp_path, progress=False)
+    faces, provenance = preflight._open_data("synthfacs-photo:12", config, False, "zerobias-synthfacs-8class")
+    assert faces.name == "synthfacs-photo" and faces.meta["style"] == "photo" and provenance["held_out"] is True
+    cartoon, _ = preflight._open_data("synthfacs:12", config, False, "zerobias-synthfacs-8class")
+    assert np.array_equal(faces.subjects, cartoon.subjects)  # the same held-out subjects in either style
+    masks = _masks_fn(faces, GRAY_48)(np.array([0, 1]))
+    start = faces.meta["start"]
+    np.testing.assert_array_equal(masks, map_masks(GRAY_48, region_masks(faces.meta["seed"], [start, start + 1],
+                                                                         style="photo")))
+    assert preflight.au_labelled_count(faces) == 12
