@@ -261,14 +261,18 @@ def test_relu_like_is_said_in_notes_report_results_and_browser(tmp_path, synthfa
                      n_featured=2, sanity_check=False, class_names=faces.class_names, relu_like=True,
                      input_spec={"size": 64, "pixel_range": (-1, 1)})
     assert result.topn.relu_like and "as if ReLUs" in result.topn.rule_label
-    warning = next(n for n in result.notes if n.startswith("WARNING: relu_like=True"))
-    assert "as if they were ReLUs" in warning and "GELU" in warning and "--rule gradient" in warning
+    warning = next(n for n in result.notes if n.startswith("WARNING: With relu_like=True"))
+    assert "as if they were ReLUs" in warning and "GELU" in warning and "rule='gradient'" in warning
+    from captum_fau.cli._say import speak
+
+    assert "With --relu-like the guided" in speak(warning) and "--rule gradient" in speak(warning)
     saved = json.loads((tmp_path / "results.json").read_text())
     status = next(v for v in saved.values() if isinstance(v, dict) and "rule_label" in v)
     assert status["relu_like"] is True and "as if ReLUs" in status["rule_label"] and "GELU" in status["rule_caveat"]
     page = (tmp_path / "index.html").read_text()
     assert page.count("as if ReLUs") >= 3  # the layer line, the top-N text, every browser caption
-    assert "guided backpropagation applied to non-ReLU activations as if ReLUs (--relu-like) rule" in page
+    assert "guided backpropagation applied to non-ReLU activations as if ReLUs (--relu-like / relu_like=True) rule" \
+        in page
 
 
 def test_relu_like_on_a_48_px_tanh_model_names_itself_in_the_figure_title():

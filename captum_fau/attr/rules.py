@@ -134,10 +134,10 @@ def relu_like_caveat(rule: str, activations: str | None = None) -> str:
             "the negative branch of GELU/SiLU/hard-swish leave no trace" if rule == "deconv" else
             "gates the signal by each activation's local slope clipped at 0 instead of the ReLU's step, so saturated "
             "(tanh, sigmoid) and negative (GELU, SiLU, hard-swish) regions are darkened or cut")  # fmt: skip
-    return (f"relu_like=True (--relu-like): the {name} rule was applied to the model's non-ReLU activations{met} "
+    return (f"With relu_like=True the {name} rule was applied to the model's non-ReLU activations{met} "
             f"as if they were ReLUs. It {gate}. The pictures show what a ReLU network with these weights would "
             f"reconstruct, not {name} of this model in the paper's sense: read shapes and regions, not fine "
-            "detail or contrast, and compare with --rule gradient (rule='gradient') before naming a feature")
+            "detail or contrast, and compare with rule='gradient' before naming a feature")
 
 
 def rule_mode(rule: str, relu_like: bool = False) -> Any:

@@ -162,8 +162,8 @@ class TopNResult:
         """The rule as reports and figures name it, with ``relu_like`` said wherever the rule is named."""
         from captum_fau.attr.rules import display_name
 
-        return display_name(self.rule) + (" applied to non-ReLU activations as if ReLUs (--relu-like)"
-                                          if self.relu_like else "")  # fmt: skip
+        said = " applied to non-ReLU activations as if ReLUs (--relu-like / relu_like=True)"
+        return display_name(self.rule) + (said if self.relu_like else "")
 
     @property
     def rule_caveat(self) -> str | None:

@@ -39,7 +39,9 @@ def _run(args: argparse.Namespace) -> int:
     result.plot(featured, path=out / "topn.png")
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
     if result.rule_caveat:
-        print(f"note: {result.rule_caveat}.")
+        from captum_fau.cli._say import speak
+
+        print(f"note: {speak(result.rule_caveat)}.")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
     if args.sanity_check:
