@@ -410,3 +410,17 @@ def test_synthfacs_photo_specs_get_held_out_subjects_and_photo_masks(tmp_path):
     np.testing.assert_array_equal(masks, map_masks(GRAY_48, region_masks(faces.meta["seed"], [start, start + 1],
                                                                          style="photo")))
     assert preflight.au_labelled_count(faces) == 12
+
+
+def test_cli_folder_data_are_cut_at_the_model_side(big_folder):
+    from captum_fau.cli import build_parser
+    from captum_fau.cli._options import load_data
+    from captum_fau.models import ZeroBiasCNN
+
+    root, _ = big_folder
+    args = build_parser().parse_args(["topn", "--model", "m", "--data", f"folder:{root}", "--face-crop", "none",
+                                      "--no-cache", "--layer", "conv1", "--out", "o"])
+    assert load_data(args, model=ZeroBiasCNN(img_size=48, num_classes=8)).images.shape[1:] == (48, 48)
+    args.input_size = "64"
+    assert load_data(args, model=_fully_convolutional()).images.shape[1:] == (64, 64)  # --input-size decides
+    assert load_data(args).images.shape[1:] == (96, 96)  # no model: the loader's own

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     filters = _options.parse_filters(args.filters)
     pending = _pending_result(args)
     model = _options.load_model(args)
-    dataset = _options.model_inputs(args, model, _options.load_data(args))
+    dataset = _options.model_inputs(args, model, _options.load_data(args, model=model))
     topn = TopNDeconv(model, args.layer, rule=args.rule, relu_like=args.relu_like)
     if pending is not None:
         return _complete(args, topn, pending, dataset, filters)
