@@ -88,19 +88,23 @@ def _check_out(out: Path) -> None:
         raise OutputError(f"Cannot write to the output folder {out} ({err}); choose a writable --out.") from err
 
 
-def _masks_fn(faces: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Ground-truth AU regions for dataset indices, when the data can render them (SynthFACS)."""
+def _masks_fn(faces: Any, spec: Any = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Ground-truth AU regions for dataset indices, when the data can render them (SynthFACS, either style), in the
+    frame of the model's input and reconstruction windows (drawn at the rendered size, then ``spec``'s resize/crop)."""
     meta = getattr(faces, "meta", None) or {}
-    if getattr(faces, "name", "") != "synthfacs" or "seed" not in meta:
+    if getattr(faces, "name", "") not in ("synthfacs", "synthfacs-photo") or "seed" not in meta:
         return None
     from captum_fau.data.synthfacs import region_masks
+    from captum_fau.inputs.model_inputs import map_masks
 
     names = getattr(faces, "names", None)
 
     def masks_for(indices: np.ndarray) -> np.ndarray:
         global_idx = np.asarray(names)[indices].astype(np.int64) if names is not None else np.asarray(indices)
         global_idx = global_idx + int(meta.get("start", 0))
-        return region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"], n_subjects=meta["n_subjects"])
+        masks = region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"],
+                             n_subjects=meta["n_subjects"], style=meta.get("style", "cartoon"))  # fmt: skip
+        return masks if spec is None else map_masks(spec, masks)
 
     return masks_for
 
@@ -236,6 +240,8 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
     scanned = _scan_step(run, dev)
     if scanned is None:  # a rank other than 0: rank 0 writes the results
         return _other_rank_result(run.out, run.rank, run.world_size)
+    if scanned.topn.rule_caveat:  # --relu-like: said wherever the rule is named, the notes first
+        run.notes.append(f"WARNING: {scanned.topn.rule_caveat}.")
     with _timed(run.timings, "faukl"):
         faukl = _faukl_step(run, scanned)
     with _timed(run.timings, "accuracy"):
@@ -346,6 +352,7 @@ def _save_scan(run: _Run, result: Any, topn: Any, maxima_file: Path) -> _Scanned
 
     if topn is None:
         raise DistributedError("Rank 0 received no top-N result from the scan.")
+    topn.meta.setdefault("input_spec", run.params["input_spec"])  # the windows shown as the model saw them
     topn.save(run.out, compact=True)
     maxima = result.layers[run.layer].maxima.float().numpy()
     order = result.indices.numpy()
@@ -472,7 +479,7 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
 
 def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any] | None:
     """Step 4a, agreement of FAU-KL's top AU with the ground-truth AU regions (SynthFACS only)."""
-    masks_for = _masks_fn(run.faces)
+    masks_for = _masks_fn(run.faces, getattr(run.dataset, "spec", None))
     if faukl is None or masks_for is None:
         return None
     from captum_fau.concept.localisation import localisation_agreement, region_stats

@@ -130,7 +130,7 @@ def au_labelled_count(faces: Any) -> int | None:
     if not tuple(getattr(faces, "au_ids", ()) or ()):
         return None
     if aus is None:  # a lazy set (SynthFACS) labels every item it renders
-        return len(faces) if getattr(faces, "name", "") == "synthfacs" else None
+        return len(faces) if getattr(faces, "name", "") in ("synthfacs", "synthfacs-photo") else None
     values = np.asarray(aus, dtype=np.float64)
     return int(np.isfinite(values).any(axis=1).sum()) if values.ndim == 2 else None
 
@@ -207,7 +207,7 @@ def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device
     from captum_fau._utils.modules import layer_name
     from captum_fau.data.folder import face_crop_note
     from captum_fau.data.lazy import stream_note
-    from captum_fau.inputs.resolve import model_inputs, print_notes
+    from captum_fau.inputs.resolve import face_crop_side, model_inputs, print_notes
     from captum_fau.zoo.resolve import load_model_spec
 
     model_name = model if isinstance(model, str) else type(model).__name__
@@ -218,7 +218,8 @@ def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device
         model = load_model_spec(model, checkpoint=config.checkpoint, device=device, num_classes=outputs)
     model = model.to(device).eval()
     layer = layer_name(model, config.layer)
-    faces, notes, provenance = _resolve_data(data, config, progress, model_name)
+    crop = face_crop_side(model, config.input_spec, config.input_spec_sources)  # folder: faces cut at the model's side
+    faces, notes, provenance = _resolve_data(data, config, progress, model_name, crop)
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
     check_items(faces)  # before an item is read for the model
@@ -237,16 +238,19 @@ def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device
     return Prepared(model, model_name, data_name, faces, dataset, spec, notes + mapping_notes, provenance, mapping)
 
 
-def _resolve_data(data: Any, config: Any, progress: bool, model_name: str) -> tuple[Any, list[str], dict[str, Any]]:
+def _resolve_data(data: Any, config: Any, progress: bool, model_name: str,
+                  crop: int | None = None) -> tuple[Any, list[str], dict[str, Any]]:  # fmt: skip
     """The dataset ``data`` names (a spec, a dataset, or a float tensor ``[N, C, H, W]``), its notes, and
-    whether the model saw it (``held_out``, ``reason``, ...)."""
+    whether the model saw it (``held_out``, ``reason``, ...); ``folder:`` faces are cut at ``crop`` px."""
     unknown = {"held_out": False, "reason": "the data were passed as an object: captum-fau cannot tell whether "
                "the model saw these images in training"}  # fmt: skip
     if isinstance(data, torch.Tensor):
         return (*tensor_dataset(data), unknown)
     if isinstance(data, str):
-        faces, provenance = _open_data(data, config, progress, model_name)
-        return faces, [], provenance
+        faces, provenance = _open_data(data, config, progress, model_name, crop)
+        cut = crop is not None and data.strip().lower().startswith("folder:")
+        note = f"Faces cut at {crop} px, the side the model's input is made from (none enlarged)."
+        return faces, [note] if cut else [], provenance
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise DatasetError(
             f"analyze's data is a {type(data).__name__}; pass a data spec such as 'synthfacs:500' or "
@@ -255,7 +259,8 @@ def _resolve_data(data: Any, config: Any, progress: bool, model_name: str) -> tu
     return data, [], unknown
 
 
-def _open_data(spec: str, config: Any, progress: bool, model_name: str = "") -> tuple[Any, dict[str, Any]]:
+def _open_data(spec: str, config: Any, progress: bool, model_name: str = "",
+               crop: int | None = None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The dataset a spec names, and whether the model saw it (``held_out``, ``reason``, ...).
 
     SynthFACS is opened lazily: each rank renders only the images it scans and memory does not
@@ -269,18 +274,20 @@ def _open_data(spec: str, config: Any, progress: bool, model_name: str = "") -> 
     kind, argument = parse_data_spec(spec)
     read = config.read_options
     check_data_options(kind, config.au_csv, read.face_crop, read.lazy, read.workers, read.cache)
-    if kind == "synthfacs" and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
+    if kind in ("synthfacs", "synthfacs-photo") and argument.isdigit() and int(argument) >= 1 and config.au_csv is None:
         from captum_fau.zoo.held_out import held_out_synthfacs, synthfacs_training_pool
 
+        style = "photo" if kind == "synthfacs-photo" else "cartoon"
         if synthfacs_training_pool(model_name) is not None:
-            return held_out_synthfacs(model_name, int(argument), seed=seed)
+            return held_out_synthfacs(model_name, int(argument), seed=seed, style=style)
         from captum_fau.data.synthfacs import SynthFACS
 
-        return SynthFACS(n=int(argument), seed=seed), {"held_out": False, "seed": seed, "reason": (
+        return SynthFACS(n=int(argument), seed=seed, style=style), {"held_out": False, "seed": seed, "reason": (
             f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
     options = config.read_options.with_changes(progress=progress)
-    return load_data_spec(spec, options, au_csv=config.au_csv, seed=seed), unknown
+    sized = {"size": crop} if kind == "folder" and crop else {}  # ckplus: keeps the reference protocol's 96 px
+    return load_data_spec(spec, options, au_csv=config.au_csv, seed=seed, **sized), unknown
 
 
 def _class_mapping(model: nn.Module, faces: Any, class_names: tuple[str, ...] | None) -> tuple[Any, list[str]]:

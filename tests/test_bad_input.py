@@ -439,6 +439,13 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("FilterImportance-shape-changing-layer", lambda f: (lambda out: __import__("captum_fau.probes").probes
         .FilterImportance(_model(), "fc4").run(_RAND[:4], [0] * 4, ("neutral",), progress=False)),
      errors.LayerError, "[B, C, H, W]"),
+    ("region_stats-masks-not-in-the-model-frame", lambda f: lambda out: __import__(
+        "captum_fau.concept.localisation", fromlist=["region_stats"]).region_stats(
+        torch.ones(1, 1, 1, 32, 32), torch.tensor([[[100, 100, 132, 132]]]), torch.tensor([[0]]),
+        lambda idx: np.zeros((len(idx), 2, 96, 96), bool)), errors.ConfigError, "map_masks"),
+    ("map_masks-not-4d", lambda f: lambda out: __import__("captum_fau.inputs.model_inputs", fromlist=["map_masks"])
+     .map_masks(__import__("captum_fau.inputs", fromlist=["InputSpec"]).InputSpec(size=48), np.zeros((96, 96), bool)),
+     errors.InputShapeError, "[K, J, H, W]"),
 ]
 
 

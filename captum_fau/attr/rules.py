@@ -106,6 +106,40 @@ def display_name(rule: str) -> str:
     return _REGISTRY[rule].display if rule in _REGISTRY else rule
 
 
+def takes_relu_like(rule: str) -> bool:
+    """Whether ``relu_like=True`` (``--relu-like``) changes ``rule``: the ReLU rules that gate the backward signal
+    (guided backpropagation, deconvnet), applied then to other activations as if they were ReLUs.
+
+    Examples::
+
+        >>> takes_relu_like("guided"), takes_relu_like("gradient"), takes_relu_like("lrp")
+        (True, False, False)
+    """
+    return rule in _REGISTRY and _REGISTRY[rule].supports == _RELU
+
+
+def relu_like_caveat(rule: str, activations: str | None = None) -> str:
+    """What a ``relu_like`` reconstruction is, in a sentence for reports and notes.
+
+    Args:
+        rule (str): A rule for which :func:`takes_relu_like` holds.
+        activations (str, optional): The non-ReLU activations the rule met (``ActivationReport.describe()``).
+
+    Returns:
+        str
+    """
+    name = display_name(rule)
+    met = f" ({activations})" if activations else ""
+    gate = ("passes only positive signal and ignores each activation's own slope, so saturation (tanh, sigmoid) and "
+            "the negative branch of GELU/SiLU/hard-swish leave no trace" if rule == "deconv" else
+            "gates the signal by each activation's local slope clipped at 0 instead of the ReLU's step, so saturated "
+            "(tanh, sigmoid) and negative (GELU, SiLU, hard-swish) regions are darkened or cut")  # fmt: skip
+    return (f"With relu_like=True the {name} rule was applied to the model's non-ReLU activations{met} "
+            f"as if they were ReLUs. It {gate}. The pictures show what a ReLU network with these weights would "
+            f"reconstruct, not {name} of this model in the paper's sense: read shapes and regions, not fine "
+            "detail or contrast, and compare with rule='gradient' before naming a feature")
+
+
 def rule_mode(rule: str, relu_like: bool = False) -> Any:
     """The context manager under which a forward pass carries ``rule``'s backward (the rule's ``mode`` hook)."""
     return get_rule(rule).hook("mode")(rule, relu_like)
@@ -141,6 +175,8 @@ __all__ = [
     "display_name",
     "get_rule",
     "register_rule",
+    "relu_like_caveat",
     "rule_mode",
+    "takes_relu_like",
     *_MOVED,
 ]

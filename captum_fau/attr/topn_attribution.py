@@ -96,6 +96,8 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         self.rule = check_rule(rule)
         self.relu_like = bool(relu_like)
         self._activations_checked = False
+        #: The non-ReLU activations the rule is applied to as to ReLUs (``relu_like``), once checked; None before.
+        self.relu_like_activations: str | None = None
         #: Size of the reconstruction batches (pairs per backward pass).
         self.recon_batch_size = 128
         #: Evaluate units on their cones where the path to the layer is a plain chain (see
@@ -166,8 +168,10 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         if sample is None or self._activations_checked:
             return
         with eval_mode(self.model, "TopNDeconv"), crop_friendly(self.model):
-            check_activations(self.model, self.layer, sample, self.rule, self.relu_like, self.layer_name,
-                              additional_forward_args)  # fmt: skip
+            report = check_activations(self.model, self.layer, sample, self.rule, self.relu_like, self.layer_name,
+                                       additional_forward_args)  # fmt: skip
+        describe = getattr(report, "describe", None)
+        self.relu_like_activations = describe() if self.relu_like and callable(describe) else ""
         self._activations_checked = True
 
     # ------------------------------------------------------------- reconstruct

@@ -111,6 +111,9 @@ def top_n(attribution: TopNAttribution, data: Any, options: TopNOptions) -> TopN
         additional_forward_args=options.additional_forward_args,
     )  # fmt: skip
     top = from_scan(attribution, result, options)
+    spec = getattr(data, "spec", None)  # a ModelInputs: the windows can be shown as the model saw them
+    if callable(getattr(spec, "to_dict", None)):
+        top.meta["input_spec"] = spec.to_dict()
     top.meta["timings"]["scan_s"] = round(time.perf_counter() - started - top.meta["timings"]["reconstruct_s"], 4)
     return top
 
@@ -304,6 +307,7 @@ def reconstruct_search(
             "map_size": list(geometry.map_size), "num_images": geometry.num_images,
             "distinct_images": geometry.distinct_images, "receptive_field": list(fields.size),
             "stride": list(fields.stride), "local": fields.local,
+            "relu_like": bool(attribution.relu_like), "relu_like_activations": attribution.relu_like_activations,
             "timings": {"scan_s": 0.0, "reconstruct_s": round(time.perf_counter() - started, 4)},
         },
     )  # fmt: skip

@@ -128,6 +128,8 @@ class TopNResult:
         pending = None if self.pending is None else self.pending.without(done)
         meta = {**self.meta, "timings": {k: round(float(v) + float(other.meta.get("timings", {}).get(k, 0.0)), 4)
                                          for k, v in self.meta.get("timings", {}).items()}}  # fmt: skip
+        if meta.get("relu_like_activations") is None and other.meta.get("relu_like_activations") is not None:
+            meta["relu_like_activations"] = other.meta["relu_like_activations"]  # found by the later reconstruction
         return TopNResult(layer=self.layer, rule=self.rule, **joined, full_maps=maps, dead=dead, meta=meta,
                           pending=pending)  # fmt: skip
 
@@ -146,6 +148,48 @@ class TopNResult:
                 "rerun top_n with that filter included."
             )
         return int(hits[0])
+
+    @property
+    def relu_like(self) -> bool:
+        """Whether the rule was applied to non-ReLU activations as if they were ReLUs (``relu_like=True``)."""
+        from captum_fau.attr.rules import takes_relu_like
+
+        return (bool(self.meta.get("relu_like")) and takes_relu_like(self.rule)
+                and self.meta.get("relu_like_activations") != "")  # "": checked, the model has none  # fmt: skip
+
+    @property
+    def rule_label(self) -> str:
+        """The rule as reports and figures name it, with ``relu_like`` said wherever the rule is named."""
+        from captum_fau.attr.rules import display_name
+
+        said = " applied to non-ReLU activations as if ReLUs (--relu-like / relu_like=True)"
+        return display_name(self.rule) + (said if self.relu_like else "")
+
+    @property
+    def rule_caveat(self) -> str | None:
+        """What the ``relu_like`` pictures are and how to read them (None without ``relu_like``)."""
+        from captum_fau.attr.rules import relu_like_caveat
+
+        return relu_like_caveat(self.rule, self.meta.get("relu_like_activations")) if self.relu_like else None
+
+    def display_windows(self) -> torch.Tensor | None:
+        """The input windows as the model saw them, in ``[0, 1]``: :attr:`image_patches` with the model's own
+        normalisation undone (``x * std + mean``, mapped back from the pixel range), so that a gray face given
+        to an RGB model with ImageNet's mean/std is gray again (a joint stretch of the normalised channels
+        tints it blue). None when the result does not record the model's :class:`InputSpec`
+        (``meta["input_spec"]``) or its local mean subtraction cannot be undone; then show each window
+        stretched on its own."""
+        spec = self.meta.get("input_spec") or {}
+        if not spec or int(spec.get("local_mean", 0) or 0):
+            return None
+        channels = self.image_patches.shape[2] if self.image_patches.dim() == 5 else 0
+        mean, std = list(spec.get("mean", [0.0])), list(spec.get("std", [1.0]))
+        if len(mean) != channels or len(std) != channels:
+            return None
+        low, high = (float(v) for v in spec.get("pixel_range", (0.0, 1.0)))
+        view = (1, 1, channels, 1, 1)
+        x = self.image_patches.float() * torch.tensor(std).view(view) + torch.tensor(mean).view(view)
+        return ((x - low) / ((high - low) or 1.0)).clamp(0, 1)
 
     # ------------------------------------------------------------------- io
     def save(self, path: str | os.PathLike[str], compact: bool = False) -> Path:
@@ -261,6 +305,7 @@ class TopNResult:
         kinds = ["reconstruction", "image"] if show == "both" else [show]
         fig = new_figure((n * patch_inches + 0.8, len(rows) * len(kinds) * patch_inches))
         axes = fig.subplots(len(rows) * len(kinds), n, squeeze=False)
+        shown = self.display_windows()
         for r, row in enumerate(rows):
             for k, kind in enumerate(kinds):
                 line = r * len(kinds) + k
@@ -273,6 +318,9 @@ class TopNResult:
                         # Centre on zero and stretch symmetrically, as deconvnet figures do.
                         scale = float(patch.abs().max()) or 1.0
                         img = 0.5 + 0.5 * img / scale
+                    elif shown is not None:  # the window as the model saw it (its normalisation undone)
+                        seen = shown[row, col]
+                        img = seen.permute(1, 2, 0).numpy() if seen.shape[0] == 3 else seen[0].numpy()
                     else:
                         low, high = float(patch.min()), float(patch.max())
                         img = (img - low) / ((high - low) or 1.0)
@@ -283,9 +331,9 @@ class TopNResult:
                         name = f"{int(self.filters[row])}" if labels is None else str(labels[r])
                         ax.set_ylabel(name + ("" if len(kinds) == 1 else f"\n{kind[:5]}"),
                                       rotation=0, ha="right", va="center", fontsize=9)
-        what = {"reconstruction": f"reconstructions ({self.rule})", "image": "input windows",
-                "both": f"reconstructions ({self.rule}) and input windows"}[show]  # fmt: skip
-        fig.suptitle(f"{self.layer}: top-{n} {what}", fontsize=10)
+        what = {"reconstruction": f"reconstructions ({self.rule_label})", "image": "input windows",
+                "both": f"reconstructions ({self.rule_label}) and input windows"}[show]  # fmt: skip
+        fig.suptitle(f"{self.layer}: top-{n} {what}", fontsize=10, wrap=True)
         fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12 if labels else 0.08, right=0.99, bottom=0.01, top=0.92)
         if path is not None:
             save_figure(fig, path, dpi=150, bbox_inches=None)

@@ -312,16 +312,24 @@ def read_options(args: argparse.Namespace) -> Any:
                        progress=not getattr(args, "quiet", False))  # fmt: skip
 
 
-def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: bool = False) -> Any:
+def load_data(args: argparse.Namespace, spec: str | None = None, *, in_memory: bool = False,
+              model: nn.Module | None = None) -> Any:  # fmt: skip
     """The FaceSet ``--data`` (or ``spec``) names, with ``--au-csv`` and ``--seed`` where the command has them.
 
     Streamed data (``--stream``, or a source past the threshold) come as a LazyFaceSet; ``in_memory``
-    (training, which holds every image) reads its crops into a FaceSet with the workers.
+    (training, which holds every image) reads its crops into a FaceSet with the workers. With ``model``,
+    ``folder:`` faces are cut at the side the model's input is made from (not 96 px and enlarged).
     """
-    from captum_fau.data.spec import load_data_spec
+    from captum_fau.data.spec import load_data_spec, parse_data_spec
 
+    sized = {}
+    if model is not None and parse_data_spec(spec or args.data)[0] == "folder":
+        from captum_fau.inputs.resolve import face_crop_side
+
+        side = face_crop_side(model, *input_spec_args(args))
+        sized = {"size": side} if side else {}
     data = load_data_spec(spec or args.data, read_options(args), au_csv=getattr(args, "au_csv", None),
-                          seed=getattr(args, "seed", 0))  # fmt: skip
+                          seed=getattr(args, "seed", 0), **sized)  # fmt: skip
     materialize = getattr(data, "materialize", None)
     if in_memory and callable(materialize):
         data = materialize(progress=not getattr(args, "quiet", False))

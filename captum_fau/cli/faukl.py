@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} is a file; give a folder for the results.")
     chosen = _options.parse_filters(args.filters)
     model = _options.load_model(args)
-    faces = _options.load_data(args)
+    faces = _options.load_data(args, model=model)
     options = StatisticsOptions(
         bins=args.bins, binning=args.binning, smoothing=args.smoothing, n_permutations=args.permutations,
         max_permutations=args.max_permutations, intervals=_options.intervals_requested(args),

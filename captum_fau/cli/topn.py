@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     filters = _options.parse_filters(args.filters)
     pending = _pending_result(args)
     model = _options.load_model(args)
-    dataset = _options.model_inputs(args, model, _options.load_data(args))
+    dataset = _options.model_inputs(args, model, _options.load_data(args, model=model))
     topn = TopNDeconv(model, args.layer, rule=args.rule, relu_like=args.relu_like)
     if pending is not None:
         return _complete(args, topn, pending, dataset, filters)
@@ -38,6 +38,10 @@ def _run(args: argparse.Namespace) -> int:
     featured = featured_filters(topn=result, count=args.featured)
     result.plot(featured, path=out / "topn.png")
     print(f"{result!r}\nwrote {out / 'topn.safetensors'}, {out / 'topn.json'}, {out / 'topn.png'}")
+    if result.rule_caveat:
+        from captum_fau.cli._say import speak
+
+        print(f"note: {speak(result.rule_caveat)}.")
     if result.dead:
         print(f"dead filters (never active on this data): {result.dead}")
     if args.sanity_check:

@@ -172,7 +172,7 @@ def _evaluate_model(args: argparse.Namespace) -> Any:
     from captum_fau.train.evaluate import ResultsTable, evaluate_model, model_label
 
     model = _options.load_model(args)
-    data = _options.load_data(args, in_memory=True)
+    data = _options.load_data(args, in_memory=True, model=model)
     from captum_fau.inputs.resolve import model_inputs
 
     explicit, flags = _options.input_spec_args(args)

@@ -53,6 +53,9 @@ from captum_fau.errors import ConfigError
 
 MasksFn = Callable[[np.ndarray], np.ndarray]
 
+#: Filters whose region masks :func:`region_stats` asks for at once.
+_MASK_CHUNK = 16
+
 
 def region_energy(
     patches: torch.Tensor,
@@ -146,17 +149,21 @@ def region_stats(patches: torch.Tensor, boxes: torch.Tensor, indices: torch.Tens
         )
     energy = patches.detach().double().pow(2).sum(dim=2).numpy()  # [F, N, h, w]
     f_count, n = energy.shape[:2]
-    unique, inverse = np.unique(indices.numpy().reshape(-1), return_inverse=True)
-    masks = np.asarray(masks_for(unique))  # [U, J, H, W]
-    inverse = inverse.reshape(f_count, n)
-    regions = masks.shape[1]
-    out_point = np.zeros((f_count, regions))
-    pair_energy, pair_area = np.zeros((f_count, regions, regions)), np.zeros((f_count, regions, regions))
+    out_point, pair_energy, pair_area = np.zeros((f_count, 0)), np.zeros((f_count, 0, 0)), np.zeros((f_count, 0, 0))
     for f in range(f_count):
+        if f % _MASK_CHUNK == 0:  # masks of a chunk of filters at a time: memory bounded at any input size
+            unique, inverse = np.unique(indices[f : f + _MASK_CHUNK].numpy().reshape(-1), return_inverse=True)
+            masks = np.asarray(masks_for(unique))  # [U, J, H, W]
+            inverse = inverse.reshape(-1, n)
+            regions = masks.shape[1]
+            _check_frame(masks.shape[2:], boxes[f : f + _MASK_CHUNK])
+            if f == 0:
+                out_point = np.zeros((f_count, regions))
+                pair_energy, pair_area = np.zeros((f_count, regions, regions)), np.zeros((f_count, regions, regions))
         total, pixels, live = energy[f].sum(), 0, 0
         for k in range(n):
             y0, x0, y1, x1 = (int(v) for v in boxes[f, k])
-            window = masks[inverse[f, k], :, y0:y1, x0:x1]  # [J, h', w'] (clipped at the border)
+            window = masks[inverse[f % _MASK_CHUNK, k], :, y0:y1, x0:x1]  # [J, h', w'] (clipped at the border)
             e = energy[f, k, : window.shape[1], : window.shape[2]]
             flat = window.reshape(regions, -1).astype(np.float64)
             pair_energy[f] += (flat * e.reshape(1, -1)) @ flat.T  # [J, J] energy in each intersection
@@ -170,8 +177,19 @@ def region_stats(patches: torch.Tensor, boxes: torch.Tensor, indices: torch.Tens
             pair_energy[f] /= total
         pair_area[f] /= max(pixels, 1)
         out_point[f] /= max(live, 1)
-    diag = np.arange(regions)
+    diag = np.arange(pair_energy.shape[1])
     return RegionStats(pair_energy[:, diag, diag].copy(), pair_area[:, diag, diag].copy(), out_point, pair_energy, pair_area)
+
+
+def _check_frame(mask_size: tuple[int, ...], boxes: torch.Tensor) -> None:
+    """Masks and windows must share the model's input frame: a window reaching past the masks means they do not."""
+    reach = (int(boxes[..., 2].max()), int(boxes[..., 3].max())) if boxes.numel() else (0, 0)
+    if reach[0] > mask_size[0] or reach[1] > mask_size[1]:
+        raise ConfigError(
+            f"the region masks are {mask_size[0]}x{mask_size[1]} but the reconstruction windows reach "
+            f"{reach[0]}x{reach[1]}: masks and windows must be in the model's input frame (map masks drawn on the "
+            "raw crops with captum_fau.inputs.model_inputs.map_masks(spec, masks))."
+        )
 
 
 def nested_choice(regions: RegionStats, row: int, nested: float = 0.9) -> int:

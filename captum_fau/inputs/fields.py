@@ -276,8 +276,65 @@ def _hf_size(config: Mapping[str, Any]) -> tuple[tuple[int, int], float | None]:
     return resized, None
 
 
+#: Fields whose guess changes what the model computes on; each is reported when no one declared it.
+CHECKED_FIELDS: tuple[str, ...] = ("size", "channels", "pixel_range", "mean", "std")
+#: Sources that are guesses, not declarations: a probe forward, the library's default, the data's channels.
+GUESSED_SOURCES: dict[str, str] = {SOURCE_PROBE: "probe", SOURCE_DEFAULT: "default", SOURCE_DATA: "the data's"}
+
+
+def unverified_fields(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """The fields of :data:`CHECKED_FIELDS` that a probe, a default or the data supplied: nothing the model
+    declared and no one gave, so the run may be on the wrong preprocessing.
+
+    Args:
+        values (Mapping): Field -> value (an :class:`InputSpec`'s ``to_dict()``).
+        sources (Mapping, optional): Field -> where the value came from. Default: ``values["sources"]``
+            (``to_dict()`` holds them)
+
+    Returns:
+        dict: field -> ``{"value", "source", "flag", "python"}``, in :data:`CHECKED_FIELDS` order; the
+        flag and the Python argument set it.
+
+    Examples::
+
+        >>> out = unverified_fields({"size": (64, 64), "mean": (0.0,)}, {"size": "probe", "mean": "default"})
+        >>> out["size"]
+        {'value': '64x64', 'source': 'probe', 'flag': '--input-size', 'python': "input_spec={'size': ...}"}
+    """
+    out = {}
+    sources = values.get("sources") or {} if sources is None else sources
+    for name in CHECKED_FIELDS:
+        source = str(sources.get(name, SOURCE_DEFAULT))
+        if source in GUESSED_SOURCES and name in values:
+            value = values[name]
+            value = tuple(value) if isinstance(value, list) else value
+            out[name] = {"value": _fmt_value(name, value), "source": GUESSED_SOURCES[source],
+                         "flag": CLI_FLAGS[name], "python": f"input_spec={{'{name}': ...}}"}  # fmt: skip
+    return out
+
+
+def unverified_note(unverified: Mapping[str, Mapping[str, str]]) -> str | None:
+    """One sentence naming every unverified field (:func:`unverified_fields`) and how to set it; None when none.
+
+    Examples::
+
+        >>> unverified_note(unverified_fields({"size": (64, 64)}, {"size": "probe"}))[:78]
+        'UNVERIFIED input: size 64x64 (probe) was not declared by the model nor given; '
+    """
+    if not unverified:
+        return None
+    named = ", ".join(f"{name.replace('_', ' ')} {f['value']} ({f['source']})" for name, f in unverified.items())
+    verb = "was" if len(unverified) == 1 else "were"
+    flags = ", ".join(f["flag"] for f in unverified.values())
+    python = ", ".join(f"'{name}': ..." for name in unverified)
+    return (f"UNVERIFIED input: {named} {verb} not declared by the model nor given; if the model was trained on "
+            f"other inputs, every result here is computed on the wrong preprocessing. Set them with {flags} "
+            f"(Python: input_spec={{{python}}})")
+
+
 __all__ = [
     "BT601_LUMA",
+    "CHECKED_FIELDS",
     "CLI_FLAGS",
     "INTERPOLATIONS",
     "LOCAL_MEAN_PADDINGS",
@@ -291,4 +348,6 @@ __all__ = [
     "local_mean_subtract",
     "parse_pixel_range",
     "parse_size",
+    "unverified_fields",
+    "unverified_note",
 ]

@@ -77,6 +77,44 @@ def raw_shape(data: Any) -> tuple[int, int, int]:
     return int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
 
 
+def map_masks(spec: InputSpec, masks: np.ndarray) -> np.ndarray:
+    """Region masks drawn on the raw face crops, carried into the model's input frame.
+
+    The masks go through exactly the spatial part of :meth:`InputSpec.apply
+    <captum_fau.inputs.spec.InputSpec.apply>` (resize with the spec's interpolation and
+    antialiasing, then timm's centre crop), so that a pixel of a mask and a pixel of the model's
+    input are the same place on the face for any input size, aspect or crop. A model pixel is in
+    a region when at least half of it is (the resized mask's coverage >= 0.5).
+
+    Args:
+        masks (np.ndarray): bool ``[K, J, H, W]`` at the raw crops' size ``(H, W)``.
+
+    Returns:
+        np.ndarray: bool ``[K, J, h, w]`` with ``(h, w)`` the model's input size.
+
+    Examples::
+
+        >>> m = np.zeros((1, 1, 96, 96), bool); m[0, 0, 48:, :] = True   # the lower half
+        >>> out = map_masks(InputSpec(size=48), m)
+        >>> out.shape, int(out[0, 0, :24].sum()), int(out[0, 0, 24:].sum())
+        ((1, 1, 48, 48), 0, 1152)
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 4:
+        raise InputShapeError(f"region masks must be [K, J, H, W], got shape {masks.shape}.")
+    k, j, h, w = masks.shape
+    target = spec.output_size((h, w))
+    if (h, w) == target and spec.crop_pct == 1.0:
+        return masks.astype(bool)
+    out = np.empty((k, j, *target), dtype=bool)
+    flat = masks.reshape(k * j, 1, h, w)
+    step = max(1, 2**24 // max(1, target[0] * target[1]))  # bounded float memory at large inputs
+    for start in range(0, k * j, step):
+        part = torch.from_numpy(np.ascontiguousarray(flat[start : start + step], dtype=np.float32))
+        out.reshape(k * j, *target)[start : start + step] = (spec._resize(part)[:, 0] >= 0.5).numpy()
+    return out
+
+
 class ModelInputs(Dataset):
     """``data``'s items, labels unchanged, with ``"image"`` turned into ``spec``'s model input.
 
@@ -137,4 +175,4 @@ class ModelInputs(Dataset):
         return f"ModelInputs({self.data!r}, {self.spec.describe()!r})"
 
 
-__all__ = ["ModelInputs", "raw_item", "raw_shape"]
+__all__ = ["ModelInputs", "map_masks", "raw_item", "raw_shape"]

@@ -60,7 +60,8 @@ def timm_fields(pretrained_cfg: Mapping[str, Any], in_chans: int | None = None) 
     input_size = tuple(pretrained_cfg["input_size"])
     if len(input_size) != 3:
         raise ConfigError(f"timm pretrained_cfg input_size must be (C, H, W), got {input_size}.")
-    kwargs: dict[str, Any] = {"size": input_size[1:], "channels": int(input_size[0])}
+    # timm's eval transform takes [0, 1] tensors (ToTensor) before its mean/std: the range is declared with them.
+    kwargs: dict[str, Any] = {"size": input_size[1:], "channels": int(input_size[0]), "pixel_range": (0.0, 1.0)}
     for key in ("mean", "std", "interpolation", "crop_pct"):
         if pretrained_cfg.get(key) is not None:
             kwargs[key] = pretrained_cfg[key]
@@ -98,6 +99,8 @@ def preprocessor_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("do_normalize", True) and config.get("image_mean") is not None:
         kwargs["mean"] = config["image_mean"]
         kwargs["std"] = config.get("image_std", 1.0)
+    elif not config.get("do_normalize", True):  # declared: no normalisation at all
+        kwargs["mean"], kwargs["std"] = 0.0, 1.0
     mean_len = len(_as_floats("image_mean", config["image_mean"])) if config.get("image_mean") is not None else 0
     kwargs["channels"] = 1 if mean_len == 1 and not config.get("do_convert_rgb") else 3
     if "resample" in config:

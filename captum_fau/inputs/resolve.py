@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence, TextIO
 import torch
 from torch import nn
 
+from captum_fau.inputs.fields import _scaled_side, unverified_fields, unverified_note
 from captum_fau.inputs.forward import check_forward
 from captum_fau.inputs.model_inputs import ModelInputs, raw_shape
 from captum_fau.inputs.probe import _reference_tensor, check_single_input
@@ -50,7 +51,9 @@ def model_inputs(
 
     Returns:
         tuple: ``(ModelInputs, InputSpec, notes)``; the notes say where the spec came from and
-        what it does to these data (conversions, resizing, probes, overrides).
+        what it does to these data (conversions, resizing, probes, overrides), and name every field a
+        probe, a default or the data supplied as UNVERIFIED, with its flag
+        (:func:`~captum_fau.inputs.fields.unverified_note`).
 
     Raises:
         ConfigError / InputShapeError: conflicting or impossible specs, data that are not raw
@@ -61,6 +64,9 @@ def model_inputs(
     shape = raw_shape(data)
     spec = resolve_input_spec(model, shape, explicit, explicit_sources, check=False)
     notes = [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(shape)]
+    guessed = unverified_note(unverified_fields(spec.to_dict(), spec.sources))
+    if guessed:
+        notes.append(guessed + ".")
     inputs = ModelInputs(data, spec)
     if check and len(inputs):
         ref = _reference_tensor(model)
@@ -174,9 +180,26 @@ def resolve_input_spec(
     return spec
 
 
+def face_crop_side(model: nn.Module, explicit: Any = None,
+                   explicit_sources: Mapping[str, str] | None = None) -> int | None:  # fmt: skip
+    """The side at which a loader should cut faces for ``model``: the side its input spec resizes to before any
+    centre crop (``floor(size / crop_pct)``, the larger of height and width), so faces are never cut small and
+    enlarged. None when neither the user nor the model gives a size (a probe decides it later).
+
+    Examples::
+
+        >>> face_crop_side(nn.Identity(), {"size": 224, "crop_pct": 0.875}), face_crop_side(nn.Identity())
+        (256, None)
+    """
+    spec = InputSpec.resolve(explicit, declared_input_spec(model), explicit_sources=explicit_sources)
+    if spec.size is None:
+        return None
+    return max(_scaled_side(side, spec.crop_pct) for side in spec.size)
+
+
 def merge_spec(explicit: Any = None, discovered: InputSpec | None = None, **kwargs: Any) -> InputSpec:
     """Merge a spec's sources: explicit > discovered > (probe) > defaults (:meth:`InputSpec.resolve`)."""
     return InputSpec.resolve(explicit, discovered, **kwargs)
 
 
-__all__ = ["declared_inputs", "merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]
+__all__ = ["declared_inputs", "face_crop_side", "merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]

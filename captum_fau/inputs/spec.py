@@ -411,7 +411,7 @@ class InputSpec:
             >>> cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
             ...        "std": (0.229, 0.224, 0.225), "interpolation": "bicubic", "crop_pct": 0.95}
             >>> InputSpec.from_timm_cfg(cfg).describe()
-            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
+            '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, pixel_range, mean, std, interpolation and crop_pct from timm pretrained_cfg'
         """
         return cls(**timm_fields(pretrained_cfg, in_chans))
 

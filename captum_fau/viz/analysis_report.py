@@ -83,7 +83,11 @@ def build_report(
     provenance = dict(params.get("data_provenance") or {})
     summary = _summary(model, data, layer, faces, topn, faukl, accuracy, localisation, provenance)
     summary.update(_input_summary(params))
-    results: dict[str, Any] = {"params": params, "featured_filters": featured, "notes": list(notes)}
+    from captum_fau.inputs.fields import unverified_fields
+
+    unverified = unverified_fields(params.get("input_spec") or {})  # what a probe, a default or the data supplied
+    results: dict[str, Any] = {"params": {**params, "input_unverified": unverified}, "featured_filters": featured,
+                               "notes": list(notes)}
     if faukl is not None:
         st = faukl.stats(layer)
         results["fau_kl"] = {"significant_filters": int(_significant_filters(st).sum()),
@@ -136,8 +140,15 @@ def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     """The "Input" line: the model's input spec and where each field came from (``params["input_spec"]``)."""
     from captum_fau.inputs.spec import InputSpec
 
+    from captum_fau.inputs.fields import unverified_fields, unverified_note
+
     spec = params.get("input_spec")
-    return {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
+    out = {"Input": InputSpec.from_dict(spec).describe()} if isinstance(spec, dict) else {}
+    guessed = unverified_note(unverified_fields(spec) if isinstance(spec, dict) else {})
+    if guessed:
+        out["Unverified input"] = guessed.removeprefix("UNVERIFIED input: ")
+    return out
+
 
 
 def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]:
@@ -171,7 +182,7 @@ def _summary(
     summary: dict[str, Any] = {
         "Model": model,
         "Data": f"{data} ({len(faces)} images)",
-        "Layer": f"{layer} ({n_filters} filters, top {topn.n} images each, {topn.rule} rule)",
+        "Layer": f"{layer} ({n_filters} filters, top {topn.n} images each, {_rule_label(topn)} rule)",
     }
     if provenance.get("subjects"):
         first, last = provenance["subjects"]
@@ -211,7 +222,20 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
 def topn_status(topn: Any) -> dict[str, Any]:
     """Which filters of a top-N result are reconstructed (complete) and which are pending, for ``results.json``."""
     return {"complete": not topn.pending_filters, "reconstructed_filters": [int(f) for f in topn.filters.tolist()],
-            "pending_filters": topn.pending_filters, "n": topn.n, "rule": topn.rule, "dead_filters": list(topn.dead)}
+            "pending_filters": topn.pending_filters, "n": topn.n, "rule": topn.rule, "dead_filters": list(topn.dead),
+            "rule_label": _rule_label(topn), **_relu_like(topn)}
+
+
+def _relu_like(topn: Any) -> dict[str, Any]:
+    """``relu_like`` of a result for ``results.json``: whether, on which activations, and how to read the pictures."""
+    applied = bool(getattr(topn, "relu_like", False))
+    return {"relu_like": applied, "relu_like_activations": topn.meta.get("relu_like_activations") if applied else None,
+            "rule_caveat": getattr(topn, "rule_caveat", None)}
+
+
+def _rule_label(topn: Any) -> str:
+    """The rule as the result names it (``TopNResult.rule_label``: with ``relu_like`` when it applies)."""
+    return str(getattr(topn, "rule_label", topn.rule))
 
 
 def input_caveat(sanity: Any | None) -> str | None:
@@ -242,14 +266,14 @@ def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: 
         text=[
             f"Each row is one featured filter of {layer} (label: filter, its chosen AU and that pair's q); left to "
             f"right, its {topn.n} strongest images, keeping only the strongest activation and projecting it back to "
-            f"pixels ({topn.rule} rule), cropped to the unit's receptive field — the layout of the paper's Figures 1, "
+            f"pixels ({_rule_label(topn)} rule), cropped to the unit's receptive field — the layout of the paper's Figures 1, "
             "3 and 4. Filters are ordered by the strength of their AU association"
             + ("." if faukl is not None else " (none without AU labels: by activation).")
             + " Every filter is in the filter browser at the end.",
         ],
         figures=[(grid, f"Reconstructions of the {len(featured)} featured filters (paper Fig. 1/3/4 layout)"),
                  (patches, "The same windows of the input images")],  # fmt: skip
-        notes=[caveat] if caveat else [],
+        notes=[c for c in (getattr(topn, "rule_caveat", None), caveat) if c],
     )
 
 

@@ -49,12 +49,15 @@ def au_sort_key(au: str) -> tuple[int, str]:
     return (int(match.group(1)) if match else 10**9, str(au))
 
 
-def _to_uint8(patches: np.ndarray, centred: bool) -> np.ndarray:
-    """``[N, C, h, w]`` floats to ``[N, h, w, C]`` uint8, each patch stretched on its own."""
+def _to_uint8(patches: np.ndarray, centred: bool, shown: bool = False) -> np.ndarray:
+    """``[N, C, h, w]`` floats to ``[N, h, w, C]`` uint8, each patch stretched on its own (``shown``: already in
+    [0, 1] as the model saw it, drawn as it is)."""
     out = []
     for patch in patches.astype(np.float32):
         if centred:  # reconstructions: zero is mid-grey, symmetric stretch (deconvnet figures)
             img = 0.5 + 0.5 * patch / (float(np.abs(patch).max()) or 1.0)
+        elif shown:
+            img = patch
         else:
             low, high = float(patch.min()), float(patch.max())
             img = (patch - low) / ((high - low) or 1.0)
@@ -62,7 +65,8 @@ def _to_uint8(patches: np.ndarray, centred: bool) -> np.ndarray:
     return np.stack(out)
 
 
-def strip_image(recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, gap: int = 2) -> np.ndarray:
+def strip_image(recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, gap: int = 2,
+                shown: bool = False) -> np.ndarray:
     """One filter's strip: its top-N reconstructions (top row) over their input windows (bottom row).
 
     Args:
@@ -70,12 +74,14 @@ def strip_image(recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, 
         windows (np.ndarray): ``[N, C, h, w]`` input pixels of the same windows.
         zoom (int, optional): Pixel repetition. Default: :data:`STRIP_ZOOM`
         gap (int, optional): White pixels between patches. Default: 2
+        shown (bool, optional): ``windows`` are in [0, 1] as the model saw them (``TopNResult.display_windows``),
+            drawn without a stretch. Default: False (each window stretched on its own)
 
     Returns:
         np.ndarray: ``[H, W, 3]`` uint8 image (RGB).
     """
     rows = []
-    for tiles in (_to_uint8(recon, True), _to_uint8(windows, False)):
+    for tiles in (_to_uint8(recon, True), _to_uint8(windows, False, shown)):
         if tiles.shape[-1] == 1:
             tiles = np.repeat(tiles, 3, axis=-1)
         tiles = tiles.repeat(zoom, axis=1).repeat(zoom, axis=2)
@@ -94,9 +100,11 @@ def write_strips(out: Path, topn: Any) -> dict[int, tuple[str, int, int]]:
 
     folder = Path(out) / STRIP_FOLDER
     strips: dict[int, tuple[str, int, int]] = {}
-    recon_all, windows_all = topn.patches.float().numpy(), topn.image_patches.float().numpy()
+    shown = topn.display_windows() if callable(getattr(topn, "display_windows", None)) else None
+    recon_all = topn.patches.float().numpy()
+    windows_all = (topn.image_patches if shown is None else shown).float().numpy()
     for row, f in enumerate(topn.filters.tolist()):
-        image = strip_image(recon_all[row], windows_all[row])
+        image = strip_image(recon_all[row], windows_all[row], shown=shown is not None)
         ok, png = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         if not ok:
             raise RuntimeError(f"OpenCV could not encode the strip of filter {f} as PNG.")
@@ -267,11 +275,13 @@ def _strip_html(f: int, strip: tuple[str, int, int] | None, topn: Any, out: Path
         return (f'<p class="meta">Not reconstructed in this run (pending). Complete it with <code>captum-fau topn '
                 f"--out {html.escape(str(out))} --filters {f}</code> and the run's --model, --data, --layer and --rule.</p>")
     src, width, height = strip
+    label, caveat = str(getattr(topn, "rule_label", topn.rule)), getattr(topn, "rule_caveat", None)
     return (
         f'<figure><a href="{html.escape(src)}" title="full size"><img class="fit" src="{html.escape(src)}" width="{width}" '
         f'height="{height}" loading="lazy" alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></a>'
-        f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(topn.rule)} rule), strongest left; bottom: "
-        "the same windows of the input images (tap for full size).</figcaption></figure>"
+        f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(label)} rule), strongest left; "
+        "bottom: the same windows of the input images (tap for full size)."
+        + (f" {html.escape(caveat)}." if caveat else "") + "</figcaption></figure>"
     )
 
 
