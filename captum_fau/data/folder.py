@@ -189,6 +189,10 @@ def _au_values(
         for index in spec.values()
     }
     for index, column in raw.items():
+        if np.isinf(column).any():
+            row = int(np.flatnonzero(np.isinf(column))[0]) + 2
+            raise LabelError(f"{path}:{row}: column {header[index]!r} holds an infinite value; AU labels are finite "
+                             "(0 absent, 1..5 intensity, empty or NaN for not coded).")  # fmt: skip
         if np.nanmin(column, initial=0.0) < 0:
             raise LabelError(f"{path}: column {header[index]!r} holds negative values; AU labels are >= 0.")
     values = np.zeros((len(rows), len(au_ids)), np.float64)
@@ -466,13 +470,23 @@ def _folder_aus(
     """
     table = read_au_csv(au_csv, au_format, threshold=au_threshold)
     aus = np.full((len(relative), len(table.au_ids)), np.nan, np.float32)
+    matched = np.zeros(len(relative), bool)
     for key, values in zip(table.keys, table.values):
         hit = index.find(key, str(au_csv))
         if hit is None:
             skipped.append({"file": key, "reason": "AU row names no image"})
         else:
             aus[hit] = values
-    missing = [relative[i] for i in np.flatnonzero(np.isnan(aus).all(axis=1))] if table.au_ids else []
+            matched[hit] = True
+    if table.au_ids and matched.any() and np.isnan(aus[matched]).all():
+        raise LabelError(
+            f"The AU table {au_csv} has rows for {int(matched.sum())} of the {len(relative)} images, but every AU "
+            f"value in them is empty or NaN (not coded), so no image has AU labels. Fill its AU columns "
+            f"({', '.join(table.au_ids[:6])}{' ...' if len(table.au_ids) > 6 else ''}) with 0 (absent) or 1..5 "
+            "(intensity), e.g. from OpenFace's FeatureExtraction -aus or py-feat's detect_image, or drop --au-csv "
+            "(au_csv=)."
+        )
+    missing = [relative[i] for i in np.flatnonzero(~matched)] if table.au_ids else []
     return aus, table.au_ids, missing
 
 
