@@ -490,6 +490,23 @@ def _folder_aus(
     return aus, table.au_ids, missing
 
 
+def _no_face_message(root: Path, relative: Sequence[str], reasons: Sequence[str | None], mode: str) -> str:
+    """Why a folder gave no face item: unreadable files, or images in which the detector finds no face."""
+    unreadable = [rel for rel, why in zip(relative, reasons) if why == "unreadable image"]
+    faceless = [rel for rel, why in zip(relative, reasons) if why == "no face found"]
+    if faceless and not unreadable:
+        some = "any" if len(faceless) == len(relative) else f"{len(faceless)}"
+        return (f"The face detector found no face in {some} of the {len(relative)} images under {root} (face crop "
+                f"{mode}), e.g. {', '.join(faceless[:3])}: they may not show faces (noise, objects, drawings), or show "
+                "faces too small, turned or dark for the frontal Haar detector, and what it found in the others is "
+                "then likely no face either. Look at a few of them and remove the images without a face (listed in "
+                "this message's examples and the note above); pass face_crop='none' (--face-crop none) only if they "
+                "are face crops already.")  # fmt: skip
+    return (f"No image under {root} gave a face (face crop {mode}): {len(unreadable)} could not be read as images "
+            f"(e.g. {', '.join(unreadable[:3])}) and {len(faceless)} show no face the detector finds. Check the "
+            "files open in an image viewer; pass face_crop='none' (--face-crop none) if they are face crops already.")
+
+
 def check_face_crop(face_crop: str) -> str:
     """``face_crop`` if it is one of :data:`FACE_CROPS`.
 
@@ -792,11 +809,9 @@ def load_folder(
             f"{', '.join(aus_missing[:20])}{' ...' if len(aus_missing) > 20 else ''}.",
             stacklevel=2,
         )
-    if len(items.owner) == 0:
-        raise DatasetLayoutError(
-            f"no face could be read or detected in the {count} images under {root} (face crop {mode}); "
-            "pass face_crop='none' (--face-crop none) if the images are face crops already."
-        )
+    faceless = sum(why == "no face found" for why in items.reasons)
+    if len(items.owner) == 0 or faceless > count / 2:  # mostly no face: what was found is likely not a face either
+        raise DatasetLayoutError(_no_face_message(root, relative, items.reasons, mode))
     meta: dict[str, Any] = {
         "source": str(root),
         "labels_csv": None if labels_csv is None else str(labels_csv),
