@@ -66,7 +66,7 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     """``image`` ``[H, W, ...]`` turned as EXIF ``orientation`` says, so that it shows upright (as viewers do)."""
     turned = {
         2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
         8: lambda a: np.rot90(a, 1),
     }.get(orientation)  # fmt: skip
     return image if turned is None else np.ascontiguousarray(turned(image))
