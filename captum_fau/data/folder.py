@@ -1,7 +1,8 @@
 """Your own images: a folder of pictures, a labels CSV, and AU labels from OpenFace or py-feat.
 
 * Images: every ``.png .jpg .jpeg .bmp .tif .tiff .pgm .ppm .webp`` under the
-  root (recursively), in sorted order.
+  root (recursively), in sorted order, turned upright by their EXIF orientation tag
+  (phone photos; :mod:`captum_fau.data.exif`).
 * Faces (``face_crop``, ``--face-crop``): ``"none"`` takes each image's centred square (images
   that are already face crops); ``"haar"`` detects faces with OpenCV's bundled Haar cascade
   under general settings (:meth:`~captum_fau.data.faces.HaarFaceDetector.general`: faces 5-100%
@@ -12,7 +13,8 @@
   faces gives one item per face, named ``photo.jpg#face1``, ``photo.jpg#face2`` (left to
   right); the items share the photo's emotion/subject labels, and their AUs are NaN (a
   per-image AU row cannot say which face it describes). What was dropped, and why, is
-  warned and recorded in ``FaceSet.meta["face_crop"]``.
+  warned and recorded in ``FaceSet.meta["face_crop"]``; when most images show no face
+  the folder is refused (:class:`~captum_fau.errors.DatasetLayoutError`).
 * Class names stay names: a labels CSV or class subfolders named after emotions keep
   those names (sorted), and accuracy maps them to a model's classes by name
   (:class:`~captum_fau.inputs.classes.ClassMapping`), never by index.

@@ -138,7 +138,7 @@ def _bars_html(faukl: Any, st: Any, f: int, chosen: str, order: list[int], alpha
 AGREE_MIN_SHARE = 0.25
 
 
-def _agreement_word(loc: dict[str, Any]) -> str:
+def agreement_word(loc: dict[str, Any]) -> str:
     """``yes``, ``weak`` (the region matches with less than :data:`AGREE_MIN_SHARE` of the energy) or ``no``."""
     if not loc["agree"]:
         return "no"
@@ -156,7 +156,7 @@ def localisation_verdict(loc: dict[str, Any]) -> str:
         'agrees with the chosen AU: 60% of the reconstruction energy lies in its region (25% or more needed)'
     """
     share, need = float(loc["share"]), f"{AGREE_MIN_SHARE:.0%}"
-    word = _agreement_word(loc)
+    word = agreement_word(loc)
     if word == "yes":
         return (f"agrees with the chosen AU: {share:.0%} of the reconstruction energy lies in its region ({need} or "
                 "more needed)")  # fmt: skip
@@ -193,7 +193,7 @@ def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, t
     if row is None:
         return f"<tr>{link}<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
     num = lambda v, d=3: f'<td class="num" data-v="{v:.6g}">{html.escape(_fmt(v, d))}</td>'  # noqa: E731
-    loc_cell = "–" if loc is None else f"{loc['region_au']} ({_agreement_word(loc)})"
+    loc_cell = "–" if loc is None else f"{loc['region_au']} ({agreement_word(loc)})"
     return (
         f'<tr data-au="{html.escape(row["au"])}" data-sig="{int(row["significant"])}">{link}'
         f'<td data-v="{au_sort_key(row["au"])[0]}">{html.escape(row["au"])}</td><td>{html.escape(row["name"])}</td>'
@@ -375,5 +375,5 @@ BROWSER_SCRIPT = r"""
 })();
 """
 
-__all__ = ["BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "au_sort_key", "filter_browser_section", "strip_image", "statistic_label",
-           "write_strips"]
+__all__ = ["AGREE_MIN_SHARE", "BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "agreement_word", "au_sort_key",
+           "filter_browser_section", "localisation_verdict", "strip_image", "statistic_label", "write_strips"]
