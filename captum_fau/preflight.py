@@ -155,6 +155,12 @@ def check_au_labels(faces: Any, bins: int = ANALYSIS_BINS) -> None:
     need = MIN_IMAGES_PER_BIN * bins
     source = (getattr(faces, "meta", None) or {}).get("au_csv")
     where = f"the AU table {source}" if source else "the AU labels"
+    if labelled == 0 and not source:
+        raise LabelError(
+            f"Every AU label of the {len(faces)} images is NaN (not coded), so FAU-KL has nothing to compare. Give "
+            "the AUs as 0 (absent) or 1..5 (intensity) in the dataset's aus array (FaceSet.aus), or pass data "
+            "without AU ids to run without FAU-KL."
+        )
     if labelled == 0:
         raise LabelError(
             f"None of the {len(faces)} images has a row in {where}: its file column does not name the images. "

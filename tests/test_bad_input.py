@@ -466,6 +466,9 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
                                                       face_crop="none"), errors.LabelError, "empty or NaN"),
     ("load_data_spec-noise-folder", lambda f: _spec(f"folder:{f['root']}/noise"), errors.DatasetLayoutError,
      "found no face"),
+    ("analyze-faceset-all-nan-aus", lambda f: _analyze(__import__("captum_fau.data.base", fromlist=["FaceSet"]).FaceSet(
+        images=np.random.default_rng(0).integers(0, 256, (24, 96, 96), dtype=np.uint8), au_ids=("AU1", "AU12"),
+        aus=np.full((24, 2), np.nan, np.float32))), errors.LabelError, "Every AU label of the 24 images is NaN"),
 ]
 
 
