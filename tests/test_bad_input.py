@@ -567,7 +567,8 @@ def test_zoo_list_says_where_weights_are(tmp_path: Path, monkeypatch: pytest.Mon
 
 def _silent_case_files(root: Path) -> None:
     """Files of the rows added for the silent cases: AU tables with inf / only NaN, noise photos, failing models."""
-    (root / "aus_inf.csv").write_text("input,AU12\n" + "".join(f"f{i}.png,{'inf' if i == 2 else 0.9}\n" for i in range(6)))
+    rows = "".join(f"f{i}.png,{'inf' if i == 2 else 0.9}\n" for i in range(6))
+    (root / "aus_inf.csv").write_text("input,AU12\n" + rows)
     (root / "aus_nan.csv").write_text("input,AU01,AU12\n" + "".join(f"f{i}.png,,nan\n" for i in range(6)))
     for i in range(6):  # the detector finds a "face" in one of them
         write_png(root / "noise" / f"n{i}.png", draw_no_face(seed=i))

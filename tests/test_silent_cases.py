@@ -186,7 +186,8 @@ def test_rerun_with_another_au_table_leaves_no_stale_labels(tmp_path: Path) -> N
 
     for i in range(24):
         write_png(tmp_path / "imgs" / f"f{i}.png", draw_face(shift=i % 7))
-    (tmp_path / "a.csv").write_text("input,AU01,AU12\n" + "".join(f"f{i}.png,{i % 2},{i % 3 == 0:d}\n" for i in range(24)))
+    rows = "".join(f"f{i}.png,{i % 2},{i % 3 == 0:d}\n" for i in range(24))
+    (tmp_path / "a.csv").write_text("input,AU01,AU12\n" + rows)
     (tmp_path / "b.csv").write_text("input,AU04\n" + "".join(f"f{i}.png,{i % 4 == 0:d}\n" for i in range(24)))
     options = {"out": tmp_path / "out", "face_crop": "none", "permutations": 0, "n": 2, "sanity_check": False,
                "progress": False, "cache": False, "topn_budget_mb": 1}  # fmt: skip
