@@ -197,6 +197,9 @@ class AnalysisConfig:
             raise LayerError(f"AnalysisConfig.layer must be a dotted module name such as 'conv3', got {self.layer!r}.")
         if not isinstance(self.out, (str, os.PathLike)):
             raise ConfigError(f"AnalysisConfig.out must be a folder path, got {type(self.out).__name__}.")
+        if not str(self.out).strip():
+            raise ConfigError("AnalysisConfig.out is empty; name a folder for the report, e.g. out='my-report' "
+                              "(out='.' for the current folder).")  # fmt: skip
         self.out = Path(self.out)
         for name in ("checkpoint", "au_csv"):
             if not isinstance(getattr(self, name), (str, os.PathLike, type(None))):

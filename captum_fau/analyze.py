@@ -299,14 +299,23 @@ def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
 
 def _load_scan(run: _Run, maxima_file: Path) -> _Scanned:
     """The results of a finished scan, read back from ``out``."""
+    from captum_fau._utils.fingerprint import hash_arrays
+    from captum_fau._utils.io import atomic_npz
     from captum_fau.attr import TopNResult
+    from captum_fau.data.lazy import LazyFaceSet
+    from captum_fau.stats.batching import is_face_set
 
     topn = TopNResult.load(run.out)
     with np.load(maxima_file, allow_pickle=False) as z:
         maxima, order, logits = z["maxima"], z["indices"], z["logits"]
         stored = {key[len("label_") :]: z[key] for key in z.files if key.startswith("label_")}
-    # The dataset's own label arrays win over the stored ones: the label-reading steps key on them.
-    return _Scanned(topn, maxima, logits, {**stored, **_labels(run.faces, {}, order)})
+    # The dataset's label arrays win over the stored ones; a FaceSet's are all it has (one it lost is dropped).
+    current = _labels(run.faces, {}, order)
+    labels = current if is_face_set(run.faces) or isinstance(run.faces, LazyFaceSet) else {**stored, **current}
+    if run.rank == 0 and hash_arrays(*labels.values(), sorted(labels)) != hash_arrays(*stored.values(), sorted(stored)):
+        atomic_npz(maxima_file, maxima=maxima, indices=order, logits=logits,
+                   **{f"label_{k}": v for k, v in labels.items()})  # fmt: skip
+    return _Scanned(topn, maxima, logits, labels)
 
 
 def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | None:

@@ -146,9 +146,21 @@ def check_au_labels(faces: Any, bins: int = ANALYSIS_BINS) -> None:
     labelled = au_labelled_count(faces)
     if labelled is None:
         return
+    values = np.asarray(faces.aus if getattr(faces, "aus", None) is not None else [], dtype=np.float64)
+    if np.isinf(values).any():
+        raise LabelError(
+            f"The AU labels hold {int(np.isinf(values).sum())} infinite value(s); AU labels are finite (0 absent, "
+            "1..5 intensity, NaN for not coded). Replace them in the AU table (--au-csv / au_csv=) or FaceSet.aus."
+        )
     need = MIN_IMAGES_PER_BIN * bins
     source = (getattr(faces, "meta", None) or {}).get("au_csv")
     where = f"the AU table {source}" if source else "the AU labels"
+    if labelled == 0 and not source:
+        raise LabelError(
+            f"Every AU label of the {len(faces)} images is NaN (not coded), so FAU-KL has nothing to compare. Give "
+            "the AUs as 0 (absent) or 1..5 (intensity) in the dataset's aus array (FaceSet.aus), or pass data "
+            "without AU ids to run without FAU-KL."
+        )
     if labelled == 0:
         raise LabelError(
             f"None of the {len(faces)} images has a row in {where}: its file column does not name the images. "
@@ -181,6 +193,38 @@ def check_forward(model: nn.Module, dataset: Any, layer: str, device: torch.devi
 
     name = layer_name(model, layer)
     return forward_check(model, dataset[0]["image"][None].to(device), [name])
+
+
+def check_rule_fits(model: nn.Module, layer: str, dataset: Any, config: Any) -> None:
+    """Refuse a backward rule the model's activations would silently not follow (a ReLU rule on GELUs without
+    ``relu_like``), on one image, before the scan rather than after it.
+
+    Raises:
+        ConfigError: the rule does not fit the model's activations; the message names the fix.
+    """
+    from captum_fau._utils.modules import eval_mode
+    from captum_fau.attr.crops import crop_friendly
+    from captum_fau.attr.rules import check_model
+
+    sample = dataset[0]["image"][None].to(next(iter(model.parameters()), torch.empty(0)).device)
+    with eval_mode(model, "The rule check"), crop_friendly(model):
+        check_model(model, model.get_submodule(layer), sample, config.rule, config.relu_like, layer)
+
+
+def check_featured(config: Any, dataset: Any, layer: str) -> None:
+    """Refuse more featured filters than the layer has (the default, 10, is lowered quietly on a small layer).
+
+    Raises:
+        ConfigError: ``n_featured`` (``--featured``) exceeds the layer's filters.
+    """
+    check = getattr(dataset, "forward_check", None)
+    shape = None if check is None else check.layer_shapes.get(layer)
+    default = type(config).__dataclass_fields__["n_featured"].default
+    if shape is not None and config.n_featured > shape[1] and config.n_featured != default:
+        raise ConfigError(
+            f"AnalysisConfig.n_featured ({config.n_featured}) asks for more featured filters than layer {layer!r} has "
+            f"({shape[1]}); pass n_featured={min(default, shape[1])} or any number up to {shape[1]}."
+        )
 
 
 class Prepared(NamedTuple):
@@ -220,6 +264,10 @@ def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device
     layer = layer_name(model, config.layer)
     crop = face_crop_side(model, config.input_spec, config.input_spec_sources)  # folder: faces cut at the model's side
     faces, notes, provenance = _resolve_data(data, config, progress, model_name, crop)
+    if model_name.strip().startswith("timm:") and config.checkpoint is None:
+        from captum_fau.zoo.resolve import random_weights_note
+
+        notes.append(random_weights_note(model_name.strip()))
     if len(faces) == 0:
         raise DatasetError(f"The dataset {data_name} is empty.")
     check_items(faces)  # before an item is read for the model
@@ -231,6 +279,8 @@ def prepare(model: nn.Module | str, data: Any, config: Any, device: torch.device
         raise ConfigError(f"n={config.n} images per filter were requested but the dataset has only {len(faces)}; "
                           f"pass --n / n <= {len(faces)}.")  # fmt: skip
     check_au_labels(faces)
+    check_rule_fits(model, layer, dataset, config)
+    check_featured(config, dataset, layer)
     if provenance.get("held_out"):
         notes.insert(0, f"Held-out faces: {provenance['reason']}.")
     mapping, mapping_notes = _class_mapping(model, faces, config.class_names)  # checked before the scan

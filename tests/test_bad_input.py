@@ -28,7 +28,7 @@ from torch import nn
 
 from captum_fau import errors, zoo
 from captum_fau.cli import main
-from helpers.real_formats import draw_face, write_png
+from helpers.real_formats import draw_face, draw_no_face, write_png
 
 ZOO_MODEL = "zerobias-synthfacs-8class"
 FINISHED = ("results.json", "index.html", "fau_kl.csv", "topn.safetensors")
@@ -101,6 +101,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_png(deep / "deep.png", draw_face(shift=5).astype(np.uint16) * 257)
     face = draw_face(shift=5)
     write_png(clear / "see_through.png", np.dstack([face, face, face, np.where(face > 100, 255, 0).astype(np.uint8)]))
+    _silent_case_files(root)
     return {"root": root, "imgs": imgs, "marker": marker, "pth": pth, "timm_dir": timm_dir, "zb_dir": zb_dir,
             "models": root / "models.py", "deep": deep, "clear": clear}  # fmt: skip
 
@@ -194,6 +195,24 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
                                           "--max-permutations", "-1"], "max-permutations"),
     ("analyze-topn-budget-negative", ["analyze", "--data", "synthfacs:8", "--topn-budget-mb", "-1"], "topn-budget-mb"),
+    ("analyze-out-empty", _an("--out", ""), "--out: is empty"),
+    ("topn-out-empty", ["topn", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--out", ""], "--out: is empty"),
+    ("analyze-featured-exceeds-filters", _an("--layer", "conv1", "--featured", "1000"), "--featured (1000)"),
+    ("analyze-au-csv-inf", _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv", "{root}/aus_inf.csv"),
+     "infinite"),
+    ("analyze-au-csv-all-nan", _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv",
+                                   "{root}/aus_nan.csv"), "every AU value in them is empty or NaN"),
+    ("fau-kl-no-au-labels", ["fau-kl", "--model", ZOO_MODEL, "--data", "folder:{imgs}", "--face-crop", "none"],
+     "has no AU labels, and FAU-KL needs them. Give them with --au-csv"),
+    ("analyze-gelu-guided", ["analyze", "--model", "timm:convnext_atto", "--data", "synthfacs:24", "--layer",
+                             "stages.1", "--rule", "guided", "-q"], "--relu-like"),
+    ("analyze-layer-unknown-vit", ["analyze", "--model", "timm:vit_tiny_patch16_224", "--data", "synthfacs:24",
+                                   "--layer", "nope"], "output (convolutions and blocks of them): patch_embed.proj."),
+    ("analyze-model-factory-raises", ["analyze", "--model", "{root}/silent_models.py:raises", "--data",
+                                      "synthfacs:24"], "raised RuntimeError: no weights at /nowhere"),
+    ("analyze-model-file-raises", ["analyze", "--model", "{root}/broken_models.py:build", "--data", "synthfacs:24"],
+     "failed: ModuleNotFoundError"),
+    ("analyze-noise-folder", _an("--data", "folder:{root}/noise"), "found no face in 5 of the 6 images"),
 ]
 
 
@@ -446,6 +465,30 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("map_masks-not-4d", lambda f: lambda out: __import__("captum_fau.inputs.model_inputs", fromlist=["map_masks"])
      .map_masks(__import__("captum_fau.inputs", fromlist=["InputSpec"]).InputSpec(size=48), np.zeros((96, 96), bool)),
      errors.InputShapeError, "[K, J, H, W]"),
+    ("TopNDeconv-attribute-fractional-filter", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
+        _model(), "conv3").attribute(_RAND[:2], filters=[1.5])), errors.ConfigError, "whole filter indices"),
+    ("TopNDeconv-top_n-two-inputs", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
+        _TwoInputs(), "conv3").top_n(torch.rand(4, 1, 20, 20), n=2, progress=False)), errors.ConfigError,
+     "additional_forward_args"),
+    ("TopNDeconv-attribute-two-inputs", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
+        _TwoInputs(), "conv3").attribute(torch.rand(2, 1, 20, 20), filters=[0])), errors.ConfigError, "Wrap it"),
+    ("load_model_spec-factory-raises", lambda f: _model_spec(f"{f['root']}/silent_models.py:raises"),
+     errors.ConfigError, "raised RuntimeError"),
+    ("analyze-out-empty", lambda f: (lambda out: __import__("captum_fau.analyze").analyze.analyze(
+        _model(), "synthfacs:24", out="", progress=False)), errors.ConfigError, "out='my-report'"),
+    ("analyze-featured-exceeds-filters", lambda f: _analyze("synthfacs:24", layer="conv1", n_featured=1000),
+     errors.ConfigError, "n_featured=10"),
+    ("FAUKL-interpret-no-au-labels", lambda f: (lambda out: __import__("captum_fau.concept").concept.FAUKL(
+        _model(), "conv3", progress=False).interpret(_RAND)), errors.LabelError, "au_csv="),
+    ("load_data_spec-au-csv-inf", lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_inf.csv",
+                                                  face_crop="none"), errors.LabelError, "infinite"),
+    ("load_data_spec-au-csv-all-nan", lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_nan.csv",
+                                                      face_crop="none"), errors.LabelError, "empty or NaN"),
+    ("load_data_spec-noise-folder", lambda f: _spec(f"folder:{f['root']}/noise"), errors.DatasetLayoutError,
+     "found no face"),
+    ("analyze-faceset-all-nan-aus", lambda f: _analyze(__import__("captum_fau.data.base", fromlist=["FaceSet"]).FaceSet(
+        images=np.random.default_rng(0).integers(0, 256, (24, 96, 96), dtype=np.uint8), au_ids=("AU1", "AU12"),
+        aus=np.full((24, 2), np.nan, np.float32))), errors.LabelError, "Every AU label of the 24 images is NaN"),
 ]
 
 
@@ -540,3 +583,14 @@ def test_zoo_list_says_where_weights_are(tmp_path: Path, monkeypatch: pytest.Mon
     (user / "model.safetensors").write_bytes(b"")  # listed as present; zoo.load verifies it
     assert main(["zoo", "list"]) == 0
     assert "user zoo (offline)" in capsys.readouterr().out
+
+
+def _silent_case_files(root: Path) -> None:
+    """Files of the rows added for the silent cases: AU tables with inf / only NaN, noise photos, failing models."""
+    rows = "".join(f"f{i}.png,{'inf' if i == 2 else 0.9}\n" for i in range(6))
+    (root / "aus_inf.csv").write_text("input,AU12\n" + rows)
+    (root / "aus_nan.csv").write_text("input,AU01,AU12\n" + "".join(f"f{i}.png,,nan\n" for i in range(6)))
+    for i in range(6):  # the detector finds a "face" in one of them
+        write_png(root / "noise" / f"n{i}.png", draw_no_face(seed=i))
+    (root / "silent_models.py").write_text("def raises():\n    raise RuntimeError('no weights at /nowhere')\n")
+    (root / "broken_models.py").write_text("import no_such_module_xyz\n\ndef build():\n    return None\n")

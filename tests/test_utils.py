@@ -86,7 +86,7 @@ def test_layer_lookup_has_one_message() -> None:
     model = Net()
     assert layer_name(model, model.relu) == "relu" and resolve_layers(model, ["conv", model.conv, "relu"]) == ["conv", "relu"]
     for bad in ("conv9", ""):
-        with pytest.raises(LayerError, match="Available conv-like layers: conv, relu"):
+        with pytest.raises(LayerError, match=r"\[B, C, H, W\] output \(convolutions and blocks of them\): conv\.$"):
             layer_name(model, bad)
     with pytest.raises(LayerError, match="not a submodule"):
         layer_name(model, nn.ReLU())

@@ -21,36 +21,98 @@ from captum_fau.errors import LayerError
 
 LayerSpec = str | nn.Module
 
-#: Module types listed as candidate layers in error messages.
-CONV_LIKE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Conv2d,
-    nn.ConvTranspose2d,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.BatchNorm2d,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.SiLU,
-    nn.GELU,
-    nn.LeakyReLU,
-    nn.ELU,
-)
+#: Module types whose output is a ``[B, C, H, W]`` map whenever their input is one.
+CONV_LIKE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.ConvTranspose2d)
+#: Shape-keeping leaves a block of convolutions may hold and still output a ``[B, C, H, W]`` map.
+_SPATIAL_LEAVES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.LeakyReLU,
+    nn.ELU, nn.PReLU, nn.Hardswish, nn.Sigmoid, nn.Tanh,
+)  # fmt: skip
+
+
+def _spatial_leaf(module: nn.Module) -> bool:
+    # timm's 2-D norms and pools (LayerNorm2d, BatchNormAct2d, SelectAdaptivePool2d...) end in "2d"
+    return isinstance(module, CONV_LIKE_TYPES + _SPATIAL_LEAVES) or type(module).__name__.lower().endswith("2d")
 
 
 def conv_like_layers(model: nn.Module) -> list[str]:
-    """Dotted names of the modules of ``model`` that usually produce ``[B, C, H, W]`` maps
-    (convolutions, 2-D pools and norms, activations), in registration order."""
-    return [name for name, module in model.named_modules() if name and isinstance(module, CONV_LIKE_TYPES)]
+    """Dotted names of the modules of ``model`` whose output is a ``[B, C, H, W]`` map: convolutions, and blocks
+    holding convolutions (a ResNet's ``layer3``); shallow names first.
+
+    Activations, pools and norms on their own are left out (a ReLU may follow a Linear layer). Blocks are
+    checked by one probe forward of a zero image (:func:`_four_d_outputs`), so a block that turns its map
+    into tokens (a ViT's patch embedding) is left out; where no probe runs, blocks made only of convolutions
+    and shape-keeping 2-D modules are listed.
+
+    Examples::
+
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2), nn.ReLU())
+        >>> conv_like_layers(net)
+        ['0']
+    """
+    probed = _four_d_outputs(model)
+    names = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        leaves = [m for m in module.modules() if not any(True for _ in m.children())]
+        if not any(isinstance(m, CONV_LIKE_TYPES) for m in leaves):
+            continue
+        if probed is not None and probed:
+            keep = name in probed and (isinstance(module, CONV_LIKE_TYPES) or any(True for _ in module.children()))
+        else:
+            keep = isinstance(module, CONV_LIKE_TYPES) or all(_spatial_leaf(m) for m in leaves)
+        if keep:
+            names.append(name)
+    return sorted(names, key=lambda n: n.count("."))
+
+
+def _four_d_outputs(model: nn.Module) -> set[str] | None:
+    """Modules that output one ``[B, C, H, W]`` tensor on a zero image of the model's declared size (timm's
+    ``pretrained_cfg``), else the first size of 224, 96, 48 the model runs on; None when no probe runs."""
+    first = next((m for m in model.modules() if isinstance(m, CONV_LIKE_TYPES)), None)
+    if first is None:
+        return None
+    declared = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    sizes = [tuple(declared[1:])] if declared and len(declared) == 3 else []
+    sizes += [(s, s) for s in (224, 96, 48)]
+    name_of = {module: name for name, module in model.named_modules() if name}
+    partial: set[str] | None = None
+    for size in sizes:
+        calls: dict[str, list[Any]] = {}
+        handles = [m.register_forward_hook(lambda m, _i, out: calls.setdefault(name_of[m], []).append(
+            tuple(out.shape) if isinstance(out, torch.Tensor) else None)) for m in name_of]  # fmt: skip
+        was_training = model.training
+        ok = True
+        try:
+            with torch.no_grad():
+                model.eval()
+                device = next(iter(model.parameters()), torch.empty(0)).device
+                model(torch.zeros(1, first.in_channels, *size, device=device))
+        except Exception:  # noqa: BLE001 - a probe: another size may run
+            ok = False
+        finally:
+            model.train(was_training)
+            for handle in handles:
+                handle.remove()
+        found = {n for n, seen in calls.items() if len(seen) == 1 and seen[0] is not None and len(seen[0]) == 4}
+        if ok:
+            return found
+        partial = partial or (found or None)
+    return partial
 
 
 def layer_list_hint(model: nn.Module, limit: int = 40) -> str:
-    """One sentence listing the conv-like layers of ``model`` (all submodules if it has none), for error messages."""
+    """One sentence listing the layers of ``model`` with a ``[B, C, H, W]`` output (:func:`conv_like_layers`),
+    for error messages."""
     names = conv_like_layers(model)
-    if not names:
-        names = [name for name, _ in model.named_modules() if name]
     shown = ", ".join(names[:limit])
     more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
-    return f"Available conv-like layers: {shown}{more}." if names else "The model has no submodules."
+    if not names:
+        return ("The model has no convolutional layer: captum-fau analyses layers whose output is a feature map "
+                "[B, C, H, W].")  # fmt: skip
+    return f"Layers with a [B, C, H, W] output (convolutions and blocks of them): {shown}{more}."
 
 
 def layer_name(model: nn.Module, layer: LayerSpec) -> str:

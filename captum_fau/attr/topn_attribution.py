@@ -130,7 +130,14 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
             return torch.arange(channels)
         if isinstance(filters, int):
             filters = [filters]
-        chosen = torch.as_tensor(list(filters) if not isinstance(filters, torch.Tensor) else filters).long().reshape(-1)
+        raw = torch.as_tensor(list(filters) if not isinstance(filters, torch.Tensor) else filters).reshape(-1)
+        if raw.dtype == torch.bool or (raw.is_floating_point() and not bool((raw == raw.round()).all())):
+            shown = raw[~(raw == raw.round())].tolist()[:8] if raw.is_floating_point() else raw.tolist()[:8]
+            raise ConfigError(
+                f"filters must be whole filter indices, got {shown}; pass integers such as filters=[1, 5] "
+                "(a fractional index names no filter)."
+            )
+        chosen = raw.long()
         if chosen.numel() == 0:
             raise ConfigError("filters is empty; pass filter indices or None for all filters.")
         bad = chosen[(chosen < 0) | (chosen >= channels)]
@@ -163,10 +170,23 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
             self._fields[key] = fields
         return self._fields[key]
 
+    def _check_inputs_taken(self, additional_forward_args: Any) -> None:
+        """Refuse a model whose forward needs more than the images when no other inputs are given."""
+        if additional_forward_args is not None:
+            return
+        from captum_fau.inputs.probe import check_single_input
+
+        try:
+            check_single_input(self.model)
+        except ConfigError as err:
+            raise ConfigError(f"{err} Or pass the other inputs as additional_forward_args=(...) "
+                              "(Captum's convention).") from None  # fmt: skip
+
     def _check_activations(self, sample: torch.Tensor | None, additional_forward_args: Any) -> None:
         """Refuse the rule on non-ReLU activations unless ``relu_like`` (once, on one image)."""
         if sample is None or self._activations_checked:
             return
+        self._check_inputs_taken(additional_forward_args)
         with eval_mode(self.model, "TopNDeconv"), crop_friendly(self.model):
             report = check_activations(self.model, self.layer, sample, self.rule, self.relu_like, self.layer_name,
                                        additional_forward_args)  # fmt: skip
@@ -436,6 +456,7 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
             Tensor: ``[B, F, C, H, W]`` reconstructions, zero outside each unit's receptive field.
         """
         images = self._single_input(inputs)
+        self._check_inputs_taken(additional_forward_args)
         forward = stop_at_layer(self.model, self.layer, additional_forward_args)
         with eval_mode(self.model, "TopNDeconv"):
             shapes = probe_layers(self.model, [self.layer_name], images[:1], additional_forward_args)

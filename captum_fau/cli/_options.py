@@ -85,6 +85,14 @@ def non_negative_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "0 or more")
 
 
+def folder(text: str) -> str:
+    """argparse type: a non-empty folder path (an empty ``--out ''`` would write into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a folder, e.g. --out my-report (use --out . for the "
+                                         "current folder)")  # fmt: skip
+    return text
+
+
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only results and errors")
 

@@ -98,7 +98,8 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
 
 def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
-    p.add_argument("--out", default=out_default, help=f"report folder; a rerun reuses finished steps (default: {out_default})")
+    p.add_argument("--out", type=_options.folder, default=out_default,
+                   help=f"report folder; a rerun reuses finished steps (default: {out_default})")
     p.add_argument("--n", "--top-n", dest="n", type=_options.positive_int, default=10,
                    help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
     _options.add_rule(p)

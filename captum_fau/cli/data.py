@@ -77,7 +77,7 @@ def _register_synthfacs(sub: argparse._SubParsersAction) -> None:
         example="captum-fau data synthfacs --n 1308 --out synth/ --seed 0\ncaptum-fau data synthfacs --n 500 --mode independent --masks --out synth-masks/",
     )  # fmt: skip
     p.add_argument("--n", type=_options.positive_int, required=True, help="number of images")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--out", type=_options.folder, required=True, help="output folder (created if missing)")
     p.add_argument("--size", type=int, default=96, help="image side in pixels, 32..1024 (default: 96)")
     p.add_argument("--mode", choices=SYNTHFACS_MODES, default="prototype",
                    help="prototype: AUs from each emotion's EMFACS prototype; independent: AUs independent of emotion")

@@ -29,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
     chosen = _options.parse_filters(args.filters)
     model = _options.load_model(args)
     faces = _options.load_data(args, model=model)
+    if not tuple(getattr(faces, "au_ids", ()) or ()):
+        raise ConfigError(
+            f"The data {args.data} has no AU labels, and FAU-KL needs them. Give them with --au-csv FILE (an "
+            "OpenFace or py-feat CSV, with --data folder:PATH), or use data that carries them: ckplus:PATH (its FACS "
+            "folder) or synthfacs:N."
+        )
     options = StatisticsOptions(
         bins=args.bins, binning=args.binning, smoothing=args.smoothing, n_permutations=args.permutations,
         max_permutations=args.max_permutations, intervals=_options.intervals_requested(args),
@@ -77,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _options.add_model_options(p)
     _options.add_data_options(p)
     p.add_argument("--layer", nargs="+", default=["conv3"], help="layer name(s) (default: conv3)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=_options.folder, required=True, help="output folder")
     p.add_argument("--bins", type=_options.positive_int, default=10, help="histogram bins per filter (default: 10)")
     p.add_argument("--binning", choices=("uniform", "quantile"), default="uniform",
                    help="histogram bin edges: equal width or equal counts (default: uniform)")  # fmt: skip

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--ckplus", help="CK+ root (cohn-kanade-images/, Emotion/, FACS/): protocols ckplus8 and ckplus6")
     p.add_argument("--tfd", help="TFD_96x96.mat or its folder: protocol tfd")
-    p.add_argument("--out", default="reproduction", help="tables and run folders (default: reproduction/)")
+    p.add_argument("--out", type=_options.folder, default="reproduction",
+                   help="tables and run folders (default: reproduction/)")
     p.add_argument("--zoo", default=None, help="where the zoo folders go (default: the user zoo that zoo.load searches)")
     _options.add_device(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")

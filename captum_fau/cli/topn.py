@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--full-maps", action="store_true", help="also save full-size reconstructions")
     _options.add_featured(p, 16, "filters drawn in topn.png: the strongest responses first")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=_options.folder, required=True, help="output folder")
     _options.add_sanity_check(p, default=False)
     _options.add_quiet(p)
     _options.add_device(p)

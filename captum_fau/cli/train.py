@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         example=TRAIN_EXAMPLE,
     )  # fmt: skip
     _options.add_data_options(p, au_csv=False)
-    p.add_argument("--out", required=True, help="output folder (run folders, results.json, results.md)")
+    p.add_argument("--out", type=_options.folder, required=True,
+                   help="output folder (run folders, results.json, results.md)")
     p.add_argument("--variant", dest="variants", action="append", choices=VARIANTS,
                    help="ablation row(s) to train; repeat for several (default: +AD)")  # fmt: skip
     p.add_argument("--all-variants", action="store_true", help="train plain, +D, +A and +AD (the paper's tables)")

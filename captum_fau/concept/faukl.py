@@ -182,8 +182,10 @@ class FAUKL(ConceptInterpreter):
             au_ids = getattr(dataset, "au_ids", None)
             if not au_ids:
                 raise LabelError(
-                    "FAUKL cannot tell which AU each label column is; pass au_ids=['AU1', 'AU2', ...] "
-                    "or use a FaceSet with au_ids."
+                    "The data has no AU labels (no au_ids), and FAU-KL needs them. Load data with AU labels: "
+                    "load_data_spec('folder:PATH', au_csv='openface_or_pyfeat.csv'), 'ckplus:PATH' (its FACS "
+                    "folder) or 'synthfacs:N'; if your items carry an 'aus' entry, name its columns with "
+                    "au_ids=['AU1', 'AU2', ...]."
                 )
         au_ids = tuple(parse_au(a) for a in au_ids)
         result = scan(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -47,6 +48,10 @@ NEARLY_AS_STRONG = 0.8
 _FORMAT = "captum-fau/faukl-result/1"
 
 
+#: The statistics' note on an AU that is present in every image or in none (:func:`_coverage_notes`).
+_AU_COLUMN = re.compile(r"AU column (\d+) is untestable")
+
+
 @dataclass
 class FAUKLResult:
     """FAU-KL association of the filters of one or more layers with a set of AUs.
@@ -79,6 +84,14 @@ class FAUKLResult:
         self.au_ids = tuple(parse_au(a) for a in self.au_ids)
         if not self.layers:
             raise ConfigError("FAUKLResult needs at least one layer.")
+        for st in self.layers.values():  # the statistics count AU columns; a reader wants the AU's name
+            st.notes = [_AU_COLUMN.sub(self._au_of_column, note) for note in st.notes]
+
+    def _au_of_column(self, match: "re.Match[str]") -> str:
+        j = int(match.group(1))
+        if not 0 <= j < len(self.au_ids):
+            return match.group(0)
+        return f"{self.au_ids[j]} ({au_name(self.au_ids[j])}) is not tested"
 
     # ------------------------------------------------------------------ access
     @property

@@ -40,7 +40,7 @@ from captum_fau.errors import OutputError
 CACHE_ENV_VAR = "CAPTUM_FAU_CACHE"
 
 #: Bumped whenever the layout of cached entries changes, so old entries are ignored.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: image files are read with their EXIF orientation applied
 
 
 def default_cache_dir() -> Path:

@@ -222,6 +222,8 @@ def read_gray(path: str | os.PathLike[str]) -> np.ndarray | None:
     reference's ``cv2.imread`` did; colour images are converted with OpenCV's luma
     weights. Folders of your own images refuse 16-bit and transparent files before
     loading instead (:func:`check_image_files`), since either conversion is a choice.
+    An EXIF orientation tag (phone photos, JPEG or PNG) is applied (:func:`captum_fau.data.exif.exif_orientation`),
+    as image viewers and ``cv2.imread``'s colour mode do, so faces are upright for the detector.
     """
     try:
         data = np.fromfile(os.fspath(path), dtype=np.uint8)
@@ -243,7 +245,9 @@ def read_gray(path: str | os.PathLike[str]) -> np.ndarray | None:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return np.ascontiguousarray(image)
+    from captum_fau.data.exif import apply_orientation, exif_orientation
+
+    return apply_orientation(np.ascontiguousarray(image), exif_orientation(data))
 
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

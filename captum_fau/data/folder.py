@@ -1,7 +1,8 @@
 """Your own images: a folder of pictures, a labels CSV, and AU labels from OpenFace or py-feat.
 
 * Images: every ``.png .jpg .jpeg .bmp .tif .tiff .pgm .ppm .webp`` under the
-  root (recursively), in sorted order.
+  root (recursively), in sorted order, turned upright by their EXIF orientation tag
+  (phone photos; :mod:`captum_fau.data.exif`).
 * Faces (``face_crop``, ``--face-crop``): ``"none"`` takes each image's centred square (images
   that are already face crops); ``"haar"`` detects faces with OpenCV's bundled Haar cascade
   under general settings (:meth:`~captum_fau.data.faces.HaarFaceDetector.general`: faces 5-100%
@@ -12,7 +13,8 @@
   faces gives one item per face, named ``photo.jpg#face1``, ``photo.jpg#face2`` (left to
   right); the items share the photo's emotion/subject labels, and their AUs are NaN (a
   per-image AU row cannot say which face it describes). What was dropped, and why, is
-  warned and recorded in ``FaceSet.meta["face_crop"]``.
+  warned and recorded in ``FaceSet.meta["face_crop"]``; when most images show no face
+  the folder is refused (:class:`~captum_fau.errors.DatasetLayoutError`).
 * Class names stay names: a labels CSV or class subfolders named after emotions keep
   those names (sorted), and accuracy maps them to a model's classes by name
   (:class:`~captum_fau.inputs.classes.ClassMapping`), never by index.
@@ -189,6 +191,10 @@ def _au_values(
         for index in spec.values()
     }
     for index, column in raw.items():
+        if np.isinf(column).any():
+            row = int(np.flatnonzero(np.isinf(column))[0]) + 2
+            raise LabelError(f"{path}:{row}: column {header[index]!r} holds an infinite value; AU labels are finite "
+                             "(0 absent, 1..5 intensity, empty or NaN for not coded).")  # fmt: skip
         if np.nanmin(column, initial=0.0) < 0:
             raise LabelError(f"{path}: column {header[index]!r} holds negative values; AU labels are >= 0.")
     values = np.zeros((len(rows), len(au_ids)), np.float64)
@@ -466,14 +472,41 @@ def _folder_aus(
     """
     table = read_au_csv(au_csv, au_format, threshold=au_threshold)
     aus = np.full((len(relative), len(table.au_ids)), np.nan, np.float32)
+    matched = np.zeros(len(relative), bool)
     for key, values in zip(table.keys, table.values):
         hit = index.find(key, str(au_csv))
         if hit is None:
             skipped.append({"file": key, "reason": "AU row names no image"})
         else:
             aus[hit] = values
-    missing = [relative[i] for i in np.flatnonzero(np.isnan(aus).all(axis=1))] if table.au_ids else []
+            matched[hit] = True
+    if table.au_ids and matched.any() and np.isnan(aus[matched]).all():
+        raise LabelError(
+            f"The AU table {au_csv} has rows for {int(matched.sum())} of the {len(relative)} images, but every AU "
+            f"value in them is empty or NaN (not coded), so no image has AU labels. Fill its AU columns "
+            f"({', '.join(table.au_ids[:6])}{' ...' if len(table.au_ids) > 6 else ''}) with 0 (absent) or 1..5 "
+            "(intensity), e.g. from OpenFace's FeatureExtraction -aus or py-feat's detect_image, or drop --au-csv "
+            "(au_csv=)."
+        )
+    missing = [relative[i] for i in np.flatnonzero(~matched)] if table.au_ids else []
     return aus, table.au_ids, missing
+
+
+def _no_face_message(root: Path, relative: Sequence[str], reasons: Sequence[str | None], mode: str) -> str:
+    """Why a folder gave no face item: unreadable files, or images in which the detector finds no face."""
+    unreadable = [rel for rel, why in zip(relative, reasons) if why == "unreadable image"]
+    faceless = [rel for rel, why in zip(relative, reasons) if why == "no face found"]
+    if faceless and not unreadable:
+        some = "any" if len(faceless) == len(relative) else f"{len(faceless)}"
+        return (f"The face detector found no face in {some} of the {len(relative)} images under {root} (face crop "
+                f"{mode}), e.g. {', '.join(faceless[:3])}: they may not show faces (noise, objects, drawings), or show "
+                "faces too small, turned or dark for the frontal Haar detector, and what it found in the others is "
+                "then likely no face either. Look at a few of them and remove the images without a face (listed in "
+                "this message's examples and the note above); pass face_crop='none' (--face-crop none) only if they "
+                "are face crops already.")  # fmt: skip
+    return (f"No image under {root} gave a face (face crop {mode}): {len(unreadable)} could not be read as images "
+            f"(e.g. {', '.join(unreadable[:3])}) and {len(faceless)} show no face the detector finds. Check the "
+            "files open in an image viewer; pass face_crop='none' (--face-crop none) if they are face crops already.")
 
 
 def check_face_crop(face_crop: str) -> str:
@@ -778,11 +811,9 @@ def load_folder(
             f"{', '.join(aus_missing[:20])}{' ...' if len(aus_missing) > 20 else ''}.",
             stacklevel=2,
         )
-    if len(items.owner) == 0:
-        raise DatasetLayoutError(
-            f"no face could be read or detected in the {count} images under {root} (face crop {mode}); "
-            "pass face_crop='none' (--face-crop none) if the images are face crops already."
-        )
+    faceless = sum(why == "no face found" for why in items.reasons)
+    if len(items.owner) == 0 or faceless > count / 2:  # mostly no face: what was found is likely not a face either
+        raise DatasetLayoutError(_no_face_message(root, relative, items.reasons, mode))
     meta: dict[str, Any] = {
         "source": str(root),
         "labels_csv": None if labels_csv is None else str(labels_csv),

@@ -81,7 +81,7 @@ def default_workers() -> int:
         >>> 1 <= default_workers() <= 8
         True
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     try:
         local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
@@ -89,9 +89,29 @@ def default_workers() -> int:
     return max(1, min(8, cores // local))
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def check_workers(workers: int | None) -> int:
-    """``workers`` checked (an int >= 0), or :func:`default_workers` for ``None``."""
-    return default_workers() if workers is None else non_negative_int(workers, "workers")
+    """``workers`` checked (an int >= 0) and bounded by the usable cores (with a note), or
+    :func:`default_workers` for ``None``.
+
+    More worker processes than cores only compete for them and each holds a copy of the reader, so a
+    larger number is lowered to :func:`usable_cores`, and the run says so.
+    """
+    if workers is None:
+        return default_workers()
+    workers = non_negative_int(workers, "workers")
+    cores = usable_cores()
+    if workers > cores:
+        from captum_fau._utils.notes import note
+
+        note(f"workers={workers} (--workers) is more than the {cores} usable CPU core(s); using {cores} worker "
+             "processes.")  # fmt: skip
+        return cores
+    return workers
 
 
 def should_stream(lazy: bool | None, files: int) -> bool:

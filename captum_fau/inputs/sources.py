@@ -39,9 +39,9 @@ def discover_input_spec(
     """What a model declares about its input, from the first source that has it.
 
     Order: the zero-bias CNN's config (``architecture == "zerobias_cnn"`` at top level or in
-    its ``pretrained_cfg``, or a ``model.config`` with ``fc4_init``), timm's
-    ``pretrained_cfg`` (given, or ``config["pretrained_cfg"]``), then ``folder``'s
-    ``preprocessor_config.json``.
+    its ``pretrained_cfg``, or a ``model.config`` with ``fc4_init``), then ``folder``'s
+    ``preprocessor_config.json`` (written for this model, so it wins over timm's architecture
+    defaults), then timm's ``pretrained_cfg`` (given, or ``config["pretrained_cfg"]``).
 
     Args:
         config (Mapping, optional): ``model.config`` or a Hub folder's ``config.json``.
@@ -65,11 +65,8 @@ def discover_input_spec(
     """
     if _is_zerobias(config) or _is_zerobias(pretrained_cfg):
         return InputSpec.from_zerobias_config(config if _is_zerobias(config) else pretrained_cfg)  # type: ignore[arg-type]
-    timm_cfg = pretrained_cfg
-    if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):
-        timm_cfg = config["pretrained_cfg"]
-    if isinstance(timm_cfg, Mapping) and timm_cfg.get("input_size") is not None:
-        return InputSpec.from_timm_cfg(timm_cfg, in_chans=_first_conv_channels(model, timm_cfg))
+    # The folder's own preprocessor_config.json describes this model's training; a timm pretrained_cfg may be
+    # only the architecture's ImageNet defaults (224x224), so the folder's file wins.
     if folder is not None:
         path = Path(folder) / "preprocessor_config.json"
         if path.is_file():
@@ -78,6 +75,11 @@ def discover_input_spec(
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                 raise ConfigError(f"{path} is not readable JSON ({err}); fix it, or pass --input-size/--mean/--std.") from None
             return InputSpec.from_preprocessor_config(data)
+    timm_cfg = pretrained_cfg
+    if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):
+        timm_cfg = config["pretrained_cfg"]
+    if isinstance(timm_cfg, Mapping) and timm_cfg.get("input_size") is not None:
+        return InputSpec.from_timm_cfg(timm_cfg, in_chans=_first_conv_channels(model, timm_cfg))
     return None
 
 

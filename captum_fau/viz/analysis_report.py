@@ -19,7 +19,9 @@ from captum_fau._utils.io import atomic_write_text
 from captum_fau.viz.figures import plot_agreement, plot_au_heatmap, plot_confusion, save_figure
 from captum_fau.viz.filter_browser import (
     BROWSER_CSS,
+    AGREE_MIN_SHARE,
     BROWSER_SCRIPT,
+    agreement_word,
     au_sort_key,
     filter_browser_section,
     statistic_label,
@@ -357,7 +359,8 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         "Localisation check against ground-truth AU regions",
         text=[
             f"Rule: {localisation.get('rule', '?')}. " + localisation.get("rule_description", "")
-            + f" Agreement means the AU region with the {label} is FAU-KL's top AU. "
+            + f" Agreement means the AU region with the {label} is FAU-KL's top AU; the table says 'weak' "
+            + f"where that region holds less than {AGREE_MIN_SHARE:.0%} of the reconstruction energy. "
             + (f"Agreement: {rate:.0%} of {localisation['n_filters']} filters." if rate is not None
                else "No filter had a significant association."),
             *(["Comparison only — the same agreement under other rules: " + "; ".join(others) + "."] if others else []),
@@ -372,7 +375,7 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         table=(["filter", "FAU-KL top AU", f"AU region ({localisation.get('rule', '?')} rule)", "maxima inside",
                 "area share", "energy share", "largest raw energy", "agree"],
                [[r["filter"], r["fau_kl_au"], r["region_au"], r.get("region_hits"), r.get("area"), r["share"],
-                 r.get("energy_au", ""), "yes" if r["agree"] else "no"] for r in shown]) if per else None,
+                 r.get("energy_au", ""), agreement_word(r)] for r in shown]) if per else None,
         table_note=note if per else "",
         table_csv="localisation.csv" if per else None,
     )  # fmt: skip

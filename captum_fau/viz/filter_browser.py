@@ -141,6 +141,39 @@ def _bars_html(faukl: Any, st: Any, f: int, chosen: str, order: list[int], alpha
     return '<div class="bars" role="list">' + "".join(rows) + "</div>"
 
 
+#: The least share of a filter's reconstruction energy inside the chosen AU's region for the report to say the
+#: localisation agrees with the AU; below it a matching region is called weak (the share is always stated).
+AGREE_MIN_SHARE = 0.25
+
+
+def agreement_word(loc: dict[str, Any]) -> str:
+    """``yes``, ``weak`` (the region matches with less than :data:`AGREE_MIN_SHARE` of the energy) or ``no``."""
+    if not loc["agree"]:
+        return "no"
+    return "yes" if float(loc["share"]) >= AGREE_MIN_SHARE else "weak"
+
+
+def localisation_verdict(loc: dict[str, Any]) -> str:
+    """What a filter's localisation says about its chosen AU, in words that follow the energy share.
+
+    Examples::
+
+        >>> localisation_verdict({"agree": True, "share": 0.08, "region_au": "AU12"})
+        'the region is the chosen AU but holds only 8% of the reconstruction energy (agreement needs 25% or more)'
+        >>> localisation_verdict({"agree": True, "share": 0.6, "region_au": "AU12"})
+        'agrees with the chosen AU: 60% of the reconstruction energy lies in its region (25% or more needed)'
+    """
+    share, need = float(loc["share"]), f"{AGREE_MIN_SHARE:.0%}"
+    word = agreement_word(loc)
+    if word == "yes":
+        return (f"agrees with the chosen AU: {share:.0%} of the reconstruction energy lies in its region ({need} or "
+                "more needed)")  # fmt: skip
+    if word == "weak":
+        return (f"the region is the chosen AU but holds only {share:.0%} of the reconstruction energy (agreement "
+                f"needs {need} or more)")  # fmt: skip
+    return f"differs from the chosen AU: the most concentrated energy ({share:.0%}) lies in {loc['region_au']}'s region"
+
+
 def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
     cells = [("chosen AU", f"{row['au']}: {row['name']} ({row['rule']})"), ("KL", _fmt(row["kl"])),
              ("KL − null mean", _fmt(row["kl_corrected"])), ("KL z (null-standardised)", _fmt(row["kl_z"])),
@@ -154,12 +187,11 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
     if row.get("dead"):
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
-        verdict = "agrees" if loc["agree"] else "disagrees"
         hits = (f", {loc['region_hits']:.0%} of the maxima inside, area share {loc['area']:.0%}"
                 if loc.get("region_hits") is not None and loc.get("area") is not None else "")
         rule = f" by the {loc['rule']} rule" if loc.get("rule") else ""
         cells.append(("localisation", f"AU region {loc['region_au']}{rule} (energy share {loc['share']:.0%}{hits}); "
-                                      f"{verdict} with the chosen AU"))
+                                      f"{localisation_verdict(loc)}"))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
     return f'<dl class="kv fstats">{items}</dl>'
 
@@ -169,7 +201,7 @@ def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, t
     if row is None:
         return f"<tr>{link}<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
     num = lambda v, d=3: f'<td class="num" data-v="{v:.6g}">{html.escape(_fmt(v, d))}</td>'  # noqa: E731
-    loc_cell = "–" if loc is None else f"{loc['region_au']} ({'yes' if loc['agree'] else 'no'})"
+    loc_cell = "–" if loc is None else f"{loc['region_au']} ({agreement_word(loc)})"
     return (
         f'<tr data-au="{html.escape(row["au"])}" data-sig="{int(row["significant"])}">{link}'
         f'<td data-v="{au_sort_key(row["au"])[0]}">{html.escape(row["au"])}</td><td>{html.escape(row["name"])}</td>'
@@ -353,5 +385,5 @@ BROWSER_SCRIPT = r"""
 })();
 """
 
-__all__ = ["BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "au_sort_key", "filter_browser_section", "strip_image", "statistic_label",
-           "write_strips"]
+__all__ = ["AGREE_MIN_SHARE", "BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "agreement_word", "au_sort_key",
+           "filter_browser_section", "localisation_verdict", "strip_image", "statistic_label", "write_strips"]

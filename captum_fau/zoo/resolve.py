@@ -35,7 +35,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from captum_fau.errors import UnknownModelError, WeightsError, option
+from captum_fau._utils.notes import note
+from captum_fau.errors import ConfigError, UnknownModelError, WeightsError, option
 from captum_fau.inputs.resolve import resolve_input_spec  # noqa: F401 - re-export for one release
 from captum_fau.inputs.sources import (  # noqa: F401 - re-exports for one release
     INPUT_SPEC_ATTR,
@@ -123,6 +124,18 @@ def _import_module(target: str, spec: str) -> Any:
         ) from err
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else '(no message)'}"
+
+
+def random_weights_note(spec: str) -> str:
+    """The note of a ``timm:NAME`` model loaded without a checkpoint: its weights are random."""
+    return (f"The model {spec} has random weights (timm's architecture, no --checkpoint / checkpoint= given, and "
+            "captum-fau never downloads weights): its filters are untrained, so the analysis describes an untrained "
+            f"network. Pass --checkpoint FILE.safetensors (checkpoint=) with your trained weights.")  # fmt: skip
+
+
 def _factory(spec: str) -> Callable[[], nn.Module]:
     target, _, attr = spec.rpartition(":")
     if target.endswith(".py"):
@@ -133,7 +146,11 @@ def _factory(spec: str) -> Callable[[], nn.Module]:
         if module_spec is None or module_spec.loader is None:
             raise UnknownModelError(f"Cannot import {path} (from spec {spec!r}).")
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # noqa: BLE001 - the user's file: its first line and the fix, not a traceback
+            raise ConfigError(f"Importing {path} (from model spec {spec!r}) failed: {_first_line(err)}. Fix the "
+                              "file so that `python " + str(path) + "` runs, then retry.") from err
     else:
         module = _import_module(target, spec)
     factory = getattr(module, attr, None)
@@ -218,9 +235,18 @@ def load_model_spec(
         model = timm.create_model(name, pretrained=False, **kwargs)
         if checkpoint is not None:
             _load_checkpoint(model, checkpoint, num_classes)
+        else:
+            note(random_weights_note(spec))
         return model.to(device).eval()
     if ":" in spec:
-        model = _factory(spec)()
+        factory = _factory(spec)
+        try:
+            model = factory()
+        except Exception as err:  # noqa: BLE001 - the user's factory: its first line and the fix, not a traceback
+            raise ConfigError(
+                f"The model factory {spec!r} raised {_first_line(err)}. captum-fau calls it with no arguments and "
+                "expects an nn.Module; fix the factory (or give it defaults for its arguments) and retry."
+            ) from err
         if not isinstance(model, nn.Module):
             raise UnknownModelError(f"Factory {spec!r} returned {type(model).__name__}, not an nn.Module.")
         if checkpoint is not None:
