@@ -50,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     for name, st in result.layers.items():
         for note in st.notes:
             _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
-        print(f"note ({name}): top AU = the smallest-p AU of the {st.config['test_statistic']} test; permutation unit "
+        main_test = st.config.get("main_test", st.config["test_statistic"])
+        print(f"note ({name}): top AU = the smallest-p AU of the {main_test} test; permutation unit "
               f"{st.config.get('permutation_unit')}; {st.config.get('refined_pairs', 0)} pairs refined up to "
               f"{st.config.get('max_permutations')} permutations; smallest attainable q "
               f"{st.config.get('min_attainable_q', float('nan')):.3g}")

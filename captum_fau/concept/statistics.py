@@ -42,7 +42,9 @@ notion of noise, so this module reports, next to it:
   that count per AU: below 10 the interval is marked approximate. The KL gets no interval: its
   percentile bootstrap did not cover (the plug-in KL is biased by an amount that depends on the sample).
 * ``*_within`` -- with ``strata`` (e.g. the posed emotion), the same two tests with permutations
-  inside each stratum: association beyond what the stratum label explains.
+  inside each stratum (the AUROC from ranks within each stratum): association beyond what the
+  stratum label explains. They are then the main test: ``p``/``q`` (and so the top AU and the
+  significance flag) are those of the within-strata test of ``test_statistic``.
 * ``auroc`` -- the probability that an image with the AU has a larger maximum activation than one
   without (ties count 1/2): a bin-free association score (0.5 = none).
 
@@ -115,7 +117,8 @@ class AssociationStatistics:
         kl_plain: The paper's unsmoothed estimate (may be ``inf``; 0 where untestable).
         kl_null_mean: Mean smoothed KL under label permutations (0 without permutations).
         kl_corrected: ``kl - kl_null_mean``.
-        p: Permutation p-values of the chosen ``test_statistic`` (1 without permutations; NaN untested).
+        p: Permutation p-values of the chosen ``test_statistic`` (1 without permutations; NaN untested); with
+            ``strata``, those of the within-strata test (``p_auroc_within`` or ``p_kl_within``).
         p_kl: Permutation p-values of the KL statistic.
         p_auroc: Permutation p-values of the two-sided AUROC statistic (adaptively refined near the floor).
         q: Benjamini-Hochberg q-values of ``p`` over all tested pairs (NaN untested).
@@ -351,6 +354,8 @@ def fau_kl_statistics(
         from captum_fau.concept.strata import within_strata
 
         within = within_strata(prep, observed["kl"], observed["auroc"], family, progress)
+        # with strata the within-strata test is the main one: p, q, the top AU and the flag follow it
+        neutral["p"] = np.where(family, within[f"p_{opts.test_statistic}_within"], neutral["p"])
     clusters_ids = design.clusters if design.clusters is not None else design.groups
     bh = lambda p: np.where(untested, np.nan, benjamini_hochberg(p, mask=family))  # noqa: E731
     return AssociationStatistics(
@@ -495,6 +500,7 @@ def _config(opts: StatisticsOptions, prep: _Prepared, tests: dict[str, Any], exp
         "ci_statistic": "auroc",
         "ci_method": "cluster jackknife (delete one subject), logit scale, t(K_side - 1)" if opts.intervals else "none",
         "test_statistic": opts.test_statistic,
+        "main_test": opts.test_statistic + (" within strata" if prep.design.strata is not None else ""),
         "seed": int(opts.seed),
         "grouped": prep.design.groups is not None,
         "bootstrap_grouped": prep.design.clusters is not None or prep.design.groups is not None,
