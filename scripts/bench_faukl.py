@@ -24,8 +24,9 @@ unbalanced, heavy_tailed, correlated, emotion, sparse, few_subjects), each at th
    is 1/2; within emotions for the emotion design), the power on planted pairs of AUROC >= 0.70 on AUs with
    >= 10% prevalence (also per AU, ``power_by_au``),
    the share of planted filters whose top AU is the planted one and its mean rank, and the coverage
-   of the 95% AUROC interval of the population AUROC by the number of subjects carrying the AU
-   (``coverage_by_subjects``). Each rate comes as ``[value, Monte-Carlo SE across data sets, count]``.
+   of the 95% AUROC interval of the population AUROC by the number of subjects the interval rests on
+   (``coverage_by_subjects``: subjects on the smaller side of the AU whose activations are not all at the
+   filter's floor; below 10 the interval is marked approximate). Each rate comes as ``[value, Monte-Carlo SE across data sets, count]``.
    The emotion design is judged by the within-emotion test (its plain test is confounded by design).
    The keys of earlier releases (``null_p05``, ``fdr``, ``power``, ``ci_coverage``, ...) are the
    worst case over the designs.
@@ -247,13 +248,14 @@ def _planted_replicate(design: str, seed: int, size: dict[str, int], truth: np.n
         order = [int(j) for j in result._ranking(st, int(f), "test" if "test" in TOP_AU_RULES else "z")]
         acc["named_first"].append(float(order[:1] == [j]))
         acc["rank"].append(float(order.index(j) + 1) if j in order else np.nan)
-    side = getattr(st, "clusters_side", None)
+    side = getattr(st, "ci_clusters", getattr(st, "clusters_side", None))  # per pair where known, else per AU
     side = _clusters_side(data) if side is None else side
+    side = np.broadcast_to(side, st.auroc.shape)
     live = (~st.dead_filters)[:, None] & st.testable_aus[None, :]
     hit = (st.auroc_ci[..., 0] <= truth) & (truth <= st.auroc_ci[..., 1])
     for lo, hi in COVERAGE_BUCKETS:
-        cols = (side >= lo) & (side <= hi)
-        acc[f"cover_{lo}"].append(hit[live & cols[None, :]].astype(float))
+        cells = (side >= lo) & (side <= hi)
+        acc[f"cover_{lo}"].append(hit[live & cells].astype(float))
     acc["inside"].append(((st.auroc_ci[..., 0] <= st.auroc) & (st.auroc <= st.auroc_ci[..., 1]))[live].astype(float))
 
 

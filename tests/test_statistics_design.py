@@ -127,3 +127,16 @@ def test_with_strata_the_main_test_is_the_within_strata_test_on_within_stratum_r
     assert np.allclose(ranks.mean(axis=0), (len(ranks) + 1) / 2)
     unplanted = ~data["planted"] & ok
     assert np.median(st.p_auroc_within[unplanted]) > 0.2 > np.median(st.p_auroc[unplanted])
+
+
+def test_an_interval_on_a_nearly_dead_filter_is_marked_approximate_whatever_the_subject_count():
+    data = design_faces("heavy_tailed", 20_001, planted=True)  # filters 40-43: 98% exact zeros; 44-47 dead
+    st = fau_kl_statistics(data["acts"], data["presence"], StatisticsOptions(n_permutations=20, max_permutations=0),
+                           groups=data["subjects"], sequences=data["sequences"])  # fmt: skip
+    assert st.ci_approximate.shape == st.auroc.shape
+    assert st.ci_approximate[40:44].all() and (st.ci_clusters[40:44] < 10).all()
+    assert (st.ci_clusters[:40] <= st.clusters_side[None, :]).all()
+    common = st.clusters_side >= 20
+    assert not st.ci_approximate[:10][:, common].any()
+    rows = FAUKLResult(layers={"x": st}, au_ids=DESIGN_AUS).table_rows([41])
+    assert rows[0]["au"] is None or rows[0]["ci_approximate"]

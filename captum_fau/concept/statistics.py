@@ -82,6 +82,7 @@ from captum_fau.concept.kernels import (
     bin_codes,
     clusters_per_side,
     histogram_edges,
+    informative_clusters,
     kl_from_counts,
 )
 from captum_fau.concept.options import (
@@ -133,8 +134,10 @@ class AssociationStatistics:
         auroc_z: ``(auroc - null mean) / null SD`` under the permutations (NaN without them).
         permutations_used: Permutations behind each pair's ``p_auroc``.
         tested_aus: ``[J]`` bool, False where the design leaves too few label arrangements to test.
-        clusters_side: ``[J]`` subjects (clusters) on the smaller side of each AU; intervals with
-            fewer than 10 are approximate.
+        clusters_side: ``[J]`` subjects (clusters) on the smaller side of each AU.
+        ci_clusters: ``[C, J]`` subjects on the smaller side whose activations are not all at the filter's
+            floor (:func:`~captum_fau.concept.kernels.informative_clusters`); intervals with fewer than 10
+            are approximate.
         p_kl_within, p_auroc_within, q_kl_within, q_auroc_within: The tests with permutations
             within strata (``None`` without ``strata``).
         n_present: ``[J]`` images with each AU.
@@ -168,6 +171,7 @@ class AssociationStatistics:
     permutations_used: np.ndarray | None = None
     tested_aus: np.ndarray | None = None
     clusters_side: np.ndarray | None = None
+    ci_clusters: np.ndarray | None = None
     p_kl_within: np.ndarray | None = None
     p_auroc_within: np.ndarray | None = None
     q_kl_within: np.ndarray | None = None
@@ -181,7 +185,7 @@ class AssociationStatistics:
         "q_kl", "q_auroc", "auroc_se",
     )  # fmt: skip
     #: Arrays of this release (filled in for results saved by earlier ones) and the stratified ones.
-    OPTIONAL_FIELDS = ("auroc_z", "permutations_used", "tested_aus", "clusters_side",
+    OPTIONAL_FIELDS = ("auroc_z", "permutations_used", "tested_aus", "clusters_side", "ci_clusters",
                        "p_kl_within", "p_auroc_within", "q_kl_within", "q_auroc_within")  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -194,6 +198,8 @@ class AssociationStatistics:
             self.permutations_used = np.full(self.kl.shape, float(self.config.get("n_permutations", 0)))
         if self.clusters_side is None:
             self.clusters_side = np.asarray(self.n_present, np.int64).copy()
+        if self.ci_clusters is None:
+            self.ci_clusters = np.broadcast_to(np.asarray(self.clusters_side, np.int64), self.kl.shape).copy()
 
     @property
     def ci(self) -> np.ndarray:
@@ -218,8 +224,8 @@ class AssociationStatistics:
 
     @property
     def ci_approximate(self) -> np.ndarray:
-        """``[J]`` bool: the AUROC interval rests on fewer than 10 subjects on one side of the AU."""
-        return np.asarray(self.clusters_side) < MIN_CLUSTERS_EXACT
+        """``[C, J]`` bool: the AUROC interval rests on fewer than 10 informative subjects on one side of the AU."""
+        return np.asarray(self.ci_clusters) < MIN_CLUSTERS_EXACT
 
     @property
     def min_attainable_q(self) -> float:
@@ -365,6 +371,7 @@ def fau_kl_statistics(
         q_auroc=bh(neutral["p_auroc"]),
         tested_aus=tests["tested_aus"],
         clusters_side=clusters_per_side(prep.labels, group_codes(clusters_ids, len(prep.acts))),
+        ci_clusters=informative_clusters(prep.acts, prep.labels, group_codes(clusters_ids, len(prep.acts))),
         **within,
         n_present=prep.labels.sum(axis=0).astype(np.int64),
         testable_aus=prep.testable_aus,
