@@ -100,8 +100,9 @@ def test_default_statistics_hold_their_level_on_a_null_design(design):
 
 
 def test_population_auroc_is_exact_and_agrees_with_a_large_draw():
-    from captum_fau.concept.designs import design_truth, population_auroc, shifted_auroc
     from scipy.stats import norm
+
+    from captum_fau.concept.designs import design_truth, population_auroc, shifted_auroc
 
     assert shifted_auroc("unbalanced") == pytest.approx(norm.cdf(0.75 / np.sqrt(2)))
     exact = population_auroc("correlated", n_filters=12)

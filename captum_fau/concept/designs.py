@@ -183,13 +183,13 @@ def shifted_auroc(name: str, shift: float = PLANTED_SHIFT, active: float = 1.0) 
 
     step = 0.002
     grid = np.arange(-30.0, 30.0 + step / 2, step)
-    scale_t = lambda var: t.pdf(grid / np.sqrt(var / 3.0), 3) / np.sqrt(var / 3.0)  # noqa: E731  (unit-variance t3)
+    scale_t = lambda var: t.pdf(grid / np.sqrt(var / 3.0), 3) / np.sqrt(var / 3.0)
     density = fftconvolve(fftconvolve(scale_t(0.3), scale_t(0.5), mode="same") * step,
                           norm.pdf(grid / np.sqrt(0.2)) / np.sqrt(0.2), mode="same") * step  # fmt: skip
     density = np.clip(density, 0.0, None)
     cdf = np.cumsum(density) * step
     density, cdf = density / cdf[-1], cdf / cdf[-1]
-    cdf_at = lambda x: np.interp(x, grid, cdf)  # noqa: E731
+    cdf_at = lambda x: np.interp(x, grid, cdf)
     above = grid > 0.25 - shift
     strictly = float(np.sum(density[above] * cdf_at(grid[above] + shift)) * step)
     both = strictly + 0.5 * float(cdf_at(0.25 - shift) * cdf_at(0.25))

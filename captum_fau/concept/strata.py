@@ -18,7 +18,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-
 from scipy.stats import rankdata
 
 from captum_fau.concept.fdr import benjamini_hochberg
