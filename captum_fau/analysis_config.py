@@ -11,12 +11,15 @@ import difflib
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from captum_fau.errors import ConfigError, LayerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from captum_fau.concept.options import StatisticsOptions
 
 #: The steps of an analysis, in order.
 STEPS = ("scan", "faukl", "accuracy", "sanity", "report")
@@ -73,10 +76,14 @@ class AnalysisConfig:
         cache (bool): Cache the face crops of ``ckplus:``/``folder:`` data in
             :func:`~captum_fau.data.cache.default_cache_dir`; False writes nothing outside ``out``. Default: True
         n_featured (int): Filters shown in the figures. Default: 10
-        permutations (int): Label permutations for p-values. Default: 1000
-        bootstrap (int): 0 skips the AUROC intervals. Default: 200
-        stratify (str, optional): A per-image label (``"emotion"``) whose levels become strata of
-            extra FAU-KL tests: association beyond what the label explains. Default: None
+        statistics (StatisticsOptions, optional): Every FAU-KL statistics setting
+            (:class:`~captum_fau.concept.options.StatisticsOptions`: bins, permutations and their
+            adaptive refinement ``max_permutations``, intervals, test statistic, ``stratify``, ...).
+            Default: None (``StatisticsOptions(seed=seed)``)
+        permutations (int, optional): Kept one release: sets ``statistics.n_permutations``. Default: None
+        bootstrap (int, optional): Kept one release: 0 sets ``statistics.intervals=False``. Default: None
+        stratify (str, optional): Kept one release: sets ``statistics.stratify`` (a per-image label such
+            as ``"emotion"`` whose levels become strata of extra FAU-KL tests). Default: None
         batch_size (int): Images per forward pass. Default: 64
         device (str or torch.device): Default: ``"cpu"``
         seed (int): Seeds data rendering and the statistics. Default: 0
@@ -137,8 +144,9 @@ class AnalysisConfig:
     au_csv: str | Path | None = None
     cache: bool = True
     n_featured: int = 10
-    permutations: int = 1000
-    bootstrap: int = 200
+    statistics: StatisticsOptions | None = None
+    permutations: int | None = None
+    bootstrap: int | None = None
     stratify: str | None = None
     batch_size: int = 64
     device: str | torch.device = "cpu"
@@ -219,12 +227,34 @@ class AnalysisConfig:
                 "pass e.g. checkpoint_every_s=60."
             )
         for name in ("permutations", "bootstrap", "seed", "sanity_filters"):
-            _check_count(name, getattr(self, name), 0)
+            if getattr(self, name) is not None or name in ("seed", "sanity_filters"):
+                _check_count(name, getattr(self, name), 0)
+        self.statistics = _statistics_options(self)
         if self.workers is not None:
             _check_count("workers", self.workers, 0)
         check_rule(self.rule)
         if not isinstance(self.sanity_check, bool):
             raise ConfigError(f"AnalysisConfig.sanity_check must be True or False, got {self.sanity_check!r}.")
+
+
+def _statistics_options(config: AnalysisConfig) -> Any:
+    """``config.statistics`` with the fields of earlier releases (``permutations``, ``bootstrap``, ``stratify``)
+    mapped onto it; those fields are then cleared, so that ``replace(config, permutations=...)`` maps again."""
+    from captum_fau.concept.options import StatisticsOptions
+
+    options = config.statistics
+    if options is None:
+        options = StatisticsOptions(seed=config.seed)
+    elif not isinstance(options, StatisticsOptions):
+        raise ConfigError(
+            f"AnalysisConfig.statistics must be a StatisticsOptions, got {type(options).__name__}; "
+            "pass e.g. statistics=StatisticsOptions(n_permutations=2000)."
+        )
+    old = {"n_permutations": config.permutations, "stratify": config.stratify,
+           "intervals": None if config.bootstrap is None else config.bootstrap > 0}  # fmt: skip
+    changes = {key: value for key, value in old.items() if value is not None}
+    config.permutations = config.bootstrap = config.stratify = None
+    return options.replace(**changes) if changes else options
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:

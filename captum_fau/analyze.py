@@ -28,7 +28,7 @@ import sys
 import time
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from captum_fau._utils import shell
 from captum_fau._utils.manifest import StepManifest
-from captum_fau.errors import ConfigError, DatasetError, DistributedError, LabelError, OutputError
+from captum_fau.errors import ConfigError, DatasetError, DistributedError, OutputError
 
 from captum_fau.analysis_config import AnalysisConfig, AnalysisResult, _resolve_config
 from captum_fau.featured import featured_filters
@@ -271,7 +271,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     ready = preflight.prepare(model, data, config, dev, progress=config.progress and rank == 0)
     params = {"model": ready.model_name, "data": ready.data_name, "layer": config.layer, "n": config.n,
               "rule": config.rule, "relu_like": config.relu_like,
-              "seed": config.seed, "permutations": config.permutations, "bootstrap": config.bootstrap,
+              "seed": config.seed, "statistics": asdict(config.statistics),
               "n_images": len(ready.faces), "data_provenance": ready.provenance, "input_spec": ready.spec.to_dict(),
               "class_names": None if ready.mapping is None else list(ready.mapping.model_classes),
               "face_crop": config.face_crop}  # fmt: skip
@@ -408,6 +408,7 @@ def _reconstruct_step(run: _Run, topn: Any, faukl: Any | None) -> Any:
 def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
     """Step 2, FAU-KL from the scan's maxima (skipped without AU labels)."""
     from captum_fau.concept import FAUKL, FAUKLResult
+    from captum_fau.concept.faukl import design_from_labels
 
     au_ids = tuple(getattr(run.faces, "au_ids", ()) or ())
     aus = scanned.labels.get("aus")
@@ -415,31 +416,18 @@ def _faukl_step(run: _Run, scanned: _Scanned) -> Any | None:
     if aus is None or not au_ids:
         run.notes.append("FAU-KL skipped: the data has no AU labels (use CK+ FACS files, --au-csv, or SynthFACS).")
         return None
-    config = run.config
+    options = run.config.statistics
     run.manifest.key("faukl", scan=run.manifest.keys["scan"], aus=_label_key(scanned, "aus", au_ids=list(au_ids)),
-                     groups=_label_key(scanned, "subject", "sequence"), permutations=config.permutations,
-                     bootstrap=config.bootstrap, seed=config.seed, stratify=config.stratify,
-                     strata=_label_key(scanned, config.stratify) if config.stratify else None)  # fmt: skip
+                     groups=_label_key(scanned, "subject", "sequence"), statistics=asdict(options),
+                     strata=_label_key(scanned, options.stratify) if options.stratify else None)  # fmt: skip
     if run.manifest.finished("faukl", path):
         loaded = FAUKLResult.load(path)
         run.notes.extend(n for n in loaded.stats().notes if n.startswith("WARNING"))
         return loaded
-    config = run.config
-    subjects = scanned.labels.get("subject")
-    # permutation units: subjects first (AUs cluster by subject), then sequences
-    groups = subjects if subjects is not None else scanned.labels.get("sequence")
-    strata = None
-    if config.stratify is not None:
-        strata = scanned.labels.get(config.stratify)
-        if strata is None:
-            raise LabelError(f"stratify={config.stratify!r}: the data has no such label; it has {sorted(scanned.labels)}.")
-    fau = FAUKL(run.model, [run.layer], n_permutations=config.permutations, n_bootstrap=config.bootstrap,
-                seed=config.seed, stratify=config.stratify, progress=run.progress)  # fmt: skip
-    faukl = fau.interpret_activations(
-        {run.layer: scanned.maxima}, aus, au_ids=au_ids, groups=groups, bootstrap_groups=subjects, strata=strata,
-        sequences=scanned.labels.get("sequence") if subjects is not None else None,
-        unit="subject" if subjects is not None else "sequence", meta={"model": run.model_name, "data": run.data_name},
-    )  # fmt: skip
+    design = design_from_labels(scanned.labels, options.stratify)
+    fau = FAUKL(run.model, [run.layer], options, progress=run.progress)
+    faukl = fau.interpret_activations({run.layer: scanned.maxima}, aus, au_ids=au_ids, design=design,
+                                      meta={"model": run.model_name, "data": run.data_name})  # fmt: skip
     run.notes.extend(n for n in faukl.stats().notes if n.startswith("WARNING"))  # e.g. no subject/sequence ids
     from captum_fau._utils.faults import pause_point
 

@@ -82,3 +82,54 @@ def test_class_names_and_face_crop_are_checked_on_construction() -> None:
         AnalysisConfig(class_names="happy,sad,happiness")
     with pytest.raises(ConfigError, match="face_crop must be one of"):
         AnalysisConfig(face_crop="mtcnn")
+
+
+def test_statistics_options_and_the_fields_of_earlier_releases() -> None:
+    from dataclasses import replace
+
+    from captum_fau.concept.options import StatisticsOptions
+
+    assert AnalysisConfig(seed=4).statistics == StatisticsOptions(seed=4)
+    given = StatisticsOptions(n_permutations=300, max_permutations=5000, bins=8)
+    assert AnalysisConfig(statistics=given).statistics is given
+    old = AnalysisConfig(permutations=50, bootstrap=0, stratify="emotion")  # kept one release: mapped, then cleared
+    assert (old.statistics.n_permutations, old.statistics.intervals, old.statistics.stratify) == (50, False, "emotion")
+    assert (old.permutations, old.bootstrap, old.stratify) == (None, None, None)
+    again = replace(old, permutations=70)
+    assert (again.statistics.n_permutations, again.statistics.stratify) == (70, "emotion")
+    with pytest.raises(ConfigError, match="statistics must be a StatisticsOptions"):
+        AnalysisConfig(statistics={"n_permutations": 5})
+
+
+def test_analyze_and_demo_share_the_statistics_flags_of_fau_kl() -> None:
+    from captum_fau.cli import build_parser
+    from captum_fau.cli.analyze import analysis_config
+
+    parser = build_parser()
+    common = ["--permutations", "200", "--max-permutations", "9000", "--bins", "6", "--no-intervals",
+              "--stratify", "emotion", "--seed", "3", "--statistic", "kl"]  # fmt: skip
+    args = parser.parse_args(["analyze", "--model", "m", "--data", "synthfacs:8", *common])
+    stats = analysis_config(args).statistics
+    assert (stats.n_permutations, stats.max_permutations, stats.bins, stats.intervals, stats.stratify, stats.seed,
+            stats.test_statistic) == (200, 9000, 6, False, "emotion", 3, "kl")  # fmt: skip
+    assert analysis_config(parser.parse_args(["demo", *common])).statistics == stats
+    faukl = parser.parse_args(["fau-kl", "--model", "m", "--data", "synthfacs:8", "--out", "o", *common])
+    from captum_fau.cli._options import statistics_options
+
+    assert statistics_options(faukl) == stats
+
+
+def test_one_design_from_the_labels_for_analyze_and_faukl() -> None:
+    from captum_fau.concept.faukl import design_from_labels
+    from captum_fau.errors import LabelError
+
+    subjects, sequences = np.array([0, 0, 1, 1]), np.array([0, 1, 2, 2])
+    design = design_from_labels({"subject": subjects, "sequence": sequences, "emotion": np.array([1, 2, 1, 2])},
+                                "emotion")  # fmt: skip
+    assert design.unit == "subject" and design.sequences is sequences and design.clusters is subjects
+    assert design.strata.tolist() == [1, 2, 1, 2]
+    only_sequences = design_from_labels({"sequence": sequences})
+    assert only_sequences.unit == "sequence" and only_sequences.sequences is None and only_sequences.clusters is None
+    assert design_from_labels({}, groups=None).groups is None
+    with pytest.raises(LabelError, match="stratify='pose'"):
+        design_from_labels({"subject": subjects}, "pose")

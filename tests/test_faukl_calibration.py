@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from captum_fau.concept import FAUKL
-from captum_fau.concept.faukl import _resolve_groups
+from captum_fau.concept.faukl import design_from_labels
 from captum_fau.concept.kernels import auroc, auroc_interval
 from captum_fau.concept.resampling import group_codes, permutation_sources
 from captum_fau.concept.result import FAUKLResult
@@ -204,8 +204,8 @@ def test_point_estimate_inside_its_interval_in_degenerate_cases():
 
 def test_groups_auto_prefers_subjects_and_missing_ids_warn_loudly():
     labels = {"sequence": np.arange(6), "subject": np.array([0, 0, 1, 1, 2, 2])}
-    assert _resolve_groups("auto", labels, np.arange(6)).tolist() == [0, 0, 1, 1, 2, 2]
-    assert _resolve_groups("auto", {"sequence": np.arange(6)}, np.arange(6)).tolist() == list(range(6))
+    assert design_from_labels(labels).groups.tolist() == [0, 0, 1, 1, 2, 2]
+    assert design_from_labels({"sequence": np.arange(6)}).groups.tolist() == list(range(6))
     data = planted_faces(0, n_subjects=10, n_filters=3)
     model = nn.Sequential(nn.Conv2d(1, 3, 1))
     fau = FAUKL(model, ["0"], n_permutations=20, n_bootstrap=0, progress=False)
@@ -318,7 +318,7 @@ def test_cli_options_take_stratify():
     args = build_parser().parse_args(["analyze", "--model", "m", "--data", "synthfacs:64", "--stratify", "emotion"])
     from captum_fau.cli.analyze import analysis_config
 
-    assert analysis_config(args).stratify == "emotion"
+    assert analysis_config(args).statistics.stratify == "emotion"
 
 
 @pytest.mark.slow

@@ -97,3 +97,47 @@ def test_default_statistics_hold_their_level_on_a_null_design(design):
                                groups=data["subjects"], sequences=data["sequences"], seed=seed)
         rates.append(float((st.p[st.tested] < 0.05).mean()))
     assert 0.015 <= np.mean(rates) <= 0.09  # 480 pairs: about +-0.02 of 0.05 at two SE
+
+
+def test_population_auroc_is_exact_and_agrees_with_a_large_draw():
+    from scipy.stats import norm
+
+    from captum_fau.concept.designs import design_truth, population_auroc, shifted_auroc
+
+    assert shifted_auroc("unbalanced") == pytest.approx(norm.cdf(0.75 / np.sqrt(2)))
+    exact = population_auroc("correlated", n_filters=12)
+    assert exact[0, 1] > 0.6 and exact[1, 0] > 0.6 and exact[3, 5] > 0.6 and exact[0, 2] == 0.5  # AU2 beside AU1
+    for name in ("correlated", "heavy_tailed"):
+        draw = design_truth(name, n_filters=24, n_subjects=6000)
+        assert np.abs(population_auroc(name, n_filters=24) - draw).max() < 0.03, name
+    assert population_auroc("emotion") is None
+
+
+def test_with_strata_the_main_test_is_the_within_strata_test_on_within_stratum_ranks():
+    from captum_fau.concept.strata import within_stratum_ranks
+
+    data = design_faces("emotion", 20_003, planted=True, n_filters=12)
+    st = fau_kl_statistics(data["acts"], data["presence"], StatisticsOptions(n_permutations=200, intervals=False),
+                           groups=data["subjects"], sequences=data["sequences"], strata=data["emotion"])  # fmt: skip
+    ok = st.testable
+    assert np.allclose(st.p[ok], st.p_auroc_within[ok]) and np.allclose(st.q[ok], st.q_auroc_within[ok], equal_nan=True)
+    assert st.config["main_test"] == "auroc within strata"
+    # every filter responds to the emotion and the AUs follow it: the pooled AUROC of an unplanted pair is far
+    # from 1/2, the within-stratum one is not
+    ranks = within_stratum_ranks(data["acts"].astype(np.float64), data["emotion"])
+    assert np.allclose(ranks.mean(axis=0), (len(ranks) + 1) / 2)
+    unplanted = ~data["planted"] & ok
+    assert np.median(st.p_auroc_within[unplanted]) > 0.2 > np.median(st.p_auroc[unplanted])
+
+
+def test_an_interval_on_a_nearly_dead_filter_is_marked_approximate_whatever_the_subject_count():
+    data = design_faces("heavy_tailed", 20_001, planted=True)  # filters 40-43: 98% exact zeros; 44-47 dead
+    st = fau_kl_statistics(data["acts"], data["presence"], StatisticsOptions(n_permutations=20, max_permutations=0),
+                           groups=data["subjects"], sequences=data["sequences"])  # fmt: skip
+    assert st.ci_approximate.shape == st.auroc.shape
+    assert st.ci_approximate[40:44].all() and (st.ci_clusters[40:44] < 10).all()
+    assert (st.ci_clusters[:40] <= st.clusters_side[None, :]).all()
+    common = st.clusters_side >= 20
+    assert not st.ci_approximate[:10][:, common].any()
+    rows = FAUKLResult(layers={"x": st}, au_ids=DESIGN_AUS).table_rows([41])
+    assert rows[0]["au"] is None or rows[0]["ci_approximate"]

@@ -114,23 +114,42 @@ def add_stratify(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_statistics_options(parser: argparse.ArgumentParser, *, refinement: bool = True) -> None:
-    """``--permutations``, ``--max-permutations`` (with ``refinement``), ``--intervals/--no-intervals`` and the
-    deprecated ``--bootstrap``."""
+def add_statistics_options(parser: argparse.ArgumentParser) -> None:
+    """The FAU-KL statistics flags shared by fau-kl, analyze and demo (:func:`statistics_options` reads them):
+    ``--bins``, ``--binning``, ``--smoothing``, ``--statistic``, ``--permutations``, ``--max-permutations``,
+    ``--intervals/--no-intervals``, ``--stratify`` and the deprecated ``--bootstrap``."""
+    parser.add_argument("--bins", type=positive_int, default=10, help="histogram bins per filter (default: 10)")
+    parser.add_argument("--binning", choices=("uniform", "quantile"), default="uniform",
+                        help="histogram bin edges: equal width or equal counts (default: uniform)")  # fmt: skip
+    parser.add_argument("--smoothing", type=float, default=0.5, help="pseudo-count per bin (default: 0.5)")
+    parser.add_argument("--statistic", choices=("auroc", "kl"), default="auroc",
+                        help="permutation test statistic (default: auroc)")  # fmt: skip
     parser.add_argument("--permutations", type=non_negative_int, default=1000,
                         help="label permutations every filter-AU pair gets; pairs near the floor get more "
                              "automatically (default: 1000); 0 skips the tests")  # fmt: skip
-    if refinement:
-        parser.add_argument("--max-permutations", type=non_negative_int, default=None, metavar="N",
-                            help="permutations a pair whose p sits at the floor is refined to, only for those pairs "
-                                 "(default: 2 x pairs / 0.05, so that one association can reach q < 0.025); "
-                                 "0: no refinement")  # fmt: skip
+    parser.add_argument("--max-permutations", type=non_negative_int, default=None, metavar="N",
+                        help="permutations a pair whose p sits at the floor is refined to, only for those pairs "
+                             "(default: 2 x pairs / 0.05, so that one association can reach q < 0.025); "
+                             "0: no refinement")  # fmt: skip
     parser.add_argument("--intervals", action=argparse.BooleanOptionalAction, default=True,
                         help="clustered AUROC intervals (delete-one-subject jackknife; analytic, no resampling) "
                              "(default: on)")  # fmt: skip
     parser.add_argument("--bootstrap", type=non_negative_int, default=None, metavar="N",
                         help="deprecated (the interval is analytic and never resampled): 0 means --no-intervals, "
                              "other values change nothing; removed in the next release")  # fmt: skip
+    add_stratify(parser)
+
+
+def statistics_options(args: argparse.Namespace) -> Any:
+    """The :class:`~captum_fau.concept.options.StatisticsOptions` the flags of :func:`add_statistics_options`
+    (and ``--seed``) describe."""
+    from captum_fau.concept.options import StatisticsOptions
+
+    return StatisticsOptions(
+        bins=args.bins, binning=args.binning, smoothing=args.smoothing, n_permutations=args.permutations,
+        max_permutations=args.max_permutations, intervals=intervals_requested(args), test_statistic=args.statistic,
+        seed=args.seed, stratify=args.stratify,
+    )  # fmt: skip
 
 
 def intervals_requested(args: argparse.Namespace) -> bool:
@@ -143,13 +162,6 @@ def intervals_requested(args: argparse.Namespace) -> bool:
         if args.bootstrap == 0:
             return False
     return bool(getattr(args, "intervals", True))
-
-
-def bootstrap_value(args: argparse.Namespace) -> int:
-    """``AnalysisConfig.bootstrap`` from ``--intervals`` and the deprecated ``--bootstrap``: 0 = no intervals."""
-    if not intervals_requested(args):
-        return 0
-    return 200 if args.bootstrap is None else int(args.bootstrap)
 
 
 def add_sanity_check(parser: argparse.ArgumentParser, default: bool = True) -> None:
@@ -367,6 +379,8 @@ __all__ = [
     "add_rule",
     "add_sanity_check",
     "add_seed",
+    "add_statistics_options",
+    "add_stratify",
     "command",
     "epilog",
     "load_data",
@@ -377,4 +391,5 @@ __all__ = [
     "parse_filters",
     "positive_int",
     "read_options",
+    "statistics_options",
 ]

@@ -28,6 +28,7 @@ _ARGV: list[tuple[str, ...]] = []
 _CONFIG_FLAGS = {
     "layer": "--layer", "out": "--out", "n": "--n", "rule": "--rule", "relu_like": "--relu-like",
     "n_featured": "--featured", "permutations": "--permutations", "bootstrap": "--bootstrap",
+    "statistics": "--permutations / --max-permutations / --bins / --intervals",
     "stratify": "--stratify", "batch_size": "--batch-size", "checkpoint_every_s": "--checkpoint-every-s",
     "sanity_check": "--sanity-check / --no-sanity-check", "sanity_filters": "--sanity-filters",
     "device": "--device", "seed": "--seed", "checkpoint": "--checkpoint", "class_names": "--class-names",

@@ -75,8 +75,8 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     return AnalysisConfig(
         input_spec=explicit or None, input_spec_sources=flags or None,
         layer=args.layer, out=args.out, n=args.n, rule=args.rule, relu_like=args.relu_like, checkpoint=getattr(args, "checkpoint", None),
-        au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured, permutations=args.permutations,
-        bootstrap=_options.bootstrap_value(args), stratify=getattr(args, "stratify", None), batch_size=args.batch_size, device=args.device, seed=args.seed,
+        au_csv=getattr(args, "au_csv", None), cache=not getattr(args, "no_cache", False), n_featured=args.featured,
+        statistics=_options.statistics_options(args), batch_size=args.batch_size, device=args.device, seed=args.seed,
         progress=not args.quiet, resume=not args.no_resume, checkpoint_every_s=args.checkpoint_every_s,
         sanity_check=getattr(args, "sanity_check", True), sanity_filters=getattr(args, "sanity_filters", 32),
         topn_budget_mb=getattr(args, "topn_budget_mb", 48.0),
@@ -104,8 +104,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
     _options.add_rule(p)
     _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
-    _options.add_statistics_options(p, refinement=False)
-    _options.add_stratify(p)
+    _options.add_statistics_options(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
     p.add_argument("--checkpoint-every-s", type=_options.non_negative_float, default=60.0, metavar="S",

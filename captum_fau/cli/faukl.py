@@ -20,7 +20,6 @@ def _run(args: argparse.Namespace) -> int:
     from captum_fau._utils.io import atomic_write_text
     from captum_fau.featured import featured_filters
     from captum_fau.concept.faukl import FAUKL
-    from captum_fau.concept.options import StatisticsOptions
     from captum_fau.viz.figures import save_figure
 
     out = Path(args.out)
@@ -35,11 +34,7 @@ def _run(args: argparse.Namespace) -> int:
             "OpenFace or py-feat CSV, with --data folder:PATH), or use data that carries them: ckplus:PATH (its FACS "
             "folder) or synthfacs:N."
         )
-    options = StatisticsOptions(
-        bins=args.bins, binning=args.binning, smoothing=args.smoothing, n_permutations=args.permutations,
-        max_permutations=args.max_permutations, intervals=_options.intervals_requested(args),
-        test_statistic=args.statistic, seed=args.seed, stratify=args.stratify,
-    )  # fmt: skip
+    options = _options.statistics_options(args)
     fau = FAUKL(model, args.layer, options, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
     dataset = _options.model_inputs(args, model, faces)
     # permutation units: subjects first (AUs cluster by subject), then sequences
@@ -61,7 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     for name, st in result.layers.items():
         for note in st.notes:
             _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
-        print(f"note ({name}): top AU = the smallest-p AU of the {st.config['test_statistic']} test; permutation unit "
+        main_test = st.config.get("main_test", st.config["test_statistic"])
+        print(f"note ({name}): top AU = the smallest-p AU of the {main_test} test; permutation unit "
               f"{st.config.get('permutation_unit')}; {st.config.get('refined_pairs', 0)} pairs refined up to "
               f"{st.config.get('max_permutations')} permutations; smallest attainable q "
               f"{st.config.get('min_attainable_q', float('nan')):.3g}")
@@ -84,14 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _options.add_data_options(p)
     p.add_argument("--layer", nargs="+", default=["conv3"], help="layer name(s) (default: conv3)")
     p.add_argument("--out", type=_options.folder, required=True, help="output folder")
-    p.add_argument("--bins", type=_options.positive_int, default=10, help="histogram bins per filter (default: 10)")
-    p.add_argument("--binning", choices=("uniform", "quantile"), default="uniform",
-                   help="histogram bin edges: equal width or equal counts (default: uniform)")  # fmt: skip
-    p.add_argument("--smoothing", type=float, default=0.5, help="pseudo-count per bin (default: 0.5)")
     _options.add_statistics_options(p)
-    p.add_argument("--statistic", choices=("auroc", "kl"), default="auroc",
-                   help="permutation test statistic (default: auroc)")  # fmt: skip
-    _options.add_stratify(p)
     _options.add_filters(p, "the filters in the table and the bar chart (default: the --featured strongest)")
     _options.add_featured(p, 10, "filters in the table and the bar chart when --filters is not given: significant first, by KL")
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")

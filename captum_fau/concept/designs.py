@@ -19,8 +19,12 @@ must hold on data they were not tuned on, so :func:`design_faces` draws any of t
 * ``few_subjects`` -- 60 subjects; AU ``k`` is carried by only 3, 5, 8, 11, ... subjects.
 
 Every design has 10 AUs at 2-60% prevalence. With ``planted=True`` filter ``k`` (``k < 10``)
-responds to AU ``k`` with a shift chosen so that its population AUROC is about 0.70; the exact
-population AUROC of every pair (:func:`design_truth`) is the AUROC of a 20,000-subject draw.
+responds to AU ``k`` with a shift chosen so that its population AUROC is about 0.70.
+:func:`population_auroc` gives the population AUROC of every pair exactly (from the label
+probabilities and the activation distribution, as :func:`~captum_fau.concept.simulate.true_auroc`
+does): a pair whose AU co-occurs with the planted AU (AU2 beside AU1) is truly associated.
+:func:`design_truth` (a 20,000-subject draw) remains for the emotion design, whose marginal AUROC
+mixes the emotions.
 
 Examples::
 
@@ -163,4 +167,88 @@ def design_truth(name: str, n_filters: int | None = None, n_subjects: int = 2000
     return auroc(big["acts"], big["presence"])
 
 
-__all__ = ["DESIGNS", "DESIGN_AUS", "DESIGN_PREVALENCE", "PLANTED_SHIFT", "design_faces", "design_truth"]
+def shifted_auroc(name: str, shift: float = PLANTED_SHIFT, active: float = 1.0) -> float:
+    """``P(a' > a) + P(a' = a) / 2`` for two independent activations of design ``name``, ``a'`` shifted by ``shift``.
+
+    Gaussian designs: ``Phi(shift / sqrt(2))`` (unit total variance). ReLU designs: the activation is
+    ``max(X + s - 0.25, 0)`` with ``X`` the sum of the Student-t subject and sequence effects and the
+    normal frame noise, whose density is computed on a fine grid (FFT convolution); ties sit at 0.
+    ``active < 1``: each activation is kept with that probability, else 0 (the nearly dead filters).
+    """
+    from scipy.stats import norm, t
+
+    if DESIGNS[name]["tails"] == "gauss":
+        return float(norm.cdf(shift / np.sqrt(2.0)))
+    from scipy.signal import fftconvolve
+
+    step = 0.002
+    grid = np.arange(-30.0, 30.0 + step / 2, step)
+    scale_t = lambda var: t.pdf(grid / np.sqrt(var / 3.0), 3) / np.sqrt(var / 3.0)
+    density = fftconvolve(fftconvolve(scale_t(0.3), scale_t(0.5), mode="same") * step,
+                          norm.pdf(grid / np.sqrt(0.2)) / np.sqrt(0.2), mode="same") * step  # fmt: skip
+    density = np.clip(density, 0.0, None)
+    cdf = np.cumsum(density) * step
+    density, cdf = density / cdf[-1], cdf / cdf[-1]
+    cdf_at = lambda x: np.interp(x, grid, cdf)
+    above = grid > 0.25 - shift
+    strictly = float(np.sum(density[above] * cdf_at(grid[above] + shift)) * step)
+    both = strictly + 0.5 * float(cdf_at(0.25 - shift) * cdf_at(0.25))
+    # one of the two zeroed: P(a' > 0) / 2 + 1/2 (shifted one kept) or 1/2 - P(a > 0) / 2 (unshifted one kept)
+    one = 0.5 * (cdf_at(0.25) - cdf_at(0.25 - shift))
+    return float(0.5 + active**2 * (both - 0.5) + active * (1 - active) * one)
+
+
+def _conditional_presence(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``[J, J]`` image-level ``P(AU k | AU j)`` and ``P(AU k | no AU j)`` (row ``j``, column ``k``)."""
+    from captum_fau.concept.simulate import sequence_prevalences
+
+    cfg = DESIGNS[name]
+    pi = sequence_prevalences(DESIGN_PREVALENCE, 1.5)
+    n = len(pi)
+    if cfg.get("few"):  # carriers drawn per AU independently: marginal prevalences cancel below
+        pi = np.full(n, 0.5)
+    given, given_not = np.tile(pi, (n, 1)), np.tile(pi, (n, 1))  # independent columns
+    if cfg.get("correlated"):
+        for lead, follow, p_yes in ((0, 1, 0.75), (5, 3, 0.7)):
+            p_lead, p_no = pi[lead], 0.03
+            p_follow = p_yes * p_lead + p_no * (1 - p_lead)
+            given[lead, follow], given_not[lead, follow] = p_yes, p_no
+            given[follow, lead] = p_yes * p_lead / p_follow
+            given_not[follow, lead] = (1 - p_yes) * p_lead / (1 - p_follow)
+    if cfg["layout"] == "balanced":  # the neutral first frame of a sequence shows no AU
+        neutral = 0.25 / (0.25 + 0.75 * (1 - pi))  # share of the images without AU j that are neutral
+        given_not = given_not * (1 - neutral)[:, None]
+    np.fill_diagonal(given, 1.0)
+    np.fill_diagonal(given_not, 0.0)
+    return given, given_not
+
+
+def population_auroc(name: str, n_filters: int | None = None) -> np.ndarray | None:
+    """``[C, 10]`` exact population AUROC of every pair of the planted design ``name``; None for ``emotion``.
+
+    Filter ``k < 10`` is shifted by :data:`PLANTED_SHIFT` on images with AU ``k``, so for AU ``j`` its
+    AUROC is ``1/2 + (P(AU k | AU j) - P(AU k | no AU j)) (A - 1/2)`` with ``A`` =
+    :func:`shifted_auroc` (images of different subjects); other filters sit at exactly 1/2.
+
+    Examples::
+
+        >>> truth = population_auroc("correlated", n_filters=12)
+        >>> round(float(truth[0, 0]), 3), bool(truth[0, 1] > 0.6), float(truth[0, 2])
+        (0.702, True, 0.5)
+    """
+    if DESIGNS[name].get("emotions"):
+        return None
+    n_filters = n_filters or DESIGNS[name].get("n_filters", 48)
+    given, given_not = _conditional_presence(name)
+    truth = np.full((n_filters, len(DESIGN_AUS)), 0.5)
+    planted = min(n_filters, len(DESIGN_AUS))
+    effect = np.full(planted, shifted_auroc(name) - 0.5)
+    if DESIGNS[name]["tails"] == "relu_t":  # the last 4 filters are dead, the 4 before them nearly dead
+        effect[np.arange(planted) >= n_filters - 8] = shifted_auroc(name, active=0.02) - 0.5
+        effect[np.arange(planted) >= n_filters - 4] = 0.0
+    truth[:planted] = 0.5 + (given - given_not).T[:planted] * effect[:, None]
+    return truth
+
+
+__all__ = ["DESIGNS", "DESIGN_AUS", "DESIGN_PREVALENCE", "PLANTED_SHIFT", "design_faces", "design_truth",
+           "population_auroc", "shifted_auroc"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,12 +38,12 @@ def _label_columns(dataset: Any, extras: dict[str, Any], order: np.ndarray) -> d
     return labels
 
 
-def _resolve_groups(groups: Any, labels: dict[str, np.ndarray], order: np.ndarray) -> np.ndarray | None:
-    """Permutation units: ``"auto"`` prefers subjects over sequences (AUs cluster by subject)."""
+def _resolve_groups(groups: Any, labels: dict[str, np.ndarray], order: np.ndarray) -> np.ndarray | str | None:
+    """Permutation units in scan order: ``"auto"`` (kept for :func:`design_from_labels`), None, or the given ids."""
     if isinstance(groups, str):
         if groups != "auto":
             raise ConfigError(f"groups={groups!r} is not known; use 'auto', None or an array of ids.")
-        return labels.get("subject", labels.get("sequence"))
+        return groups
     if groups is None:
         return None
     ids = np.asarray(groups)
@@ -53,6 +53,51 @@ def _resolve_groups(groups: Any, labels: dict[str, np.ndarray], order: np.ndarra
             "give one group id per image in dataset order."
         )
     return ids[order]
+
+
+def design_from_labels(labels: Mapping[str, np.ndarray], stratify: str | None = None,
+                       groups: np.ndarray | str | None = "auto") -> Design:  # fmt: skip
+    """The study design the tests act on, from per-image label columns (``"subject"``, ``"sequence"``, ...).
+
+    ``groups="auto"`` makes subjects the permutation units where known (AUs cluster by subject), else
+    sequences; the interval clusters are the subjects, and sequences nested in subjects give the
+    within-unit structure the permutations keep. Given ``[M]`` ids are the units as they are.
+
+    Args:
+        labels (mapping): Label name -> ``[M]`` ids in image order (``"aus"`` is ignored).
+        stratify (str, optional): The label whose levels become strata. Default: None
+        groups: ``"auto"``, ``None`` (images independent) or ``[M]`` unit ids. Default: ``"auto"``
+
+    Returns:
+        Design
+
+    Raises:
+        LabelError: ``stratify`` names a label the data does not have.
+
+    Examples::
+
+        >>> d = design_from_labels({"subject": np.array([0, 0, 1]), "sequence": np.array([0, 1, 2])})
+        >>> d.unit, d.sequences.tolist()
+        ('subject', [0, 1, 2])
+    """
+    subjects, sequences = labels.get("subject"), labels.get("sequence")
+    auto = isinstance(groups, str)
+    group_ids = (subjects if subjects is not None else sequences) if auto else groups
+    unit = "group"
+    if group_ids is not None and subjects is not None and np.array_equal(group_ids, subjects):
+        unit = "subject"
+    elif group_ids is not None and sequences is not None and np.array_equal(group_ids, sequences):
+        unit = "sequence"
+    strata = None
+    if stratify is not None:
+        if stratify not in labels:
+            raise LabelError(
+                f"stratify={stratify!r}: the data has no such per-image label; it has "
+                f"{sorted(k for k in labels if k != 'aus')}. Use one of those or load the labels."
+            )
+        strata = labels[stratify]
+    nested = sequences if unit != "sequence" else None
+    return Design(group_ids, nested, subjects if auto else None, strata, unit)
 
 
 class FAUKL(ConceptInterpreter):
@@ -200,26 +245,9 @@ class FAUKL(ConceptInterpreter):
         aus = np.asarray(torch.as_tensor(result.extras["aus"]).float().numpy())
         order = result.indices.numpy()
         labels = _label_columns(dataset, result.extras, order)
-        group_ids = _resolve_groups(groups, labels, order)
-        subjects = labels.get("subject")
-        unit = "group"
-        if group_ids is not None and subjects is not None and np.array_equal(group_ids, subjects):
-            unit = "subject"
-        elif group_ids is not None and "sequence" in labels and np.array_equal(group_ids, labels["sequence"]):
-            unit = "sequence"
-        strata = None
-        if self.stratify is not None:
-            if self.stratify not in labels:
-                raise LabelError(
-                    f"stratify={self.stratify!r}: the data has no such per-image label; it has "
-                    f"{sorted(k for k in labels if k != 'aus')}. Use one of those or load the labels."
-                )
-            strata = labels[self.stratify]
+        design = design_from_labels(labels, self.stratify, _resolve_groups(groups, labels, order))
         maxima = {name: layer.maxima.float().numpy() for name, layer in result.layers.items()}
         meta = {"model": type(self.model).__name__, "dataset": repr(dataset)[:200]}
-        # sequences nested in the units give the within-unit structure the permutations keep
-        sequences = labels.get("sequence") if unit != "sequence" else None
-        design = Design(group_ids, sequences, subjects if isinstance(groups, str) else None, strata, unit)
         return self.interpret_activations(maxima, aus, au_ids=au_ids, design=design, meta=meta)
 
     def interpret_activations(
@@ -308,4 +336,4 @@ def _design(design: Design | None, ids: dict[str, Any]) -> Design:
     return design
 
 
-__all__ = ["FAUKL"]
+__all__ = ["FAUKL", "design_from_labels"]

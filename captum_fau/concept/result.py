@@ -274,7 +274,7 @@ class FAUKLResult:
             "test": st.config.get("test_statistic", "auroc"), "p": float(st.p[f, j]), "q": q,
             "significant": bool(q < alpha), "testable": bool(st.testable[f, j]), "tested": bool(st.tested[f, j]),
             "also": self.nearly_as_strong(f, layer, alpha) if by == DEFAULT_TOP_AU else [],
-            "ci_approximate": bool(st.ci_approximate[j]), "ci_subjects": int(st.clusters_side[j]),
+            "ci_approximate": bool(st.ci_approximate[f, j]), "ci_subjects": int(st.ci_clusters[f, j]),
         })  # fmt: skip
         if st.stratified:
             for key in STRATIFIED_FIELDS:
@@ -404,8 +404,8 @@ class FAUKLResult:
                     row["n_present"] = int(st.n_present[j])
                     row["testable"] = bool(st.testable_aus[j] and not st.dead_filters[f])
                     row["tested"] = bool(st.tested[f, j])
-                    row["ci_approximate"] = bool(st.ci_approximate[j])
-                    row["ci_subjects"] = int(st.clusters_side[j])
+                    row["ci_approximate"] = bool(st.ci_approximate[f, j])
+                    row["ci_subjects"] = int(st.ci_clusters[f, j])
                     rows.append(row)
         return rows
 

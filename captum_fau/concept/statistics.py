@@ -42,7 +42,9 @@ notion of noise, so this module reports, next to it:
   that count per AU: below 10 the interval is marked approximate. The KL gets no interval: its
   percentile bootstrap did not cover (the plug-in KL is biased by an amount that depends on the sample).
 * ``*_within`` -- with ``strata`` (e.g. the posed emotion), the same two tests with permutations
-  inside each stratum: association beyond what the stratum label explains.
+  inside each stratum (the AUROC from ranks within each stratum): association beyond what the
+  stratum label explains. They are then the main test: ``p``/``q`` (and so the top AU and the
+  significance flag) are those of the within-strata test of ``test_statistic``.
 * ``auroc`` -- the probability that an image with the AU has a larger maximum activation than one
   without (ties count 1/2): a bin-free association score (0.5 = none).
 
@@ -80,6 +82,7 @@ from captum_fau.concept.kernels import (
     bin_codes,
     clusters_per_side,
     histogram_edges,
+    informative_clusters,
     kl_from_counts,
 )
 from captum_fau.concept.options import (
@@ -115,7 +118,8 @@ class AssociationStatistics:
         kl_plain: The paper's unsmoothed estimate (may be ``inf``; 0 where untestable).
         kl_null_mean: Mean smoothed KL under label permutations (0 without permutations).
         kl_corrected: ``kl - kl_null_mean``.
-        p: Permutation p-values of the chosen ``test_statistic`` (1 without permutations; NaN untested).
+        p: Permutation p-values of the chosen ``test_statistic`` (1 without permutations; NaN untested); with
+            ``strata``, those of the within-strata test (``p_auroc_within`` or ``p_kl_within``).
         p_kl: Permutation p-values of the KL statistic.
         p_auroc: Permutation p-values of the two-sided AUROC statistic (adaptively refined near the floor).
         q: Benjamini-Hochberg q-values of ``p`` over all tested pairs (NaN untested).
@@ -130,8 +134,10 @@ class AssociationStatistics:
         auroc_z: ``(auroc - null mean) / null SD`` under the permutations (NaN without them).
         permutations_used: Permutations behind each pair's ``p_auroc``.
         tested_aus: ``[J]`` bool, False where the design leaves too few label arrangements to test.
-        clusters_side: ``[J]`` subjects (clusters) on the smaller side of each AU; intervals with
-            fewer than 10 are approximate.
+        clusters_side: ``[J]`` subjects (clusters) on the smaller side of each AU.
+        ci_clusters: ``[C, J]`` subjects on the smaller side whose activations are not all at the filter's
+            floor (:func:`~captum_fau.concept.kernels.informative_clusters`); intervals with fewer than 10
+            are approximate.
         p_kl_within, p_auroc_within, q_kl_within, q_auroc_within: The tests with permutations
             within strata (``None`` without ``strata``).
         n_present: ``[J]`` images with each AU.
@@ -165,6 +171,7 @@ class AssociationStatistics:
     permutations_used: np.ndarray | None = None
     tested_aus: np.ndarray | None = None
     clusters_side: np.ndarray | None = None
+    ci_clusters: np.ndarray | None = None
     p_kl_within: np.ndarray | None = None
     p_auroc_within: np.ndarray | None = None
     q_kl_within: np.ndarray | None = None
@@ -178,7 +185,7 @@ class AssociationStatistics:
         "q_kl", "q_auroc", "auroc_se",
     )  # fmt: skip
     #: Arrays of this release (filled in for results saved by earlier ones) and the stratified ones.
-    OPTIONAL_FIELDS = ("auroc_z", "permutations_used", "tested_aus", "clusters_side",
+    OPTIONAL_FIELDS = ("auroc_z", "permutations_used", "tested_aus", "clusters_side", "ci_clusters",
                        "p_kl_within", "p_auroc_within", "q_kl_within", "q_auroc_within")  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -191,6 +198,8 @@ class AssociationStatistics:
             self.permutations_used = np.full(self.kl.shape, float(self.config.get("n_permutations", 0)))
         if self.clusters_side is None:
             self.clusters_side = np.asarray(self.n_present, np.int64).copy()
+        if self.ci_clusters is None:
+            self.ci_clusters = np.broadcast_to(np.asarray(self.clusters_side, np.int64), self.kl.shape).copy()
 
     @property
     def ci(self) -> np.ndarray:
@@ -215,8 +224,8 @@ class AssociationStatistics:
 
     @property
     def ci_approximate(self) -> np.ndarray:
-        """``[J]`` bool: the AUROC interval rests on fewer than 10 subjects on one side of the AU."""
-        return np.asarray(self.clusters_side) < MIN_CLUSTERS_EXACT
+        """``[C, J]`` bool: the AUROC interval rests on fewer than 10 informative subjects on one side of the AU."""
+        return np.asarray(self.ci_clusters) < MIN_CLUSTERS_EXACT
 
     @property
     def min_attainable_q(self) -> float:
@@ -351,6 +360,8 @@ def fau_kl_statistics(
         from captum_fau.concept.strata import within_strata
 
         within = within_strata(prep, observed["kl"], observed["auroc"], family, progress)
+        # with strata the within-strata test is the main one: p, q, the top AU and the flag follow it
+        neutral["p"] = np.where(family, within[f"p_{opts.test_statistic}_within"], neutral["p"])
     clusters_ids = design.clusters if design.clusters is not None else design.groups
     bh = lambda p: np.where(untested, np.nan, benjamini_hochberg(p, mask=family))  # noqa: E731
     return AssociationStatistics(
@@ -360,6 +371,7 @@ def fau_kl_statistics(
         q_auroc=bh(neutral["p_auroc"]),
         tested_aus=tests["tested_aus"],
         clusters_side=clusters_per_side(prep.labels, group_codes(clusters_ids, len(prep.acts))),
+        ci_clusters=informative_clusters(prep.acts, prep.labels, group_codes(clusters_ids, len(prep.acts))),
         **within,
         n_present=prep.labels.sum(axis=0).astype(np.int64),
         testable_aus=prep.testable_aus,
@@ -495,6 +507,7 @@ def _config(opts: StatisticsOptions, prep: _Prepared, tests: dict[str, Any], exp
         "ci_statistic": "auroc",
         "ci_method": "cluster jackknife (delete one subject), logit scale, t(K_side - 1)" if opts.intervals else "none",
         "test_statistic": opts.test_statistic,
+        "main_test": opts.test_statistic + (" within strata" if prep.design.strata is not None else ""),
         "seed": int(opts.seed),
         "grouped": prep.design.groups is not None,
         "bootstrap_grouped": prep.design.clusters is not None or prep.design.groups is not None,

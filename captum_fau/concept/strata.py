@@ -4,6 +4,12 @@ Permutations stay inside each stratum: a (unit, stratum) cell only trades labels
 the same stratum and the same within-cell structure
 (:class:`~captum_fau.concept.resampling.PermutationScheme`), so every association of the labels
 with the strata is kept and the test asks for association beyond it.
+
+The AUROC statistic of these tests is the stratified one: activations are ranked within their
+stratum (centred on the stratum's mean rank), so that ``AUROC_within - 1/2`` sums the within-stratum
+rank-sum deviations (van Elteren's idea). The pooled AUROC would not do: where every filter responds
+to the stratum and the AUs follow it, the pooled AUROC is far from 1/2 under the within-strata null
+too, and ``|AUROC - 1/2|`` then measures the confound instead of the association beyond it.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import warnings
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from captum_fau.concept.fdr import benjamini_hochberg
+from captum_fau.concept.kernels import auroc_from_rank_sums
 from captum_fau.concept.refine import default_max_permutations, refine_auroc
 from captum_fau.concept.resampling import PermutationScheme, group_codes, permutation_null
 
@@ -52,18 +60,22 @@ def within_strata(prep: Any, kl: np.ndarray, auc: np.ndarray, family: np.ndarray
         warnings.warn(message, UserWarning, stacklevel=4)
     scheme = PermutationScheme(prep.design.groups, len(labels), prep.design.sequences, strata, prep.labels)
     sources = scheme.sources(prep.opts.n_permutations, prep.opts.seed + 7)
-    null = permutation_null(prep.binned, prep.ranks.astype(np.float32), labels, (kl, auc), sources,
+    ranks = within_stratum_ranks(prep.acts, strata)
+    n_pos = prep.labels.sum(axis=0).astype(np.float64)
+    auc = auroc_from_rank_sums(ranks.T @ prep.labels.astype(np.float64), n_pos, len(labels) - n_pos)
+    null = permutation_null(prep.binned, ranks.astype(np.float32), labels, (kl, auc), sources,
                             prep.opts.smoothing, prep.opts.chunk_size, progress)  # fmt: skip
     p_auroc = null.p_auroc
     max_perm = prep.opts.max_permutations
     if max_perm is None:
         max_perm = default_max_permutations(int(testable.sum()), prep.opts.alpha, prep.opts.n_permutations)
     if max_perm > prep.opts.n_permutations:  # the adaptive refinement of the plain test, inside the strata
-        p_auroc, _ = refine_auroc(scheme, prep.ranks, prep.labels.astype(np.float64), auc, null, testable, max_perm,
+        p_auroc, _ = refine_auroc(scheme, ranks, prep.labels.astype(np.float64), auc, null, testable, max_perm,
                                   prep.opts.seed + 7)  # fmt: skip
     prep.notes.append(
-        f"Within-strata tests (p_kl_within, p_auroc_within): permutations inside {n_strata} strata; they measure "
-        "association beyond what the stratum label explains."
+        f"Within-strata tests (p_kl_within, p_auroc_within): permutations inside {n_strata} strata, the AUROC from "
+        "ranks within each stratum; they measure association beyond what the stratum label explains, and they are "
+        "the main test (p, q, the top AU and the significance flag)."
     )
     return {
         "p_kl_within": np.where(testable, null.p_kl, 1.0),
@@ -73,4 +85,22 @@ def within_strata(prep: Any, kl: np.ndarray, auc: np.ndarray, family: np.ndarray
     }
 
 
-__all__ = ["within_strata"]
+def within_stratum_ranks(acts: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """``[M, C]`` ranks within each stratum, centred on the stratum's mean rank and shifted to the pooled mean rank.
+
+    With these in place of the pooled ranks, ``AUROC - 1/2`` from a rank sum is the sum over strata of
+    each stratum's rank-sum deviation from its expectation, over ``n_with * n_without``.
+
+    Examples::
+
+        >>> within_stratum_ranks(np.array([[1.0], [2.0], [10.0], [20.0]]), np.array([0, 0, 1, 1]))[:, 0].tolist()
+        [2.0, 3.0, 2.0, 3.0]
+    """
+    out = np.empty(acts.shape, np.float64)
+    for level in np.unique(strata):
+        rows = np.flatnonzero(strata == level)
+        out[rows] = rankdata(acts[rows], axis=0) - (len(rows) + 1) / 2.0
+    return out + (len(acts) + 1) / 2.0
+
+
+__all__ = ["within_stratum_ranks", "within_strata"]
