@@ -41,7 +41,6 @@ PENDING_PARAMETERS = {
 # The zero-bias CNN's constructor (its arguments are its Hub config) and the Hub mixin's _from_pretrained
 # (huggingface_hub's signature) are two of the five functions the budget allows.
 PENDING_MODULES = {
-    "synthfacs/geometry.py",
     # this branch, still to be split
     "data/folder.py", "data/faces.py",
 }  # fmt: skip
