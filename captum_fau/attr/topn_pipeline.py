@@ -59,6 +59,17 @@ class TopNOptions:
     full_image: bool = False
 
 
+
+def topn_options(options: TopNOptions | None = None, **settings: Any) -> TopNOptions:
+    """``options`` (default :class:`TopNOptions`) with keyword ``settings`` (``n=3, progress=False``) applied."""
+    if options is not None and not isinstance(options, TopNOptions):
+        raise ConfigError(f"options must be a TopNOptions, got {type(options).__name__}.")
+    known = set(TopNOptions.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"{unknown} are not top-N options; the options are {sorted(known)}.")
+    return replace(options or TopNOptions(), **settings)
+
 @dataclass
 class _Geometry:
     """What a reconstruction needs to know about the data besides the images."""
@@ -356,4 +367,4 @@ def _sharded(attribution: TopNAttribution, result: ScanResult, search: TopNSearc
 
 
 __all__ = ["CHUNK_PAIRS", "TopNOptions", "complete", "first_image", "from_scan", "image_source", "reconstruct_search",
-           "top_n", "within_budget"]  # fmt: skip
+           "top_n", "topn_options", "within_budget"]  # fmt: skip
