@@ -32,7 +32,6 @@ PENDING_PARAMETERS = {
     "data/ckplus.py:_indexed_crops", "data/folder.py:_indexed_items", "data/folder.py:load_folder",
     "data/folder.py:_folder_set",
     "data/lazy.py:LazyFaceSet.__init__",
-    "zoo/publish.py:publish",
 }  # fmt: skip
 # The zero-bias CNN's constructor (its arguments are its Hub config) and the Hub mixin's _from_pretrained
 # (huggingface_hub's signature) are two of the five functions the budget allows.
