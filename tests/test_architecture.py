@@ -29,7 +29,7 @@ PENDING_PARAMETERS = {
     # report (viz/)
     "viz/analysis_report.py:build_report", "viz/analysis_report.py:_summary", "viz/report.py:write_report",
     # this branch, still to be cut: the data loaders' reading options, training and publishing
-    "data/ckplus.py:_indexed_crops", "data/folder.py:_indexed_items", "data/folder.py:load_folder",
+    "data/folder.py:_indexed_items", "data/folder.py:load_folder",
     "data/folder.py:_folder_set",
     "data/lazy.py:LazyFaceSet.__init__",
 }  # fmt: skip
