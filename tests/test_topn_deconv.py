@@ -366,7 +366,7 @@ def test_options_object_and_keywords_give_the_same_result() -> None:
     mixed = topn.top_n(data, TopNOptions(n=5, filters=[0, 3]), n=2, batch_size=4, progress=False)
     for other in (by_options, positional_n, mixed):
         assert torch.equal(other.indices, by_keywords.indices) and torch.equal(other.patches, by_keywords.patches)
-    with pytest.raises(ConfigError, match="not top-N options"):
+    with pytest.raises(ConfigError, match="not TopNOptions fields"):
         topn.top_n(data, n=2, top=3, progress=False)
     with pytest.raises(ConfigError, match="TopNOptions"):
         topn.top_n(data, {"n": 2})

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from captum_fau._utils.modules import eval_mode, stop_at_layer
-from captum_fau._utils.validate import positive_int
+from captum_fau._utils.validate import positive_int, with_settings
 from captum_fau.attr.crops import paste_window
 from captum_fau.attr.topn_result import TopNResult, TopNSearch
 from captum_fau.errors import ConfigError, DatasetError
@@ -59,16 +59,10 @@ class TopNOptions:
     full_image: bool = False
 
 
-
 def topn_options(options: TopNOptions | None = None, **settings: Any) -> TopNOptions:
     """``options`` (default :class:`TopNOptions`) with keyword ``settings`` (``n=3, progress=False``) applied."""
-    if options is not None and not isinstance(options, TopNOptions):
-        raise ConfigError(f"options must be a TopNOptions, got {type(options).__name__}.")
-    known = set(TopNOptions.__dataclass_fields__)
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(f"{unknown} are not top-N options; the options are {sorted(known)}.")
-    return replace(options or TopNOptions(), **settings)
+    return with_settings(TopNOptions, options, settings)
+
 
 @dataclass
 class _Geometry:
