@@ -26,22 +26,16 @@ MAX_PARAMETERS, MAX_OVER_PARAMETERS, MAX_MODULE_LINES, MAX_FUNCTION_LINES = 8, 5
 # split, the SynthFACS subpackage, the report). Each entry names one function or module; empty this list as the
 # branches land. Entries under "this branch" are the input contract's and data loaders' own, still to be cut.
 PENDING_PARAMETERS = {
-    # planted faces of the simulator (concept/)
-    "concept/simulate.py:planted_faces",
-    # the TopNDeconv split (attr/)
-    "attr/topn_deconv.py:TopNDeconv.top_n", "attr/topn_deconv.py:TopNDeconv.sanity_check",
     # report (viz/)
     "viz/analysis_report.py:build_report", "viz/analysis_report.py:_summary", "viz/report.py:write_report",
-    # this branch, still to be cut: the data loaders' reading options, training and publishing
-    "data/ckplus.py:_indexed_crops", "data/folder.py:_indexed_items", "data/folder.py:load_folder",
+    # this branch, still to be cut: the folder and streaming loaders' reading options
+    "data/folder.py:_indexed_items", "data/folder.py:load_folder",
     "data/folder.py:_folder_set",
     "data/lazy.py:LazyFaceSet.__init__",
-    "train/evaluate.py:evaluate_model", "train/reproduce.py:reproduce_paper", "zoo/publish.py:publish",
 }  # fmt: skip
 # The zero-bias CNN's constructor (its arguments are its Hub config) and the Hub mixin's _from_pretrained
 # (huggingface_hub's signature) are two of the five functions the budget allows.
 PENDING_MODULES = {
-    "synthfacs/geometry.py",
     # this branch, still to be split
     "data/folder.py", "data/faces.py",
 }  # fmt: skip

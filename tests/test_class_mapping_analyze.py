@@ -157,3 +157,17 @@ def test_model_class_names_come_from_arguments_then_the_model() -> None:
     assert model_class_names(resnet) is None
     resnet.pretrained_cfg = {**resnet.pretrained_cfg, "label_names": ["fear", "happy", "sad"]}
     assert model_class_names(resnet) == ("fear", "happy", "sad")
+
+
+def test_evaluate_options_object_equals_the_keywords(faces, constant_spec) -> None:
+    from captum_fau.errors import ConfigError
+    from captum_fau.train.evaluate import EvaluateOptions
+    from captum_fau.zoo.resolve import load_model_spec
+
+    model = load_model_spec(constant_spec)
+    by_keywords = evaluate_model(model, faces, class_names=FER2013_CLASSES, fold=3, batch_size=5)
+    by_options = evaluate_model(model, faces, EvaluateOptions(class_names=FER2013_CLASSES, fold=3, batch_size=5))
+    assert (by_options.fold, by_options.accuracy) == (by_keywords.fold, by_keywords.accuracy) == (3, by_keywords.accuracy)
+    assert np.array_equal(by_options.confusion, by_keywords.confusion)
+    with pytest.raises(ConfigError, match="not EvaluateOptions fields"):
+        evaluate_model(model, faces, class_name=FER2013_CLASSES)

@@ -341,3 +341,17 @@ def test_benchmark_quick_json_meets_the_targets():
         assert 0.0 <= row["type1_05"][0] <= 0.12
     recovery = report["localisation_recovery_mean"]
     assert report["localisation_rule"] == "nested" and recovery["nested"] > max(recovery["lift"], recovery["energy"])
+
+
+def test_planted_design_object_equals_the_keywords() -> None:
+    from captum_fau.concept.simulate import PlantedDesign
+    from captum_fau.errors import ConfigError
+
+    by_keywords = planted_faces(3, n_subjects=12, n_filters=5, d=0.8, emotions=4)
+    by_design = planted_faces(3, PlantedDesign(n_subjects=12, n_filters=5, d=0.8, emotions=4))
+    overridden = planted_faces(3, PlantedDesign(n_subjects=40, d=0.8), n_subjects=12, n_filters=5, emotions=4)
+    for other in (by_design, overridden):
+        assert all(np.array_equal(other[k], by_keywords[k]) for k in by_keywords)
+    assert by_keywords["acts"].shape == (12 * 3 * 4, 5)
+    with pytest.raises(ConfigError, match="not PlantedDesign fields"):
+        planted_faces(3, subjects=12)

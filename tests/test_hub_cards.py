@@ -134,3 +134,18 @@ def test_pin_registry_is_atomic_and_keeps_the_layout(tmp_path: Path) -> None:
             registry.pin_registry("zerobias-ckplus-8class", revision, "b" * 64, registry_file=registry_file)
     assert registry_file.read_text() == after
     assert not list(tmp_path.glob(".registry.json.*"))  # no temporary file left behind
+
+
+def test_publish_options_object_and_keywords_are_read_alike(tmp_path: Path) -> None:
+    lines: list[str] = []
+    options = publish.PublishOptions(dry_run=True, zoo_dir=tmp_path / "empty", token="hf_secret", log=lines.append)
+    assert "hf_secret" not in repr(options)
+    with pytest.raises(ZooWeightsUnavailable, match=r"captum-fau reproduce --tfd"):
+        publish.publish("zerobias-tfd-7class", "my-lab/tfd", options)
+    with pytest.raises(ZooWeightsUnavailable, match=r"captum-fau reproduce --tfd"):
+        publish.publish("zerobias-tfd-7class", "my-lab/tfd", publish.PublishOptions(), dry_run=True,
+                        zoo_dir=tmp_path / "empty", log=lines.append)  # fmt: skip
+    with pytest.raises(ConfigError, match="not PublishOptions fields"):
+        publish.publish("zerobias-tfd-7class", "my-lab/tfd", dryrun=True)
+    with pytest.raises(ConfigError, match="must be a PublishOptions"):
+        publish.publish("zerobias-tfd-7class", "my-lab/tfd", {"dry_run": True})

@@ -88,3 +88,20 @@ def test_needs_a_dataset(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _script().main(["--tfd", str(tmp_path / "x.mat"), "--device", "quantum"]) == 2
     assert "Unknown device" in capsys.readouterr().err
+
+
+def test_reproduce_options_object_and_keywords_are_checked_alike(tmp_path: Path) -> None:
+    from captum_fau.errors import ConfigError
+    from captum_fau.train.reproduce import ReproduceOptions, reproduce_paper
+    from captum_fau.train.trainer import TrainConfig
+
+    config = TrainConfig(iterations=2)
+    for call in (lambda: reproduce_paper(config, ReproduceOptions(out=tmp_path)),
+                 lambda: reproduce_paper(config, out=tmp_path)):  # fmt: skip
+        with pytest.raises(ConfigError, match="--ckplus PATH"):
+            call()
+    with pytest.raises(ConfigError, match="Unknown variants"):
+        reproduce_paper(config, ReproduceOptions(tfd=tmp_path), variants=["+X"])
+    with pytest.raises(ConfigError, match="not ReproduceOptions fields"):
+        reproduce_paper(config, ck_plus=tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -434,3 +434,20 @@ def test_normalisation_layers_are_named_as_not_randomised() -> None:
 
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GroupNorm(2, 4))
     assert normalisation_layers(net) == ["1", "4"]
+
+
+def test_sanity_options_object_equals_the_keywords() -> None:
+    from captum_fau import ZeroBiasCNN
+    from captum_fau.attr import SanityOptions
+
+    torch.manual_seed(2)
+    model = ZeroBiasCNN(img_size=32).eval()
+    images = torch.randn(6, 1, 32, 32)
+    topn = TopNDeconv(model, "conv2")
+    top = topn.top_n(images, n=2, filters=[0, 1, 2], progress=False)
+    by_keywords = topn.sanity_check(top, images, n=2, seed=4, independent=False, progress=False)
+    by_options = topn.sanity_check(top, images, SanityOptions(n=2, seed=4, independent=False), progress=False)
+    assert np.array_equal(by_keywords.ssim, by_options.ssim, equal_nan=True)
+    assert [s["randomised"] for s in by_options.steps] == [["conv2"], ["conv2", "conv1"]]
+    with pytest.raises(ConfigError, match="not sanity-check options"):
+        topn.sanity_check(top, images, ranks=2, progress=False)

@@ -229,3 +229,13 @@ def test_bad_input_other_entry_points():
 def test_console_entry_point_lists_command():
     out = subprocess.run([sys.executable, "-m", "captum_fau.cli", "data", "--help"], capture_output=True, text=True)
     assert "synthfacs" in out.stdout
+
+
+def test_layout_names_stay_importable_from_geometry():
+    """The cartoon drawing keeps the layout's names (public and those the photo style uses) under its old path."""
+    from captum_fau.synthfacs import geometry, layout
+
+    names = ["AU_INDEX", "SYNTHFACS_AUS", "Identity", "Nuisance", "pose_matrix", "sample_identity", "sample_nuisance",
+             "_AUs", "_Layout", "_face_outline", "_jaw_region", "_mouth_shape", "_region_ellipses"]  # fmt: skip
+    assert [getattr(geometry, n) is getattr(layout, n) for n in names] == [True] * len(names)
+    assert set(geometry.__all__) >= {"draw_face", "draw_regions", *layout.__all__}

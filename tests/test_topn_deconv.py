@@ -351,3 +351,22 @@ def test_cli_topn(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert parse_filters("3,5-7") == [3, 5, 6, 7] and parse_filters("all") is None
     assert main(["topn", "--model", str(tmp_path / "model"), "--data", "synthfacs:12", "--layer", "nope",
                  "--out", str(out), "-q"]) == 2
+
+
+def test_options_object_and_keywords_give_the_same_result() -> None:
+    from captum_fau.attr import TopNOptions
+
+    torch.manual_seed(4)
+    model = ZeroBiasCNN(img_size=32).eval()
+    data = torch.randn(6, 1, 32, 32)
+    topn = TopNDeconv(model, "conv2")
+    by_keywords = topn.top_n(data, n=2, filters=[0, 3], batch_size=4, progress=False)
+    by_options = topn.top_n(data, TopNOptions(n=2, filters=[0, 3], batch_size=4, progress=False))
+    positional_n = topn.top_n(data, 2, filters=[0, 3], batch_size=4, progress=False)
+    mixed = topn.top_n(data, TopNOptions(n=5, filters=[0, 3]), n=2, batch_size=4, progress=False)
+    for other in (by_options, positional_n, mixed):
+        assert torch.equal(other.indices, by_keywords.indices) and torch.equal(other.patches, by_keywords.patches)
+    with pytest.raises(ConfigError, match="not TopNOptions fields"):
+        topn.top_n(data, n=2, top=3, progress=False)
+    with pytest.raises(ConfigError, match="TopNOptions"):
+        topn.top_n(data, {"n": 2})

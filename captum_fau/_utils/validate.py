@@ -24,6 +24,7 @@ import numpy as np
 from captum_fau.errors import ConfigError
 
 T = TypeVar("T")
+O = TypeVar("O")
 
 
 def _with_hint(message: str, hint: str) -> str:
@@ -87,4 +88,33 @@ def one_of(value: T, name: str, choices: Sequence[T], *, error: type[Exception] 
     return value
 
 
-__all__ = ["int_at_least", "non_negative_int", "one_of", "optional_positive_int", "positive_int"]
+def with_settings(cls: type[O], options: O | None, settings: dict[str, Any], name: str = "options") -> O:
+    """``options`` (default ``cls()``) with ``settings`` (field name -> value) applied: the keyword form of an
+    options dataclass, so that a function takes ``options`` plus the keywords of earlier releases.
+
+    Raises:
+        ConfigError: ``options`` is not a ``cls``, or a setting is not one of its fields.
+
+    Examples::
+
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Opts:
+        ...     n: int = 1
+        ...     seed: int = 0
+        >>> with_settings(Opts, Opts(n=2), {"seed": 5})
+        Opts(n=2, seed=5)
+    """
+    import dataclasses
+
+    if options is not None and not isinstance(options, cls):
+        raise ConfigError(f"{name} must be a {cls.__name__}, got {type(options).__name__}.")
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigError(f"{unknown} are not {cls.__name__} fields; they are {known}.")
+    base = options if options is not None else cls()
+    return dataclasses.replace(base, **settings) if settings else base  # type: ignore[type-var]
+
+
+__all__ = ["int_at_least", "non_negative_int", "one_of", "optional_positive_int", "positive_int", "with_settings"]

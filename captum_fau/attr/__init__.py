@@ -14,8 +14,10 @@ _LAZY = {
     "ReluRuleMode": "captum_fau.attr.rules",
     "ReceptiveFields": "captum_fau.attr.receptive_field",
     "receptive_fields": "captum_fau.attr.receptive_field",
+    "SanityOptions": "captum_fau.attr.sanity",
     "SizeCheckedModule": "captum_fau.attr.crops",
     "TopNDeconv": "captum_fau.attr.topn_deconv",
+    "TopNOptions": "captum_fau.attr.topn_pipeline",
     "TopNResult": "captum_fau.attr.topn_result",
     "TopNSearch": "captum_fau.attr.topn_result",
 }
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
     from captum_fau.attr.receptive_field import ReceptiveFields, receptive_fields
     from captum_fau.attr.rules import RULES, ReluRuleMode
     from captum_fau.attr.crops import SizeCheckedModule
+    from captum_fau.attr.sanity import SanityOptions
     from captum_fau.attr.topn_deconv import TopNDeconv
+    from captum_fau.attr.topn_pipeline import TopNOptions
     from captum_fau.attr.topn_result import TopNResult, TopNSearch
 
 
@@ -40,4 +44,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SizeCheckedModule", "TopNDeconv", "TopNResult", "TopNSearch", "receptive_fields"]
+__all__ = ["RULES", "ReceptiveFields", "ReluRuleMode", "SanityOptions", "SizeCheckedModule", "TopNDeconv", "TopNOptions",
+           "TopNResult", "TopNSearch", "receptive_fields"]  # fmt: skip

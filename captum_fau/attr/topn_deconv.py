@@ -10,15 +10,18 @@ the deconvnet, guided-backpropagation or plain-gradient rule (paper section
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from captum_fau.attr.crops import SizeCheckedModule, paste_window
 from captum_fau.attr.topn_attribution import TopNAttribution
-from captum_fau.attr.topn_pipeline import TopNOptions, complete, from_scan, top_n
+from captum_fau.attr.topn_pipeline import TopNOptions, complete, from_scan, top_n, topn_options
 from captum_fau.attr.topn_result import TopNResult
 from captum_fau.stats.scan import ScanResult
+
+if TYPE_CHECKING:
+    from captum_fau.attr.sanity import SanityOptions
 
 
 class TopNDeconv(TopNAttribution):
@@ -60,41 +63,34 @@ class TopNDeconv(TopNAttribution):
 
 
     # -------------------------------------------------------------------- top_n
-    def top_n(
-        self,
-        data: Any,
-        n: int = 10,
-        filters: Sequence[int] | torch.Tensor | int | None = None,
-        distinct_images: bool = True,
-        batch_size: int = 64,
-        full_maps: bool = False,
-        progress: bool = True,
-        additional_forward_args: Any = None,
-        full_image: bool = False,
-    ) -> TopNResult:
+    def top_n(self, data: Any, options: TopNOptions | int | None = None, **settings: Any) -> TopNResult:
         r"""Scan ``data`` once, find each filter's top-``n`` images, and reconstruct them.
 
         Args:
             data: A tensor ``[M, C, H, W]``, a FaceSet or other Dataset, a DataLoader
                 or an iterable of batches (see :func:`captum_fau.stats.scan.iter_batches`).
-            n (int, optional): Images per filter. Default: 10
-            filters (int, sequence of int or Tensor, optional): Filters to keep. Default: all
-            distinct_images (bool, optional): Each image at most once per filter
-                (its strongest unit), as in the paper. Default: True
-            batch_size (int, optional): Batch size of the scan. Default: 64
-            full_maps (bool, optional): Also keep full-size reconstructions
-                ``[F, n, C, H, W]``. Default: False
-            progress (bool, optional): Show progress bars. Default: True
-            additional_forward_args (Any, optional): Extra model arguments after the inputs.
-            full_image (bool, optional): Back-project on full images (for checks). Default: False
+            options (TopNOptions or int, optional): The settings
+                (:class:`~captum_fau.attr.topn_pipeline.TopNOptions`); an int is ``n``, as in earlier
+                releases. Default: ``TopNOptions()``
+            **settings: :class:`~captum_fau.attr.topn_pipeline.TopNOptions` fields as keywords; they
+                override ``options``:
+
+                - n (int): Images per filter. Default: 10
+                - filters (int, sequence of int or Tensor): Filters to keep. Default: all
+                - distinct_images (bool): Each image at most once per filter (its strongest unit), as in
+                  the paper. Default: True
+                - batch_size (int): Batch size of the scan. Default: 64
+                - full_maps (bool): Also keep full-size reconstructions ``[F, n, C, H, W]``. Default: False
+                - progress (bool): Show progress bars. Default: True
+                - additional_forward_args (Any): Extra model arguments after the inputs.
+                - full_image (bool): Back-project on full images (for checks). Default: False
 
         Returns:
             TopNResult: indices, values, positions, receptive-field patches and boxes.
         """
-        return top_n(self, data, TopNOptions(
-            n=n, filters=filters, distinct_images=distinct_images, batch_size=batch_size, full_maps=full_maps,
-            progress=progress, additional_forward_args=additional_forward_args, full_image=full_image,
-        ))  # fmt: skip
+        if isinstance(options, int) and not isinstance(options, bool):
+            options, settings = None, {"n": options, **settings}
+        return top_n(self, data, topn_options(options, **settings))
 
     def from_scan(
         self,
@@ -175,16 +171,11 @@ class TopNDeconv(TopNAttribution):
         self,
         result_or_scan: Any,
         data: Any = None,
+        options: SanityOptions | None = None,
         *,
-        n: int | None = 3,
-        filters: Sequence[int] | None = None,
-        seed: int = 0,
-        independent: bool = True,
         progress: bool = True,
         additional_forward_args: Any = None,
-        max_filters: int | None = None,
-        featured: Sequence[int] | None = None,
-        keep_reconstructions: bool = False,
+        **settings: Any,
     ) -> Any:
         r"""Model-randomisation check (Adebayo et al., 2018): how much of the reconstructions depends on the weights.
 
@@ -200,20 +191,25 @@ class TopNDeconv(TopNAttribution):
             result_or_scan (TopNResult or ScanResult): A result of this layer and rule (then
                 ``data`` gives the images), or a scan made with ``top_n`` and ``keep_inputs=True``.
             data (Tensor or Dataset, optional): The images the result's indices refer to.
-            n (int or None, optional): Top-N ranks checked per filter. Default: 3
-            filters (sequence of int, optional): Filters to check. Default: all of the result, or
-                the selection of ``max_filters``
-            seed (int, optional): Seed of the random weights and of the filter sample. Default: 0
-            independent (bool, optional): Also randomise each layer on its own. Default: True
+            options (SanityOptions, optional): The settings (:class:`~captum_fau.attr.sanity.SanityOptions`).
+                Default: ``SanityOptions()``
             progress (bool, optional): Show a progress bar. Default: True
             additional_forward_args (Any, optional): Extra model arguments after the inputs.
-            max_filters (int, optional): Check at most this many live filters: the ``featured`` ones
-                first, then a seeded sample of the others (:func:`~captum_fau.attr.sanity.select_filters`;
-                the choice is recorded in ``meta["selection"]``). Default: None (all)
-            featured (sequence of int, optional): Filters ``max_filters`` includes first (those a
-                report shows). Default: None
-            keep_reconstructions (bool, optional): Keep the randomised reconstructions in the result
-                (``reconstructions``). Default: False
+            **settings: :class:`~captum_fau.attr.sanity.SanityOptions` fields as keywords; they override
+                ``options``:
+
+                - n (int or None): Top-N ranks checked per filter. Default: 3
+                - filters (sequence of int): Filters to check. Default: all of the result, or the
+                  selection of ``max_filters``
+                - seed (int): Seed of the random weights and of the filter sample. Default: 0
+                - independent (bool): Also randomise each layer on its own. Default: True
+                - max_filters (int): Check at most this many live filters: the ``featured`` ones first,
+                  then a seeded sample of the others (:func:`~captum_fau.attr.sanity.select_filters`;
+                  the choice is recorded in ``meta["selection"]``). Default: None (all)
+                - featured (sequence of int): Filters ``max_filters`` includes first (those a report
+                  shows). Default: None
+                - keep_reconstructions (bool): Keep the randomised reconstructions in the result
+                  (``reconstructions``). Default: False
 
         Returns:
             SanityCheckResult: per-step similarity arrays, a summary and an interpretation.
@@ -234,9 +230,8 @@ class TopNDeconv(TopNAttribution):
         """
         from captum_fau.attr.sanity import sanity_check
 
-        return sanity_check(self, result_or_scan, data, n=n, filters=filters, seed=seed, independent=independent,
-                            progress=progress, additional_forward_args=additional_forward_args, max_filters=max_filters,
-                            featured=featured, keep_reconstructions=keep_reconstructions)  # fmt: skip
+        return sanity_check(self, result_or_scan, data, options, progress=progress,
+                            additional_forward_args=additional_forward_args, **settings)
 
 
 __all__ = ["SizeCheckedModule", "TopNDeconv", "paste_window"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from captum_fau._utils.modules import eval_mode, stop_at_layer
-from captum_fau._utils.validate import positive_int
+from captum_fau._utils.validate import positive_int, with_settings
 from captum_fau.attr.crops import paste_window
 from captum_fau.attr.topn_result import TopNResult, TopNSearch
 from captum_fau.errors import ConfigError, DatasetError
@@ -57,6 +57,11 @@ class TopNOptions:
     progress: bool = True
     additional_forward_args: Any = None
     full_image: bool = False
+
+
+def topn_options(options: TopNOptions | None = None, **settings: Any) -> TopNOptions:
+    """``options`` (default :class:`TopNOptions`) with keyword ``settings`` (``n=3, progress=False``) applied."""
+    return with_settings(TopNOptions, options, settings)
 
 
 @dataclass
@@ -356,4 +361,4 @@ def _sharded(attribution: TopNAttribution, result: ScanResult, search: TopNSearc
 
 
 __all__ = ["CHUNK_PAIRS", "TopNOptions", "complete", "first_image", "from_scan", "image_source", "reconstruct_search",
-           "top_n", "within_budget"]  # fmt: skip
+           "top_n", "topn_options", "within_budget"]  # fmt: skip

@@ -26,9 +26,12 @@ Examples::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from captum_fau.errors import ConfigError
 
 #: CK+ sequence counts per AU (of 593 sequences), for realistic prevalences.
 CKPLUS_AU_COUNTS = {
@@ -47,26 +50,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def planted_faces(
-    seed: int,
-    *,
-    n_subjects: int = 100,
-    sequences: int = 3,
-    frames: int = 4,
-    n_filters: int = 64,
-    prevalences: np.ndarray | None = None,
-    d: float = 0.0,
-    planted: np.ndarray | float = 0.1,
-    clustering: float = 1.5,
-    subject_var: float = 0.3,
-    sequence_var: float = 0.3,
-    emotions: int = 0,
-    emotion_effect: float = 0.8,
-) -> dict[str, Any]:
-    """Planted activations and AU labels with subject, sequence and frame structure.
+@dataclass(frozen=True)
+class PlantedDesign:
+    """The study design of :func:`planted_faces`.
 
-    Args:
-        seed (int): Random seed.
+    Attributes:
         n_subjects (int): Subjects. Default: 100
         sequences (int): Sequences per subject. Default: 3
         frames (int): Frames per sequence (the first is neutral). Default: 4
@@ -81,11 +69,44 @@ def planted_faces(
         sequence_var (float): Variance of the sequence effect. Default: 0.3
         emotions (int): Posed emotions (0: AUs independent of any emotion). Default: 0
         emotion_effect (float): SD of each filter's response to each emotion. Default: 0.8
+    """
+
+    n_subjects: int = 100
+    sequences: int = 3
+    frames: int = 4
+    n_filters: int = 64
+    prevalences: np.ndarray | None = None
+    d: float = 0.0
+    planted: np.ndarray | float = 0.1
+    clustering: float = 1.5
+    subject_var: float = 0.3
+    sequence_var: float = 0.3
+    emotions: int = 0
+    emotion_effect: float = 0.8
+
+
+def planted_faces(seed: int, design: PlantedDesign | None = None, **settings: Any) -> dict[str, Any]:
+    """Planted activations and AU labels with subject, sequence and frame structure.
+
+    Args:
+        seed (int): Random seed.
+        design (PlantedDesign, optional): The study design. Default: ``PlantedDesign()``
+        **settings: :class:`PlantedDesign` fields as keywords (``n_subjects=60, d=0.8``); they override
+            ``design``.
 
     Returns:
         dict: ``acts`` ``[M, C]``, ``presence`` ``[M, J]`` bool, ``subjects``, ``sequences``,
         ``emotion`` (``[M]`` int, all 0 without emotions) and ``planted`` ``[C, J]``.
     """
+    if design is not None and not isinstance(design, PlantedDesign):
+        raise ConfigError(f"design must be a PlantedDesign, got {type(design).__name__}.")
+    unknown = sorted(set(settings) - set(PlantedDesign.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{unknown} are not PlantedDesign fields; they are {list(PlantedDesign.__dataclass_fields__)}.")
+    g = replace(design or PlantedDesign(), **settings)
+    n_subjects, sequences, frames, n_filters = g.n_subjects, g.sequences, g.frames, g.n_filters
+    prevalences, d, planted, clustering = g.prevalences, g.d, g.planted, g.clustering
+    subject_var, sequence_var, emotions, emotion_effect = g.subject_var, g.sequence_var, g.emotions, g.emotion_effect
     rng = np.random.default_rng(seed)
     prev = ckplus_prevalences() if prevalences is None else np.asarray(prevalences, dtype=np.float64)
     n_aus = len(prev)
@@ -211,4 +232,4 @@ def true_auroc(
     return out
 
 
-__all__ = ["CKPLUS_AU_COUNTS", "ckplus_prevalences", "planted_faces", "sequence_prevalences", "true_auroc"]
+__all__ = ["CKPLUS_AU_COUNTS", "PlantedDesign", "ckplus_prevalences", "planted_faces", "sequence_prevalences", "true_auroc"]

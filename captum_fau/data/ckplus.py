@@ -357,18 +357,12 @@ def load_ckplus(
     if detect_faces and detector is None:
         detector = HaarFaceDetector()
     streamed = should_stream(lazy, len(frames))
-    crops_of = _indexed_crops if streamed else preprocess_faces
-    crops = crops_of(
-        [f.path for f in frames],
-        size=size,
-        detector=detector if detect_faces else None,
-        interpolation=interpolation,
-        cache_dir=cache_dir,
-        cache=cache,
-        progress=progress,
-        desc="CK+ faces",
-        **({"workers": workers} if streamed else {}),
-    )
+    paths, finder = [f.path for f in frames], detector if detect_faces else None
+    if streamed:
+        crops: FaceCrops = _indexed_crops(paths, size, finder, interpolation, "CK+ faces", opts)
+    else:
+        crops = preprocess_faces(paths, size=size, detector=finder, interpolation=interpolation, cache_dir=cache_dir,
+                                 cache=cache, progress=progress, desc="CK+ faces")  # fmt: skip
     skipped = list(scan.skipped) + crops.skipped([f.name for f in frames])
     au_ids, aus = _frame_aus(frames)
     has_facs = _find_dir(root, FACS_DIRS) is not None
@@ -434,13 +428,13 @@ class _IndexedCrops(FaceCrops):
 
 
 def _indexed_crops(
-    paths: list[Path], *, size: int, detector: FaceDetector | None, interpolation: str, cache_dir: Any, cache: bool,
-    progress: bool, desc: str, workers: int | None,
+    paths: list[Path], size: int, detector: FaceDetector | None, interpolation: str, desc: str, read: ReadOptions,
 ) -> _IndexedCrops:  # fmt: skip
     """What :func:`preprocess_faces` finds, from :func:`~captum_fau.data.lazy.index_faces` with the same
-    one-face finder (boxes, status, parameters), without keeping any crop."""
-    found = index_faces(paths, OneFace(detector), size=size, interpolation=interpolation, cache_dir=cache_dir,
-                        cache=cache, workers=workers, progress=progress, desc=desc)  # fmt: skip
+    one-face finder (boxes, status, parameters), without keeping any crop; ``read`` gives the cache, the
+    workers and the progress bar."""
+    found = index_faces(paths, OneFace(detector), size=size, interpolation=interpolation, cache_dir=read.cache_dir,
+                        cache=read.cache, workers=read.workers, progress=read.progress, desc=desc)  # fmt: skip
     boxes = np.full((len(paths), 4), -1, np.int32)
     boxes[found.owner] = found.boxes
     digests = np.zeros((len(paths), found.digests.shape[1]), np.uint8)

@@ -1,6 +1,6 @@
 """The photometric SynthFACS style: a shaded height-field head with skin texture and FACS appearance changes.
 
-A face is the feature layout of the cartoon style (:class:`~captum_fau.synthfacs.geometry.Identity`,
+A face is the feature layout of the cartoon style (:class:`~captum_fau.synthfacs.layout.Identity`,
 the same lid, brow and lip curves, so both styles show one subject with the same AUs) turned into an
 image the way a camera sees a face:
 
@@ -34,7 +34,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from captum_fau.synthfacs.geometry import AU_INDEX, SYNTHFACS_AUS, Identity, _AUs, _face_outline, _jaw_region, _Layout
+from captum_fau.synthfacs.layout import AU_INDEX, SYNTHFACS_AUS, Identity, _AUs, _face_outline, _jaw_region, _Layout
 from captum_fau.synthfacs.photo_face import (
     PhotoIdentity,
     _brows,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captum_fau.synthfacs.geometry import Identity, _AUs, _Layout, _mouth_shape, _region_ellipses
+from captum_fau.synthfacs.layout import Identity, _AUs, _Layout, _mouth_shape, _region_ellipses
 from captum_fau.synthfacs.photo_fields import band, banks, bump, clamp, crop, grid, hgroove, paint, segment, window
 
 

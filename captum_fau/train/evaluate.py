@@ -22,6 +22,7 @@ import numpy as np
 from torch import nn
 
 from captum_fau._utils.io import atomic_write_text
+from captum_fau._utils.validate import with_settings
 from captum_fau.data.base import FaceSet
 from captum_fau.inputs.classes import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
 from captum_fau.errors import DatasetError, LabelError, OutputError
@@ -70,19 +71,34 @@ class FoldResult:
         return cls(**d)
 
 
-def evaluate_model(
-    model: nn.Module,
-    data: FaceSet,
-    *,
-    fold: int = 0,
-    variant: str = "+AD",
-    selected_iteration: int = 0,
-    selection: str = "valid",
-    device: str = "cpu",
-    batch_size: int = 256,
-    class_names: str | Sequence[str] | None = None,
-    input_spec: Any = None,
-) -> FoldResult:
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How :func:`evaluate_model` runs and what its :class:`FoldResult` records.
+
+    Attributes:
+        fold (int): Fold index to record. Default: 0
+        variant (str): Training variant to record. Default: ``"+AD"``
+        selected_iteration (int): Checkpoint iteration to record. Default: 0
+        selection (str): How the checkpoint was selected. Default: ``"valid"``
+        device (str): Where to run. Default: ``"cpu"``
+        batch_size (int): Images per forward pass. Default: 256
+        class_names (str or sequence of str, optional): The model's class names in output
+            order (``"angry,disgust,..."``). Default: what the model declares
+        input_spec (InputSpec or dict, optional): Explicit input-spec fields; the rest is what
+            the model declares (see :func:`~captum_fau.train.predict.predict`). Default: None
+    """
+
+    fold: int = 0
+    variant: str = "+AD"
+    selected_iteration: int = 0
+    selection: str = "valid"
+    device: str = "cpu"
+    batch_size: int = 256
+    class_names: str | Sequence[str] | None = None
+    input_spec: Any = None
+
+
+def evaluate_model(model: nn.Module, data: FaceSet, options: EvaluateOptions | None = None, **settings: Any) -> FoldResult:
     """Evaluate ``model`` on ``data``'s labelled images, matching classes by name.
 
     The model's class names (``class_names``, else its ``class_names`` / ``config`` /
@@ -94,16 +110,10 @@ def evaluate_model(
     Args:
         model (nn.Module): A classifier.
         data (FaceSet): The held-out images.
-        fold (int, optional): Fold index to record. Default: 0
-        variant (str, optional): Training variant to record. Default: ``"+AD"``
-        selected_iteration (int, optional): Checkpoint iteration to record. Default: 0
-        selection (str, optional): How the checkpoint was selected. Default: ``"valid"``
-        device (str, optional): Where to run. Default: ``"cpu"``
-        batch_size (int, optional): Images per forward pass. Default: 256
-        class_names (str or sequence of str, optional): The model's class names in output
-            order (``"angry,disgust,..."``). Default: what the model declares
-        input_spec (InputSpec or dict, optional): Explicit input-spec fields; the rest is what
-            the model declares (see :func:`~captum_fau.train.predict.predict`). Default: None
+        options (EvaluateOptions, optional): Device, batch size, class names, input spec and what the
+            result records. Default: ``EvaluateOptions()``
+        **settings: :class:`EvaluateOptions` fields as keywords (``device="cuda", class_names=...``); they
+            override ``options``.
 
     Returns:
         FoldResult: accuracy and confusion matrix (in the model's class order, see
@@ -113,19 +123,20 @@ def evaluate_model(
         LabelError: the mapping cannot be built (no class names, a count that differs from
             the model's outputs, names that are not emotions) or no image has a class of the model.
     """
-    mapping = evaluation_mapping(model, data, class_names)
+    opts = with_settings(EvaluateOptions, options, settings)
+    mapping = evaluation_mapping(model, data, opts.class_names)
     labelled = check_labelled(data, "test")
-    preds = predict(model, data.subset(labelled), device, batch_size, input_spec)
+    preds = predict(model, data.subset(labelled), opts.device, opts.batch_size, opts.input_spec)
     scores = mapped_accuracy(preds, data.emotions[labelled], mapping)
     if scores["accuracy"] is None:
         raise LabelError(f"No test image has a class of the model: {'; '.join(scores['notes'] + list(mapping.notes))}.")
     return FoldResult(
-        fold=fold,
-        variant=variant,
+        fold=opts.fold,
+        variant=opts.variant,
         accuracy=scores["accuracy"],
         confusion=np.asarray(scores["confusion"], dtype=np.int64),
-        selected_iteration=selected_iteration,
-        selection=selection,
+        selected_iteration=opts.selected_iteration,
+        selection=opts.selection,
         extra={"class_names": scores["class_names"], "mapping": mapping.to_dict(), "notes": list(mapping.notes),
                "n_left_out": scores["n_left_out"]},
     )
@@ -314,6 +325,7 @@ class ResultsTable:
 
 __all__ = [
     "DEFAULT_METHOD",
+    "EvaluateOptions",
     "VARIANT_ORDER",
     "FoldResult",
     "ResultsTable",

@@ -57,10 +57,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from captum_fau._utils.io import atomic_write_text
+from captum_fau._utils.validate import with_settings
 from captum_fau.errors import ConfigError
 from captum_fau.train.protocols import ABLATIONS, run_protocol
 from captum_fau.train.trainer import LOG_FILE, TrainConfig, resolve_device
@@ -119,31 +121,41 @@ def export_zoo_model(table, protocol: str, runs_dir: Path, zoo_dir: Path, config
     return target
 
 
-def reproduce_paper(
-    config: TrainConfig,
-    *,
-    ckplus: str | Path | None = None,
-    tfd: str | Path | None = None,
-    out: str | Path = "reproduction",
-    zoo_dir: str | Path | None = None,
-    variants: Sequence[str] = tuple(ABLATIONS),
-    folds: Sequence[int] | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict[str, Path]:
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """What :func:`reproduce_paper` reads, runs and writes.
+
+    Attributes:
+        ckplus (str or Path, optional): CK+ root; runs ``ckplus8`` and ``ckplus6``.
+        tfd (str or Path, optional): ``TFD_96x96.mat`` or its folder; runs ``tfd``.
+        out (str or Path): Tables and run folders. Default: ``"reproduction"``
+        zoo_dir (str or Path, optional): Where the zoo folders go. Default: the user zoo
+            (:func:`~captum_fau._utils.paths.user_zoo_dir`), which ``zoo.load`` searches.
+        variants (sequence of str): Ablation rows. Default: all four.
+        folds (sequence of int, optional): Only these folds. Default: all.
+        progress (bool): Progress bars. Default: True
+        log (callable): Receives each table (markdown) and each exported folder. Default: print
+    """
+
+    ckplus: str | Path | None = None
+    tfd: str | Path | None = None
+    out: str | Path = "reproduction"
+    zoo_dir: str | Path | None = None
+    variants: Sequence[str] = tuple(ABLATIONS)
+    folds: Sequence[int] | None = None
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+
+def reproduce_paper(config: TrainConfig, options: ReproduceOptions | None = None, **settings: Any) -> dict[str, Path]:
     """Train every protocol the data given allows, write the tables, export the zoo models.
 
     Args:
         config (TrainConfig): The recipe (iterations, batch size, device, seed, fc4 init, ...).
-        ckplus (str or Path, optional): CK+ root; runs ``ckplus8`` and ``ckplus6``.
-        tfd (str or Path, optional): ``TFD_96x96.mat`` or its folder; runs ``tfd``.
-        out (str or Path, optional): Tables and run folders. Default: ``"reproduction"``
-        zoo_dir (str or Path, optional): Where the zoo folders go. Default: the user zoo
-            (:func:`~captum_fau._utils.paths.user_zoo_dir`), which ``zoo.load`` searches.
-        variants (sequence of str, optional): Ablation rows. Default: all four.
-        folds (sequence of int, optional): Only these folds. Default: all.
-        progress (bool, optional): Progress bars. Default: True
-        log (callable, optional): Receives each table (markdown) and each exported folder. Default: print
+        options (ReproduceOptions, optional): The data, the output folders, variants, folds, progress and
+            log. Default: ``ReproduceOptions()``
+        **settings: :class:`ReproduceOptions` fields as keywords (``ckplus=..., out=...``); they override
+            ``options``.
 
     Returns:
         dict: protocol -> exported zoo folder.
@@ -159,13 +171,15 @@ def reproduce_paper(
         ...
         captum_fau.errors.ConfigError: Give --ckplus PATH and/or --tfd PATH (ckplus=, tfd=); nothing to reproduce otherwise.
     """
+    opts = with_settings(ReproduceOptions, options, settings)
+    ckplus, tfd, variants, folds, progress, log = opts.ckplus, opts.tfd, opts.variants, opts.folds, opts.progress, opts.log
     if not ckplus and not tfd:
         raise ConfigError("Give --ckplus PATH and/or --tfd PATH (ckplus=, tfd=); nothing to reproduce otherwise.")
     unknown = sorted(set(variants) - set(ABLATIONS))
     if unknown:
         raise ConfigError(f"Unknown variants {unknown}; choose from {list(ABLATIONS)}.")
     resolve_device(config.device)
-    out_dir, zoo = Path(out), Path(zoo_dir) if zoo_dir else user_zoo_dir()
+    out_dir, zoo = Path(opts.out), Path(opts.zoo_dir) if opts.zoo_dir else user_zoo_dir()
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     zoo.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -194,4 +208,4 @@ def reproduce_paper(
     return exported
 
 
-__all__ = ["ZOO_TARGETS", "export_zoo_model", "reproduce_paper"]
+__all__ = ["ZOO_TARGETS", "ReproduceOptions", "export_zoo_model", "reproduce_paper"]

@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import torch
 
+from captum_fau._utils.validate import with_settings
 from captum_fau.errors import ConfigError, HubError, WeightsError
 from captum_fau.zoo import registry
 from captum_fau.zoo._hub_env import first_line, hub_endpoint, import_time_endpoint
@@ -179,39 +180,47 @@ class PublishResult:
         return {"repo_id": self.repo_id, "revision": self.commit, "sha256": self.folder.sha256}
 
 
-def publish(
-    name: str,
-    repo_id: str,
-    *,
-    zoo_dir: str | Path | None = None,
-    cards_dir: str | Path | None = None,
-    tag: str | None = None,
-    private: bool = False,
-    dry_run: bool = False,
-    token: str | None = None,
-    pin: bool = False,
-    registry_file: str | Path | None = None,
-    staging_dir: str | Path | None = None,
-    log: Callable[[str], None] = print,
-) -> PublishResult:
+@dataclass(frozen=True)
+class PublishOptions:
+    """Where :func:`publish` reads from, how it uploads and what it does after.
+
+    Attributes:
+        zoo_dir (str or Path, optional): Where trained model folders are. Default: :data:`~captum_fau.zoo.registry.ZOO_DIR`.
+        cards_dir (str or Path, optional): Where the cards are. Default: :data:`~captum_fau.zoo.registry.CARDS_DIR`.
+        tag (str, optional): Tag to create on the uploaded commit. Default: None
+        private (bool): Create the repository private. Default: False
+        dry_run (bool): Stop after verifying; upload nothing. Default: False
+        token (str, optional): Hub token; by default huggingface_hub's own lookup
+            (``HF_TOKEN``, ``hf auth login``). Never printed (left out of the options' repr). Default: None
+        pin (bool): Write the commit and checksum into the registry after a successful upload. Default: False
+        registry_file (str or Path, optional): The registry to pin into. Default: ``zoo/registry.json``.
+        staging_dir (str or Path, optional): Where to assemble the folder (kept). Default: a
+            temporary folder, removed afterwards.
+        log (callable): Where progress lines go. Default: ``print``
+    """
+
+    zoo_dir: str | Path | None = None
+    cards_dir: str | Path | None = None
+    tag: str | None = None
+    private: bool = False
+    dry_run: bool = False
+    token: str | None = field(default=None, repr=False)
+    pin: bool = False
+    registry_file: str | Path | None = None
+    staging_dir: str | Path | None = None
+    log: Callable[[str], None] = print
+
+
+def publish(name: str, repo_id: str, options: PublishOptions | None = None, **settings: Any) -> PublishResult:
     """Assemble, verify, upload, tag and (optionally) pin one zoo entry.
 
     Args:
         name (str): A zoo name.
         repo_id (str): Target repository ``ORG/NAME``.
-        zoo_dir (str or Path, optional): Where trained model folders are. Default: :data:`~captum_fau.zoo.registry.ZOO_DIR`.
-        cards_dir (str or Path, optional): Where the cards are. Default: :data:`~captum_fau.zoo.registry.CARDS_DIR`.
-        tag (str, optional): Tag to create on the uploaded commit. Default: None
-        private (bool, optional): Create the repository private. Default: False
-        dry_run (bool, optional): Stop after verifying; upload nothing. Default: False
-        token (str, optional): Hub token; by default huggingface_hub's own lookup
-            (``HF_TOKEN``, ``hf auth login``). Never printed. Default: None
-        pin (bool, optional): Write the commit and checksum into the registry after a
-            successful upload. Default: False
-        registry_file (str or Path, optional): The registry to pin into. Default: ``zoo/registry.json``.
-        staging_dir (str or Path, optional): Where to assemble the folder (kept). Default: a
-            temporary folder, removed afterwards.
-        log (callable, optional): Where progress lines go. Default: ``print``
+        options (PublishOptions, optional): Folders, tag, privacy, dry run, token, pinning and log.
+            Default: ``PublishOptions()``
+        **settings: :class:`PublishOptions` fields as keywords (``dry_run=True, tag="v1"``); they override
+            ``options``.
 
     Returns:
         PublishResult: The commit hash and what to pin.
@@ -220,28 +229,30 @@ def publish(
         ConfigError, WeightsError, ZooWeightsUnavailable: bad inputs (nothing is uploaded).
         HubError: the upload or the tag failed (the registry is unchanged).
     """
+    opts = with_settings(PublishOptions, options, settings)
+    tag, token, log, registry_file = opts.tag, opts.token, opts.log, opts.registry_file
     validate_repo_id(repo_id)
     registry.info(name)  # unknown names fail here, listing the known ones
     tmp = None
-    if staging_dir is None:
+    if opts.staging_dir is None:
         tmp = tempfile.mkdtemp(prefix=f"captum-fau-publish-{name}-")
         staging = Path(tmp) / name
     else:
-        staging = Path(staging_dir)
+        staging = Path(opts.staging_dir)
     try:
-        folder = assemble_hub_folder(name, staging, zoo_dir=zoo_dir, cards_dir=cards_dir)
+        folder = assemble_hub_folder(name, staging, zoo_dir=opts.zoo_dir, cards_dir=opts.cards_dir)
         log(f"Assembled {name} for {repo_id} in {folder.path}:\n{folder.describe()}")
         verify_hub_folder(folder)
         log("Verified: the folder loads with ZeroBiasCNN.from_pretrained and timm.create_model, identically.")
         result = PublishResult(name=name, repo_id=repo_id, folder=folder, tag=tag)
-        if dry_run:
+        if opts.dry_run:
             log(f"Dry run: would upload these {len(folder.files)} files to {hub_endpoint() or 'https://huggingface.co'}"
                 f"/{repo_id}" + (f" and tag the commit {tag!r}" if tag else "") + "; nothing was sent.")
             return result
-        _upload(result, token=token, private=private, log=log)
+        _upload(result, token=token, private=opts.private, log=log)
         _check_uploaded(result, token=token)
         log(f"Verified the upload: {repo_id}@{result.commit} serves the same model.safetensors (sha256 {folder.sha256}).")
-        if pin:
+        if opts.pin:
             pin_registry(name, result.commit, folder.sha256, repo_id=repo_id, registry_file=registry_file)
             result.pinned = True
         return result
@@ -326,4 +337,4 @@ def _check_uploaded(result: PublishResult, *, token: str | None) -> None:
                 raise HubError(f"timm.create_model('hf-hub:{result.repo_id}@{result.commit}') built the wrong model.")
 
 
-__all__ = ["HUB_FILES", "HubFolder", "PublishResult", "assemble_hub_folder", "publish", "verify_hub_folder"]
+__all__ = ["HUB_FILES", "HubFolder", "PublishOptions", "PublishResult", "assemble_hub_folder", "publish", "verify_hub_folder"]
