@@ -6,7 +6,10 @@ reaches ``q < alpha`` only when about ``m / ((P + 1) alpha)`` pairs sit at that 
 clears it. So every pair gets ``P`` permutations, and the pairs with fewer than
 :data:`STOP_EXCEEDANCES` exceedances go on, in rounds that double their permutation count, until
 they reach that many exceedances or ``max_permutations`` (the sequential Monte-Carlo test of
-Besag & Clifford, 1991). The p-value stays ``(1 + exceedances) / (1 + permutations)`` of the same
+Besag & Clifford, 1991), or until Benjamini-Hochberg over the family already calls them significant at
+``alpha / 2`` with the p they have (more permutations could not change that decision materially, and
+``(1 + exceedances) / (1 + permutations)`` is a valid p at any count): a model with many strong
+associations needs no refinement, one with a handful gets it where it decides the outcome. The p-value stays ``(1 + exceedances) / (1 + permutations)`` of the same
 two-sided AUROC statistic, so the test is the one the first ``P`` permutations started.
 Only the AUROC (a rank sum: one matrix product per AU) is refined; the KL test keeps ``P``.
 
@@ -18,10 +21,12 @@ Examples::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from captum_fau.concept.fdr import benjamini_hochberg
 from captum_fau.concept.kernels import auroc_from_rank_sums
 
 #: A pair stops refining once its null has this many exceedances (its p is then known to ~30%).
@@ -41,6 +46,16 @@ def default_max_permutations(n_pairs: int, alpha: float, n_permutations: int) ->
     return int(total)
 
 
+@dataclass(frozen=True)
+class RefineLimits:
+    """How far the refinement goes: at most ``max_permutations`` per pair; pairs that Benjamini-Hochberg
+    over the family calls significant at ``alpha / 2`` stop; ``seed`` seeds the extra permutations."""
+
+    max_permutations: int
+    alpha: float
+    seed: int
+
+
 def refine_auroc(
     scheme: Any,
     ranks: np.ndarray,
@@ -48,8 +63,7 @@ def refine_auroc(
     auc: np.ndarray,
     null: Any,
     active: np.ndarray,
-    max_permutations: int,
-    seed: int,
+    limits: RefineLimits,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Continue the AUROC permutation test of the ``active`` pairs near the floor.
 
@@ -63,9 +77,9 @@ def refine_auroc(
         labels (np.ndarray): ``[M, J]`` float presence.
         auc (np.ndarray): ``[C, J]`` observed AUROC.
         null (PermutationNull): The first permutations (``exceed_auroc``, ``n_permutations``).
-        active (np.ndarray): ``[C, J]`` bool, the tested pairs (others are left alone).
-        max_permutations (int): The most permutations any pair gets.
-        seed (int): Seed; refinement streams differ from the first permutations'.
+        active (np.ndarray): ``[C, J]`` bool, the tested pairs (the BH family; others are left alone).
+        limits (RefineLimits): The most permutations any pair gets, the level whose decisions stop a
+            pair, and the seed (refinement streams differ from the first permutations').
 
     Returns:
         tuple: ``(p [C, J], permutations per pair [C, J])``.
@@ -76,7 +90,9 @@ def refine_auroc(
     floor = np.abs(auc - 0.5) - 1e-6
     n_images = len(labels)
     slots = [_slot_sums(c, ranks) for c in scheme.classes]
-    rng = np.random.default_rng(seed + 1_000_003)
+    rng = np.random.default_rng(limits.seed + 1_000_003)
+    max_permutations = limits.max_permutations
+    running &= ~_decided(exceed, done, active, limits.alpha)
     while running.any() and done[running].max() < max_permutations:
         width = int(min(done[running].max(), max_permutations - done[running].max()))
         for start in range(0, width, _CHUNK):
@@ -88,8 +104,14 @@ def refine_auroc(
                     auc_perm = auroc_from_rank_sums(sums, n_pos, n_images - n_pos)
                     exceed[filters, j] += (~(np.abs(auc_perm - 0.5) < floor[filters, j][None, :])).sum(axis=0)
         done[running] += width
-        running &= exceed < STOP_EXCEEDANCES
+        running &= (exceed < STOP_EXCEEDANCES) & ~_decided(exceed, done, active, limits.alpha)
     return (1.0 + exceed) / (1.0 + done), done
+
+
+def _decided(exceed: np.ndarray, done: np.ndarray, family: np.ndarray, alpha: float) -> np.ndarray:
+    """Pairs that Benjamini-Hochberg over ``family`` already calls significant at ``alpha / 2``."""
+    q = benjamini_hochberg((1.0 + exceed) / (1.0 + done), family)
+    return family & (q < alpha / 2)
 
 
 def _filter_groups(filters: np.ndarray, scheme: Any) -> list[np.ndarray]:
@@ -124,4 +146,4 @@ def _slot_sums(c: Any, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank_sums, sizes
 
 
-__all__ = ["STOP_EXCEEDANCES", "default_max_permutations", "refine_auroc"]
+__all__ = ["STOP_EXCEEDANCES", "RefineLimits", "default_max_permutations", "refine_auroc"]

@@ -92,7 +92,7 @@ from captum_fau.concept.options import (
     StatisticsOptions,
     TestStatistic,
 )
-from captum_fau.concept.refine import default_max_permutations, refine_auroc
+from captum_fau.concept.refine import RefineLimits, default_max_permutations, refine_auroc
 from captum_fau.concept.resampling import (
     PermutationScheme,
     bootstrap_weights,
@@ -451,7 +451,7 @@ def _tests(prep: _Prepared, observed: dict[str, np.ndarray], progress: bool) -> 
     p_auroc, used = null.p_auroc, np.full(shape, float(opts.n_permutations))
     if max_perm > opts.n_permutations and opts.test_statistic == "auroc":
         p_auroc, used = refine_auroc(prep.scheme, prep.ranks, prep.labels.astype(np.float64), observed["auroc"],
-                                     null, family, max_perm, opts.seed)  # fmt: skip
+                                     null, family, RefineLimits(max_perm, opts.alpha, opts.seed))  # fmt: skip
     kl_ok = null.kl_sd > 1e-5 * np.maximum(1.0, np.abs(null.kl_mean))  # float32 noise of a constant null is not spread
     n_pos = prep.labels.sum(axis=0)
     auc_ok = null.auroc_sd > 0.25 / np.maximum(1.0, n_pos * (len(prep.labels) - n_pos))[None, :]

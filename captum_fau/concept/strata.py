@@ -22,7 +22,7 @@ from scipy.stats import rankdata
 
 from captum_fau.concept.fdr import benjamini_hochberg
 from captum_fau.concept.kernels import auroc_from_rank_sums
-from captum_fau.concept.refine import default_max_permutations, refine_auroc
+from captum_fau.concept.refine import RefineLimits, default_max_permutations, refine_auroc
 from captum_fau.concept.resampling import PermutationScheme, group_codes, permutation_null
 
 
@@ -70,8 +70,8 @@ def within_strata(prep: Any, kl: np.ndarray, auc: np.ndarray, family: np.ndarray
     if max_perm is None:
         max_perm = default_max_permutations(int(testable.sum()), prep.opts.alpha, prep.opts.n_permutations)
     if max_perm > prep.opts.n_permutations:  # the adaptive refinement of the plain test, inside the strata
-        p_auroc, _ = refine_auroc(scheme, ranks, prep.labels.astype(np.float64), auc, null, testable, max_perm,
-                                  prep.opts.seed + 7)  # fmt: skip
+        p_auroc, _ = refine_auroc(scheme, ranks, prep.labels.astype(np.float64), auc, null, testable,
+                                  RefineLimits(max_perm, prep.opts.alpha, prep.opts.seed + 7))  # fmt: skip
     prep.notes.append(
         f"Within-strata tests (p_kl_within, p_auroc_within): permutations inside {n_strata} strata, the AUROC from "
         "ranks within each stratum; they measure association beyond what the stratum label explains, and they are "
