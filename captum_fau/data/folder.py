@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from captum_fau._utils.validate import with_settings
 from captum_fau.data.base import FaceSet
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
@@ -81,8 +82,12 @@ from captum_fau.data.folder_labels import (
 )
 from captum_fau.data import lazy as lazy_module
 from captum_fau.data.lazy import LazyFaceSet, index_faces, should_stream
+from captum_fau.data.options import ReadOptions
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
+#: Keywords of :func:`load_folder` (its ``**settings``) besides the ReadOptions fields, with their defaults.
+_FOLDER_SETTINGS: dict[str, Any] = {"au_format": "auto", "au_threshold": 0.5, "detect_faces": None,
+                                    "interpolation": "area"}
 #: ``face_crop`` modes of :func:`load_folder` (``--face-crop``).
 FACE_CROPS = ("auto", "haar", "none")
 #: ``auto`` keeps an image whole when its shorter side is at most this many pixels ...
@@ -230,9 +235,10 @@ def _face_items(
 
 def _indexed_items(
     paths: Sequence[Path], *, size: int, mode: str, detector: FaceDetector | None, interpolation: str,
-    cache_dir: Any, cache: bool, progress: bool, workers: int | None,
+    options: ReadOptions,
 ) -> _Items:  # fmt: skip
-    """The items :func:`_face_items` gives, without their pixels: the streaming index (same finder, same boxes)."""
+    """The items :func:`_face_items` gives, without their pixels: the streaming index (same finder, same boxes),
+    read with ``options``' cache, workers and progress."""
     if mode == "none" or detector is not None:
         finder: Any = OneFace(None if mode == "none" else detector)
         params = {"size": size, "detector": finder.cache_token or repr(finder.detector), "interpolation": interpolation,
@@ -240,8 +246,9 @@ def _indexed_items(
     else:
         finder = FolderFaces(mode)
         params = {"size": size, "face_crop": mode, "detector": finder.detector.cache_token, "interpolation": interpolation}
-    index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
-                        workers=workers, progress=progress, desc="folder faces")  # fmt: skip
+    index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=options.cache_dir,
+                        cache=options.cache, workers=options.workers, progress=options.progress,
+                        desc="folder faces")  # fmt: skip
     return _Items(None, index.boxes, index.owner, index.whole, index.reasons(), params,  # type: ignore[arg-type]
                   index.from_cache, index.digests)  # fmt: skip
 
@@ -291,21 +298,13 @@ def face_crop_note(meta: dict[str, Any]) -> str | None:
 def load_folder(
     root: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str] | None = None,
+    options: ReadOptions | None = None,
     *,
     au_csv: str | os.PathLike[str] | None = None,
-    au_format: str = "auto",
-    au_threshold: float = 0.5,
     size: int = 96,
-    face_crop: str = "auto",
-    detect_faces: bool | None = None,
     detector: FaceDetector | None = None,
     class_names: Sequence[str] | None = None,
-    interpolation: str = "area",
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache: bool = True,
-    progress: bool = True,
-    lazy: bool | None = None,
-    workers: int | None = None,
+    **settings: Any,
 ) -> FaceSet | LazyFaceSet:
     """Load a folder of face images with optional emotion and AU labels.
 
@@ -314,31 +313,27 @@ def load_folder(
         labels_csv (str or Path, optional): CSV with a file column and ``emotion``/``label``,
             ``subject``, ``sequence``, ``fold`` columns. Default: ``ROOT/labels.csv`` if it
             exists, else class subfolders if the images sit in them, else no emotion labels.
+        options (ReadOptions, optional): How the images are read: ``face_crop`` (``"auto"``, ``"haar"`` or
+            ``"none"``, see the module docstring), ``cache`` / ``cache_dir`` (the crop cache), ``progress``,
+            ``lazy`` (return a :class:`~captum_fau.data.lazy.LazyFaceSet` that cuts each face item from its
+            file when read, in ``workers`` DataLoader processes, memory flat in the number of images, after
+            one index pass that finds the faces; its items equal the FaceSet's; ``None`` streams folders of
+            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` images or more) and ``workers`` (processes of the
+            index pass and of a lazy set's reads). Default: :class:`~captum_fau.data.options.ReadOptions`
         au_csv (str or Path, optional): OpenFace 2.0 or py-feat AU CSV, or a folder of
             per-image OpenFace CSVs; see :func:`read_au_csv`.
-        au_format (str, optional): ``"auto"``, ``"openface"`` or ``"pyfeat"``. Default: ``"auto"``
-        au_threshold (float, optional): py-feat presence threshold. Default: 0.5
         size (int, optional): Side of the face crops. Default: 96
-        face_crop (str, optional): ``"auto"``, ``"haar"`` or ``"none"`` (see the module
-            docstring). Default: ``"auto"``
-        detect_faces (bool, optional): Shorthand: False is ``face_crop="none"``, True is
-            ``face_crop="haar"``. Default: None (``face_crop`` decides)
         detector (callable, optional): A face detector finding one face per image (then
             ``face_crop`` must not be ``"none"``). Default: :meth:`HaarFaceDetector.general`
             finding every face.
         class_names (sequence of str, optional): Class order. Default: from the labels
             (``"0".."K"`` for integer labels, sorted names otherwise).
-        interpolation (str, optional): Resize method. Default: ``"area"``
-        cache_dir (str or Path, optional): Crop cache folder.
-        cache (bool, optional): Use the crop cache. Default: True
-        progress (bool, optional): Show a progress bar. Default: True
-        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that cuts each face
-            item from its file when read, in ``workers`` DataLoader processes (memory flat in the
-            number of images), after one index pass that finds the faces (see :mod:`captum_fau.data.lazy`);
-            its items equal the FaceSet's. ``None``: stream folders of
-            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` images or more. Default: None
-        workers (int, optional): Worker processes of the index pass and of a lazy set's reads.
-            Default: the usable cores, at most 8
+        **settings: Any :class:`~captum_fau.data.options.ReadOptions` field by name (``face_crop=``,
+            ``cache=``, ``cache_dir=``, ``lazy=``, ``workers=``, ``progress=``; they change ``options``), and
+            ``au_format`` (``"auto"``, ``"openface"`` or ``"pyfeat"``; default ``"auto"``), ``au_threshold``
+            (py-feat presence threshold; default 0.5), ``detect_faces`` (shorthand: False is
+            ``face_crop="none"``, True is ``face_crop="haar"``; default None, ``face_crop`` decides) and
+            ``interpolation`` (resize method; default ``"area"``).
 
     Returns:
         FaceSet (or LazyFaceSet): ``name`` ``"folder"``; ``names`` the relative image paths;
@@ -371,6 +366,14 @@ def load_folder(
         >>> faces = load_folder("my_faces/", "my_faces/labels.csv",
         ...                     au_csv="openface_out/")                  # doctest: +SKIP
     """
+    extra = {name: settings.pop(name, default) for name, default in _FOLDER_SETTINGS.items()}
+    unknown = sorted(set(settings) - {f.name for f in dataclass_fields(ReadOptions)})
+    if unknown:
+        raise ConfigError(f"load_folder got unknown keyword(s) {unknown}; it takes au_csv, size, detector, "
+                          f"class_names, {', '.join(_FOLDER_SETTINGS)} and the ReadOptions fields "
+                          f"{[f.name for f in dataclass_fields(ReadOptions)]}.")  # fmt: skip
+    opts = with_settings(ReadOptions, options, settings)
+    au_format, au_threshold, detect_faces, interpolation = (extra[name] for name in _FOLDER_SETTINGS)
     root = Path(root).expanduser()
     relative = list_images(root)
     index = ImageIndex(root, relative)
@@ -382,12 +385,10 @@ def load_folder(
         labels = read_labels_csv(Path(labels_csv).expanduser(), index, count, class_names, skipped)
     else:
         labels = subfolder_labels(root, relative, class_names)
-    aus = None
-    au_ids: tuple[str, ...] = ()
     aus_missing: list[str] = []
     if au_csv is not None:
-        aus, au_ids, aus_missing = folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
-        if au_ids and len(aus_missing) == count:  # before the (slow) face crops: nothing would be labelled
+        labels.aus, labels.au_ids, aus_missing = folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
+        if labels.au_ids and len(aus_missing) == count:  # before the (slow) face crops: nothing would be labelled
             unmatched = [s["file"] for s in skipped if s["reason"] == "AU row names no image"][:3]
             raise LabelError(
                 f"No row of the AU table {au_csv} names one of the {count} images under {root} (rows name "
@@ -395,16 +396,15 @@ def load_folder(
                 "paths relative to the folder, or their file names, or pass the AU table made for these images."
             )
 
-    mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
+    mode = check_face_crop(opts.face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
     paths = [root / rel for rel in relative]
     check_image_files(paths, f"folder {root}")
-    streamed = should_stream(lazy, count)
-    if streamed:
+    if should_stream(opts.lazy, count):
         items = _indexed_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
-                               cache_dir=cache_dir, cache=cache, progress=progress, workers=workers)  # fmt: skip
+                               options=opts)  # fmt: skip
     else:
         items = _face_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
-                            cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
+                            cache_dir=opts.cache_dir, cache=opts.cache, progress=opts.progress)  # fmt: skip
     skipped += [{"file": rel, "reason": why} for rel, why in zip(relative, items.reasons) if why is not None]
     warn_skipped(f"folder {root} (face crop {mode})", skipped, count)
     if aus_missing:
@@ -426,8 +426,7 @@ def load_folder(
         "aus_missing": aus_missing,
         "face_crop": _face_crop_summary(items, relative, mode),
     }
-    return _folder_set(items, relative, paths, labels, aus, au_ids, meta, size=size, interpolation=interpolation,
-                       lazy=streamed, why=_why(lazy, count), workers=workers)  # fmt: skip
+    return _folder_set(items, relative, paths, labels, meta, size=size, interpolation=interpolation, options=opts)
 
 
 def _why(lazy: bool | None, files: int) -> str:
@@ -439,12 +438,11 @@ def _why(lazy: bool | None, files: int) -> str:
 
 
 def _folder_set(
-    items: _Items, relative: Sequence[str], paths: Sequence[Path], labels: FolderLabels, aus: np.ndarray | None,
-    au_ids: tuple[str, ...], meta: dict[str, Any], *, size: int, interpolation: str, lazy: bool, why: str,
-    workers: int | None,
+    items: _Items, relative: Sequence[str], paths: Sequence[Path], labels: FolderLabels, meta: dict[str, Any], *,
+    size: int, interpolation: str, options: ReadOptions,
 ) -> FaceSet | LazyFaceSet:  # fmt: skip
-    """The FaceSet (or, ``lazy``, the LazyFaceSet) of a folder's face items: names, labels and ``meta`` made
-    the same way for both from the items (eager crops or the streaming index)."""
+    """The FaceSet (or, for the streaming index's items, the LazyFaceSet) of a folder's face items: names, labels
+    and ``meta`` made the same way for both from the items (eager crops or the streaming index)."""
     keep = items.owner
     per_file = np.bincount(keep, minlength=len(relative))
     face_no = np.zeros(len(keep), np.int64)
@@ -452,17 +450,19 @@ def _folder_set(
         face_no[i] = face_no[i - 1] + 1 if keep[i] == keep[i - 1] else 0
     names = np.array([relative[f] + (f"#face{k + 1}" if per_file[f] > 1 else "") for f, k in zip(keep, face_no)])
     pick = lambda a: None if a is None else a[keep]  # noqa: E731
-    item_aus = pick(aus)
+    item_aus = pick(labels.aus)
     if item_aus is not None and (per_file > 1).any():
         item_aus[per_file[keep] > 1] = np.nan  # which face a per-image AU row describes is unknown
     fields: dict[str, Any] = dict(class_names=labels.class_names, emotions=pick(labels.emotions), aus=item_aus,
-                                  au_ids=au_ids, subjects=pick(labels.subjects), sequences=pick(labels.sequences),
-                                  folds=pick(labels.folds), names=names, name="folder")  # fmt: skip
-    if not lazy:
+                                  au_ids=labels.au_ids, subjects=pick(labels.subjects),
+                                  sequences=pick(labels.sequences), folds=pick(labels.folds), names=names,
+                                  name="folder")  # fmt: skip
+    if items.images is not None:
         meta["boxes"] = {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)}
         return FaceSet(images=items.images, meta=meta, **fields)
     faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, size=size, interpolation=interpolation,
-                        workers=workers, meta=meta, **fields)  # fmt: skip
+                        workers=options.workers, meta=meta, **fields)  # fmt: skip
+    why = _why(options.lazy, len(relative))
     faces.meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": items.from_cache}  # fmt: skip
     return faces

@@ -349,6 +349,8 @@ class FolderLabels:
     subjects: np.ndarray | None = None
     sequences: np.ndarray | None = None
     folds: np.ndarray | None = None
+    aus: np.ndarray | None = None  # [images, AUs], NaN where not coded
+    au_ids: tuple[str, ...] = ()
 
 
 def read_labels_csv(
