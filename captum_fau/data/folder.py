@@ -460,8 +460,8 @@ def _folder_set(
     if items.images is not None:
         meta["boxes"] = {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)}
         return FaceSet(images=items.images, meta=meta, **fields)
-    faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, size=size, interpolation=interpolation,
-                        workers=options.workers, meta=meta, **fields)  # fmt: skip
+    faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, options, size=size,
+                        interpolation=interpolation, meta=meta, **fields)  # fmt: skip
     why = _why(options.lazy, len(relative))
     faces.meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": items.from_cache}  # fmt: skip
