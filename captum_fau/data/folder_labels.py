@@ -436,9 +436,6 @@ def folder_aus(
 
 
 __all__ = [
-    "AUTable",
-    "FolderLabels",
-    "ImageIndex",
     "AU_FORMATS",
     "EMOTION_COLUMNS",
     "FILE_COLUMNS",
@@ -446,6 +443,9 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SEQUENCE_COLUMNS",
     "SUBJECT_COLUMNS",
+    "AUTable",
+    "FolderLabels",
+    "ImageIndex",
     "folder_aus",
     "list_images",
     "read_au_csv",
