@@ -40,17 +40,15 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from captum_fau.data.au import au_number, parse_au
+from captum_fau._utils.validate import with_settings
 from captum_fau.data.base import FaceSet
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
@@ -65,17 +63,31 @@ from captum_fau.data.faces import (
     status_reasons,
     warn_skipped,
 )
+from captum_fau.data.folder_labels import (
+    AU_FORMATS,
+    EMOTION_COLUMNS,
+    FILE_COLUMNS,
+    FOLD_COLUMNS,
+    IMAGE_EXTENSIONS,
+    SEQUENCE_COLUMNS,
+    SUBJECT_COLUMNS,
+    AUTable,
+    FolderLabels,
+    ImageIndex,
+    folder_aus,
+    list_images,
+    read_au_csv,
+    read_labels_csv,
+    subfolder_labels,
+)
 from captum_fau.data import lazy as lazy_module
 from captum_fau.data.lazy import LazyFaceSet, index_faces, should_stream
+from captum_fau.data.options import ReadOptions
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
-FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_path", "path", "name", "input")
-EMOTION_COLUMNS = ("emotion", "label", "expression", "class")
-SUBJECT_COLUMNS = ("subject", "subject_id", "identity", "person")
-SEQUENCE_COLUMNS = ("sequence", "sequence_id", "video")
-FOLD_COLUMNS = ("fold",)
-AU_FORMATS = ("auto", "openface", "pyfeat")
+#: Keywords of :func:`load_folder` (its ``**settings``) besides the ReadOptions fields, with their defaults.
+_FOLDER_SETTINGS: dict[str, Any] = {"au_format": "auto", "au_threshold": 0.5, "detect_faces": None,
+                                    "interpolation": "area"}
 #: ``face_crop`` modes of :func:`load_folder` (``--face-crop``).
 FACE_CROPS = ("auto", "haar", "none")
 #: ``auto`` keeps an image whole when its shorter side is at most this many pixels ...
@@ -85,411 +97,6 @@ AUTO_WHOLE_MAX_ASPECT = 1.25
 #: ... and no face is found, or one face whose side is at least this share of the shorter side.
 AUTO_FILL_FRACTION = 0.5
 
-_OPENFACE_AU = re.compile(r"^AU(\d+)_([rc])$", re.IGNORECASE)
-_PYFEAT_AU = re.compile(r"^AU(\d+)$", re.IGNORECASE)
-
-
-@dataclass
-class AUTable:
-    """AU labels read from a CSV, one row per image key.
-
-    Attributes:
-        keys (list of str): File names / paths / stems the rows belong to.
-        au_ids (tuple of str): AU identifiers, FACS order.
-        values (np.ndarray): ``[M, J]`` float32 (0 absent, 1..5 intensity, NaN not coded).
-        format (str): ``"openface"`` or ``"pyfeat"``.
-    """
-
-    keys: list[str]
-    au_ids: tuple[str, ...]
-    values: np.ndarray
-    format: str
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError) as err:
-        raise LabelError(f"cannot read the CSV file {path}: {err}.") from err
-    if not rows:
-        raise LabelError(f"{path} is empty; expected a header row and one row per image.")
-    return [column.strip() for column in rows[0]], rows[1:]
-
-
-def _find_column(header: Sequence[str], candidates: Sequence[str]) -> int | None:
-    lowered = [column.lower() for column in header]
-    for name in candidates:
-        if name in lowered:
-            return lowered.index(name)
-    return None
-
-
-def _number(cell: str, column: str, where: str) -> float:
-    text = cell.strip()
-    if text == "" or text.lower() in ("nan", "na", "none"):
-        return float("nan")
-    try:
-        return float(text)
-    except ValueError:
-        raise LabelError(f"{where}: column {column!r} holds {text!r}, not a number.") from None
-
-
-def _au_columns(header: Sequence[str], au_format: str, path: Path) -> tuple[str, dict[str, dict[str, int]]]:
-    """Detect the format and map AU id -> {"r": col, "c": col} (OpenFace) or {"p": col} (py-feat)."""
-    openface = {i: m for i, m in enumerate(_OPENFACE_AU.match(h) for h in header) if m}
-    pyfeat = {i: m for i, m in enumerate(_PYFEAT_AU.match(h) for h in header) if m}
-    if au_format == "auto":
-        if openface:
-            au_format = "openface"
-        elif pyfeat:
-            au_format = "pyfeat"
-        else:
-            raise LabelError(
-                f"{path} has no AU columns (found {list(header)[:10]}...); expected OpenFace 'AU01_r'/'AU01_c' "
-                "or py-feat 'AU01' columns."
-            )
-    chosen, other = (openface, pyfeat) if au_format == "openface" else (pyfeat, openface)
-    if not chosen:
-        raise LabelError(f"{path} has no {au_format} AU columns; pass au_format='auto' or the other format.")
-    if other:
-        column = header[next(iter(other))]
-        raise LabelError(
-            f"{path}: column {column!r} does not fit the {au_format} AU columns of the same file "
-            "(OpenFace writes 'AU01_r'/'AU01_c', py-feat 'AU01'); remove or rename it."
-        )
-    columns: dict[str, dict[str, int]] = {}
-    for index, match in chosen.items():
-        try:
-            au = parse_au(int(match.group(1)))
-        except LabelError as err:
-            raise LabelError(f"{path}: column {header[index]!r} is not a FACS action unit: {err}") from None
-        kind = match.group(2).lower() if au_format == "openface" else "p"
-        if kind in columns.setdefault(au, {}):
-            raise LabelError(
-                f"{path}: columns {header[columns[au][kind]]!r} and {header[index]!r} both hold {au}; keep one."
-            )
-        columns[au][kind] = index
-    return au_format, columns
-
-
-def _au_values(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    au_format: str,
-    columns: dict[str, dict[str, int]],
-    threshold: float,
-    path: Path,
-) -> tuple[tuple[str, ...], np.ndarray]:
-    au_ids = tuple(sorted(columns, key=lambda a: (au_number(a), a)))
-    raw = {
-        index: np.array(
-            [_number(row[index] if index < len(row) else "", header[index], f"{path}:{r + 2}") for r, row in enumerate(rows)],
-            np.float64,
-        )
-        for spec in columns.values()
-        for index in spec.values()
-    }
-    for index, column in raw.items():
-        if np.isinf(column).any():
-            row = int(np.flatnonzero(np.isinf(column))[0]) + 2
-            raise LabelError(f"{path}:{row}: column {header[index]!r} holds an infinite value; AU labels are finite "
-                             "(0 absent, 1..5 intensity, empty or NaN for not coded).")  # fmt: skip
-        if np.nanmin(column, initial=0.0) < 0:
-            raise LabelError(f"{path}: column {header[index]!r} holds negative values; AU labels are >= 0.")
-    values = np.zeros((len(rows), len(au_ids)), np.float64)
-    for j, au in enumerate(au_ids):
-        spec = columns[au]
-        if au_format == "openface":
-            presence = raw[spec["c"]] if "c" in spec else None
-            intensity = raw[spec["r"]] if "r" in spec else None
-            if presence is not None and not np.isin(presence[~np.isnan(presence)], (0.0, 1.0)).all():
-                raise LabelError(f"{path}: column {header[spec['c']]!r} must hold 0 or 1 (OpenFace presence).")
-            if intensity is not None and np.nanmax(intensity, initial=0.0) > 5:
-                raise LabelError(f"{path}: column {header[spec['r']]!r} exceeds 5 (OpenFace intensities are 0..5).")
-            if presence is not None and intensity is not None:
-                values[:, j] = np.where(presence > 0, np.maximum(intensity, 1.0), 0.0)
-                values[np.isnan(presence), j] = np.nan
-            elif presence is not None:
-                values[:, j] = presence
-            else:
-                values[:, j] = intensity  # type: ignore[assignment]
-        else:
-            column = raw[spec["p"]]
-            if np.nanmax(column, initial=0.0) <= 1.0:
-                values[:, j] = np.where(np.isnan(column), np.nan, (column >= threshold).astype(np.float64))
-            elif np.nanmax(column) <= 5:
-                values[:, j] = column
-            else:
-                raise LabelError(
-                    f"{path}: column {header[spec['p']]!r} exceeds 5; py-feat AU columns hold probabilities "
-                    "0..1 or intensities 0..5."
-                )
-    return au_ids, values.astype(np.float32)
-
-
-def _best_rows(keys: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]], path: Path) -> list[int]:
-    """One row per key: drop OpenFace failures, keep the most confident face."""
-    success = _find_column(header, ("success",))
-    score = _find_column(header, ("confidence", "facescore"))
-    best: dict[str, tuple[float, int]] = {}
-    for r, (key, row) in enumerate(zip(keys, rows)):
-        if success is not None and _number(row[success] if success < len(row) else "", "success", f"{path}:{r + 2}") == 0:
-            continue
-        value = _number(row[score], header[score], f"{path}:{r + 2}") if score is not None and score < len(row) else 0.0
-        value = -np.inf if np.isnan(value) else value
-        if key not in best or value > best[key][0]:
-            best[key] = (value, r)
-    return [r for _, r in best.values()]
-
-
-def read_au_csv(
-    path: str | os.PathLike[str], au_format: str = "auto", *, threshold: float = 0.5
-) -> AUTable:
-    """Read AU labels from an OpenFace 2.0 or py-feat CSV, or a folder of per-image OpenFace CSVs.
-
-    Args:
-        path (str or Path): One CSV with a file column (``file``, ``filename``, ``image``,
-            ``path``, ``name``, ``input``), or a folder of ``<image stem>.csv`` files.
-        au_format (str, optional): ``"auto"``, ``"openface"`` or ``"pyfeat"``. Default: ``"auto"``
-        threshold (float, optional): Presence threshold for py-feat probabilities. Default: 0.5
-
-    Returns:
-        AUTable: keys, AU ids and ``[M, J]`` values.
-
-    Raises:
-        LabelError: no AU columns, a column that does not fit the format, non-numeric or
-            out-of-range values, or per-image files whose AU columns differ; the message
-            names the column.
-        DatasetLayoutError: ``path`` does not exist.
-
-    Examples::
-
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "aus.csv")
-        >>> _ = open(path, "w").write("input,AU01,AU12\\na.png,0.9,0.1\\n")
-        >>> table = read_au_csv(path)
-        >>> table.format, table.au_ids, table.values.tolist()
-        ('pyfeat', ('AU1', 'AU12'), [[1.0, 0.0]])
-    """
-    if au_format not in AU_FORMATS:
-        raise ConfigError(f"au_format must be one of {AU_FORMATS}, got {au_format!r}.")
-    source = Path(path).expanduser()
-    if source.is_dir():
-        files = sorted(source.glob("*.csv"))
-        if not files:
-            raise DatasetLayoutError(f"{source} holds no .csv files; expected one OpenFace CSV per image.")
-        keys: list[str] = []
-        blocks: list[np.ndarray] = []
-        au_ids: tuple[str, ...] | None = None
-        reference = files[0]
-        fmt = au_format
-        for file in files:
-            header, rows = _read_csv(file)
-            fmt, columns = _au_columns(header, au_format, file)
-            ids, values = _au_values(header, rows, fmt, columns, threshold, file)
-            if au_ids is not None and ids != au_ids:
-                differing = sorted(set(ids) ^ set(au_ids), key=lambda a: (au_number(a), a))
-                raise LabelError(
-                    f"{file}: AU column {differing[0]!r} is present in only one of {file.name} and {reference.name}; "
-                    "per-image AU files must share their AU columns."
-                )
-            au_ids = ids
-            picked = _best_rows([file.stem] * len(rows), header, rows, file)
-            if picked:
-                keys.append(file.stem)
-                blocks.append(values[picked[0]])
-        return AUTable(keys, au_ids or (), np.array(blocks, np.float32).reshape(len(keys), len(au_ids or ())), fmt)
-    if not source.is_file():
-        raise DatasetLayoutError(f"AU file {source} does not exist; expected an OpenFace or py-feat CSV, or a folder of them.")
-    header, rows = _read_csv(source)
-    fmt, columns = _au_columns(header, au_format, source)
-    file_col = _find_column(header, FILE_COLUMNS)
-    if file_col is None:
-        raise LabelError(
-            f"{source} has no file-name column to match rows to images; add one named one of {FILE_COLUMNS}, "
-            "or pass a folder of per-image CSVs named after the images."
-        )
-    ids, values = _au_values(header, rows, fmt, columns, threshold, source)
-    row_keys = [row[file_col].strip() if file_col < len(row) else "" for row in rows]
-    picked = sorted(_best_rows(row_keys, header, rows, source))
-    return AUTable([row_keys[r] for r in picked], ids, values[picked], fmt)
-
-
-class _ImageIndex:
-    """Matches CSV entries to image files: relative path, then file name, then stem."""
-
-    def __init__(self, root: Path, relative: Sequence[str]) -> None:
-        self.root = root
-        self.by_path = {rel: i for i, rel in enumerate(relative)}
-        self.by_name: dict[str, list[int]] = {}
-        self.by_stem: dict[str, list[int]] = {}
-        for i, rel in enumerate(relative):
-            self.by_name.setdefault(rel.rsplit("/", 1)[-1], []).append(i)
-            self.by_stem.setdefault(Path(rel).stem, []).append(i)
-
-    def find(self, entry: str, where: str) -> int | None:
-        text = entry.strip().replace("\\", "/")
-        if text.startswith("./"):
-            text = text[2:]
-        candidate = Path(text)
-        if candidate.is_absolute():
-            try:
-                text = candidate.resolve().relative_to(self.root.resolve()).as_posix()
-            except ValueError:
-                text = candidate.name
-        if text in self.by_path:
-            return self.by_path[text]
-        for table, key in ((self.by_name, text.rsplit("/", 1)[-1]), (self.by_stem, Path(text).stem)):
-            hits = table.get(key, [])
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise LabelError(
-                    f"{where}: {entry!r} matches {len(hits)} images in different subfolders; write the path "
-                    "relative to the image folder instead."
-                )
-        return None
-
-
-def _class_index(values: Sequence[str], class_names: Sequence[str] | None, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    present = [v.strip() for v in values]
-    labelled = [v for v in present if v not in ("", "-1")]
-    integers = all(re.fullmatch(r"\d+(\.0*)?", v) for v in labelled)
-    if class_names is None:
-        if integers:
-            top = max((int(float(v)) for v in labelled), default=-1)
-            class_names = tuple(str(i) for i in range(top + 1))
-        else:
-            class_names = tuple(sorted(set(labelled)))
-    names = tuple(class_names)
-    lookup = {name.lower(): i for i, name in enumerate(names)}
-    out = np.full(len(present), -1, np.int64)
-    for i, value in enumerate(present):
-        if value in ("", "-1"):
-            continue
-        if integers:
-            index = int(float(value))
-            if index >= len(names):
-                raise LabelError(f"{where}: emotion {value} is outside 0..{len(names) - 1} for classes {names}.")
-            out[i] = index
-        elif value.lower() in lookup:
-            out[i] = lookup[value.lower()]
-        else:
-            raise LabelError(f"{where}: emotion {value!r} is not one of the classes {names}; pass class_names.")
-    return out, names
-
-
-def _list_images(root: Path) -> list[str]:
-    """The images under ``root`` (recursively, hidden entries excluded) as sorted relative paths."""
-    if not root.is_dir():
-        raise DatasetLayoutError(
-            f"image folder {root} does not exist; expected a folder of images (optionally ROOT/labels.csv "
-            "or class subfolders ROOT/<class>/*.png)."
-        )
-    relative = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-    if not relative:
-        raise DatasetLayoutError(
-            f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); expected a folder of face images."
-        )
-    return relative
-
-
-@dataclass
-class _FolderLabels:
-    """Per-image labels of a folder; ``None`` where the source has no such column."""
-
-    class_names: tuple[str, ...]
-    emotions: np.ndarray | None = None
-    subjects: np.ndarray | None = None
-    sequences: np.ndarray | None = None
-    folds: np.ndarray | None = None
-
-
-def _read_labels_csv(
-    labels_path: Path, index: _ImageIndex, count: int, class_names: Sequence[str] | None, skipped: list[dict[str, str]]
-) -> _FolderLabels:
-    """Labels from a CSV with a file column; rows naming no image are added to ``skipped``."""
-    if not labels_path.is_file():
-        raise DatasetLayoutError(f"labels file {labels_path} does not exist; expected a CSV with a file column.")
-    header, rows = _read_csv(labels_path)
-    file_col = _find_column(header, FILE_COLUMNS)
-    if file_col is None:
-        raise LabelError(f"{labels_path} has no file column; name one of its columns one of {FILE_COLUMNS}.")
-    row_of_image: dict[int, int] = {}
-    for r, row in enumerate(rows):
-        entry = row[file_col] if file_col < len(row) else ""
-        hit = index.find(entry, f"{labels_path}:{r + 2}")
-        if hit is None:
-            skipped.append({"file": entry or f"{labels_path.name}:{r + 2}", "reason": "labels row names no image"})
-        else:
-            row_of_image[hit] = r
-
-    def column(candidates: Sequence[str]) -> list[str] | None:
-        col = _find_column(header, candidates)
-        if col is None:
-            return None
-        out = [""] * count
-        for image, r in row_of_image.items():
-            out[image] = rows[r][col] if col < len(rows[r]) else ""
-        return out
-
-    labels = _FolderLabels(tuple(class_names) if class_names is not None else ())
-    emotion_values = column(EMOTION_COLUMNS)
-    if emotion_values is not None:
-        labels.emotions, labels.class_names = _class_index(emotion_values, class_names, str(labels_path))
-    subject_values = column(SUBJECT_COLUMNS)
-    labels.subjects = np.array([s.strip() for s in subject_values]) if subject_values is not None else None
-    sequence_values = column(SEQUENCE_COLUMNS)
-    labels.sequences = np.array([s.strip() for s in sequence_values]) if sequence_values is not None else None
-    fold_values = column(FOLD_COLUMNS)
-    if fold_values is not None:
-        numbers = np.array([_number(v, "fold", str(labels_path)) for v in fold_values])
-        labels.folds = np.where(np.isnan(numbers), -1, numbers).astype(np.int64)
-    return labels
-
-
-def _subfolder_labels(root: Path, relative: Sequence[str], class_names: Sequence[str] | None) -> _FolderLabels:
-    """Emotions from class subfolders (``ROOT/<class>/x.png``), when every image sits in one and there are several."""
-    labels = _FolderLabels(tuple(class_names) if class_names is not None else ())
-    parents = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative}
-    if "" not in parents and all(rel.count("/") == 1 for rel in relative) and len(parents) > 1:
-        labels.emotions, labels.class_names = _class_index([rel.split("/")[0] for rel in relative], class_names, str(root))
-    return labels
-
-
-def _folder_aus(
-    au_csv: str | os.PathLike[str], au_format: str, au_threshold: float, index: _ImageIndex,
-    relative: Sequence[str], skipped: list[dict[str, str]],
-) -> tuple[np.ndarray, tuple[str, ...], list[str]]:  # fmt: skip
-    """``[images, AUs]`` values (NaN for images without a row), the AU ids, and the images without a row.
-
-    AU rows naming no image are added to ``skipped``.
-    """
-    table = read_au_csv(au_csv, au_format, threshold=au_threshold)
-    aus = np.full((len(relative), len(table.au_ids)), np.nan, np.float32)
-    matched = np.zeros(len(relative), bool)
-    for key, values in zip(table.keys, table.values):
-        hit = index.find(key, str(au_csv))
-        if hit is None:
-            skipped.append({"file": key, "reason": "AU row names no image"})
-        else:
-            aus[hit] = values
-            matched[hit] = True
-    if table.au_ids and matched.any() and np.isnan(aus[matched]).all():
-        raise LabelError(
-            f"The AU table {au_csv} has rows for {int(matched.sum())} of the {len(relative)} images, but every AU "
-            f"value in them is empty or NaN (not coded), so no image has AU labels. Fill its AU columns "
-            f"({', '.join(table.au_ids[:6])}{' ...' if len(table.au_ids) > 6 else ''}) with 0 (absent) or 1..5 "
-            "(intensity), e.g. from OpenFace's FeatureExtraction -aus or py-feat's detect_image, or drop --au-csv "
-            "(au_csv=)."
-        )
-    missing = [relative[i] for i in np.flatnonzero(~matched)] if table.au_ids else []
-    return aus, table.au_ids, missing
 
 
 def _no_face_message(root: Path, relative: Sequence[str], reasons: Sequence[str | None], mode: str) -> str:
@@ -628,9 +235,10 @@ def _face_items(
 
 def _indexed_items(
     paths: Sequence[Path], *, size: int, mode: str, detector: FaceDetector | None, interpolation: str,
-    cache_dir: Any, cache: bool, progress: bool, workers: int | None,
+    options: ReadOptions,
 ) -> _Items:  # fmt: skip
-    """The items :func:`_face_items` gives, without their pixels: the streaming index (same finder, same boxes)."""
+    """The items :func:`_face_items` gives, without their pixels: the streaming index (same finder, same boxes),
+    read with ``options``' cache, workers and progress."""
     if mode == "none" or detector is not None:
         finder: Any = OneFace(None if mode == "none" else detector)
         params = {"size": size, "detector": finder.cache_token or repr(finder.detector), "interpolation": interpolation,
@@ -638,8 +246,9 @@ def _indexed_items(
     else:
         finder = FolderFaces(mode)
         params = {"size": size, "face_crop": mode, "detector": finder.detector.cache_token, "interpolation": interpolation}
-    index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=cache_dir, cache=cache,
-                        workers=workers, progress=progress, desc="folder faces")  # fmt: skip
+    index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=options.cache_dir,
+                        cache=options.cache, workers=options.workers, progress=options.progress,
+                        desc="folder faces")  # fmt: skip
     return _Items(None, index.boxes, index.owner, index.whole, index.reasons(), params,  # type: ignore[arg-type]
                   index.from_cache, index.digests)  # fmt: skip
 
@@ -689,21 +298,13 @@ def face_crop_note(meta: dict[str, Any]) -> str | None:
 def load_folder(
     root: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str] | None = None,
+    options: ReadOptions | None = None,
     *,
     au_csv: str | os.PathLike[str] | None = None,
-    au_format: str = "auto",
-    au_threshold: float = 0.5,
     size: int = 96,
-    face_crop: str = "auto",
-    detect_faces: bool | None = None,
     detector: FaceDetector | None = None,
     class_names: Sequence[str] | None = None,
-    interpolation: str = "area",
-    cache_dir: str | os.PathLike[str] | None = None,
-    cache: bool = True,
-    progress: bool = True,
-    lazy: bool | None = None,
-    workers: int | None = None,
+    **settings: Any,
 ) -> FaceSet | LazyFaceSet:
     """Load a folder of face images with optional emotion and AU labels.
 
@@ -712,31 +313,27 @@ def load_folder(
         labels_csv (str or Path, optional): CSV with a file column and ``emotion``/``label``,
             ``subject``, ``sequence``, ``fold`` columns. Default: ``ROOT/labels.csv`` if it
             exists, else class subfolders if the images sit in them, else no emotion labels.
+        options (ReadOptions, optional): How the images are read: ``face_crop`` (``"auto"``, ``"haar"`` or
+            ``"none"``, see the module docstring), ``cache`` / ``cache_dir`` (the crop cache), ``progress``,
+            ``lazy`` (return a :class:`~captum_fau.data.lazy.LazyFaceSet` that cuts each face item from its
+            file when read, in ``workers`` DataLoader processes, memory flat in the number of images, after
+            one index pass that finds the faces; its items equal the FaceSet's; ``None`` streams folders of
+            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` images or more) and ``workers`` (processes of the
+            index pass and of a lazy set's reads). Default: :class:`~captum_fau.data.options.ReadOptions`
         au_csv (str or Path, optional): OpenFace 2.0 or py-feat AU CSV, or a folder of
             per-image OpenFace CSVs; see :func:`read_au_csv`.
-        au_format (str, optional): ``"auto"``, ``"openface"`` or ``"pyfeat"``. Default: ``"auto"``
-        au_threshold (float, optional): py-feat presence threshold. Default: 0.5
         size (int, optional): Side of the face crops. Default: 96
-        face_crop (str, optional): ``"auto"``, ``"haar"`` or ``"none"`` (see the module
-            docstring). Default: ``"auto"``
-        detect_faces (bool, optional): Shorthand: False is ``face_crop="none"``, True is
-            ``face_crop="haar"``. Default: None (``face_crop`` decides)
         detector (callable, optional): A face detector finding one face per image (then
             ``face_crop`` must not be ``"none"``). Default: :meth:`HaarFaceDetector.general`
             finding every face.
         class_names (sequence of str, optional): Class order. Default: from the labels
             (``"0".."K"`` for integer labels, sorted names otherwise).
-        interpolation (str, optional): Resize method. Default: ``"area"``
-        cache_dir (str or Path, optional): Crop cache folder.
-        cache (bool, optional): Use the crop cache. Default: True
-        progress (bool, optional): Show a progress bar. Default: True
-        lazy (bool, optional): Return a :class:`~captum_fau.data.lazy.LazyFaceSet` that cuts each face
-            item from its file when read, in ``workers`` DataLoader processes (memory flat in the
-            number of images), after one index pass that finds the faces (see :mod:`captum_fau.data.lazy`);
-            its items equal the FaceSet's. ``None``: stream folders of
-            :data:`~captum_fau.data.lazy.STREAM_THRESHOLD` images or more. Default: None
-        workers (int, optional): Worker processes of the index pass and of a lazy set's reads.
-            Default: the usable cores, at most 8
+        **settings: Any :class:`~captum_fau.data.options.ReadOptions` field by name (``face_crop=``,
+            ``cache=``, ``cache_dir=``, ``lazy=``, ``workers=``, ``progress=``; they change ``options``), and
+            ``au_format`` (``"auto"``, ``"openface"`` or ``"pyfeat"``; default ``"auto"``), ``au_threshold``
+            (py-feat presence threshold; default 0.5), ``detect_faces`` (shorthand: False is
+            ``face_crop="none"``, True is ``face_crop="haar"``; default None, ``face_crop`` decides) and
+            ``interpolation`` (resize method; default ``"area"``).
 
     Returns:
         FaceSet (or LazyFaceSet): ``name`` ``"folder"``; ``names`` the relative image paths;
@@ -769,23 +366,29 @@ def load_folder(
         >>> faces = load_folder("my_faces/", "my_faces/labels.csv",
         ...                     au_csv="openface_out/")                  # doctest: +SKIP
     """
+    extra = {name: settings.pop(name, default) for name, default in _FOLDER_SETTINGS.items()}
+    unknown = sorted(set(settings) - {f.name for f in dataclass_fields(ReadOptions)})
+    if unknown:
+        raise ConfigError(f"load_folder got unknown keyword(s) {unknown}; it takes au_csv, size, detector, "
+                          f"class_names, {', '.join(_FOLDER_SETTINGS)} and the ReadOptions fields "
+                          f"{[f.name for f in dataclass_fields(ReadOptions)]}.")  # fmt: skip
+    opts = with_settings(ReadOptions, options, settings)
+    au_format, au_threshold, detect_faces, interpolation = (extra[name] for name in _FOLDER_SETTINGS)
     root = Path(root).expanduser()
-    relative = _list_images(root)
-    index = _ImageIndex(root, relative)
+    relative = list_images(root)
+    index = ImageIndex(root, relative)
     count = len(relative)
     skipped: list[dict[str, str]] = []
     if labels_csv is None and (root / "labels.csv").is_file():
         labels_csv = root / "labels.csv"
     if labels_csv is not None:
-        labels = _read_labels_csv(Path(labels_csv).expanduser(), index, count, class_names, skipped)
+        labels = read_labels_csv(Path(labels_csv).expanduser(), index, count, class_names, skipped)
     else:
-        labels = _subfolder_labels(root, relative, class_names)
-    aus = None
-    au_ids: tuple[str, ...] = ()
+        labels = subfolder_labels(root, relative, class_names)
     aus_missing: list[str] = []
     if au_csv is not None:
-        aus, au_ids, aus_missing = _folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
-        if au_ids and len(aus_missing) == count:  # before the (slow) face crops: nothing would be labelled
+        labels.aus, labels.au_ids, aus_missing = folder_aus(au_csv, au_format, au_threshold, index, relative, skipped)
+        if labels.au_ids and len(aus_missing) == count:  # before the (slow) face crops: nothing would be labelled
             unmatched = [s["file"] for s in skipped if s["reason"] == "AU row names no image"][:3]
             raise LabelError(
                 f"No row of the AU table {au_csv} names one of the {count} images under {root} (rows name "
@@ -793,16 +396,15 @@ def load_folder(
                 "paths relative to the folder, or their file names, or pass the AU table made for these images."
             )
 
-    mode = check_face_crop(face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
+    mode = check_face_crop(opts.face_crop) if detect_faces is None else ("haar" if detect_faces else "none")
     paths = [root / rel for rel in relative]
     check_image_files(paths, f"folder {root}")
-    streamed = should_stream(lazy, count)
-    if streamed:
+    if should_stream(opts.lazy, count):
         items = _indexed_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
-                               cache_dir=cache_dir, cache=cache, progress=progress, workers=workers)  # fmt: skip
+                               options=opts)  # fmt: skip
     else:
         items = _face_items(paths, size=size, mode=mode, detector=detector, interpolation=interpolation,
-                            cache_dir=cache_dir, cache=cache, progress=progress)  # fmt: skip
+                            cache_dir=opts.cache_dir, cache=opts.cache, progress=opts.progress)  # fmt: skip
     skipped += [{"file": rel, "reason": why} for rel, why in zip(relative, items.reasons) if why is not None]
     warn_skipped(f"folder {root} (face crop {mode})", skipped, count)
     if aus_missing:
@@ -824,8 +426,7 @@ def load_folder(
         "aus_missing": aus_missing,
         "face_crop": _face_crop_summary(items, relative, mode),
     }
-    return _folder_set(items, relative, paths, labels, aus, au_ids, meta, size=size, interpolation=interpolation,
-                       lazy=streamed, why=_why(lazy, count), workers=workers)  # fmt: skip
+    return _folder_set(items, relative, paths, labels, meta, size=size, interpolation=interpolation, options=opts)
 
 
 def _why(lazy: bool | None, files: int) -> str:
@@ -837,12 +438,11 @@ def _why(lazy: bool | None, files: int) -> str:
 
 
 def _folder_set(
-    items: _Items, relative: Sequence[str], paths: Sequence[Path], labels: _FolderLabels, aus: np.ndarray | None,
-    au_ids: tuple[str, ...], meta: dict[str, Any], *, size: int, interpolation: str, lazy: bool, why: str,
-    workers: int | None,
+    items: _Items, relative: Sequence[str], paths: Sequence[Path], labels: FolderLabels, meta: dict[str, Any], *,
+    size: int, interpolation: str, options: ReadOptions,
 ) -> FaceSet | LazyFaceSet:  # fmt: skip
-    """The FaceSet (or, ``lazy``, the LazyFaceSet) of a folder's face items: names, labels and ``meta`` made
-    the same way for both from the items (eager crops or the streaming index)."""
+    """The FaceSet (or, for the streaming index's items, the LazyFaceSet) of a folder's face items: names, labels
+    and ``meta`` made the same way for both from the items (eager crops or the streaming index)."""
     keep = items.owner
     per_file = np.bincount(keep, minlength=len(relative))
     face_no = np.zeros(len(keep), np.int64)
@@ -850,17 +450,19 @@ def _folder_set(
         face_no[i] = face_no[i - 1] + 1 if keep[i] == keep[i - 1] else 0
     names = np.array([relative[f] + (f"#face{k + 1}" if per_file[f] > 1 else "") for f, k in zip(keep, face_no)])
     pick = lambda a: None if a is None else a[keep]  # noqa: E731
-    item_aus = pick(aus)
+    item_aus = pick(labels.aus)
     if item_aus is not None and (per_file > 1).any():
         item_aus[per_file[keep] > 1] = np.nan  # which face a per-image AU row describes is unknown
     fields: dict[str, Any] = dict(class_names=labels.class_names, emotions=pick(labels.emotions), aus=item_aus,
-                                  au_ids=au_ids, subjects=pick(labels.subjects), sequences=pick(labels.sequences),
-                                  folds=pick(labels.folds), names=names, name="folder")  # fmt: skip
-    if not lazy:
+                                  au_ids=labels.au_ids, subjects=pick(labels.subjects),
+                                  sequences=pick(labels.sequences), folds=pick(labels.folds), names=names,
+                                  name="folder")  # fmt: skip
+    if items.images is not None:
         meta["boxes"] = {str(name): [int(v) for v in box] for name, box in zip(names, items.boxes)}
         return FaceSet(images=items.images, meta=meta, **fields)
-    faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, size=size, interpolation=interpolation,
-                        workers=workers, meta=meta, **fields)  # fmt: skip
+    faces = LazyFaceSet(paths, items.owner, items.boxes, items.digests, options, size=size,
+                        interpolation=interpolation, meta=meta, **fields)  # fmt: skip
+    why = _why(options.lazy, len(relative))
     faces.meta["stream"] = {"files": len(relative), "items": len(faces), "workers": faces.num_workers, "why": why,
                       "from_cache": items.from_cache}  # fmt: skip
     return faces
@@ -872,8 +474,13 @@ __all__ = [
     "AUTO_WHOLE_MAX_SIDE",
     "AUTable",
     "AU_FORMATS",
+    "EMOTION_COLUMNS",
     "FACE_CROPS",
+    "FILE_COLUMNS",
+    "FOLD_COLUMNS",
     "IMAGE_EXTENSIONS",
+    "SEQUENCE_COLUMNS",
+    "SUBJECT_COLUMNS",
     "check_face_crop",
     "face_crop_note",
     "load_folder",

@@ -40,14 +40,14 @@ import contextlib
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from captum_fau._utils.validate import int_at_least, non_negative_int
+from captum_fau._utils.validate import int_at_least, non_negative_int, with_settings
 from captum_fau.data.base import CKPLUS_CLASSES, FaceSet, LabelledRows
 from captum_fau.data.cache import ArrayCache, cache_key, file_fingerprints
 from captum_fau.data.faces import (
@@ -362,6 +362,11 @@ def index_faces(
         return index
 
 
+#: The FaceSet description keywords of :class:`LazyFaceSet` (``**fields`` besides the label arrays), with defaults.
+_SET_FIELDS: dict[str, Any] = {"class_names": CKPLUS_CLASSES, "au_ids": (), "name": "faces", "meta": None,
+                               "local_mean": 5, "local_mean_padding": "zeros"}
+
+
 class LazyFaceSet(LabelledRows, Dataset):
     """Face items cut from their image files when read: the streaming :class:`~captum_fau.data.base.FaceSet`.
 
@@ -376,9 +381,12 @@ class LazyFaceSet(LabelledRows, Dataset):
         digests (np.ndarray): ``[M, DIGEST_BYTES]`` pixel digests of the crops, checked on every read.
         size (int, optional): Side of the crops. Default: 96
         interpolation (str, optional): Resize method. Default: ``"area"``
-        workers (int, optional): DataLoader worker processes the scan reads with. Default: :func:`default_workers`
-        class_names, au_ids, name, meta, local_mean, local_mean_padding: as in FaceSet.
-        **labels: ``emotions``, ``aus``, ``subjects``, ``sequences``, ``folds``, ``names``: one entry per item.
+        options (ReadOptions, optional): Its ``workers``: DataLoader worker processes the scan reads with
+            (default :func:`default_workers`); the other fields do not apply to a built set.
+            Default: :class:`~captum_fau.data.options.ReadOptions`
+        **fields: ``class_names``, ``au_ids``, ``name``, ``meta``, ``local_mean``, ``local_mean_padding`` as in
+            FaceSet; the label arrays ``emotions``, ``aus``, ``subjects``, ``sequences``, ``folds``, ``names`` (one
+            entry per item); and ReadOptions fields by name (``workers=``), which change ``options``.
 
     Each item is a dict like a FaceSet item (``"image"`` float32 ``[1, size, size]`` preprocessed
     as the zero-bias reference, ``"index"``, and ``"emotion"``, ``"aus"``, ``"subject"`` where
@@ -396,21 +404,22 @@ class LazyFaceSet(LabelledRows, Dataset):
         owner: np.ndarray,
         boxes: np.ndarray,
         digests: np.ndarray,
+        options: ReadOptions | None = None,
         *,
         size: int = 96,
         interpolation: str = "area",
-        workers: int | None = None,
-        class_names: Sequence[str] = CKPLUS_CLASSES,
-        au_ids: Sequence[str] = (),
-        name: str = "faces",
-        meta: dict[str, Any] | None = None,
-        local_mean: int = 5,
-        local_mean_padding: str = "zeros",
-        **labels: Any,
+        **fields: Any,
     ) -> None:
-        unknown = sorted(set(labels) - set(LABEL_FIELDS))
+        read_names = [f.name for f in dataclass_fields(ReadOptions)]
+        workers = with_settings(ReadOptions, options, {k: fields.pop(k) for k in read_names if k in fields}).workers
+        described = {name: fields.pop(name, default) for name, default in _SET_FIELDS.items()}
+        unknown = sorted(set(fields) - set(LABEL_FIELDS))
         if unknown:
-            raise DatasetError(f"LazyFaceSet got unknown label arrays {unknown}; it takes {list(LABEL_FIELDS)}.")
+            raise DatasetError(f"LazyFaceSet got unknown label arrays {unknown}; it takes {list(LABEL_FIELDS)}, "
+                               f"size, interpolation, {', '.join(_SET_FIELDS)} and the ReadOptions fields "
+                               f"{read_names}.")  # fmt: skip
+        class_names, au_ids, name, meta, local_mean, local_mean_padding = described.values()
+        labels = fields
         check_local_mean_padding(local_mean_padding)
         self.paths = np.array([os.fspath(p) for p in paths])
         self.owner = np.asarray(owner, np.int64)

@@ -148,12 +148,10 @@ def load_data_spec(
         >>> faces = load_data_spec("ckplus6:/data/CK+")            # doctest: +SKIP
     """
     opts = read_options(options, **settings)
-    progress, cache_dir, face_crop, cache, lazy, workers = (opts.progress, opts.cache_dir, opts.face_crop, opts.cache,
-                                                            opts.lazy, opts.workers)  # fmt: skip
+    progress, face_crop, cache, lazy, workers = opts.progress, opts.face_crop, opts.cache, opts.lazy, opts.workers
     kind, argument = parse_data_spec(spec)
     check_data_options(kind, au_csv, face_crop, lazy, workers, cache)
     sized: dict[str, Any] = {} if size is None else {"size": int(size)}
-    streamed: dict[str, Any] = {"lazy": lazy, "workers": workers}
     if kind.startswith("synthfacs"):
         from captum_fau.data.synthfacs import load_synthfacs
 
@@ -193,8 +191,7 @@ def load_data_spec(
         return load_fer2013(path, size=size, progress=progress)
     from captum_fau.data.folder import load_folder
 
-    return load_folder(path, au_csv=au_csv, progress=progress, cache_dir=cache_dir, face_crop=face_crop, cache=cache,
-                       **sized, **streamed)
+    return load_folder(path, options=opts, au_csv=au_csv, **sized)
 
 
 __all__ = ["DEFAULT_SYNTHFACS_IMAGES", "SPEC_FORMS", "check_data_options", "load_data_spec", "parse_data_spec"]
