@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = "zerobias-synthfacs-8class"
 DEMO_IMAGES = 1308  # the size of the paper's CK+ set
+DEMO_PROBE_FACES = 8  # the AU probe's faces in the demo (64 in analyze): keeps the demo near a minute
 
 ANALYZE_EXAMPLE = """\
 captum-fau analyze --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
@@ -82,6 +83,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         topn_budget_mb=getattr(args, "topn_budget_mb", 48.0),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
         stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
+        **_options.probe_settings(args),
     )  # fmt: skip
 
 
@@ -96,7 +98,7 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
     return 0
 
 
-def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
+def _analysis_options(p: argparse.ArgumentParser, out_default: str, demo: bool = False) -> None:
     p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
     p.add_argument("--out", default=out_default, help=f"report folder; a rerun reuses finished steps (default: {out_default})")
     p.add_argument("--n", "--top-n", dest="n", type=_options.positive_int, default=10,
@@ -115,6 +117,7 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
                    "--out OUT --filters ... completes them); 0: every filter (default: 48)")
     _options.add_sanity_check(p)
+    _options.add_probe_options(p, default=demo, faces=DEMO_PROBE_FACES if demo else 64)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering and the statistics")
@@ -146,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     pd.add_argument("--images", type=_options.positive_int, default=DEMO_IMAGES,
                     help=f"SynthFACS images (default: {DEMO_IMAGES})")  # fmt: skip
-    _analysis_options(pd, "captum-fau-demo")
+    _analysis_options(pd, "captum-fau-demo", demo=True)
     pd.set_defaults(handler=lambda args: _run(args, DEMO_MODEL, f"synthfacs:{args.images}"))
 
 
