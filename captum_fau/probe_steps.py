@@ -26,7 +26,7 @@ import numpy as np
 from captum_fau.errors import ConfigError, LayerError
 
 #: Images of the data the occlusion probe reads at most (a seeded sample).
-OCCLUSION_IMAGES = 256
+OCCLUSION_IMAGES = 128
 
 
 @dataclass
@@ -269,8 +269,9 @@ def importance_step(run: Any, labels: dict[str, np.ndarray], order: np.ndarray, 
 def facs_step(run: Any, findings: ProbeFindings, faukl: Any | None) -> None:
     """The EMFACS table (``facs.json``) from the importance ranking and the causal / associational AUs."""
     if findings.importance is None:
-        if run.config.causal and not run.config.importance:
-            findings.notes.append("FACS table skipped: it ranks filters by their importance (--importance).")
+        if run.config.causal or run.config.importance:
+            findings.notes.append("FACS table skipped: it ranks each emotion's filters by their importance, which needs "
+                                  "--importance (importance=True) on data with emotion labels the model's classes name.")
         return
     sources: dict[str, list[str | None]] = {}
     if findings.causal is not None:

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = "zerobias-synthfacs-8class"
 DEMO_IMAGES = 1308  # the size of the paper's CK+ set
-DEMO_PROBE_FACES = 8  # the AU probe's faces in the demo (64 in analyze): keeps the demo near a minute
+#: The demo's probes, smaller than analyze's defaults (64 faces on the neutral face and the prototypes, 2000
+#: images) so that the demo stays near a minute: 8 faces on the neutral face (960 renders), 400 images ablated.
+DEMO_PROBE_FACES = 8
+DEMO_IMPORTANCE_IMAGES = 400
 
 ANALYZE_EXAMPLE = """\
 captum-fau analyze --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
@@ -117,7 +120,11 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str, demo: bool =
                    "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
                    "--out OUT --filters ... completes them); 0: every filter (default: 48)")
     _options.add_sanity_check(p)
-    _options.add_probe_options(p, default=demo, faces=DEMO_PROBE_FACES if demo else 64)
+    if demo:
+        _options.add_probe_options(p, default=True, faces=DEMO_PROBE_FACES, prototypes=False,
+                                   images=DEMO_IMPORTANCE_IMAGES)  # fmt: skip
+    else:
+        _options.add_probe_options(p, default=False, faces=64)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering and the statistics")

@@ -13,12 +13,14 @@ Examples::
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from captum_fau.viz.figures import Figure, _save, new_figure, save_figure
+from captum_fau.viz.filter_browser import au_sort_key
 from captum_fau.viz.report import Section
 
 #: Featured filters whose tuning curves the report draws (two per row, so they stay legible on a phone).
@@ -133,7 +135,8 @@ def plot_facs_table(table: Any, *, path: str | Path | None = None) -> Figure:
     ax.set_xticks(np.arange(len(emotions)) + 0.4 - width / 2, emotions, rotation=30, fontsize=8)
     ax.set_ylabel(f"share of top-{table.top_k} filters\nwith a prototype AU")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, frameon=False, title="AU from (black: random-filter baseline)", title_fontsize=7)
+    ax.legend(fontsize=7, frameon=False, title="AU from (black: random-filter baseline)", title_fontsize=7,
+              loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=max(1, len(sources)))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -161,8 +164,9 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
     figures = [(save_figure(plot_tuning_curves(res, shown, ncols=2), out / "causal_tuning.png"),
                 f"Tuning curves of {len(shown)} featured filters on the neutral face: median over {res.n_faces} faces "
                 "(shaded: inter-quartile range), the 4 AUs with the largest effect per filter")]  # fmt: skip
+    size = (res.meta.get("input_spec") or {}).get("size") or ["?", "?"]
     text = [f"Counterfactual AU probe: {res.n_faces} SynthFACS faces (identities × poses × lighting) rendered at the "
-            f"model's input spec ({(res.meta.get('input_spec') or {}).get('size', '?')}), each of {len(res.aus)} AUs swept "
+            f"model's input spec ({size[0]}x{size[-1]}, the spec this analysis resolved), each of {len(res.aus)} AUs swept "
             f"over intensities {', '.join(map(str, res.intensities))} with every other AU held fixed (on the neutral "
             "face and on the emotion prototypes containing it). Effect: mean over faces of max(AU at the top intensity) "
             "− max(AU absent), divided by the filter's activation sd; two-sided sign-flip p over faces (the faces are "
@@ -192,7 +196,8 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
         occ = probes.occlusion.to_dict()
         text.append(f"AU-region occlusion on the data ({occ.get('images', '')}; regions filled with "
                     f"{occ.get('fill_definition', occ['fill'])}): {occ['n_significant']} filter × AU pairs lose "
-                    f"activation with q < {occ['alpha']:g} (sign-flip over {occ.get('unit', 'units')}); "
+                    f"activation with q < {occ['alpha']:g} (sign-flip over "
+                    f"{'subjects' if occ.get('unit') == 'unit' else 'images, no subject ids'}); "
                     "results.json['causal']['occlusion'] and occlusion.npz hold every pair.")  # fmt: skip
     return Section("Causal probes: does a filter respond to the AU itself?", text=text, figures=figures,
                    table=(["filter", "causal AU", "effect [95% CI]", "q", "FAU-KL AU", "agree"], rows),
@@ -212,8 +217,8 @@ def _importance_section(out: Path, imp: Any) -> Section:
         text=[f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from cached "
               f"activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; per emotion "
               "(the data's emotions mapped to the model's classes by name), the drop in the true class's "
-              f"log-probability, mean over {imp.meta.get('unit', 'units')} with a {imp.meta.get('interval', 't')} "
-              "interval; filters ranked by that drop."],  # fmt: skip
+              f"log-probability, mean over units ({imp.meta.get('unit', '?')}) with its 95% Student-t interval; "
+              "filters ranked by that drop."],  # fmt: skip
         figures=[(figure, f"The 6 most important filters per emotion ({mode} ablation), 95% intervals over units")],
         table=(["emotion", "accuracy", "units", "top filters (drop in log p)"], rows),
     )
@@ -222,8 +227,9 @@ def _importance_section(out: Path, imp: Any) -> Section:
 def _facs_section(out: Path, table: Any) -> Section:
     figure = save_figure(plot_facs_table(table), out / "facs.png")
     scores = "; ".join(f"{s}: {_num(table.score(s))}" for s in sorted({r["source"] for r in table.rows}))
-    rows = [[r["emotion"], r["source"], "+".join(r["prototype"]), ", ".join(str(a) for a in r["aus"]) or "—",
-             f"{r['hits']}/{r['n_with_au']}", _num(r["score"]), _num(r["baseline"]), _num(r["p"], ".3g")]
+    rows = [[r["emotion"], r["source"], " ".join(sorted(r["prototype"], key=au_sort_key)),
+             f"{r['hits']}/{r['n_with_au']}", _num(r["score"]), _num(r["baseline"]), _num(r["p"], ".3g"),
+             ", ".join(f"{au}×{k}" if k > 1 else au for au, k in Counter(r["aus"]).most_common()) or "—"]
             for r in table.rows]  # fmt: skip
     return Section(
         "Does the model use AUs the way FACS says?",
@@ -233,7 +239,8 @@ def _facs_section(out: Path, table: Any) -> Section:
               f"random among the layer's filters with an AU ({table.meta.get('n_permutations', '?')} draws; p one-sided). "
               f"Mean score: {scores}."] + list(table.meta.get("notes", [])),  # fmt: skip
         figures=[(figure, "Score per emotion and AU source; black marks: the random-filter baseline")],
-        table=(["emotion", "AU from", "prototype", "AUs of the top filters", "hits", "score", "baseline", "p"], rows),
+        table=(["emotion", "AU from", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
+               rows),
     )
 
 
