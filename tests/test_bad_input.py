@@ -194,6 +194,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
                                           "--max-permutations", "-1"], "max-permutations"),
     ("analyze-topn-budget-negative", ["analyze", "--data", "synthfacs:8", "--topn-budget-mb", "-1"], "topn-budget-mb"),
+    ("analyze-probe-faces-one", _an("--causal", "--probe-faces", "1"), "--probe-faces 2 or more"),
+    ("demo-importance-images-negative", ["demo", "--importance-images", "-1"], "0 or more"),
 ]
 
 
@@ -439,6 +441,14 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("FilterImportance-shape-changing-layer", lambda f: (lambda out: __import__("captum_fau.probes").probes
         .FilterImportance(_model(), "fc4").run(_RAND[:4], [0] * 4, ("neutral",), progress=False)),
      errors.LayerError, "[B, C, H, W]"),
+    ("analyze-probe-options-not-options", lambda f: _analyze("synthfacs:24", causal=True, probe_options={"n_faces": 4}),
+     errors.ConfigError, "ProbeOptions(n_faces=16)"),
+    ("analyze-causal-spec-not-renderable", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
+                                                              causal=True, input_spec={"size": (96, 64)}),
+     errors.ConfigError, "causal=True"),
+    ("analyze-importance-head-not-from-layer", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
+                                                                  importance=True, class_names=_CK8),
+     errors.LayerError, "importance=True"),
 ]
 
 
@@ -533,3 +543,22 @@ def test_zoo_list_says_where_weights_are(tmp_path: Path, monkeypatch: pytest.Mon
     (user / "model.safetensors").write_bytes(b"")  # listed as present; zoo.load verifies it
     assert main(["zoo", "list"]) == 0
     assert "user zoo (offline)" in capsys.readouterr().out
+
+
+_CK8 = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
+
+def _any_size_net() -> nn.Module:
+    """A conv net that runs at any input size and whose head also reads the input (a skip past conv3), so
+    it cannot be run from conv3's output alone."""
+
+    class SkipPast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv3 = nn.Conv2d(1, 4, 3, padding=1)
+            self.head = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head((torch.relu(self.conv3(x)) + x).mean((2, 3)))
+
+    return SkipPast().eval()
