@@ -12,8 +12,8 @@ import torch
 from captum_fau.analyze import analyze
 from captum_fau.probes import ProbeOptions
 
-FAST = dict(n=3, permutations=50, bootstrap=0, progress=False, n_featured=4, sanity_check=False)
-TINY_PROBE = ProbeOptions(n_faces=3, prototypes=False, n_permutations=99)
+FAST = dict(n=3, permutations=50, bootstrap=0, progress=False, n_featured=2, sanity_check=False)
+TINY_PROBE = ProbeOptions(n_faces=2, prototypes=False, n_permutations=99)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_probes_write_results_keys_report_sections_and_resume(tmp_path: Path, fa
     result = analyze(model, faces, layer="conv3", out=tmp_path, class_names=faces.class_names, **FAST, **_probes())
     results = json.loads((tmp_path / "results.json").read_text())
     causal, importance, facs = results["causal"], results["importance"], results["facs"]
-    assert causal["n_faces"] == 3 and len(causal["filters"]) == 256 and causal["layer"] == "conv3"
+    assert causal["n_faces"] == 2 and len(causal["filters"]) == 256 and causal["layer"] == "conv3"
     # the probe rendered its faces at the spec this run resolved, not one of its own
     assert causal["input_spec"] == results["params"]["input_spec"]
     assert causal["agreement"]["definition"] and causal["occlusion"]["fill"] == "mean"  # SynthFACS carries AU regions
@@ -64,10 +64,10 @@ def test_probes_write_results_keys_report_sections_and_resume(tmp_path: Path, fa
     original = AUProbe.probe
     monkeypatch.setattr(AUProbe, "probe", lambda self, **kw: calls.append(1) or original(self, **kw))
     monkeypatch.setattr(FilterImportance, "run", refuse)
-    changed = ProbeOptions(n_faces=2, prototypes=False, n_permutations=99)
+    changed = ProbeOptions(n_faces=2, seed=1, prototypes=False, n_permutations=99)
     third = analyze(model, faces, layer="conv3", out=tmp_path, class_names=faces.class_names, **FAST,
                     **_probes(probe_options=changed))  # fmt: skip
-    assert calls == [1] and third.probes.causal.n_faces == 2
+    assert calls == [1] and third.probes.causal.meta["options"]["seed"] == 1
 
 
 def test_probes_are_skipped_with_notes_without_labels_or_class_names(tmp_path: Path, faces, zerobias) -> None:
