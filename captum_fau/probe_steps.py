@@ -97,7 +97,8 @@ def check_probes(run: Any) -> None:
         try:
             AUProbe(run.model, run.layer, run.spec, options=probe_options(config))
         except ConfigError as err:
-            raise ConfigError(f"{err} The AU probe (--causal / causal=True) cannot run on this model: drop it.") from err
+            raise ConfigError(f"{err} The AU probe (--causal / causal=True) cannot run on this model: drop it."
+                              ) from err
     if config.importance and run.mapping is not None and hasattr(run.dataset, "tensors"):
         from captum_fau.probes import FilterImportance
 
@@ -258,8 +259,9 @@ def importance_step(run: Any, labels: dict[str, np.ndarray], order: np.ndarray, 
     imp = FilterImportance(run.model, run.layer, class_names=run.mapping.model_classes)
     x = run.dataset.tensors(order[keep])
     findings.importance = imp.run(x, np.asarray(emotions)[keep].astype(np.int64), run.mapping.data_classes,
-                                  units=None if units is None else np.asarray(units)[keep], batch_size=config.batch_size,
-                                  progress=run.progress, cache_dir=run.out / "cache")  # fmt: skip
+                                  units=None if units is None else np.asarray(units)[keep],
+                                  batch_size=config.batch_size, progress=run.progress,
+                                  cache_dir=run.out / "cache")  # fmt: skip
     findings.importance.meta["images"] = (f"{len(keep)} of {len(order)} images" + (
         f" (seeded sample, seed {config.seed}; importance_images={config.importance_images})"
         if len(keep) < len(order) else ""))  # fmt: skip
@@ -271,8 +273,9 @@ def facs_step(run: Any, findings: ProbeFindings, faukl: Any | None) -> None:
     """The EMFACS table (``facs.json``) from the importance ranking and the causal / associational AUs."""
     if findings.importance is None:
         if run.config.causal or run.config.importance:
-            findings.notes.append("FACS table skipped: it ranks each emotion's filters by their importance, which needs "
-                                  "--importance (importance=True) on data with emotion labels the model's classes name.")
+            findings.notes.append("FACS table skipped: it ranks each emotion's filters by their importance, which "
+                                  "needs --importance (importance=True) on data with emotion labels the model's "
+                                  "classes name.")
         return
     sources: dict[str, list[str | None]] = {}
     if findings.causal is not None:

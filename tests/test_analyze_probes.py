@@ -100,10 +100,12 @@ def test_cli_probe_flags_default_on_in_demo_only() -> None:
     assert (demo_default.causal, demo_default.importance) == (True, True)
     assert demo_default.probe_options.n_faces == cli_analyze.DEMO_PROBE_FACES
     assert analyze_default.probe_options.n_faces == 64 and analyze_default.probe_options.prototypes
-    assert not demo_default.probe_options.prototypes and demo_default.importance_images == cli_analyze.DEMO_IMPORTANCE_IMAGES
+    assert not demo_default.probe_options.prototypes
+    assert demo_default.importance_images == cli_analyze.DEMO_IMPORTANCE_IMAGES
     chosen = config(False, "--causal", "--importance", "--probe-faces", "16", "--probe-precision", "bfloat16",
                     "--importance-images", "0", "--seed", "3")  # fmt: skip
     assert chosen.causal and chosen.importance and chosen.importance_images == 0
-    assert (chosen.probe_options.n_faces, chosen.probe_options.precision, chosen.probe_options.seed) == (16, "bfloat16", 3)
+    options = chosen.probe_options
+    assert (options.n_faces, options.precision, options.seed) == (16, "bfloat16", 3)
     off = config(True, "--no-causal", "--no-importance")
     assert (off.causal, off.importance) == (False, False)

@@ -64,9 +64,34 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         total = (check.meta.get("selection") or {}).get("filters_in_layer", len(check.filters))
         lines.append(f"Sanity check ({len(check.filters)} of {total} filters, top {check.meta.get('n', '?')} images each, "
                      f"sanity.json): {check.interpretation}")  # fmt: skip
+    lines += _probe_lines(result.probes)
     lines += [f"Note: {_say.speak(note)}" for note in result.notes if _say.first(note)]
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
     return "\n".join(lines)
+
+
+def _probe_lines(probes: object) -> list[str]:
+    """The causal probes in three lines: causal AUs and their agreement with FAU-KL, importance, FACS score."""
+    lines = []
+    causal, agreement = getattr(probes, "causal", None), getattr(probes, "agreement", None)
+    if causal is not None:
+        found = sum(a is not None for a in causal.top_au)
+        line = (f"Causal AU probe ({causal.n_faces} faces, causal.npz): {found} of {len(causal.top_au)} filters "
+                f"respond to an AU (q < {causal.alpha:g})")
+        if agreement and agreement.get("n_filters"):
+            line += (f"; the same AU as FAU-KL for {agreement['agreement']:.0%} of {agreement['n_filters']} filters "
+                     f"(chance {agreement['chance']:.0%})")
+        lines.append(line)
+    importance = getattr(probes, "importance", None)
+    if importance is not None:
+        mode = "zero" if "zero" in importance.modes else importance.modes[0]
+        top = ", ".join(f"{e} {order[0]}" for e, order in importance.ranking(mode).items())
+        lines.append(f"Most important filter per emotion ({mode} ablation, importance.npz): {top}")
+    facs = getattr(probes, "facs", None)
+    if facs is not None:
+        scores = ", ".join(f"{s} {v:.2f}" if v is not None else f"{s} n/a" for s, v in facs.to_dict()["score"].items())
+        lines.append(f"FACS score (top-{facs.top_k} filters' AUs in the EMFACS prototype, facs.json): {scores}")
+    return lines
 
 
 def analysis_config(args: argparse.Namespace) -> AnalysisConfig:

@@ -165,14 +165,17 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
                 f"Tuning curves of {len(shown)} featured filters on the neutral face: median over {res.n_faces} faces "
                 "(shaded: inter-quartile range), the 4 AUs with the largest effect per filter")]  # fmt: skip
     size = (res.meta.get("input_spec") or {}).get("size") or ["?", "?"]
-    text = [f"Counterfactual AU probe: {res.n_faces} SynthFACS faces (identities × poses × lighting) rendered at the "
-            f"model's input spec ({size[0]}x{size[-1]}, the spec this analysis resolved), each of {len(res.aus)} AUs swept "
-            f"over intensities {', '.join(map(str, res.intensities))} with every other AU held fixed (on the neutral "
-            "face and on the emotion prototypes containing it). Effect: mean over faces of max(AU at the top intensity) "
-            "− max(AU absent), divided by the filter's activation sd; two-sided sign-flip p over faces (the faces are "
-            f"the units), Benjamini–Hochberg q over all filter × AU pairs, Student-t 95% interval. {res.to_dict()['filters_with_causal_au']} "
-            f"of {len(res.top_au)} filters have an AU with q < {res.alpha:g}; the causal AU is the one with the largest "
-            f"|effect| among those ({res.meta.get('precision', 'float32')} forward)."]  # fmt: skip
+    n_causal = res.to_dict()["filters_with_causal_au"]
+    text = [
+        f"Counterfactual AU probe: {res.n_faces} SynthFACS faces (identities × poses × lighting) rendered at the "
+        f"model's input spec ({size[0]}x{size[-1]}, the spec this analysis resolved), each of {len(res.aus)} AUs "
+        f"swept over intensities {', '.join(map(str, res.intensities))} with every other AU held fixed (on the "
+        "neutral face and, where chosen, on the emotion prototypes containing it). Effect: mean over faces of "
+        "max(AU at the top intensity) − max(AU absent), divided by the filter's activation sd; two-sided sign-flip "
+        "p over faces (the faces are the units), Benjamini–Hochberg q over all filter × AU pairs, Student-t 95% "
+        f"interval. {n_causal} of {len(res.top_au)} filters have an AU with q < {res.alpha:g}; the causal AU is "
+        f"the one with the largest |effect| among those ({res.meta.get('precision', 'float32')} forward)."
+    ]
     assoc = probes.association_top
     rows = []
     for f in shown + [f for f in featured if f not in shown]:
@@ -181,13 +184,15 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
         effect = "—" if j is None else f"{res.effect[f, j]:.2f} [{res.ci_low[f, j]:.2f}, {res.ci_high[f, j]:.2f}]"
         qv = "—" if j is None else f"{res.q[f, j]:.2g}"
         other = "n/a" if assoc is None else (assoc[f] or "none")
-        rows.append([f, au or "none", effect, qv, other, "n/a" if assoc is None else ("yes" if au == assoc[f] else "no")])
+        agree = "n/a" if assoc is None else ("yes" if au == assoc[f] else "no")
+        rows.append([f, au or "none", effect, qv, other, agree])
     agreement = probes.agreement
     if agreement is not None and agreement.get("n_filters"):
-        text.append(f"Causal vs associational (FAU-KL) top AU over the layer: {agreement['n_filters']} filters have both; "
-                    f"they agree for {agreement['agreement']:.0%} (chance with the FAU-KL AUs shuffled over filters "
-                    f"{agreement['chance']:.0%}, p = {agreement['p']:.3g}; Cohen's κ {_num(agreement['kappa'])}). "
-                    "Where they differ the association names an AU that co-occurs with the one the filter responds to.")
+        text.append(f"Causal vs associational (FAU-KL) top AU over the layer: {agreement['n_filters']} filters have "
+                    f"both; they agree for {agreement['agreement']:.0%} (chance with the FAU-KL AUs shuffled over "
+                    f"filters {agreement['chance']:.0%}, p = {agreement['p']:.3g}; Cohen's κ "
+                    f"{_num(agreement['kappa'])}). Where they differ, the association may name an AU that co-occurs "
+                    "in the data with the one the filter responds to (AU6 with AU12 in happiness).")
         figures.append((save_figure(plot_causal_vs_association(res, assoc), out / "causal_vs_association.png"),
                         "Filters by causal top AU (rows) and FAU-KL top AU (columns); the diagonal agrees"))
     elif agreement is not None:
@@ -201,7 +206,8 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
                     "results.json['causal']['occlusion'] and occlusion.npz hold every pair.")  # fmt: skip
     return Section("Causal probes: does a filter respond to the AU itself?", text=text, figures=figures,
                    table=(["filter", "causal AU", "effect [95% CI]", "q", "FAU-KL AU", "agree"], rows),
-                   table_note="Featured filters; every filter is in results.json['causal'] and causal.npz.")  # fmt: skip
+                   table_note="Featured filters; every filter is in results.json['causal'] and causal.npz.",
+                   )  # fmt: skip
 
 
 def _importance_section(out: Path, imp: Any) -> Section:
@@ -214,9 +220,9 @@ def _importance_section(out: Path, imp: Any) -> Section:
             for i, e in enumerate(imp.emotions)]  # fmt: skip
     return Section(
         "Causal probes: which filters does each emotion's decision use?",
-        text=[f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from cached "
-              f"activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; per emotion "
-              "(the data's emotions mapped to the model's classes by name), the drop in the true class's "
+        text=[f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from "
+              f"cached activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; "
+              "per emotion (the data's emotions mapped to the model's classes by name), the drop in the true class's "
               f"log-probability, mean over units ({imp.meta.get('unit', '?')}) with its 95% Student-t interval; "
               "filters ranked by that drop."],  # fmt: skip
         figures=[(figure, f"The 6 most important filters per emotion ({mode} ablation), 95% intervals over units")],
@@ -236,7 +242,8 @@ def _facs_section(out: Path, table: Any) -> Section:
         text=[f"For each emotion, the AUs of its {table.top_k} most important filters (with an AU), by the causal "
               "probe and by the association (FAU-KL), against the emotion's EMFACS prototype AUs. Score: the share of "
               "those filters whose AU is in the prototype; baseline: the same share for as many filters drawn at "
-              f"random among the layer's filters with an AU ({table.meta.get('n_permutations', '?')} draws; p one-sided). "
+              f"random among the layer's filters with an AU ({table.meta.get('n_permutations', '?')} draws; p "
+              "one-sided). "
               f"Mean score: {scores}."] + list(table.meta.get("notes", [])),  # fmt: skip
         figures=[(figure, "Score per emotion and AU source; black marks: the random-filter baseline")],
         table=(["emotion", "AU from", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
