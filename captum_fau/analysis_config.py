@@ -19,7 +19,7 @@ import torch
 from captum_fau.errors import ConfigError, LayerError
 
 #: The steps of an analysis, in order.
-STEPS = ("scan", "faukl", "accuracy", "sanity", "report")
+STEPS = ("scan", "faukl", "accuracy", "sanity", "causal", "occlusion", "importance", "report")
 
 
 @dataclass
