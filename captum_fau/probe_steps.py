@@ -137,6 +137,9 @@ def causal_step(run: Any, faukl: Any | None, masks_for: Any = None) -> ProbeFind
         findings.causal = probe.probe(cache_dir=run.out / "cache", progress=run.progress)
         findings.causal.save(path)
         run.manifest.mark("causal", {"n_faces": options.n_faces, "aus": len(findings.causal.aus)})
+    floor = _floor_note(findings.causal)
+    if floor:
+        findings.notes.append(floor)
     if faukl is not None:
         findings.association_top = faukl.top_aus(run.layer)
         findings.agreement = findings.causal.agreement(findings.association_top, seed=run.config.seed)
@@ -178,6 +181,19 @@ def run_probes(run: Any, labels: dict[str, np.ndarray], faukl: Any | None) -> Pr
     run.timings["importance"] = time.perf_counter() - started
     run.notes.extend(findings.notes)
     return findings
+
+
+def _floor_note(result: Any) -> str | None:
+    """A note when the faces are too few for the tests to reach q < alpha easily: the smallest two-sided sign-flip p
+    (exact up to 16 faces) against the BH level a single pair needs."""
+    p_min = max(2.0 / 2 ** result.n_faces, 1.0 / (1 + int(result.meta.get("options", {}).get("n_permutations", 2000))))
+    tests = int(np.isfinite(result.p).sum())
+    needed = int(np.ceil(p_min * tests / result.alpha))
+    if needed <= max(1, tests // 20):
+        return None
+    return (f"AU probe: with {result.n_faces} faces the smallest sign-flip p is {p_min:.2g}, so over {tests} filter × AU "
+            f"tests a pair reaches q < {result.alpha:g} only when at least {needed} pairs sit at that floor; "
+            "'no causal AU' may mean too few faces (raise --probe-faces / ProbeOptions(n_faces=...)).")
 
 
 def _sample(n: int, limit: int, seed: int) -> np.ndarray:
