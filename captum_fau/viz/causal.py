@@ -124,7 +124,7 @@ def plot_facs_table(table: Any, *, path: str | Path | None = None) -> Figure:
     """Score (share of top filters whose AU is in the EMFACS prototype) per emotion and source, with baselines."""
     sources = sorted({r["source"] for r in table.rows})
     emotions = list(dict.fromkeys(r["emotion"] for r in table.rows))
-    fig = new_figure((1.0 + 0.9 * len(emotions), 3.0))
+    fig = new_figure((1.2 + 0.6 * len(emotions), 3.0))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(1, len(sources))
     for s, source in enumerate(sources):
@@ -223,7 +223,8 @@ def _importance_section(out: Path, imp: Any) -> Section:
         text=[f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from "
               f"cached activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; "
               "per emotion (the data's emotions mapped to the model's classes by name), the drop in the true class's "
-              f"log-probability, mean over units ({imp.meta.get('unit', '?')}) with its 95% Student-t interval; "
+              f"log-probability, mean over units ({str(imp.meta.get('unit', '?')).replace(' (as given)', '')}) "
+              "with its 95% Student-t interval; "
               "filters ranked by that drop."],  # fmt: skip
         figures=[(figure, f"The 6 most important filters per emotion ({mode} ablation), 95% intervals over units")],
         table=(["emotion", "accuracy", "units", "top filters (drop in log p)"], rows),
@@ -233,9 +234,9 @@ def _importance_section(out: Path, imp: Any) -> Section:
 def _facs_section(out: Path, table: Any) -> Section:
     figure = save_figure(plot_facs_table(table), out / "facs.png")
     scores = "; ".join(f"{s}: {_num(table.score(s))}" for s in sorted({r["source"] for r in table.rows}))
-    rows = [[r["emotion"], r["source"], " ".join(sorted(r["prototype"], key=au_sort_key)),
-             f"{r['hits']}/{r['n_with_au']}", _num(r["score"]), _num(r["baseline"]), _num(r["p"], ".3g"),
-             ", ".join(f"{au}×{k}" if k > 1 else au for au, k in Counter(r["aus"]).most_common()) or "—"]
+    rows = [[f"{r['emotion']} ({r['source']})", " ".join(sorted(r["prototype"], key=au_sort_key)),
+             f"{r['hits']}/{r['n_with_au']}", _num(r["score"]), _num(r["baseline"]), _num(r["p"], ".2g"),
+             " ".join(f"{au}×{k}" if k > 1 else au for au, k in Counter(r["aus"]).most_common()) or "—"]
             for r in table.rows]  # fmt: skip
     return Section(
         "Does the model use AUs the way FACS says?",
@@ -246,7 +247,7 @@ def _facs_section(out: Path, table: Any) -> Section:
               "one-sided). "
               f"Mean score: {scores}."] + list(table.meta.get("notes", [])),  # fmt: skip
         figures=[(figure, "Score per emotion and AU source; black marks: the random-filter baseline")],
-        table=(["emotion", "AU from", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
+        table=(["emotion (AU from)", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
                rows),
     )
 
