@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from captum_fau.concept.options import StatisticsOptions
 
 #: The steps of an analysis, in order.
-STEPS = ("scan", "faukl", "accuracy", "sanity", "report")
+STEPS = ("scan", "faukl", "accuracy", "sanity", "causal", "occlusion", "importance", "report")
 
 
 @dataclass
@@ -41,6 +41,8 @@ class AnalysisResult:
         timings (dict): Seconds per step (0 for reused steps).
         sanity: :class:`~captum_fau.attr.sanity.SanityCheckResult` of the model-randomisation
             check, or None when it was switched off (``sanity_check=False``).
+        probes: :class:`~captum_fau.probe_steps.ProbeFindings` of the causal probes (``causal``,
+            ``agreement``, ``occlusion``, ``importance``, ``facs``; None where not run).
     """
 
     out: Path
@@ -53,6 +55,7 @@ class AnalysisResult:
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     sanity: Any | None = None
+    probes: Any | None = None
 
 
 @dataclass
@@ -123,6 +126,17 @@ class AnalysisConfig:
             Default: None (all discovered)
         input_spec_sources (dict, optional): Field -> how it was given (the CLI passes its flag
             names, :data:`~captum_fau.inputs.spec.CLI_FLAGS`). Default: None (``"explicit"``)
+        causal (bool): Run the counterfactual AU probe (:class:`~captum_fau.probes.AUProbe`: SynthFACS faces
+            rendered at the run's input spec, each AU swept 0..5) and, on data with ground-truth AU regions,
+            the AU-region occlusion; ``causal.npz`` and ``results.json["causal"]``. Default: False
+        importance (bool): Ablate every filter of the layer (:class:`~captum_fau.probes.FilterImportance`) on
+            the data's model inputs, emotions mapped to the model's classes by name, units = subjects; then
+            the EMFACS table. ``importance.npz``, ``facs.json``, ``results.json["importance"]`` and
+            ``["facs"]``. Default: False
+        probe_options (ProbeOptions, optional): Faces, intensities, precision and tests of the AU probe.
+            Default: None (``ProbeOptions(seed=seed)``: 64 faces)
+        importance_images (int): Images the ablation reads at most (a sample seeded by ``seed``); 0: all.
+            Default: 2000
 
     Examples::
 
@@ -164,6 +178,10 @@ class AnalysisConfig:
     workers: int | None = None
     input_spec: Any = None
     input_spec_sources: dict[str, str] | None = None
+    causal: bool = False
+    importance: bool = False
+    probe_options: Any = None
+    importance_images: int = 2000
 
     @property
     def read_options(self) -> Any:
@@ -235,6 +253,21 @@ class AnalysisConfig:
         check_rule(self.rule)
         if not isinstance(self.sanity_check, bool):
             raise ConfigError(f"AnalysisConfig.sanity_check must be True or False, got {self.sanity_check!r}.")
+        _check_probe_settings(self)
+
+
+def _check_probe_settings(config: AnalysisConfig) -> None:
+    from captum_fau.probes import ProbeOptions
+
+    for name in ("causal", "importance"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"AnalysisConfig.{name} must be True or False, got {getattr(config, name)!r}.")
+    if config.probe_options is not None and not isinstance(config.probe_options, ProbeOptions):
+        raise ConfigError(
+            f"AnalysisConfig.probe_options must be a ProbeOptions, got {type(config.probe_options).__name__}; pass "
+            "probe_options=ProbeOptions(n_faces=16) (from captum_fau.probes)."
+        )
+    _check_count("importance_images", config.importance_images, 0)
 
 
 def _statistics_options(config: AnalysisConfig) -> Any:

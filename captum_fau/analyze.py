@@ -30,7 +30,7 @@ import types
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -86,27 +86,6 @@ def _check_out(out: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise OutputError(f"Cannot write to the output folder {out} ({err}); choose a writable --out.") from err
-
-
-def _masks_fn(faces: Any, spec: Any = None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Ground-truth AU regions for dataset indices, when the data can render them (SynthFACS, either style), in the
-    frame of the model's input and reconstruction windows (drawn at the rendered size, then ``spec``'s resize/crop)."""
-    meta = getattr(faces, "meta", None) or {}
-    if getattr(faces, "name", "") not in ("synthfacs", "synthfacs-photo") or "seed" not in meta:
-        return None
-    from captum_fau.data.synthfacs import region_masks
-    from captum_fau.inputs.model_inputs import map_masks
-
-    names = getattr(faces, "names", None)
-
-    def masks_for(indices: np.ndarray) -> np.ndarray:
-        global_idx = np.asarray(names)[indices].astype(np.int64) if names is not None else np.asarray(indices)
-        global_idx = global_idx + int(meta.get("start", 0))
-        masks = region_masks(meta["seed"], global_idx, size=meta["size"], mode=meta["mode"],
-                             n_subjects=meta["n_subjects"], style=meta.get("style", "cartoon"))  # fmt: skip
-        return masks if spec is None else map_masks(spec, masks)
-
-    return masks_for
 
 
 def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
@@ -174,6 +153,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     mapping: Any = None
+    spec: Any = None
 
     @property
     def out(self) -> Path:
@@ -234,9 +214,12 @@ def _analyze(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
 
 def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device,
                     lock_note: str | None) -> AnalysisResult:  # fmt: skip
+    from captum_fau.probe_steps import check_probes, run_probes
+
     run = _prepare(model, data, config, dev)
     if lock_note:
         run.notes.append(lock_note)
+    check_probes(run)  # before the scan: a probe asked for that cannot run is refused now
     scanned = _scan_step(run, dev)
     if scanned is None:  # a rank other than 0: rank 0 writes the results
         return _other_rank_result(run.out, run.rank, run.world_size)
@@ -251,12 +234,13 @@ def _analyze_locked(model: nn.Module | str, data: Any, config: AnalysisConfig, d
     featured = featured_filters(scanned.topn, faukl, run.layer, min(config.n_featured, len(scanned.topn.top_values())))
     with _timed(run.timings, "sanity"):
         sanity = _sanity_step(run, scanned.topn, featured)
+    probes = run_probes(run, scanned.labels, faukl)
     with _timed(run.timings, "report"):
         localisation = _localisation_step(run, scanned.topn, faukl)
-        report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured, sanity)
+        report = _report_step(run, scanned.topn, faukl, accuracy, localisation, featured, sanity, probes)
     return AnalysisResult(out=run.out, topn=scanned.topn, faukl=faukl, accuracy=accuracy, localisation=localisation,
                           featured=featured, notes=run.notes, report=report, timings=run.timings,
-                          sanity=sanity)  # fmt: skip
+                          sanity=sanity, probes=probes)  # fmt: skip
 
 
 def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: torch.device) -> _Run:
@@ -279,7 +263,7 @@ def _prepare(model: nn.Module | str, data: Any, config: AnalysisConfig, dev: tor
     manifest = StepManifest(config.out, fingerprint, params, resume=config.resume)
     return _Run(config=config, model=ready.model, faces=ready.faces, dataset=ready.dataset, model_name=ready.model_name,
                 data_name=ready.data_name, params=params, manifest=manifest, rank=rank, world_size=world_size,
-                notes=ready.notes, mapping=ready.mapping)  # fmt: skip
+                notes=ready.notes, mapping=ready.mapping, spec=ready.spec)  # fmt: skip
 
 
 def _scan_step(run: _Run, dev: torch.device) -> _Scanned | None:
@@ -476,7 +460,9 @@ def _accuracy_step(run: _Run, scanned: _Scanned) -> dict[str, Any] | None:
 
 def _localisation_step(run: _Run, topn: Any, faukl: Any | None) -> dict[str, Any] | None:
     """Step 4a, agreement of FAU-KL's top AU with the ground-truth AU regions (SynthFACS only)."""
-    masks_for = _masks_fn(run.faces, getattr(run.dataset, "spec", None))
+    from captum_fau.probe_steps import masks_fn
+
+    masks_for = masks_fn(run.faces, getattr(run.dataset, "spec", None))  # in the frame of the reconstructions
     if faukl is None or masks_for is None:
         return None
     from captum_fau.concept.localisation import localisation_agreement, region_stats
@@ -539,7 +525,7 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
 
 def _report_step(
     run: _Run, topn: Any, faukl: Any | None, accuracy: dict[str, Any] | None,
-    localisation: dict[str, Any] | None, featured: list[int], sanity: Any | None = None,
+    localisation: dict[str, Any] | None, featured: list[int], sanity: Any | None = None, probes: Any = None,
 ) -> Path:  # fmt: skip
     """Step 4b, the HTML report with the paper's figures and the machine-readable results."""
     from captum_fau.viz.analysis_report import build_report
@@ -547,7 +533,7 @@ def _report_step(
     report = build_report(
         run.out, model=run.model_name, data=run.data_name, layer=run.layer, faces=run.faces, topn=topn, faukl=faukl,
         accuracy=accuracy, localisation=localisation, featured=featured, notes=run.notes, params=run.params,
-        title=run.config.title, sanity=sanity,
+        title=run.config.title, sanity=sanity, probes=probes,
     )  # fmt: skip
     run.manifest.key("report", steps=dict(run.manifest.keys), featured=featured, title=run.config.title)
     run.manifest.mark("report")

@@ -123,10 +123,11 @@ def probe_speed(report: dict[str, Any], model: torch.nn.Module, n_faces: int, re
 
 
 def ablation_speed(report: dict[str, Any], model: torch.nn.Module, n_images: int, repeats: int) -> None:
-    from captum_fau.data.input_spec import discover_input_spec
+    from captum_fau.inputs import ModelInputs
+    from captum_fau.inputs.resolve import resolve_input_spec
 
     faces = load_synthfacs(n_images, seed=7)
-    x = discover_input_spec(config=model.config).apply(torch.from_numpy(faces.images)[:, None])
+    x = ModelInputs(faces, resolve_input_spec(model, (1, 96, 96))).tensors()  # THE input decision, as analyze makes it
     imp = FilterImportance(model, "conv3")
     layer, split = imp.split(x[:4])
     start = time.perf_counter()
@@ -159,13 +160,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
-    report: dict[str, Any] = {"environment": _bench.environment("cpu")}
+    repeats = 1 if args.quick else max(5, args.repeats)  # medians over >= 5 repeats (1 in --quick, for tests)
+    report: dict[str, Any] = {"environment": _bench.environment("cpu"), "repeats": repeats}
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     ground_truth(report, seeds, 12 if args.quick else 16)
     planted_importance(report, 3 if args.quick else 10)
     model = zoo.load("zerobias-synthfacs-8class")
-    probe_speed(report, model, 4 if args.quick else 64, 1 if args.quick else max(5, args.repeats))
-    ablation_speed(report, model, 96 if args.quick else 1308, 1 if args.quick else max(5, args.repeats))
+    probe_speed(report, model, 4 if args.quick else 64, repeats)
+    ablation_speed(report, model, 96 if args.quick else 1308, repeats)
     for key in ("causal_recovery", "causal_false_positive", "importance_planted_rank1", "probe_seconds",
                 "ablation_seconds", "ablation_vs_captum_max_abs_err"):  # fmt: skip
         print(f"{key}: {report[key]}")

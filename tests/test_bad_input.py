@@ -213,6 +213,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-model-file-raises", ["analyze", "--model", "{root}/broken_models.py:build", "--data", "synthfacs:24"],
      "failed: ModuleNotFoundError"),
     ("analyze-noise-folder", _an("--data", "folder:{root}/noise"), "found no face in 5 of the 6 images"),
+    ("analyze-probe-faces-one", _an("--causal", "--probe-faces", "1"), "--probe-faces 2 or more"),
+    ("demo-importance-images-negative", ["demo", "--importance-images", "-1"], "0 or more"),
 ]
 
 
@@ -489,6 +491,14 @@ API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], t
     ("analyze-faceset-all-nan-aus", lambda f: _analyze(__import__("captum_fau.data.base", fromlist=["FaceSet"]).FaceSet(
         images=np.random.default_rng(0).integers(0, 256, (24, 96, 96), dtype=np.uint8), au_ids=("AU1", "AU12"),
         aus=np.full((24, 2), np.nan, np.float32))), errors.LabelError, "Every AU label of the 24 images is NaN"),
+    ("analyze-probe-options-not-options", lambda f: _analyze("synthfacs:24", causal=True, probe_options={"n_faces": 4}),
+     errors.ConfigError, "ProbeOptions(n_faces=16)"),
+    ("analyze-causal-spec-not-renderable", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
+                                                              causal=True, input_spec={"size": (96, 64)}),
+     errors.ConfigError, "causal=True"),
+    ("analyze-importance-head-not-from-layer", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
+                                                                  importance=True, class_names=_CK8),
+     errors.LayerError, "importance=True"),
 ]
 
 
@@ -594,3 +604,20 @@ def _silent_case_files(root: Path) -> None:
         write_png(root / "noise" / f"n{i}.png", draw_no_face(seed=i))
     (root / "silent_models.py").write_text("def raises():\n    raise RuntimeError('no weights at /nowhere')\n")
     (root / "broken_models.py").write_text("import no_such_module_xyz\n\ndef build():\n    return None\n")
+_CK8 = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
+
+def _any_size_net() -> nn.Module:
+    """A conv net that runs at any input size and whose head also reads the input (a skip past conv3), so
+    it cannot be run from conv3's output alone."""
+
+    class SkipPast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv3 = nn.Conv2d(1, 4, 3, padding=1)
+            self.head = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head((torch.relu(self.conv3(x)) + x).mean((2, 3)))
+
+    return SkipPast().eval()

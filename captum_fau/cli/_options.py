@@ -176,6 +176,59 @@ def add_sanity_check(parser: argparse.ArgumentParser, default: bool = True) -> N
                              "other live filters; 0: every filter (slow on wide layers) (default: 32)")  # fmt: skip
 
 
+#: ``--probe-precision`` choices (captum_fau.probes._model.PRECISIONS; kept here so the parser imports no torch).
+PROBE_PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+
+
+def add_probe_options(parser: argparse.ArgumentParser, *, default: bool, faces: int, prototypes: bool = True,
+                      images: int = 2000) -> None:  # fmt: skip
+    """``--causal`` / ``--importance`` (each with ``--no-``), ``--probe-faces K``, ``--probe-prototypes``,
+    ``--probe-precision`` and ``--importance-images N``: the causal probes of analyze (captum_fau.probe_steps)."""
+    on = "on" if default else "off"
+    parser.add_argument("--causal", action=argparse.BooleanOptionalAction, default=default,
+                        help="counterfactual AU probe: SynthFACS faces rendered at the model's input spec, each AU "
+                             "swept 0..5 with the rest fixed; per filter the AU with the largest significant effect, "
+                             "beside FAU-KL's; AU-region occlusion on data with AU regions; writes causal.npz "
+                             f"(default: {on})")  # fmt: skip
+    parser.add_argument("--importance", action=argparse.BooleanOptionalAction, default=default,
+                        help="ablate every filter of the layer and rank the filters per emotion by the drop in the "
+                             "true class's log-probability (data with emotion labels the model's classes name); then "
+                             f"the EMFACS table; writes importance.npz and facs.json (default: {on})")  # fmt: skip
+    parser.add_argument("--probe-faces", type=positive_int, default=faces, metavar="K",
+                        help=f"faces (identities x poses x lighting) of the AU probe, the units of its tests, >= 2 "
+                             f"(default: {faces})")  # fmt: skip
+    parser.add_argument("--probe-prototypes", action=argparse.BooleanOptionalAction, default=prototypes,
+                        help="also sweep each AU on the emotion prototypes containing it (about 2.75x the renders of "
+                             f"the neutral face alone) (default: {'on' if prototypes else 'off'})")  # fmt: skip
+    parser.add_argument("--probe-precision", choices=PROBE_PRECISIONS, default="float32",
+                        help="precision of the AU probe's forward: bfloat16 is 3-4x faster on CPUs with BF16, maxima "
+                             "within ~0.5%% of their range (default: float32)")  # fmt: skip
+    parser.add_argument("--importance-images", type=non_negative_int, default=images, metavar="N",
+                        help=f"images the ablation reads at most (a seeded sample); 0: all (default: {images})")
+
+
+def probe_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The AnalysisConfig fields of :func:`add_probe_options` (``causal``, ``importance``, ``probe_options``,
+    ``importance_images``); unused probe flags are said to be unused."""
+    from captum_fau.probes import ProbeOptions
+
+    causal, importance = bool(getattr(args, "causal", False)), bool(getattr(args, "importance", False))
+    if not causal:
+        _say.unused("--probe-faces", "without --causal")
+        _say.unused("--probe-precision", "without --causal")
+        _say.unused("--probe-prototypes", "without --causal")
+    if not importance:
+        _say.unused("--importance-images", "without --importance")
+    if getattr(args, "probe_faces", 64) < 2:
+        raise ConfigError(f"--probe-faces {args.probe_faces}: the AU probe's faces are the units of its tests; pass "
+                          "--probe-faces 2 or more (e.g. 16).")
+    options = ProbeOptions(n_faces=getattr(args, "probe_faces", 64), seed=getattr(args, "seed", 0),
+                           precision=getattr(args, "probe_precision", "float32"),
+                           prototypes=getattr(args, "probe_prototypes", True))  # fmt: skip
+    return {"causal": causal, "importance": importance, "probe_options": options,
+            "importance_images": getattr(args, "importance_images", 2000)}
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model`` and ``--checkpoint``, resolved by :func:`load_model` (every form of MODEL_FORMS)."""
     group = parser.add_argument_group("model")

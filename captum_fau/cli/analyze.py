@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = "zerobias-synthfacs-8class"
 DEMO_IMAGES = 1308  # the size of the paper's CK+ set
+#: The demo's probes, smaller than analyze's defaults (64 faces on the neutral face and the prototypes, 2000
+#: images) so that the demo stays short: 16 faces on the neutral face (1,920 renders; with 8 the smallest exact
+#: sign-flip p, 1/128, leaves no pair below q = 0.05 over 5,120 tests), 400 images ablated.
+DEMO_PROBE_FACES = 16
+DEMO_IMPORTANCE_IMAGES = 400
 
 ANALYZE_EXAMPLE = """\
 captum-fau analyze --model timm:resnet18 --checkpoint my.safetensors --layer layer3 \\
@@ -60,9 +65,34 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         total = (check.meta.get("selection") or {}).get("filters_in_layer", len(check.filters))
         lines.append(f"Sanity check ({len(check.filters)} of {total} filters, top {check.meta.get('n', '?')} images each, "
                      f"sanity.json): {check.interpretation}")  # fmt: skip
+    lines += _probe_lines(result.probes)
     lines += [f"Note: {_say.speak(note)}" for note in result.notes if _say.first(note)]
     lines.append(f"Report: {result.report}  ({elapsed:.0f} s)")
     return "\n".join(lines)
+
+
+def _probe_lines(probes: object) -> list[str]:
+    """The causal probes in three lines: causal AUs and their agreement with FAU-KL, importance, FACS score."""
+    lines = []
+    causal, agreement = getattr(probes, "causal", None), getattr(probes, "agreement", None)
+    if causal is not None:
+        found = sum(a is not None for a in causal.top_au)
+        line = (f"Causal AU probe ({causal.n_faces} faces, causal.npz): {found} of {len(causal.top_au)} filters "
+                f"respond to an AU (q < {causal.alpha:g})")
+        if agreement and agreement.get("n_filters"):
+            line += (f"; the same AU as FAU-KL for {agreement['agreement']:.0%} of {agreement['n_filters']} filters "
+                     f"(chance {agreement['chance']:.0%})")
+        lines.append(line)
+    importance = getattr(probes, "importance", None)
+    if importance is not None:
+        mode = "zero" if "zero" in importance.modes else importance.modes[0]
+        top = ", ".join(f"{e} {order[0]}" for e, order in importance.ranking(mode).items())
+        lines.append(f"Most important filter per emotion ({mode} ablation, importance.npz): {top}")
+    facs = getattr(probes, "facs", None)
+    if facs is not None:
+        scores = ", ".join(f"{s} {v:.2f}" if v is not None else f"{s} n/a" for s, v in facs.to_dict()["score"].items())
+        lines.append(f"FACS score (top-{facs.top_k} filters' AUs in the EMFACS prototype, facs.json): {scores}")
+    return lines
 
 
 def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
@@ -82,6 +112,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         topn_budget_mb=getattr(args, "topn_budget_mb", 48.0),
         class_names=getattr(args, "class_names", None), face_crop=getattr(args, "face_crop", "auto"),
         stream=getattr(args, "stream", None), workers=getattr(args, "workers", None),
+        **_options.probe_settings(args),
     )  # fmt: skip
 
 
@@ -96,7 +127,7 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
     return 0
 
 
-def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
+def _analysis_options(p: argparse.ArgumentParser, out_default: str, demo: bool = False) -> None:
     p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
     p.add_argument("--out", type=_options.folder, default=out_default,
                    help=f"report folder; a rerun reuses finished steps (default: {out_default})")
@@ -115,6 +146,11 @@ def _analysis_options(p: argparse.ArgumentParser, out_default: str) -> None:
                    "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
                    "--out OUT --filters ... completes them); 0: every filter (default: 48)")
     _options.add_sanity_check(p)
+    if demo:
+        _options.add_probe_options(p, default=True, faces=DEMO_PROBE_FACES, prototypes=False,
+                                   images=DEMO_IMPORTANCE_IMAGES)  # fmt: skip
+    else:
+        _options.add_probe_options(p, default=False, faces=64)
     _options.add_quiet(p)
     _options.add_device(p)
     _options.add_seed(p, "seeds data rendering and the statistics")
@@ -146,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     pd.add_argument("--images", type=_options.positive_int, default=DEMO_IMAGES,
                     help=f"SynthFACS images (default: {DEMO_IMAGES})")  # fmt: skip
-    _analysis_options(pd, "captum-fau-demo")
+    _analysis_options(pd, "captum-fau-demo", demo=True)
     pd.set_defaults(handler=lambda args: _run(args, DEMO_MODEL, f"synthfacs:{args.images}"))
 
 

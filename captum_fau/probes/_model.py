@@ -22,21 +22,27 @@ def check_model(model: Any, what: str) -> nn.Module:
     return model
 
 
-def resolve_spec(model: nn.Module, input_spec: Any) -> tuple[Any, list[str]]:
-    """The model's input spec: ``input_spec`` when given, else what the model declares, else the default."""
+def resolve_spec(model: nn.Module, input_spec: Any, data_shape: tuple[int, int, int] = (1, 96, 96)
+                 ) -> tuple[Any, list[str]]:  # fmt: skip
+    """The model's input spec and its notes: ``input_spec`` when given (an analysis passes the spec its run
+    resolved, so the probes see exactly what the scan saw), else THE decision of
+    :func:`captum_fau.inputs.resolve.resolve_input_spec` for gray faces of ``data_shape`` (what the model
+    declares, a probe forward when it declares no size, and a forward check at the spec's size).
+
+    Raises:
+        ConfigError: ``input_spec`` is not an InputSpec, or no size runs on the model.
+    """
     # The one import of the input contract in probes/ (it moves with the input contract's package).
-    from captum_fau.inputs.sources import discover_input_spec
+    from captum_fau.inputs.resolve import resolve_input_spec
     from captum_fau.inputs.spec import InputSpec as spec_cls
 
     if input_spec is not None:
         if not isinstance(input_spec, spec_cls):
             raise ConfigError(f"input_spec must be an InputSpec, got {type(input_spec).__name__}.")
         return input_spec, []
-    config = getattr(model, "config", None)
-    found = discover_input_spec(config=config if isinstance(config, dict) else None, model=model)
-    if found is not None:
-        return found, [f"Input spec from the model's own configuration: {found.describe()}."]
-    return spec_cls(), ["The model declares no input spec; the default InputSpec() (size of the data, [0, 1]) is used."]
+    spec = resolve_input_spec(model, data_shape)
+    rendered = (1, *spec.size) if spec.size is not None else data_shape  # the faces are rendered at the spec's size
+    return spec, [f"Input: {spec.describe()}."] + [f"Input: {note}." for note in spec.notes(rendered)]
 
 
 def check_precision(precision: str) -> str:

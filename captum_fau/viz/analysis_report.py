@@ -56,6 +56,7 @@ def build_report(
     params: dict[str, Any],
     title: str | None = None,
     sanity: Any | None = None,
+    probes: Any | None = None,
 ) -> Path:
     """Write the figures, ``results.json`` and ``index.html`` into ``out``; return the page.
 
@@ -76,6 +77,8 @@ def build_report(
         params (dict): The analysis settings, stored in ``results.json``.
         title (str, optional): Page title.
         sanity (SanityCheckResult, optional): The model-randomisation check of the reconstructions.
+        probes (ProbeFindings, optional): The causal probes (``results.json`` keys ``causal``, ``importance``,
+            ``facs``; None each where not run).
 
     Returns:
         Path: ``out/index.html``.
@@ -113,6 +116,7 @@ def build_report(
         summary["Sanity check"] = (f"{sanity.interpretation} ({len(sanity.filters)} of {total} filters checked, top "
                                    f"{sanity.meta.get('n', '?')} images each)")  # fmt: skip
 
+    results.update(probes.to_results() if probes is not None else dict.fromkeys(("causal", "importance", "facs")))
     sections = [_topn_section(out, topn, layer, featured, faukl, input_caveat(sanity))]
     if faukl is not None:
         sections += _faukl_sections(out, faukl, layer, featured)
@@ -123,6 +127,10 @@ def build_report(
         sections.append(_localisation_section(out, localisation, faukl, layer))
     if accuracy is not None:
         sections.append(_accuracy_section(out, accuracy, provenance))
+    if probes is not None:
+        from captum_fau.viz.causal import causal_sections
+
+        sections += causal_sections(out, probes, featured)
     sections.append(filter_browser_section(out, topn, faukl, layer, localisation, featured))
     sections.append(_files_section(faukl is not None, localisation is not None, sanity is not None))
     atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
