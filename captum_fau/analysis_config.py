@@ -229,7 +229,9 @@ class AnalysisConfig:
         self.out = Path(self.out)
         for name in ("checkpoint", "au_csv"):
             if not isinstance(getattr(self, name), (str, os.PathLike, type(None))):
-                raise ConfigError(f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}.")
+                raise ConfigError(
+                    f"AnalysisConfig.{name} must be a file path, got {type(getattr(self, name)).__name__}."
+                )
         for name in ("n", "n_featured", "batch_size"):
             _check_count(name, getattr(self, name), 1)
         budget = self.topn_budget_mb
@@ -293,8 +295,7 @@ def _statistics_options(config: AnalysisConfig) -> Any:
 def _check_count(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(
-            f"AnalysisConfig.{name} must be an integer >= {minimum}, got {value!r}; "
-            f"pass e.g. {name}={max(minimum, 1)}."
+            f"AnalysisConfig.{name} must be an integer >= {minimum}, got {value!r}; pass e.g. {name}={max(minimum, 1)}."
         )
 
 
@@ -308,13 +309,13 @@ def _resolve_config(config: AnalysisConfig | None, overrides: dict[str, Any]) ->
     known = {f.name for f in fields(AnalysisConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        hints = [f"{key} (did you mean {', '.join(difflib.get_close_matches(key, known, 1)) or '?'})" for key in unknown]
+        hints = [
+            f"{key} (did you mean {', '.join(difflib.get_close_matches(key, known, 1)) or '?'})" for key in unknown
+        ]
         raise ConfigError(f"analyze got unknown options {', '.join(hints)}; it accepts {', '.join(sorted(known))}.")
     if config is None:
         return AnalysisConfig(**overrides)
     return replace(config, **overrides) if overrides else config
-
-
 
 
 __all__ = ["STEPS", "AnalysisConfig", "AnalysisResult"]

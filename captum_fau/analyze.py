@@ -88,7 +88,9 @@ def _check_out(out: Path) -> None:
         raise OutputError(f"Cannot write to the output folder {out} ({err}); choose a writable --out.") from err
 
 
-def analyze(model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
+def analyze(
+    model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any
+) -> AnalysisResult:
     r"""Run top-N deconvolution, FAU-KL and accuracy on one model and dataset; write a report.
 
     Args:
@@ -325,7 +327,8 @@ def _run_scan(run: _Run, dev: torch.device, maxima_file: Path) -> _Scanned | Non
         run.notes.append(f"The scan resumed from a checkpoint after {result.resumed_batches} batch(es).")
     # The search only: which filters are back-projected is decided after FAU-KL (_reconstruct_step).
     topn = TopNDeconv(run.model, run.layer, rule=config.rule, relu_like=config.relu_like).from_scan(
-        result, progress=run.progress, reconstruct=[])
+        result, progress=run.progress, reconstruct=[]
+    )
     scanned: _Scanned | None = None
     error: BaseException | None = None
     if run.rank == 0:
@@ -505,7 +508,9 @@ def _sanity_step(run: _Run, topn: Any, featured: list[int], n: int = 3) -> Any |
     run.manifest.key("sanity", scan=run.manifest.keys["scan"], n=n, seed=config.seed, max_filters=max_filters,
                      featured=featured if max_filters else None, independent=True)  # fmt: skip
     figure = run.out / "sanity.png"
-    if run.manifest.finished("sanity", path) and (figure.is_file() or not (run.manifest.info("sanity") or {}).get("figure")):
+    if run.manifest.finished("sanity", path) and (
+        figure.is_file() or not (run.manifest.info("sanity") or {}).get("figure")
+    ):
         return SanityCheckResult.load(path)
     from captum_fau.viz.analysis_report import sanity_figure
 
@@ -574,7 +579,9 @@ class _CallableModule(types.ModuleType):
     """``captum_fau.analyze`` names both this module and the function: once ``import captum_fau.analyze``
     has run, ``from captum_fau import analyze`` finds the module, so calling the module runs the function."""
 
-    def __call__(self, model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any) -> AnalysisResult:
+    def __call__(
+        self, model: nn.Module | str, data: Any, config: AnalysisConfig | None = None, **overrides: Any
+    ) -> AnalysisResult:
         return analyze(model, data, config, **overrides)
 
 

@@ -56,7 +56,6 @@ def option(python: str, cli: str | None = None) -> str:
     return cli if cli is not None and _AUDIENCE[-1] == "cli" else python
 
 
-
 class CaptumFAUError(Exception):
     """Base class of every exception raised by captum-fau."""
 

@@ -168,8 +168,11 @@ def check_au_labels(faces: Any, bins: int = ANALYSIS_BINS) -> None:
             "names, e.g. the image a.png needs a row 'a.png,...' (FaceSet.meta['skipped'] lists the unmatched rows)."
         )
     if labelled < need:
-        have = f"The data has {labelled} images" if labelled == len(faces) else (
-            f"Only {labelled} of {len(faces)} images have AU labels in {where}")
+        have = (
+            f"The data has {labelled} images"
+            if labelled == len(faces)
+            else (f"Only {labelled} of {len(faces)} images have AU labels in {where}")
+        )
         raise LabelError(
             f"{have}; FAU-KL needs at least {need} "
             f"({MIN_IMAGES_PER_BIN} per histogram bin). Use more images (e.g. synthfacs:{max(need, 200)}), add AU rows for more of "
@@ -332,8 +335,13 @@ def _open_data(spec: str, config: Any, progress: bool, model_name: str = "",
             return held_out_synthfacs(model_name, int(argument), seed=seed, style=style)
         from captum_fau.data.synthfacs import SynthFACS
 
-        return SynthFACS(n=int(argument), seed=seed, style=style), {"held_out": False, "seed": seed, "reason": (
-            f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces")}
+        return SynthFACS(n=int(argument), seed=seed, style=style), {
+            "held_out": False,
+            "seed": seed,
+            "reason": (
+                f"{model_name} records no SynthFACS training set: captum-fau cannot tell whether it saw these faces"
+            ),
+        }
     unknown = {"held_out": False, "reason": f"captum-fau does not know which images {model_name} was trained on"}
     options = config.read_options.with_changes(progress=progress)
     sized = {"size": crop} if kind == "folder" and crop else {}  # ckplus: keeps the reference protocol's 96 px

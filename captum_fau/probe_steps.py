@@ -97,18 +97,21 @@ def check_probes(run: Any) -> None:
         try:
             AUProbe(run.model, run.layer, run.spec, options=probe_options(config))
         except ConfigError as err:
-            raise ConfigError(f"{err} The AU probe (--causal / causal=True) cannot run on this model: drop it."
-                              ) from err
+            raise ConfigError(
+                f"{err} The AU probe (--causal / causal=True) cannot run on this model: drop it."
+            ) from err
     if config.importance and run.mapping is not None and hasattr(run.dataset, "tensors"):
         from captum_fau.probes import FilterImportance
 
         sample = run.dataset.tensors(np.arange(min(2, len(run.dataset))))
         try:
             FilterImportance(run.model, run.layer, class_names=run.mapping.model_classes).split(
-                sample.to(_device(run.model)))
+                sample.to(_device(run.model))
+            )
         except LayerError as err:
-            raise LayerError(f"{err} The filter ablation (--importance / importance=True) needs it: drop it or pick "
-                             "another --layer.") from err
+            raise LayerError(
+                f"{err} The filter ablation (--importance / importance=True) needs it: drop it or pick another --layer."
+            ) from err
 
 
 def _device(model: Any) -> Any:
@@ -189,14 +192,16 @@ def run_probes(run: Any, labels: dict[str, np.ndarray], faukl: Any | None) -> Pr
 def _floor_note(result: Any) -> str | None:
     """A note when the faces are too few for the tests to reach q < alpha easily: the smallest two-sided sign-flip p
     (exact up to 16 faces) against the BH level a single pair needs."""
-    p_min = max(2.0 / 2 ** result.n_faces, 1.0 / (1 + int(result.meta.get("options", {}).get("n_permutations", 2000))))
+    p_min = max(2.0 / 2**result.n_faces, 1.0 / (1 + int(result.meta.get("options", {}).get("n_permutations", 2000))))
     tests = int(np.isfinite(result.p).sum())
     needed = int(np.ceil(p_min * tests / result.alpha))
     if needed <= max(1, tests // 20):
         return None
-    return (f"AU probe: with {result.n_faces} faces the smallest sign-flip p is {p_min:.2g}, so over {tests} filter × AU "
-            f"tests a pair reaches q < {result.alpha:g} only when at least {needed} pairs sit at that floor; "
-            "'no causal AU' may mean too few faces (raise --probe-faces / ProbeOptions(n_faces=...)).")
+    return (
+        f"AU probe: with {result.n_faces} faces the smallest sign-flip p is {p_min:.2g}, so over {tests} filter × AU "
+        f"tests a pair reaches q < {result.alpha:g} only when at least {needed} pairs sit at that floor; "
+        "'no causal AU' may mean too few faces (raise --probe-faces / ProbeOptions(n_faces=...))."
+    )
 
 
 def _sample(n: int, limit: int, seed: int) -> np.ndarray:
@@ -292,9 +297,11 @@ def facs_step(run: Any, findings: ProbeFindings, faukl: Any | None) -> None:
     """The EMFACS table (``facs.json``) from the importance ranking and the causal / associational AUs."""
     if findings.importance is None:
         if run.config.causal or run.config.importance:
-            findings.notes.append("FACS table skipped: it ranks each emotion's filters by their importance, which "
-                                  "needs --importance (importance=True) on data with emotion labels the model's "
-                                  "classes name.")
+            findings.notes.append(
+                "FACS table skipped: it ranks each emotion's filters by their importance, which "
+                "needs --importance (importance=True) on data with emotion labels the model's "
+                "classes name."
+            )
         return
     sources: dict[str, list[str | None]] = {}
     if findings.causal is not None:
@@ -315,5 +322,14 @@ def facs_step(run: Any, findings: ProbeFindings, faukl: Any | None) -> None:
     findings.facs.save(run.out / "facs.json")
 
 
-__all__ = ["OCCLUSION_IMAGES", "ProbeFindings", "causal_step", "check_probes", "facs_step", "importance_step",
-           "masks_fn", "probe_options", "run_probes"]
+__all__ = [
+    "OCCLUSION_IMAGES",
+    "ProbeFindings",
+    "causal_step",
+    "check_probes",
+    "facs_step",
+    "importance_step",
+    "masks_fn",
+    "probe_options",
+    "run_probes",
+]

@@ -62,8 +62,10 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
 def describe(env: dict[str, Any]) -> str:
     """One line naming the machine, for the human-readable output."""
     gpu = f", GPU {env['gpu_model']}" if "gpu_model" in env else ""
-    return (f"{env['cpu_model']} ({env['affinity_cores']} cores usable), torch {env['torch_version']} with "
-            f"{env['torch_threads']} threads, device {env['device']}{gpu}, load {env.get('load_average_1min', '?')}")
+    return (
+        f"{env['cpu_model']} ({env['affinity_cores']} cores usable), torch {env['torch_version']} with "
+        f"{env['torch_threads']} threads, device {env['device']}{gpu}, load {env.get('load_average_1min', '?')}"
+    )
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -161,8 +163,10 @@ def ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[flo
 def line(name: str, values: Sequence[float], unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
     """``name: median M (min a, max b, n=k)`` for the human-readable output."""
     s = spread([v * scale for v in values], digits + 2)
-    return (f"{name}: median {s['median']:.{digits}f}{unit} (min {s['min']:.{digits}f}, max {s['max']:.{digits}f}, "
-            f"{len(values)} repeats)")
+    return (
+        f"{name}: median {s['median']:.{digits}f}{unit} (min {s['min']:.{digits}f}, max {s['max']:.{digits}f}, "
+        f"{len(values)} repeats)"
+    )
 
 
 def flat(prefix: str, values: Sequence[float], digits: int = 3) -> dict[str, float]:

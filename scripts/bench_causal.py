@@ -91,8 +91,13 @@ def planted_importance(report: dict[str, Any], n_models: int) -> None:
     first = 0
     for planted in range(n_models):
         net = planted_decision_net(planted, seed=planted)
-        res = FilterImportance(net, "conv").run(x, batch.emotions, ("neutral", "anger", "contempt", "disgust", "fear",
-                                                "happy", "sadness", "surprise"), units=batch.subjects, progress=False)
+        res = FilterImportance(net, "conv").run(
+            x,
+            batch.emotions,
+            ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"),
+            units=batch.subjects,
+            progress=False,
+        )
         first += res.ranking("zero")["happy"][0] == planted
     report.update(importance_planted_rank1=first / n_models, importance_planted_models=n_models)
 

@@ -60,8 +60,9 @@ from captum_fau.concept.result import TOP_AU_RULES
 from captum_fau.concept.simulate import planted_faces
 
 
-def ckplus_like(seed: int, n_filters: int = 256, d: float = 0.8, planted_fraction: float = 0.1,
-                n_subjects: int = 109) -> dict[str, np.ndarray]:
+def ckplus_like(
+    seed: int, n_filters: int = 256, d: float = 0.8, planted_fraction: float = 0.1, n_subjects: int = 109
+) -> dict[str, np.ndarray]:
     """CK+-sized planted data with subject structure (subjects x 3 sequences x 4 frames, AUs clustered by
     subject, frames correlated); permutation units = subjects."""
     data = planted_faces(seed, n_subjects=n_subjects, n_filters=n_filters, d=d, planted=planted_fraction)
@@ -69,32 +70,43 @@ def ckplus_like(seed: int, n_filters: int = 256, d: float = 0.8, planted_fractio
     return data
 
 
-def loop_statistics(acts: np.ndarray, presence: np.ndarray, sources: np.ndarray, bins: int, smoothing: float,
-                    pairs: list[tuple[int, int]]) -> np.ndarray:
+def loop_statistics(
+    acts: np.ndarray,
+    presence: np.ndarray,
+    sources: np.ndarray,
+    bins: int,
+    smoothing: float,
+    pairs: list[tuple[int, int]],
+) -> np.ndarray:
     """The straightforward loop: for each pair and permutation, two histograms and scipy's KL."""
     edges = histogram_edges(acts, bins)
     out = np.zeros(len(pairs))
     for i, (c, j) in enumerate(pairs):
+
         def kl(labels: np.ndarray) -> float:
             hq, _ = np.histogram(acts[labels, c], bins=edges[c])
             hr, _ = np.histogram(acts[~labels, c], bins=edges[c])
             return float(entropy(hq + smoothing, hr + smoothing))
+
         observed = kl(presence[:, j])
         null = [kl(presence[src, j]) for src in sources]
         out[i] = (1 + sum(v >= observed for v in null)) / (1 + len(null))
     return out
 
 
-def vectorised_statistics(acts: np.ndarray, presence: np.ndarray, sources: np.ndarray, bins: int,
-                          smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+def vectorised_statistics(
+    acts: np.ndarray, presence: np.ndarray, sources: np.ndarray, bins: int, smoothing: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A straightforward vectorised-numpy FAU-KL: per permutation, one matrix product of the one-hot bins
     with the permuted labels (float64), scipy's ``rel_entr`` and AUROC rank sums; p-values of KL and AUROC."""
     from scipy.special import rel_entr
     from scipy.stats import rankdata
 
     edges = histogram_edges(acts, bins)
-    codes = np.stack([np.clip(np.searchsorted(edges[c, 1:-1], acts[:, c], side="right"), 0, bins - 1)
-                      for c in range(acts.shape[1])], axis=1)
+    codes = np.stack(
+        [np.clip(np.searchsorted(edges[c, 1:-1], acts[:, c], side="right"), 0, bins - 1) for c in range(acts.shape[1])],
+        axis=1,
+    )
     n_filters = acts.shape[1]
     onehot = np.eye(bins)[codes].reshape(len(acts), n_filters * bins)  # [M, C * K]
     totals = onehot.sum(axis=0).reshape(n_filters, bins, 1)
@@ -140,8 +152,10 @@ def bench_speed(report: dict[str, Any], size: dict[str, int]) -> None:
 
     # the same work as the vectorised baseline: a fixed number of permutations, no refinement
     same = {"max_permutations": 0} if "options" in inspect.signature(fau_kl_statistics).parameters else {}
-    engine = _timed(lambda: fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0,
-                                              **same), size["repeats"])
+    engine = _timed(
+        lambda: fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0, **same),
+        size["repeats"],
+    )
     vectorised = _timed(lambda: vectorised_statistics(acts, presence, sources, 10, 0.5), size["repeats"])
     tracemalloc.start()
     fau_kl_statistics(acts, presence, groups=groups, n_permutations=perms, n_bootstrap=0, **same)
@@ -154,16 +168,26 @@ def bench_speed(report: dict[str, Any], size: dict[str, int]) -> None:
     per_unit = (time.perf_counter() - t0) / (len(pairs) * (len(loop_sources) + 1))
     loop_full = per_unit * acts.shape[1] * presence.shape[1] * (perms + 1)
     report.update(
-        stats_seconds=engine["median"], vectorised_seconds=vectorised["median"],
-        speedup_vs_vectorised={k: vectorised["median"] / engine[k] for k in ("median",)} | {
-            "min": vectorised["min"] / engine["max"], "max": vectorised["max"] / engine["min"],
-            "engine_s": engine, "vectorised_s": vectorised, "repeats": size["repeats"]},
-        loop_seconds_extrapolated=loop_full, speedup_vs_loop=loop_full / engine["median"], stats_peak_mb=peak,
+        stats_seconds=engine["median"],
+        vectorised_seconds=vectorised["median"],
+        speedup_vs_vectorised={k: vectorised["median"] / engine[k] for k in ("median",)}
+        | {
+            "min": vectorised["min"] / engine["max"],
+            "max": vectorised["max"] / engine["min"],
+            "engine_s": engine,
+            "vectorised_s": vectorised,
+            "repeats": size["repeats"],
+        },
+        loop_seconds_extrapolated=loop_full,
+        speedup_vs_loop=loop_full / engine["median"],
+        stats_peak_mb=peak,
     )
-    print(f"[speed] {perms} perms x {acts.shape[1]} filters x 20 AUs x {len(acts)} images, {size['repeats']} repeats: "
-          f"engine {engine['median']:.2f} s (min {engine['min']:.2f}, max {engine['max']:.2f}; peak {peak:.0f} MB), "
-          f"vectorised numpy {vectorised['median']:.2f} s -> speedup {vectorised['median'] / engine['median']:.1f}x; "
-          f"per-pair loop (extrapolated) {loop_full:.0f} s")
+    print(
+        f"[speed] {perms} perms x {acts.shape[1]} filters x 20 AUs x {len(acts)} images, {size['repeats']} repeats: "
+        f"engine {engine['median']:.2f} s (min {engine['min']:.2f}, max {engine['max']:.2f}; peak {peak:.0f} MB), "
+        f"vectorised numpy {vectorised['median']:.2f} s -> speedup {vectorised['median'] / engine['median']:.1f}x; "
+        f"per-pair loop (extrapolated) {loop_full:.0f} s"
+    )
 
 
 def _statistics(data: dict[str, Any], design: str, permutations: int, seed: int) -> Any:
@@ -208,7 +232,9 @@ def _null_replicate(design: str, seed: int, size: dict[str, int], acc: dict[str,
     """One complete-null data set: per-pair type-I, BH family-wise error, top-AU share per AU."""
     from captum_fau.concept.result import FAUKLResult
 
-    data = design_faces(design, 10_000 + seed, n_filters=size.get("design_filters"), n_subjects=size.get("design_subjects"))
+    data = design_faces(
+        design, 10_000 + seed, n_filters=size.get("design_filters"), n_subjects=size.get("design_subjects")
+    )
     st = _statistics(data, design, size["permutations"], seed)
     p, q, tested = _main_test(st, design)
     acc["p05"].append((p[tested] < 0.05).astype(float))
@@ -291,28 +317,38 @@ def bench_designs(report: dict[str, Any], size: dict[str, int]) -> None:
         shares = np.array(acc["top_share"])
         share_se = np.nanstd(shares, axis=0, ddof=1) / np.sqrt(max(1, len(shares))) if len(shares) > 1 else None
         row = {
-            "type1_05": _rate(acc["p05"]), "type1_001": _rate(acc["p001"]), "bh_fwer": _rate(acc["fwer"]),
-            "untested_share": _rate(acc["untested"])[0], "fdr": _rate(acc["fdp"]), "power": _rate(acc["power"]),
-            "planted_named_first": _rate(acc["named_first"]), "planted_rank_mean": _rate(acc["rank"])[0],
+            "type1_05": _rate(acc["p05"]),
+            "type1_001": _rate(acc["p001"]),
+            "bh_fwer": _rate(acc["fwer"]),
+            "untested_share": _rate(acc["untested"])[0],
+            "fdr": _rate(acc["fdp"]),
+            "power": _rate(acc["power"]),
+            "planted_named_first": _rate(acc["named_first"]),
+            "planted_rank_mean": _rate(acc["rank"])[0],
             "top_au_share_vs_chance": dict(zip(DESIGN_AUS, np.round(np.nanmean(shares, axis=0), 3).tolist())),
             "top_au_share_min": float(np.nanmin(np.nanmean(shares, axis=0))),
             "top_au_share_max": float(np.nanmax(np.nanmean(shares, axis=0))),
             "top_au_share_se": None if share_se is None else dict(zip(DESIGN_AUS, np.round(share_se, 3).tolist())),
-            "power_by_au": {au: _rate([np.array(acc[f"power_{au}"])])[0] for au in DESIGN_AUS
-                            if acc.get(f"power_{au}")},  # fmt: skip
+            "power_by_au": {
+                au: _rate([np.array(acc[f"power_{au}"])])[0] for au in DESIGN_AUS if acc.get(f"power_{au}")
+            },  # fmt: skip
             "dead_filters_named": float(np.mean(acc["dead_named"])),
             "ci_inside": _rate(acc["inside"])[0],
-            "coverage_by_subjects": {f"{lo}-{hi if hi < 10**9 else ''}": _rate(acc[f"cover_{lo}"])
-                                     for lo, hi in COVERAGE_BUCKETS},  # fmt: skip
+            "coverage_by_subjects": {
+                f"{lo}-{hi if hi < 10**9 else ''}": _rate(acc[f"cover_{lo}"]) for lo, hi in COVERAGE_BUCKETS
+            },  # fmt: skip
             "seconds": time.perf_counter() - t0,
         }
         table[design] = row
         cov = row["coverage_by_subjects"]
-        print(f"[design {design}] type-I {row['type1_05'][0]:.4f} (0.05) {row['type1_001'][0]:.5f} (0.001); BH FWER "
-              f"{row['bh_fwer'][0]:.3f}; FDR {row['fdr'][0]:.3f}; power {_fmt(row['power'][0])}; planted AU first "
-              f"{_fmt(row['planted_named_first'][0])}; top-AU share/chance {row['top_au_share_min']:.2f}-"
-              f"{row['top_au_share_max']:.2f}; coverage " + ", ".join(f"{k}: {_fmt(v[0])}" for k, v in cov.items())
-              + f" ({row['seconds']:.0f} s)")
+        print(
+            f"[design {design}] type-I {row['type1_05'][0]:.4f} (0.05) {row['type1_001'][0]:.5f} (0.001); BH FWER "
+            f"{row['bh_fwer'][0]:.3f}; FDR {row['fdr'][0]:.3f}; power {_fmt(row['power'][0])}; planted AU first "
+            f"{_fmt(row['planted_named_first'][0])}; top-AU share/chance {row['top_au_share_min']:.2f}-"
+            f"{row['top_au_share_max']:.2f}; coverage "
+            + ", ".join(f"{k}: {_fmt(v[0])}" for k, v in cov.items())
+            + f" ({row['seconds']:.0f} s)"
+        )
     report["designs"] = table
     report["design_sizes"] = {k: size[k] for k in ("null_reps", "planted_reps", "permutations", "truth_subjects")}
     _worst_case(report, table)
@@ -328,13 +364,19 @@ def _worst_case(report: dict[str, Any], table: dict[str, dict[str, Any]]) -> Non
     approx = [r["coverage_by_subjects"][k][0] for r in table.values() for k in ("3-5", "6-9")
               if r["coverage_by_subjects"][k][0] is not None]  # fmt: skip
     report.update(
-        null_p05=worst_type1, type1_clustered=worst_type1, type1_001_worst=max(vals("type1_001")),
-        bh_fwer_worst=max(vals("bh_fwer")), fdr=max(vals("fdr")), power=min(vals("power")),
+        null_p05=worst_type1,
+        type1_clustered=worst_type1,
+        type1_001_worst=max(vals("type1_001")),
+        bh_fwer_worst=max(vals("bh_fwer")),
+        fdr=max(vals("fdr")),
+        power=min(vals("power")),
         planted_named_first=min(vals("planted_named_first")),
         null_top_au_rarest_ratio=min(r["top_au_share_min"] for r in table.values()),
         null_top_au_share_max=max(r["top_au_share_max"] for r in table.values()),
-        ci_coverage=min(coverage) if coverage else None, ci_coverage_planted=min(coverage) if coverage else None,
-        ci_coverage_null=min(coverage) if coverage else None, ci_coverage_under_10_subjects=min(approx) if approx else None,
+        ci_coverage=min(coverage) if coverage else None,
+        ci_coverage_planted=min(coverage) if coverage else None,
+        ci_coverage_null=min(coverage) if coverage else None,
+        ci_coverage_under_10_subjects=min(approx) if approx else None,
         ci_inside=min(r["ci_inside"] for r in table.values()),
         stratified_type1=table.get("emotion", {}).get("type1_05", (None,))[0],
     )
@@ -344,8 +386,9 @@ def _worst_case(report: dict[str, Any], table: dict[str, dict[str, Any]]) -> Non
 MOUTH_AUS = ("AU12", "AU14", "AU15", "AU20", "AU23", "AU24", "AU25", "R12", "R14")
 
 
-def _localisation_groups(seed: int, n_images: int, n_top: int, repeats: int = 2
-                         ) -> dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]]:
+def _localisation_groups(
+    seed: int, n_images: int, n_top: int, repeats: int = 2
+) -> dict[str, list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]]]:
     """Planted localisation cases: groups of ``n_top`` faces ``(au, image, image without the AU, masks)``.
 
     ``faces``: prototype-mode faces as rendered, grouped by a present AU; ``nested``: a mouth AU
@@ -369,8 +412,12 @@ def _localisation_groups(seed: int, n_images: int, n_top: int, repeats: int = 2
     for k in range(len(aus)):
         idx = np.flatnonzero(batch.aus[:, k] > 0)
         for g in range(len(idx) // n_top):
-            out["faces"].append([case(k, batch.aus[i].astype(np.float32), int(i), "prototype")
-                                 for i in idx[g * n_top:(g + 1) * n_top]])
+            out["faces"].append(
+                [
+                    case(k, batch.aus[i].astype(np.float32), int(i), "prototype")
+                    for i in idx[g * n_top : (g + 1) * n_top]
+                ]
+            )
     mouth = [aus.index(a) for a in MOUTH_AUS]
     jaws = [aus.index("AU26"), aus.index("AU27")]
     index = 0
@@ -392,7 +439,9 @@ def _localisation_groups(seed: int, n_images: int, n_top: int, repeats: int = 2
     return out
 
 
-def _planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, window: int = 32) -> Any:
+def _planted_regions(
+    group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, window: int = 32
+) -> Any:
     """RegionStats of one planted filter: each of its windows (``window`` px, conv3's receptive field,
     centred on the AU's drawing) holds energy ``signal`` x the AU's own drawing (the squared change it
     makes, lightly blurred) + ``(1 - signal)`` x the face's edges (squared Sobel gradient), the part of
@@ -409,12 +458,14 @@ def _planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
         cy, cx = np.unravel_index(int(np.argmax(drawing)), drawing.shape)
         y0 = int(np.clip(cy - window // 2, 0, image.shape[0] - window))
         x0 = int(np.clip(cx - window // 2, 0, image.shape[1] - window))
-        d = drawing[y0:y0 + window, x0:x0 + window]
-        e = edges[y0:y0 + window, x0:x0 + window]
+        d = drawing[y0 : y0 + window, x0 : x0 + window]
+        e = edges[y0 : y0 + window, x0 : x0 + window]
         patches[0, n, 0] = np.sqrt(signal * d / max(d.sum(), 1e-12) + (1 - signal) * e / max(e.sum(), 1e-12))
         boxes[0, n] = (y0, x0, y0 + window, x0 + window)
     masks = np.stack([m for *_, m in group])
-    return region_stats(torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None], lambda i: masks[i])
+    return region_stats(
+        torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None], lambda i: masks[i]
+    )
 
 
 def bench_localisation(report: dict[str, Any], size: dict[str, int]) -> None:
@@ -437,15 +488,26 @@ def bench_localisation(report: dict[str, Any], size: dict[str, int]) -> None:
         table[scenario]["n_filters"] = len(cases)
     overall = {rule: float(np.mean([table[sc][rule] for sc in table])) for rule in RULES}
     overall_weak = {rule: float(np.mean([weak[sc][rule] for sc in weak])) for rule in RULES}
-    report.update(localisation_rule=DEFAULT_RULE, localisation_recovery=table, localisation_recovery_mean=overall,
-                  localisation_recovery_weak_signal=overall_weak, localisation_signal_shares=list(signals),
-                  localisation_recovery_lift_before=overall["lift"])
+    report.update(
+        localisation_rule=DEFAULT_RULE,
+        localisation_recovery=table,
+        localisation_recovery_mean=overall,
+        localisation_recovery_weak_signal=overall_weak,
+        localisation_signal_shares=list(signals),
+        localisation_recovery_lift_before=overall["lift"],
+    )
     for scenario, row in table.items():
-        print(f"[localisation] planted {scenario} ({row['n_filters']} filters, signal share {signals}): "
-              + ", ".join(f"{rule} {row[rule]:.2f}" for rule in RULES))
-    print("[localisation] mean over scenarios: " + ", ".join(f"{rule} {overall[rule]:.2f}" for rule in RULES)
-          + "; signal share <= 0.2 only: " + ", ".join(f"{rule} {overall_weak[rule]:.2f}" for rule in RULES)
-          + f"; default rule: {DEFAULT_RULE}")
+        print(
+            f"[localisation] planted {scenario} ({row['n_filters']} filters, signal share {signals}): "
+            + ", ".join(f"{rule} {row[rule]:.2f}" for rule in RULES)
+        )
+    print(
+        "[localisation] mean over scenarios: "
+        + ", ".join(f"{rule} {overall[rule]:.2f}" for rule in RULES)
+        + "; signal share <= 0.2 only: "
+        + ", ".join(f"{rule} {overall_weak[rule]:.2f}" for rule in RULES)
+        + f"; default rule: {DEFAULT_RULE}"
+    )
 
 
 class AUTemplateProbe(nn.Module):
@@ -492,7 +554,12 @@ class ProbeFaces(torch.utils.data.Dataset):
         return len(self.inputs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.inputs[i], "index": i, "aus": torch.from_numpy(self.aus[i]), "subject": int(self.subjects[i])}
+        return {
+            "image": self.inputs[i],
+            "index": i,
+            "aus": torch.from_numpy(self.aus[i]),
+            "subject": int(self.subjects[i]),
+        }
 
 
 def bench_probe(report: dict[str, Any], n_images: int) -> None:
@@ -505,12 +572,21 @@ def bench_probe(report: dict[str, Any], n_images: int) -> None:
     hits = [top == au for top, au in zip(tops, faces.au_ids)]
     report.update(probe_recovery=float(np.mean(hits)), probe_images=n_images)
     missed = [f"{au}->{top}" for top, au, ok in zip(tops, faces.au_ids, hits) if not ok]
-    print(f"[probe] {n_images} images: top AU of channel k is AU k for {sum(hits)}/{len(hits)} channels"
-          + (f"; missed {missed}" if missed else ""))
+    print(
+        f"[probe] {n_images} images: top AU of channel k is AU k for {sum(hits)}/{len(hits)} channels"
+        + (f"; missed {missed}" if missed else "")
+    )
 
 
-def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: float = 0.05,
-                      n_permutations: int = 500, max_filters: int | None = None) -> dict[str, Any]:
+def trained_agreement(
+    model: nn.Module,
+    faces: Any,
+    *,
+    n_top: int = 5,
+    alpha: float = 0.05,
+    n_permutations: int = 500,
+    max_filters: int | None = None,
+) -> dict[str, Any]:
     """Agreement of FAU-KL's top AU with the AU region holding most TopNDeconv reconstruction energy.
 
     Filters compared: those with a pair at ``q < alpha`` (at most ``max_filters``, the most
@@ -538,8 +614,12 @@ def trained_agreement(model: nn.Module, faces: Any, *, n_top: int = 5, alpha: fl
 
     regions = region_stats(top.patches, top.boxes, top.indices, masks_for)
     out = localisation_agreement(regions, [result.top_au(int(f)) for f in significant], faces.au_ids, significant)
-    return {"agreement": out["rate"], "n_filters": out["n_filters"], "rule": out["rule"],
-            "by_rule": {k[5:]: v for k, v in out.items() if k.startswith("rate_")}}
+    return {
+        "agreement": out["rate"],
+        "n_filters": out["n_filters"],
+        "rule": out["rule"],
+        "by_rule": {k[5:]: v for k, v in out.items() if k.startswith("rate_")},
+    }
 
 
 def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = None) -> None:
@@ -555,8 +635,12 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
         print(f"[trained] skipped: {err}")
         return
     out = trained_agreement(model, faces)
-    report.update(trained_agreement=out["agreement"], trained_filters=out["n_filters"],
-                  trained_localisation_rule=out.get("rule"), trained_agreement_by_rule=out.get("by_rule"))
+    report.update(
+        trained_agreement=out["agreement"],
+        trained_filters=out["n_filters"],
+        trained_localisation_rule=out.get("rule"),
+        trained_agreement_by_rule=out.get("by_rule"),
+    )
     if out["agreement"] is None:
         report["trained_reason"] = out.get("reason", "no filter to compare")
     print(f"[trained] agreement {out['agreement']} over {out['n_filters']} significant filters")
@@ -564,18 +648,58 @@ def bench_trained(report: dict[str, Any], n_images: int, weights: str | None = N
 
 #: Problem sizes of the full run and of ``--quick`` (used by the tests).
 SIZES = {
-    "full": dict(subjects=109, permutations=1000, speed_filters=256, speed_permutations=100, repeats=5,
-                 null_reps=10, planted_reps=6, truth_subjects=20000, localisation_images=400, localisation_repeats=4),
-    "quick": dict(subjects=40, permutations=200, speed_filters=32, speed_permutations=100, repeats=5,
-                  null_reps=1, planted_reps=1, truth_subjects=2000, design_filters=12, design_subjects=50,
-                  designs=("unbalanced", "heavy_tailed", "emotion"), localisation_images=120, localisation_repeats=1),
+    "full": dict(
+        subjects=109,
+        permutations=1000,
+        speed_filters=256,
+        speed_permutations=100,
+        repeats=5,
+        null_reps=10,
+        planted_reps=6,
+        truth_subjects=20000,
+        localisation_images=400,
+        localisation_repeats=4,
+    ),
+    "quick": dict(
+        subjects=40,
+        permutations=200,
+        speed_filters=32,
+        speed_permutations=100,
+        repeats=5,
+        null_reps=1,
+        planted_reps=1,
+        truth_subjects=2000,
+        design_filters=12,
+        design_subjects=50,
+        designs=("unbalanced", "heavy_tailed", "emotion"),
+        localisation_images=120,
+        localisation_repeats=1,
+    ),
 }
 
 #: The keys of the JSON line that come first (issue 16's targets).
-KEYS = ["null_p05", "type1_001_worst", "bh_fwer_worst", "fdr", "power", "planted_named_first", "null_top_au_rarest_ratio",
-        "null_top_au_share_max", "ci_coverage", "ci_coverage_under_10_subjects", "ci_coverage_planted",
-        "ci_coverage_null", "ci_inside", "type1_clustered", "stratified_type1", "designs", "speedup_vs_vectorised",
-        "probe_recovery", "trained_agreement", "speedup_vs_loop"]
+KEYS = [
+    "null_p05",
+    "type1_001_worst",
+    "bh_fwer_worst",
+    "fdr",
+    "power",
+    "planted_named_first",
+    "null_top_au_rarest_ratio",
+    "null_top_au_share_max",
+    "ci_coverage",
+    "ci_coverage_under_10_subjects",
+    "ci_coverage_planted",
+    "ci_coverage_null",
+    "ci_inside",
+    "type1_clustered",
+    "stratified_type1",
+    "designs",
+    "speedup_vs_vectorised",
+    "probe_recovery",
+    "trained_agreement",
+    "speedup_vs_loop",
+]
 
 
 def main() -> None:
@@ -583,12 +707,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     parser.add_argument("--quick", action="store_true", help="small sizes, statistics only (seconds; for tests)")
     parser.add_argument("--reps", type=int, default=None, help="null replicates per design (planted: 60%%)")
-    parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=None, help="designs to run (default: all)")
+    parser.add_argument(
+        "--designs", nargs="+", choices=list(DESIGNS), default=None, help="designs to run (default: all)"
+    )
     parser.add_argument("--images", type=int, default=1308, help="SynthFACS images for the trained model")
     parser.add_argument("--probe-images", type=int, default=600, help="SynthFACS images for the probe")
     parser.add_argument("--skip-trained", action="store_true")
     parser.add_argument("--skip-models", action="store_true", help="skip the probe and the trained model")
-    parser.add_argument("--weights", default=None, help="trained SynthFACS weights (file or folder) to use instead of the zoo's")
+    parser.add_argument(
+        "--weights", default=None, help="trained SynthFACS weights (file or folder) to use instead of the zoo's"
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     size = dict(SIZES["quick" if args.quick else "full"])

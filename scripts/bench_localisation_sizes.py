@@ -38,8 +38,9 @@ from captum_fau.inputs.spec import InputSpec  # noqa: E402
 SIGNALS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.8)
 
 
-def planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, spec: InputSpec,
-                    mapped: bool = True) -> Any:
+def planted_regions(
+    group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], signal: float, spec: InputSpec, mapped: bool = True
+) -> Any:
     """RegionStats of one planted filter in the frame of a model with input ``spec``."""
     from scipy.ndimage import gaussian_filter, sobel
 
@@ -57,15 +58,16 @@ def planted_regions(group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
         cy, cx = np.unravel_index(int(np.argmax(drawing)), drawing.shape)
         y0 = int(np.clip(cy - window // 2, 0, image.shape[0] - window))
         x0 = int(np.clip(cx - window // 2, 0, image.shape[1] - window))
-        d = drawing[y0:y0 + window, x0:x0 + window]
-        e = edges[y0:y0 + window, x0:x0 + window]
+        d = drawing[y0 : y0 + window, x0 : x0 + window]
+        e = edges[y0 : y0 + window, x0 : x0 + window]
         patches[0, n, 0] = np.sqrt(signal * d / max(d.sum(), 1e-12) + (1 - signal) * e / max(e.sum(), 1e-12))
         boxes[0, n] = (y0, x0, y0 + window, x0 + window)
     masks = np.stack([m for *_, m in group])
     if mapped:
         masks = map_masks(spec, masks)
-    return region_stats(torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None],
-                        lambda i: masks[i])
+    return region_stats(
+        torch.from_numpy(patches), torch.from_numpy(boxes), torch.arange(len(group))[None], lambda i: masks[i]
+    )
 
 
 def recovery(groups: dict[str, list], spec: InputSpec, mapped: bool = True) -> dict[str, float]:
@@ -93,16 +95,21 @@ def main() -> None:
     table = {}
     for size in args.sizes:
         table[size] = recovery(groups, InputSpec(size=size))
-        print(f"[localisation {size}x{size}] {DEFAULT_RULE} {table[size][DEFAULT_RULE]:.3f}; "
-              + ", ".join(f"{rule} {table[size][rule]:.3f}" for rule in RULES if rule != DEFAULT_RULE))
+        print(
+            f"[localisation {size}x{size}] {DEFAULT_RULE} {table[size][DEFAULT_RULE]:.3f}; "
+            + ", ".join(f"{rule} {table[size][rule]:.3f}" for rule in RULES if rule != DEFAULT_RULE)
+        )
         if args.unmapped and size <= 96 and size != 96:
             before = recovery(groups, InputSpec(size=size), mapped=False)
             report.setdefault("unmapped", {})[size] = before
             print(f"[localisation {size}x{size}, masks left at 96 px] {DEFAULT_RULE} {before[DEFAULT_RULE]:.3f}")
     values = [table[s][DEFAULT_RULE] for s in args.sizes]
     report.update(recovery={s: table[s] for s in args.sizes}, spread=float(max(values) - min(values)))
-    print(f"[localisation] {DEFAULT_RULE} rule over {report['n_filters']} planted filters: "
-          + ", ".join(f"{s} px {v:.3f}" for s, v in zip(args.sizes, values)) + f"; spread {report['spread']:.3f}")
+    print(
+        f"[localisation] {DEFAULT_RULE} rule over {report['n_filters']} planted filters: "
+        + ", ".join(f"{s} px {v:.3f}" for s, v in zip(args.sizes, values))
+        + f"; spread {report['spread']:.3f}"
+    )
     if args.json:
         print(json.dumps(report))
 

@@ -108,8 +108,12 @@ def measure(images: int, processes: int, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="smallest dataset size N (default: 1000)")
-    parser.add_argument("--spill-mb", type=float, default=4.0,
-                        help="per-image rows kept in memory before spilling to files, MiB (default: 4)")
+    parser.add_argument(
+        "--spill-mb",
+        type=float,
+        default=4.0,
+        help="per-image rows kept in memory before spilling to files, MiB (default: 4)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed scans per measurement after a warm-up")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -141,9 +145,11 @@ def main() -> None:
     env = {k: v for k, v in single[sizes[0]].items() if k in _bench.environment(args.device)}
     summary = {
         "repeats": args.repeats,
-        "time_ratio_4x": round(statistics.median(time_4x), 3), **_bench.flat("time_ratio_4x", time_4x),
+        "time_ratio_4x": round(statistics.median(time_4x), 3),
+        **_bench.flat("time_ratio_4x", time_4x),
         "rss_ratio_4x": round(single[sizes[2]]["peak_rss_mb"] / single[sizes[0]]["peak_rss_mb"], 3),
-        "two_proc_speedup": round(statistics.median(two_proc), 3), **_bench.flat("two_proc_speedup", two_proc),
+        "two_proc_speedup": round(statistics.median(two_proc), 3),
+        **_bench.flat("two_proc_speedup", two_proc),
         "ms_per_image_4n": round(1000 * single[sizes[2]]["seconds"] / sizes[2], 4),
         "peak_rss_mb_4n": round(single[sizes[2]]["peak_rss_mb"], 1),
         "peak_cuda_mb_4n": single[sizes[2]]["peak_cuda_mb"],

@@ -119,13 +119,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (default: 5)")
     parser.add_argument("--memory-n", type=int, default=0, help="images in the traced memory run (default: --n)")
-    parser.add_argument("--eval-n", type=int, default=1200,
-                        help="images per look for the realism figures (default 1200)")
+    parser.add_argument(
+        "--eval-n", type=int, default=1200, help="images per look for the realism figures (default 1200)"
+    )
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--no-realism", action="store_true", help="measure speed only")
-    parser.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
-                        help="auto: the process's CPU time with one torch thread (other users of a shared machine "
-                             "delay the work but do not add to it), else wall time")
+    parser.add_argument(
+        "--clock",
+        default="auto",
+        choices=("auto", "cpu", "wall"),
+        help="auto: the process's CPU time with one torch thread (other users of a shared machine "
+        "delay the work but do not add to it), else wall time",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line with all numbers last")
     args = parser.parse_args()
     clock = _bench.pick_clock(args.clock)

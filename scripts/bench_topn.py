@@ -89,16 +89,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=0.0, help="keep repeating until this many seconds")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default: cpu)")
-    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
-                        help="auto: CPU time on a CPU with one thread, else wall (default: auto)")
-    parser.add_argument("--peer", choices=("crp",), action="append", default=[],
-                        help="also time a peer library: crp = zennit-crp's FeatureVisualization")
+    parser.add_argument(
+        "--clock",
+        choices=("auto", "cpu", "wall"),
+        default="auto",
+        help="auto: CPU time on a CPU with one thread, else wall (default: auto)",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("crp",),
+        action="append",
+        default=[],
+        help="also time a peer library: crp = zennit-crp's FeatureVisualization",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--case", choices=("all", "conv3", "resnet18_layer3"), default="all",
-                        help="which cases run (default: all)")
+    parser.add_argument(
+        "--case", choices=("all", "conv3", "resnet18_layer3"), default="all", help="which cases run (default: all)"
+    )
     parser.add_argument("--readme-faces", type=int, default=60, help="faces of the README case (default: 60)")
-    parser.add_argument("--readme-repeats", type=int, default=1,
-                        help="runs of the README command, about 3 min each on 2 cores (default: 1)")
+    parser.add_argument(
+        "--readme-repeats",
+        type=int,
+        default=1,
+        help="runs of the README command, about 3 min each on 2 cores (default: 1)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.full:
@@ -181,7 +195,9 @@ def peer_agreement(refs: dict[int, Any], result: Any, filters: list[int]) -> flo
             outside = ref.clone()
             outside[y0:y1, x0:x1] = 0
             scale = float(ref.abs().max()) or 1.0
-            worst = max(worst, float((ref[y0:y1, x0:x1] - ours).abs().max()) / scale, float(outside.abs().max()) / scale)
+            worst = max(
+                worst, float((ref[y0:y1, x0:x1] - ours).abs().max()) / scale, float(outside.abs().max()) / scale
+            )
     return worst
 
 
@@ -340,7 +356,9 @@ def main() -> None:
                                 also_wall=wall)  # fmt: skip
     elapsed = time.perf_counter() - started
     result = last["ours"]
-    assert torch.equal(extra["cap_idx"][filters].cpu(), result.indices.cpu()), "top-N indices differ from LayerActivation's"
+    assert torch.equal(extra["cap_idx"][filters].cpu(), result.indices.cpu()), (
+        "top-N indices differ from LayerActivation's"
+    )
     assert torch.equal(last["recon"].patches, result.patches), "from_scan and top_n reconstruct differently"
     max_rel = relative_error(last["captum_loop"], pairs, result)
     ratios = {key: compute_ratios(t, pairs_total / len(pairs)) for key, t in (("", times), ("_wall", wall))}
@@ -393,7 +411,8 @@ def crp_summary(times: dict[str, list[float]], wall: dict[str, list[float]], ref
     speedup = _bench.ratios(times["peer_crp"], times["ours"])
     summary = {
         **_bench.flat("seconds", times["peer_crp"], 3),
-        "speedup_median": round(statistics.median(speedup), 2), **_bench.flat("speedup", speedup, 2),
+        "speedup_median": round(statistics.median(speedup), 2),
+        **_bench.flat("speedup", speedup, 2),
         "speedup_wall_median": round(statistics.median(_bench.ratios(wall["peer_crp"], wall["ours"])), 2),
     }
     try:

@@ -157,7 +157,11 @@ def main() -> int:
         **peak_memory(device), **env,
     }  # fmt: skip
     print(f"{_bench.describe(env)}; {args.iterations} iterations of batch 64 per side, {args.repeats} rounds")
-    print(_bench.line(f"  baseline (per-image torchvision v2, DataLoader with {workers} workers)", base_ips, " images/s", digits=1))
+    print(
+        _bench.line(
+            f"  baseline (per-image torchvision v2, DataLoader with {workers} workers)", base_ips, " images/s", digits=1
+        )
+    )
     print(_bench.line("  captum-fau train (batched augmentation)", ours_ips, " images/s", digits=1))
     print(_bench.line("  ratio ours / baseline", ratio, "x"))
     print(f"  peak memory {peak_memory(device)}")

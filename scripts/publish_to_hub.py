@@ -41,13 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo-id", help="target repository ORG/NAME (default: the registry's)")
     p.add_argument("--zoo-dir", default=str(zoo.ZOO_DIR), help="trained model folders (default: zoo/)")
     p.add_argument("--cards-dir", default=str(zoo.CARDS_DIR), help="model cards (default: model_cards/)")
-    p.add_argument("--tag", default=f"v{__version__}", help="tag to create on the uploaded commit (default: %(default)s)")
+    p.add_argument(
+        "--tag", default=f"v{__version__}", help="tag to create on the uploaded commit (default: %(default)s)"
+    )
     p.add_argument("--no-tag", action="store_true", help="do not tag the uploaded commit")
     p.add_argument("--private", action="store_true", help="create the repository private")
-    p.add_argument("--dry-run", action="store_true", help="assemble and verify, show what would be sent, upload nothing")
-    p.add_argument("--pin", action="store_true", help="write the commit and sha256 into the zoo registry after the upload")
+    p.add_argument(
+        "--dry-run", action="store_true", help="assemble and verify, show what would be sent, upload nothing"
+    )
+    p.add_argument(
+        "--pin", action="store_true", help="write the commit and sha256 into the zoo registry after the upload"
+    )
     p.add_argument("--registry", default=None, help="registry file to pin into (default: zoo/registry.json)")
-    p.add_argument("--staging-dir", default=None, help="assemble the Hub folder here and keep it (default: a temp folder)")
+    p.add_argument(
+        "--staging-dir", default=None, help="assemble the Hub folder here and keep it (default: a temp folder)"
+    )
     p.add_argument("--write-card", action="store_true", help="render model_cards/NAME.md from metrics.json and stop")
     args = p.parse_args(argv)
 

@@ -112,8 +112,10 @@ def check_rendered_data(fold_dir: Path, images_sha256: str) -> None:
     """
     marker = fold_dir / "images.sha256"
     if marker.is_file() and marker.read_text().strip() != images_sha256:
-        raise ConfigError(f"{fold_dir} was trained on other faces than these (another renderer version, or other "
-                          "rendering arguments); delete that folder to train the fold afresh.")
+        raise ConfigError(
+            f"{fold_dir} was trained on other faces than these (another renderer version, or other "
+            "rendering arguments); delete that folder to train the fold afresh."
+        )
     fold_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker, images_sha256 + "\n")
 
@@ -133,8 +135,7 @@ def check_fold_metrics(metrics: dict[str, Any], expected: dict[str, Any], fold_d
     wrong = [k for k, v in expected.items() if found[k] != v]
     if wrong:
         detail = "; ".join(
-            "other test subjects" if k == "test_subjects" else f"{k} {found[k]!r}, asked {expected[k]!r}"
-            for k in wrong
+            "other test subjects" if k == "test_subjects" else f"{k} {found[k]!r}, asked {expected[k]!r}" for k in wrong
         )
         raise ConfigError(
             f"{fold_dir / 'metrics.json'} is a finished fold of a different run ({detail}). "
@@ -148,8 +149,7 @@ def export_selected_model(fold_dir: Path, class_names: Sequence[str], img_size: 
         return
     if not (fold_dir / BEST_WEIGHTS).is_file():
         raise ConfigError(
-            f"{fold_dir} holds neither model.safetensors nor {BEST_WEIGHTS}; delete the folder and retrain "
-            "that fold."
+            f"{fold_dir} holds neither model.safetensors nor {BEST_WEIGHTS}; delete the folder and retrain that fold."
         )
     model = ZeroBiasCNN(num_classes=len(class_names), img_size=img_size, class_names=tuple(class_names))
     load_weights(model, fold_dir / BEST_WEIGHTS)
@@ -175,25 +175,36 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
     done = fold_dir / "metrics.json"
     if done.is_file():
         metrics = json.loads(done.read_text())
-        expected = {"n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
-                    "iterations": args.iterations,
-                    "test_fold": test_fold, "valid_fold": valid_fold, "test_subjects": test_subjects}
+        expected = {
+            "n": args.n,
+            "seed": args.seed,
+            "mode": args.mode,
+            "style": args.style,
+            "iterations": args.iterations,
+            "test_fold": test_fold,
+            "valid_fold": valid_fold,
+            "test_subjects": test_subjects,
+        }
         check_fold_metrics(metrics, expected, fold_dir)
         check_rendered_data(fold_dir, args.images_sha256)
         export_selected_model(fold_dir, data.class_names, data.image_size[0])
         print(f"fold {test_fold}: finished earlier, accuracy {metrics['accuracy']:.4f} (reused)", flush=True)
         return metrics
 
-    print(f"fold {test_fold}: train {len(train_idx)}, valid {len(valid_idx)} (fold {valid_fold}), "
-          f"test {len(test_idx)}", flush=True)
+    print(
+        f"fold {test_fold}: train {len(train_idx)}, valid {len(valid_idx)} (fold {valid_fold}), test {len(test_idx)}",
+        flush=True,
+    )
     check_rendered_data(fold_dir, args.images_sha256)
     t_start = time.time()
     config = TrainConfig(
-        iterations=args.iterations, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        device=args.device, selection="valid",
+        iterations=args.iterations,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        device=args.device,
+        selection="valid",
     )
-    result = train(train_set, config, valid_set=valid_set, test_set=test_set, out_dir=fold_dir,
-                   progress=not args.quiet)
+    result = train(train_set, config, valid_set=valid_set, test_set=test_set, out_dir=fold_dir, progress=not args.quiet)
     preds = predict(result.model, test_set, args.device)
     confusion = confusion_matrix(test_set.emotions, preds, len(data.class_names))
     test_accuracy = float((preds == test_set.emotions).mean())
@@ -205,9 +216,14 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
     metrics = {
         "model": ZOO_NAMES[args.style],
         "data": {
-            "dataset": "SynthFACS", "n": args.n, "seed": args.seed, "mode": args.mode, "style": args.style,
+            "dataset": "SynthFACS",
+            "n": args.n,
+            "seed": args.seed,
+            "mode": args.mode,
+            "style": args.style,
             "images_sha256": args.images_sha256,
-            "n_subjects": int(len(np.unique(data.subjects))), "classes": list(data.class_names),
+            "n_subjects": int(len(np.unique(data.subjects))),
+            "classes": list(data.class_names),
         },
         "split": {
             "kind": f"{args.folds} subject-independent folds (captum_fau.data.folds.subject_kfold, seed {args.seed})",
@@ -251,8 +267,9 @@ def run_fold(args: argparse.Namespace, data: FaceSet, fold_ids: np.ndarray, test
         },
     }
     atomic_write_text(done, json.dumps(metrics, indent=1) + "\n")
-    print(f"fold {test_fold}: accuracy {test_accuracy:.4f} (selected iteration {result.selected_iteration})",
-          flush=True)
+    print(
+        f"fold {test_fold}: accuracy {test_accuracy:.4f} (selected iteration {result.selected_iteration})", flush=True
+    )
     return metrics
 
 
@@ -275,14 +292,21 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
     table = ResultsTable(
         "SynthFACS 8-class, subject folds",
         classes,
-        [FoldResult(int(m["split"]["test_fold"]), m["recipe"]["variant"], float(m["accuracy"]),
-                    np.asarray(m["confusion_matrix"]["counts"], dtype=np.int64), it)
-         for m, it in zip(folds, chosen)],
+        [
+            FoldResult(
+                int(m["split"]["test_fold"]),
+                m["recipe"]["variant"],
+                float(m["accuracy"]),
+                np.asarray(m["confusion_matrix"]["counts"], dtype=np.int64),
+                it,
+            )
+            for m, it in zip(folds, chosen)
+        ],
     )
     summary = table.summary()
     if len(summary) != 1:
         raise ConfigError(f"The folds were trained with different variants {list(summary)}; combine one variant.")
-    (variant, s), = summary.items()
+    ((variant, s),) = summary.items()
     accs = np.asarray(s["fold_accuracies"], dtype=np.float64)
     k = len(accs)
     half = float(stats.t.ppf(0.975, k - 1) * accs.std(ddof=1) / np.sqrt(k)) if k > 1 else float("nan")
@@ -303,8 +327,10 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
             f"{s['mean']:.1%}, {reached} it. The shipped weights are fold {shipped_fold}'s model "
             f"({float(shipped['accuracy']):.1%} on its held-out subjects)."
         ),
-        "data": {key: first["data"].get(key, "cartoon")
-                 for key in ("dataset", "n", "seed", "mode", "style", "n_subjects", "classes")},  # fmt: skip
+        "data": {
+            key: first["data"].get(key, "cartoon")
+            for key in ("dataset", "n", "seed", "mode", "style", "n_subjects", "classes")
+        },  # fmt: skip
         "split": {
             "kind": first["split"]["kind"],
             "test_folds": [int(m["split"]["test_fold"]) for m in folds],
@@ -332,7 +358,9 @@ def combine_folds(folds: Sequence[dict[str, Any]], shipped_fold: int) -> dict[st
             name: (None if a is None else float(a)) for name, a in zip(classes, s["per_class_accuracy"])
         },
         "confusion_matrix": {
-            "rows": "true class", "columns": "predicted class", "pooled_over": "all test folds",
+            "rows": "true class",
+            "columns": "predicted class",
+            "pooled_over": "all test folds",
             "counts": confusion.tolist(),
         },
         "comparison_reference_test_selection": {
@@ -407,20 +435,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-subjects", type=int, default=None)
     p.add_argument("--mode", default="prototype")
-    p.add_argument("--style", default="cartoon", choices=sorted(ZOO_NAMES),
-                   help="SynthFACS style; photo trains and packages zerobias-synthfacs-photo-8class (default cartoon)")
+    p.add_argument(
+        "--style",
+        default="cartoon",
+        choices=sorted(ZOO_NAMES),
+        help="SynthFACS style; photo trains and packages zerobias-synthfacs-photo-8class (default cartoon)",
+    )
     p.add_argument("--folds", type=int, default=5, help="subject folds (default 5)")
-    p.add_argument("--test-folds", type=int, nargs="+", default=None,
-                   help="test folds to train in this call (default: all)")
+    p.add_argument(
+        "--test-folds", type=int, nargs="+", default=None, help="test folds to train in this call (default: all)"
+    )
     p.add_argument("--shipped-fold", type=int, default=0, help="whose model --package ships (default 0)")
     p.add_argument("--iterations", type=int, default=700, help="SGD steps per fold (default 700)")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="run folder (default runs/synthfacs-zoo, runs/synthfacs-photo-zoo)")
-    p.add_argument("--package", action="store_true",
-                   help="ship the --shipped-fold model with the combined metrics and pin its sha256")
-    p.add_argument("--finished-only", action="store_true",
-                   help="with --package: combine and ship the folds finished so far (the metrics say how many)")
+    p.add_argument(
+        "--package",
+        action="store_true",
+        help="ship the --shipped-fold model with the combined metrics and pin its sha256",
+    )
+    p.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="with --package: combine and ship the folds finished so far (the metrics say how many)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.out is None:
@@ -445,8 +484,10 @@ def main(argv: Sequence[str] | None = None, *, target: Path | None = None, regis
         left = [] if args.shipped_fold in finished else [args.shipped_fold]
         args.test_folds = []
     if args.package and left:
-        raise ConfigError(f"Folds {left} are not finished in {out}; train them (--test-folds {' '.join(map(str, left))}) "
-                          "or leave out --test-folds to train every fold before packaging.")
+        raise ConfigError(
+            f"Folds {left} are not finished in {out}; train them (--test-folds {' '.join(map(str, left))}) "
+            "or leave out --test-folds to train every fold before packaging."
+        )
     data = load_synthfacs(n=args.n, seed=args.seed, mode=args.mode, n_subjects=args.n_subjects, style=args.style)
     args.images_sha256 = hashlib.sha256(np.ascontiguousarray(data.images).tobytes()).hexdigest()
     fold_ids = subject_kfold(data.subjects, args.folds, seed=args.seed)
@@ -461,11 +502,19 @@ def main(argv: Sequence[str] | None = None, *, target: Path | None = None, regis
         print(f"folds {left} not finished yet; {out / 'metrics.json'} is written once all are.")
         return 0
     done = [k for k in range(args.folds) if k not in left]
-    combined = combine_folds([json.loads((out / f"fold{k}" / "metrics.json").read_text()) for k in done],
-                             args.shipped_fold)
+    combined = combine_folds(
+        [json.loads((out / f"fold{k}" / "metrics.json").read_text()) for k in done], args.shipped_fold
+    )
     atomic_write_text(out / "metrics.json", json.dumps(combined, indent=1) + "\n")
-    print(json.dumps({k: combined[k] for k in ("accuracy_mean", "accuracy_std", "fold_accuracies",
-                                                "accuracy_pooled", "per_class_accuracy")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: combined[k]
+                for k in ("accuracy_mean", "accuracy_std", "fold_accuracies", "accuracy_pooled", "per_class_accuracy")
+            },
+            indent=1,
+        )
+    )
     if args.package:
         target = target or ZOO_DIR / ZOO_NAMES[args.style]
         registry = registry or ZOO_DIR / "registry.json"

@@ -28,10 +28,24 @@ def model(zerobias) -> ZeroBiasCNN:
 
 
 def test_analyze_writes_the_full_report(tmp_path: Path, faces, model) -> None:
-    result = analyze(model, faces, layer="conv2", out=tmp_path, class_names=faces.class_names,
-                     **{**FAST, "sanity_check": True})  # the default: on
-    for name in ("sanity.json", "index.html", "results.json", "topn.safetensors", "topn.json", "fau_kl.csv", "fau_kl.safetensors",
-                 "topn_grid.png", "kl_bars.png", "au_heatmap.png", "confusion.png", "maxima.npz", "analysis.json"):
+    result = analyze(
+        model, faces, layer="conv2", out=tmp_path, class_names=faces.class_names, **{**FAST, "sanity_check": True}
+    )  # the default: on
+    for name in (
+        "sanity.json",
+        "index.html",
+        "results.json",
+        "topn.safetensors",
+        "topn.json",
+        "fau_kl.csv",
+        "fau_kl.safetensors",
+        "topn_grid.png",
+        "kl_bars.png",
+        "au_heatmap.png",
+        "confusion.png",
+        "maxima.npz",
+        "analysis.json",
+    ):
         assert (tmp_path / name).is_file(), name
     assert result.topn.indices.shape == (128, 3)
     assert result.faukl.kl.shape == (128, len(faces.au_ids))
@@ -88,7 +102,8 @@ def test_timm_model_fed_through_its_pretrained_cfg(tmp_path: Path, faces) -> Non
 
 def test_module_factory_model(tmp_path: Path, faces) -> None:
     source = tmp_path / "expr_model.py"
-    source.write_text(textwrap.dedent("""
+    source.write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
         import torch.nn.functional as F
@@ -105,7 +120,8 @@ def test_module_factory_model(tmp_path: Path, faces) -> None:
         def build():
             torch.manual_seed(0)
             return Net()
-    """))
+    """)
+    )
     result = analyze(f"{source}:build", faces, layer="conv", out=tmp_path / "out", **FAST)
     assert result.faukl.kl.shape == (8, len(faces.au_ids))
     # a plain module declares no class names: accuracy is skipped with a note, never computed by index
@@ -129,11 +145,25 @@ def test_bad_input(tmp_path: Path, faces, model) -> None:
 def test_cli_analyze_exit_codes(tmp_path: Path, capsys) -> None:
     code = main(["analyze", "--model", "nowhere_xyz:build", "--data", "synthfacs:8", "--out", str(tmp_path), "-q"])
     assert code == 2 and "Cannot import module" in capsys.readouterr().err
-    code = main(["analyze", "--model", "zerobias-synthfacs-8class", "--data", "mystery:1", "--out", str(tmp_path), "-q"])
+    code = main(
+        ["analyze", "--model", "zerobias-synthfacs-8class", "--data", "mystery:1", "--out", str(tmp_path), "-q"]
+    )
     assert code == 2 and "synthfacs" in capsys.readouterr().err
 
 
 def test_unknown_device_is_bad_input(tmp_path: Path, capsys) -> None:
-    code = main(["analyze", "--model", "zerobias-synthfacs-8class", "--data", "synthfacs:8", "--out", str(tmp_path),
-                 "--device", "gpu0", "-q"])
+    code = main(
+        [
+            "analyze",
+            "--model",
+            "zerobias-synthfacs-8class",
+            "--data",
+            "synthfacs:8",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "gpu0",
+            "-q",
+        ]
+    )
     assert code == 2 and "Unknown device" in capsys.readouterr().err

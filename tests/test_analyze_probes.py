@@ -41,8 +41,15 @@ def test_probes_write_results_keys_report_sections_and_resume(tmp_path: Path, fa
     assert set(importance["emotions"]) <= set(faces.class_names) and importance["mapping"]
     assert importance["unit"].startswith("subject") and {r["source"] for r in facs["rows"]} <= {"causal", "association"}
     assert "association" in facs["score"]
-    for name in ("causal.npz", "importance.npz", "facs.json", "occlusion.npz", "causal_tuning.png", "importance.png",
-                 "facs.png"):
+    for name in (
+        "causal.npz",
+        "importance.npz",
+        "facs.json",
+        "occlusion.npz",
+        "causal_tuning.png",
+        "importance.png",
+        "facs.png",
+    ):
         assert (tmp_path / name).is_file(), name
     html = (tmp_path / "index.html").read_text()
     assert "Causal probes: does a filter respond to the AU itself?" in html

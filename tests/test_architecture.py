@@ -187,7 +187,9 @@ def test_at_most_five_functions_take_more_than_eight_parameters() -> None:
 def test_no_module_is_longer_than_600_lines() -> None:
     long = {f"{path.relative_to(PACKAGE)}": len(path.read_text().splitlines()) for path in _sources()}
     long = {name: n for name, n in long.items() if n > MAX_MODULE_LINES}
-    assert set(long) - PENDING_MODULES == set(), f"split these modules: { {k: long[k] for k in set(long) - PENDING_MODULES} }"
+    assert set(long) - PENDING_MODULES == set(), (
+        f"split these modules: { {k: long[k] for k in set(long) - PENDING_MODULES} }"
+    )
     assert not PENDING_MODULES - set(long), f"remove from PENDING_MODULES: {sorted(PENDING_MODULES - set(long))}"
 
 
@@ -197,8 +199,11 @@ def test_no_function_is_longer_than_100_lines() -> None:
             if _code_lines(node) > MAX_FUNCTION_LINES}  # fmt: skip
     counted = {k: v for k, v in long.items() if k not in PENDING_FUNCTION_LINES}
     assert not counted, "split these functions into named steps (lines without the docstring):\n" + "\n".join(
-        f"{k} ({v})" for k, v in counted.items())
-    assert not PENDING_FUNCTION_LINES - set(long), f"remove from PENDING_FUNCTION_LINES: {PENDING_FUNCTION_LINES - set(long)}"
+        f"{k} ({v})" for k, v in counted.items()
+    )
+    assert not PENDING_FUNCTION_LINES - set(long), (
+        f"remove from PENDING_FUNCTION_LINES: {PENDING_FUNCTION_LINES - set(long)}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,9 @@ class Busy(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sequential(nn.GELU(), nn.Conv2d(4, 4, 3, padding=1)))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.Sequential(nn.GELU(), nn.Conv2d(4, 4, 3, padding=1))
+        )
         self.block = nn.Sequential(nn.LeakyReLU(0.1), Gated())
         self.conv = nn.Conv2d(4, 4, 3, padding=1)
         self.head = nn.Sequential(nn.Tanh(), nn.Conv2d(4, 2, 1))
@@ -66,7 +68,11 @@ def test_probe_names_modules_and_functional_calls_up_to_the_layer() -> None:
     model = Busy().eval()
     report = find_non_relu_activations(model, model.conv, _x())
     assert report.modules == ["stem.1.0 (GELU)", "block.0 (LeakyReLU)"]
-    assert report.functions == ["silu() in block.1 (Gated)", "sigmoid() in block.1 (Gated)", "clamp() in <model> (Busy)"]
+    assert report.functions == [
+        "silu() in block.1 (Gated)",
+        "sigmoid() in block.1 (Gated)",
+        "clamp() in <model> (Busy)",
+    ]
     # Tanh and the head run after conv: not part of the analysed computation.
     assert "Tanh" not in report.describe()
     # Stopping earlier sees less.

@@ -117,9 +117,16 @@ def _reference_warp(image: np.ndarray, angle_deg: float, scale: float, tx: float
 
 @pytest.mark.parametrize(
     ("angle", "scale", "shift_x", "shift_y", "flip"),
-    [(0.0, 1.3, 0.0, 0.0, False), (4.0, 0.8, 0.05, -0.03, False), (-5.0, 1.4, -0.1, 0.08, True), (30.0, 1.0, 0.0, 0.0, False)],
+    [
+        (0.0, 1.3, 0.0, 0.0, False),
+        (4.0, 0.8, 0.05, -0.03, False),
+        (-5.0, 1.4, -0.1, 0.08, True),
+        (30.0, 1.0, 0.0, 0.0, False),
+    ],
 )
-def test_geometry_matches_the_reference_inverse_map(angle: float, scale: float, shift_x: float, shift_y: float, flip: bool) -> None:
+def test_geometry_matches_the_reference_inverse_map(
+    angle: float, scale: float, shift_x: float, shift_y: float, flip: bool
+) -> None:
     rng = np.random.default_rng(0)
     size = 24
     image = rng.random((size, size))
@@ -132,7 +139,9 @@ def test_geometry_matches_the_reference_inverse_map(angle: float, scale: float, 
         shift_y=torch.tensor([shift_y]),
         flip=torch.tensor([flip]),
     )
-    ours = augment_batch(torch.from_numpy(image).float().view(1, 1, size, size), cfg, params=params)[0, 0].double().numpy()
+    ours = (
+        augment_batch(torch.from_numpy(image).float().view(1, 1, size, size), cfg, params=params)[0, 0].double().numpy()
+    )
     ref = _reference_warp(image, angle, scale, shift_x * size, shift_y * size, flip)
     ref = (ref - ref.min()) / (ref.max() - ref.min()) * 2.0
     np.testing.assert_allclose(ours, ref, atol=2e-4)

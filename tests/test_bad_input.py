@@ -66,7 +66,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (zb_dir / "pytorch_model.bin").write_bytes(pickle.dumps(_Marker(marker)))
     (root / "garbage.safetensors").write_bytes(b"not safetensors at all")
     save_file({"fc.weight": torch.zeros(3, 3)}, str(root / "other.safetensors"))
-    (root / "models.py").write_text(textwrap.dedent("""
+    (root / "models.py").write_text(
+        textwrap.dedent("""
         from torch import nn
 
         class TwoInputs(nn.Module):
@@ -92,7 +93,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
         def not_a_model():
             return 42
-    """))
+    """)
+    )
     (root / "a_file").write_text("")
     deep, clear = root / "imgs16", root / "imgs_alpha"
     for i in range(4):
@@ -121,13 +123,20 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-checkpoint-every-s-negative", _an("--checkpoint-every-s", "-1"), "seconds >= 0"),
     ("analyze-seed-negative", _an("--seed", "-1"), "0 or more"),
     ("analyze-n-exceeds-data", _an("--n", "30"), "--n / n <= 24"),
-    ("analyze-model-unimportable", ["analyze", "--model", "nowhere_xyz:build", "--data", "synthfacs:24"], "Cannot import"),
+    (
+        "analyze-model-unimportable",
+        ["analyze", "--model", "nowhere_xyz:build", "--data", "synthfacs:24"],
+        "Cannot import",
+    ),
     ("analyze-model-unknown", ["analyze", "--model", "no-such-model", "--data", "synthfacs:24"], "Accepted forms"),
     ("analyze-model-not-module", ["analyze", "--model", "{models}:not_a_model", "--data", "synthfacs:24"], "nn.Module"),
     ("analyze-model-two-inputs", ["analyze", "--model", "{models}:two_inputs", "--data", "synthfacs:24"], "Wrap it"),
     ("analyze-model-fixed-size", ["analyze", "--model", "{models}:fixed_size", "--data", "synthfacs:24"], "size"),
-    ("analyze-model-zoo-unavailable", ["analyze", "--model", "zerobias-ckplus-8class", "--data", "synthfacs:24"],
-     "captum-fau reproduce"),
+    (
+        "analyze-model-zoo-unavailable",
+        ["analyze", "--model", "zerobias-ckplus-8class", "--data", "synthfacs:24"],
+        "captum-fau reproduce",
+    ),
     ("analyze-layer-unknown", _an("--layer", "conv9"), "conv3"),
     ("analyze-layer-linear", _an("--layer", "fc_out"), "feature map"),
     ("analyze-data-unknown-kind", _an("--data", "mystery:1"), "synthfacs"),
@@ -137,16 +146,29 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("analyze-folder-16-bit", _an("--data", "folder:{deep}", "--face-crop", "none"), "deep.png"),
     ("analyze-folder-transparent", _an("--data", "folder:{clear}", "--face-crop", "none"), "-alpha remove"),
     ("analyze-au-csv-missing", _an("--data", "folder:{imgs}", "--au-csv", "{root}/none.csv"), "does not exist"),
-    ("analyze-au-csv-unmatched", _an("--data", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv", "--n", "3"),
-     "file (or input) column"),
+    (
+        "analyze-au-csv-unmatched",
+        _an("--data", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv", "--n", "3"),
+        "file (or input) column",
+    ),
     ("analyze-au-csv-not-numbers", _an("--data", "folder:{imgs}", "--au-csv", "{root}/aus_text.csv"), "not a number"),
     ("analyze-au-csv-with-synthfacs", _an("--au-csv", "{root}/aus_other.csv"), "folder:"),
-    ("analyze-checkpoint-pickle-timm", ["analyze", "--model", "timm:resnet18", "--checkpoint", "{pth}", "--data",
-                                        "synthfacs:24", "--layer", "layer1"], "weights_only=True"),
+    (
+        "analyze-checkpoint-pickle-timm",
+        ["analyze", "--model", "timm:resnet18", "--checkpoint", "{pth}", "--data", "synthfacs:24", "--layer", "layer1"],
+        "weights_only=True",
+    ),
     ("analyze-checkpoint-pickle-zoo", _an("--checkpoint", "{pth}"), "safetensors.torch"),
-    ("analyze-model-folder-timm-pickle", ["analyze", "--model", "{timm_dir}", "--data", "synthfacs:24"], "weights_only=True"),
-    ("analyze-model-folder-zerobias-pickle", ["analyze", "--model", "{zb_dir}", "--data", "synthfacs:24"],
-     "weights_only=True"),
+    (
+        "analyze-model-folder-timm-pickle",
+        ["analyze", "--model", "{timm_dir}", "--data", "synthfacs:24"],
+        "weights_only=True",
+    ),
+    (
+        "analyze-model-folder-zerobias-pickle",
+        ["analyze", "--model", "{zb_dir}", "--data", "synthfacs:24"],
+        "weights_only=True",
+    ),
     ("analyze-checkpoint-missing", _an("--checkpoint", "{root}/none.safetensors"), "neither a .safetensors file"),
     ("analyze-checkpoint-garbage", _an("--checkpoint", "{root}/garbage.safetensors"), "cannot be read"),
     ("analyze-checkpoint-wrong-keys", _an("--checkpoint", "{root}/other.safetensors"), "different architecture"),
@@ -156,16 +178,24 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("demo-permutations-negative", ["demo", "--permutations", "-1"], "0 or more"),
     ("topn-layer-unknown", ["topn", "--model", ZOO_MODEL, "--layer", "conv9", "--data", "synthfacs:8"], "conv3"),
     ("topn-n-exceeds-data", ["topn", "--model", ZOO_MODEL, "--n", "20", "--data", "synthfacs:8"], "n <="),
-    ("topn-model-pickle", ["topn", "--model", "timm:resnet18", "--checkpoint", "{pth}", "--layer", "layer1", "--data",
-                           "synthfacs:8"], "weights_only=True"),
+    (
+        "topn-model-pickle",
+        ["topn", "--model", "timm:resnet18", "--checkpoint", "{pth}", "--layer", "layer1", "--data", "synthfacs:8"],
+        "weights_only=True",
+    ),
     ("topn-filters-bad", ["topn", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--filters", "a-b"], "3,17,20-23"),
     ("fau-kl-bins-one", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--bins", "1"], "two bins"),
-    ("fau-kl-smoothing-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--smoothing", "-1"],
-     "smoothing"),
-    ("fau-kl-too-few-images", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--permutations", "5"],
-     "bins"),
-    ("fau-kl-au-csv-unmatched", ["fau-kl", "--model", ZOO_MODEL, "--data", "folder:{imgs}", "--au-csv",
-                                 "{root}/aus_other.csv"], "file (or input) column"),
+    (
+        "fau-kl-smoothing-negative",
+        ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--smoothing", "-1"],
+        "smoothing",
+    ),
+    ("fau-kl-too-few-images", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--permutations", "5"], "bins"),
+    (
+        "fau-kl-au-csv-unmatched",
+        ["fau-kl", "--model", ZOO_MODEL, "--data", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv"],
+        "file (or input) column",
+    ),
     ("evaluate-model-unknown", ["evaluate", "--model", "no-such-model", "--data", "synthfacs:8"], "Accepted forms"),
     ("evaluate-results-missing", ["evaluate", "{root}/none/results.json"], "none"),
     ("train-iterations-zero", ["train", "--data", "synthfacs:8", "--iterations", "0"], "positive integer"),
@@ -174,44 +204,94 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("zoo-no-subcommand", ["zoo"], "required"),
     ("data-describe-unknown", ["data", "describe", "mystery:1"], "synthfacs"),
     ("data-describe-folder-missing", ["data", "describe", "folder:{root}/nowhere"], "nowhere"),
-    ("data-describe-au-unmatched", ["data", "describe", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv"],
-     "file (or input) column"),
+    (
+        "data-describe-au-unmatched",
+        ["data", "describe", "folder:{imgs}", "--au-csv", "{root}/aus_other.csv"],
+        "file (or input) column",
+    ),
     ("data-synthfacs-size-tiny", ["data", "synthfacs", "--n", "4", "--size", "8"], "32"),
     ("reproduce-no-data", ["reproduce"], "--ckplus"),
     ("reproduce-tfd-missing", ["reproduce", "--tfd", "{root}/none/TFD_96x96.mat", "--iterations", "1"], "TFD"),
     ("reproduce-variant-unknown", ["reproduce", "--tfd", "x.mat", "--variants", "+Z"], "invalid choice"),
-    ("analyze-pickle-command-quoted", ["analyze", "--model", "timm:resnet18", "--checkpoint", "{root}/w$(touch X).pth",
-                                       "--data", "synthfacs:24"], "/w$(touch X).pth' "),
+    (
+        "analyze-pickle-command-quoted",
+        ["analyze", "--model", "timm:resnet18", "--checkpoint", "{root}/w$(touch X).pth", "--data", "synthfacs:24"],
+        "/w$(touch X).pth' ",
+    ),
     ("analyze-stream-synthfacs", _an("--stream"), "Drop --stream"),
     ("analyze-face-crop-synthfacs", _an("--face-crop", "none"), "Drop --face-crop"),
     ("analyze-checkpoint-missing-names-flag", _an("--checkpoint", "{root}/none.safetensors"), "--checkpoint '"),
-    ("analyze-zoo-unavailable-names-flag", ["analyze", "--model", "zerobias-ckplus-8class", "--data", "synthfacs:24"],
-     "--model zerobias-ckplus-8class --checkpoint"),
+    (
+        "analyze-zoo-unavailable-names-flag",
+        ["analyze", "--model", "zerobias-ckplus-8class", "--data", "synthfacs:24"],
+        "--model zerobias-ckplus-8class --checkpoint",
+    ),
     ("topn-stream-synthfacs", ["topn", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--stream"], "Drop --stream"),
-    ("fau-kl-face-crop-synthfacs", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--face-crop", "haar"],
-     "Drop --face-crop"),
-    ("analyze-folder-16-bit-quoted-command", _an("--data", "folder:{deep}", "--face-crop", "none"),
-     "mogrify -depth 8 -auto-level"),
-    ("fau-kl-max-permutations-negative", ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24",
-                                          "--max-permutations", "-1"], "max-permutations"),
+    (
+        "fau-kl-face-crop-synthfacs",
+        ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--face-crop", "haar"],
+        "Drop --face-crop",
+    ),
+    (
+        "analyze-folder-16-bit-quoted-command",
+        _an("--data", "folder:{deep}", "--face-crop", "none"),
+        "mogrify -depth 8 -auto-level",
+    ),
+    (
+        "fau-kl-max-permutations-negative",
+        ["fau-kl", "--model", ZOO_MODEL, "--data", "synthfacs:24", "--max-permutations", "-1"],
+        "max-permutations",
+    ),
     ("analyze-topn-budget-negative", ["analyze", "--data", "synthfacs:8", "--topn-budget-mb", "-1"], "topn-budget-mb"),
     ("analyze-out-empty", _an("--out", ""), "--out: is empty"),
     ("topn-out-empty", ["topn", "--model", ZOO_MODEL, "--data", "synthfacs:8", "--out", ""], "--out: is empty"),
     ("analyze-featured-exceeds-filters", _an("--layer", "conv1", "--featured", "1000"), "--featured (1000)"),
-    ("analyze-au-csv-inf", _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv", "{root}/aus_inf.csv"),
-     "infinite"),
-    ("analyze-au-csv-all-nan", _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv",
-                                   "{root}/aus_nan.csv"), "every AU value in them is empty or NaN"),
-    ("fau-kl-no-au-labels", ["fau-kl", "--model", ZOO_MODEL, "--data", "folder:{imgs}", "--face-crop", "none"],
-     "has no AU labels, and FAU-KL needs them. Give them with --au-csv"),
-    ("analyze-gelu-guided", ["analyze", "--model", "timm:convnext_atto", "--data", "synthfacs:24", "--layer",
-                             "stages.1", "--rule", "guided", "-q"], "--relu-like"),
-    ("analyze-layer-unknown-vit", ["analyze", "--model", "timm:vit_tiny_patch16_224", "--data", "synthfacs:24",
-                                   "--layer", "nope"], "output (convolutions and blocks of them): patch_embed.proj."),
-    ("analyze-model-factory-raises", ["analyze", "--model", "{root}/silent_models.py:raises", "--data",
-                                      "synthfacs:24"], "raised RuntimeError: no weights at /nowhere"),
-    ("analyze-model-file-raises", ["analyze", "--model", "{root}/broken_models.py:build", "--data", "synthfacs:24"],
-     "failed: ModuleNotFoundError"),
+    (
+        "analyze-au-csv-inf",
+        _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv", "{root}/aus_inf.csv"),
+        "infinite",
+    ),
+    (
+        "analyze-au-csv-all-nan",
+        _an("--data", "folder:{imgs}", "--face-crop", "none", "--au-csv", "{root}/aus_nan.csv"),
+        "every AU value in them is empty or NaN",
+    ),
+    (
+        "fau-kl-no-au-labels",
+        ["fau-kl", "--model", ZOO_MODEL, "--data", "folder:{imgs}", "--face-crop", "none"],
+        "has no AU labels, and FAU-KL needs them. Give them with --au-csv",
+    ),
+    (
+        "analyze-gelu-guided",
+        [
+            "analyze",
+            "--model",
+            "timm:convnext_atto",
+            "--data",
+            "synthfacs:24",
+            "--layer",
+            "stages.1",
+            "--rule",
+            "guided",
+            "-q",
+        ],
+        "--relu-like",
+    ),
+    (
+        "analyze-layer-unknown-vit",
+        ["analyze", "--model", "timm:vit_tiny_patch16_224", "--data", "synthfacs:24", "--layer", "nope"],
+        "output (convolutions and blocks of them): patch_embed.proj.",
+    ),
+    (
+        "analyze-model-factory-raises",
+        ["analyze", "--model", "{root}/silent_models.py:raises", "--data", "synthfacs:24"],
+        "raised RuntimeError: no weights at /nowhere",
+    ),
+    (
+        "analyze-model-file-raises",
+        ["analyze", "--model", "{root}/broken_models.py:build", "--data", "synthfacs:24"],
+        "failed: ModuleNotFoundError",
+    ),
     ("analyze-noise-folder", _an("--data", "folder:{root}/noise"), "found no face in 5 of the 6 images"),
     ("analyze-probe-faces-one", _an("--causal", "--probe-faces", "1"), "--probe-faces 2 or more"),
     ("demo-importance-images-negative", ["demo", "--importance-images", "-1"], "0 or more"),
@@ -345,160 +425,448 @@ def _load_weights(path: str) -> Callable[[Path], Any]:
 _RAND = torch.rand(24, 1, 96, 96)
 #: (id, factory of the call (given the files), error class, keyword)
 API_CASES: list[tuple[str, Callable[[dict[str, Path]], Callable[[Path], Any]], type[Exception], str]] = [
-    ("analyze-permutations-negative", lambda f: _analyze("synthfacs:24", permutations=-5), errors.ConfigError,
-     "permutations"),
+    (
+        "analyze-permutations-negative",
+        lambda f: _analyze("synthfacs:24", permutations=-5),
+        errors.ConfigError,
+        "permutations",
+    ),
     ("analyze-featured-zero", lambda f: _analyze("synthfacs:24", n_featured=0), errors.ConfigError, "n_featured="),
     ("analyze-unknown-option", lambda f: _analyze("synthfacs:24", perms=5), errors.ConfigError, "did you mean"),
-    ("analyze-config-positional-str", lambda f: (lambda out: __import__("captum_fau.analyze").analyze.analyze(
-        ZOO_MODEL, "synthfacs:24", "conv3")), errors.ConfigError, "AnalysisConfig"),
-    ("analyze-tensor-uint8", lambda f: _analyze(torch.zeros(24, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
-     "float() / 255"),
+    (
+        "analyze-config-positional-str",
+        lambda f: lambda out: __import__("captum_fau.analyze").analyze.analyze(ZOO_MODEL, "synthfacs:24", "conv3"),
+        errors.ConfigError,
+        "AnalysisConfig",
+    ),
+    (
+        "analyze-tensor-uint8",
+        lambda f: _analyze(torch.zeros(24, 1, 96, 96, dtype=torch.uint8)),
+        errors.InputShapeError,
+        "float() / 255",
+    ),
     ("analyze-tensor-3d", lambda f: _analyze(torch.rand(24, 96, 96)), errors.InputShapeError, "unsqueeze(1)"),
-    ("analyze-tensor-nan", lambda f: _analyze(torch.full((24, 1, 96, 96), float("nan"))), errors.InputShapeError,
-     "NaN"),
+    (
+        "analyze-tensor-nan",
+        lambda f: _analyze(torch.full((24, 1, 96, 96), float("nan"))),
+        errors.InputShapeError,
+        "NaN",
+    ),
     ("analyze-tensor-empty", lambda f: _analyze(torch.zeros(0, 1, 96, 96)), errors.DatasetError, "at least one"),
     ("analyze-data-list-of-ints", lambda f: _analyze([1, 2, 3]), errors.DatasetError, "'image'"),
     ("analyze-data-number", lambda f: _analyze(42), errors.DatasetError, "data spec"),
-    ("analyze-data-uint8-items", lambda f: _analyze([{"image": torch.zeros(1, 96, 96, dtype=torch.uint8)}] * 24),
-     errors.InputShapeError, "float() / 255"),
-    ("analyze-data-numpy-items", lambda f: _analyze([{"image": np.zeros((1, 96, 96), np.float32)}] * 24),
-     errors.InputShapeError, "torch.as_tensor"),
+    (
+        "analyze-data-uint8-items",
+        lambda f: _analyze([{"image": torch.zeros(1, 96, 96, dtype=torch.uint8)}] * 24),
+        errors.InputShapeError,
+        "float() / 255",
+    ),
+    (
+        "analyze-data-numpy-items",
+        lambda f: _analyze([{"image": np.zeros((1, 96, 96), np.float32)}] * 24),
+        errors.InputShapeError,
+        "torch.as_tensor",
+    ),
     ("analyze-two-input-model", lambda f: _analyze("synthfacs:24", model=_TwoInputs()), errors.ConfigError, "Wrap it"),
     ("analyze-wrong-channels", lambda f: _analyze(torch.rand(24, 2, 96, 96)), errors.InputShapeError, "channels"),
     ("analyze-layer-unknown", lambda f: _analyze("synthfacs:24", layer="conv9"), errors.LayerError, "conv3"),
     ("analyze-layer-linear", lambda f: _analyze("synthfacs:24", layer="fc_out"), errors.LayerError, "feature map"),
     ("analyze-too-few-for-faukl", lambda f: _analyze("synthfacs:12"), errors.LabelError, "at least 20"),
-    ("analyze-folder-unmatched-aus", lambda f: _analyze(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_other.csv"),
-     errors.LabelError, "file (or input) column"),
+    (
+        "analyze-folder-unmatched-aus",
+        lambda f: _analyze(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_other.csv"),
+        errors.LabelError,
+        "file (or input) column",
+    ),
     ("analyze-au-csv-number", lambda f: _analyze(f"folder:{f['imgs']}", au_csv=3), errors.ConfigError, "file path"),
     ("TopNDeconv-layer-unknown", lambda f: _topn(layer="conv9"), errors.LayerError, "conv3"),
     ("TopNDeconv-rule-unknown", lambda f: _topn(layer="conv3", rule="magic"), errors.ConfigError, "guided"),
-    ("TopNDeconv-not-a-module", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(len, "conv3")),
-     errors.ConfigError, "nn.Module"),
-    ("TopNDeconv-attribute-uint8", lambda f: _topn_attribute(torch.zeros(2, 1, 96, 96, dtype=torch.uint8)),
-     errors.InputShapeError, "float"),
+    (
+        "TopNDeconv-not-a-module",
+        lambda f: lambda out: __import__("captum_fau.attr").attr.TopNDeconv(len, "conv3"),
+        errors.ConfigError,
+        "nn.Module",
+    ),
+    (
+        "TopNDeconv-attribute-uint8",
+        lambda f: _topn_attribute(torch.zeros(2, 1, 96, 96, dtype=torch.uint8)),
+        errors.InputShapeError,
+        "float",
+    ),
     ("TopNDeconv-attribute-3d", lambda f: _topn_attribute(torch.rand(1, 96, 96)), errors.InputShapeError, "[B"),
-    ("TopNDeconv-attribute-filter-range", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
-        _model(), "conv3").attribute(_RAND[:2], filters=[999])), errors.ConfigError, "999"),
+    (
+        "TopNDeconv-attribute-filter-range",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").attribute(_RAND[:2], filters=[999])
+            )
+        ),
+        errors.ConfigError,
+        "999",
+    ),
     ("FAUKL-permutations-negative", lambda f: _faukl(n_permutations=-1), errors.ConfigError, "n_permutations"),
     ("FAUKL-bins-one", lambda f: _faukl(bins=1), errors.ConfigError, "two bins"),
-    ("FAUKL-layer-unknown", lambda f: (lambda out: __import__("captum_fau.concept").concept.FAUKL(_model(), "conv9")),
-     errors.LayerError, "conv3"),
-    ("FAUKL-aus-rows-mismatch", lambda f: _faukl_activations(np.random.rand(40, 128), np.ones((30, 2)), ("AU1", "AU2")),
-     errors.CaptumFAUError, "40"),
-    ("FAUKL-au-ids-mismatch", lambda f: _faukl_activations(np.random.rand(40, 128), np.ones((40, 2)), ("AU1",)),
-     errors.CaptumFAUError, "au_ids"),
-    ("zoo.load-unknown", lambda f: (lambda out: zoo.load("zerobias-nope")), errors.UnknownModelError, "Known models"),
-    ("zoo.load-unavailable", lambda f: (lambda out: zoo.load("zerobias-tfd-7class")), errors.ZooWeightsUnavailable,
-     "captum-fau reproduce --tfd"),
-    ("zoo.load-pickle", lambda f: (lambda out: zoo.load(ZOO_MODEL, weights=f["pth"])), errors.WeightsError,
-     "weights_only=True"),
-    ("zoo.load-pickle-folder", lambda f: (lambda out: zoo.load(ZOO_MODEL, weights=f["zb_dir"])), errors.WeightsError,
-     "weights_only=True"),
-    ("zoo.load-device", lambda f: (lambda out: zoo.load(ZOO_MODEL, device="gpu0")), errors.DeviceError, "device"),
-    ("load_model_spec-timm-pickle-folder", lambda f: _model_spec(str(f["timm_dir"])), errors.WeightsError,
-     "weights_only=True"),
-    ("load_model_spec-timm-pickle-checkpoint", lambda f: _model_spec("timm:resnet18", checkpoint=f["pth"]),
-     errors.WeightsError, "weights_only=True"),
-    ("load_model_spec-timm-unknown", lambda f: _model_spec("timm:resnet_nope"), errors.UnknownModelError, "list_models"),
+    (
+        "FAUKL-layer-unknown",
+        lambda f: lambda out: __import__("captum_fau.concept").concept.FAUKL(_model(), "conv9"),
+        errors.LayerError,
+        "conv3",
+    ),
+    (
+        "FAUKL-aus-rows-mismatch",
+        lambda f: _faukl_activations(np.random.rand(40, 128), np.ones((30, 2)), ("AU1", "AU2")),
+        errors.CaptumFAUError,
+        "40",
+    ),
+    (
+        "FAUKL-au-ids-mismatch",
+        lambda f: _faukl_activations(np.random.rand(40, 128), np.ones((40, 2)), ("AU1",)),
+        errors.CaptumFAUError,
+        "au_ids",
+    ),
+    ("zoo.load-unknown", lambda f: lambda out: zoo.load("zerobias-nope"), errors.UnknownModelError, "Known models"),
+    (
+        "zoo.load-unavailable",
+        lambda f: lambda out: zoo.load("zerobias-tfd-7class"),
+        errors.ZooWeightsUnavailable,
+        "captum-fau reproduce --tfd",
+    ),
+    (
+        "zoo.load-pickle",
+        lambda f: lambda out: zoo.load(ZOO_MODEL, weights=f["pth"]),
+        errors.WeightsError,
+        "weights_only=True",
+    ),
+    (
+        "zoo.load-pickle-folder",
+        lambda f: lambda out: zoo.load(ZOO_MODEL, weights=f["zb_dir"]),
+        errors.WeightsError,
+        "weights_only=True",
+    ),
+    ("zoo.load-device", lambda f: lambda out: zoo.load(ZOO_MODEL, device="gpu0"), errors.DeviceError, "device"),
+    (
+        "load_model_spec-timm-pickle-folder",
+        lambda f: _model_spec(str(f["timm_dir"])),
+        errors.WeightsError,
+        "weights_only=True",
+    ),
+    (
+        "load_model_spec-timm-pickle-checkpoint",
+        lambda f: _model_spec("timm:resnet18", checkpoint=f["pth"]),
+        errors.WeightsError,
+        "weights_only=True",
+    ),
+    (
+        "load_model_spec-timm-unknown",
+        lambda f: _model_spec("timm:resnet_nope"),
+        errors.UnknownModelError,
+        "list_models",
+    ),
     ("load_model_spec-empty", lambda f: _model_spec(""), errors.UnknownModelError, "Accepted forms"),
-    ("ZeroBiasCNN.from_pretrained-pickle", lambda f: _from_pretrained(str(f["zb_dir"])), errors.WeightsError,
-     "weights_only=True"),
+    (
+        "ZeroBiasCNN.from_pretrained-pickle",
+        lambda f: _from_pretrained(str(f["zb_dir"])),
+        errors.WeightsError,
+        "weights_only=True",
+    ),
     ("load_weights-pickle", lambda f: _load_weights(str(f["pth"])), errors.WeightsError, "weights_only=True"),
     ("load_data_spec-unknown", lambda f: _spec("mystery:1"), errors.DatasetError, "synthfacs"),
     ("load_data_spec-synthfacs-text", lambda f: _spec("synthfacs:many"), errors.DatasetError, "positive integer"),
-    ("load_data_spec-au-csv-not-folder", lambda f: _spec("synthfacs:8", au_csv=f["root"] / "aus_other.csv"),
-     errors.DatasetError, "folder:"),
-    ("load_data_spec-folder-unmatched", lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_other.csv"),
-     errors.LabelError, "file (or input) column"),
-    ("load_data_spec-folder-missing", lambda f: _spec(f"folder:{f['root']}/nowhere"), errors.DatasetLayoutError,
-     "nowhere"),
-    ("load_data_spec-ckplus-missing", lambda f: _spec(f"ckplus:{f['root']}/nowhere"), errors.DatasetLayoutError,
-     "nowhere"),
+    (
+        "load_data_spec-au-csv-not-folder",
+        lambda f: _spec("synthfacs:8", au_csv=f["root"] / "aus_other.csv"),
+        errors.DatasetError,
+        "folder:",
+    ),
+    (
+        "load_data_spec-folder-unmatched",
+        lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_other.csv"),
+        errors.LabelError,
+        "file (or input) column",
+    ),
+    (
+        "load_data_spec-folder-missing",
+        lambda f: _spec(f"folder:{f['root']}/nowhere"),
+        errors.DatasetLayoutError,
+        "nowhere",
+    ),
+    (
+        "load_data_spec-ckplus-missing",
+        lambda f: _spec(f"ckplus:{f['root']}/nowhere"),
+        errors.DatasetLayoutError,
+        "nowhere",
+    ),
     ("load_data_spec-tfd-fold", lambda f: _spec(f"tfd:{f['root']}#x"), errors.DatasetError, "0..4"),
     ("scan-layer-unknown", lambda f: _scan(_RAND, "conv9"), errors.LayerError, "conv3"),
     ("scan-tensor-3d", lambda f: _scan(torch.rand(4, 96, 96)), errors.InputShapeError, "unsqueeze"),
     ("scan-batch-size-zero", lambda f: _scan(_RAND, batch_size=0), errors.DatasetError, "batch_size=64"),
     ("scan-top-n-exceeds", lambda f: _scan(_RAND, top_n=99), errors.DatasetError, "top_n <= 24"),
-    ("scan-tensor-uint8", lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)), errors.InputShapeError,
-     "float"),
+    (
+        "scan-tensor-uint8",
+        lambda f: _scan(torch.zeros(4, 1, 96, 96, dtype=torch.uint8)),
+        errors.InputShapeError,
+        "float",
+    ),
     ("load_data_spec-lazy-synthfacs", lambda f: _spec("synthfacs:4", lazy=True), errors.DatasetError, "Drop lazy=True"),
-    ("load_data_spec-face-crop-synthfacs", lambda f: _spec("synthfacs:4", face_crop="none"), errors.DatasetError,
-     "Drop face_crop="),
+    (
+        "load_data_spec-face-crop-synthfacs",
+        lambda f: _spec("synthfacs:4", face_crop="none"),
+        errors.DatasetError,
+        "Drop face_crop=",
+    ),
     ("analyze-stream-synthfacs", lambda f: _analyze("synthfacs:24", stream=True), errors.DatasetError, "lazy=True"),
-    ("zoo.load-missing-weights-names-argument", lambda f: (lambda out: zoo.load(ZOO_MODEL, weights=f["root"] / "no.st")),
-     errors.WeightsError, "weights='"),
-    ("zoo.load-unavailable-names-argument", lambda f: (lambda out: zoo.load("zerobias-ckplus-6class")),
-     errors.ZooWeightsUnavailable, "weights='PATH/TO/model.safetensors'"),
-    ("load_model_spec-pickle-command-quoted", lambda f: _model_spec("timm:resnet18", checkpoint=f["root"] / "a b;c.pth"),
-     errors.WeightsError, "/a b;c.pth' "),
-    ("FAUKL-options-not-an-options-object", lambda f: _faukl(options={"bins": 4}), errors.ConfigError,
-     "StatisticsOptions"),
+    (
+        "zoo.load-missing-weights-names-argument",
+        lambda f: lambda out: zoo.load(ZOO_MODEL, weights=f["root"] / "no.st"),
+        errors.WeightsError,
+        "weights='",
+    ),
+    (
+        "zoo.load-unavailable-names-argument",
+        lambda f: lambda out: zoo.load("zerobias-ckplus-6class"),
+        errors.ZooWeightsUnavailable,
+        "weights='PATH/TO/model.safetensors'",
+    ),
+    (
+        "load_model_spec-pickle-command-quoted",
+        lambda f: _model_spec("timm:resnet18", checkpoint=f["root"] / "a b;c.pth"),
+        errors.WeightsError,
+        "/a b;c.pth' ",
+    ),
+    (
+        "FAUKL-options-not-an-options-object",
+        lambda f: _faukl(options={"bins": 4}),
+        errors.ConfigError,
+        "StatisticsOptions",
+    ),
     ("FAUKL-unknown-keyword", lambda f: _faukl(n_permutation=5), errors.ConfigError, "not statistics options"),
-    ("StatisticsOptions-alpha-out-of-range",
-     lambda f: (lambda out: __import__("captum_fau.concept").concept.StatisticsOptions(alpha=2)), errors.ConfigError,
-     "alpha"),
-    ("synthfacs-style-unknown", lambda f: lambda out: __import__("captum_fau.synthfacs", fromlist=["render"]).render(
-        2, style="watercolour"), errors.ConfigError, "photo"),
+    (
+        "StatisticsOptions-alpha-out-of-range",
+        lambda f: lambda out: __import__("captum_fau.concept").concept.StatisticsOptions(alpha=2),
+        errors.ConfigError,
+        "alpha",
+    ),
+    (
+        "synthfacs-style-unknown",
+        lambda f: lambda out: __import__("captum_fau.synthfacs", fromlist=["render"]).render(2, style="watercolour"),
+        errors.ConfigError,
+        "photo",
+    ),
     ("synthfacs-photo-spec-bad-n", lambda f: _spec("synthfacs-photo:0"), errors.DatasetError, "positive integer"),
-    ("analyze-topn-budget-negative", lambda f: _analyze("synthfacs:24", topn_budget_mb=-1), errors.ConfigError,
-     "topn_budget_mb"),
-    ("TopNDeconv-complete-other-layer", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
-        _model(), "conv2").complete(__import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").from_scan(
-            _scan(_RAND[:6], top_n=2, keep_inputs=True)(out), reconstruct=[0], progress=False), _RAND[:6])),
-     errors.ConfigError, "matching TopNDeconv"),
-    ("AUProbe-au-not-drawable", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUProbe(
-        _model(), "conv3", aus=["AU16"])), errors.ConfigError, "cannot draw"),
-    ("AUProbe-spec-not-square", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUProbe(
-        _model(), "conv3", __import__("captum_fau").InputSpec(size=(96, 64)))), errors.ConfigError, "96x64"),
-    ("AUOcclusion-not-local", lambda f: (lambda out: __import__("captum_fau.probes").probes.AUOcclusion(
-        __import__("captum_fau.probes.planted").probes.planted.planted_decision_net(0), "pool",
-        __import__("captum_fau").InputSpec(size=96)).check_local(96)), errors.LayerError, "not local"),
-    ("landmarks-missing-columns", lambda f: (lambda out: __import__(
-        "captum_fau.probes.landmark_regions").probes.landmark_regions.landmarks_from_columns({"x_0": [1.0]})),
-     errors.LabelError, "y_0"),
-    ("FilterImportance-shape-changing-layer", lambda f: (lambda out: __import__("captum_fau.probes").probes
-        .FilterImportance(_model(), "fc4").run(_RAND[:4], [0] * 4, ("neutral",), progress=False)),
-     errors.LayerError, "[B, C, H, W]"),
-    ("region_stats-masks-not-in-the-model-frame", lambda f: lambda out: __import__(
-        "captum_fau.concept.localisation", fromlist=["region_stats"]).region_stats(
-        torch.ones(1, 1, 1, 32, 32), torch.tensor([[[100, 100, 132, 132]]]), torch.tensor([[0]]),
-        lambda idx: np.zeros((len(idx), 2, 96, 96), bool)), errors.ConfigError, "map_masks"),
-    ("map_masks-not-4d", lambda f: lambda out: __import__("captum_fau.inputs.model_inputs", fromlist=["map_masks"])
-     .map_masks(__import__("captum_fau.inputs", fromlist=["InputSpec"]).InputSpec(size=48), np.zeros((96, 96), bool)),
-     errors.InputShapeError, "[K, J, H, W]"),
-    ("TopNDeconv-attribute-fractional-filter", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
-        _model(), "conv3").attribute(_RAND[:2], filters=[1.5])), errors.ConfigError, "whole filter indices"),
-    ("TopNDeconv-top_n-two-inputs", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
-        _TwoInputs(), "conv3").top_n(torch.rand(4, 1, 20, 20), n=2, progress=False)), errors.ConfigError,
-     "additional_forward_args"),
-    ("TopNDeconv-attribute-two-inputs", lambda f: (lambda out: __import__("captum_fau.attr").attr.TopNDeconv(
-        _TwoInputs(), "conv3").attribute(torch.rand(2, 1, 20, 20), filters=[0])), errors.ConfigError, "Wrap it"),
-    ("load_model_spec-factory-raises", lambda f: _model_spec(f"{f['root']}/silent_models.py:raises"),
-     errors.ConfigError, "raised RuntimeError"),
-    ("analyze-out-empty", lambda f: (lambda out: __import__("captum_fau.analyze").analyze.analyze(
-        _model(), "synthfacs:24", out="", progress=False)), errors.ConfigError, "out='my-report'"),
-    ("analyze-featured-exceeds-filters", lambda f: _analyze("synthfacs:24", layer="conv1", n_featured=1000),
-     errors.ConfigError, "n_featured=10"),
-    ("FAUKL-interpret-no-au-labels", lambda f: (lambda out: __import__("captum_fau.concept").concept.FAUKL(
-        _model(), "conv3", progress=False).interpret(_RAND)), errors.LabelError, "au_csv="),
-    ("load_data_spec-au-csv-inf", lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_inf.csv",
-                                                  face_crop="none"), errors.LabelError, "infinite"),
-    ("load_data_spec-au-csv-all-nan", lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_nan.csv",
-                                                      face_crop="none"), errors.LabelError, "empty or NaN"),
-    ("load_data_spec-noise-folder", lambda f: _spec(f"folder:{f['root']}/noise"), errors.DatasetLayoutError,
-     "found no face"),
-    ("analyze-faceset-all-nan-aus", lambda f: _analyze(__import__("captum_fau.data.base", fromlist=["FaceSet"]).FaceSet(
-        images=np.random.default_rng(0).integers(0, 256, (24, 96, 96), dtype=np.uint8), au_ids=("AU1", "AU12"),
-        aus=np.full((24, 2), np.nan, np.float32))), errors.LabelError, "Every AU label of the 24 images is NaN"),
-    ("analyze-probe-options-not-options", lambda f: _analyze("synthfacs:24", causal=True, probe_options={"n_faces": 4}),
-     errors.ConfigError, "ProbeOptions(n_faces=16)"),
-    ("analyze-causal-spec-not-renderable", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
-                                                              causal=True, input_spec={"size": (96, 64)}),
-     errors.ConfigError, "causal=True"),
-    ("analyze-importance-head-not-from-layer", lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3",
-                                                                  importance=True, class_names=_CK8),
-     errors.LayerError, "importance=True"),
+    (
+        "analyze-topn-budget-negative",
+        lambda f: _analyze("synthfacs:24", topn_budget_mb=-1),
+        errors.ConfigError,
+        "topn_budget_mb",
+    ),
+    (
+        "TopNDeconv-complete-other-layer",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.attr")
+                .attr.TopNDeconv(_model(), "conv2")
+                .complete(
+                    __import__("captum_fau.attr")
+                    .attr.TopNDeconv(_model(), "conv3")
+                    .from_scan(_scan(_RAND[:6], top_n=2, keep_inputs=True)(out), reconstruct=[0], progress=False),
+                    _RAND[:6],
+                )
+            )
+        ),
+        errors.ConfigError,
+        "matching TopNDeconv",
+    ),
+    (
+        "AUProbe-au-not-drawable",
+        lambda f: lambda out: __import__("captum_fau.probes").probes.AUProbe(_model(), "conv3", aus=["AU16"]),
+        errors.ConfigError,
+        "cannot draw",
+    ),
+    (
+        "AUProbe-spec-not-square",
+        lambda f: (
+            lambda out: __import__("captum_fau.probes").probes.AUProbe(
+                _model(), "conv3", __import__("captum_fau").InputSpec(size=(96, 64))
+            )
+        ),
+        errors.ConfigError,
+        "96x64",
+    ),
+    (
+        "AUOcclusion-not-local",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.probes")
+                .probes.AUOcclusion(
+                    __import__("captum_fau.probes.planted").probes.planted.planted_decision_net(0),
+                    "pool",
+                    __import__("captum_fau").InputSpec(size=96),
+                )
+                .check_local(96)
+            )
+        ),
+        errors.LayerError,
+        "not local",
+    ),
+    (
+        "landmarks-missing-columns",
+        lambda f: (
+            lambda out: __import__("captum_fau.probes.landmark_regions").probes.landmark_regions.landmarks_from_columns(
+                {"x_0": [1.0]}
+            )
+        ),
+        errors.LabelError,
+        "y_0",
+    ),
+    (
+        "FilterImportance-shape-changing-layer",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.probes")
+                .probes.FilterImportance(_model(), "fc4")
+                .run(_RAND[:4], [0] * 4, ("neutral",), progress=False)
+            )
+        ),
+        errors.LayerError,
+        "[B, C, H, W]",
+    ),
+    (
+        "region_stats-masks-not-in-the-model-frame",
+        lambda f: (
+            lambda out: __import__("captum_fau.concept.localisation", fromlist=["region_stats"]).region_stats(
+                torch.ones(1, 1, 1, 32, 32),
+                torch.tensor([[[100, 100, 132, 132]]]),
+                torch.tensor([[0]]),
+                lambda idx: np.zeros((len(idx), 2, 96, 96), bool),
+            )
+        ),
+        errors.ConfigError,
+        "map_masks",
+    ),
+    (
+        "map_masks-not-4d",
+        lambda f: (
+            lambda out: __import__("captum_fau.inputs.model_inputs", fromlist=["map_masks"]).map_masks(
+                __import__("captum_fau.inputs", fromlist=["InputSpec"]).InputSpec(size=48), np.zeros((96, 96), bool)
+            )
+        ),
+        errors.InputShapeError,
+        "[K, J, H, W]",
+    ),
+    (
+        "TopNDeconv-attribute-fractional-filter",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.attr").attr.TopNDeconv(_model(), "conv3").attribute(_RAND[:2], filters=[1.5])
+            )
+        ),
+        errors.ConfigError,
+        "whole filter indices",
+    ),
+    (
+        "TopNDeconv-top_n-two-inputs",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.attr")
+                .attr.TopNDeconv(_TwoInputs(), "conv3")
+                .top_n(torch.rand(4, 1, 20, 20), n=2, progress=False)
+            )
+        ),
+        errors.ConfigError,
+        "additional_forward_args",
+    ),
+    (
+        "TopNDeconv-attribute-two-inputs",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.attr")
+                .attr.TopNDeconv(_TwoInputs(), "conv3")
+                .attribute(torch.rand(2, 1, 20, 20), filters=[0])
+            )
+        ),
+        errors.ConfigError,
+        "Wrap it",
+    ),
+    (
+        "load_model_spec-factory-raises",
+        lambda f: _model_spec(f"{f['root']}/silent_models.py:raises"),
+        errors.ConfigError,
+        "raised RuntimeError",
+    ),
+    (
+        "analyze-out-empty",
+        lambda f: (
+            lambda out: __import__("captum_fau.analyze").analyze.analyze(
+                _model(), "synthfacs:24", out="", progress=False
+            )
+        ),
+        errors.ConfigError,
+        "out='my-report'",
+    ),
+    (
+        "analyze-featured-exceeds-filters",
+        lambda f: _analyze("synthfacs:24", layer="conv1", n_featured=1000),
+        errors.ConfigError,
+        "n_featured=10",
+    ),
+    (
+        "FAUKL-interpret-no-au-labels",
+        lambda f: (
+            lambda out: (
+                __import__("captum_fau.concept").concept.FAUKL(_model(), "conv3", progress=False).interpret(_RAND)
+            )
+        ),
+        errors.LabelError,
+        "au_csv=",
+    ),
+    (
+        "load_data_spec-au-csv-inf",
+        lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_inf.csv", face_crop="none"),
+        errors.LabelError,
+        "infinite",
+    ),
+    (
+        "load_data_spec-au-csv-all-nan",
+        lambda f: _spec(f"folder:{f['imgs']}", au_csv=f["root"] / "aus_nan.csv", face_crop="none"),
+        errors.LabelError,
+        "empty or NaN",
+    ),
+    (
+        "load_data_spec-noise-folder",
+        lambda f: _spec(f"folder:{f['root']}/noise"),
+        errors.DatasetLayoutError,
+        "found no face",
+    ),
+    (
+        "analyze-faceset-all-nan-aus",
+        lambda f: _analyze(
+            __import__("captum_fau.data.base", fromlist=["FaceSet"]).FaceSet(
+                images=np.random.default_rng(0).integers(0, 256, (24, 96, 96), dtype=np.uint8),
+                au_ids=("AU1", "AU12"),
+                aus=np.full((24, 2), np.nan, np.float32),
+            )
+        ),
+        errors.LabelError,
+        "Every AU label of the 24 images is NaN",
+    ),
+    (
+        "analyze-probe-options-not-options",
+        lambda f: _analyze("synthfacs:24", causal=True, probe_options={"n_faces": 4}),
+        errors.ConfigError,
+        "ProbeOptions(n_faces=16)",
+    ),
+    (
+        "analyze-causal-spec-not-renderable",
+        lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3", causal=True, input_spec={"size": (96, 64)}),
+        errors.ConfigError,
+        "causal=True",
+    ),
+    (
+        "analyze-importance-head-not-from-layer",
+        lambda f: _analyze("synthfacs:24", _any_size_net(), layer="conv3", importance=True, class_names=_CK8),
+        errors.LayerError,
+        "importance=True",
+    ),
 ]
 
 
@@ -604,6 +972,8 @@ def _silent_case_files(root: Path) -> None:
         write_png(root / "noise" / f"n{i}.png", draw_no_face(seed=i))
     (root / "silent_models.py").write_text("def raises():\n    raise RuntimeError('no weights at /nowhere')\n")
     (root / "broken_models.py").write_text("import no_such_module_xyz\n\ndef build():\n    return None\n")
+
+
 _CK8 = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 
 

@@ -49,7 +49,9 @@ def _main(module: str, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None
     script.main()
 
 
-def test_bench_topn_runs_on_the_device_it_is_given(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_bench_topn_runs_on_the_device_it_is_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """A tiny run end to end: the device passes through, the JSON has its keys, a missing peer is said."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     _main("bench_topn", ["--images", "8", "--filters", "2", "--n", "2", "--repeats", "1", "--device", "cpu",
@@ -58,8 +60,16 @@ def test_bench_topn_runs_on_the_device_it_is_given(monkeypatch: pytest.MonkeyPat
     assert out["device"] == "cpu" and out["clock"] == "cpu" and out["torch_threads"] == 1
     assert out["captum_pairs_timed"] == out["pairs_total"] == 4 and out["repeats"] == 1
     assert out["max_rel_err"] <= 1e-4 and out["peak_memory_kind"] == "rss_increase"
-    for key in ("recon_speedup_median", "recon_speedup_min", "end_to_end_speedup_median", "scan_overhead",
-                "recon_speedup_wall_median", "cpu_model", "ours_peak_mb", "captum_peak_mb"):
+    for key in (
+        "recon_speedup_median",
+        "recon_speedup_min",
+        "end_to_end_speedup_median",
+        "scan_overhead",
+        "recon_speedup_wall_median",
+        "cpu_model",
+        "ours_peak_mb",
+        "captum_peak_mb",
+    ):
         assert key in out, key
     if importlib.util.find_spec("crp") is not None and importlib.util.find_spec("zennit") is not None:
         assert out["peer"]["name"] == "zennit-crp" and out["peer"]["max_rel_diff_to_ours"] <= 1e-4

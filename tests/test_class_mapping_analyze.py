@@ -130,7 +130,9 @@ def test_zoo_model_on_emotion_named_folders_scores_as_on_the_face_set(tmp_path: 
     root = _save_as_class_folders(tmp_path / "faces", faces)
     folder = load_folder(root, face_crop="none", cache=False, progress=False)
     assert folder.class_names == tuple(sorted(faces.class_names))  # alphabetical, not CK+ order
-    assert np.array_equal(np.sort(folder.images.reshape(len(folder), -1), 0), np.sort(faces.images.reshape(len(faces), -1), 0))
+    assert np.array_equal(
+        np.sort(folder.images.reshape(len(folder), -1), 0), np.sort(faces.images.reshape(len(faces), -1), 0)
+    )
     on_faces = evaluate_model(model, faces)
     on_folder = evaluate_model(model, folder)
     assert on_folder.accuracy == on_faces.accuracy and on_faces.accuracy > 0.5
@@ -167,7 +169,9 @@ def test_evaluate_options_object_equals_the_keywords(faces, constant_spec) -> No
     model = load_model_spec(constant_spec)
     by_keywords = evaluate_model(model, faces, class_names=FER2013_CLASSES, fold=3, batch_size=5)
     by_options = evaluate_model(model, faces, EvaluateOptions(class_names=FER2013_CLASSES, fold=3, batch_size=5))
-    assert (by_options.fold, by_options.accuracy) == (by_keywords.fold, by_keywords.accuracy) == (3, by_keywords.accuracy)
+    assert (
+        (by_options.fold, by_options.accuracy) == (by_keywords.fold, by_keywords.accuracy) == (3, by_keywords.accuracy)
+    )
     assert np.array_equal(by_options.confusion, by_keywords.confusion)
     with pytest.raises(ConfigError, match="not EvaluateOptions fields"):
         evaluate_model(model, faces, class_name=FER2013_CLASSES)

@@ -40,7 +40,12 @@ def test_protocol_counts_labels_and_folds(tmp_path) -> None:
     # first frame neutral, last three the sequence label
     seq = faces.sequences == "S104/001"  # 6 frames, label 4
     assert faces.emotions[seq].tolist() == [0, 4, 4, 4]
-    assert [n.rsplit("_", 1)[1] for n in faces.names[seq]] == ["00000001.png", "00000004.png", "00000005.png", "00000006.png"]
+    assert [n.rsplit("_", 1)[1] for n in faces.names[seq]] == [
+        "00000001.png",
+        "00000004.png",
+        "00000005.png",
+        "00000006.png",
+    ]
     # folds: the 12 labelled subjects sorted, index mod 10; S200 (unlabelled only) takes no index
     subjects = sorted(set(faces.subjects.tolist()))
     assert subjects == [f"S{100 + i:03d}" for i in range(12)]
@@ -89,7 +94,10 @@ def test_six_class_map_drops_neutral_and_contempt(tmp_path) -> None:
 def test_undetected_and_corrupt_frames_are_skipped_with_one_warning(tmp_path) -> None:
     make_ckplus_tree(
         tmp_path,
-        [CKSequence("S005", "001", label=5, frames=6, no_face_frames=[0], corrupt_frames=[5]), CKSequence("S010", "001", label=3)],
+        [
+            CKSequence("S005", "001", label=5, frames=6, no_face_frames=[0], corrupt_frames=[5]),
+            CKSequence("S010", "001", label=3),
+        ],
     )
     from captum_fau.data.faces import HaarFaceDetector
 

@@ -14,7 +14,10 @@ from captum_fau.errors import DatasetError, DatasetLayoutError
 
 
 def test_rows_labels_and_usage(tmp_path) -> None:
-    rows = [(str(i % 7), fer_pixels(i), usage) for i, usage in enumerate(["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3)]
+    rows = [
+        (str(i % 7), fer_pixels(i), usage)
+        for i, usage in enumerate(["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3)
+    ]
     write_fer_csv(tmp_path / "fer2013.csv", rows)
     faces = load_fer2013(tmp_path, progress=False)
     assert len(faces) == 10 and faces.images.shape == (10, 48, 48) and faces.class_names == FER2013_CLASSES

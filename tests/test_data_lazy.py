@@ -136,7 +136,9 @@ def test_scan_reads_streamed_data_in_workers_and_equals_the_eager_scan(tmp_path:
     batches = list(MapSource(streamed).batches([(0, 5), (5, 24)]))  # two worker processes cut the crops
     assert torch.equal(torch.cat([b[0] for b in batches]), eager.tensors())
     for (_, extras, rows), (a, z) in zip(batches, [(0, 5), (5, 24)]):
-        assert torch.equal(extras["emotion"], torch.from_numpy(eager.emotions[a:z])) and rows.tolist() == list(range(a, z))
+        assert torch.equal(extras["emotion"], torch.from_numpy(eager.emotions[a:z])) and rows.tolist() == list(
+            range(a, z)
+        )
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 5)).eval()
     a = scan(model, "2", eager, top_n=3, batch_size=5, progress=False)
@@ -154,7 +156,9 @@ def test_index_cache_is_locked_resumable_and_files_changed_later_are_refused(tmp
         cv2.imwrite(str(paths[-1]), np.full((30, 40), 3 * i, np.uint8))
     cache = tmp_path / "cache"
     finder = OneFace(None)
-    holder = index_faces(paths[:16], finder, size=16, cache_dir=cache, workers=0, progress=False)  # chunks 0 and 1 alone
+    holder = index_faces(
+        paths[:16], finder, size=16, cache_dir=cache, workers=0, progress=False
+    )  # chunks 0 and 1 alone
     assert not holder.from_cache
     from filelock import FileLock
 
@@ -185,7 +189,9 @@ def test_index_cache_is_locked_resumable_and_files_changed_later_are_refused(tmp
     cv2.imwrite(str(paths[7]), np.full((30, 40), 200, np.uint8))  # changed after indexing
     with pytest.raises(DatasetError, match="changed or became unreadable since it was indexed"):
         faces[7]
-    reloaded = load_folder(tmp_path / "img", face_crop="none", size=16, cache=False, lazy=True, workers=0, progress=False)
+    reloaded = load_folder(
+        tmp_path / "img", face_crop="none", size=16, cache=False, lazy=True, workers=0, progress=False
+    )
     assert reloaded.fingerprint()["hash"] != before and int(reloaded[7]["index"]) == 7
 
 

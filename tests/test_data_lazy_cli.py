@@ -41,7 +41,27 @@ def test_fau_kl_on_streamed_data_equals_the_in_memory_run(tmp_path: Path) -> Non
     data = f"folder:{_folder(tmp_path / 'faces')}"
     common = ["--model", "zerobias-synthfacs-8class", "--data", data, "--face-crop", "none", "--no-cache", "-q"]
     for mode in ("--no-stream", "--stream"):
-        assert main(["fau-kl", *common, mode, "--workers", "2", "--au-csv", str(tmp_path / "aus.csv"), "--layer",
-                     "conv1", "--permutations", "20", "--bootstrap", "0", "--out", str(tmp_path / f"kl{mode}")]) == 0
+        assert (
+            main(
+                [
+                    "fau-kl",
+                    *common,
+                    mode,
+                    "--workers",
+                    "2",
+                    "--au-csv",
+                    str(tmp_path / "aus.csv"),
+                    "--layer",
+                    "conv1",
+                    "--permutations",
+                    "20",
+                    "--bootstrap",
+                    "0",
+                    "--out",
+                    str(tmp_path / f"kl{mode}"),
+                ]
+            )
+            == 0
+        )
     kl = [(tmp_path / f"kl{mode}" / "faukl.csv").read_text() for mode in ("--no-stream", "--stream")]
     assert kl[0] == kl[1] and len(kl[0].splitlines()) > 10

@@ -7,7 +7,15 @@ import types
 
 import numpy as np
 import pytest
-from helpers.real_formats import CKSequence, fer_pixels, make_ckplus_tree, write_fer_csv, write_png, write_tfd_mat, draw_face
+from helpers.real_formats import (
+    CKSequence,
+    fer_pixels,
+    make_ckplus_tree,
+    write_fer_csv,
+    write_png,
+    write_tfd_mat,
+    draw_face,
+)
 
 from captum_fau.cli import main
 from captum_fau.data.base import FaceSet

@@ -60,13 +60,23 @@ def test_bad_files(tmp_path) -> None:
         load_tfd(tmp_path / "partial.mat")
     savemat(
         str(tmp_path / "labels.mat"),
-        {"images": np.zeros((2, 96, 96), np.uint8), "labs_ex": np.array([[1], [9]]), "labs_id": np.ones((2, 1)), "folds": np.ones((2, 5))},
+        {
+            "images": np.zeros((2, 96, 96), np.uint8),
+            "labs_ex": np.array([[1], [9]]),
+            "labs_id": np.ones((2, 1)),
+            "folds": np.ones((2, 5)),
+        },
     )
     with pytest.raises(LabelError, match="labs_ex"):
         load_tfd(tmp_path / "labels.mat")
     savemat(
         str(tmp_path / "codes.mat"),
-        {"images": np.zeros((2, 96, 96), np.uint8), "labs_ex": np.ones((2, 1)), "labs_id": np.ones((2, 1)), "folds": np.full((2, 5), 4)},
+        {
+            "images": np.zeros((2, 96, 96), np.uint8),
+            "labs_ex": np.ones((2, 1)),
+            "labs_id": np.ones((2, 1)),
+            "folds": np.full((2, 5), 4),
+        },
     )
     with pytest.raises(LabelError, match="split codes"):
         load_tfd(tmp_path / "codes.mat")

@@ -45,13 +45,23 @@ class ConstantFER(nn.Module):
 @pytest.mark.parametrize(
     "spelling, canonical",
     [
-        ("Angry", "anger"), ("ANGER", "anger"), ("mad", "anger"),
-        ("happy", "happy"), ("Happiness", "happy"), ("joy", "happy"),
-        ("sad", "sadness"), ("Sadness", "sadness"),
-        ("surprised", "surprise"), (" surprise ", "surprise"),
-        ("fearful", "fear"), ("afraid", "fear"), ("Fear", "fear"),
-        ("disgusted", "disgust"), ("disgust", "disgust"),
-        ("Neutral", "neutral"), ("contempt", "contempt"),
+        ("Angry", "anger"),
+        ("ANGER", "anger"),
+        ("mad", "anger"),
+        ("happy", "happy"),
+        ("Happiness", "happy"),
+        ("joy", "happy"),
+        ("sad", "sadness"),
+        ("Sadness", "sadness"),
+        ("surprised", "surprise"),
+        (" surprise ", "surprise"),
+        ("fearful", "fear"),
+        ("afraid", "fear"),
+        ("Fear", "fear"),
+        ("disgusted", "disgust"),
+        ("disgust", "disgust"),
+        ("Neutral", "neutral"),
+        ("contempt", "contempt"),
     ],
 )
 def test_synonyms_are_read_case_insensitively(spelling: str, canonical: str) -> None:
@@ -60,7 +70,15 @@ def test_synonyms_are_read_case_insensitively(spelling: str, canonical: str) -> 
 
 def test_vocabulary_covers_the_library_and_fer2013_orders() -> None:
     assert CANONICAL_EMOTIONS == CKPLUS_CLASSES
-    assert [canonical_emotion(n) for n in FER2013_CLASSES] == ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
+    assert [canonical_emotion(n) for n in FER2013_CLASSES] == [
+        "anger",
+        "disgust",
+        "fear",
+        "happy",
+        "sadness",
+        "surprise",
+        "neutral",
+    ]
     assert canonical_emotion("calm") is None
     assert canonical_emotion("calm", synonyms={"calm": "neutral"}) == "neutral"
     assert canonical_emotion("Grin", synonyms={"grin": "happiness"}) == "happy"
@@ -115,7 +133,9 @@ def test_constant_model_scores_exactly_the_share_of_its_class_with_classes_in_an
         assert confusion[j].sum() == (labels == data_index).sum()
     assert result["class_names"] == list(FER2013_CLASSES)
     assert result["per_class_accuracy"]["happy"] == 1.0 and result["per_class_accuracy"]["angry"] == 0.0
-    assert result["notes"] == [f"contempt: not a class of the model; {result['n_left_out']} images left out of accuracy"]
+    assert result["notes"] == [
+        f"contempt: not a class of the model; {result['n_left_out']} images left out of accuracy"
+    ]
     json.dumps(result)  # JSON-ready for results.json
 
 
@@ -147,7 +167,9 @@ def test_bad_class_names_raise_errors_naming_the_fix() -> None:
     with pytest.raises(ConfigError) as info:
         ClassMapping.build(("angry", "suprise"), CKPLUS_CLASSES)
     message = str(info.value)
-    assert "'suprise' (did you mean 'surprise'?)" in message and "Known names:" in message and "--class-names" in message
+    assert (
+        "'suprise' (did you mean 'surprise'?)" in message and "Known names:" in message and "--class-names" in message
+    )
     with pytest.raises(LabelError) as info:
         ClassMapping.build(FER2013_CLASSES, ("0", "1", "happy"))
     assert "'0', '1'" in str(info.value) and "sadness (sad)" in str(info.value)

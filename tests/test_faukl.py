@@ -196,7 +196,13 @@ def test_cli_end_to_end(tmp_path, capsys):
         "--out", str(out), "--bins", "4", "--permutations", "20", "--bootstrap", "5", "--filters", "3", "-q",
     ])  # fmt: skip
     assert code == 0
-    assert {p.name for p in out.iterdir()} >= {"faukl.safetensors", "faukl.csv", "faukl.json", "faukl_bars.png", "table4.txt"}
+    assert {p.name for p in out.iterdir()} >= {
+        "faukl.safetensors",
+        "faukl.csv",
+        "faukl.json",
+        "faukl_bars.png",
+        "table4.txt",
+    }
     assert FAUKLResult.load(out / "faukl.safetensors").kl.shape == (256, 20)
     out_text = capsys.readouterr().out  # the default rule is significance-consistent (issue 16), both tests shown
     assert "FAU (smallest p of the main test" in out_text and "q (KL)" in out_text and "q (AUROC)" in out_text

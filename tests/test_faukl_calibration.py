@@ -157,8 +157,14 @@ def test_auroc_standard_error_agrees_with_a_subject_level_scipy_bootstrap():
         idx = np.concatenate([rows[int(k)] for k in ids])
         return float(auroc(x[idx], y[idx])[0, 0])
 
-    boot = bootstrap((np.arange(60),), statistic, vectorized=False, n_resamples=1500, method="percentile",
-                     random_state=np.random.default_rng(0))
+    boot = bootstrap(
+        (np.arange(60),),
+        statistic,
+        vectorized=False,
+        n_resamples=1500,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    )
     _, se = auroc_interval(x[:, None], y[:, None], subjects)
     assert se[0, 0] == pytest.approx(boot.standard_error, rel=0.1)
 
@@ -170,8 +176,9 @@ def test_true_auroc_matches_a_large_simulation():
     planted[0, 0] = planted[1, [2, 13]] = True  # a filter with two planted AUs
     big = planted_faces(7, n_subjects=6000, n_filters=3, d=0.8, planted=planted)
     common = ckplus_prevalences() >= 0.15
-    np.testing.assert_allclose(auroc(big["acts"], big["presence"])[:, common], true_auroc(planted, 0.8)[:, common],
-                               atol=0.012)
+    np.testing.assert_allclose(
+        auroc(big["acts"], big["presence"])[:, common], true_auroc(planted, 0.8)[:, common], atol=0.012
+    )
     assert true_auroc(planted, 0.8)[2] == pytest.approx(0.5)  # no planted AU: no association anywhere
 
 
@@ -289,9 +296,9 @@ class _Faces(torch.utils.data.Dataset):
 
 def test_faukl_stratify_by_an_item_label_and_missing_column():
     model = nn.Sequential(nn.Conv2d(1, 3, 3)).eval()
-    result = FAUKL(model, ["0"], bins=4, n_permutations=20, n_bootstrap=10, stratify="emotion", progress=False).interpret(
-        _Faces()
-    )
+    result = FAUKL(
+        model, ["0"], bins=4, n_permutations=20, n_bootstrap=10, stratify="emotion", progress=False
+    ).interpret(_Faces())
     st = result.stats()
     assert st.stratified and "q (KL, within strata)" in result.table([0])
     assert any("Permutation unit" in n for n in st.notes) and NO_GROUPS_NOTE not in st.notes  # subjects were used
@@ -313,7 +320,9 @@ def test_stratified_result_round_trips(tmp_path):
 def test_cli_options_take_stratify():
     from captum_fau.cli import build_parser
 
-    args = build_parser().parse_args(["fau-kl", "--model", "m", "--data", "synthfacs:64", "--out", "o", "--stratify", "emotion"])
+    args = build_parser().parse_args(
+        ["fau-kl", "--model", "m", "--data", "synthfacs:64", "--out", "o", "--stratify", "emotion"]
+    )
     assert args.stratify == "emotion"
     args = build_parser().parse_args(["analyze", "--model", "m", "--data", "synthfacs:64", "--stratify", "emotion"])
     from captum_fau.cli.analyze import analysis_config
@@ -331,9 +340,20 @@ def test_benchmark_quick_json_meets_the_targets():
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_faukl.py"
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("null_p05", "type1_001_worst", "bh_fwer_worst", "fdr", "power", "planted_named_first",
-                "null_top_au_rarest_ratio", "ci_coverage", "type1_clustered", "stratified_type1", "designs",
-                "speedup_vs_vectorised"):
+    for key in (
+        "null_p05",
+        "type1_001_worst",
+        "bh_fwer_worst",
+        "fdr",
+        "power",
+        "planted_named_first",
+        "null_top_au_rarest_ratio",
+        "ci_coverage",
+        "type1_clustered",
+        "stratified_type1",
+        "designs",
+        "speedup_vs_vectorised",
+    ):
         assert key in report
     for design, row in report["designs"].items():  # every figure per design, with its Monte-Carlo SE and count
         assert {"type1_05", "type1_001", "bh_fwer", "fdr", "power", "coverage_by_subjects"} <= set(row), design

@@ -32,8 +32,9 @@ MODEL = "zerobias-synthfacs-8class"
 DATA = "synthfacs:24"
 CLI_ARGS = ["--model", MODEL, "--data", DATA, "--layer", "conv2", "--n", "3", "--permutations", "30",
             "--bootstrap", "5", "--featured", "4", "--batch-size", "8", "--checkpoint-every-s", "0", "--no-sanity-check", "-q"]  # fmt: skip
-FAST = dict(layer="conv2", n=3, permutations=30, bootstrap=5, n_featured=4, batch_size=8, progress=False,
-            sanity_check=False)
+FAST = dict(
+    layer="conv2", n=3, permutations=30, bootstrap=5, n_featured=4, batch_size=8, progress=False, sanity_check=False
+)
 ARRAY_FILES = ("maxima.npz", "topn.safetensors", "fau_kl.safetensors")
 
 

@@ -24,7 +24,9 @@ SECTIONS = ("## Model details", "## How to use", "## Training", "## Evaluation",
 @pytest.mark.parametrize("name", zoo.list())
 def test_every_entry_has_a_valid_card_that_matches_its_metrics(name: str) -> None:
     path = CARDS / f"{name}.md"
-    assert path.is_file(), f"model_cards/{name}.md is missing; write it with scripts/publish_to_hub.py {name} --write-card"
+    assert path.is_file(), (
+        f"model_cards/{name}.md is missing; write it with scripts/publish_to_hub.py {name} --write-card"
+    )
     text = path.read_text()
     assert text == cards.render_card(name), "the committed card is stale: rerun --write-card"
     meta = metadata_load(path)
@@ -97,7 +99,9 @@ def test_missing_metrics_card_or_weights_are_clear_errors(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"model card .* is missing.*write_card\("):
         publish.assemble_hub_folder(TRAINED, tmp_path / "b", cards_dir=tmp_path / "no-cards")
     with pytest.raises(ZooWeightsUnavailable, match=r"captum-fau reproduce --tfd"):
-        publish.publish("zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None)
+        publish.publish(
+            "zerobias-tfd-7class", "my-lab/tfd", dry_run=True, zoo_dir=tmp_path / "empty", log=lambda s: None
+        )
     with pytest.raises(UnknownModelError, match="Known models"):
         publish.publish("zerobias-tfd", "my-lab/tfd", dry_run=True)
     for bad in ("no-slash", "a/b/c", "org/na me", "org--x/name", "/name", "org/"):

@@ -26,8 +26,9 @@ def _timm_spec() -> InputSpec:
     return spec
 
 
-@pytest.mark.parametrize("spec", [GRAY_48, InputSpec(size=(64, 80)), InputSpec(size=224, crop_pct=0.875)],
-                         ids=["48", "64x80", "224-crop"])
+@pytest.mark.parametrize(
+    "spec", [GRAY_48, InputSpec(size=(64, 80)), InputSpec(size=224, crop_pct=0.875)], ids=["48", "64x80", "224-crop"]
+)
 def test_masks_follow_the_images_through_resize_and_crop(spec):
     masks = np.zeros((1, 1, 96, 96), bool)
     masks[0, 0, 60:80, 30:70] = True  # a mouth-sized block
@@ -78,7 +79,7 @@ def _planted_mouth(spec: InputSpec, au: str = "AU25", n_top: int = 6) -> tuple[S
         drawing = (seen[0] - seen[1]).pow(2).sum(0)
         cy, cx = np.unravel_index(int(drawing.argmax()), drawing.shape)
         y0, x0 = (int(np.clip(c - window // 2, 0, side - window)) for c in (cy, cx))
-        patches[0, n] = (seen[0] - seen[1])[:, y0:y0 + window, x0:x0 + window]
+        patches[0, n] = (seen[0] - seen[1])[:, y0 : y0 + window, x0 : x0 + window]
         boxes[0, n] = torch.tensor([y0, x0, y0 + window, x0 + window])
     return faces, {"patches": patches, "boxes": boxes, "indices": torch.from_numpy(rows)[None]}
 
@@ -105,8 +106,12 @@ def test_localisation_recovery_is_the_same_at_48_96_224():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "scripts/bench_localisation_sizes.py", "--quick", "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "scripts/bench_localisation_sizes.py", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import json
 
     report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,10 +136,12 @@ def test_gray_faces_in_a_timm_rgb_model_windows_stay_gray(tmp_path):
     model = timm.create_model("resnet18", pretrained=False, num_classes=7).eval()
     spec = declared_input_spec(model)
     raw = _gray_faces(3)
-    faces = FaceSet(images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",),
-                    emotions=np.zeros(3, np.int64))
-    result = TopNDeconv(model, "layer1", rule="guided").top_n(ModelInputs(faces, spec), n=2, filters=[0, 1],
-                                                              progress=False)
+    faces = FaceSet(
+        images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",), emotions=np.zeros(3, np.int64)
+    )
+    result = TopNDeconv(model, "layer1", rule="guided").top_n(
+        ModelInputs(faces, spec), n=2, filters=[0, 1], progress=False
+    )
     windows = result.image_patches
     assert windows.shape[2] == 3
     assert float((windows[:, :, 2] - windows[:, :, 0]).abs().mean()) > 0.1  # normalised: blue above red
@@ -152,7 +159,7 @@ def test_gray_faces_in_a_timm_rgb_model_windows_stay_gray(tmp_path):
     import cv2
 
     strip = cv2.imread(str(tmp_path / strips[0][0]))
-    bottom = strip[strip.shape[0] // 2 + 4:].astype(int)
+    bottom = strip[strip.shape[0] // 2 + 4 :].astype(int)
     assert np.abs(bottom[..., 0] - bottom[..., 2]).max() <= 2  # no tint in the filter browser either
 
 
@@ -164,11 +171,13 @@ def test_a_48_px_model_in_minus_one_to_one_shows_its_windows_in_the_unit_range()
     from captum_fau.inputs.model_inputs import ModelInputs
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1),
-                          nn.ReLU()).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+    ).eval()
     raw = _gray_faces(3)
-    faces = FaceSet(images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",),
-                    emotions=np.zeros(3, np.int64))
+    faces = FaceSet(
+        images=(raw[:, 0].numpy() * 255).round().astype(np.uint8), class_names=("a",), emotions=np.zeros(3, np.int64)
+    )
     result = TopNDeconv(model, "3", rule="guided").top_n(ModelInputs(faces, GRAY_48), n=2, progress=False)
     assert float(result.image_patches.min()) < 0  # the model's own [-1, 1]
     shown = result.display_windows()
@@ -183,8 +192,16 @@ def _fully_convolutional() -> torch.nn.Module:
     from torch import nn
 
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8)).eval()
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 8),
+    ).eval()
 
 
 def test_a_fully_convolutional_model_without_flags_names_every_guessed_field(tmp_path, synthfacs):
@@ -193,11 +210,31 @@ def test_a_fully_convolutional_model_without_flags_names_every_guessed_field(tmp
     from captum_fau.analyze import analyze
 
     faces = synthfacs(48, seed=3)
-    result = analyze(_fully_convolutional(), faces, layer="3", out=tmp_path, n=2, permutations=50, bootstrap=10,
-                     progress=False, n_featured=2, sanity_check=False, class_names=faces.class_names)
+    result = analyze(
+        _fully_convolutional(),
+        faces,
+        layer="3",
+        out=tmp_path,
+        n=2,
+        permutations=50,
+        bootstrap=10,
+        progress=False,
+        n_featured=2,
+        sanity_check=False,
+        class_names=faces.class_names,
+    )
     note = next(n for n in result.notes if n.startswith("UNVERIFIED input"))
-    for text in ("size 96x96 (probe)", "mean 0 (default)", "std 1 (default)", "pixel range 0-1 (default)",
-                 "--input-size", "--mean", "--std", "--pixel-range", "input_spec={'size': ..."):
+    for text in (
+        "size 96x96 (probe)",
+        "mean 0 (default)",
+        "std 1 (default)",
+        "pixel range 0-1 (default)",
+        "--input-size",
+        "--mean",
+        "--std",
+        "--pixel-range",
+        "input_spec={'size': ...",
+    ):
         assert text in note, (text, note)
     assert "channels" not in note  # the first convolution's weights declare 1 channel
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -237,8 +274,12 @@ def test_channels_taken_from_the_data_are_unverified_too():
     spec = InputSpec.resolve(None, None, data_shape=(3, 64, 64))
     assert spec.sources["channels"] == "data"
     out = unverified_fields(spec.to_dict(), spec.sources)
-    assert out["channels"] == {"value": "3", "source": "the data's", "flag": "--channels",
-                               "python": "input_spec={'channels': ...}"}
+    assert out["channels"] == {
+        "value": "3",
+        "source": "the data's",
+        "flag": "--channels",
+        "python": "input_spec={'channels': ...}",
+    }
     assert "channels 3 (the data's)" in unverified_note(out) and "--channels" in unverified_note(out)
 
 
@@ -247,8 +288,16 @@ def _gelu_fcn() -> torch.nn.Module:
     from torch import nn
 
     torch.manual_seed(1)
-    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.GELU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
-                         nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8)).eval()
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.GELU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1),
+        nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 8),
+    ).eval()
 
 
 def test_relu_like_is_said_in_notes_report_results_and_browser(tmp_path, synthfacs):
@@ -257,9 +306,21 @@ def test_relu_like_is_said_in_notes_report_results_and_browser(tmp_path, synthfa
     from captum_fau.analyze import analyze
 
     faces = synthfacs(48, seed=3)
-    result = analyze(_gelu_fcn(), faces, layer="3", out=tmp_path, n=2, permutations=50, bootstrap=10, progress=False,
-                     n_featured=2, sanity_check=False, class_names=faces.class_names, relu_like=True,
-                     input_spec={"size": 64, "pixel_range": (-1, 1)})
+    result = analyze(
+        _gelu_fcn(),
+        faces,
+        layer="3",
+        out=tmp_path,
+        n=2,
+        permutations=50,
+        bootstrap=10,
+        progress=False,
+        n_featured=2,
+        sanity_check=False,
+        class_names=faces.class_names,
+        relu_like=True,
+        input_spec={"size": 64, "pixel_range": (-1, 1)},
+    )
     assert result.topn.relu_like and "as if ReLUs" in result.topn.rule_label
     warning = next(n for n in result.notes if n.startswith("WARNING: With relu_like=True"))
     assert "as if they were ReLUs" in warning and "GELU" in warning and "rule='gradient'" in warning
@@ -271,8 +332,9 @@ def test_relu_like_is_said_in_notes_report_results_and_browser(tmp_path, synthfa
     assert status["relu_like"] is True and "as if ReLUs" in status["rule_label"] and "GELU" in status["rule_caveat"]
     page = (tmp_path / "index.html").read_text()
     assert page.count("as if ReLUs") >= 3  # the layer line, the top-N text, every browser caption
-    assert "guided backpropagation applied to non-ReLU activations as if ReLUs (--relu-like / relu_like=True) rule" \
-        in page
+    assert (
+        "guided backpropagation applied to non-ReLU activations as if ReLUs (--relu-like / relu_like=True) rule" in page
+    )
 
 
 def test_relu_like_on_a_48_px_tanh_model_names_itself_in_the_figure_title():
@@ -300,8 +362,9 @@ def test_relu_like_on_a_relu_only_model_is_not_claimed():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU()).eval()
     with pytest.warns(UserWarning, match="changes nothing"):
-        result = TopNDeconv(model, "1", rule="guided", relu_like=True).top_n(GRAY_48.apply(_gray_faces(2)), n=1,
-                                                                              progress=False)
+        result = TopNDeconv(model, "1", rule="guided", relu_like=True).top_n(
+            GRAY_48.apply(_gray_faces(2)), n=1, progress=False
+        )
     assert not result.relu_like and result.rule_caveat is None
 
 
@@ -309,9 +372,16 @@ def test_relu_like_on_a_relu_only_model_is_not_claimed():
 def _config(tmp_path, root, **kw):
     from captum_fau.analysis_config import AnalysisConfig
 
-    return AnalysisConfig(layer=kw.pop("layer", "layer1"), out=tmp_path / "out",
-                          face_crop="none", cache=False, progress=False, class_names=kw.pop("class_names", None), n=2,
-                          **kw)
+    return AnalysisConfig(
+        layer=kw.pop("layer", "layer1"),
+        out=tmp_path / "out",
+        face_crop="none",
+        cache=False,
+        progress=False,
+        class_names=kw.pop("class_names", None),
+        n=2,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -389,8 +459,9 @@ def test_streamed_and_eager_folder_faces_at_a_224_model_are_equal(tmp_path, big_
     model = timm.create_model("resnet18", pretrained=False, num_classes=8).eval()
     got = []
     for stream in (False, True):
-        config = _config(tmp_path / str(stream), root, stream=stream, workers=1 if stream else None,
-                         class_names=source.class_names)
+        config = _config(
+            tmp_path / str(stream), root, stream=stream, workers=1 if stream else None, class_names=source.class_names
+        )
         ready = prepare(model, f"folder:{root}", config, torch.device("cpu"), progress=False)
         got.append(torch.stack([ready.dataset[i]["image"] for i in range(len(ready.dataset))]))
     assert got[0].shape[-2:] == (224, 224) and torch.equal(got[0], got[1])
@@ -407,8 +478,9 @@ def test_synthfacs_photo_specs_get_held_out_subjects_and_photo_masks(tmp_path):
     assert np.array_equal(faces.subjects, cartoon.subjects)  # the same held-out subjects in either style
     masks = _masks_fn(faces, GRAY_48)(np.array([0, 1]))
     start = faces.meta["start"]
-    np.testing.assert_array_equal(masks, map_masks(GRAY_48, region_masks(faces.meta["seed"], [start, start + 1],
-                                                                         style="photo")))
+    np.testing.assert_array_equal(
+        masks, map_masks(GRAY_48, region_masks(faces.meta["seed"], [start, start + 1], style="photo"))
+    )
     assert preflight.au_labelled_count(faces) == 12
 
 
@@ -418,8 +490,22 @@ def test_cli_folder_data_are_cut_at_the_model_side(big_folder):
     from captum_fau.models import ZeroBiasCNN
 
     root, _ = big_folder
-    args = build_parser().parse_args(["topn", "--model", "m", "--data", f"folder:{root}", "--face-crop", "none",
-                                      "--no-cache", "--layer", "conv1", "--out", "o"])
+    args = build_parser().parse_args(
+        [
+            "topn",
+            "--model",
+            "m",
+            "--data",
+            f"folder:{root}",
+            "--face-crop",
+            "none",
+            "--no-cache",
+            "--layer",
+            "conv1",
+            "--out",
+            "o",
+        ]
+    )
     assert load_data(args, model=ZeroBiasCNN(img_size=48, num_classes=8)).images.shape[1:] == (48, 48)
     args.input_size = "64"
     assert load_data(args, model=_fully_convolutional()).images.shape[1:] == (64, 64)  # --input-size decides

@@ -212,7 +212,9 @@ def test_channel_conversions_bt601_and_repetition_are_noted() -> None:
     gray_spec = InputSpec(size=32, channels=1)
     expected = 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
     torch.testing.assert_close(gray_spec.apply(rgb), expected)
-    assert gray_spec.notes((3, 32, 32)) == ["RGB data converted to gray by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B)"]
+    assert gray_spec.notes((3, 32, 32)) == [
+        "RGB data converted to gray by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
+    ]
     gray = faces(2, c=1, h=32, w=32)
     out = InputSpec(size=32, channels=3).apply(gray)
     assert out.shape == (2, 3, 32, 32)
@@ -224,7 +226,11 @@ def test_channel_conversions_bt601_and_repetition_are_noted() -> None:
 
 @pytest.mark.parametrize(
     "interpolation, mode",
-    [("bilinear", InterpolationMode.BILINEAR), ("bicubic", InterpolationMode.BICUBIC), ("nearest", InterpolationMode.NEAREST)],
+    [
+        ("bilinear", InterpolationMode.BILINEAR),
+        ("bicubic", InterpolationMode.BICUBIC),
+        ("nearest", InterpolationMode.NEAREST),
+    ],
 )
 def test_resize_matches_torchvision_resize(interpolation: str, mode: InterpolationMode) -> None:
     x = faces(2, h=96, w=96)
@@ -293,7 +299,10 @@ def test_a_gray_timm_model_gets_a_gray_spec_from_its_first_conv() -> None:
     with torch.no_grad():
         assert model(spec.apply(faces(2, c=3))).shape == (2, 7)
     # A first_conv the model lacks is ignored.
-    assert discover_input_spec(pretrained_cfg={**model.pretrained_cfg, "first_conv": "stem.nope"}, model=model).channels == 3
+    assert (
+        discover_input_spec(pretrained_cfg={**model.pretrained_cfg, "first_conv": "stem.nope"}, model=model).channels
+        == 3
+    )
 
 
 def test_timm_registered_zerobias_cnn_gets_its_reference_preprocessing_not_timm_mean_std() -> None:
@@ -311,7 +320,9 @@ def test_timm_registered_zerobias_cnn_gets_its_reference_preprocessing_not_timm_
 
 
 def test_hub_folder_preprocessor_config_json(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["ViTForImageClassification"], "hidden_size": 8}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["ViTForImageClassification"], "hidden_size": 8})
+    )
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(VIT_PREPROCESSOR, indent=2))
     config = json.loads((tmp_path / "config.json").read_text())
     spec = discover_input_spec(config=config, folder=tmp_path)
@@ -321,7 +332,9 @@ def test_hub_folder_preprocessor_config_json(tmp_path: Path) -> None:
     assert spec.sources["mean"] == "preprocessor_config.json"
     x = faces(2, c=1, h=96, w=96)
     # The processor: resize the 0..255 image, times rescale_factor, then (x - mean) / std.
-    rgb255 = TF.resize(x.expand(-1, 3, -1, -1) * 255.0, [224, 224], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    rgb255 = TF.resize(
+        x.expand(-1, 3, -1, -1) * 255.0, [224, 224], interpolation=InterpolationMode.BILINEAR, antialias=True
+    )
     expected = TF.normalize(rgb255 * VIT_PREPROCESSOR["rescale_factor"], mean=[0.5] * 3, std=[0.5] * 3)
     torch.testing.assert_close(spec.apply(x), expected, atol=1e-4, rtol=0)
     assert discover_input_spec(config=config, folder=tmp_path / "missing") is None
@@ -331,20 +344,43 @@ def test_hub_folder_preprocessor_config_json(tmp_path: Path) -> None:
 
 
 def test_other_image_processor_layouts() -> None:
-    convnext = {"crop_pct": 0.875, "do_normalize": True, "do_rescale": True, "image_mean": IMAGENET_MEAN,
-                "image_std": IMAGENET_STD, "resample": 3, "rescale_factor": 1 / 255, "size": {"shortest_edge": 224}}
+    convnext = {
+        "crop_pct": 0.875,
+        "do_normalize": True,
+        "do_rescale": True,
+        "image_mean": IMAGENET_MEAN,
+        "image_std": IMAGENET_STD,
+        "resample": 3,
+        "rescale_factor": 1 / 255,
+        "size": {"shortest_edge": 224},
+    }
     spec = InputSpec.from_preprocessor_config(convnext)
     assert (spec.size, spec.crop_pct, spec.interpolation) == ((224, 224), 0.875, "bicubic")
-    clip = {"do_center_crop": True, "crop_size": {"height": 224, "width": 224}, "size": {"shortest_edge": 256},
-            "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "resample": 3, "do_convert_rgb": True}
+    clip = {
+        "do_center_crop": True,
+        "crop_size": {"height": 224, "width": 224},
+        "size": {"shortest_edge": 256},
+        "image_mean": IMAGENET_MEAN,
+        "image_std": IMAGENET_STD,
+        "resample": 3,
+        "do_convert_rgb": True,
+    }
     spec = InputSpec.from_preprocessor_config(clip)
     assert spec.size == (224, 224) and spec.crop_pct == pytest.approx(224 / 256)
     assert spec.apply(faces(1, h=300, w=300)).shape == (1, 3, 224, 224)
     assert "resized 300x300 -> 256x256" in spec.notes((1, 300, 300))[1]
-    raw = InputSpec.from_preprocessor_config({"size": 48, "do_rescale": False, "do_normalize": False, "image_mean": [0.5]})
+    raw = InputSpec.from_preprocessor_config(
+        {"size": 48, "do_rescale": False, "do_normalize": False, "image_mean": [0.5]}
+    )
     assert (raw.size, raw.channels, raw.pixel_range, raw.mean) == ((48, 48), 1, (0.0, 255.0), (0.0,))
-    efficientnet = {"size": {"height": 600, "width": 600}, "rescale_factor": 1 / 127.5, "rescale_offset": True,
-                    "do_normalize": False, "image_mean": IMAGENET_MEAN, "resample": 0}
+    efficientnet = {
+        "size": {"height": 600, "width": 600},
+        "rescale_factor": 1 / 127.5,
+        "rescale_offset": True,
+        "do_normalize": False,
+        "image_mean": IMAGENET_MEAN,
+        "resample": 0,
+    }
     spec = InputSpec.from_preprocessor_config(efficientnet)
     assert spec.pixel_range == pytest.approx((-1.0, 1.0)) and spec.interpolation == "nearest"
     lanczos = InputSpec.from_preprocessor_config({**VIT_PREPROCESSOR, "resample": 1})
@@ -409,7 +445,10 @@ def test_resolve_probes_a_plain_fer2013_model_and_the_spec_feeds_it() -> None:
     assert model.training  # the probe restored training mode
     note = spec.remarks[0]
     assert "at 48x48" in note and "mat1 and mat2 shapes cannot be multiplied" in note and "--input-size" in note
-    assert "48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from probe; channels from data" in spec.describe()
+    assert (
+        "48x48 gray, pixels in [0,1], mean 0.5 std 0.5, bilinear; size from probe; channels from data"
+        in spec.describe()
+    )
     with torch.no_grad():
         logits = model.eval()(spec.apply(faces(4)))
     assert logits.shape == (4, 7)

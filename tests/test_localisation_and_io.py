@@ -54,7 +54,11 @@ def test_normalised_rule_picks_the_small_concentrated_region() -> None:
     raw = localisation_agreement(st, ["AU12"], ["AU12", "AU26"], [7], rule="energy")
     default = localisation_agreement(st, ["AU12"], ["AU12", "AU26"], [7])
     # pointing game: both maxima lie in AU12's mask, hence in AU26's too; the smaller wins the tie
-    assert out["per_filter"][0]["region_au"] == "AU12" and out["rate"] == 1.0 and out["per_filter"][0]["region_hits"] == 1.0
+    assert (
+        out["per_filter"][0]["region_au"] == "AU12"
+        and out["rate"] == 1.0
+        and out["per_filter"][0]["region_hits"] == 1.0
+    )
     assert raw["per_filter"][0]["region_au"] == "AU26" and raw["rate"] == 0.0 and out["rate_energy"] == 0.0
     assert "biased to large masks" in raw["rule_label"]
     assert out["comparison"]["energy"] == (raw["rule_label"], 0.0) and out["rate_lift"] == 1.0

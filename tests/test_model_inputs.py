@@ -74,7 +74,9 @@ def test_timm_style_pretrained_cfg_with_override_note() -> None:
     assert spec.sources["mean"] == "timm pretrained_cfg" and spec.crop_pct == 0.875
     x = faces.raw_images().float() / 255
     ref = F.interpolate(x, size=(73, 73), mode="bicubic", antialias=True, align_corners=False)[:, :, 4:68, 4:68]
-    ref = (ref.expand(-1, 3, -1, -1) - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+    ref = (ref.expand(-1, 3, -1, -1) - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(
+        1, 3, 1, 1
+    )
     torch.testing.assert_close(ModelInputs(faces, spec).tensors(), ref, rtol=0, atol=1e-6)
     dataset, spec2, notes = model_inputs(net, faces, {"mean": "0.5", "std": "0.5"}, CLI_FLAGS)
     assert spec2.mean == (0.5,) * 3 and any("--mean 0.5 overrides 0.485,0.456,0.406" in n for n in notes)
@@ -174,11 +176,13 @@ def test_fer2013_style_net_through_the_cli(tmp_path, capsys) -> None:
 
 def test_preprocessor_config_beside_a_factory_checkpoint(tmp_path) -> None:
     source = tmp_path / "hub_model.py"
-    source.write_text(textwrap.dedent("""
+    source.write_text(
+        textwrap.dedent("""
         from torch import nn
         def build():
             return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 7))
-    """))
+    """)
+    )
     namespace: dict = {}
     exec(source.read_text(), namespace)
     save_file(namespace["build"]().state_dict(), str(tmp_path / "model.safetensors"))
@@ -198,16 +202,30 @@ def test_evaluate_feeds_an_rgb_model_through_its_spec(tmp_path, capsys) -> None:
     from captum_fau.train.trainer import predict
 
     source = tmp_path / "rgb_eval.py"
-    source.write_text(textwrap.dedent("""
+    source.write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
         def build():
             torch.manual_seed(1)
             return nn.Sequential(nn.Conv2d(3, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 7 * 7, 8))
-    """))
+    """)
+    )
     classes = "neutral,anger,contempt,disgust,fear,happy,sadness,surprise"  # its outputs, named (never by index)
-    code = main(["evaluate", "--model", f"{source}:build", "--data", "synthfacs:16", "--input-size", "32",
-                 "--class-names", classes, "-q"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            f"{source}:build",
+            "--data",
+            "synthfacs:16",
+            "--input-size",
+            "32",
+            "--class-names",
+            classes,
+            "-q",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "gray data repeated to 3 channels" in out and "size from --input-size" in out
     namespace: dict = {}

@@ -46,12 +46,14 @@ def test_timm_with_checkpoint(tmp_path) -> None:
 
 def test_module_factory_from_file(tmp_path) -> None:
     source = tmp_path / "my_models.py"
-    source.write_text(textwrap.dedent("""
+    source.write_text(
+        textwrap.dedent("""
         from torch import nn
         def build():
             return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         NOT_CALLABLE = 3
-    """))
+    """)
+    )
     model = load_model_spec(f"{source}:build")
     assert isinstance(model, nn.Sequential) and not model.training
     declared = declared_input_spec(model)
@@ -93,7 +95,8 @@ def test_module_factory_resolves_from_the_current_directory(tmp_path) -> None:
     (work / "broken.py").write_text("import not_installed_dependency_xyz\ndef build():\n    pass\n")
     runner = tmp_path / "elsewhere" / "runner.py"
     runner.parent.mkdir()
-    runner.write_text(textwrap.dedent("""
+    runner.write_text(
+        textwrap.dedent("""
         import sys
         assert "" not in sys.path and sys.path[0].endswith("elsewhere")
         from captum_fau.errors import UnknownModelError
@@ -103,7 +106,8 @@ def test_module_factory_resolves_from_the_current_directory(tmp_path) -> None:
             load_model_spec("broken:build")
         except UnknownModelError as err:
             print(err)
-    """))
+    """)
+    )
     done = subprocess.run([sys.executable, str(runner)], cwd=work, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     first, message = done.stdout.split("\n", 1)

@@ -55,9 +55,13 @@ def test_package_data_covers_the_zoo_and_cards_folders() -> None:
     for package, folder in setup.DATA_PACKAGES.items():
         on_disk = _files(ROOT / folder)
         assert on_disk, folder
-        assert _packaged(ROOT / folder, setup.PACKAGE_DATA[package]) == on_disk, f"{folder}/ files left out of the wheel"
+        assert _packaged(ROOT / folder, setup.PACKAGE_DATA[package]) == on_disk, (
+            f"{folder}/ files left out of the wheel"
+        )
     templates = ROOT / "captum_fau" / "zoo"
-    assert _packaged(templates, setup.PACKAGE_DATA["captum_fau.zoo"]) == {f"templates/{t}" for t in _files(templates / "templates")}
+    assert _packaged(templates, setup.PACKAGE_DATA["captum_fau.zoo"]) == {
+        f"templates/{t}" for t in _files(templates / "templates")
+    }
     # Every zoo entry has its card, and the packaged entry its Hub folder.
     assert {f"{name}.md" for name in zoo.list()} == _files(ROOT / "model_cards")
     assert {f"{NAME}/{f}" for f in ("config.json", "model.safetensors", "metrics.json")} <= _files(ROOT / "zoo")
@@ -135,7 +139,9 @@ def test_installed_wheel_loads_the_packaged_model_and_renders_cards_offline(tmp_
         "print(m)\n"
         "card = cards.render_card(" + repr(NAME) + ")\n"
         "print(json.dumps({'package': captum_fau.__file__, 'weights': m.config['zoo']['weights_file'],\n"
-        "    'source': m.config['zoo']['source'], 'card_equal': card == cards.card_path(" + repr(NAME) + ").read_text(),\n"
+        "    'source': m.config['zoo']['source'], 'card_equal': card == cards.card_path("
+        + repr(NAME)
+        + ").read_text(),\n"
         "    'cards': sorted(p.name for p in zoo.CARDS_DIR.glob('*.md'))}))\n"
     )
     out = run("-c", script)

@@ -103,12 +103,14 @@ def test_ablation_ranks_the_planted_happy_filter_first(planted: int, tmp_path) -
     batch = render(96, seed=2)
     x = SPEC.apply(torch.from_numpy(batch.images)[:, None])
     names = ("neutral", "angry", "contempt", "disgusted", "fearful", "happiness", "sad", "surprised")  # by name
-    result = FilterImportance(net, "conv").run(x, batch.emotions, names, units=batch.subjects, progress=False,
-                                               cache_dir=tmp_path / "cache")
+    result = FilterImportance(net, "conv").run(
+        x, batch.emotions, names, units=batch.subjects, progress=False, cache_dir=tmp_path / "cache"
+    )
     for mode in ("zero", "mean"):
         assert result.ranking(mode)["happiness"][0] == planted
-    resumed = FilterImportance(net, "conv").run(x, batch.emotions, names, units=batch.subjects, progress=False,
-                                                cache_dir=tmp_path / "cache")
+    resumed = FilterImportance(net, "conv").run(
+        x, batch.emotions, names, units=batch.subjects, progress=False, cache_dir=tmp_path / "cache"
+    )
     np.testing.assert_array_equal(resumed.logprob_drop, result.logprob_drop)
     assert len(list((tmp_path / "cache").glob("importance-activations-*.npz"))) == 1
     assert result.meta["unit"].startswith("subject")
@@ -170,15 +172,30 @@ class _Skip(nn.Module):
         (lambda: AUProbe(brow_masked_net(0, 2, 96), "body.2", SPEC, aus=["AU16"]), errors.ConfigError, "cannot draw"),
         (lambda: AUProbe(brow_masked_net(0, 2, 96), "body.2", InputSpec(size=(96, 64))), errors.ConfigError, "square"),
         (lambda: AUProbe(brow_masked_net(0, 2, 96), "body.2", InputSpec(size=16)), errors.ConfigError, "32..1024"),
-        (lambda: AUProbe(brow_masked_net(0, 2, 96), "body.2", SPEC, options=ProbeOptions(style="photo"))
-         if "style" not in __import__("inspect").signature(render.__globals__["render_with_aus"]).parameters
-         else (_ for _ in ()).throw(errors.ConfigError("renderer takes styles")), errors.ConfigError, "style"),
+        (
+            lambda: (
+                AUProbe(brow_masked_net(0, 2, 96), "body.2", SPEC, options=ProbeOptions(style="photo"))
+                if "style" not in __import__("inspect").signature(render.__globals__["render_with_aus"]).parameters
+                else (_ for _ in ()).throw(errors.ConfigError("renderer takes styles"))
+            ),
+            errors.ConfigError,
+            "style",
+        ),
         (lambda: ProbeOptions(intensities=(1, 5)), errors.ConfigError, "from 0"),
-        (lambda: FilterImportance(planted_decision_net(0), "fc").run(torch.rand(4, 1, 96, 96), [0] * 4,
-                                                                     ("happy",), progress=False),
-         errors.LayerError, "[B, C, H, W]"),
-        (lambda: FilterImportance(_Skip(), "conv").run(torch.rand(4, 1, 16, 16), [0] * 4, ("happy",), progress=False),
-         errors.LayerError, "plain chain"),
+        (
+            lambda: FilterImportance(planted_decision_net(0), "fc").run(
+                torch.rand(4, 1, 96, 96), [0] * 4, ("happy",), progress=False
+            ),
+            errors.LayerError,
+            "[B, C, H, W]",
+        ),
+        (
+            lambda: FilterImportance(_Skip(), "conv").run(
+                torch.rand(4, 1, 16, 16), [0] * 4, ("happy",), progress=False
+            ),
+            errors.LayerError,
+            "plain chain",
+        ),
         (lambda: FilterImportance(nn.Sequential(nn.Conv2d(1, 2, 3)), "0"), errors.ConfigError, "class_names"),
     ],
 )
@@ -199,8 +216,9 @@ def test_figures_render_from_results(tmp_path) -> None:
     batch = render(48, seed=2)
     x = SPEC.apply(torch.from_numpy(batch.images)[:, None])
     names = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
-    importance = FilterImportance(planted_decision_net(1), "conv").run(x, batch.emotions, names,
-                                                                       units=batch.subjects, progress=False)
+    importance = FilterImportance(planted_decision_net(1), "conv").run(
+        x, batch.emotions, names, units=batch.subjects, progress=False
+    )
     plot_importance(importance, path=tmp_path / "importance.png")
     table = facs_table(importance.ranking(), {"causal": ["AU12", "AU6"] * 8}, top_k=3, n_permutations=50)
     plot_facs_table(table, path=tmp_path / "facs.png")

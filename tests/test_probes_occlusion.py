@@ -20,7 +20,8 @@ def test_occlusion_of_regions_a_network_cannot_see_is_exactly_zero(tmp_path) -> 
     masks = synthfacs_masks(faces)
     net = brow_masked_net(0, 16, 96).eval()
     result = AUOcclusion(net, "body.2", SPEC, fill="blur").run(
-        faces.images, masks, faces.aus > 0, SYNTHFACS_AUS, units=faces.subjects, progress=False)
+        faces.images, masks, faces.aus > 0, SYNTHFACS_AUS, units=faces.subjects, progress=False
+    )
     mouth = [SYNTHFACS_AUS.index(a) for a in MOUTH_AUS]
     assert np.all(np.nan_to_num(result.drop[:, mouth]) == 0) and not result.significant[:, mouth].any()
     brow = SYNTHFACS_AUS.index("AU2")

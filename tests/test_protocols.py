@@ -121,7 +121,9 @@ def test_ablation_rows() -> None:
 
 def test_run_protocol_table(tmp_path) -> None:
     cfg = TrainConfig(iterations=2, batch_size=8, checkpoint_every=1, eval_batch_size=64)
-    table = run_protocol("tfd", tfd_like(), cfg, variants=["plain", "+AD"], folds=[0, 1], out_dir=tmp_path, progress=False)
+    table = run_protocol(
+        "tfd", tfd_like(), cfg, variants=["plain", "+AD"], folds=[0, 1], out_dir=tmp_path, progress=False
+    )
     assert len(table.folds) == 4 and table.variants == ["plain", "+AD"]
     assert (tmp_path / "results.json").is_file()
     assert (tmp_path / "plus_AD" / "fold_1" / "model" / "model.safetensors").is_file()
@@ -141,7 +143,9 @@ def test_run_seeds_are_distinct_stable_and_recorded(tmp_path) -> None:
     with pytest.raises(ConfigError, match="non-negative"):
         run_seed(-1, "+AD", 0)
     cfg = TrainConfig(iterations=1, batch_size=4, checkpoint_every=1, eval_batch_size=64, seed=5)
-    table = run_protocol("tfd", tfd_like(), cfg, variants=["plain", "+AD"], folds=[0, 1], out_dir=tmp_path, progress=False)
+    table = run_protocol(
+        "tfd", tfd_like(), cfg, variants=["plain", "+AD"], folds=[0, 1], out_dir=tmp_path, progress=False
+    )
     recorded = {(f.variant, f.fold): f.extra["seed"] for f in table.folds}
     assert recorded == {(v, k): run_seed(5, v, k) for v in ("plain", "+AD") for k in (0, 1)}
     # The init scale k is drawn per run, so the runs differ in k (the reference's per-run draw).

@@ -40,8 +40,11 @@ def report(tmp_path_factory) -> tuple[Path, FAUKLResult]:
     st = fau_kl_statistics(acts, presence, bins=8, n_permutations=30, n_bootstrap=0)
     faukl = FAUKLResult(layers={"conv3": st}, au_ids=AUS, n_images=200)
     out = tmp_path_factory.mktemp("report")
-    localisation = {"rate": 1.0, "n_filters": 1,
-                    "per_filter": [{"filter": 7, "fau_kl_au": "AU12", "region_au": "AU12", "share": 0.8, "agree": True}]}
+    localisation = {
+        "rate": 1.0,
+        "n_filters": 1,
+        "per_filter": [{"filter": 7, "fau_kl_au": "AU12", "region_au": "AU12", "share": 0.8, "agree": True}],
+    }
     build_report(
         out, model="m<odel>", data="synthfacs:200", layer="conv3", faces=range(200), topn=_topn(rng), faukl=faukl,
         accuracy=None, localisation=localisation, featured=[7, 3], notes=["FAU-KL note <b>"],

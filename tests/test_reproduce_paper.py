@@ -56,7 +56,9 @@ def test_fc4_init_reference_reaches_the_models(tmp_path: Path) -> None:
     write_tfd_mat(mat, count=140, unlabelled=5, seed=3)
     out, zoo = tmp_path / "repro", tmp_path / "zoo"
     tiny = ["--iterations", "1", "--checkpoint-every", "1", "--batch-size", "4", "--variants", "+AD", "--quiet"]
-    rc = _script().main(["--tfd", str(mat), "--out", str(out), "--zoo", str(zoo), "--folds", "0", "--fc4-init", "reference", *tiny])
+    rc = _script().main(
+        ["--tfd", str(mat), "--out", str(out), "--zoo", str(zoo), "--folds", "0", "--fc4-init", "reference", *tiny]
+    )
     assert rc == 0
     model_dir = zoo / "zerobias-tfd-7class"
     metrics = json.loads((model_dir / "metrics.json").read_text())

@@ -78,7 +78,9 @@ def test_weighted_layers_stop_at_the_analysed_layer(setup) -> None:
     model, images = setup
     assert weighted_layers(model, model.conv2, images[:1]) == ["conv1", "conv2"]
     clone = randomised_copy(model, ["conv2"], 0, ["conv1", "conv2"])
-    assert torch.equal(clone.conv1.weight, model.conv1.weight) and not torch.equal(clone.conv2.weight, model.conv2.weight)
+    assert torch.equal(clone.conv1.weight, model.conv1.weight) and not torch.equal(
+        clone.conv2.weight, model.conv2.weight
+    )
     # The scale is kept: same mean and sd up to sampling error.
     assert float(clone.conv2.weight.detach().std()) == pytest.approx(float(model.conv2.weight.detach().std()), rel=0.1)
 
@@ -93,7 +95,11 @@ def test_gradient_depends_on_weights_more_than_guided(setup) -> None:
         top = topn.top_n(images, n=3, filters=list(range(6)), progress=False)
         check = topn.sanity_check(top, images, n=3, seed=0, progress=False)
         assert [s["randomised"] for s in check.steps] == [
-            ["conv3"], ["conv3", "conv2"], ["conv3", "conv2", "conv1"], ["conv2"], ["conv1"]
+            ["conv3"],
+            ["conv3", "conv2"],
+            ["conv3", "conv2", "conv1"],
+            ["conv2"],
+            ["conv1"],
         ]
         assert check.ssim.shape == check.spearman.shape == (5, 6, 3)
         medians[rule] = check.summary()[2]["ssim_median"]  # everything below the unit randomised
@@ -229,8 +235,9 @@ def test_cli_topn_sanity_check(tmp_path, capsys) -> None:
     assert "sanity check:" in capsys.readouterr().out
 
 
-def _captum_window(ref_model: nn.Module, image: torch.Tensor, f: int, h: int, w: int, value: float, box: list[int],
-                   rule: str) -> torch.Tensor:
+def _captum_window(
+    ref_model: nn.Module, image: torch.Tensor, f: int, h: int, w: int, value: float, box: list[int], rule: str
+) -> torch.Tensor:
     """Captum's neuron attribution of unit (f, h, w) of conv3 on the full image, times ``value``, cropped to ``box``."""
     import warnings
 
@@ -265,11 +272,15 @@ def test_randomised_reconstructions_equal_captum_on_the_same_random_weights(rule
             for r in range(2):
                 h, w = top.positions[k, r].tolist()
                 i = int(top.indices[k, r])
-                expected = _captum_window(ref_model, images[i], f, h, w, float(top.values[k, r]), top.boxes[k, r].tolist(), rule)
+                expected = _captum_window(
+                    ref_model, images[i], f, h, w, float(top.values[k, r]), top.boxes[k, r].tolist(), rule
+                )
                 got = check.reconstructions[s, k, r]
                 assert float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max()), (step, f, r)
                 trained = top.patches[k, r]
-                assert float(ssim(_display(trained), _display(expected))) == pytest.approx(check.ssim[s, k, r], abs=1e-4)
+                assert float(ssim(_display(trained), _display(expected))) == pytest.approx(
+                    check.ssim[s, k, r], abs=1e-4
+                )
                 rho = spearmanr(trained.abs().flatten().numpy(), expected.abs().flatten().numpy())[0]
                 assert rho == pytest.approx(check.spearman[s, k, r], abs=1e-3)
     # Randomising conv3 alone leaves the units' input, hence the pictures, closer to the trained ones than all three.
@@ -316,7 +327,8 @@ def test_layers_above_cannot_change_the_reconstruction(setup) -> None:
     random_head = TopNDeconv(headless, "conv3", rule="guided").attribute(images[:3], filters=[0, 2])
     assert torch.equal(trained, random_head)
     check = TopNDeconv(model, "conv3").sanity_check(
-        TopNDeconv(model, "conv3").top_n(images, n=2, filters=[0, 1], progress=False), images, progress=False)
+        TopNDeconv(model, "conv3").top_n(images, n=2, filters=[0, 1], progress=False), images, progress=False
+    )
     assert check.above == ["head"] and all("head" not in s["randomised"] for s in check.steps)
 
 
@@ -343,7 +355,9 @@ def test_filter_selection_featured_then_seeded_sample(setup) -> None:
     live = [int(f) for f, v in zip(top.filters.tolist(), top.values[:, 0].tolist()) if v > 0]
     chosen, info = select_filters(top, max_filters=6, featured=[live[-1], live[0], 999], seed=1)
     assert chosen[:2] == [live[-1], live[0]] and len(chosen) == len(set(chosen)) == 6 and set(chosen) <= set(live)
-    assert info["rule"] == "featured + seeded sample" and info["featured"] == chosen[:2] and info["sampled"] == chosen[2:]
+    assert (
+        info["rule"] == "featured + seeded sample" and info["featured"] == chosen[:2] and info["sampled"] == chosen[2:]
+    )
     assert info["filters_in_layer"] == 16 and info["live_filters"] == len(live)
     assert select_filters(top, 6, [live[-1], live[0]], seed=1)[0] == chosen
     assert select_filters(top, 6, [live[-1], live[0]], seed=2)[0][2:] != chosen[2:] or len(live) <= 7
@@ -379,10 +393,14 @@ def test_report_states_what_was_checked(setup, tmp_path) -> None:
     figure = sanity_figure(tmp_path / "sanity.png", check, top, [3, 1, 2])
     assert figure is not None and figure.stat().st_size > 1000
     page = write_report(tmp_path, "t", [sanity_section(check, figure)]).read_text()
-    for text in ("the layers above conv3 (head) do not change", "conv3 → conv3 + conv2 → conv3 + conv2 + conv1",
-                 "2 featured filters, then 3 drawn at random (seed 0)", "featured filters 1 never respond",
-                 check.interpretation.split(":")[0],
-                 "sanity.png"):
+    for text in (
+        "the layers above conv3 (head) do not change",
+        "conv3 → conv3 + conv2 → conv3 + conv2 + conv1",
+        "2 featured filters, then 3 drawn at random (seed 0)",
+        "featured filters 1 never respond",
+        check.interpretation.split(":")[0],
+        "sanity.png",
+    ):
         assert text in page, text
 
 
@@ -393,7 +411,11 @@ def test_report_labels_sampled_filters(setup) -> None:
     topn = TopNDeconv(model, "conv2", rule="guided")
     top = topn.top_n(images, n=2, progress=False)
     check = topn.sanity_check(top, images, max_filters=3, featured=[0], progress=False)
-    assert [r["chosen_as"] for r in sanity_results(check)["per_filter"]] == ["featured", "seeded sample", "seeded sample"]
+    assert [r["chosen_as"] for r in sanity_results(check)["per_filter"]] == [
+        "featured",
+        "seeded sample",
+        "seeded sample",
+    ]
 
 
 @pytest.mark.slow

@@ -30,7 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def _rows(start: int, stop: int, channels: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(start)
     index = np.arange(start, stop)
-    return index, rng.normal(size=(stop - start, channels)).astype(np.float32), rng.integers(0, 9, (stop - start, channels, 2)).astype(np.int32)
+    return (
+        index,
+        rng.normal(size=(stop - start, channels)).astype(np.float32),
+        rng.integers(0, 9, (stop - start, channels, 2)).astype(np.int32),
+    )
 
 
 # ----------------------------------------------------------------------------- RowStore

@@ -80,7 +80,9 @@ def test_sources_agree_and_extras_gathered(tiny: Tiny) -> None:
         assert res.extras["aus"].dtype == torch.float32 and res.extras["aus"].shape == (10, 3)
         assert res.extras["emotion"].dtype == torch.int64
         assert list(res.extras["subject"]) == list(faces.subjects)
-    tuples = scan(tiny, "conv2", DataLoader(TensorDataset(faces.tensors(), torch.arange(10)), batch_size=4), progress=False)
+    tuples = scan(
+        tiny, "conv2", DataLoader(TensorDataset(faces.tensors(), torch.arange(10)), batch_size=4), progress=False
+    )
     assert torch.equal(tuples.extras["target"], torch.arange(10))
     assert sum(b[0].shape[0] for b in iter_batches(faces.tensors(), 3)) == 10
 

@@ -38,7 +38,9 @@ def test_env_setup_is_idempotent() -> None:
     before = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout
     env = {**os.environ, "CAPTUM_FAU_ENV_VERBOSE": "1", "CAPTUM_FAU_VENV": str(venv)}
     start = time.perf_counter()
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "env.sh")], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "env.sh")], capture_output=True, text=True, env=env, check=True
+    )
     elapsed = time.perf_counter() - start
     after = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout
     assert "up to date; nothing to install" in out.stdout

@@ -113,7 +113,7 @@ def test_every_printed_command_goes_through_the_shell_module() -> None:
 
 def test_the_scan_finds_a_hand_made_command(tmp_path: Path) -> None:
     """The scan is not blind: it flags the very line the conversion message used to print."""
-    tree = ast.parse("p = 1\nmsg = f\"Regenerate: python scripts/publish.py {p} --write-card\"\n")
+    tree = ast.parse('p = 1\nmsg = f"Regenerate: python scripts/publish.py {p} --write-card"\n')
     assert any(_VALUE in m.group(1) for _, text in _templates(tree) for m in _COMMAND.finditer(text))
 
 
@@ -166,7 +166,7 @@ def test_printed_conversion_converts_usual_checkpoints(kind: str, tmp_path: Path
     torch.save(_nestings(state)[kind], source)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").write_text(f"#!/bin/bash\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+    (bin_dir / "python").write_text(f'#!/bin/bash\nexec {shlex.quote(sys.executable)} "$@"\n')
     (bin_dir / "python").chmod(0o755)
     from captum_fau._utils.weights import require_safetensors
 
@@ -184,7 +184,7 @@ def test_printed_conversion_says_when_no_tensors(tmp_path: Path) -> None:
     torch.save({"weights_here": {"epoch": 1}}, tmp_path / "odd.pth")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").write_text(f"#!/bin/bash\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+    (bin_dir / "python").write_text(f'#!/bin/bash\nexec {shlex.quote(sys.executable)} "$@"\n')
     (bin_dir / "python").chmod(0o755)
     done = _paste(shell.convert_weights(tmp_path / "odd.pth"), tmp_path, bin_dir)
     assert done.returncode != 0 and "no tensors" in done.stderr

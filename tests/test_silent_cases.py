@@ -28,8 +28,13 @@ ZOO_MODEL = "zerobias-synthfacs-8class"
 
 def _exif_block(orientation: int) -> bytes:
     """A big-endian TIFF block with one IFD entry: Orientation (0x0112, SHORT) = ``orientation``."""
-    return b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1,
-                                                                                      orientation, 0) + b"\x00" * 4
+    return (
+        b"MM\x00\x2a"
+        + struct.pack(">I", 8)
+        + struct.pack(">H", 1)
+        + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+        + b"\x00" * 4
+    )
 
 
 def _jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
@@ -114,8 +119,9 @@ def test_hub_folder_preprocessor_config_wins_over_timm_defaults(tmp_path: Path) 
     model = timm.create_model("resnet18", num_classes=7)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"architecture": "resnet18", "num_classes": 7}))
-    (folder / "preprocessor_config.json").write_text(json.dumps(
-        {"size": {"height": 112, "width": 112}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({"size": {"height": 112, "width": 112}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3})
+    )
     spec = declared_input_spec(load_model_spec(str(folder)))
     assert spec.size == (112, 112) and spec.mean == (0.5, 0.5, 0.5)
     assert spec.sources["size"] == "preprocessor_config.json" and spec.sources["mean"] == "preprocessor_config.json"
@@ -227,8 +233,9 @@ def test_constant_au_columns_are_named_and_never_listed(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(0)
     present = rng.random(60) < 0.5
-    (tmp_path / "pyfeat.csv").write_text("input,AU01,AU02,AU12\n" + "".join(
-        f"f{i}.png,0.93,0.04,{0.8 if p else 0.2}\n" for i, p in enumerate(present)))
+    (tmp_path / "pyfeat.csv").write_text(
+        "input,AU01,AU02,AU12\n" + "".join(f"f{i}.png,0.93,0.04,{0.8 if p else 0.2}\n" for i, p in enumerate(present))
+    )
     table = read_au_csv(tmp_path / "pyfeat.csv")
     assert table.au_ids == ("AU1", "AU2", "AU12")
     assert (table.values[:, 0] == 1).all() and (table.values[:, 1] == 0).all()

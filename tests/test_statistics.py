@@ -139,11 +139,13 @@ def _reference_p(acts, aus, groups, n_perm, seed, bins, smoothing):
     p_auc = np.zeros_like(p_kl)
     for c in range(acts.shape[1]):
         for j in range(aus.shape[1]):
+
             def stats(lab):
                 qc = np.bincount(codes[lab, c], minlength=bins) + smoothing
                 rc = np.bincount(codes[~lab, c], minlength=bins) + smoothing
                 u = mannwhitneyu(acts[lab, c], acts[~lab, c]).statistic / (lab.sum() * (~lab).sum())
                 return entropy(qc, rc), abs(u - 0.5)
+
             kl0, a0 = stats(aus[:, j])
             perm = [stats(aus[src, j]) for src in sources]
             p_kl[c, j] = (1 + sum(k >= kl0 - 1e-5 * max(1, kl0) for k, _ in perm)) / (1 + n_perm)
@@ -158,8 +160,9 @@ def test_permutation_p_values_match_reference_loop(grouped):
     if grouped:  # frames of one group share labels, except a neutral first frame
         aus = np.repeat(aus[::4], 4, axis=0)
         aus[::4] = False
-    st = fau_kl_statistics(acts, aus, groups=groups, bins=4, n_permutations=60, max_permutations=0, n_bootstrap=0,
-                           seed=5)
+    st = fau_kl_statistics(
+        acts, aus, groups=groups, bins=4, n_permutations=60, max_permutations=0, n_bootstrap=0, seed=5
+    )
     p_kl, p_auc = _reference_p(acts, aus, groups, 60, 5, 4, 0.5)
     np.testing.assert_allclose(st.p_kl, p_kl)
     np.testing.assert_allclose(st.p_auroc, p_auc)

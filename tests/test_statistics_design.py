@@ -40,8 +40,9 @@ def test_an_au_with_too_few_arrangements_is_untested_not_p_one():
     presence = data["presence"].copy()
     presence[:, 9] = data["subjects"] == 0  # one subject carries it
     presence[data["sequences"] % 3 != 0, 9] &= False
-    st = fau_kl_statistics(data["acts"], presence, groups=data["subjects"], sequences=data["sequences"],
-                           n_permutations=100, n_bootstrap=0)
+    st = fau_kl_statistics(
+        data["acts"], presence, groups=data["subjects"], sequences=data["sequences"], n_permutations=100, n_bootstrap=0
+    )
     assert not st.tested_aus[9] and st.testable_aus[9]
     assert np.isnan(st.p[:, 9]).all() and np.isnan(st.q[:, 9]).all()
     assert 9 in st.config["untested_aus"] and any("untested" in n for n in st.notes)
@@ -53,14 +54,20 @@ def test_an_au_with_too_few_arrangements_is_untested_not_p_one():
 def test_refinement_takes_a_planted_pair_below_the_floor_and_leaves_null_pairs_alone():
     data = design_faces("unbalanced", 5, planted=True, n_filters=12)
     options = StatisticsOptions(n_permutations=200, intervals=False)
-    st = fau_kl_statistics(data["acts"], data["presence"], options, groups=data["subjects"],
-                           sequences=data["sequences"])
+    st = fau_kl_statistics(
+        data["acts"], data["presence"], options, groups=data["subjects"], sequences=data["sequences"]
+    )
     assert st.config["max_permutations"] >= 2 * st.tested.sum() / 0.05
     strong = data["planted"] & (st.permutations_used > 200)
     assert strong.any() and (st.p[strong] < 1 / 201).any()
     # pairs far from the floor keep the first 200 permutations and their p
-    plain = fau_kl_statistics(data["acts"], data["presence"], options.replace(max_permutations=0),
-                              groups=data["subjects"], sequences=data["sequences"])
+    plain = fau_kl_statistics(
+        data["acts"],
+        data["presence"],
+        options.replace(max_permutations=0),
+        groups=data["subjects"],
+        sequences=data["sequences"],
+    )
     far = st.tested & (plain.p > 0.1)
     np.testing.assert_array_equal(st.p[far], plain.p[far])
     assert st.config["min_attainable_q"] <= 0.05 / 2 + 1e-12
@@ -93,8 +100,14 @@ def test_default_statistics_hold_their_level_on_a_null_design(design):
     rates = []
     for seed in range(3):
         data = design_faces(design, 50 + seed, n_filters=16)
-        st = fau_kl_statistics(data["acts"], data["presence"], StatisticsOptions(n_permutations=200, intervals=False),
-                               groups=data["subjects"], sequences=data["sequences"], seed=seed)
+        st = fau_kl_statistics(
+            data["acts"],
+            data["presence"],
+            StatisticsOptions(n_permutations=200, intervals=False),
+            groups=data["subjects"],
+            sequences=data["sequences"],
+            seed=seed,
+        )
         rates.append(float((st.p[st.tested] < 0.05).mean()))
     assert 0.015 <= np.mean(rates) <= 0.09  # 480 pairs: about +-0.02 of 0.05 at two SE
 

@@ -26,8 +26,28 @@ from captum_fau.data.synthfacs import (
 )
 from captum_fau.errors import CaptumFAUError, ConfigError
 
-REQUIRED = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17",
-            "AU20", "AU23", "AU24", "AU25", "AU26", "AU27", "R12", "R14")
+REQUIRED = (
+    "AU1",
+    "AU2",
+    "AU4",
+    "AU5",
+    "AU6",
+    "AU7",
+    "AU9",
+    "AU10",
+    "AU12",
+    "AU14",
+    "AU15",
+    "AU17",
+    "AU20",
+    "AU23",
+    "AU24",
+    "AU25",
+    "AU26",
+    "AU27",
+    "R12",
+    "R14",
+)
 J = len(SYNTHFACS_AUS)
 
 
@@ -143,7 +163,9 @@ def test_load_synthfacs_faceset_with_dataloader():
     assert isinstance(fs, FaceSet) and fs.name == "synthfacs"
     assert fs.class_names == CKPLUS_CLASSES and fs.au_ids == SYNTHFACS_AUS
     assert fs.meta["seed"] == 4 and fs.meta["size"] == 96 and fs.meta["mode"] == "prototype"
-    masks = region_masks(fs.meta["seed"], [3], size=fs.meta["size"], mode=fs.meta["mode"], n_subjects=fs.meta["n_subjects"])
+    masks = region_masks(
+        fs.meta["seed"], [3], size=fs.meta["size"], mode=fs.meta["mode"], n_subjects=fs.meta["n_subjects"]
+    )
     np.testing.assert_array_equal(masks[0].any(axis=(1, 2)), fs.aus[3] > 0)
     batch = next(iter(DataLoader(fs, batch_size=8, shuffle=False)))
     assert batch["image"].shape == (8, 1, 96, 96) and batch["aus"].shape == (8, J)

@@ -54,7 +54,9 @@ def _no_inplace(model: nn.Module) -> nn.Module:
     return ref
 
 
-def _captum_reference(ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, filters: list[int], rule: str) -> torch.Tensor:
+def _captum_reference(
+    ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, filters: list[int], rule: str
+) -> torch.Tensor:
     """Captum per (image, filter): neuron attribution at the spatial max, times the max."""
     cls = NeuronGuidedBackprop if rule == "guided" else NeuronDeconvolution
     method = cls(ref_model, layer)
@@ -70,12 +72,15 @@ def _captum_reference(ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, f
     return out
 
 
-def _hook_reference(ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, filters: list[int], rule: str) -> torch.Tensor:
+def _hook_reference(
+    ref_model: nn.Module, layer: nn.Module, x: torch.Tensor, filters: list[int], rule: str
+) -> torch.Tensor:
     """The same rule through PyTorch's full backward hooks on every ReLU module.
 
     Captum's NeuronDeconvolution mis-routes the signal through two consecutive
     hooked ReLUs (as in ``Mixed``), so this independent reference checks that case.
     """
+
     def hook(_m: nn.Module, grad_in: tuple, grad_out: tuple) -> tuple:
         return ((grad_in[0] if rule == "guided" else grad_out[0]).clamp(min=0),)
 
@@ -188,7 +193,11 @@ CASES = _cases()
 
 
 # Both rules on the small models; the timm models (slower) check guided backpropagation.
-RULE_CASES = [(case, rule) for case in CASES for rule in (("guided", "deconv") if case[0] in ("zerobias", "mixed") else ("guided",))]
+RULE_CASES = [
+    (case, rule)
+    for case in CASES
+    for rule in (("guided", "deconv") if case[0] in ("zerobias", "mixed") else ("guided",))
+]
 
 
 @pytest.mark.parametrize(("case", "rule"), RULE_CASES, ids=[f"{c[0]}-{r}" for c, r in RULE_CASES])
@@ -228,7 +237,12 @@ def test_receptive_fields_local_for_convnets_and_global_with_squeeze_excite() ->
     assert fields.local and fields.stride == (4, 4)
     assert fields.rows[0].tolist() == [0, 17] and fields.rows[7].tolist() == [14, 31]  # clamped to the border
     big = TopNDeconv(ZeroBiasCNN(img_size=96).eval(), "conv3").receptive_fields((1, 96, 96), (24, 24))
-    assert big.size == (32, 32) and big.rows[10].tolist() == [26, 57] and big.rows[0].tolist() == [0, 17] and big.rows[23].tolist() == [78, 95]
+    assert (
+        big.size == (32, 32)
+        and big.rows[10].tolist() == [26, 57]
+        and big.rows[0].tolist() == [0, 17]
+        and big.rows[23].tolist() == [78, 95]
+    )
     effnet = CASES[4][1]
     se = TopNDeconv(effnet, "blocks.2.0").receptive_fields((3, 32, 32), (4, 4))
     assert se.size == (32, 32)  # squeeze-excitation makes every unit see the whole image
@@ -297,7 +311,9 @@ def test_top_n_matches_brute_force_and_captum() -> None:
 def test_save_load_and_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(2)
     model = ZeroBiasCNN(img_size=32).eval()
-    res = TopNDeconv(model, "conv3", rule="deconv").top_n(torch.randn(6, 1, 32, 32), n=2, filters=[0, 1], progress=False)
+    res = TopNDeconv(model, "conv3", rule="deconv").top_n(
+        torch.randn(6, 1, 32, 32), n=2, filters=[0, 1], progress=False
+    )
     back = TopNResult.load(res.save(tmp_path / "out"))
     assert back.layer == "conv3" and back.rule == "deconv" and torch.equal(back.patches, res.patches)
     assert torch.equal(back.indices, res.indices) and back.meta["map_size"] == [8, 8]
@@ -343,14 +359,45 @@ def test_cli_topn(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(4)
     ZeroBiasCNN().eval().save_pretrained(tmp_path / "model")
     out = tmp_path / "topn"
-    code = main(["topn", "--model", str(tmp_path / "model"), "--data", "synthfacs:12", "--n", "2",
-                 "--filters", "0-2", "--rule", "deconv", "--out", str(out), "-q"])
+    code = main(
+        [
+            "topn",
+            "--model",
+            str(tmp_path / "model"),
+            "--data",
+            "synthfacs:12",
+            "--n",
+            "2",
+            "--filters",
+            "0-2",
+            "--rule",
+            "deconv",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     res = TopNResult.load(out)
     assert res.filters.tolist() == [0, 1, 2] and res.rule == "deconv" and (out / "topn.png").is_file()
     assert parse_filters("3,5-7") == [3, 5, 6, 7] and parse_filters("all") is None
-    assert main(["topn", "--model", str(tmp_path / "model"), "--data", "synthfacs:12", "--layer", "nope",
-                 "--out", str(out), "-q"]) == 2
+    assert (
+        main(
+            [
+                "topn",
+                "--model",
+                str(tmp_path / "model"),
+                "--data",
+                "synthfacs:12",
+                "--layer",
+                "nope",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 2
+    )
 
 
 def test_options_object_and_keywords_give_the_same_result() -> None:

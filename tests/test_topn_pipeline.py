@@ -91,15 +91,37 @@ def test_cli_topn_completes_pending_filters_in_out(tmp_path, capsys) -> None:  #
     torch.manual_seed(5)
     ZeroBiasCNN().eval().save_pretrained(tmp_path / "model")
     out = tmp_path / "run"
-    common = ["topn", "--model", str(tmp_path / "model"), "--data", "synthfacs:12", "--n", "2", "--rule", "deconv",
-              "--out", str(out), "-q"]
+    common = [
+        "topn",
+        "--model",
+        str(tmp_path / "model"),
+        "--data",
+        "synthfacs:12",
+        "--n",
+        "2",
+        "--rule",
+        "deconv",
+        "--out",
+        str(out),
+        "-q",
+    ]
     assert main(common + ["--filters", "0-3"]) == 0
     full = TopNResult.load(out)
     keep = [0, 1]
-    part = TopNResult(layer=full.layer, rule=full.rule, filters=full.filters[keep], indices=full.indices[keep],
-                      values=full.values[keep], positions=full.positions[keep], patches=full.patches[keep],
-                      image_patches=full.image_patches[keep], boxes=full.boxes[keep], dead=[], meta=full.meta,
-                      pending=TopNSearch(full.filters[2:], full.indices[2:], full.values[2:], full.positions[2:]))
+    part = TopNResult(
+        layer=full.layer,
+        rule=full.rule,
+        filters=full.filters[keep],
+        indices=full.indices[keep],
+        values=full.values[keep],
+        positions=full.positions[keep],
+        patches=full.patches[keep],
+        image_patches=full.image_patches[keep],
+        boxes=full.boxes[keep],
+        dead=[],
+        meta=full.meta,
+        pending=TopNSearch(full.filters[2:], full.indices[2:], full.values[2:], full.positions[2:]),
+    )
     part.save(out, compact=True)
     assert main(common + ["--layer", "conv2"]) == 2  # the folder holds conv3: named in the error
     assert "--layer conv3" in capsys.readouterr().err
@@ -127,7 +149,9 @@ def test_browser_marks_pending_filters_and_links_full_size_strips(tmp_path) -> N
     assert not (tmp_path / "filters" / "filter-0.png").exists()
     assert any("Reconstructed: 1 of 3 filters" in t for t in section.text)
     status = topn_status(part)
-    assert status["complete"] is False and status["reconstructed_filters"] == [1] and status["pending_filters"] == [0, 2]
+    assert (
+        status["complete"] is False and status["reconstructed_filters"] == [1] and status["pending_filters"] == [0, 2]
+    )
 
 
 def test_sanity_caveat_follows_the_full_cascade() -> None:
@@ -135,10 +159,20 @@ def test_sanity_caveat_follows_the_full_cascade() -> None:
 
     from captum_fau.viz.analysis_report import input_caveat
 
-    steps = [{"mode": "cascade", "randomised": ["b"]}, {"mode": "cascade", "randomised": ["b", "a"]},
-             {"mode": "independent", "randomised": ["a"]}]
-    check = lambda last: SimpleNamespace(layer="b", steps=steps, summary=lambda: [  # noqa: E731
-        {"ssim_median": 0.1}, {"ssim_median": last}, {"ssim_median": 0.05}])
+    steps = [
+        {"mode": "cascade", "randomised": ["b"]},
+        {"mode": "cascade", "randomised": ["b", "a"]},
+        {"mode": "independent", "randomised": ["a"]},
+    ]
+    check = lambda last: SimpleNamespace(
+        layer="b",
+        steps=steps,
+        summary=lambda: [  # noqa: E731
+            {"ssim_median": 0.1},
+            {"ssim_median": last},
+            {"ssim_median": 0.05},
+        ],
+    )
     assert "mostly show the input" in input_caveat(check(0.9))
     assert "partly show the input" in input_caveat(check(0.5))
     assert input_caveat(check(0.2)) is None and input_caveat(check(None)) is None and input_caveat(None) is None

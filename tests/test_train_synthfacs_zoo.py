@@ -39,10 +39,21 @@ tsz = _script()
 def _fold(k: int, confusion: list[list[int]], test_selection: float, iterations: int = 700) -> dict:
     cm = np.asarray(confusion)
     return {
-        "data": {"dataset": "SynthFACS", "n": 100, "seed": 0, "mode": "prototype", "n_subjects": 10,
-                 "classes": ["a", "b"]},
-        "split": {"kind": "3 subject-independent folds", "test_fold": k, "valid_fold": (k + 1) % 3,
-                  "n_test": int(cm.sum()), "test_subjects": [str(k)]},
+        "data": {
+            "dataset": "SynthFACS",
+            "n": 100,
+            "seed": 0,
+            "mode": "prototype",
+            "n_subjects": 10,
+            "classes": ["a", "b"],
+        },
+        "split": {
+            "kind": "3 subject-independent folds",
+            "test_fold": k,
+            "valid_fold": (k + 1) % 3,
+            "n_test": int(cm.sum()),
+            "test_subjects": [str(k)],
+        },
         "recipe": {"variant": "+AD", "iterations": iterations},
         "iterations": iterations,
         "batch": 64,
@@ -63,7 +74,9 @@ def test_combined_metrics_are_mean_and_std_over_folds() -> None:
     assert out["fold_accuracies"] == pytest.approx(accs.tolist())
     assert out["accuracy_mean"] == pytest.approx(accs.mean())
     assert out["accuracy_std"] == pytest.approx(np.std(accs, ddof=0))
-    assert out["accuracy_ci95"] == pytest.approx(list(stats.t.interval(0.95, 2, loc=accs.mean(), scale=stats.sem(accs))))
+    assert out["accuracy_ci95"] == pytest.approx(
+        list(stats.t.interval(0.95, 2, loc=accs.mean(), scale=stats.sem(accs)))
+    )
     assert out["folds_measured"] == 3 and out["split"]["test_folds"] == [0, 1, 2]
     pooled = np.array([[21, 4], [3, 32]])
     assert out["confusion_matrix"]["counts"] == pooled.tolist()
@@ -117,8 +130,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with pytest.raises(ConfigError, match=r"Folds \[1, 2\] are not finished"):
         tsz.main([*TINY, "--out", str(out), "--test-folds", "0", "--package"], target=target, registry=registry)
     assert not target.exists()
-    assert tsz.main([*TINY, "--out", str(out), "--package", "--shipped-fold", "0"], target=target,
-                    registry=registry) == 0
+    assert (
+        tsz.main([*TINY, "--out", str(out), "--package", "--shipped-fold", "0"], target=target, registry=registry) == 0
+    )
     assert (out / "fold0" / "model.safetensors").stat().st_mtime_ns == fold0_before  # reused, not retrained
     return {"out": out, "target": target, "registry": registry}
 
@@ -132,8 +146,12 @@ def test_package_ships_the_fold_model_with_metrics_over_folds(trained: dict[str,
     assert combined["accuracy_mean"] == pytest.approx(np.mean(accs))
     assert combined["accuracy_std"] == pytest.approx(np.std(accs))
     assert sum(f["split"]["n_test"] for f in folds) == combined["split"]["n_test_total"] == 300
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
-                                                         "training_log.jsonl"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "training_log.jsonl",
+    ]
     assert (target / "training_log.jsonl").read_bytes() == (out / "fold0" / "training_log.jsonl").read_bytes()
     entry = json.loads(registry.read_text())[NAME]
     assert entry["sha256"] == sha256_file(target / "model.safetensors")

@@ -84,7 +84,10 @@ def test_atomic_writers_leave_complete_files_only(tmp_path: Path) -> None:
 
 def test_layer_lookup_has_one_message() -> None:
     model = Net()
-    assert layer_name(model, model.relu) == "relu" and resolve_layers(model, ["conv", model.conv, "relu"]) == ["conv", "relu"]
+    assert layer_name(model, model.relu) == "relu" and resolve_layers(model, ["conv", model.conv, "relu"]) == [
+        "conv",
+        "relu",
+    ]
     for bad in ("conv9", ""):
         with pytest.raises(LayerError, match=r"\[B, C, H, W\] output \(convolutions and blocks of them\): conv\.$"):
             layer_name(model, bad)

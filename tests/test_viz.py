@@ -12,15 +12,24 @@ from captum_fau.viz.report import Section, write_report
 
 def test_report_is_self_contained(tmp_path) -> None:
     png = tmp_path / "heat.png"
-    plot_au_heatmap(np.random.default_rng(0).random((5, 4)), ["AU1", "AU2", "AU4", "AU12"], [0, 3, 5, 7, 9],
-                    significant=np.eye(5, 4, dtype=bool), path=png)
+    plot_au_heatmap(
+        np.random.default_rng(0).random((5, 4)),
+        ["AU1", "AU2", "AU4", "AU12"],
+        [0, 3, 5, 7, 9],
+        significant=np.eye(5, 4, dtype=bool),
+        path=png,
+    )
     plot_confusion(np.array([[3, 1], [0, 4]]), ["a", "b"], path=tmp_path / "cm.png")
     plot_agreement({"AU12": 0.8, "AU4": 0.5}, path=tmp_path / "agree.png")
     page = write_report(
-        tmp_path / "report", "Title <&>", [
+        tmp_path / "report",
+        "Title <&>",
+        [
             Section("Heat map", text=["x < y"], figures=[(png, "the caption")], notes=["FAU-KL skipped"]),
             Section("Table", table=(["filter", "AU", "KL"], [[1, "AU12", 0.53125], [2, "AU4", 1e-5]])),
-        ], summary={"model": "m", "layer": "conv3"})
+        ],
+        summary={"model": "m", "layer": "conv3"},
+    )
     text = page.read_text()
     assert page.name == "index.html"
     assert "Title &lt;&amp;&gt;" in text and "x &lt; y" in text

@@ -64,7 +64,9 @@ def test_intermediate_shapes_96(model: ZeroBiasCNN) -> None:
 def test_quadrant_pooling_is_max_over_quarters_channel_major(model: ZeroBiasCNN) -> None:
     x = torch.randn(2, 1, 96, 96)
     with torch.no_grad():
-        conv3 = model.relu3(model.conv3(model.pool2(model.relu2(model.conv2(model.pool1(model.relu1(model.conv1(x))))))))
+        conv3 = model.relu3(
+            model.conv3(model.pool2(model.relu2(model.conv2(model.pool1(model.relu1(model.conv1(x)))))))
+        )
         feats = model.forward_features(x)
     q = conv3.unflatten(2, (2, 12)).unflatten(4, (2, 12)).amax(dim=(3, 5))  # [B, 256, 2, 2]
     torch.testing.assert_close(feats, q.flatten(1))
@@ -195,8 +197,15 @@ def test_wrong_input_shape_names_expected_shape(model: ZeroBiasCNN, shape, fragm
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_classes": 1}, {"img_size": 90}, {"drop_rate": 1.5}, {"fc4_init": "xavier"}, {"in_chans": 0},
-     {"num_classes": 3, "class_names": ["a", "b"]}, {"init_k": -1.0}],
+    [
+        {"num_classes": 1},
+        {"img_size": 90},
+        {"drop_rate": 1.5},
+        {"fc4_init": "xavier"},
+        {"in_chans": 0},
+        {"num_classes": 3, "class_names": ["a", "b"]},
+        {"init_k": -1.0},
+    ],
 )
 def test_invalid_config(kwargs) -> None:
     with pytest.raises(ConfigError):

@@ -19,14 +19,26 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def test_list_and_info() -> None:
     names = zoo.list()
     assert names == sorted(names)
-    assert {"zerobias-ckplus-8class", "zerobias-ckplus-6class", "zerobias-tfd-7class", "zerobias-synthfacs-8class"} <= set(names)
+    assert {
+        "zerobias-ckplus-8class",
+        "zerobias-ckplus-6class",
+        "zerobias-tfd-7class",
+        "zerobias-synthfacs-8class",
+    } <= set(names)
     for name in names:
         entry = zoo.info(name)
         assert entry.name == name
         assert len(entry.class_names) == entry.architecture["num_classes"]
         assert entry.repo_id.endswith(name)
         assert entry.train_command and entry.training_data and entry.preprocessing["size"] == 96
-    assert zoo.info("zerobias-ckplus-6class").class_names == ("anger", "disgust", "fear", "happy", "sadness", "surprise")
+    assert zoo.info("zerobias-ckplus-6class").class_names == (
+        "anger",
+        "disgust",
+        "fear",
+        "happy",
+        "sadness",
+        "surprise",
+    )
     assert zoo.info("zerobias-ckplus-8class").class_names[0] == "neutral"
 
 

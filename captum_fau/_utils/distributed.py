@@ -116,7 +116,11 @@ def agree(error: BaseException | None) -> None:
     device = _comm_device()
     parts = [torch.empty_like(payload, device=device) for _ in range(size)]
     dist.all_gather(parts, payload.to(device))
-    failed = [(r, bytes(p[1:].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace")) for r, p in enumerate(parts) if int(p[0])]
+    failed = [
+        (r, bytes(p[1:].cpu().numpy()).rstrip(b"\0").decode("utf-8", "replace"))
+        for r, p in enumerate(parts)
+        if int(p[0])
+    ]
     if not failed:
         return
     summary = "; ".join(f"rank {r}: {m}" for r, m in failed)

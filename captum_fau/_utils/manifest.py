@@ -43,8 +43,11 @@ class StepManifest:
     def finished(self, step: str, *files: Path) -> bool:
         """Whether an earlier run finished ``step`` with the key recorded by :meth:`key` and left ``files``."""
         old = self._old.get(step)
-        return isinstance(old, dict) and step in self.keys and old.get("key") == self.keys[step] and all(
-            f.exists() for f in files
+        return (
+            isinstance(old, dict)
+            and step in self.keys
+            and old.get("key") == self.keys[step]
+            and all(f.exists() for f in files)
         )
 
     def info(self, step: str) -> Any:

@@ -53,7 +53,9 @@ def pid_alive(pid: int) -> bool:
 def _describe(info: dict[str, Any]) -> str:
     started = info.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if isinstance(started, (int, float)) else "?"
-    return f"process {info.get('pid', '?')} on host {info.get('host', '?')}, started {when} ({info.get('command', '?')})"
+    return (
+        f"process {info.get('pid', '?')} on host {info.get('host', '?')}, started {when} ({info.get('command', '?')})"
+    )
 
 
 class OutputLock:
@@ -105,7 +107,11 @@ class OutputLock:
         old = self._read_info()
         if old:
             same_host = old.get("host") == socket.gethostname()
-            state = "no longer running" if same_host and not pid_alive(int(old.get("pid", -1))) else "it no longer holds the lock"
+            state = (
+                "no longer running"
+                if same_host and not pid_alive(int(old.get("pid", -1)))
+                else "it no longer holds the lock"
+            )
             self.note = f"Took over the lock of {self.out} left by an earlier run ({_describe(old)}; {state})."
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                 "command": " ".join(sys.argv)[:300] or sys.executable}  # fmt: skip

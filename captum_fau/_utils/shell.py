@@ -25,10 +25,10 @@ from typing import Callable, Sequence
 #: file of unknown origin runs no code. The usual wrappers (``state_dict``, ``model_state_dict``,
 #: ``model``, ``network``, ``net``; nested) are unwrapped and DataParallel's ``module.`` prefix removed.
 _CONVERT_SOURCE = (
-    'import sys, torch, safetensors.torch as st; '
+    "import sys, torch, safetensors.torch as st; "
     'sd = torch.load(sys.argv[1], map_location="cpu", weights_only=True); '
     'keys = ("state_dict", "model_state_dict", "model", "network", "net"); '
-    'unwrap = lambda d: next((unwrap(d[k]) for k in keys if isinstance(d.get(k), dict)), d); '
+    "unwrap = lambda d: next((unwrap(d[k]) for k in keys if isinstance(d.get(k), dict)), d); "
     'sd = unwrap(sd) if isinstance(sd, dict) else sys.exit("not a dict of tensors: " + type(sd).__name__); '
     'sd = {k.removeprefix("module."): v.contiguous().clone() for k, v in sd.items() if torch.is_tensor(v)}; '
     'sd or sys.exit("no tensors at the top level nor under " + ", ".join(keys)); '

@@ -31,9 +31,7 @@ def _with_hint(message: str, hint: str) -> str:
     return f"{message}; {hint}" if hint else f"{message}."
 
 
-def int_at_least(
-    value: Any, name: str, minimum: int, *, error: type[Exception] = ConfigError, hint: str = ""
-) -> int:
+def int_at_least(value: Any, name: str, minimum: int, *, error: type[Exception] = ConfigError, hint: str = "") -> int:
     """``value`` as an ``int`` if it is an integer (not a bool) ``>= minimum``.
 
     Args:
@@ -67,11 +65,13 @@ def non_negative_int(value: Any, name: str, *, error: type[Exception] = ConfigEr
     return int_at_least(value, name, 0, error=error, hint=hint)
 
 
-def optional_positive_int(
-    value: Any, name: str, *, error: type[Exception] = ConfigError, hint: str = ""
-) -> int | None:
+def optional_positive_int(value: Any, name: str, *, error: type[Exception] = ConfigError, hint: str = "") -> int | None:
     """``None``, or ``value`` as an ``int`` if it is an integer ``>= 1``."""
-    return None if value is None else positive_int(value, name, error=error, hint=hint or "pass a positive integer, or None.")
+    return (
+        None
+        if value is None
+        else positive_int(value, name, error=error, hint=hint or "pass a positive integer, or None.")
+    )
 
 
 def one_of(value: T, name: str, choices: Sequence[T], *, error: type[Exception] = ConfigError, hint: str = "") -> T:

@@ -76,7 +76,9 @@ class _EpsilonLayer(Function):
         x, weight, z = ctx.saved_tensors
         with torch.enable_grad():
             x_ = x.detach().requires_grad_(True)
-            (back,) = torch.autograd.grad(ctx.layer(x_, weight.detach(), None), x_, relevance / _stabilised(z, ctx.epsilon))
+            (back,) = torch.autograd.grad(
+                ctx.layer(x_, weight.detach(), None), x_, relevance / _stabilised(z, ctx.epsilon)
+            )
         return x * back, None, None, None, None
 
 
@@ -98,7 +100,9 @@ class LrpEpsilonMode(TorchFunctionMode):
         self.epsilon = float(epsilon)
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Callable] | None = None
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if func in _CONV or func in _LINEAR:
             x, weight, bias = args[0], args[1], _arg(args, kwargs, 2, "bias")
@@ -217,7 +221,9 @@ class _Glue(TorchFunctionMode):
         super().__init__()
         self.stack, self.refused, self.names = stack, refused, names
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         inside_leaf = bool(self.stack) and not any(True for _ in self.stack[-1].children())
         name = getattr(func, "__name__", str(func))
         if not inside_leaf and name not in _GLUE_OK and func not in _CONV | _LINEAR | _BATCH_NORM:

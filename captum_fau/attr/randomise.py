@@ -18,7 +18,9 @@ from torch import nn
 from captum_fau._utils.modules import stop_at_layer
 
 
-def weighted_layers(model: nn.Module, layer: nn.Module, sample: torch.Tensor, additional_forward_args: Any = None) -> list[str]:
+def weighted_layers(
+    model: nn.Module, layer: nn.Module, sample: torch.Tensor, additional_forward_args: Any = None
+) -> list[str]:
     """Dotted names of the modules with a weight of 2 or more dimensions (convolutions, linear maps)
     that run before ``layer``'s output is ready, ``layer`` included, in execution order."""
     names = {module: name for name, module in model.named_modules() if name}

@@ -45,7 +45,9 @@ _IDENTITY_NAMES = {"relu", "relu_", "batch_norm", "dropout", "dropout2d"}
 class _SupportMode(TorchFunctionMode):
     """Make every conv/pool an averaging operator over one shared channel (see module docstring)."""
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if func is F.conv2d or name == "conv2d":
@@ -73,8 +75,16 @@ class _SupportMode(TorchFunctionMode):
         return y.expand(-1, weight.shape[0], -1, -1).contiguous()
 
     @staticmethod
-    def _max_pool(func: Callable[..., Any], x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                  dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    def _max_pool(
+        func: Callable[..., Any],
+        x: torch.Tensor,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+    ) -> Any:
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
         k, s = pair(kernel_size), pair(stride if stride else kernel_size)
         p, d = pair(padding), pair(dilation)
@@ -258,7 +268,11 @@ def _pool_step(x: torch.Tensor, args: tuple, kwargs: dict) -> ChainStep | None:
     b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
               {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False})  # fmt: skip
     kernel = _pair(b["kernel_size"])
-    stride = kernel if b["stride"] is None or (not isinstance(b["stride"], int) and not len(b["stride"])) else _pair(b["stride"])
+    stride = (
+        kernel
+        if b["stride"] is None or (not isinstance(b["stride"], int) and not len(b["stride"]))
+        else _pair(b["stride"])
+    )
     if _pair(b["padding"]) != (0, 0) or _pair(b["dilation"]) != (1, 1) or b["ceil_mode"] or b["return_indices"]:
         return None
     return ChainStep("pool", (x.shape[-2], x.shape[-1]), lambda t: F.max_pool2d(t, kernel, stride), kernel, stride)
@@ -296,7 +310,9 @@ class _ChainRecorder(TorchFunctionMode):
         super().__init__()
         self.current, self.steps, self.ok = x, [], True
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if self.ok and isinstance(out, torch.Tensor):
@@ -331,8 +347,11 @@ class ConeChain:
         regions = []
         for step in reversed(steps):
             region = tuple(
-                (a * step.stride[d], b * step.stride[d] - step.padding[d],
-                 (n - 1) * step.stride[d] + step.dilation[d] * (step.kernel[d] - 1) + 1)
+                (
+                    a * step.stride[d],
+                    b * step.stride[d] - step.padding[d],
+                    (n - 1) * step.stride[d] + step.dilation[d] * (step.kernel[d] - 1) + 1,
+                )
                 for d, (a, b, n) in enumerate(region)
             )  # type: ignore[assignment]
             regions.append(region)
@@ -370,7 +389,9 @@ class ConeChain:
         return (masks[0][:, None, :, None] & masks[1][:, None, None, :]).to(device=x.device, dtype=x.dtype)
 
 
-def trace_cone_chain(forward_to_layer: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor) -> ConeChain | None:
+def trace_cone_chain(
+    forward_to_layer: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor
+) -> ConeChain | None:
     """The :class:`ConeChain` of a model up to a layer, or None when the path is not such a chain.
 
     One forward of ``sample`` (without gradients) follows the tensor from the input to the

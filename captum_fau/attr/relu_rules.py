@@ -150,7 +150,9 @@ class ReluRuleMode(TorchFunctionMode):
         #: Number of other activation calls the rule was applied to (``relu_like=True``).
         self.relu_like_calls = 0
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if self.rule != "gradient" and (func in _OUT_OF_PLACE or func in _IN_PLACE):
             x = args[0]
@@ -208,7 +210,9 @@ class _ActivationProbe(TorchFunctionMode):
         super().__init__()
         self.stack, self.report = stack, report
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         name = _activation_name(func)
         if name is not None:
             path, module = self.stack[-1] if self.stack else ("<model>", None)
@@ -266,8 +270,10 @@ def find_non_relu_activations(
 
     handles = [m.register_forward_pre_hook(enter) for m in names]
     handles += [m.register_forward_hook(leave) for m in names]
-    extra = () if additional_forward_args is None else (
-        additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,)
+    extra = (
+        ()
+        if additional_forward_args is None
+        else (additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,))
     )
     try:
         with torch.no_grad(), _ActivationProbe(stack, report):

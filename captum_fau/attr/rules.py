@@ -74,10 +74,26 @@ def register_rule(rule: BackwardRule) -> BackwardRule:
 
 
 _RELU = "any model; non-ReLU activations before the layer are refused unless relu_like=True (--relu-like)"
-register_rule(BackwardRule("guided", "guided backpropagation", "Springenberg et al.: relu(grad) * (input > 0)",
-                           _RELU, "captum_fau.attr.relu_rules:ReluRuleMode", "captum_fau.attr.relu_rules:check_activations"))
-register_rule(BackwardRule("deconv", "deconvnet", "Zeiler-Fergus deconvnet: relu(grad)",
-                           _RELU, "captum_fau.attr.relu_rules:ReluRuleMode", "captum_fau.attr.relu_rules:check_activations"))
+register_rule(
+    BackwardRule(
+        "guided",
+        "guided backpropagation",
+        "Springenberg et al.: relu(grad) * (input > 0)",
+        _RELU,
+        "captum_fau.attr.relu_rules:ReluRuleMode",
+        "captum_fau.attr.relu_rules:check_activations",
+    )
+)
+register_rule(
+    BackwardRule(
+        "deconv",
+        "deconvnet",
+        "Zeiler-Fergus deconvnet: relu(grad)",
+        _RELU,
+        "captum_fau.attr.relu_rules:ReluRuleMode",
+        "captum_fau.attr.relu_rules:check_activations",
+    )
+)
 register_rule(BackwardRule("gradient", "gradient", "the plain gradient", "any model",
                            "captum_fau.attr.relu_rules:ReluRuleMode", "captum_fau.attr.relu_rules:check_activations"))  # fmt: skip
 register_rule(BackwardRule("lrp", "LRP-ε", "layer-wise relevance propagation, epsilon rule on conv/linear",
@@ -134,10 +150,12 @@ def relu_like_caveat(rule: str, activations: str | None = None) -> str:
             "the negative branch of GELU/SiLU/hard-swish leave no trace" if rule == "deconv" else
             "gates the signal by each activation's local slope clipped at 0 instead of the ReLU's step, so saturated "
             "(tanh, sigmoid) and negative (GELU, SiLU, hard-swish) regions are darkened or cut")  # fmt: skip
-    return (f"With relu_like=True the {name} rule was applied to the model's non-ReLU activations{met} "
-            f"as if they were ReLUs. It {gate}. The pictures show what a ReLU network with these weights would "
-            f"reconstruct, not {name} of this model in the paper's sense: read shapes and regions, not fine "
-            "detail or contrast, and compare with rule='gradient' before naming a feature")
+    return (
+        f"With relu_like=True the {name} rule was applied to the model's non-ReLU activations{met} "
+        f"as if they were ReLUs. It {gate}. The pictures show what a ReLU network with these weights would "
+        f"reconstruct, not {name} of this model in the paper's sense: read shapes and regions, not fine "
+        "detail or contrast, and compare with rule='gradient' before naming a feature"
+    )
 
 
 def rule_mode(rule: str, relu_like: bool = False) -> Any:

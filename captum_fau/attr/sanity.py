@@ -62,7 +62,9 @@ if TYPE_CHECKING:
     from captum_fau.attr.topn_result import TopNResult
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     r"""Structural similarity (Wang et al., 2004) with a gaussian window, averaged over positions and channels.
 
     Means, variances and the covariance are gaussian-weighted over each ``window`` x ``window``
@@ -88,7 +90,9 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
         True
     """
     if x.shape != y.shape or x.dim() < 2:
-        raise ConfigError(f"ssim needs two images of the same shape [..., H, W], got {tuple(x.shape)} and {tuple(y.shape)}.")
+        raise ConfigError(
+            f"ssim needs two images of the same shape [..., H, W], got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
     if x.dim() == 2:
         x, y = x[None], y[None]
     lead, channels = x.shape[:-3], x.shape[-3]
@@ -135,7 +139,9 @@ def spearman_abs(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     from scipy.stats import rankdata
 
     if a.shape != b.shape or a.dim() < 1:
-        raise ConfigError(f"spearman_abs needs two stacks of maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise ConfigError(
+            f"spearman_abs needs two stacks of maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
     x = rankdata(a.detach().abs().reshape(len(a), -1).double().cpu().numpy(), axis=1)
     y = rankdata(b.detach().abs().reshape(len(b), -1).double().cpu().numpy(), axis=1)
     x -= x.mean(axis=1, keepdims=True)
@@ -170,8 +176,14 @@ def _image_source(result: Any, data: Any) -> Callable[[int], torch.Tensor]:
     return item
 
 
-def _unit_values(topn: TopNDeconv, images: torch.Tensor, inverse: torch.Tensor, channels: torch.Tensor,
-                 positions: torch.Tensor, additional_forward_args: Any) -> torch.Tensor:
+def _unit_values(
+    topn: TopNDeconv,
+    images: torch.Tensor,
+    inverse: torch.Tensor,
+    channels: torch.Tensor,
+    positions: torch.Tensor,
+    additional_forward_args: Any,
+) -> torch.Tensor:
     """The units' values under ``topn.model`` (the randomised weights) on the full images, for the
     reconstruction's crop check: one forward pass per distinct image (``images[inverse[p]]`` is pair
     ``p``'s image); a plain conv layer computes only the checked filters (TopNDeconv's selected-channel path)."""
@@ -188,7 +200,10 @@ def _unit_values(topn: TopNDeconv, images: torch.Tensor, inverse: torch.Tensor, 
                 layer_input = conv_input(images[start : start + batch_size])
                 dev = layer_input.device
                 maps = topn._selected_channel_conv(layer_input[(inverse[pairs] - start).to(dev)], channels[pairs])
-                rows, chans = torch.arange(len(pairs), device=dev), torch.zeros(len(pairs), dtype=torch.long, device=dev)
+                rows, chans = (
+                    torch.arange(len(pairs), device=dev),
+                    torch.zeros(len(pairs), dtype=torch.long, device=dev),
+                )
             else:
                 maps = forward(images[start : start + batch_size])
                 dev = maps.device
@@ -290,7 +305,9 @@ class _Pairs:
         return self.unique_images[self.inverse.to(self.unique_images.device)]
 
 
-def _pairs(topn: TopNDeconv, trained: TopNResult, rows: list[int], ranks: int, image_of: Callable[[int], torch.Tensor]) -> _Pairs:
+def _pairs(
+    topn: TopNDeconv, trained: TopNResult, rows: list[int], ranks: int, image_of: Callable[[int], torch.Tensor]
+) -> _Pairs:
     sub = lambda t: t[rows][:, :ranks]  # noqa: E731
     values = sub(trained.values).reshape(-1).float()
     live = (values > 0).nonzero().flatten()
@@ -316,7 +333,9 @@ def _randomised_windows(randomised: TopNDeconv, pairs: _Pairs, fields: Any, imag
 
     live = pairs.live
     channels, positions = pairs.channels[live], pairs.positions[live]
-    new_values = _unit_values(randomised, pairs.unique_images, pairs.inverse, channels, positions, additional_forward_args)
+    new_values = _unit_values(
+        randomised, pairs.unique_images, pairs.inverse, channels, positions, additional_forward_args
+    )
     recon, boxes = randomised._reconstruct_exact(images, channels, positions, new_values, fields, False,
                                                  additional_forward_args, signal=pairs.values[live])  # fmt: skip
     got = torch.zeros_like(pairs.reference[live])
@@ -470,7 +489,6 @@ def _map_size(topn: TopNDeconv, images: torch.Tensor) -> tuple[int, int]:
     return int(out.shape[2]), int(out.shape[3])
 
 
-
 #: Pixels back-projected by the sanity check at most (pairs x randomisation steps x window pixels), about a
 #: minute on one CPU core; --sanity-filters 0 checks every reconstructed filter whatever it costs.
 SANITY_BUDGET_PIXELS = 4e7
@@ -493,11 +511,16 @@ def sanity_budget(model: nn.Module, layer: str, topn: Any, n: int, max_filters: 
     fit = min(filters, max(1, allowed // ranks))
     if (ranks, fit) == (n, filters):
         return ranks, fit, None
-    return ranks, fit, (
-        f"The sanity check looks at the top {ranks} image(s) of {fit} filter(s) (not {n} of {filters}): each pair "
-        f"is back-projected {steps} times over {tuple(topn.patches.shape[-3:])} windows, and the check is kept "
-        "near a minute; --sanity-filters 0 (Python: sanity_filters=0) checks every reconstructed filter's top 3."
+    return (
+        ranks,
+        fit,
+        (
+            f"The sanity check looks at the top {ranks} image(s) of {fit} filter(s) (not {n} of {filters}): each pair "
+            f"is back-projected {steps} times over {tuple(topn.patches.shape[-3:])} windows, and the check is kept "
+            "near a minute; --sanity-filters 0 (Python: sanity_filters=0) checks every reconstructed filter's top 3."
+        ),
     )
+
 
 __all__ = [
     "BASELINE_MARGIN", "interpret", "READING", "SanityCheckResult", "SanityOptions", "normalisation_layers", "cascade_steps", "layers_above", "randomised_copy", "SANITY_BUDGET_PIXELS", "sanity_budget", "sanity_check", "select_filters",

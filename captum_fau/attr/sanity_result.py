@@ -88,8 +88,14 @@ class SanityCheckResult:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for m, values in (("ssim", self.ssim[s]), ("spearman", self.spearman[s])):
                     row[f"{m}_median"], row[f"{m}_mean"] = _num(np.nanmedian(values)), _num(np.nanmean(values))
-                    q1, med, q3 = np.nanpercentile(per[m][s], [25, 50, 75]) if np.isfinite(per[m][s]).any() else [np.nan] * 3
-                    row[f"{m}_filter_median"], row[f"{m}_filter_q1"], row[f"{m}_filter_q3"] = _num(med), _num(q1), _num(q3)
+                    q1, med, q3 = (
+                        np.nanpercentile(per[m][s], [25, 50, 75]) if np.isfinite(per[m][s]).any() else [np.nan] * 3
+                    )
+                    row[f"{m}_filter_median"], row[f"{m}_filter_q1"], row[f"{m}_filter_q3"] = (
+                        _num(med),
+                        _num(q1),
+                        _num(q3),
+                    )
             row["pairs"] = int(np.isfinite(self.ssim[s]).sum())
             row["filters"] = int(np.isfinite(per["ssim"][s]).sum())
             rows.append(row)
@@ -98,14 +104,25 @@ class SanityCheckResult:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 per_filter = np.nanmean(self.baseline_ssim, axis=1)
                 q1, med, q3 = np.nanpercentile(per_filter, [25, 50, 75])
-                rows.append({"mode": "baseline", "randomised": [], "ssim_median": _num(np.nanmedian(self.baseline_ssim)),
-                             "ssim_mean": _num(np.nanmean(self.baseline_ssim)), "ssim_filter_median": _num(med),
-                             "ssim_filter_q1": _num(q1), "ssim_filter_q3": _num(q3),
-                             "pairs": int(np.isfinite(self.baseline_ssim).sum()),
-                             "filters": int(np.isfinite(per_filter).sum()),
-                             "spearman_median": None, "spearman_mean": None, "spearman_filter_median": None,
-                             "spearman_filter_q1": None, "spearman_filter_q3": None,
-                             "what": "trained reconstruction vs a different trained filter's at the same image and unit"})
+                rows.append(
+                    {
+                        "mode": "baseline",
+                        "randomised": [],
+                        "ssim_median": _num(np.nanmedian(self.baseline_ssim)),
+                        "ssim_mean": _num(np.nanmean(self.baseline_ssim)),
+                        "ssim_filter_median": _num(med),
+                        "ssim_filter_q1": _num(q1),
+                        "ssim_filter_q3": _num(q3),
+                        "pairs": int(np.isfinite(self.baseline_ssim).sum()),
+                        "filters": int(np.isfinite(per_filter).sum()),
+                        "spearman_median": None,
+                        "spearman_mean": None,
+                        "spearman_filter_median": None,
+                        "spearman_filter_q1": None,
+                        "spearman_filter_q3": None,
+                        "what": "trained reconstruction vs a different trained filter's at the same image and unit",
+                    }
+                )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,13 +237,19 @@ def _against_baseline(first: float, worst: float, baseline: float) -> str:
         text += " (much of each picture is the image around the unit, whatever the filter)"
     close = lambda value: value >= baseline - BASELINE_MARGIN  # noqa: E731
     if close(worst):
-        return text + (": randomising every layer changes a picture no more than swapping the filter does, so the "
-                       "pictures carry no filter-specific information that the trained weights add (the check fails).")
+        return text + (
+            ": randomising every layer changes a picture no more than swapping the filter does, so the "
+            "pictures carry no filter-specific information that the trained weights add (the check fails)."
+        )
     if close(first):
-        return text + (": randomising the analysed layer alone changes a picture no more than swapping the filter does "
-                       "(its own weights make no visible difference); the layers below do (the check is passed for them).")
-    return text + (": randomising changes the pictures more than swapping the filter does, so they depend on the "
-                   "trained weights (the check is passed).")
+        return text + (
+            ": randomising the analysed layer alone changes a picture no more than swapping the filter does "
+            "(its own weights make no visible difference); the layers below do (the check is passed for them)."
+        )
+    return text + (
+        ": randomising changes the pictures more than swapping the filter does, so they depend on the "
+        "trained weights (the check is passed)."
+    )
 
 
 __all__ = ["BASELINE_MARGIN", "READING", "SanityCheckResult", "interpret"]

@@ -148,15 +148,18 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
             )
         return chosen
 
-    def receptive_fields(self, input_shape: tuple[int, int, int], map_size: tuple[int, int],
-                         additional_forward_args: Any = None) -> ReceptiveFields:
+    def receptive_fields(
+        self, input_shape: tuple[int, int, int], map_size: tuple[int, int], additional_forward_args: Any = None
+    ) -> ReceptiveFields:
         """The layer's receptive fields for inputs of ``input_shape`` (measured once, cached)."""
         key = (*input_shape, *map_size)
         if key not in self._fields:
             try:
                 with eval_mode(self.model, "TopNDeconv"), crop_friendly(self.model):
                     fields = receptive_fields(
-                        stop_at_layer(self.model, self.layer, additional_forward_args), input_shape, map_size,
+                        stop_at_layer(self.model, self.layer, additional_forward_args),
+                        input_shape,
+                        map_size,
                         next(iter(self.model.parameters()), torch.empty(0)).device,
                     )
             except Exception as err:  # any model the probe cannot run: fall back, exactly
@@ -235,12 +238,21 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         for size in torch.unique(sizes).tolist():
             group = (sizes == size).nonzero().flatten()
             # Large crops in smaller batches: the graph of a batch holds every layer's map up to the layer.
-            per_batch = max(1, min(self.recon_batch_size, CROP_BATCH_PIXELS // max(1, size // 100000 * (size % 100000))))
+            per_batch = max(
+                1, min(self.recon_batch_size, CROP_BATCH_PIXELS // max(1, size // 100000 * (size % 100000)))
+            )
             for start in range(0, len(group), per_batch):
                 ids = group[start : start + per_batch]
-                crops = torch.stack(
-                    [images[p, :, int(boxes[p, 0]) : int(boxes[p, 2]), int(boxes[p, 1]) : int(boxes[p, 3])] for p in ids.tolist()]
-                ).detach().requires_grad_(True)
+                crops = (
+                    torch.stack(
+                        [
+                            images[p, :, int(boxes[p, 0]) : int(boxes[p, 2]), int(boxes[p, 1]) : int(boxes[p, 3])]
+                            for p in ids.tolist()
+                        ]
+                    )
+                    .detach()
+                    .requires_grad_(True)
+                )
                 with torch.enable_grad(), ReluRuleMode(self.rule, self.relu_like):
                     if conv_input is not None:
                         layer_out = self._selected_channel_conv(conv_input(crops), channels[ids])
@@ -248,15 +260,21 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
                         layer_out = forward(crops)
                 local_h = positions[ids, 0].long() - torch.div(boxes[ids, 0], stride[0], rounding_mode="floor")
                 local_w = positions[ids, 1].long() - torch.div(boxes[ids, 1], stride[1], rounding_mode="floor")
-                inside = (local_h >= 0) & (local_h < layer_out.shape[2]) & (local_w >= 0) & (local_w < layer_out.shape[3])
+                inside = (
+                    (local_h >= 0) & (local_h < layer_out.shape[2]) & (local_w >= 0) & (local_w < layer_out.shape[3])
+                )
                 rows = torch.arange(len(ids))
                 got = torch.zeros(len(ids), dtype=layer_out.dtype)
                 pair_channels = torch.zeros_like(channels[ids]) if conv_input is not None else channels[ids]
-                got[inside] = layer_out.detach()[rows[inside], pair_channels[inside], local_h[inside], local_w[inside]].cpu()
+                got[inside] = layer_out.detach()[
+                    rows[inside], pair_channels[inside], local_h[inside], local_w[inside]
+                ].cpu()
                 bad = ~inside | ((got - values[ids].to(got.dtype)).abs() > 1e-4 * scale + 1e-3 * values[ids].abs())
                 grad_out = torch.zeros_like(layer_out)
                 good = ~bad
-                grad_out[rows[good], pair_channels[good], local_h[good], local_w[good]] = signal[ids][good].to(grad_out.dtype).to(grad_out.device)
+                grad_out[rows[good], pair_channels[good], local_h[good], local_w[good]] = (
+                    signal[ids][good].to(grad_out.dtype).to(grad_out.device)
+                )
                 (grads,) = torch.autograd.grad(layer_out, crops, grad_out)
                 mismatch[ids[bad]] = True
                 for row, p in enumerate(ids.tolist()):
@@ -271,8 +289,12 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         :meth:`_selected_channel_conv`) instead of for all of its filters.
         """
         layer = self.layer
-        if not (isinstance(layer, nn.Conv2d) and type(layer).forward is nn.Conv2d.forward
-                and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)):
+        if not (
+            isinstance(layer, nn.Conv2d)
+            and type(layer).forward is nn.Conv2d.forward
+            and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str)
+        ):
             return None
 
         return stop_at_layer(self.model, layer, additional_forward_args, capture="input")
@@ -290,8 +312,13 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         selected = layer_input[torch.arange(count, device=layer_input.device)[:, None], take]
         weight = conv.weight[channels]  # [P, per_group_in, kh, kw]
         out = torch.nn.functional.conv2d(
-            selected.reshape(1, count * per_group_in, *selected.shape[2:]), weight,
-            None if conv.bias is None else conv.bias[channels], conv.stride, conv.padding, conv.dilation, count,
+            selected.reshape(1, count * per_group_in, *selected.shape[2:]),
+            weight,
+            None if conv.bias is None else conv.bias[channels],
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            count,
         )
         return out.reshape(count, 1, *out.shape[2:])
 
@@ -328,8 +355,16 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         cones = chain.boxes(positions)
         clipped = torch.stack([cones[:, 0].clamp(min=0), cones[:, 1].clamp(min=0), cones[:, 2].clamp(max=height),
                                cones[:, 3].clamp(max=width)], dim=1)  # fmt: skip
-        pad = [max(0, -int(cones[:, 1].min())), max(0, int(cones[:, 3].max()) - width),
-               max(0, -int(cones[:, 0].min())), max(0, int(cones[:, 2].max()) - height)] if count else [0] * 4
+        pad = (
+            [
+                max(0, -int(cones[:, 1].min())),
+                max(0, int(cones[:, 3].max()) - width),
+                max(0, -int(cones[:, 0].min())),
+                max(0, int(cones[:, 2].max()) - height),
+            ]
+            if count
+            else [0] * 4
+        )
         out: list[torch.Tensor] = []
         mismatch = torch.zeros(count, dtype=torch.bool)
         scale = float(values.abs().max()) if count else 1.0
@@ -376,7 +411,11 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
         full_boxes = torch.tensor([[0, 0, height, width]] * len(channels), dtype=torch.int64).reshape(-1, 4)
         boxes = full_boxes if full_image or not fields.local else fields.crop_boxes(positions)
         stride = (1, 1) if full_image or not fields.local else fields.stride
-        chain = None if full_image or not fields.local or not self.use_cones else self._cone_chain(images[:1], additional_forward_args)
+        chain = (
+            None
+            if full_image or not fields.local or not self.use_cones
+            else self._cone_chain(images[:1], additional_forward_args)
+        )
         recon: list[torch.Tensor] | None = None
         if chain is not None:
             try:
@@ -409,7 +448,13 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
                     stacklevel=3,
                 )
             redo_recon, still = self.reconstruct(
-                images[redo], channels[redo], positions[redo], values[redo], full_boxes[redo], (1, 1), additional_forward_args,
+                images[redo],
+                channels[redo],
+                positions[redo],
+                values[redo],
+                full_boxes[redo],
+                (1, 1),
+                additional_forward_args,
                 None if signal is None else signal[redo],
             )
             if bool(still.any()):
@@ -471,7 +516,12 @@ class TopNAttribution(NeuronAttribution, GradientAttribution):
             pair_images = images.repeat_interleave(count, dim=0)
             pair_channels = chosen.repeat(batch)
             recon, boxes = self._reconstruct_exact(
-                pair_images, pair_channels, positions, values.reshape(-1).float().cpu(), fields, full_image,
+                pair_images,
+                pair_channels,
+                positions,
+                values.reshape(-1).float().cpu(),
+                fields,
+                full_image,
                 additional_forward_args,
             )
         result = torch.zeros((batch * count, *images.shape[1:]), dtype=images.dtype, device=images.device)

@@ -61,7 +61,6 @@ class TopNDeconv(TopNAttribution):
         (torch.Size([2, 3]), torch.Size([2, 3, 1, 32, 32]))
     """
 
-
     # -------------------------------------------------------------------- top_n
     def top_n(self, data: Any, options: TopNOptions | int | None = None, **settings: Any) -> TopNResult:
         r"""Scan ``data`` once, find each filter's top-``n`` images, and reconstruct them.
@@ -230,8 +229,15 @@ class TopNDeconv(TopNAttribution):
         """
         from captum_fau.attr.sanity import sanity_check
 
-        return sanity_check(self, result_or_scan, data, options, progress=progress,
-                            additional_forward_args=additional_forward_args, **settings)
+        return sanity_check(
+            self,
+            result_or_scan,
+            data,
+            options,
+            progress=progress,
+            additional_forward_args=additional_forward_args,
+            **settings,
+        )
 
 
 __all__ = ["SizeCheckedModule", "TopNDeconv", "paste_window"]

@@ -179,8 +179,12 @@ def complete(
         return result
     todo = result.pending if filters is None else result.pending.select(filters)
     meta = result.meta
-    geometry = _Geometry(tuple(meta["input_shape"]), tuple(meta["map_size"]),  # type: ignore[arg-type]
-                         int(meta["num_images"]), bool(meta.get("distinct_images", True)))
+    geometry = _Geometry(
+        tuple(meta["input_shape"]),
+        tuple(meta["map_size"]),  # type: ignore[arg-type]
+        int(meta["num_images"]),
+        bool(meta.get("distinct_images", True)),
+    )
     image_of = image_source(data)
     sample = image_of(int(todo.indices[0, 0])) if len(todo) else None
     if sample is not None and tuple(sample.shape) != geometry.input_shape:
@@ -253,8 +257,12 @@ def _search(attribution: TopNAttribution, result: ScanResult, filters: Any) -> t
     chosen = attribution._check_filters(filters, layer_scan.num_channels)
     top = tracker.result()
     search = TopNSearch(chosen, top["indices"][chosen], top["values"][chosen], top["positions"][chosen])
-    geometry = _Geometry(tuple(result.input_shape), tuple(layer_scan.map_size),  # type: ignore[arg-type]
-                         result.num_images, tracker.distinct_images)
+    geometry = _Geometry(
+        tuple(result.input_shape),
+        tuple(layer_scan.map_size),  # type: ignore[arg-type]
+        result.num_images,
+        tracker.distinct_images,
+    )
     return search, geometry
 
 
@@ -291,7 +299,12 @@ def reconstruct_search(
             ids = live[start : start + CHUNK_PAIRS]
             images = torch.stack([image_of(int(i)) for i in flat_idx[ids].tolist()]).to(device)
             recon, boxes = attribution._reconstruct_exact(
-                images, flat_ch[ids], flat_pos[ids], flat_val[ids], fields, options.full_image,
+                images,
+                flat_ch[ids],
+                flat_pos[ids],
+                flat_val[ids],
+                fields,
+                options.full_image,
                 options.additional_forward_args,
             )
             for k, p in enumerate(ids.tolist()):

@@ -230,7 +230,9 @@ class TopNResult:
         except OutputError:
             raise  # already names the folder and the fix (a full disk, a read-only folder)
         except OSError as err:
-            raise OutputError(f"Cannot write the TopNResult into {folder} ({err}); choose a writable location.") from err
+            raise OutputError(
+                f"Cannot write the TopNResult into {folder} ({err}); choose a writable location."
+            ) from err
         return folder
 
     @classmethod
@@ -329,8 +331,13 @@ class TopNResult:
                     ax.set_yticks([])
                     if col == 0:
                         name = f"{int(self.filters[row])}" if labels is None else str(labels[r])
-                        ax.set_ylabel(name + ("" if len(kinds) == 1 else f"\n{kind[:5]}"),
-                                      rotation=0, ha="right", va="center", fontsize=9)
+                        ax.set_ylabel(
+                            name + ("" if len(kinds) == 1 else f"\n{kind[:5]}"),
+                            rotation=0,
+                            ha="right",
+                            va="center",
+                            fontsize=9,
+                        )
         what = {"reconstruction": f"reconstructions ({self.rule_label})", "image": "input windows",
                 "both": f"reconstructions ({self.rule_label}) and input windows"}[show]  # fmt: skip
         fig.suptitle(f"{self.layer}: top-{n} {what}", fontsize=10, wrap=True)
@@ -341,8 +348,10 @@ class TopNResult:
 
     def __repr__(self) -> str:
         pending = f", pending={len(self.pending)}" if self.pending is not None else ""
-        return (f"TopNResult(layer={self.layer!r}, rule={self.rule!r}, filters={len(self.filters)}, n={self.n}, "
-                f"patch={tuple(self.patches.shape[-2:])}, dead={len(self.dead)}{pending})")
+        return (
+            f"TopNResult(layer={self.layer!r}, rule={self.rule!r}, filters={len(self.filters)}, n={self.n}, "
+            f"patch={tuple(self.patches.shape[-2:])}, dead={len(self.dead)}{pending})"
+        )
 
 
 __all__ = ["TopNResult", "TopNSearch"]

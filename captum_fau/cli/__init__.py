@@ -97,4 +97,5 @@ def _run(handler: Callable[[argparse.Namespace], int | None], args: argparse.Nam
         print(f"captum-fau {args.command}: error: {disk_full_error(folder, None, None, err)}", file=sys.stderr)
         return 2
 
+
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]

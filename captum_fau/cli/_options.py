@@ -50,7 +50,13 @@ def epilog(example: str, *sections: str) -> str:
 
 
 def command(
-    subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str, example: str, sections: tuple[str, ...] = ()
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    example: str,
+    sections: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
     """A subcommand whose help keeps the layout of its description and epilog."""
     return subparsers.add_parser(
@@ -203,8 +209,13 @@ def add_probe_options(parser: argparse.ArgumentParser, *, default: bool, faces: 
     parser.add_argument("--probe-precision", choices=PROBE_PRECISIONS, default="float32",
                         help="precision of the AU probe's forward: bfloat16 is 3-4x faster on CPUs with BF16, maxima "
                              "within ~0.5%% of their range (default: float32)")  # fmt: skip
-    parser.add_argument("--importance-images", type=non_negative_int, default=images, metavar="N",
-                        help=f"images the ablation reads at most (a seeded sample); 0: all (default: {images})")
+    parser.add_argument(
+        "--importance-images",
+        type=non_negative_int,
+        default=images,
+        metavar="N",
+        help=f"images the ablation reads at most (a seeded sample); 0: all (default: {images})",
+    )
 
 
 def probe_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,13 +231,19 @@ def probe_settings(args: argparse.Namespace) -> dict[str, Any]:
     if not importance:
         _say.unused("--importance-images", "without --importance")
     if getattr(args, "probe_faces", 64) < 2:
-        raise ConfigError(f"--probe-faces {args.probe_faces}: the AU probe's faces are the units of its tests; pass "
-                          "--probe-faces 2 or more (e.g. 16).")
+        raise ConfigError(
+            f"--probe-faces {args.probe_faces}: the AU probe's faces are the units of its tests; pass "
+            "--probe-faces 2 or more (e.g. 16)."
+        )
     options = ProbeOptions(n_faces=getattr(args, "probe_faces", 64), seed=getattr(args, "seed", 0),
                            precision=getattr(args, "probe_precision", "float32"),
                            prototypes=getattr(args, "probe_prototypes", True))  # fmt: skip
-    return {"causal": causal, "importance": importance, "probe_options": options,
-            "importance_images": getattr(args, "importance_images", 2000)}
+    return {
+        "causal": causal,
+        "importance": importance,
+        "probe_options": options,
+        "importance_images": getattr(args, "importance_images", 2000),
+    }
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -288,9 +305,13 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, 
     """``--data`` (a data spec, see DATA_FORMS), where AU labels are used ``--au-csv``, ``--face-crop``,
     ``--no-cache``, and ``--stream`` / ``--no-stream`` / ``--workers`` (streamed ckplus:/folder: data)."""
     group = parser.add_argument_group("data")
-    group.add_argument("--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH")
+    group.add_argument(
+        "--data", required=required, help="synthfacs[:N], ckplus:PATH, tfd:PATH, fer2013:PATH, folder:PATH"
+    )
     if au_csv:
-        group.add_argument("--au-csv", help="AU labels (OpenFace 2.0 or py-feat csv, or a folder of them) for folder: data")
+        group.add_argument(
+            "--au-csv", help="AU labels (OpenFace 2.0 or py-feat csv, or a folder of them) for folder: data"
+        )
     group.add_argument("--face-crop", choices=FACE_CROPS, default="auto",
                        help="faces in folder: images: auto (detect; keep small/square images whole when the face fills "
                             "them or none is found), haar (always detect, general settings; one item per face), none "
@@ -372,7 +393,9 @@ def load_model(args: argparse.Namespace) -> nn.Module:
     names = getattr(args, "class_names", None)
     # a timm architecture gets one output per --class-names entry (the head of your checkpoint)
     outputs = len(parse_class_names(names)) if names and args.model.strip().startswith("timm:") else None
-    return load_model_spec(args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs)
+    return load_model_spec(
+        args.model, checkpoint=args.checkpoint, device=getattr(args, "device", "cpu"), num_classes=outputs
+    )
 
 
 def read_options(args: argparse.Namespace) -> Any:

@@ -57,8 +57,11 @@ def summarize(result: AnalysisResult, elapsed: float, top: int = 10) -> str:
         lines.append(
             f"Localisation: for {loc['rate']:.0%} of {loc['n_filters']} significant filters FAU-KL's top AU is the AU "
             f"region with the {loc.get('rule_label', 'largest energy')}"
-            + (f" (largest raw energy, biased to large masks: {loc['rate_energy']:.0%})" if loc.get("rate_energy") is not None
-               and loc.get("rule") != "energy" else "")
+            + (
+                f" (largest raw energy, biased to large masks: {loc['rate_energy']:.0%})"
+                if loc.get("rate_energy") is not None and loc.get("rule") != "energy"
+                else ""
+            )
         )
     if result.sanity is not None:
         check = result.sanity
@@ -77,11 +80,15 @@ def _probe_lines(probes: object) -> list[str]:
     causal, agreement = getattr(probes, "causal", None), getattr(probes, "agreement", None)
     if causal is not None:
         found = sum(a is not None for a in causal.top_au)
-        line = (f"Causal AU probe ({causal.n_faces} faces, causal.npz): {found} of {len(causal.top_au)} filters "
-                f"respond to an AU (q < {causal.alpha:g})")
+        line = (
+            f"Causal AU probe ({causal.n_faces} faces, causal.npz): {found} of {len(causal.top_au)} filters "
+            f"respond to an AU (q < {causal.alpha:g})"
+        )
         if agreement and agreement.get("n_filters"):
-            line += (f"; the same AU as FAU-KL for {agreement['agreement']:.0%} of {agreement['n_filters']} filters "
-                     f"(chance {agreement['chance']:.0%})")
+            line += (
+                f"; the same AU as FAU-KL for {agreement['agreement']:.0%} of {agreement['n_filters']} filters "
+                f"(chance {agreement['chance']:.0%})"
+            )
         lines.append(line)
     importance = getattr(probes, "importance", None)
     if importance is not None:
@@ -129,22 +136,42 @@ def _run(args: argparse.Namespace, model: str, data: str) -> int:
 
 def _analysis_options(p: argparse.ArgumentParser, out_default: str, demo: bool = False) -> None:
     p.add_argument("--layer", default="conv3", help="layer to analyse, by dotted module name (default: conv3)")
-    p.add_argument("--out", type=_options.folder, default=out_default,
-                   help=f"report folder; a rerun reuses finished steps (default: {out_default})")
-    p.add_argument("--n", "--top-n", dest="n", type=_options.positive_int, default=10,
-                   help="top images per filter, the paper's N (default: 10); write --top-n under torchrun")
+    p.add_argument(
+        "--out",
+        type=_options.folder,
+        default=out_default,
+        help=f"report folder; a rerun reuses finished steps (default: {out_default})",
+    )
+    p.add_argument(
+        "--n",
+        "--top-n",
+        dest="n",
+        type=_options.positive_int,
+        default=10,
+        help="top images per filter, the paper's N (default: 10); write --top-n under torchrun",
+    )
     _options.add_rule(p)
     _options.add_featured(p, 10, "filters shown in the figures: strongest significant AU association first")
     _options.add_statistics_options(p)
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--no-resume", action="store_true", help="recompute every step even if --out has it")
-    p.add_argument("--checkpoint-every-s", type=_options.non_negative_float, default=60.0, metavar="S",
-                   help="save the scan's state every S seconds (and when it ends) so a killed run resumes there; "
-                   "0: after every batch (default: 60)")
-    p.add_argument("--topn-budget-mb", type=_options.non_negative_float, default=48.0, metavar="MB",
-                   help="size budget of the reconstructions kept: the featured filters always, then significant and "
-                   "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
-                   "--out OUT --filters ... completes them); 0: every filter (default: 48)")
+    p.add_argument(
+        "--checkpoint-every-s",
+        type=_options.non_negative_float,
+        default=60.0,
+        metavar="S",
+        help="save the scan's state every S seconds (and when it ends) so a killed run resumes there; "
+        "0: after every batch (default: 60)",
+    )
+    p.add_argument(
+        "--topn-budget-mb",
+        type=_options.non_negative_float,
+        default=48.0,
+        metavar="MB",
+        help="size budget of the reconstructions kept: the featured filters always, then significant and "
+        "strong ones while they fit; the others' top-N images are found and left pending (captum-fau topn "
+        "--out OUT --filters ... completes them); 0: every filter (default: 48)",
+    )
     _options.add_sanity_check(p)
     if demo:
         _options.add_probe_options(p, default=True, faces=DEMO_PROBE_FACES, prototypes=False,

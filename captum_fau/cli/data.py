@@ -15,8 +15,14 @@ def _describe(args: argparse.Namespace) -> int:
     from captum_fau.data.describe import describe_faceset
     from captum_fau.data.spec import load_data_spec
 
-    faces = load_data_spec(args.spec, au_csv=args.au_csv, size=args.size, progress=not args.quiet, face_crop=args.face_crop,
-                           cache=not args.no_cache)
+    faces = load_data_spec(
+        args.spec,
+        au_csv=args.au_csv,
+        size=args.size,
+        progress=not args.quiet,
+        face_crop=args.face_crop,
+        cache=not args.no_cache,
+    )
     print(describe_faceset(faces))
     return 0
 
@@ -59,7 +65,9 @@ def _register_describe(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("spec", metavar="SPEC", help="dataset spec, e.g. ckplus:/data/CK+ or synthfacs:500")
     p.add_argument("--au-csv", default=None, help="OpenFace / py-feat AU CSV (or folder of them) for folder: specs")
-    p.add_argument("--size", type=_options.positive_int, default=None, help="face side in pixels (default: the dataset's own)")
+    p.add_argument(
+        "--size", type=_options.positive_int, default=None, help="face side in pixels (default: the dataset's own)"
+    )
     p.add_argument("--face-crop", choices=_options.FACE_CROPS, default="auto",
                    help="faces in folder: images: auto, haar (detect every face) or none (face crops already)")  # fmt: skip
     _options.add_no_cache(p)
@@ -79,10 +87,18 @@ def _register_synthfacs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=_options.positive_int, required=True, help="number of images")
     p.add_argument("--out", type=_options.folder, required=True, help="output folder (created if missing)")
     p.add_argument("--size", type=int, default=96, help="image side in pixels, 32..1024 (default: 96)")
-    p.add_argument("--mode", choices=SYNTHFACS_MODES, default="prototype",
-                   help="prototype: AUs from each emotion's EMFACS prototype; independent: AUs independent of emotion")
-    p.add_argument("--n-subjects", type=_options.positive_int, default=None,
-                   help="number of subjects (default: one per 11 images, e.g. 119 for 1308)")
+    p.add_argument(
+        "--mode",
+        choices=SYNTHFACS_MODES,
+        default="prototype",
+        help="prototype: AUs from each emotion's EMFACS prototype; independent: AUs independent of emotion",
+    )
+    p.add_argument(
+        "--n-subjects",
+        type=_options.positive_int,
+        default=None,
+        help="number of subjects (default: one per 11 images, e.g. 119 for 1308)",
+    )
     p.add_argument("--masks", action="store_true", help="also store per-AU region masks [N, J, H, W] (large)")
     _options.add_quiet(p)
     _options.add_seed(p, "the same seed renders the same faces")

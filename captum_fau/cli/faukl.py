@@ -57,10 +57,12 @@ def _run(args: argparse.Namespace) -> int:
         for note in st.notes:
             _say.note(note, file=sys.stdout, prefix=f"note ({name}): ")
         main_test = st.config.get("main_test", st.config["test_statistic"])
-        print(f"note ({name}): top AU = the smallest-p AU of the {main_test} test; permutation unit "
-              f"{st.config.get('permutation_unit')}; {st.config.get('refined_pairs', 0)} pairs refined up to "
-              f"{st.config.get('max_permutations')} permutations; smallest attainable q "
-              f"{st.config.get('min_attainable_q', float('nan')):.3g}")
+        print(
+            f"note ({name}): top AU = the smallest-p AU of the {main_test} test; permutation unit "
+            f"{st.config.get('permutation_unit')}; {st.config.get('refined_pairs', 0)} pairs refined up to "
+            f"{st.config.get('max_permutations')} permutations; smallest attainable q "
+            f"{st.config.get('min_attainable_q', float('nan')):.3g}"
+        )
     print(f"wrote {out}/faukl.safetensors, faukl.csv, faukl.json, faukl_bars.png, table4.txt")
     return 0
 
@@ -82,7 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=_options.folder, required=True, help="output folder")
     _options.add_statistics_options(p)
     _options.add_filters(p, "the filters in the table and the bar chart (default: the --featured strongest)")
-    _options.add_featured(p, 10, "filters in the table and the bar chart when --filters is not given: significant first, by KL")
+    _options.add_featured(
+        p, 10, "filters in the table and the bar chart when --filters is not given: significant first, by KL"
+    )
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per forward pass (default: 64)")
     _options.add_quiet(p)
     _options.add_device(p)

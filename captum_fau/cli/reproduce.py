@@ -39,18 +39,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--ckplus", help="CK+ root (cohn-kanade-images/, Emotion/, FACS/): protocols ckplus8 and ckplus6")
     p.add_argument("--tfd", help="TFD_96x96.mat or its folder: protocol tfd")
-    p.add_argument("--out", type=_options.folder, default="reproduction",
-                   help="tables and run folders (default: reproduction/)")
-    p.add_argument("--zoo", default=None, help="where the zoo folders go (default: the user zoo that zoo.load searches)")
+    p.add_argument(
+        "--out", type=_options.folder, default="reproduction", help="tables and run folders (default: reproduction/)"
+    )
+    p.add_argument(
+        "--zoo", default=None, help="where the zoo folders go (default: the user zoo that zoo.load searches)"
+    )
     _options.add_device(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
-    p.add_argument("--iterations", type=_options.positive_int, default=31_000, help="SGD iterations per run (default: 31000)")
-    p.add_argument("--checkpoint-every", type=_options.positive_int, default=1_000, help="iterations between checkpoints")
+    p.add_argument(
+        "--iterations", type=_options.positive_int, default=31_000, help="SGD iterations per run (default: 31000)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=_options.positive_int, default=1_000, help="iterations between checkpoints"
+    )
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per SGD step (default: 64)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="ablation rows")
     p.add_argument("--folds", type=_options.non_negative_int, nargs="+", help="only these folds (default: all)")
-    p.add_argument("--selection", default="valid", choices=["valid", "test"],
-                   help="valid (default) or test: the reference's optimistic checkpoint choice, labelled as such")
+    p.add_argument(
+        "--selection",
+        default="valid",
+        choices=["valid", "test"],
+        help="valid (default) or test: the reference's optimistic checkpoint choice, labelled as such",
+    )
     _options.add_seed(p, "each run derives its own seed from it")
     add_fc4_init_argument(p)
     _options.add_quiet(p)

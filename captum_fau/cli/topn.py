@@ -100,8 +100,10 @@ def _complete(args: argparse.Namespace, topn: Any, result: Any, dataset: Any, fi
                            checkpoint=lambda part: part.save(out, compact=compact))  # fmt: skip
     result.save(out, compact=compact)
     left = result.pending_filters
-    print(f"{result!r}\nreconstructed {before - len(left)} pending filter(s) into {out / 'topn.safetensors'}; "
-          f"{len(left)} still pending" + (f" ({_ranges(left)})" if left else "") + ".")
+    print(
+        f"{result!r}\nreconstructed {before - len(left)} pending filter(s) into {out / 'topn.safetensors'}; "
+        f"{len(left)} still pending" + (f" ({_ranges(left)})" if left else "") + "."
+    )
     if (out / "analysis.json").is_file():
         print("Rerun the same captum-fau analyze command to rebuild the report with them (finished steps are reused).")
     return 0

@@ -65,14 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         example=TRAIN_EXAMPLE,
     )  # fmt: skip
     _options.add_data_options(p, au_csv=False)
-    p.add_argument("--out", type=_options.folder, required=True,
-                   help="output folder (run folders, results.json, results.md)")
+    p.add_argument(
+        "--out", type=_options.folder, required=True, help="output folder (run folders, results.json, results.md)"
+    )
     p.add_argument("--variant", dest="variants", action="append", choices=VARIANTS,
                    help="ablation row(s) to train; repeat for several (default: +AD)")  # fmt: skip
     p.add_argument("--all-variants", action="store_true", help="train plain, +D, +A and +AD (the paper's tables)")
     p.add_argument("--folds", type=_options.non_negative_int, nargs="+", help="test folds to run (default: all)")
     p.add_argument("--n-folds", type=_options.positive_int, help="number of subject folds (CK+: 10, SynthFACS: 5)")
-    p.add_argument("--iterations", type=_options.positive_int, default=31_000, help="SGD steps per run (default: 31000)")
+    p.add_argument(
+        "--iterations", type=_options.positive_int, default=31_000, help="SGD steps per run (default: 31000)"
+    )
     p.add_argument("--batch-size", type=_options.positive_int, default=64, help="images per step (default: 64)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     p.add_argument("--checkpoint-every", type=_options.positive_int, default=1_000,
@@ -212,4 +215,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FC4_INITS", "add_fc4_init_argument", "SELECTIONS", "SPEC_PROTOCOLS", "VARIANTS", "register", "run_evaluate", "run_train"]
+__all__ = [
+    "FC4_INITS",
+    "add_fc4_init_argument",
+    "SELECTIONS",
+    "SPEC_PROTOCOLS",
+    "VARIANTS",
+    "register",
+    "run_evaluate",
+    "run_train",
+]

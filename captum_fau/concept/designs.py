@@ -250,5 +250,13 @@ def population_auroc(name: str, n_filters: int | None = None) -> np.ndarray | No
     return truth
 
 
-__all__ = ["DESIGNS", "DESIGN_AUS", "DESIGN_PREVALENCE", "PLANTED_SHIFT", "design_faces", "design_truth",
-           "population_auroc", "shifted_auroc"]
+__all__ = [
+    "DESIGNS",
+    "DESIGN_AUS",
+    "DESIGN_PREVALENCE",
+    "PLANTED_SHIFT",
+    "design_faces",
+    "design_truth",
+    "population_auroc",
+    "shifted_auroc",
+]

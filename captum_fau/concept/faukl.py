@@ -161,8 +161,7 @@ class FAUKL(ConceptInterpreter):
         names = [layers] if isinstance(layers, str) else list(layers)
         if not names or not all(isinstance(n, str) for n in names):
             raise LayerError(
-                f"layers must be a layer name or a list of names (as in TCAV), got {layers!r}; "
-                "e.g. layers=['conv3']."
+                f"layers must be a layer name or a list of names (as in TCAV), got {layers!r}; e.g. layers=['conv3']."
             )
         for name in names:
             layer_name(model, name)

@@ -37,7 +37,9 @@ def benjamini_hochberg(p_values: np.ndarray, mask: np.ndarray | None = None) -> 
     p = np.asarray(p_values, dtype=np.float64)
     family = np.ones(p.shape, bool) if mask is None else np.asarray(mask, bool)
     if family.shape != p.shape:
-        raise StatisticsError(f"mask has shape {family.shape} but the p-values have {p.shape}; give one flag per p-value.")
+        raise StatisticsError(
+            f"mask has shape {family.shape} but the p-values have {p.shape}; give one flag per p-value."
+        )
     q = np.ones(p.shape, dtype=np.float64)
     untested = family & np.isnan(p)
     q[untested] = np.nan

@@ -178,7 +178,9 @@ def region_stats(patches: torch.Tensor, boxes: torch.Tensor, indices: torch.Tens
         pair_area[f] /= max(pixels, 1)
         out_point[f] /= max(live, 1)
     diag = np.arange(pair_energy.shape[1])
-    return RegionStats(pair_energy[:, diag, diag].copy(), pair_area[:, diag, diag].copy(), out_point, pair_energy, pair_area)
+    return RegionStats(
+        pair_energy[:, diag, diag].copy(), pair_area[:, diag, diag].copy(), out_point, pair_energy, pair_area
+    )
 
 
 def _check_frame(mask_size: tuple[int, ...], boxes: torch.Tensor) -> None:
@@ -278,9 +280,12 @@ def rule_choices(regions: RegionStats, min_area: float = 0.01) -> dict[str, np.n
     scores: dict[str, np.ndarray] = {"energy": regions.energy}
     if has_area:
         present = regions.area > 0
-        scores.update(lift=np.where(regions.area >= min_area, regions.lift, -np.inf),
-                      concentration=np.where(present, regions.concentration, -np.inf),
-                      excess=np.where(present, regions.excess, -np.inf), pointing=regions.pointing)
+        scores.update(
+            lift=np.where(regions.area >= min_area, regions.lift, -np.inf),
+            concentration=np.where(present, regions.concentration, -np.inf),
+            excess=np.where(present, regions.excess, -np.inf),
+            pointing=regions.pointing,
+        )
     area = regions.area if has_area else np.zeros_like(regions.energy)
     out: dict[str, np.ndarray] = {}
     for name, values in scores.items():
@@ -290,8 +295,10 @@ def rule_choices(regions: RegionStats, min_area: float = 0.01) -> dict[str, np.n
             for r in range(len(values))
         ], dtype=np.int64)  # fmt: skip
     if regions.pair_energy is not None:
-        out["nested"] = np.array([nested_choice(regions, r) if regions.energy[r].max() > 0 else -1
-                                  for r in range(len(regions.energy))], dtype=np.int64)
+        out["nested"] = np.array(
+            [nested_choice(regions, r) if regions.energy[r].max() > 0 else -1 for r in range(len(regions.energy))],
+            dtype=np.int64,
+        )
     return out
 
 
@@ -351,7 +358,9 @@ def localisation_agreement(
                 f"rule={rule!r} needs the area shares: pass region_stats(...) instead of the energy array "
                 "(rule='energy' works on energy alone but is biased to large masks)."
             )
-        regions = RegionStats(np.asarray(regions), np.full(np.shape(regions), np.nan), np.full(np.shape(regions), np.nan))
+        regions = RegionStats(
+            np.asarray(regions), np.full(np.shape(regions), np.nan), np.full(np.shape(regions), np.nan)
+        )
     if rule == "nested" and regions.pair_energy is None:
         raise ConfigError("rule='nested' needs the pairwise overlaps of region_stats(...); this RegionStats has none.")
     has_area = not np.isnan(regions.area).all()
@@ -375,8 +384,15 @@ def localisation_agreement(
             **{f"agree_{name}": named[name] == top_au[r] for name in picks},
         })  # fmt: skip
     mean = lambda key: float(np.mean([row[key] for row in rows])) if rows else None  # noqa: E731
-    out: dict[str, Any] = {"rule": rule, "rule_label": RULES[rule], "rule_description": RULE_DESCRIPTIONS[rule],
-                           "rate": mean("agree"), "n_filters": len(rows), "min_area": min_area, "per_filter": rows}
+    out: dict[str, Any] = {
+        "rule": rule,
+        "rule_label": RULES[rule],
+        "rule_description": RULE_DESCRIPTIONS[rule],
+        "rate": mean("agree"),
+        "n_filters": len(rows),
+        "min_area": min_area,
+        "per_filter": rows,
+    }
     for name in picks:
         out[f"rate_{name}"] = mean(f"agree_{name}")
     out["comparison"] = {name: (RULES[name], out[f"rate_{name}"]) for name in RULES if name in picks and name != rule}
@@ -386,5 +402,14 @@ def localisation_agreement(
     return out
 
 
-__all__ = ["DEFAULT_RULE", "RULES", "RULE_DESCRIPTIONS", "RegionStats", "localisation_agreement", "nested_choice", "region_energy", "region_stats",
-           "rule_choices"]
+__all__ = [
+    "DEFAULT_RULE",
+    "RULES",
+    "RULE_DESCRIPTIONS",
+    "RegionStats",
+    "localisation_agreement",
+    "nested_choice",
+    "region_energy",
+    "region_stats",
+    "rule_choices",
+]

@@ -97,10 +97,16 @@ class PermutationScheme:
         self.n_units = int(codes.max()) + 1 if n_images else 0
         keyed: dict[tuple, list[list[np.ndarray]]] = {}
         for unit_stratum, parts in _units(codes, seq, stratum):
-            constant = sequences is not None and labels is not None and all(
-                (labels[rows] == labels[rows[0]]).all() for rows in parts
+            constant = (
+                sequences is not None
+                and labels is not None
+                and all((labels[rows] == labels[rows[0]]).all() for rows in parts)
             )
-            key = (unit_stratum, "sequences", len(parts)) if constant else (unit_stratum, "frames", tuple(map(len, parts)))
+            key = (
+                (unit_stratum, "sequences", len(parts))
+                if constant
+                else (unit_stratum, "frames", tuple(map(len, parts)))
+            )
             keyed.setdefault(key, []).append(parts if constant else [np.array([i]) for i in np.concatenate(parts)])
         self.classes = [_exchange_class(units) for units in keyed.values()]
         self.n_exchangeable = int(sum(len(c.donors) for c in self.classes if len(c.donors) > 1))
@@ -169,7 +175,11 @@ def _exchange_class(units: list[list[np.ndarray]]) -> ExchangeClass:
 
 
 def permutation_sources(
-    groups: np.ndarray | None, n_images: int, n_permutations: int, seed: int = 0, strata: np.ndarray | None = None,
+    groups: np.ndarray | None,
+    n_images: int,
+    n_permutations: int,
+    seed: int = 0,
+    strata: np.ndarray | None = None,
     sequences: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label permutations at the unit level, ``[P, M]`` (see :class:`PermutationScheme`).
@@ -196,8 +206,11 @@ def bootstrap_weights(groups: np.ndarray | None, n_images: int, n_bootstrap: int
 
 def permutation_notes(scheme: PermutationScheme, unit: str) -> list[str]:
     """What the permutation scheme did with these units, and when it loses power."""
-    how = ("whole sequences trade between units with as many sequences (labels are constant within them)"
-           if scheme.hierarchical else "units trade only with units of the same sequence-length signature")
+    how = (
+        "whole sequences trade between units with as many sequences (labels are constant within them)"
+        if scheme.hierarchical
+        else "units trade only with units of the same sequence-length signature"
+    )
     notes = [
         f"Permutation unit: {unit} ({scheme.n_units} units in {scheme.n_classes} classes of equal within-unit "
         f"structure; {how}); {scheme.n_exchangeable} units can trade labels."

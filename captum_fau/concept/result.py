@@ -282,7 +282,11 @@ class FAUKLResult:
         return row
 
     def table(
-        self, filters: Sequence[int] | None = None, layer: str | None = None, alpha: float = 0.05, by: str = DEFAULT_TOP_AU
+        self,
+        filters: Sequence[int] | None = None,
+        layer: str | None = None,
+        alpha: float = 0.05,
+        by: str = DEFAULT_TOP_AU,
     ) -> str:
         """The paper's Table 4 (filter and its FAU), with both tests beside their statistics.
 
@@ -385,7 +389,10 @@ class FAUKLResult:
             ax.set_ylabel("KL divergence" if value == "kl" else value, fontsize=8)
         for ax in axes.ravel()[len(filters) :]:
             ax.axis("off")
-        fig.suptitle(f"FAU-KL per filter ({self.layer if layer is None else layer}); red: top AU by {TOP_AU_RULES[DEFAULT_TOP_AU]}; * q (KL) < {alpha}", fontsize=9)
+        fig.suptitle(
+            f"FAU-KL per filter ({self.layer if layer is None else layer}); red: top AU by {TOP_AU_RULES[DEFAULT_TOP_AU]}; * q (KL) < {alpha}",
+            fontsize=9,
+        )
         fig.tight_layout()
         return fig
 
@@ -420,6 +427,7 @@ class FAUKLResult:
 
     def to_json(self, path: str | Path) -> Path:
         """Write metadata, notes and every pair's statistics as JSON (``inf`` as ``"inf"``, NaN as null); atomic."""
+
         def clean(v: Any) -> Any:  # inf as a string, NaN (an untested pair) as null
             if isinstance(v, float) and np.isinf(v):
                 return "inf" if v > 0 else "-inf"
@@ -470,16 +478,22 @@ class FAUKLResult:
         except Exception as err:  # safetensors raises its own error types
             raise WeightsError(f"{path} is not a readable safetensors file: {err}") from err
         if header.get("format") != _FORMAT:
-            raise WeightsError(f"{path} is not a FAU-KL result (format {header.get('format')!r}, expected {_FORMAT!r}).")
+            raise WeightsError(
+                f"{path} is not a FAU-KL result (format {header.get('format')!r}, expected {_FORMAT!r})."
+            )
         info = json.loads(header["json"])
         layers = {}
         for name, lm in info["layers"].items():
             i = lm["index"]
             missing = [key for key in AssociationStatistics.ARRAY_FIELDS if f"{i}.{key}" not in arrays]
             if missing:
-                raise WeightsError(f"{path} lacks the arrays {missing}; it was written by an older version: recompute it.")
+                raise WeightsError(
+                    f"{path} lacks the arrays {missing}; it was written by an older version: recompute it."
+                )
             fields = {key: arrays[f"{i}.{key}"] for key in AssociationStatistics.ARRAY_FIELDS}
-            fields.update({k: arrays[f"{i}.{k}"] for k in AssociationStatistics.OPTIONAL_FIELDS if f"{i}.{k}" in arrays})
+            fields.update(
+                {k: arrays[f"{i}.{k}"] for k in AssociationStatistics.OPTIONAL_FIELDS if f"{i}.{k}" in arrays}
+            )
             layers[name] = AssociationStatistics(**fields, notes=list(lm["notes"]), config=dict(lm["config"]))
         return cls(layers=layers, au_ids=tuple(info["au_ids"]), n_images=int(info["n_images"]), meta=info["meta"])
 

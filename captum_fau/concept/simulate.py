@@ -102,7 +102,9 @@ def planted_faces(seed: int, design: PlantedDesign | None = None, **settings: An
         raise ConfigError(f"design must be a PlantedDesign, got {type(design).__name__}.")
     unknown = sorted(set(settings) - set(PlantedDesign.__dataclass_fields__))
     if unknown:
-        raise ConfigError(f"{unknown} are not PlantedDesign fields; they are {list(PlantedDesign.__dataclass_fields__)}.")
+        raise ConfigError(
+            f"{unknown} are not PlantedDesign fields; they are {list(PlantedDesign.__dataclass_fields__)}."
+        )
     g = replace(design or PlantedDesign(), **settings)
     n_subjects, sequences, frames, n_filters = g.n_subjects, g.sequences, g.frames, g.n_filters
     prevalences, d, planted, clustering = g.prevalences, g.d, g.planted, g.clustering
@@ -232,4 +234,11 @@ def true_auroc(
     return out
 
 
-__all__ = ["CKPLUS_AU_COUNTS", "PlantedDesign", "ckplus_prevalences", "planted_faces", "sequence_prevalences", "true_auroc"]
+__all__ = [
+    "CKPLUS_AU_COUNTS",
+    "PlantedDesign",
+    "ckplus_prevalences",
+    "planted_faces",
+    "sequence_prevalences",
+    "true_auroc",
+]

@@ -240,7 +240,9 @@ class FaceSet(LabelledRows, Dataset):
         """
         from captum_fau._utils.fingerprint import hash_arrays
 
-        pixels = hash_arrays(self.images, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None)
+        pixels = hash_arrays(
+            self.images, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None
+        )
         return {"method": "every pixel and label", "type": "FaceSet", "name": self.name, "n": len(self),
                 "hash": pixels, "labels": self._label_hash()}  # fmt: skip
 

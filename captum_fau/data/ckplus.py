@@ -131,7 +131,9 @@ def read_facs_file(path: str | os.PathLike[str]) -> dict[str, float]:
         try:
             au_value, intensity = (float(t) for t in tokens)
         except ValueError:
-            raise LabelError(f"{path}:{number}: expected 'AU intensity' as two numbers, found {line.strip()!r}.") from None
+            raise LabelError(
+                f"{path}:{number}: expected 'AU intensity' as two numbers, found {line.strip()!r}."
+            ) from None
         au = parse_au(au_value)
         if not 0 <= intensity <= 5:
             raise LabelError(f"{path}:{number}: AU intensity must be 0..5 (0 = not coded), found {intensity}.")
@@ -160,9 +162,7 @@ def _scan(root: Path) -> _Scan:
         raise DatasetLayoutError(f"CK+ root {root} has no '{IMAGE_DIR}' folder; {LAYOUT}.")
     emotion_dir = _find_dir(root, EMOTION_DIRS)
     if emotion_dir is None:
-        raise DatasetLayoutError(
-            f"CK+ root {root} has no 'Emotion' folder (the emotion labels archive); {LAYOUT}."
-        )
+        raise DatasetLayoutError(f"CK+ root {root} has no 'Emotion' folder (the emotion labels archive); {LAYOUT}.")
     facs_dir = _find_dir(root, FACS_DIRS)
     landmark_dir = _find_dir(root, LANDMARK_DIRS)
     subjects = _visible_dirs(image_dir)
@@ -194,7 +194,9 @@ def _scan(root: Path) -> _Scan:
                 try:
                     aus = read_facs_file(facs_files[0])
                 except (LabelError, OSError) as err:
-                    scan.skipped.append({"file": f"{seq_id} FACS", "reason": f"malformed FACS file, AUs left uncoded ({err})"})
+                    scan.skipped.append(
+                        {"file": f"{seq_id} FACS", "reason": f"malformed FACS file, AUs left uncoded ({err})"}
+                    )
             if aus is None and facs_dir is not None:
                 scan.sequences_without_facs.append(seq_id)
             # First frame: neutral onset; last three: the apex the labels describe.
@@ -250,7 +252,12 @@ def _crop_geometry(
             try:
                 points = read_landmarks_file(frame.landmark_path)
             except (LabelError, OSError) as err:
-                skipped.append({"file": str(frame.landmark_path.name), "reason": f"malformed landmarks, frame kept without them ({err})"})
+                skipped.append(
+                    {
+                        "file": str(frame.landmark_path.name),
+                        "reason": f"malformed landmarks, frame kept without them ({err})",
+                    }
+                )
                 continue
             # Source pixels -> crop pixels (the crop is resized from w x h to size x size).
             landmarks[frame.name] = ((points - (x, y)) * (size / w, size / h)).astype(np.float32)

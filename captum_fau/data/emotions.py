@@ -13,7 +13,16 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 #: The canonical emotion names (CK+ codes 0..7, the library's 8-class order).
-CANONICAL_EMOTIONS: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+CANONICAL_EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "anger",
+    "contempt",
+    "disgust",
+    "fear",
+    "happy",
+    "sadness",
+    "surprise",
+)
 #: FER2013's class order as third-party FER models name it (labels 0..6 of ``fer2013.csv``).
 FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: Accepted spellings (lower case) of each canonical emotion.
@@ -62,7 +71,9 @@ def canonical_emotion(name: str, synonyms: Mapping[str, str] | None = None) -> s
 
 def known_vocabulary() -> str:
     """The accepted names, one group per emotion, for error messages."""
-    return "; ".join(f"{name} ({'/'.join(s for s in spellings if s != name)})" for name, spellings in EMOTION_SYNONYMS.items())
+    return "; ".join(
+        f"{name} ({'/'.join(s for s in spellings if s != name)})" for name, spellings in EMOTION_SYNONYMS.items()
+    )
 
 
 #: Names that moved to :mod:`captum_fau.inputs.classes`; importing them from here keeps working for one release.
@@ -78,4 +89,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CANONICAL_EMOTIONS", "EMOTION_SYNONYMS", "FER2013_CLASSES", "canonical_emotion", "known_vocabulary", *_MOVED]
+__all__ = [
+    "CANONICAL_EMOTIONS",
+    "EMOTION_SYNONYMS",
+    "FER2013_CLASSES",
+    "canonical_emotion",
+    "known_vocabulary",
+    *_MOVED,
+]

@@ -53,6 +53,7 @@ def status_reasons(status: Sequence[int] | np.ndarray) -> list[str | None]:
     """Per file: ``None`` when it gave a face item, else why it gave none (:data:`STATUS_REASONS`)."""
     return [STATUS_REASONS.get(int(s)) for s in status]
 
+
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
 
@@ -166,7 +167,9 @@ class HaarFaceDetector:
             >>> HaarFaceDetector.general().min_size_fraction
             0.05
         """
-        return cls(scale_factor=1.1, min_neighbors=5, retry_min_neighbors=(3,), min_size_fraction=0.05, max_size_fraction=1.0)
+        return cls(
+            scale_factor=1.1, min_neighbors=5, retry_min_neighbors=(3,), min_size_fraction=0.05, max_size_fraction=1.0
+        )
 
     def detect_many(self, gray: np.ndarray) -> np.ndarray:
         """Every face box ``[K, 4]`` (x, y, w, h) in ``gray``, left to right; boxes inside a larger one are dropped.
@@ -386,7 +389,9 @@ class FaceCrops:
         Args:
             names (sequence of str): How to name each file in the report, in the order of the crops.
         """
-        return [{"file": str(name), "reason": reason} for name, reason in zip(names, self.reasons()) if reason is not None]
+        return [
+            {"file": str(name), "reason": reason} for name, reason in zip(names, self.reasons()) if reason is not None
+        ]
 
 
 def preprocess_faces(

@@ -86,8 +86,12 @@ from captum_fau.data.options import ReadOptions
 from captum_fau.errors import ConfigError, DatasetLayoutError, LabelError
 
 #: Keywords of :func:`load_folder` (its ``**settings``) besides the ReadOptions fields, with their defaults.
-_FOLDER_SETTINGS: dict[str, Any] = {"au_format": "auto", "au_threshold": 0.5, "detect_faces": None,
-                                    "interpolation": "area"}
+_FOLDER_SETTINGS: dict[str, Any] = {
+    "au_format": "auto",
+    "au_threshold": 0.5,
+    "detect_faces": None,
+    "interpolation": "area",
+}
 #: ``face_crop`` modes of :func:`load_folder` (``--face-crop``).
 FACE_CROPS = ("auto", "haar", "none")
 #: ``auto`` keeps an image whole when its shorter side is at most this many pixels ...
@@ -96,7 +100,6 @@ AUTO_WHOLE_MAX_SIDE = 256
 AUTO_WHOLE_MAX_ASPECT = 1.25
 #: ... and no face is found, or one face whose side is at least this share of the shorter side.
 AUTO_FILL_FRACTION = 0.5
-
 
 
 def _no_face_message(root: Path, relative: Sequence[str], reasons: Sequence[str | None], mode: str) -> str:
@@ -111,9 +114,11 @@ def _no_face_message(root: Path, relative: Sequence[str], reasons: Sequence[str 
                 "then likely no face either. Look at a few of them and remove the images without a face (listed in "
                 "this message's examples and the note above); pass face_crop='none' (--face-crop none) only if they "
                 "are face crops already.")  # fmt: skip
-    return (f"No image under {root} gave a face (face crop {mode}): {len(unreadable)} could not be read as images "
-            f"(e.g. {', '.join(unreadable[:3])}) and {len(faceless)} show no face the detector finds. Check the "
-            "files open in an image viewer; pass face_crop='none' (--face-crop none) if they are face crops already.")
+    return (
+        f"No image under {root} gave a face (face crop {mode}): {len(unreadable)} could not be read as images "
+        f"(e.g. {', '.join(unreadable[:3])}) and {len(faceless)} show no face the detector finds. Check the "
+        "files open in an image viewer; pass face_crop='none' (--face-crop none) if they are face crops already."
+    )
 
 
 def check_face_crop(face_crop: str) -> str:
@@ -245,7 +250,12 @@ def _indexed_items(
                   "face_crop": mode}  # fmt: skip
     else:
         finder = FolderFaces(mode)
-        params = {"size": size, "face_crop": mode, "detector": finder.detector.cache_token, "interpolation": interpolation}
+        params = {
+            "size": size,
+            "face_crop": mode,
+            "detector": finder.detector.cache_token,
+            "interpolation": interpolation,
+        }
     index = index_faces(paths, finder, size=size, interpolation=interpolation, cache_dir=options.cache_dir,
                         cache=options.cache, workers=options.workers, progress=options.progress,
                         desc="folder faces")  # fmt: skip
@@ -432,8 +442,10 @@ def load_folder(
 def _why(lazy: bool | None, files: int) -> str:
     """Why a set is streamed, for ``meta["stream"]`` and the note."""
     if lazy is None:
-        return (f"{files} files >= {lazy_module.STREAM_THRESHOLD}, the default threshold; lazy=False / --no-stream "
-                "keeps them in memory")
+        return (
+            f"{files} files >= {lazy_module.STREAM_THRESHOLD}, the default threshold; lazy=False / --no-stream "
+            "keeps them in memory"
+        )
     return "lazy=True / --stream"
 
 

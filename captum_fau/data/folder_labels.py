@@ -125,7 +125,10 @@ def _au_values(
     au_ids = tuple(sorted(columns, key=lambda a: (au_number(a), a)))
     raw = {
         index: np.array(
-            [_number(row[index] if index < len(row) else "", header[index], f"{path}:{r + 2}") for r, row in enumerate(rows)],
+            [
+                _number(row[index] if index < len(row) else "", header[index], f"{path}:{r + 2}")
+                for r, row in enumerate(rows)
+            ],
             np.float64,
         )
         for spec in columns.values()
@@ -175,7 +178,10 @@ def _best_rows(keys: Sequence[str], header: Sequence[str], rows: Sequence[Sequen
     score = _find_column(header, ("confidence", "facescore"))
     best: dict[str, tuple[float, int]] = {}
     for r, (key, row) in enumerate(zip(keys, rows)):
-        if success is not None and _number(row[success] if success < len(row) else "", "success", f"{path}:{r + 2}") == 0:
+        if (
+            success is not None
+            and _number(row[success] if success < len(row) else "", "success", f"{path}:{r + 2}") == 0
+        ):
             continue
         value = _number(row[score], header[score], f"{path}:{r + 2}") if score is not None and score < len(row) else 0.0
         value = -np.inf if np.isnan(value) else value
@@ -184,9 +190,7 @@ def _best_rows(keys: Sequence[str], header: Sequence[str], rows: Sequence[Sequen
     return [r for _, r in best.values()]
 
 
-def read_au_csv(
-    path: str | os.PathLike[str], au_format: str = "auto", *, threshold: float = 0.5
-) -> AUTable:
+def read_au_csv(path: str | os.PathLike[str], au_format: str = "auto", *, threshold: float = 0.5) -> AUTable:
     """Read AU labels from an OpenFace 2.0 or py-feat CSV, or a folder of per-image OpenFace CSVs.
 
     Args:
@@ -242,7 +246,9 @@ def read_au_csv(
                 blocks.append(values[picked[0]])
         return AUTable(keys, au_ids or (), np.array(blocks, np.float32).reshape(len(keys), len(au_ids or ())), fmt)
     if not source.is_file():
-        raise DatasetLayoutError(f"AU file {source} does not exist; expected an OpenFace or py-feat CSV, or a folder of them.")
+        raise DatasetLayoutError(
+            f"AU file {source} does not exist; expected an OpenFace or py-feat CSV, or a folder of them."
+        )
     header, rows = _read_csv(source)
     fmt, columns = _au_columns(header, au_format, source)
     file_col = _find_column(header, FILE_COLUMNS)
@@ -293,7 +299,9 @@ class ImageIndex:
         return None
 
 
-def _class_index(values: Sequence[str], class_names: Sequence[str] | None, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _class_index(
+    values: Sequence[str], class_names: Sequence[str] | None, where: str
+) -> tuple[np.ndarray, tuple[str, ...]]:
     present = [v.strip() for v in values]
     labelled = [v for v in present if v not in ("", "-1")]
     integers = all(re.fullmatch(r"\d+(\.0*)?", v) for v in labelled)
@@ -331,7 +339,9 @@ def list_images(root: Path) -> list[str]:
     relative = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not relative:
         raise DatasetLayoutError(
@@ -401,7 +411,9 @@ def subfolder_labels(root: Path, relative: Sequence[str], class_names: Sequence[
     labels = FolderLabels(tuple(class_names) if class_names is not None else ())
     parents = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative}
     if "" not in parents and all(rel.count("/") == 1 for rel in relative) and len(parents) > 1:
-        labels.emotions, labels.class_names = _class_index([rel.split("/")[0] for rel in relative], class_names, str(root))
+        labels.emotions, labels.class_names = _class_index(
+            [rel.split("/")[0] for rel in relative], class_names, str(root)
+        )
     return labels
 
 

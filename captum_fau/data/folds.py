@@ -170,4 +170,13 @@ def tfd_split(faceset: "FaceSet", fold: int) -> tuple[np.ndarray, np.ndarray, np
     )
 
 
-__all__ = ["TFD_TEST", "TFD_TRAIN", "TFD_UNUSED", "TFD_VALID", "ckplus_folds", "subject_kfold", "tfd_split", "train_valid_test"]
+__all__ = [
+    "TFD_TEST",
+    "TFD_TRAIN",
+    "TFD_UNUSED",
+    "TFD_VALID",
+    "ckplus_folds",
+    "subject_kfold",
+    "tfd_split",
+    "train_valid_test",
+]

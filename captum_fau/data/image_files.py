@@ -164,8 +164,9 @@ def check_image_files(paths: Sequence[str | os.PathLike[str]], where: str, *, sh
             fix += f" (the first {show} below, and {len(files) - show} more)" if len(files) > show else ""
             parts.append(f"{len(files)} of {len(paths)} images {fix}:\n  {shell.mogrify(options, files[:show])}")
         else:
-            parts.append(f"{len(files)} of {len(paths)} images hold {problem}: save them as 8-bit gray or RGB images "
-                         f"({named}).")
+            parts.append(
+                f"{len(files)} of {len(paths)} images hold {problem}: save them as 8-bit gray or RGB images ({named})."
+            )
     raise ImageFormatError(f"{where}: " + "\n".join(parts))
 
 

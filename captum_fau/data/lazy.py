@@ -363,8 +363,14 @@ def index_faces(
 
 
 #: The FaceSet description keywords of :class:`LazyFaceSet` (``**fields`` besides the label arrays), with defaults.
-_SET_FIELDS: dict[str, Any] = {"class_names": CKPLUS_CLASSES, "au_ids": (), "name": "faces", "meta": None,
-                               "local_mean": 5, "local_mean_padding": "zeros"}
+_SET_FIELDS: dict[str, Any] = {
+    "class_names": CKPLUS_CLASSES,
+    "au_ids": (),
+    "name": "faces",
+    "meta": None,
+    "local_mean": 5,
+    "local_mean_padding": "zeros",
+}
 
 
 class LazyFaceSet(LabelledRows, Dataset):
@@ -482,7 +488,9 @@ class LazyFaceSet(LabelledRows, Dataset):
     def tensors(self, indices: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
         """Preprocessed images ``[n, 1, size, size]`` float32 of rows ``indices`` (default: all), read here."""
         rows = range(len(self)) if indices is None else np.asarray(indices).reshape(-1).tolist()
-        crops = np.stack([self.crop(int(i)) for i in rows]) if len(rows) else np.zeros((0, self.size, self.size), np.uint8)
+        crops = (
+            np.stack([self.crop(int(i)) for i in rows]) if len(rows) else np.zeros((0, self.size, self.size), np.uint8)
+        )
         return model_input(torch.from_numpy(crops)[:, None], self.local_mean, self.local_mean_padding)
 
     @property
@@ -508,7 +516,9 @@ class LazyFaceSet(LabelledRows, Dataset):
         hash of :meth:`FaceSet.fingerprint`."""
         from captum_fau._utils.fingerprint import hash_arrays
 
-        pixels = hash_arrays(self.digests, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None)
+        pixels = hash_arrays(
+            self.digests, self.names, self.local_mean, self.local_mean_padding, self.emotions is not None
+        )
         return {"method": "every pixel (per-item digests) and label", "type": "LazyFaceSet", "name": self.name,
                 "n": len(self), "hash": pixels, "labels": self._label_hash()}  # fmt: skip
 

@@ -74,7 +74,11 @@ _FILE_KINDS = ("ckplus", "ckplus8", "ckplus6", "folder")
 
 
 def check_data_options(
-    kind: str, au_csv: Any = None, face_crop: str = "auto", lazy: bool | None = None, workers: int | None = None,
+    kind: str,
+    au_csv: Any = None,
+    face_crop: str = "auto",
+    lazy: bool | None = None,
+    workers: int | None = None,
     cache: bool = True,
 ) -> None:
     """Refuse the options of :func:`load_data_spec` that would not do what they say for ``kind`` data; warn of

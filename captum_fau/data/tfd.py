@@ -48,7 +48,9 @@ def _resolve(path: Path, size: int) -> Path:
             f"{path} holds neither TFD_96x96.mat nor TFD_48x48.mat; point to the folder with the TFD .mat "
             "files or to one of them."
         )
-    raise DatasetLayoutError(f"TFD file {path} does not exist; expected TFD_96x96.mat or TFD_48x48.mat (or their folder).")
+    raise DatasetLayoutError(
+        f"TFD file {path} does not exist; expected TFD_96x96.mat or TFD_48x48.mat (or their folder)."
+    )
 
 
 def mapped_images(mat_path: str | os.PathLike[str]) -> np.ndarray | None:
@@ -121,7 +123,9 @@ def _read_mat(mat_path: Path, images: bool = True) -> dict[str, np.ndarray]:
     return mat
 
 
-def _checked_arrays(mat: dict[str, np.ndarray], mat_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _checked_arrays(
+    mat: dict[str, np.ndarray], mat_path: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``images (N, H, W), labs_ex (N,), labs_id (N,), folds (N, splits)`` with MATLAB's transposed
     layouts undone; raise when shapes disagree or values are outside TFD's codes."""
     labs_ex = np.asarray(mat["labs_ex"]).reshape(-1).astype(np.int64)

@@ -89,14 +89,18 @@ def parse_class_names(text: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _check_duplicates(names: Sequence[str], synonyms: Mapping[str, str] | None, error: type[Exception], what: str) -> None:
+def _check_duplicates(
+    names: Sequence[str], synonyms: Mapping[str, str] | None, error: type[Exception], what: str
+) -> None:
     table = _lookup(synonyms)
     seen: dict[str, str] = {}
     for name in names:
         meaning = table.get(_key(name), _key(name))
         if meaning in seen:
             same = "are the same name" if _key(seen[meaning]) == _key(name) else f"both mean {meaning!r}"
-            raise error(f"{what} list {seen[meaning]!r} and {name!r}, which {same}; list each class once, in output order.")
+            raise error(
+                f"{what} list {seen[meaning]!r} and {name!r}, which {same}; list each class once, in output order."
+            )
         seen[meaning] = name
 
 
@@ -200,7 +204,9 @@ class ClassMapping:
         model_classes = tuple(str(n) for n in model_classes)
         data_classes = tuple(str(n) for n in data_classes)
         if not model_classes:
-            raise ConfigError("the model has no class names; pass --class-names (Python: class_names=) in output order.")
+            raise ConfigError(
+                "the model has no class names; pass --class-names (Python: class_names=) in output order."
+            )
         _check_duplicates(model_classes, synonyms, ConfigError, "the model's class names")
         _check_duplicates(data_classes, synonyms, LabelError, "the data's class names")
         table = _lookup(synonyms)
@@ -286,7 +292,9 @@ def _mapping_notes(
     model_classes: tuple[str, ...], data_classes: tuple[str, ...], index: np.ndarray, counts: np.ndarray | None
 ) -> list[str]:
     notes = []
-    renamed = [f"{d}={model_classes[i]}" for d, i in zip(data_classes, index) if i >= 0 and _key(d) != _key(model_classes[i])]
+    renamed = [
+        f"{d}={model_classes[i]}" for d, i in zip(data_classes, index) if i >= 0 and _key(d) != _key(model_classes[i])
+    ]
     if renamed:
         notes.append(f"data classes matched to the model's by name: {', '.join(renamed)}")
     unused = [name for j, name in enumerate(model_classes) if j not in set(index.tolist())]
@@ -302,7 +310,9 @@ def _mapping_notes(
     return notes
 
 
-def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int
+) -> np.ndarray:
     """Counts ``[C, C]``: row = true class, column = predicted class.
 
     Args:
@@ -353,9 +363,13 @@ def _predictions(scores: Any, k: int, mapping: ClassMapping) -> np.ndarray:
         return arr.argmax(1).astype(np.int64)
     if arr.ndim == 1 and (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         if arr.size and (arr.min() < 0 or arr.max() >= k):
-            raise LabelError(f"predicted classes must be model outputs 0..{k - 1}; got values in [{arr.min()}, {arr.max()}].")
+            raise LabelError(
+                f"predicted classes must be model outputs 0..{k - 1}; got values in [{arr.min()}, {arr.max()}]."
+            )
         return arr.astype(np.int64)
-    raise LabelError(f"pass [N, K] logits or [N] integer predictions, got an array of shape {arr.shape}, dtype {arr.dtype}.")
+    raise LabelError(
+        f"pass [N, K] logits or [N] integer predictions, got an array of shape {arr.shape}, dtype {arr.dtype}."
+    )
 
 
 def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mapping: ClassMapping) -> dict[str, Any]:
@@ -400,7 +414,9 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
     preds = _predictions(logits, k, mapping)
     labels = np.asarray(data_labels).astype(np.int64).ravel()
     if len(labels) != len(preds):
-        raise LabelError(f"{len(labels)} labels for {len(preds)} rows of logits (predictions); they must align image by image.")
+        raise LabelError(
+            f"{len(labels)} labels for {len(preds)} rows of logits (predictions); they must align image by image."
+        )
     truth = mapping.remap(labels)
     labelled, scored = labels >= 0, truth >= 0
     confusion = confusion_matrix(truth[scored], preds[scored], k)
@@ -419,7 +435,8 @@ def mapped_accuracy(logits: Any, data_labels: np.ndarray | Sequence[int], mappin
         "class_names": list(mapping.model_classes),
         "confusion": confusion.tolist(),
         "per_class_accuracy": {
-            name: (None if np.isnan(a) else float(a)) for name, a in zip(mapping.model_classes, per_class_accuracy(confusion))
+            name: (None if np.isnan(a) else float(a))
+            for name, a in zip(mapping.model_classes, per_class_accuracy(confusion))
         },
         "notes": notes,
         "mapping": mapping.to_dict(),

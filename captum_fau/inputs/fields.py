@@ -101,7 +101,9 @@ def _as_floats(name: str, value: Any) -> tuple[float, ...]:
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number or a list of numbers (one per channel), got {value!r}.") from None
     if not out or not all(math.isfinite(v) for v in out):
-        raise ConfigError(f"{name} must be finite numbers, one per channel (e.g. 0.5 or 0.485,0.456,0.406); got {value!r}.")
+        raise ConfigError(
+            f"{name} must be finite numbers, one per channel (e.g. 0.5 or 0.485,0.456,0.406); got {value!r}."
+        )
     return out
 
 
@@ -191,10 +193,10 @@ def local_mean_subtract(x: torch.Tensor, size: int, padding: str = "zeros") -> t
     return reference(x, size, padding)
 
 
-
 def _and_list(names: Sequence[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
 
 def _normalised_default(name: str, default: Any, channels: int) -> Any:
     """A default as ``__post_init__`` stores it (mean/std repeated per channel)."""
@@ -327,9 +329,11 @@ def unverified_note(unverified: Mapping[str, Mapping[str, str]]) -> str | None:
     verb = "was" if len(unverified) == 1 else "were"
     flags = ", ".join(f["flag"] for f in unverified.values())
     python = ", ".join(f"'{name}': ..." for name in unverified)
-    return (f"UNVERIFIED input: {named} {verb} not declared by the model nor given; if the model was trained on "
-            f"other inputs, every result here is computed on the wrong preprocessing. Set them with {flags} "
-            f"(Python: input_spec={{{python}}})")
+    return (
+        f"UNVERIFIED input: {named} {verb} not declared by the model nor given; if the model was trained on "
+        f"other inputs, every result here is computed on the wrong preprocessing. Set them with {flags} "
+        f"(Python: input_spec={{{python}}})"
+    )
 
 
 __all__ = [

@@ -105,7 +105,9 @@ def _layer_shape(name: str, outputs: list[Any]) -> tuple[int, ...]:
     out = outputs[0]
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise LayerError(f"Layer {name!r} outputs {shape}, not a feature map [B, C, H, W]; choose a convolutional layer.")
+        raise LayerError(
+            f"Layer {name!r} outputs {shape}, not a feature map [B, C, H, W]; choose a convolutional layer."
+        )
     return tuple(out.shape)
 
 

@@ -46,7 +46,11 @@ def _required_inputs(model: nn.Module) -> list[str]:
         params = inspect.signature(model.forward).parameters.values()
     except (TypeError, ValueError):  # builtins / C extensions without a signature
         return []
-    required = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    required = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
     return [p.name for p in params if p.kind in required and p.default is inspect.Parameter.empty]
 
 
@@ -207,7 +211,11 @@ def _found_note(
     data_size: tuple[int, int] | None,
     first_failure: tuple[tuple[int, int], int, str] | None,
 ) -> str:
-    where = f"at the data size {size[0]}x{size[1]}" if data_size is not None and size == tuple(data_size) else f"at {size[0]}x{size[1]}"
+    where = (
+        f"at the data size {size[0]}x{size[1]}"
+        if data_size is not None and size == tuple(data_size)
+        else f"at {size[0]}x{size[1]}"
+    )
     note = f"the model declares no input size; a probe forward {where} ({chans} channel{'s' if chans > 1 else ''}) runs"
     if first_failure is not None:
         (fh, fw), fc, reason = first_failure

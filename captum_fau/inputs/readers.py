@@ -24,7 +24,9 @@ from captum_fau.inputs.fields import (
 def zerobias_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~captum_fau.inputs.spec.InputSpec` fields of :meth:`InputSpec.from_zerobias_config`."""
     if not isinstance(cfg, Mapping):
-        raise ConfigError(f"the zero-bias config must be a mapping (model.config or config.json), got {type(cfg).__name__}.")
+        raise ConfigError(
+            f"the zero-bias config must be a mapping (model.config or config.json), got {type(cfg).__name__}."
+        )
     args = {**(cfg.get("pretrained_cfg") or {}), **(cfg.get("model_args") or {}), **cfg}
     if "img_size" in args:
         size = parse_size(args["img_size"])

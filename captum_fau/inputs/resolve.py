@@ -72,7 +72,9 @@ def model_inputs(
         ref = _reference_tensor(model)
         sample = inputs[0]["image"][None]
         sample = sample.to(ref.device) if ref is not None else sample
-        inputs.forward_check = check_forward(model, sample, layers, size_source=spec.sources.get("size", SOURCE_DEFAULT))
+        inputs.forward_check = check_forward(
+            model, sample, layers, size_source=spec.sources.get("size", SOURCE_DEFAULT)
+        )
     return inputs, spec, notes
 
 
@@ -202,4 +204,12 @@ def merge_spec(explicit: Any = None, discovered: InputSpec | None = None, **kwar
     return InputSpec.resolve(explicit, discovered, **kwargs)
 
 
-__all__ = ["declared_inputs", "face_crop_side", "merge_spec", "model_inputs", "print_notes", "resolve_input_spec", "zeros_like_input"]
+__all__ = [
+    "declared_inputs",
+    "face_crop_side",
+    "merge_spec",
+    "model_inputs",
+    "print_notes",
+    "resolve_input_spec",
+    "zeros_like_input",
+]

@@ -73,7 +73,9 @@ def discover_input_spec(
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise ConfigError(f"{path} is not readable JSON ({err}); fix it, or pass --input-size/--mean/--std.") from None
+                raise ConfigError(
+                    f"{path} is not readable JSON ({err}); fix it, or pass --input-size/--mean/--std."
+                ) from None
             return InputSpec.from_preprocessor_config(data)
     timm_cfg = pretrained_cfg
     if timm_cfg is None and isinstance(config, Mapping) and isinstance(config.get("pretrained_cfg"), Mapping):

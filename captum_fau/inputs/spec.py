@@ -163,7 +163,9 @@ class InputSpec:
             raise ConfigError(f"crop_pct must be a fraction in (0, 1], got {crop!r}; 1 disables the centre crop.")
         set_(self, "crop_pct", float(crop))
         margin = self.face_margin
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 2):
+        if margin is not None and (
+            isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 2
+        ):
             raise ConfigError(f"face_margin must be a fraction of the face box in [0, 2] (e.g. 0.2), got {margin!r}.")
         set_(self, "face_margin", None if margin is None else float(margin))
         lm = self.local_mean
@@ -180,7 +182,11 @@ class InputSpec:
         if unknown:
             raise ConfigError(f"sources names unknown fields {sorted(unknown)}; fields are {', '.join(_DEFAULTS)}.")
         if not self.sources:  # built by hand: what differs from the defaults was given explicitly
-            given = {n: SOURCE_EXPLICIT for n, d in _DEFAULTS.items() if getattr(self, n) != _normalised_default(n, d, self.channels)}
+            given = {
+                n: SOURCE_EXPLICIT
+                for n, d in _DEFAULTS.items()
+                if getattr(self, n) != _normalised_default(n, d, self.channels)
+            }
         else:
             given = dict(self.sources)
         set_(self, "sources", {name: str(given.get(name, SOURCE_DEFAULT)) for name in _DEFAULTS})
@@ -321,7 +327,9 @@ class InputSpec:
             f"mean {self._fmt_channels(self.mean)} std {self._fmt_channels(self.std)}",
         ]
         if self.local_mean:
-            parts.append(f"{self.local_mean}x{self.local_mean} local mean ({'zero' if self.local_mean_padding == 'zeros' else 'replicate'} padding)")
+            parts.append(
+                f"{self.local_mean}x{self.local_mean} local mean ({'zero' if self.local_mean_padding == 'zeros' else 'replicate'} padding)"
+            )
         parts.append(self.interpolation)
         if self.crop_pct < 1.0:
             parts.append(f"crop_pct {self.crop_pct:g}")
@@ -342,7 +350,9 @@ class InputSpec:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, dict) else value)
+            out[f.name] = (
+                list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, dict) else value)
+            )
         return out
 
     @classmethod
@@ -355,7 +365,9 @@ class InputSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"input spec has unknown keys {sorted(unknown)}; known keys are {', '.join(sorted(known))}.")
+            raise ConfigError(
+                f"input spec has unknown keys {sorted(unknown)}; known keys are {', '.join(sorted(known))}."
+            )
         kwargs = dict(d)
         for name in ("pixel_range", "mean", "std", "remarks"):
             if name in kwargs and kwargs[name] is not None:

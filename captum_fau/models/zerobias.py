@@ -52,7 +52,13 @@ LAYER_NAMES: tuple[str, ...] = (
 FC4_INIT_CHOICES = ("fan_in", "reference")
 #: The constructor's arguments (anything else is refused with the closest of these).
 CONSTRUCTOR_ARGS: tuple[str, ...] = (
-    "num_classes", "in_chans", "img_size", "drop_rate", "fc4_init", "init_k", "class_names",
+    "num_classes",
+    "in_chans",
+    "img_size",
+    "drop_rate",
+    "fc4_init",
+    "init_k",
+    "class_names",
     "local_mean_padding",
 )
 #: Keys of the timm-layout ``config.json`` beside the constructor arguments (read by timm, not by the constructor).

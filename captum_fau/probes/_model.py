@@ -106,5 +106,12 @@ def batched_maxima(
     return np.concatenate(outs).astype(np.float32)
 
 
-__all__ = ["PRECISIONS", "batched_maxima", "check_model", "check_precision", "layer_forward", "model_device",
-           "resolve_spec"]
+__all__ = [
+    "PRECISIONS",
+    "batched_maxima",
+    "check_model",
+    "check_precision",
+    "layer_forward",
+    "model_device",
+    "resolve_spec",
+]

@@ -86,9 +86,7 @@ def check_style(style: str | None) -> dict[str, Any]:
     if style is None:
         return {}
     if "style" not in inspect.signature(render_with_aus).parameters:
-        raise ConfigError(
-            f"style={style!r} was asked for, but this SynthFACS renderer has no styles; pass style=None."
-        )
+        raise ConfigError(f"style={style!r} was asked for, but this SynthFACS renderer has no styles; pass style=None.")
     return {"style": style}
 
 
@@ -133,5 +131,13 @@ def union_masks(seed: int, n_faces: int, au: str, size: int, level: float = 5.0)
     return out
 
 
-__all__ = ["INTENSITIES", "check_style", "conditions", "normalise_au", "render_size", "render_sweep", "resolve_aus",
-           "union_masks"]
+__all__ = [
+    "INTENSITIES",
+    "check_style",
+    "conditions",
+    "normalise_au",
+    "render_size",
+    "render_sweep",
+    "resolve_aus",
+    "union_masks",
+]

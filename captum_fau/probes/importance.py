@@ -88,9 +88,15 @@ class ImportanceResult:
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         """JSON summary: per mode and emotion the ``top`` filters with drops and intervals."""
-        out: dict[str, Any] = {"layer": self.layer, "modes": list(self.modes), "emotions": list(self.emotions),
-                               "base_accuracy": dict(zip(self.emotions, self.base_accuracy.tolist())),
-                               "n_units": dict(zip(self.emotions, self.n_units.tolist())), "ranking": {}, **self.meta}
+        out: dict[str, Any] = {
+            "layer": self.layer,
+            "modes": list(self.modes),
+            "emotions": list(self.emotions),
+            "base_accuracy": dict(zip(self.emotions, self.base_accuracy.tolist())),
+            "n_units": dict(zip(self.emotions, self.n_units.tolist())),
+            "ranking": {},
+            **self.meta,
+        }
         for m, mode in enumerate(self.modes):
             out["ranking"][mode] = {
                 e: [{"filter": f, "logprob_drop": float(self.logprob_drop[m, i, f]),
@@ -329,8 +335,12 @@ class FilterImportance:
                     arrays[key][m, i] = per_unit.mean(0)
                     if n_units[i] >= 2:
                         arrays[key + "l"][m, i], arrays[key + "h"][m, i] = t_interval(per_unit)
-        meta = {"unit": {"unit": "subject or sequence (as given)", "image": "image (no ids given)"}[unit_kind],
-                "mapping": mapping.to_dict(), "interval": "Student-t 95% over units", "n_images": int(len(y))}
+        meta = {
+            "unit": {"unit": "subject or sequence (as given)", "image": "image (no ids given)"}[unit_kind],
+            "mapping": mapping.to_dict(),
+            "interval": "Student-t 95% over units",
+            "n_images": int(len(y)),
+        }
         return ImportanceResult(layer, modes, tuple(mapping.data_classes[c] for c in emotions), arrays["lp"],
                                 arrays["lpl"], arrays["lph"], arrays["ac"], arrays["acl"], arrays["ach"], base_acc,
                                 n_units, meta)  # fmt: skip

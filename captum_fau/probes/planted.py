@@ -136,5 +136,11 @@ def planted_decision_net(planted: int, channels: int = 16, seed: int = 0, weight
     return net.eval()
 
 
-__all__ = ["MOUTH_AUS", "RegionMeans", "brow_masked_net", "exclusive_masks", "planted_decision_net",
-           "region_filter_net"]
+__all__ = [
+    "MOUTH_AUS",
+    "RegionMeans",
+    "brow_masked_net",
+    "exclusive_masks",
+    "planted_decision_net",
+    "region_filter_net",
+]

@@ -157,7 +157,9 @@ class LayerRecorder:
                 output = forward_with_args(self.model, inputs, self.additional_forward_args)
             if self.keep_outputs:
                 if not isinstance(output, torch.Tensor):
-                    raise LayerError(f"keep_outputs needs a model that returns one tensor, got {type(output).__name__}.")
+                    raise LayerError(
+                        f"keep_outputs needs a model that returns one tensor, got {type(output).__name__}."
+                    )
                 outputs = output.detach().float().cpu().reshape(len(inputs), -1)
         except StopForward:
             pass

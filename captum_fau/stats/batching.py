@@ -166,7 +166,9 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Batch]:
         yield from source.batches(batch_ranges(len(source), batch_size))
         return
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
-        data = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=int(getattr(data, "num_workers", 0) or 0))
+        data = DataLoader(
+            data, batch_size=batch_size, shuffle=False, num_workers=int(getattr(data, "num_workers", 0) or 0)
+        )
     if not isinstance(data, Iterable):
         raise DatasetError(
             f"Cannot read data of type {type(data).__name__}; pass a tensor [M, C, H, W], a Dataset, "

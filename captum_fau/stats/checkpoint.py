@@ -137,7 +137,9 @@ class ScanCheckpoint:
                 path.unlink()
         return RowStore.reopen(self.directory, self.rows_prefix, count, spill_bytes)
 
-    def save(self, batches_done: int, store: RowStore, trackers: dict[str, RunningTopN], complete: bool = False) -> None:
+    def save(
+        self, batches_done: int, store: RowStore, trackers: dict[str, RunningTopN], complete: bool = False
+    ) -> None:
         """Flush the rows, then atomically replace the state file."""
         store.flush()
         tensors = {

@@ -63,7 +63,9 @@ def merge_ranks(accumulator: ScanAccumulator, everyone: bool) -> None:
     accumulator.rows = gather_rows(accumulator.rows, everyone)
 
 
-def share_inputs(kept: dict[int, torch.Tensor], input_shape: tuple[int, ...], chunk: int = 256) -> dict[int, torch.Tensor]:
+def share_inputs(
+    kept: dict[int, torch.Tensor], input_shape: tuple[int, ...], chunk: int = 256
+) -> dict[int, torch.Tensor]:
     """Every rank's kept inputs on every rank (each top-N image was kept by the rank that read it)."""
     own = sorted(kept)
     layout = {"index": ((), np.dtype(np.int64)), "input": (tuple(input_shape), np.dtype(np.float32))}

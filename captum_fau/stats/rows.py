@@ -74,7 +74,9 @@ class RowStore:
         self, directory: str | os.PathLike[str] | None = None, prefix: str = "rows", spill_bytes: int | None = None
     ) -> None:
         spill = DEFAULT_SPILL_BYTES if spill_bytes is None else spill_bytes
-        self.spill_bytes = non_negative_int(spill, "spill_bytes", error=StatisticsError, hint="0 spills from the first row.")
+        self.spill_bytes = non_negative_int(
+            spill, "spill_bytes", error=StatisticsError, hint="0 spills from the first row."
+        )
         self.prefix = prefix
         self.directory: Path | None = Path(directory) if directory is not None else None
         self._owns_directory = False
@@ -253,7 +255,9 @@ class RowStore:
         self._buffered_rows = self._file_rows = self._memory_bytes = 0
 
     @classmethod
-    def reopen(cls, directory: str | os.PathLike[str], prefix: str, rows: int, spill_bytes: int | None = None) -> "RowStore":
+    def reopen(
+        cls, directory: str | os.PathLike[str], prefix: str, rows: int, spill_bytes: int | None = None
+    ) -> "RowStore":
         """The file-backed store in ``directory`` cut back to its first ``rows`` rows.
 
         Raises:

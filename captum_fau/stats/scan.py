@@ -112,7 +112,9 @@ def scan(
         if ckpt.discarded:
             notes.append(ckpt.discarded)
     done = saved["batches_done"] if saved else 0
-    rows = ckpt.rows(saved["rows"] if saved else 0, opts.spill_bytes) if ckpt else RowStore(spill_bytes=opts.spill_bytes)
+    rows = (
+        ckpt.rows(saved["rows"] if saved else 0, opts.spill_bytes) if ckpt else RowStore(spill_bytes=opts.spill_bytes)
+    )
     acc = ScanAccumulator(rows, top_n, opts.distinct_images, opts.keep_inputs,
                           label_columns=not (source is not None and source.face_set))  # fmt: skip
     failure: BaseException | None = None

@@ -26,7 +26,9 @@ _EMPTY_KEY = torch.iinfo(torch.int64).max
 
 def _tie_key(indices: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Secondary sort key (index, h, w) packed into one int64 (index < 2**31, h, w < 2**16)."""
-    key = (indices.to(torch.int64) << 32) | (positions[..., 0].to(torch.int64) << 16) | positions[..., 1].to(torch.int64)
+    key = (
+        (indices.to(torch.int64) << 32) | (positions[..., 0].to(torch.int64) << 16) | positions[..., 1].to(torch.int64)
+    )
     return torch.where(indices < 0, torch.full_like(key, _EMPTY_KEY), key)
 
 
@@ -111,7 +113,11 @@ class RunningTopN:
             # Cheap prefilter: only candidates at least as large as the n-th largest can enter.
             kth = cand_values.topk(self.n, dim=1).values[:, -1:]
             keep = (cand_values >= kth).any(dim=0)
-            cand_values, cand_indices, cand_positions = cand_values[:, keep], cand_indices[:, keep], cand_positions[:, keep]
+            cand_values, cand_indices, cand_positions = (
+                cand_values[:, keep],
+                cand_indices[:, keep],
+                cand_positions[:, keep],
+            )
         self._select(
             torch.cat([self.values, cand_values], 1),
             torch.cat([self.indices, cand_indices], 1),
@@ -199,7 +205,12 @@ class RunningTopN:
                 f"tracker is ({self.num_channels}, {self.n}) with distinct_images={self.distinct_images}; "
                 "resume with the settings of the original run."
             )
-        self.values, self.indices, self.positions, self.count = values.clone(), indices.clone(), positions.clone(), count
+        self.values, self.indices, self.positions, self.count = (
+            values.clone(),
+            indices.clone(),
+            positions.clone(),
+            count,
+        )
         return self
 
     @classmethod

@@ -93,7 +93,14 @@ def _draw_head(img: np.ndarray, ident: Identity, lay: _Layout) -> None:
     s, cx, cy, fw, fh = lay.s, lay.cx, lay.cy, lay.fw, lay.fh
     skin = ident.skin
     # neck, hair behind the head and ears sit under the face
-    neck = np.array([[cx - 0.55 * fw, cy + 0.55 * fh], [cx + 0.55 * fw, cy + 0.55 * fh], [cx + 0.62 * fw, s * 1.2], [cx - 0.62 * fw, s * 1.2]])
+    neck = np.array(
+        [
+            [cx - 0.55 * fw, cy + 0.55 * fh],
+            [cx + 0.55 * fw, cy + 0.55 * fh],
+            [cx + 0.62 * fw, s * 1.2],
+            [cx - 0.62 * fw, s * 1.2],
+        ]
+    )
     _fill(img, neck, skin * 0.78)
     _ellipse(img, cx, cy - 0.12 * fh, fw * ident.hair_volume, fh * 0.92, ident.hair_tone)
     for side in (-1, 1):
@@ -148,7 +155,11 @@ def _draw_brows(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) -> No
         for side in (-1, 1):
             x0 = lay.cx + side * 0.012 * s
             _line(img, np.array([[x0, lay.brow_y - 0.008 * s], [x0 + side * 0.003 * s, lay.brow_y + 0.028 * s]]), tone)
-        _line(img, np.array([[lay.cx - 0.03 * s, lay.brow_y + 0.030 * s], [lay.cx + 0.03 * s, lay.brow_y + 0.030 * s]]), skin - 4.0 * aus.aAU4)
+        _line(
+            img,
+            np.array([[lay.cx - 0.03 * s, lay.brow_y + 0.030 * s], [lay.cx + 0.03 * s, lay.brow_y + 0.030 * s]]),
+            skin - 4.0 * aus.aAU4,
+        )
 
 
 def _draw_eyes(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) -> None:
@@ -203,7 +214,11 @@ def _draw_nose(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) -> Non
     ny = lay.nose_y - (0.005 * aus.aAU9 + 0.0025 * aus.aAU10) * s  # wings pulled up
     nd = ident.nostril_dx * s
     for side in (-1, 1):
-        _line(img, np.array([[cx + side * 0.022 * s, lay.eye_y + 0.02 * s], [cx + side * 0.030 * s, ny - 0.022 * s]]), skin - 14.0)
+        _line(
+            img,
+            np.array([[cx + side * 0.022 * s, lay.eye_y + 0.02 * s], [cx + side * 0.030 * s, ny - 0.022 * s]]),
+            skin - 14.0,
+        )
     _ellipse(img, cx, ny - 0.008 * s, 0.017 * s, 0.013 * s, min(255.0, skin + 12.0))
     for side in (-1, 1):
         _ellipse(img, cx + side * nd, ny + 0.008 * s, 0.011 * s, 0.0055 * s, skin - 75.0)
@@ -229,13 +244,20 @@ def _draw_lower_face(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) 
         a12 = aus.au12(side)
         top = np.array([cx + side * (ident.nostril_dx + 0.024) * s, lay.nose_y - 0.004 * s])
         # the fold's lower end follows the lip corner puller only, so other mouth AUs leave it alone
-        bottom = np.array([cx + side * (ident.mouth_w + 0.020 + 0.004 * a12) * s, lay.mouth_y + (0.012 - 0.010 * a12) * s])
+        bottom = np.array(
+            [cx + side * (ident.mouth_w + 0.020 + 0.004 * a12) * s, lay.mouth_y + (0.012 - 0.010 * a12) * s]
+        )
         t = _U5
         pts = top + (bottom - top) * t[:, None]
         pts[:, 0] += side * 0.012 * s * np.sin(np.pi * t)
         for k in range(4):
             w_up = 1.0 - k / 3.0
-            depth = ident.fold_depth + 5.0 * aus.aAU9 * w_up * (k < 2) + 6.0 * aus.aAU10 * w_up + 7.0 * a12 * (k / 3.0) * (k >= 2)
+            depth = (
+                ident.fold_depth
+                + 5.0 * aus.aAU9 * w_up * (k < 2)
+                + 6.0 * aus.aAU10 * w_up
+                + 7.0 * a12 * (k / 3.0) * (k >= 2)
+            )
             _line(img, pts[k : k + 2], skin - depth)
     # lips and the opening between them
     upper = np.concatenate([_xy(x, m["upper_top"]), _xy(x[::-1], m["upper_low"][::-1])])
@@ -246,11 +268,30 @@ def _draw_lower_face(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) 
     if gap.max() > 0.25:
         _fill(img, np.concatenate([_xy(x, m["upper_low"]), _xy(x[::-1], m["lower_top"][::-1])]), 22.0)
         teeth = np.minimum(gap, 0.020 * s) * 0.9
-        _fill(img, np.concatenate([_xy(x[2:-2], m["upper_low"][2:-2]), _xy(x[2:-2][::-1], (m["upper_low"] + teeth)[2:-2][::-1])]), 215.0)
+        _fill(
+            img,
+            np.concatenate(
+                [_xy(x[2:-2], m["upper_low"][2:-2]), _xy(x[2:-2][::-1], (m["upper_low"] + teeth)[2:-2][::-1])]
+            ),
+            215.0,
+        )
         if gap.max() > 0.05 * s:
             low_teeth = np.minimum(gap * 0.18, 0.010 * s)
-            _fill(img, np.concatenate([_xy(x[3:-3], m["lower_top"][3:-3] - low_teeth[3:-3]), _xy(x[3:-3][::-1], m["lower_top"][3:-3][::-1])]), 185.0)
-    _line(img, _xy(x, 0.5 * (m["upper_low"] + m["lower_top"])) if gap.max() <= 0.25 else _xy(x, m["upper_low"]), ident.lip_tone - 45.0)
+            _fill(
+                img,
+                np.concatenate(
+                    [
+                        _xy(x[3:-3], m["lower_top"][3:-3] - low_teeth[3:-3]),
+                        _xy(x[3:-3][::-1], m["lower_top"][3:-3][::-1]),
+                    ]
+                ),
+                185.0,
+            )
+    _line(
+        img,
+        _xy(x, 0.5 * (m["upper_low"] + m["lower_top"])) if gap.max() <= 0.25 else _xy(x, m["upper_low"]),
+        ident.lip_tone - 45.0,
+    )
     if aus.aAU23 > 0:  # rolled-in, tightened lip margins
         _line(img, _xy(x, m["upper_top"]), ident.lip_tone - 6.0 * aus.aAU23)
         _line(img, _xy(x, m["lower_low"]), ident.lip_tone - 6.0 * aus.aAU23)
@@ -266,7 +307,11 @@ def _draw_lower_face(img: np.ndarray, ident: Identity, lay: _Layout, aus: _AUs) 
             pts = _xy(c[0] + side * (0.010 * s + 0.005 * s * np.cos(arc)), c[1] + 0.011 * s * np.sin(arc))
             _line(img, pts, skin - 14.0 * a14, max(1, int(round(s / 80))))
         if aus.aAU15 > 0:  # the fold that runs down from a depressed corner
-            _line(img, np.array([[c[0] + side * 0.004 * s, c[1] + 0.004 * s], [c[0] + side * 0.014 * s, c[1] + 0.030 * s]]), skin - 7.0 * aus.aAU15)
+            _line(
+                img,
+                np.array([[c[0] + side * 0.004 * s, c[1] + 0.004 * s], [c[0] + side * 0.014 * s, c[1] + 0.030 * s]]),
+                skin - 7.0 * aus.aAU15,
+            )
     # chin: mentolabial furrow and, with AU17, the wrinkled chin boss
     low = m["lower_low"]
     furrow_y = low[4:9] + (0.020 - 0.004 * aus.aAU17) * s
@@ -312,10 +357,16 @@ def draw_face(
     _draw_brows(canvas, ident, lay, a)
     _draw_nose(canvas, ident, lay, a)
     _draw_lower_face(canvas, ident, lay, a)
-    img = cv2.warpAffine(canvas, pose_matrix(ident, nuis, size), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    img = cv2.warpAffine(
+        canvas, pose_matrix(ident, nuis, size), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     img = cv2.GaussianBlur(img, (0, 0), nuis.blur * size / 96.0)
     gx, gy = _light_grid(size)
-    light = np.float32(nuis.gain) * (1.0 + np.float32(nuis.light_strength) * (np.float32(np.cos(nuis.light_angle)) * gx + np.float32(np.sin(nuis.light_angle)) * gy))
+    light = np.float32(nuis.gain) * (
+        1.0
+        + np.float32(nuis.light_strength)
+        * (np.float32(np.cos(nuis.light_angle)) * gx + np.float32(np.sin(nuis.light_angle)) * gy)
+    )
     out = img.astype(np.float32) * light + np.float32(nuis.bias)
     if noise is not None:
         out += np.float32(nuis.noise) * noise

@@ -279,7 +279,14 @@ def _mouth_shape(ident: Identity, lay: _Layout, aus: _AUs) -> dict[str, np.ndarr
     # where the lips meet: the corners pull the lateral parts, AU17 arches the middle up
     line = my + np.where(xr < 0, corner_y[0] - my, corner_y[1] - my) * xr**2
     line = line - 0.005 * s * aus.aAU17 * (1.0 - xr**2)
-    thin = 1.0 - 0.085 * aus.aAU23 - 0.095 * aus.aAU24 - 0.04 * aus.aAU20 - 0.04 * aus.aAU27 - 0.02 * max(aus.aAU12, aus.aR12)
+    thin = (
+        1.0
+        - 0.085 * aus.aAU23
+        - 0.095 * aus.aAU24
+        - 0.04 * aus.aAU20
+        - 0.04 * aus.aAU27
+        - 0.02 * max(aus.aAU12, aus.aR12)
+    )
     thin = max(0.12, thin)
     body = (1.0 - xr**2) ** 0.6
     bow = 1.0 - ident.bow * np.exp(-((xr / 0.16) ** 2))
@@ -324,14 +331,23 @@ def _region_ellipses(ident: Identity, aus: _AUs, size: int) -> dict[str, list[tu
             out[au] = list(ellipses)
 
     by, ey = lay.brow_y, lay.eye_y
-    add("AU1", (cx, by - 0.060 * s, 0.085 * s, 0.072 * s), *[(e - side * 0.035 * s, by - 0.010 * s, 0.075 * s, 0.045 * s) for e, side in zip(ex, (-1, 1))])
+    add(
+        "AU1",
+        (cx, by - 0.060 * s, 0.085 * s, 0.072 * s),
+        *[(e - side * 0.035 * s, by - 0.010 * s, 0.075 * s, 0.045 * s) for e, side in zip(ex, (-1, 1))],
+    )
     add("AU2", *[(e + side * 0.03 * s, by - 0.040 * s, 0.075 * s, 0.070 * s) for e, side in zip(ex, (-1, 1))])
     add("AU4", (cx, by + 0.010 * s, lay.eye_dx + 0.075 * s, 0.050 * s))
     add("AU5", *[(e, ey - 0.020 * s, ident.eye_w * s + 0.014 * s, 0.055 * s) for e in ex])
     add(
         "AU6",
-        *[(e + side * 0.010 * s, ey + 0.045 * s, ident.eye_w * s + 0.030 * s, 0.062 * s) for e, side in zip(ex, (-1, 1))],
-        *[(e + side * (ident.eye_w + 0.024) * s, ey, 0.030 * s, 0.032 * s) for e, side in zip(ex, (-1, 1))],  # crow's feet
+        *[
+            (e + side * 0.010 * s, ey + 0.045 * s, ident.eye_w * s + 0.030 * s, 0.062 * s)
+            for e, side in zip(ex, (-1, 1))
+        ],
+        *[
+            (e + side * (ident.eye_w + 0.024) * s, ey, 0.030 * s, 0.032 * s) for e, side in zip(ex, (-1, 1))
+        ],  # crow's feet
     )
     add("AU7", *[(e, ey + 0.002 * s, ident.eye_w * s + 0.016 * s, 0.050 * s) for e in ex])
     add("AU9", (cx, 0.5 * (ey + lay.nose_y) + 0.010 * s, 0.070 * s, 0.5 * (lay.nose_y - ey) + 0.040 * s))

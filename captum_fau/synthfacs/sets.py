@@ -162,7 +162,9 @@ def _check_params(seed: Any, size: Any, mode: Any, n_subjects: Any) -> tuple[int
     if mode not in MODES:
         raise ConfigError(f"Unknown SynthFACS mode {mode!r}; use one of {', '.join(MODES)}.")
     if n_subjects is not None:
-        n_subjects = _check_int(n_subjects, "n_subjects", 1, "pass a positive number of subjects, or None for ~11 images per subject.")
+        n_subjects = _check_int(
+            n_subjects, "n_subjects", 1, "pass a positive number of subjects, or None for ~11 images per subject."
+        )
     return seed, size, mode, n_subjects
 
 
@@ -299,7 +301,9 @@ def render_with_aus(
     seed, size, mode, n_subjects = _check_params(seed, size, mode, n_subjects)
     vector = np.asarray(aus, dtype=np.float32)
     if vector.shape != (len(SYNTHFACS_AUS),) or not np.all((vector >= 0) & (vector <= 5)):
-        raise ConfigError(f"aus must be {len(SYNTHFACS_AUS)} intensities in 0..5 in SYNTHFACS_AUS order, got {vector!r}.")
+        raise ConfigError(
+            f"aus must be {len(SYNTHFACS_AUS)} intensities in 0..5 in SYNTHFACS_AUS order, got {vector!r}."
+        )
     p = _image_params(seed, index, mode, n_subjects, _check_style(style))
     return p.draw(vector, size), p.regions(vector, size)
 
@@ -454,8 +458,14 @@ def load_synthfacs(
         subjects=batch.subjects,
         names=batch.indices,
         name="synthfacs" if style == "cartoon" else f"synthfacs-{style}",
-        meta={"seed": int(seed), "size": int(size), "mode": mode, "n_subjects": n_subjects, "source": "synthfacs",
-              **({} if style == "cartoon" else {"style": style})},
+        meta={
+            "seed": int(seed),
+            "size": int(size),
+            "mode": mode,
+            "n_subjects": n_subjects,
+            "source": "synthfacs",
+            **({} if style == "cartoon" else {"style": style}),
+        },
     )
 
 

@@ -46,19 +46,35 @@ def contact_sheet(batch: SynthBatch, count: int = 64) -> np.ndarray:
     for k in range(count):
         r, c = divmod(k, _SHEET_SIDE)
         y0, x0 = r * tile_h, c * tile_w
-        image = batch.images[k] if size == tile_w else cv2.resize(batch.images[k], (tile_w, tile_w), interpolation=cv2.INTER_NEAREST)
+        image = (
+            batch.images[k]
+            if size == tile_w
+            else cv2.resize(batch.images[k], (tile_w, tile_w), interpolation=cv2.INTER_NEAREST)
+        )
         sheet[y0 : y0 + tile_w, x0 : x0 + tile_w] = image
         emotion = int(batch.emotions[k])
         name = CKPLUS_CLASSES[emotion] if emotion >= 0 else "unlabelled"
-        present = [f"{SYNTHFACS_AUS[j].removeprefix('AU')}{'ABCDE'[min(4, max(0, int(round(v)) - 1))]}"
-                   for j, v in enumerate(batch.aus[k]) if v > 0]
+        present = [
+            f"{SYNTHFACS_AUS[j].removeprefix('AU')}{'ABCDE'[min(4, max(0, int(round(v)) - 1))]}"
+            for j, v in enumerate(batch.aus[k])
+            if v > 0
+        ]
         lines = [f"#{int(batch.indices[k])} s{int(batch.subjects[k])} {name}", ""]
         for token in present or ["no AUs"]:  # wrap the AU list over the remaining label rows
             if len(lines[-1]) + len(token) + 1 > 14 and len(lines) < _LABEL_ROWS:
                 lines.append("")
             lines[-1] = f"{lines[-1]} {token}".strip()
         for li, text in enumerate(lines):
-            cv2.putText(sheet, text[:15], (x0 + 2, y0 + tile_w + line_h * (li + 1) - 1), cv2.FONT_HERSHEY_PLAIN, 0.62, 0, 1, cv2.LINE_AA)
+            cv2.putText(
+                sheet,
+                text[:15],
+                (x0 + 2, y0 + tile_w + line_h * (li + 1) - 1),
+                cv2.FONT_HERSHEY_PLAIN,
+                0.62,
+                0,
+                1,
+                cv2.LINE_AA,
+            )
         sheet[y0 : y0 + tile_h, x0] = 255
     return sheet
 
@@ -147,14 +163,27 @@ def write_synthfacs(
     parts: list[SynthBatch] = []
     npz_path = out / "synthfacs.npz"
     try:
-        with atomic_path(npz_path) as tmp, open(tmp, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive:
-            with archive.open("images.npy", "w", force_zip64=True) as member, tqdm(
-                total=n, desc="SynthFACS", unit="img", disable=not progress
-            ) as bar:
+        with (
+            atomic_path(npz_path) as tmp,
+            open(tmp, "wb") as handle,
+            zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive,
+        ):
+            with (
+                archive.open("images.npy", "w", force_zip64=True) as member,
+                tqdm(total=n, desc="SynthFACS", unit="img", disable=not progress) as bar,
+            ):
                 stream = _ImageStream(member, (n, size, size))
                 try:
                     for first in range(0, n, CHUNK):
-                        part = render(min(CHUNK, n - first), seed, size=size, mode=mode, n_subjects=n_subjects, start=first, masks=masks)
+                        part = render(
+                            min(CHUNK, n - first),
+                            seed,
+                            size=size,
+                            mode=mode,
+                            n_subjects=n_subjects,
+                            start=first,
+                            masks=masks,
+                        )
                         stream.put(part.images)
                         if first > 0:  # keep the first chunk's images for the contact sheet only
                             part.images = part.images[:0]

@@ -83,9 +83,7 @@ class AugmentConfig:
                 f"Need 0 < gamma_min <= gamma_max, got gamma_min={self.gamma_min}, gamma_max={self.gamma_max}."
             )
         if self.padding_mode not in ("zeros", "border", "reflection"):
-            raise ConfigError(
-                f"padding_mode must be 'zeros', 'border' or 'reflection', got {self.padding_mode!r}."
-            )
+            raise ConfigError(f"padding_mode must be 'zeros', 'border' or 'reflection', got {self.padding_mode!r}.")
         if self.local_mean < 0:
             raise ConfigError(f"local_mean must be >= 0 (0 disables it), got {self.local_mean}.")
         check_local_mean_padding(self.local_mean_padding)

@@ -24,7 +24,13 @@ from torch import nn
 from captum_fau._utils.io import atomic_write_text
 from captum_fau._utils.validate import with_settings
 from captum_fau.data.base import FaceSet
-from captum_fau.inputs.classes import ClassMapping, confusion_matrix, mapped_accuracy, model_class_mapping, per_class_accuracy
+from captum_fau.inputs.classes import (
+    ClassMapping,
+    confusion_matrix,
+    mapped_accuracy,
+    model_class_mapping,
+    per_class_accuracy,
+)
 from captum_fau.errors import DatasetError, LabelError, OutputError
 from captum_fau.train.predict import check_labelled, predict
 
@@ -98,7 +104,9 @@ class EvaluateOptions:
     input_spec: Any = None
 
 
-def evaluate_model(model: nn.Module, data: FaceSet, options: EvaluateOptions | None = None, **settings: Any) -> FoldResult:
+def evaluate_model(
+    model: nn.Module, data: FaceSet, options: EvaluateOptions | None = None, **settings: Any
+) -> FoldResult:
     """Evaluate ``model`` on ``data``'s labelled images, matching classes by name.
 
     The model's class names (``class_names``, else its ``class_names`` / ``config`` /
@@ -137,8 +145,12 @@ def evaluate_model(model: nn.Module, data: FaceSet, options: EvaluateOptions | N
         confusion=np.asarray(scores["confusion"], dtype=np.int64),
         selected_iteration=opts.selected_iteration,
         selection=opts.selection,
-        extra={"class_names": scores["class_names"], "mapping": mapping.to_dict(), "notes": list(mapping.notes),
-               "n_left_out": scores["n_left_out"]},
+        extra={
+            "class_names": scores["class_names"],
+            "mapping": mapping.to_dict(),
+            "notes": list(mapping.notes),
+            "n_left_out": scores["n_left_out"],
+        },
     )
 
 
@@ -156,7 +168,9 @@ def evaluation_mapping(model: nn.Module, data: FaceSet, class_names: str | Seque
         num_outputs=outputs if isinstance(outputs, int) else None,
     )  # fmt: skip
     if mapping is None:
-        raise LabelError(f"Cannot match the model's classes to the data's {tuple(data.class_names)}: " + "; ".join(notes) + ".")
+        raise LabelError(
+            f"Cannot match the model's classes to the data's {tuple(data.class_names)}: " + "; ".join(notes) + "."
+        )
     return mapping
 
 

@@ -175,9 +175,7 @@ def make_splits(
         data = to_ckplus6(data)
     if protocol == "tfd":
         if data.folds is None or np.ndim(data.folds) != 2:
-            raise DatasetError(
-                f"{data.name!r} has no TFD split codes; load it with captum_fau.data.tfd.load_tfd."
-            )
+            raise DatasetError(f"{data.name!r} has no TFD split codes; load it with captum_fau.data.tfd.load_tfd.")
         k = data.folds.shape[1]
     else:
         subjects = _check_subjects(data, protocol)
@@ -200,7 +198,9 @@ def make_splits(
             train_idx, valid_idx, test_idx = train_valid_test(fold_ids, fold)
         train_set = data.subset(train_idx)
         present = np.unique(train_set.emotions[train_set.emotions >= 0]) if train_set.emotions is not None else []
-        missing = [data.class_names[c] for c in range(len(data.class_names)) if c not in set(np.asarray(present).tolist())]
+        missing = [
+            data.class_names[c] for c in range(len(data.class_names)) if c not in set(np.asarray(present).tolist())
+        ]
         if missing:
             raise LabelError(
                 f"Fold {fold} of {protocol}: the training split has no image of class(es) {missing}. "
@@ -258,7 +258,9 @@ def run_protocol(
     config = config or TrainConfig()
     for variant in variants:
         variant_config(config, variant)  # validate names before any training
-    splits = list(make_splits(protocol, data, n_folds=n_folds, folds=folds, selection=config.selection, seed=config.seed))
+    splits = list(
+        make_splits(protocol, data, n_folds=n_folds, folds=folds, selection=config.selection, seed=config.seed)
+    )
     class_names = splits[0].test.class_names
     table = ResultsTable(
         title=PROTOCOLS[protocol],

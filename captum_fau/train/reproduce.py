@@ -109,7 +109,11 @@ def export_zoo_model(table, protocol: str, runs_dir: Path, zoo_dir: Path, config
         "accuracy_std_kind": "population std over folds (numpy ddof=0)",
         "fold_accuracies": summary[variant]["fold_accuracies"],
         "per_class_accuracy": dict(zip(table.class_names, summary[variant]["per_class_accuracy"])),
-        "confusion_matrix": {"rows": "true class", "columns": "predicted class", "counts": summary[variant]["confusion"]},
+        "confusion_matrix": {
+            "rows": "true class",
+            "columns": "predicted class",
+            "counts": summary[variant]["confusion"],
+        },
         "paper_accuracy": paper,
         "iterations": config.iterations,
         "recipe": config.to_dict(),
@@ -172,7 +176,14 @@ def reproduce_paper(config: TrainConfig, options: ReproduceOptions | None = None
         captum_fau.errors.ConfigError: Give --ckplus PATH and/or --tfd PATH (ckplus=, tfd=); nothing to reproduce otherwise.
     """
     opts = with_settings(ReproduceOptions, options, settings)
-    ckplus, tfd, variants, folds, progress, log = opts.ckplus, opts.tfd, opts.variants, opts.folds, opts.progress, opts.log
+    ckplus, tfd, variants, folds, progress, log = (
+        opts.ckplus,
+        opts.tfd,
+        opts.variants,
+        opts.folds,
+        opts.progress,
+        opts.log,
+    )
     if not ckplus and not tfd:
         raise ConfigError("Give --ckplus PATH and/or --tfd PATH (ckplus=, tfd=); nothing to reproduce otherwise.")
     unknown = sorted(set(variants) - set(ABLATIONS))

@@ -92,8 +92,11 @@ def build_report(
     from captum_fau.inputs.fields import unverified_fields
 
     unverified = unverified_fields(params.get("input_spec") or {})  # what a probe, a default or the data supplied
-    results: dict[str, Any] = {"params": {**params, "input_unverified": unverified}, "featured_filters": featured,
-                               "notes": list(notes)}
+    results: dict[str, Any] = {
+        "params": {**params, "input_unverified": unverified},
+        "featured_filters": featured,
+        "notes": list(notes),
+    }
     if faukl is not None:
         st = faukl.stats(layer)
         results["fau_kl"] = {"significant_filters": int(_significant_filters(st).sum()),
@@ -134,7 +137,9 @@ def build_report(
         sections += causal_sections(out, probes, featured)
     sections.append(filter_browser_section(out, topn, faukl, layer, localisation, featured))
     sections.append(_files_section(faukl is not None, localisation is not None, sanity is not None))
-    atomic_write_text(out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n")
+    atomic_write_text(
+        out / "results.json", json.dumps({"summary": summary, **results}, indent=2, default=_jsonable) + "\n"
+    )
     pause_point("report")  # a fault test stops here: results.json written, index.html not yet
     return write_report(
         out, title or "Do deep networks learn facial action units?", sections, summary=summary,
@@ -159,7 +164,6 @@ def _input_summary(params: dict[str, Any]) -> dict[str, str]:
     if guessed:
         out["Unverified input"] = guessed.removeprefix("UNVERIFIED input: ")
     return out
-
 
 
 def _top_notes(notes: Sequence[str], faukl: Any | None, layer: str) -> list[str]:
@@ -197,10 +201,15 @@ def _summary(
     }
     if provenance.get("subjects"):
         first, last = provenance["subjects"]
-        summary["Data"] += f"; seed {provenance['seed']}, subjects {first}..{last}, images from index {provenance['start']}"
+        summary["Data"] += (
+            f"; seed {provenance['seed']}, subjects {first}..{last}, images from index {provenance['start']}"
+        )
     if accuracy is not None:
-        held = ("held-out subjects (never seen in training or validation)" if provenance.get("held_out")
-                else f"NOT verified as held out: {provenance.get('reason', 'no record of the training data')}")
+        held = (
+            "held-out subjects (never seen in training or validation)"
+            if provenance.get("held_out")
+            else f"NOT verified as held out: {provenance.get('reason', 'no record of the training data')}"
+        )
         summary["Accuracy"] = f"{accuracy['accuracy']:.1%} on {accuracy['n']} labelled images; {held}"
     n_significant = None
     if faukl is not None:
@@ -213,8 +222,11 @@ def _summary(
     if localisation is not None and localisation.get("rate") is not None:
         checked = int(localisation["n_filters"])
         agree = int(round(localisation["rate"] * checked))
-        left = "" if n_significant is None or checked == n_significant else (
-            f"; the other {n_significant - checked} significant filters put no energy in any AU region")
+        left = (
+            ""
+            if n_significant is None or checked == n_significant
+            else (f"; the other {n_significant - checked} significant filters put no energy in any AU region")
+        )
         summary["Localisation"] = (
             f"{agree} of {checked} significant filters ({localisation['rate']:.0%}) whose reconstructions reach an "
             f"AU region have FAU-KL's top AU as the region with the {localisation.get('rule_label', 'largest energy')}{left}"
@@ -232,16 +244,26 @@ def _row_labels(featured: list[int], faukl: Any | None, layer: str) -> list[str]
 
 def topn_status(topn: Any) -> dict[str, Any]:
     """Which filters of a top-N result are reconstructed (complete) and which are pending, for ``results.json``."""
-    return {"complete": not topn.pending_filters, "reconstructed_filters": [int(f) for f in topn.filters.tolist()],
-            "pending_filters": topn.pending_filters, "n": topn.n, "rule": topn.rule, "dead_filters": list(topn.dead),
-            "rule_label": _rule_label(topn), **_relu_like(topn)}
+    return {
+        "complete": not topn.pending_filters,
+        "reconstructed_filters": [int(f) for f in topn.filters.tolist()],
+        "pending_filters": topn.pending_filters,
+        "n": topn.n,
+        "rule": topn.rule,
+        "dead_filters": list(topn.dead),
+        "rule_label": _rule_label(topn),
+        **_relu_like(topn),
+    }
 
 
 def _relu_like(topn: Any) -> dict[str, Any]:
     """``relu_like`` of a result for ``results.json``: whether, on which activations, and how to read the pictures."""
     applied = bool(getattr(topn, "relu_like", False))
-    return {"relu_like": applied, "relu_like_activations": topn.meta.get("relu_like_activations") if applied else None,
-            "rule_caveat": getattr(topn, "rule_caveat", None)}
+    return {
+        "relu_like": applied,
+        "relu_like_activations": topn.meta.get("relu_like_activations") if applied else None,
+        "rule_caveat": getattr(topn, "rule_caveat", None),
+    }
 
 
 def _rule_label(topn: Any) -> str:
@@ -260,9 +282,11 @@ def input_caveat(sanity: Any | None) -> str | None:
     if similarity is None or similarity < 0.4:
         return None
     how = "mostly" if similarity >= 0.7 else "partly"
-    return (f"Sanity check: with every layer up to {sanity.layer} randomised, these reconstructions stay {similarity:.2f} "
-            f"similar to the trained ones (median SSIM): they {how} show the input image (its edges), not what the "
-            "filters learned. Read them with the sanity check section below.")
+    return (
+        f"Sanity check: with every layer up to {sanity.layer} randomised, these reconstructions stay {similarity:.2f} "
+        f"similar to the trained ones (median SSIM): they {how} show the input image (its edges), not what the "
+        "filters learned. Read them with the sanity check section below."
+    )
 
 
 def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: Any | None,
@@ -282,8 +306,10 @@ def _topn_section(out: Path, topn: Any, layer: str, featured: list[int], faukl: 
             + ("." if faukl is not None else " (none without AU labels: by activation).")
             + " Every filter is in the filter browser at the end.",
         ],
-        figures=[(grid, f"Reconstructions of the {len(featured)} featured filters (paper Fig. 1/3/4 layout)"),
-                 (patches, "The same windows of the input images")],  # fmt: skip
+        figures=[
+            (grid, f"Reconstructions of the {len(featured)} featured filters (paper Fig. 1/3/4 layout)"),
+            (patches, "The same windows of the input images"),
+        ],  # fmt: skip
         notes=[c for c in (getattr(topn, "rule_caveat", None), caveat) if c],
     )
 
@@ -305,18 +331,49 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
             "logit scale, Student t with one degree of freedom fewer than the smaller of the subject groups with "
             "and without the AU); 'approx.' with the subject count where that group has fewer than 10 subjects. "
             "'Nearly as strong': other significant AUs with at least 80% of the top AU's effect (co-occurring AUs)."
-            + (" Within-strata q-values: permutations inside each level of the stratifying label "
-               "(association beyond what it explains)." if faukl.stats(layer).stratified else "")
-        ] + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
+            + (
+                " Within-strata q-values: permutations inside each level of the stratifying label "
+                "(association beyond what it explains)."
+                if faukl.stats(layer).stratified
+                else ""
+            )
+        ]
+        + [n for n in faukl.stats(layer).notes if n.startswith("WARNING")],
         table=(
             # each test's q beside its statistic, so that both stay in view on a phone; the interval last
-            ["filter", "AU", "name", "KL", "KL z", "q (KL)", "AUROC", "q (AUROC)", "CI low", "CI high", "nearly as strong"]
+            [
+                "filter",
+                "AU",
+                "name",
+                "KL",
+                "KL z",
+                "q (KL)",
+                "AUROC",
+                "q (AUROC)",
+                "CI low",
+                "CI high",
+                "nearly as strong",
+            ]
             + (["q (KL, within)", "q (AUROC, within)"] if faukl.stats(layer).stratified else []),
-            [[r["filter"], r["au"] or "—", r["name"] + (" (dead)" if r["dead"] else ""), r["kl"], r["kl_z"], r["q_kl"],
-              r["auroc"], r["q_auroc"], r["auroc_ci_low"],
-              f"{r['auroc_ci_high']:.3f} approx. ({r['ci_subjects']} subjects)" if r["ci_approximate"]
-              else r["auroc_ci_high"], ", ".join(r["also"])]
-             + ([r["q_kl_within"], r["q_auroc_within"]] if "q_kl_within" in r else []) for r in rows],
+            [
+                [
+                    r["filter"],
+                    r["au"] or "—",
+                    r["name"] + (" (dead)" if r["dead"] else ""),
+                    r["kl"],
+                    r["kl_z"],
+                    r["q_kl"],
+                    r["auroc"],
+                    r["q_auroc"],
+                    r["auroc_ci_low"],
+                    f"{r['auroc_ci_high']:.3f} approx. ({r['ci_subjects']} subjects)"
+                    if r["ci_approximate"]
+                    else r["auroc_ci_high"],
+                    ", ".join(r["also"]),
+                ]
+                + ([r["q_kl_within"], r["q_auroc_within"]] if "q_kl_within" in r else [])
+                for r in rows
+            ],
         ),  # fmt: skip
     )
     bars = Section(
@@ -335,8 +392,10 @@ def _faukl_sections(out: Path, faukl: Any, layer: str, featured: list[int]) -> l
     )  # fmt: skip
     heatmap = Section(
         "AU × filter heat map",
-        text=[f"The {shown} filters with the largest null-corrected KL (of {st.kl.shape[0]}); all filters are in "
-              "the filter browser and fau_kl.csv."],  # fmt: skip
+        text=[
+            f"The {shown} filters with the largest null-corrected KL (of {st.kl.shape[0]}); all filters are in "
+            "the filter browser and fau_kl.csv."
+        ],  # fmt: skip
         figures=[(out / "au_heatmap.png", f"Null-corrected KL, the {shown} most associated filters; dots: q < 0.05")],
     )
     return [table, bars, heatmap]
@@ -354,7 +413,9 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
         title = "Localisation agreement per FAU-KL top AU (filters)"
         plot_agreement(rates, title=title, path=out / "localisation.png")
         rule = localisation.get("rule_label", "largest energy")
-        figs.append((out / "localisation.png", title + f": share of filters whose AU region with the {rule} is that AU's"))
+        figs.append(
+            (out / "localisation.png", title + f": share of filters whose AU region with the {rule} is that AU's")
+        )
         _localisation_csv(out / "localisation.csv", per)
     rate = localisation.get("rate")
     shown = per[:LOCALISATION_ROWS]
@@ -362,8 +423,11 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
             if len(per) > len(shown) else "All rows are also in")  # fmt: skip
     label = localisation.get("rule_label", "largest energy")
     hit, chance = localisation.get("pointing_hit"), localisation.get("pointing_chance")
-    others = [f"{name} ({text}): {r:.0%}" for name, (text, r) in (localisation.get("comparison") or {}).items()
-              if r is not None]
+    others = [
+        f"{name} ({text}): {r:.0%}"
+        for name, (text, r) in (localisation.get("comparison") or {}).items()
+        if r is not None
+    ]
     return Section(
         "Localisation check against ground-truth AU regions",
         text=[
@@ -393,9 +457,11 @@ def _localisation_section(out: Path, localisation: dict[str, Any], faukl: Any | 
 def _localisation_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     num = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
     lines = ["filter,fau_kl_au,region_au,rule,region_hits,area,lift,share,energy_au,agree"]
-    lines += [f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r.get('rule', '')},{num(r.get('region_hits'))},"
-              f"{num(r.get('area'))},{num(r.get('lift'))},{r['share']:.6g},{r.get('energy_au', '')},{int(bool(r['agree']))}"
-              for r in rows]
+    lines += [
+        f"{r['filter']},{r['fau_kl_au']},{r['region_au']},{r.get('rule', '')},{num(r.get('region_hits'))},"
+        f"{num(r.get('area'))},{num(r.get('lift'))},{r['share']:.6g},{r.get('energy_au', '')},{int(bool(r['agree']))}"
+        for r in rows
+    ]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -409,10 +475,16 @@ def _accuracy_section(out: Path, accuracy: dict[str, Any], provenance: dict[str,
               "may include images the model was trained on.")  # fmt: skip
     return Section(
         "Expression recognition",
-        text=[f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images, the data's classes matched "
-              "to the model's by name (rows and columns in the model's class order)"
-              + (f"; {accuracy['n_left_out']} images of classes the model lacks left out." if accuracy.get("n_left_out")
-                 else "."), status],  # fmt: skip
+        text=[
+            f"Accuracy {accuracy['accuracy']:.1%} over {accuracy['n']} labelled images, the data's classes matched "
+            "to the model's by name (rows and columns in the model's class order)"
+            + (
+                f"; {accuracy['n_left_out']} images of classes the model lacks left out."
+                if accuracy.get("n_left_out")
+                else "."
+            ),
+            status,
+        ],  # fmt: skip
         figures=[(cm_png, "Confusion matrix (rows: true, columns: predicted)")],
         table=(["class", "accuracy"], [[k, v] for k, v in accuracy["per_class_accuracy"].items()]),
     )
@@ -420,13 +492,17 @@ def _accuracy_section(out: Path, accuracy: dict[str, Any], provenance: dict[str,
 
 def _files_section(with_faukl: bool, with_localisation: bool, with_sanity: bool = False) -> Section:
     """The machine-readable files next to the page."""
-    files = ["topn.safetensors", "topn.json", "maxima.npz"] + (["fau_kl.safetensors", "fau_kl.csv"] if with_faukl else [])
+    files = ["topn.safetensors", "topn.json", "maxima.npz"] + (
+        ["fau_kl.safetensors", "fau_kl.csv"] if with_faukl else []
+    )
     files += ["localisation.csv"] if with_localisation else []
     files += ["sanity.json"] if with_sanity else []
     return Section(
         "Files",
-        text=["Machine-readable results in this folder: results.json, " + ", ".join(files) + "; one top-N strip per "
-              "filter in filters/. The folder is the report: copy it whole."],  # fmt: skip
+        text=[
+            "Machine-readable results in this folder: results.json, " + ", ".join(files) + "; one top-N strip per "
+            "filter in filters/. The folder is the report: copy it whole."
+        ],  # fmt: skip
     )
 
 

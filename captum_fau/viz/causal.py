@@ -135,8 +135,15 @@ def plot_facs_table(table: Any, *, path: str | Path | None = None) -> Figure:
     ax.set_xticks(np.arange(len(emotions)) + 0.4 - width / 2, emotions, rotation=30, fontsize=8)
     ax.set_ylabel(f"share of top-{table.top_k} filters\nwith a prototype AU")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, frameon=False, title="AU from (black: random-filter baseline)", title_fontsize=7,
-              loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=max(1, len(sources)))
+    ax.legend(
+        fontsize=7,
+        frameon=False,
+        title="AU from (black: random-filter baseline)",
+        title_fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.32),
+        ncol=max(1, len(sources)),
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -188,13 +195,19 @@ def _probe_section(out: Path, probes: Any, featured: list[int]) -> Section:
         rows.append([f, au or "none", effect, qv, other, agree])
     agreement = probes.agreement
     if agreement is not None and agreement.get("n_filters"):
-        text.append(f"Causal vs associational (FAU-KL) top AU over the layer: {agreement['n_filters']} filters have "
-                    f"both; they agree for {agreement['agreement']:.0%} (chance with the FAU-KL AUs shuffled over "
-                    f"filters {agreement['chance']:.0%}, p = {agreement['p']:.3g}; Cohen's κ "
-                    f"{_num(agreement['kappa'])}). Where they differ, the association may name an AU that co-occurs "
-                    "in the data with the one the filter responds to (AU6 with AU12 in happiness).")
-        figures.append((save_figure(plot_causal_vs_association(res, assoc), out / "causal_vs_association.png"),
-                        "Filters by causal top AU (rows) and FAU-KL top AU (columns); the diagonal agrees"))
+        text.append(
+            f"Causal vs associational (FAU-KL) top AU over the layer: {agreement['n_filters']} filters have "
+            f"both; they agree for {agreement['agreement']:.0%} (chance with the FAU-KL AUs shuffled over "
+            f"filters {agreement['chance']:.0%}, p = {agreement['p']:.3g}; Cohen's κ "
+            f"{_num(agreement['kappa'])}). Where they differ, the association may name an AU that co-occurs "
+            "in the data with the one the filter responds to (AU6 with AU12 in happiness)."
+        )
+        figures.append(
+            (
+                save_figure(plot_causal_vs_association(res, assoc), out / "causal_vs_association.png"),
+                "Filters by causal top AU (rows) and FAU-KL top AU (columns); the diagonal agrees",
+            )
+        )
     elif agreement is not None:
         text.append("No filter has both a causal and an associational top AU, so their agreement is undefined.")
     if probes.occlusion is not None:
@@ -220,12 +233,14 @@ def _importance_section(out: Path, imp: Any) -> Section:
             for i, e in enumerate(imp.emotions)]  # fmt: skip
     return Section(
         "Causal probes: which filters does each emotion's decision use?",
-        text=[f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from "
-              f"cached activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; "
-              "per emotion (the data's emotions mapped to the model's classes by name), the drop in the true class's "
-              f"log-probability, mean over units ({str(imp.meta.get('unit', '?')).replace(' (as given)', '')}) "
-              "with its 95% Student-t interval; "
-              "filters ranked by that drop."],  # fmt: skip
+        text=[
+            f"Each filter of {imp.layer} ablated in turn ({', '.join(imp.modes)} replacement; the head run from "
+            f"cached activations) on {imp.meta.get('images', str(imp.meta.get('n_images', '?')) + ' images')}; "
+            "per emotion (the data's emotions mapped to the model's classes by name), the drop in the true class's "
+            f"log-probability, mean over units ({str(imp.meta.get('unit', '?')).replace(' (as given)', '')}) "
+            "with its 95% Student-t interval; "
+            "filters ranked by that drop."
+        ],  # fmt: skip
         figures=[(figure, f"The 6 most important filters per emotion ({mode} ablation), 95% intervals over units")],
         table=(["emotion", "accuracy", "units", "top filters (drop in log p)"], rows),
     )
@@ -240,17 +255,28 @@ def _facs_section(out: Path, table: Any) -> Section:
             for r in table.rows]  # fmt: skip
     return Section(
         "Does the model use AUs the way FACS says?",
-        text=[f"For each emotion, the AUs of its {table.top_k} most important filters (with an AU), by the causal "
-              "probe and by the association (FAU-KL), against the emotion's EMFACS prototype AUs. Score: the share of "
-              "those filters whose AU is in the prototype; baseline: the same share for as many filters drawn at "
-              f"random among the layer's filters with an AU ({table.meta.get('n_permutations', '?')} draws; p "
-              "one-sided). "
-              f"Mean score: {scores}."] + list(table.meta.get("notes", [])),  # fmt: skip
+        text=[
+            f"For each emotion, the AUs of its {table.top_k} most important filters (with an AU), by the causal "
+            "probe and by the association (FAU-KL), against the emotion's EMFACS prototype AUs. Score: the share of "
+            "those filters whose AU is in the prototype; baseline: the same share for as many filters drawn at "
+            f"random among the layer's filters with an AU ({table.meta.get('n_permutations', '?')} draws; p "
+            "one-sided). "
+            f"Mean score: {scores}."
+        ]
+        + list(table.meta.get("notes", [])),  # fmt: skip
         figures=[(figure, "Score per emotion and AU source; black marks: the random-filter baseline")],
-        table=(["emotion (AU from)", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
-               rows),
+        table=(
+            ["emotion (AU from)", "EMFACS prototype", "hits", "score", "baseline", "p", "AUs of the top filters"],
+            rows,
+        ),
     )
 
 
-__all__ = ["TUNING_PANELS", "causal_sections", "plot_causal_vs_association", "plot_facs_table", "plot_importance",
-           "plot_tuning_curves"]
+__all__ = [
+    "TUNING_PANELS",
+    "causal_sections",
+    "plot_causal_vs_association",
+    "plot_facs_table",
+    "plot_importance",
+    "plot_tuning_curves",
+]

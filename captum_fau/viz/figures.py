@@ -125,8 +125,15 @@ def plot_confusion(
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for r in range(n):
         for c in range(n):
-            ax.text(c, r, str(int(confusion[r, c])), ha="center", va="center",
-                    color="white" if norm[r, c] > 0.6 else "black", fontsize=8)
+            ax.text(
+                c,
+                r,
+                str(int(confusion[r, c])),
+                ha="center",
+                va="center",
+                color="white" if norm[r, c] > 0.6 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")

@@ -65,8 +65,9 @@ def _to_uint8(patches: np.ndarray, centred: bool, shown: bool = False) -> np.nda
     return np.stack(out)
 
 
-def strip_image(recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, gap: int = 2,
-                shown: bool = False) -> np.ndarray:
+def strip_image(
+    recon: np.ndarray, windows: np.ndarray, zoom: int = STRIP_ZOOM, gap: int = 2, shown: bool = False
+) -> np.ndarray:
     """One filter's strip: its top-N reconstructions (top row) over their input windows (bottom row).
 
     Args:
@@ -187,11 +188,19 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
     if row.get("dead"):
         cells.append(("note", "dead filter (constant activation)"))
     if loc is not None:
-        hits = (f", {loc['region_hits']:.0%} of the maxima inside, area share {loc['area']:.0%}"
-                if loc.get("region_hits") is not None and loc.get("area") is not None else "")
+        hits = (
+            f", {loc['region_hits']:.0%} of the maxima inside, area share {loc['area']:.0%}"
+            if loc.get("region_hits") is not None and loc.get("area") is not None
+            else ""
+        )
         rule = f" by the {loc['rule']} rule" if loc.get("rule") else ""
-        cells.append(("localisation", f"AU region {loc['region_au']}{rule} (energy share {loc['share']:.0%}{hits}); "
-                                      f"{localisation_verdict(loc)}"))
+        cells.append(
+            (
+                "localisation",
+                f"AU region {loc['region_au']}{rule} (energy share {loc['share']:.0%}{hits}); "
+                f"{localisation_verdict(loc)}",
+            )
+        )
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in cells)
     return f'<dl class="kv fstats">{items}</dl>'
 
@@ -199,7 +208,7 @@ def _stats_html(row: dict[str, Any], loc: dict[str, Any] | None) -> str:
 def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, top_value: float) -> str:
     link = f'<td data-v="{f}"><a href="#filter-{f}">{f}</a></td>'
     if row is None:
-        return f"<tr>{link}<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
+        return f'<tr>{link}<td class="num" data-v="{top_value:.6g}">{_fmt(top_value)}</td></tr>'
     num = lambda v, d=3: f'<td class="num" data-v="{v:.6g}">{html.escape(_fmt(v, d))}</td>'  # noqa: E731
     loc_cell = "–" if loc is None else f"{loc['region_au']} ({agreement_word(loc)})"
     return (
@@ -207,7 +216,7 @@ def _index_row(f: int, row: dict[str, Any] | None, loc: dict[str, Any] | None, t
         f'<td data-v="{au_sort_key(row["au"])[0]}">{html.escape(row["au"])}</td><td>{html.escape(row["name"])}</td>'
         f"{num(row['kl'])}{num(row['kl_corrected'])}{num(row['auroc'])}{num(row['q'], 4)}"
         f"<td>{'yes' if row['significant'] else 'no'}</td><td>{html.escape(loc_cell)}</td>"
-        f"<td class=\"num\" data-v=\"{top_value:.6g}\">{_fmt(top_value)}</td></tr>"
+        f'<td class="num" data-v="{top_value:.6g}">{_fmt(top_value)}</td></tr>'
     )
 
 
@@ -215,17 +224,33 @@ def _index_html(entries: list[tuple[int, dict[str, Any] | None, dict[str, Any] |
     with_stats = entries and entries[0][1] is not None
     if with_stats:
         test = statistic_label(str(entries[0][1]["test"]))
-        heads = ["filter", "AU", "name", "KL", "KL − null", "AUROC", f"q ({test})", "q < 0.05", "localisation", "max act."]
+        heads = [
+            "filter",
+            "AU",
+            "name",
+            "KL",
+            "KL − null",
+            "AUROC",
+            f"q ({test})",
+            "q < 0.05",
+            "localisation",
+            "max act.",
+        ]
         options = "".join(f'<option value="{html.escape(a)}">{html.escape(a)}</option>' for a in aus)
         controls = (
-            '<div class="fcontrols"><label>AU <select id="fb-au"><option value="">all</option>' + options + "</select></label>"
+            '<div class="fcontrols"><label>AU <select id="fb-au"><option value="">all</option>'
+            + options
+            + "</select></label>"
             '<label>q ≤ <input id="fb-q" type="number" step="0.01" min="0" max="1" value="1"></label>'
             '<label>KL − null ≥ <input id="fb-eff" type="number" step="0.01" value=""></label>'
             '<label><input id="fb-sig" type="checkbox"> significant only</label>'
             '<span id="fb-count" class="meta"></span></div>'
         )
     else:
-        heads, controls = ["filter", "max activation"], '<div class="fcontrols"><span id="fb-count" class="meta"></span></div>'
+        heads, controls = (
+            ["filter", "max activation"],
+            '<div class="fcontrols"><span id="fb-count" class="meta"></span></div>',
+        )
     head = "".join(f'<th data-col="{i}" tabindex="0" title="sort">{html.escape(h)}</th>' for i, h in enumerate(heads))
     body = "".join(_index_row(*e) for e in entries)
     return (
@@ -276,7 +301,9 @@ def filter_browser_section(
                         f" · q ({statistic_label(row['test'])}) {_fmt(row['q'], 4)}{' *' if row['significant'] else ''}")  # fmt: skip
             detail = (
                 '<div class="fcols"><div><p class="meta">KL of every AU (red: the chosen AU, '
-                f"{html.escape(row['rule'])}; * q (KL) &lt; {alpha})</p>" + _bars_html(faukl, st, f, row["au"], order, alpha) + "</div>"
+                f"{html.escape(row['rule'])}; * q (KL) &lt; {alpha})</p>"
+                + _bars_html(faukl, st, f, row["au"], order, alpha)
+                + "</div>"
                 "<div>" + _stats_html(row, loc) + "</div></div>"
             )
         blocks.append(
@@ -304,8 +331,10 @@ def filter_browser_section(
 def _strip_html(f: int, strip: tuple[str, int, int] | None, topn: Any, out: Path) -> str:
     """A filter's strip as a figure (scaled to the width, the full-size image one tap away), or the pending note."""
     if strip is None:
-        return (f'<p class="meta">Not reconstructed in this run (pending). Complete it with <code>captum-fau topn '
-                f"--out {html.escape(str(out))} --filters {f}</code> and the run's --model, --data, --layer and --rule.</p>")
+        return (
+            f'<p class="meta">Not reconstructed in this run (pending). Complete it with <code>captum-fau topn '
+            f"--out {html.escape(str(out))} --filters {f}</code> and the run's --model, --data, --layer and --rule.</p>"
+        )
     src, width, height = strip
     label, caveat = str(getattr(topn, "rule_label", topn.rule)), getattr(topn, "rule_caveat", None)
     return (
@@ -313,7 +342,8 @@ def _strip_html(f: int, strip: tuple[str, int, int] | None, topn: Any, out: Path
         f'height="{height}" loading="lazy" alt="Filter {f}: top-{topn.n} reconstructions above their input windows"></a>'
         f"<figcaption>Top: the {topn.n} strongest reconstructions ({html.escape(label)} rule), strongest left; "
         "bottom: the same windows of the input images (tap for full size)."
-        + (f" {html.escape(caveat)}." if caveat else "") + "</figcaption></figure>"
+        + (f" {html.escape(caveat)}." if caveat else "")
+        + "</figcaption></figure>"
     )
 
 
@@ -385,5 +415,16 @@ BROWSER_SCRIPT = r"""
 })();
 """
 
-__all__ = ["AGREE_MIN_SHARE", "BROWSER_CSS", "BROWSER_SCRIPT", "STRIP_FOLDER", "agreement_word", "au_sort_key",
-           "filter_browser_section", "localisation_verdict", "strip_image", "statistic_label", "write_strips"]
+__all__ = [
+    "AGREE_MIN_SHARE",
+    "BROWSER_CSS",
+    "BROWSER_SCRIPT",
+    "STRIP_FOLDER",
+    "agreement_word",
+    "au_sort_key",
+    "filter_browser_section",
+    "localisation_verdict",
+    "strip_image",
+    "statistic_label",
+    "write_strips",
+]

@@ -116,13 +116,17 @@ def _section_html(section: Section, out_dir: Path | None = None) -> str:
         if src.startswith("data:"):  # embedded: no file to link to
             parts.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
         else:
-            parts.append(f'<figure><a class="full" href="{src}" title="full size">{img}</a>'
-                         f"<figcaption>{html.escape(caption)} (tap for full size)</figcaption></figure>")
+            parts.append(
+                f'<figure><a class="full" href="{src}" title="full size">{img}</a>'
+                f"<figcaption>{html.escape(caption)} (tap for full size)</figcaption></figure>"
+            )
     if section.table is not None:
         columns, rows = section.table
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
         body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-        parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        parts.append(
+            f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        )
     if section.table_note or section.table_csv:
         link = (f' <a href="{html.escape(section.table_csv)}">{html.escape(section.table_csv)}</a>'
                 if section.table_csv else "")  # fmt: skip
@@ -175,11 +179,11 @@ def write_report(
         for s in sections
     )
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head><body><main>"
-        f"<header><h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(subtitle)}</p></header>"
-        f"{kv}{top_notes}<nav class=\"meta\">{toc}</nav>"
+        f'<header><h1>{html.escape(title)}</h1><p class="meta">{html.escape(subtitle)}</p></header>'
+        f'{kv}{top_notes}<nav class="meta">{toc}</nav>'
         + "\n".join(_section_html(s, out_path) for s in sections)
         + "</main>"
         + (f"<script>{script}</script>" if script else "")

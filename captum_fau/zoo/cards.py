@@ -58,7 +58,9 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise WeightsError(f"{path} is not valid JSON ({err}); regenerate it with the training script.") from err
     if "accuracy" not in measured_metrics(metrics):
-        raise WeightsError(f"{path} has no accuracy ('accuracy_mean' or 'accuracy'); regenerate it with the training script.")
+        raise WeightsError(
+            f"{path} has no accuracy ('accuracy_mean' or 'accuracy'); regenerate it with the training script."
+        )
     return metrics
 
 
@@ -156,7 +158,9 @@ def _training_context(metrics: dict[str, Any] | None) -> dict[str, Any]:
     if "reference_iterations" in metrics:
         iterations += f" (the reference trained {metrics['reference_iterations']:,})"
     lines = [iterations]
-    lines += [f"{label}: {metrics[key]}" for key, label in (("selection", "Selection"), ("note", "Note")) if key in metrics]
+    lines += [
+        f"{label}: {metrics[key]}" for key, label in (("selection", "Selection"), ("note", "Note")) if key in metrics
+    ]
     return {"training_lines": lines, "recipe_json": json.dumps(recipe, indent=2, sort_keys=True) if recipe else None}
 
 
@@ -172,11 +176,17 @@ def _evaluation_context(entry: ZooEntry, metrics: dict[str, Any] | None) -> dict
     ]
     if "accuracy_ci95" in metrics:
         lo, hi = metrics["accuracy_ci95"]
-        rows.append(f"| Accuracy 95% CI | {_pct(lo)}% - {_pct(hi)}% | {metrics.get('accuracy_ci95_kind', 'bootstrap')} |")
+        rows.append(
+            f"| Accuracy 95% CI | {_pct(lo)}% - {_pct(hi)}% | {metrics.get('accuracy_ci95_kind', 'bootstrap')} |"
+        )
     if isinstance(metrics.get("fold_accuracies"), list):
-        rows.append(f"| Fold accuracies | {', '.join(_pct(a) for a in metrics['fold_accuracies'])} | one per test fold |")
+        rows.append(
+            f"| Fold accuracies | {', '.join(_pct(a) for a in metrics['fold_accuracies'])} | one per test fold |"
+        )
     if "accuracy_pooled" in metrics:
-        rows.append(f"| Accuracy pooled over folds | {_pct(metrics['accuracy_pooled'])}% | every test image counted once |")
+        rows.append(
+            f"| Accuracy pooled over folds | {_pct(metrics['accuracy_pooled'])}% | every test image counted once |"
+        )
     test_sel = metrics.get("comparison_reference_test_selection")
     if isinstance(test_sel, dict) and "accuracy_mean" in test_sel:
         rows.append(

@@ -68,8 +68,10 @@ def _unavailable(entry: ZooEntry, why: str) -> ZooWeightsUnavailable:
         f"  Data: {entry.dataset_hint}\n"
         f"  Produce them with: {entry.train_command}\n"
         f"  then load them with "
-        + option(f"zoo.load({entry.name!r}, weights='PATH/TO/model.safetensors' or the output folder)",
-                 f"--model {entry.name} --checkpoint PATH/TO/model.safetensors (or the output folder)")
+        + option(
+            f"zoo.load({entry.name!r}, weights='PATH/TO/model.safetensors' or the output folder)",
+            f"--model {entry.name} --checkpoint PATH/TO/model.safetensors (or the output folder)",
+        )
         + ",\n"
         f"  or put the output folder at {registry.user_zoo_dir() / entry.name} (CAPTUM_FAU_ZOO) for "
         + option(f"zoo.load({entry.name!r}).", f"--model {entry.name}.")
@@ -109,7 +111,9 @@ def _hub_weights(entry: ZooEntry, revision: str | None) -> Path:
         return Path(cached)
     endpoint = _hub_env.hub_endpoint()
     try:
-        return Path(hf_hub_download(entry.repo_id, WEIGHTS_FILENAME, revision=revision, cache_dir=cache_dir, endpoint=endpoint))
+        return Path(
+            hf_hub_download(entry.repo_id, WEIGHTS_FILENAME, revision=revision, cache_dir=cache_dir, endpoint=endpoint)
+        )
     except Exception as err:  # network, auth, missing repo or revision
         raise _unavailable(
             entry,

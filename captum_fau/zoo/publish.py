@@ -246,12 +246,16 @@ def publish(name: str, repo_id: str, options: PublishOptions | None = None, **se
         log("Verified: the folder loads with ZeroBiasCNN.from_pretrained and timm.create_model, identically.")
         result = PublishResult(name=name, repo_id=repo_id, folder=folder, tag=tag)
         if opts.dry_run:
-            log(f"Dry run: would upload these {len(folder.files)} files to {hub_endpoint() or 'https://huggingface.co'}"
-                f"/{repo_id}" + (f" and tag the commit {tag!r}" if tag else "") + "; nothing was sent.")
+            log(
+                f"Dry run: would upload these {len(folder.files)} files to {hub_endpoint() or 'https://huggingface.co'}"
+                f"/{repo_id}" + (f" and tag the commit {tag!r}" if tag else "") + "; nothing was sent."
+            )
             return result
         _upload(result, token=token, private=opts.private, log=log)
         _check_uploaded(result, token=token)
-        log(f"Verified the upload: {repo_id}@{result.commit} serves the same model.safetensors (sha256 {folder.sha256}).")
+        log(
+            f"Verified the upload: {repo_id}@{result.commit} serves the same model.safetensors (sha256 {folder.sha256})."
+        )
         if opts.pin:
             pin_registry(name, result.commit, folder.sha256, repo_id=repo_id, registry_file=registry_file)
             result.pinned = True
@@ -283,7 +287,9 @@ def _upload(result: PublishResult, *, token: str | None, private: bool, log: Cal
         result.commit, result.commit_url = str(commit), getattr(info, "commit_url", None)
         if result.tag:
             step = f"tagging the commit {result.commit} as {result.tag!r}"
-            api.create_tag(repo_id, tag=result.tag, revision=result.commit, tag_message=f"{folder.name} {folder.sha256[:12]}")
+            api.create_tag(
+                repo_id, tag=result.tag, revision=result.commit, tag_message=f"{folder.name} {folder.sha256[:12]}"
+            )
     except HubError as err:
         raise HubError(f"Publishing {folder.name} to {repo_id} failed while {step}: {err}. {_NOTHING_PINNED}") from err
     except Exception as err:  # huggingface_hub raises HTTP, connection and value errors
@@ -337,4 +343,12 @@ def _check_uploaded(result: PublishResult, *, token: str | None) -> None:
                 raise HubError(f"timm.create_model('hf-hub:{result.repo_id}@{result.commit}') built the wrong model.")
 
 
-__all__ = ["HUB_FILES", "HubFolder", "PublishOptions", "PublishResult", "assemble_hub_folder", "publish", "verify_hub_folder"]
+__all__ = [
+    "HUB_FILES",
+    "HubFolder",
+    "PublishOptions",
+    "PublishResult",
+    "assemble_hub_folder",
+    "publish",
+    "verify_hub_folder",
+]

@@ -42,7 +42,9 @@ ZOO_DIR = _data_dir("entries", "zoo")
 CARDS_DIR = _data_dir("model_cards", "model_cards")
 REGISTRY_FILE = ZOO_DIR / "registry.json"
 WEIGHTS_FILENAME = "model.safetensors"
-_REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_REPO_ID = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$"
+)
 
 
 @dataclass(frozen=True)

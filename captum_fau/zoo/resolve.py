@@ -68,9 +68,11 @@ def _mismatch_hint(model: nn.Module, state: dict[str, Any], num_classes: int | N
     listed = "; ".join(f"{k}: checkpoint {s}, model {b}" for k, s, b in shapes[:3])
     if num_classes is not None and built and built[0] == num_classes and saved:
         names = option("class_names=", "--class-names")
-        return (f"({listed}) The model was built with {num_classes} outputs, one per {names} entry, but the "
-                f"checkpoint's head {key} has {saved[0]}: give {names} with {saved[0]} names in the head's output "
-                f"order, or check the architecture name.")
+        return (
+            f"({listed}) The model was built with {num_classes} outputs, one per {names} entry, but the "
+            f"checkpoint's head {key} has {saved[0]}: give {names} with {saved[0]} names in the head's output "
+            f"order, or check the architecture name."
+        )
     names = option("class_names=", "--class-names")
     hint = f" (for a head of {saved[0]} outputs, give {names} with {saved[0]} names)" if saved else ""
     return f"({listed}) Check the architecture name{hint}."
@@ -141,7 +143,9 @@ def _factory(spec: str) -> Callable[[], nn.Module]:
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise UnknownModelError(f"Model file {path} does not exist (from spec {spec!r}, current directory {Path.cwd()}).")
+            raise UnknownModelError(
+                f"Model file {path} does not exist (from spec {spec!r}, current directory {Path.cwd()})."
+            )
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         if module_spec is None or module_spec.loader is None:
             raise UnknownModelError(f"Cannot import {path} (from spec {spec!r}).")
@@ -149,8 +153,10 @@ def _factory(spec: str) -> Callable[[], nn.Module]:
         try:
             module_spec.loader.exec_module(module)
         except Exception as err:  # noqa: BLE001 - the user's file: its first line and the fix, not a traceback
-            raise ConfigError(f"Importing {path} (from model spec {spec!r}) failed: {_first_line(err)}. Fix the "
-                              "file so that `python " + str(path) + "` runs, then retry.") from err
+            raise ConfigError(
+                f"Importing {path} (from model spec {spec!r}) failed: {_first_line(err)}. Fix the "
+                "file so that `python " + str(path) + "` runs, then retry."
+            ) from err
     else:
         module = _import_module(target, spec)
     factory = getattr(module, attr, None)
@@ -168,7 +174,9 @@ def _load_folder(path: Path, config_file: Path) -> nn.Module:
     try:
         arch = json.loads(config_file.read_text()).get("architecture")
     except (OSError, ValueError, AttributeError) as err:
-        raise UnknownModelError(f"{config_file} is not a JSON object ({err}); save models with save_pretrained().") from err
+        raise UnknownModelError(
+            f"{config_file} is not a JSON object ({err}); save models with save_pretrained()."
+        ) from err
     weights = safetensors_in_folder(path)
     if arch in (None, "zerobias_cnn"):
         return ZeroBiasCNN.from_pretrained(path)

@@ -219,7 +219,9 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         # ------------------------------------------------------------- endpoints
         def create(self) -> None:
             payload = json.loads(self._body() or b"{}")
-            repo_id = f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
+            repo_id = (
+                f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
+            )
             if self._failing("create", repo_id):
                 return
             if repo_id in hub.repos:
@@ -307,7 +309,11 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                         return
                     files[value["path"]] = hub.lfs[value["oid"]]
                 elif key in ("deletedFile", "deletedFolder"):
-                    files = {p: d for p, d in files.items() if p != value["path"] and not p.startswith(value["path"].rstrip("/") + "/")}
+                    files = {
+                        p: d
+                        for p, d in files.items()
+                        if p != value["path"] and not p.startswith(value["path"].rstrip("/") + "/")
+                    }
             if header.get("parentCommit") and header["parentCommit"] != parent:
                 self._error(412, "A commit has happened since. Please refresh and try again.")
                 return

@@ -107,7 +107,9 @@ def run_distributed(out: Path) -> None:
     from captum_fau.attr import TopNDeconv
 
     top = TopNDeconv(net, "conv3").top_n(data, n=3, filters=list(range(0, 256, 8)), batch_size=BATCH, progress=False)
-    tensors.update({f"topn_{k}": getattr(top, k).contiguous() for k in ("filters", "indices", "patches", "image_patches")})
+    tensors.update(
+        {f"topn_{k}": getattr(top, k).contiguous() for k in ("filters", "indices", "patches", "image_patches")}
+    )
     report["topn_processes"] = top.meta.get("processes")
 
     lazy = SlowSynth(70)
@@ -125,12 +127,11 @@ def run_distributed(out: Path) -> None:
         lambda: scan(net, "conv3", SlowSynth(70, length=70 + rank), batch_size=BATCH, progress=False)
     )
     report["world_mismatch"] = _expect_error(
-        lambda: scan(net, "conv3", SlowSynth(70), top_n=TOP_N, batch_size=BATCH, progress=False,
-                     checkpoint=out / "single-ckpt")  # fmt: skip
+        lambda: scan(
+            net, "conv3", SlowSynth(70), top_n=TOP_N, batch_size=BATCH, progress=False, checkpoint=out / "single-ckpt"
+        )  # fmt: skip
     )
-    report["iterable"] = _expect_error(
-        lambda: scan(net, "conv3", [torch.zeros(2, 1, 96, 96)], progress=False)
-    )
+    report["iterable"] = _expect_error(lambda: scan(net, "conv3", [torch.zeros(2, 1, 96, 96)], progress=False))
     save_file(tensors, str(out / f"rank{rank}.safetensors"))
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     dist.destroy_process_group()
