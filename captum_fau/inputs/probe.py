@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from captum_fau.errors import ConfigError
+from captum_fau.inputs.fields import SOURCE_DATA, SOURCE_DEFAULT, SOURCE_PROBE
 
 #: Square sizes tried after the data's own, in this order.
 PROBE_SIZES: tuple[int, ...] = (48, 64, 96, 112, 128, 224)
@@ -225,4 +226,26 @@ def _found_note(
     return note + ("" if where.startswith("at the data") else "; pass --input-size to choose another size")
 
 
-__all__ = ["PROBE_SIZES", "ProbeResult", "check_single_input", "forward_shape", "probe_input"]
+def probe_into(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    model: nn.Module,
+    data_shape: Sequence[int] | None,
+    candidates: Sequence[int] | None,
+) -> str:
+    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
+    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
+    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
+    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
+    values["size"], sources["size"] = size, SOURCE_PROBE
+    if channels != values["channels"]:
+        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
+            raise ConfigError(
+                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
+                f"{sources['channels']}; pass --channels {channels}."
+            )
+        values["channels"], sources["channels"] = channels, SOURCE_PROBE
+    return note
+
+
+__all__ = ["PROBE_SIZES", "ProbeResult", "check_single_input", "forward_shape", "probe_input", "probe_into"]

@@ -524,7 +524,9 @@ class InputSpec:
         if sources["channels"] == SOURCE_DEFAULT and data_c in (1, 3):
             values["channels"], sources["channels"] = data_c, SOURCE_DATA
         if values["size"] is None and model is not None:
-            remarks.append(_probe_into(values, sources, model, data_shape, candidates))
+            from captum_fau.inputs.probe import probe_into
+
+            remarks.append(probe_into(values, sources, model, data_shape, candidates))
         if discovered is not None:
             remarks.extend(_override_notes(given, labels, discovered))
         _check_channel_fit(values, sources)
@@ -540,30 +542,6 @@ class InputSpec:
         """
         sources = {**self.sources, **{name: source for name in changes}}
         return replace(self, **changes, sources=sources)
-
-
-def _probe_into(
-    values: dict[str, Any],
-    sources: dict[str, str],
-    model: "nn.Module",
-    data_shape: Sequence[int] | None,
-    candidates: Sequence[int] | None,
-) -> str:
-    """Probe ``model`` for its size (and channels), write them into ``values``/``sources``, return the note."""
-    from captum_fau.inputs.probe import probe_input
-
-    data_size = (int(data_shape[-2]), int(data_shape[-1])) if data_shape is not None else None
-    probe_kwargs = {} if candidates is None else {"candidates": tuple(candidates)}
-    size, channels, note = probe_input(model, int(values["channels"]), data_size, **probe_kwargs)
-    values["size"], sources["size"] = size, SOURCE_PROBE
-    if channels != values["channels"]:
-        if sources["channels"] not in (SOURCE_DATA, SOURCE_DEFAULT):
-            raise ConfigError(
-                f"the model runs on {channels}-channel input, not the {values['channels']} channel(s) from "
-                f"{sources['channels']}; pass --channels {channels}."
-            )
-        values["channels"], sources["channels"] = channels, SOURCE_PROBE
-    return note
 
 
 def _override_notes(given: Mapping[str, Any], labels: Mapping[str, str], discovered: InputSpec) -> list[str]:
