@@ -28,21 +28,10 @@ class TopNDeconv(TopNAttribution):
     r"""Top-N deconvolution (Zeiler & Fergus 2014; Khorrami et al. 2015, section 4.3).
 
     Args:
-        forward_func (nn.Module): The model. Any ``nn.Module`` works; ReLUs may be
-            modules (also ``inplace=True`` or reused) or functional calls
-            (``F.relu``, ``torch.relu``, ``x.relu()``): the rule applies to all.
-            With other activations before the layer (GELU, SiLU, LeakyReLU, ReLU6,
-            a clamp, sigmoid, ...; see :mod:`captum_fau.attr.rules`), ``"deconv"``
-            and ``"guided"`` raise :class:`~captum_fau.errors.AttributionError`
-            naming them, on first use, unless ``relu_like=True``.
-        layer (nn.Module or str): The layer (or its dotted name) whose filters
-            are visualised; it must output ``[B, C, H, W]``.
-        rule (str, optional): ``"guided"`` (guided backpropagation), ``"deconv"``
-            (Zeiler-Fergus deconvnet) or ``"gradient"``. Default: ``"guided"``
-        relu_like (bool, optional): Apply the rule to non-ReLU activations as to ReLUs
-            (deconv: ``relu(grad)``; guided: ``relu(grad) * max(f'(x), 0)``). A model
-            without them gets a warning. Default: False
-        device_ids (list of int, optional): As in Captum, for DataParallel models.
+        forward_func, layer, rule, relu_like, device_ids: As for
+            :class:`~captum_fau.attr.topn_attribution.TopNAttribution` (the model, the layer whose
+            filters are visualised, ``"guided"`` / ``"deconv"`` / ``"gradient"`` / ``"lrp"``, non-ReLU
+            activations treated as ReLUs, DataParallel device ids).
 
     The back-projection itself (:meth:`attribute`, the rules, receptive-field crops and cones) is
     :class:`~captum_fau.attr.topn_attribution.TopNAttribution`; the dataset pipeline behind
