@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from captum_fau.analyze import _masks_fn
+from captum_fau.probe_steps import masks_fn as _masks_fn
 from captum_fau.concept.localisation import localisation_agreement, region_stats
 from captum_fau.errors import ConfigError
 from captum_fau.inputs.model_inputs import map_masks
