@@ -288,7 +288,11 @@ def test_torchrun_analyze_cli_equals_one_process(tmp_path, one_thread) -> None:
         a, b = load_file(str(tmp_path / "one" / name)), load_file(str(tmp_path / "two" / name))
         assert a.keys() == b.keys()
         for key in a:
-            assert torch.equal(a[key], b[key]), (name, key)
+            if name == "fau_kl.safetensors" and a[key].is_floating_point():
+                # statistics summed in another order across ranks: equal to float64 rounding, NaNs in place
+                assert torch.allclose(a[key], b[key], rtol=1e-9, atol=1e-12, equal_nan=True), (name, key)
+            else:
+                assert torch.equal(a[key], b[key]), (name, key)
     with np.load(tmp_path / "one" / "maxima.npz") as x, np.load(tmp_path / "two" / "maxima.npz") as y:
         for key in x.files:
             np.testing.assert_array_equal(x[key], y[key])

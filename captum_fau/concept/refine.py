@@ -9,14 +9,15 @@ they reach that many exceedances or ``max_permutations`` (the sequential Monte-C
 Besag & Clifford, 1991), or until Benjamini-Hochberg over the family already calls them significant at
 ``alpha / 2`` with the p they have (more permutations could not change that decision materially, and
 ``(1 + exceedances) / (1 + permutations)`` is a valid p at any count): a model with many strong
-associations needs no refinement, one with a handful gets it where it decides the outcome. The p-value stays ``(1 + exceedances) / (1 + permutations)`` of the same
-two-sided AUROC statistic, so the test is the one the first ``P`` permutations started.
+associations needs no refinement, one with a handful gets it where it decides the outcome. The
+p-value stays ``(1 + exceedances) / (1 + permutations)`` of the same two-sided AUROC statistic, so
+the test is the one the first ``P`` permutations started.
 Only the AUROC (a rank sum: one matrix product per AU) is refined; the KL test keeps ``P``.
 
 Examples::
 
     >>> default_max_permutations(n_pairs=5120, alpha=0.05, n_permutations=1000)
-    204800
+    256000
 """
 
 from __future__ import annotations

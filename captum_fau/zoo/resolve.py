@@ -17,7 +17,7 @@ Examples::
     >>> from captum_fau.zoo.resolve import load_model_spec, resolve_input_spec
     >>> model = load_model_spec("timm:resnet18", num_classes=7)
     >>> resolve_input_spec(model, (1, 96, 96)).describe()
-    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, mean, std, interpolation and crop_pct from timm pretrained_cfg'
+    '224x224 RGB, pixels in [0,1], mean 0.485,0.456,0.406 std 0.229,0.224,0.225, bicubic, crop_pct 0.95; size, channels, pixel_range, mean, std, interpolation and crop_pct from timm pretrained_cfg'
 
 Each model's input contract (:class:`~captum_fau.inputs.spec.InputSpec`) is decided in
 :mod:`captum_fau.inputs` (:func:`~captum_fau.inputs.resolve.model_inputs`); ``declared_input_spec`` and
